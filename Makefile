@@ -1,0 +1,93 @@
+# hearth: plain Makefile. `make` builds the daemon, the worker and the CLI;
+# `make test` runs every test; `make check` runs them under ASan+UBSan.
+#
+# llama.cpp / ggml come from pkg-config when the system has them, else from
+# the private prefix that scripts/setup.sh unpacks into deps/prefix.
+
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O2 -g
+CFLAGS_BASE = -std=c11 -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -Isrc $(OPT)
+SAN     ?=
+
+PREFIX_LIB = $(CURDIR)/deps/prefix/usr/lib/x86_64-linux-gnu
+PREFIX_INC = $(CURDIR)/deps/prefix/usr/include
+
+ifeq ($(shell pkg-config --exists llama ggml 2>/dev/null && echo yes),yes)
+  LLAMA_CFLAGS := $(shell pkg-config --cflags llama ggml)
+  LLAMA_LIBS   := $(shell pkg-config --libs llama ggml) -lggml-base
+  GGML_LIBS    := $(shell pkg-config --libs ggml) -lggml-base
+  BACKENDS_DEF :=
+else
+  LLAMA_CFLAGS := -I$(PREFIX_INC)
+  PRIV_LINK    := -L$(PREFIX_LIB) -Wl,--allow-shlib-undefined -Wl,-rpath,$(PREFIX_LIB) \
+                  -Wl,--dynamic-linker=$(PREFIX_LIB)/ld-linux-x86-64.so.2
+  LLAMA_LIBS   := $(PRIV_LINK) -lllama -lggml -lggml-base
+  GGML_LIBS    := $(PRIV_LINK) -lggml -lggml-base
+  BACKENDS_DEF := -DHEARTH_GGML_BACKENDS='"$(PREFIX_LIB)/ggml/backends0"'
+endif
+
+MHD_CFLAGS  := $(shell pkg-config --cflags libmicrohttpd)
+MHD_LIBS    := $(shell pkg-config --libs libmicrohttpd)
+CURL_CFLAGS := $(shell pkg-config --cflags libcurl)
+CURL_LIBS   := $(shell pkg-config --libs libcurl)
+
+CFLAGS = $(CFLAGS_BASE) $(SAN) $(LLAMA_CFLAGS) $(MHD_CFLAGS) $(CURL_CFLAGS)
+LDFLAGS_ALL = $(SAN) -pthread -lm
+
+CORE_SRC   = $(wildcard src/core/*.c)
+HTTP_SRC   = $(wildcard src/http/*.c)
+SCHED_SRC  = $(wildcard src/sched/*.c)
+SUPER_SRC  = src/worker/supervisor.c src/worker/wire.c
+ENGINE_SRC = $(wildcard src/engine/*.c)
+CLI_SRC    = $(wildcard src/cli/*.c)
+
+DAEMON_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,src/main.c $(CORE_SRC) $(HTTP_SRC) $(SCHED_SRC) $(SUPER_SRC))
+WORKER_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/worker_main.c src/worker/wire.c $(CORE_SRC) $(ENGINE_SRC))
+CLI_OBJ    = $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC) $(CORE_SRC))
+
+UNIT_SRC   = $(wildcard tests/unit/test_*.c)
+UNIT_BIN   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all test check unit e2e clean bench fuzz
+all: $(BUILD)/hearthd $(BUILD)/hearth-worker $(BUILD)/hearth
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(BACKENDS_DEF) -MMD -MP -c $< -o $@
+
+$(BUILD)/hearthd: $(DAEMON_OBJ)
+	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(MHD_LIBS)
+
+$(BUILD)/hearth-worker: $(WORKER_OBJ)
+	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LLAMA_LIBS)
+
+$(BUILD)/hearth: $(CLI_OBJ)
+	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(CURL_LIBS) $(GGML_LIBS)
+
+# Unit tests: one binary per module; they may #include the .c under test.
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/worker/wire.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL)
+
+$(BUILD)/tests/e2e: tests/e2e/e2e.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) $(CURL_LIBS)
+
+unit: $(UNIT_BIN)
+e2e: all $(BUILD)/tests/e2e
+
+test: all unit e2e
+	BUILD=$(BUILD) tests/run.sh
+
+# Sanitizer build: everything rebuilt under build-san with ASan+UBSan.
+check:
+	$(MAKE) BUILD=build-san SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" OPT="-O1 -g" test
+
+bench: all
+	bench/run.sh
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

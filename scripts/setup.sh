@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# setup.sh: install everything hearth needs to build and test, idempotently.
+#
+# 1. Debian packages (apt) for the build and the tests.
+# 2. llama.cpp / whisper.cpp / ggml: from pkg-config when the system has them;
+#    otherwise Debian unstable's binary packages unpacked into a private prefix
+#    (deps/prefix) that the build links against with its own loader
+#    (see ../shared/docs/debian12-deps.md for why this works).
+# 3. The npm packages the end-to-end tests use (the official `openai` client).
+#
+# A second run with everything present does no network work and takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PREFIX=$ROOT/deps/prefix
+STAMP=$ROOT/deps/prefix.stamp
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+log() { printf '[setup] %s\n' "$*"; }
+
+APT_PKGS="build-essential pkg-config libmicrohttpd-dev libcurl4-openssl-dev patchelf
+  libsqlite3-dev clang libclang-rt-14-dev curl ca-certificates nodejs npm"
+missing=""
+for p in $APT_PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+# node/npm may come from elsewhere (nodesource, nvm): only want apt's if absent
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  missing=$(echo "$missing" | tr ' ' '\n' | grep -vx -e nodejs -e npm | tr '\n' ' ')
+fi
+if [ -n "${missing// /}" ]; then
+  log "apt install:$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+else
+  log "apt packages present"
+fi
+
+# --- llama.cpp / whisper.cpp / ggml ----------------------------------------
+if pkg-config --exists llama ggml 2>/dev/null && [ -z "${HEARTH_FORCE_PREFIX:-}" ]; then
+  log "llama/ggml from the system (pkg-config)"
+  rm -f deps/use-prefix
+elif [ -f "$STAMP" ]; then
+  log "private prefix present ($(cat "$STAMP"))"
+else
+  log "building private prefix from Debian unstable binary packages"
+  APTD=$ROOT/deps/apt
+  mkdir -p "$APTD/lists/partial" "$APTD/cache/archives/partial" "$APTD/debs"
+  echo "deb http://deb.debian.org/debian sid main" > "$APTD/sources.list"
+  AOPT=(-o Dir::Etc::SourceList="$APTD/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o Dir::State::Lists="$APTD/lists" -o Dir::Cache="$APTD/cache"
+        -o APT::Architecture=amd64 -o Debug::NoLocking=1)
+  apt-get "${AOPT[@]}" update -qq
+  PKGS="libggml0 libggml-dev libllama0 libllama-dev libwhisper1 libwhisper-dev
+        libc6 libstdc++6 libgcc-s1 libgomp1 libssl3t64 llama.cpp-tools"
+  (cd "$APTD/debs" && apt-get "${AOPT[@]}" download $PKGS)
+  rm -rf "$PREFIX.tmp" && mkdir -p "$PREFIX.tmp"
+  for d in "$APTD"/debs/*.deb; do dpkg-deb -x "$d" "$PREFIX.tmp"; done
+  LIB=$PREFIX.tmp/usr/lib/x86_64-linux-gnu
+  # Point the llama/ggml/whisper libraries at their own folder; never touch libc's files.
+  for f in "$LIB"/libggml*.so.*.*.* "$LIB"/libllama*.so.*.*.* "$LIB"/libmtmd.so.*.*.* \
+           "$LIB"/libwhisper.so.*.*.*; do
+    [ -f "$f" ] && [ ! -L "$f" ] && patchelf --set-rpath '$ORIGIN' "$f"
+  done
+  for f in "$LIB"/ggml/backends0/*.so; do
+    [ -f "$f" ] && patchelf --set-rpath '$ORIGIN/../..' "$f"
+  done
+  if [ -d "$LIB/llama" ]; then
+    for f in "$LIB"/llama/*.so*; do [ -f "$f" ] && [ ! -L "$f" ] && patchelf --set-rpath '$ORIGIN/..' "$f"; done
+  fi
+  # Plain unversioned names for the linker where -dev packages did not provide them.
+  rm -rf "$PREFIX" && mv "$PREFIX.tmp" "$PREFIX"
+  vers=$(cd "$APTD/debs" && ls *.deb | grep -E '^lib(ggml0|llama0|whisper1)_' | tr '\n' ' ')
+  echo "$vers" > "$STAMP"
+  log "prefix ready: $vers"
+fi
+
+# --- npm: the official OpenAI client for the e2e suite -----------------------
+if [ ! -d tests/e2e/node/node_modules/openai ]; then
+  log "npm install (tests/e2e/node)"
+  (cd tests/e2e/node && npm install --no-audit --no-fund --silent)
+else
+  log "npm packages present"
+fi
+log "done"

@@ -1,0 +1,403 @@
+/*
+ * config.c: defaults (XDG), the config file, flags; see config.h.
+ */
+#include "core/config.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static char *xdg_dir(const char *env, const char *fallback)
+{
+    const char *x = getenv(env);
+    char tmp[PATH_MAX];
+    if (x && x[0] == '/') {
+        snprintf(tmp, sizeof tmp, "%s/hearth", x);
+    } else {
+        const char *home = getenv("HOME");
+        snprintf(tmp, sizeof tmp, "%s/%s/hearth", home ? home : "/tmp", fallback);
+    }
+    return xstrdup(tmp);
+}
+
+char *config_default_file(void)
+{
+    char *d = xdg_dir("XDG_CONFIG_HOME", ".config");
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/hearthd.conf", d);
+    free(d);
+    return xstrdup(tmp);
+}
+
+void config_defaults(config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->listen_host = xstrdup("127.0.0.1");
+    c->listen_port = HEARTH_DEFAULT_PORT;
+    c->data_dir = xdg_dir("XDG_DATA_HOME", ".local/share");
+    c->threads = 0;           /* 0: number of online CPUs */
+    c->parallel = 4;
+    c->ctx_size = 4096;
+    c->batch_size = 512;
+    c->max_body = 8u << 20;
+    c->queue_size = 64;
+    c->max_connections = 128;
+    c->per_ip_connections = 64;
+    c->timeout = 600;
+    c->log_level = xstrdup("info");
+}
+
+void config_free(config *c)
+{
+    free(c->config_file);
+    free(c->listen_host);
+    free(c->data_dir);
+    free(c->models_dir);
+    free(c->log_level);
+    for (size_t i = 0; i < c->nmodels; i++)
+        free(c->models[i].path);
+    memset(c, 0, sizeof *c);
+}
+
+int config_valid_model_name(const char *n)
+{
+    size_t l = strlen(n);
+    if (l == 0 || l > MODEL_NAME_MAX || n[0] == '.')
+        return 0;
+    for (size_t i = 0; i < l; i++) {
+        unsigned char ch = (unsigned char)n[i];
+        if (!isalnum(ch) && ch != '.' && ch != '_' && ch != '-' && ch != ':')
+            return 0;
+    }
+    return 1;
+}
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return -1;
+    uint64_t mul = 1;
+    switch (toupper((unsigned char)*end)) {
+    case '\0': break;
+    case 'K': mul = 1ull << 10; end++; break;
+    case 'M': mul = 1ull << 20; end++; break;
+    case 'G': mul = 1ull << 30; end++; break;
+    case 'T': mul = 1ull << 40; end++; break;
+    default: return -1;
+    }
+    if (*end == 'i' || *end == 'I')
+        end++;
+    if (*end == 'B' || *end == 'b')
+        end++;
+    if (*end)
+        return -1;
+    double r = v * (double)mul;
+    if (r > 9.0e18)
+        return -1;
+    *out = (uint64_t)r;
+    return 0;
+}
+
+static int parse_int(const char *v, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        return -1;
+    *out = (int)x;
+    return 0;
+}
+
+static int add_model(config *c, const char *name, const char *path, char *err, size_t el)
+{
+    if (!config_valid_model_name(name)) {
+        snprintf(err, el, "invalid model name '%.64s' (use letters, digits, . _ - :)", name);
+        return -1;
+    }
+    for (size_t i = 0; i < c->nmodels; i++)
+        if (strcmp(c->models[i].name, name) == 0) {
+            free(c->models[i].path);          /* later definition wins */
+            c->models[i].path = xstrdup(path);
+            return 0;
+        }
+    if (c->nmodels == CONFIG_MAX_MODELS) {
+        snprintf(err, el, "too many models (max %d)", CONFIG_MAX_MODELS);
+        return -1;
+    }
+    model_entry *m = &c->models[c->nmodels++];
+    snprintf(m->name, sizeof m->name, "%s", name);
+    m->path = xstrdup(path);
+    return 0;
+}
+
+int config_set(config *c, const char *key, const char *v, char *err, size_t el)
+{
+    uint64_t sz;
+    if (strcmp(key, "listen") == 0) {
+        const char *colon = strrchr(v, ':');
+        int port;
+        if (!colon || parse_int(colon + 1, 0, 65535, &port) < 0) {
+            snprintf(err, el, "listen: expected HOST:PORT, got '%.100s'", v);
+            return -1;
+        }
+        size_t hl = (size_t)(colon - v);
+        if (hl >= 2 && v[0] == '[' && v[hl - 1] == ']') {   /* [::1]:8321 */
+            v++;
+            hl -= 2;
+        }
+        free(c->listen_host);
+        c->listen_host = strndup(v, hl);
+        c->listen_port = port;
+    } else if (strcmp(key, "data-dir") == 0) {
+        free(c->data_dir);
+        c->data_dir = xstrdup(v);
+    } else if (strcmp(key, "models-dir") == 0) {
+        free(c->models_dir);
+        c->models_dir = xstrdup(v);
+    } else if (strcmp(key, "model") == 0) {
+        const char *eq = strchr(v, '=');
+        if (!eq || eq == v || !eq[1]) {
+            snprintf(err, el, "model: expected NAME=PATH, got '%.100s'", v);
+            return -1;
+        }
+        char name[MODEL_NAME_MAX + 2];
+        size_t nl = (size_t)(eq - v);
+        if (nl > MODEL_NAME_MAX) {
+            snprintf(err, el, "model: name longer than %d", MODEL_NAME_MAX);
+            return -1;
+        }
+        memcpy(name, v, nl);
+        name[nl] = '\0';
+        return add_model(c, name, eq + 1, err, el);
+    } else if (strcmp(key, "threads") == 0) {
+        if (parse_int(v, 0, 256, &c->threads) < 0)
+            goto bad_int;
+    } else if (strcmp(key, "parallel") == 0) {
+        if (parse_int(v, 1, 64, &c->parallel) < 0)
+            goto bad_int;
+    } else if (strcmp(key, "ctx-size") == 0) {
+        if (parse_int(v, 64, 1 << 20, &c->ctx_size) < 0)
+            goto bad_int;
+    } else if (strcmp(key, "batch-size") == 0) {
+        if (parse_int(v, 16, 1 << 16, &c->batch_size) < 0)
+            goto bad_int;
+    } else if (strcmp(key, "queue-size") == 0) {
+        if (parse_int(v, 0, 100000, &c->queue_size) < 0)
+            goto bad_int;
+    } else if (strcmp(key, "max-connections") == 0) {
+        if (parse_int(v, 1, 100000, &c->max_connections) < 0)
+            goto bad_int;
+    } else if (strcmp(key, "per-ip-connections") == 0) {
+        if (parse_int(v, 1, 100000, &c->per_ip_connections) < 0)
+            goto bad_int;
+    } else if (strcmp(key, "timeout") == 0) {
+        if (parse_int(v, 1, 86400, &c->timeout) < 0)
+            goto bad_int;
+    } else if (strcmp(key, "max-body") == 0) {
+        if (config_parse_size(v, &sz) < 0 || sz < 1024 || sz > (1ull << 30)) {
+            snprintf(err, el, "max-body: expected a size between 1K and 1G, got '%.100s'", v);
+            return -1;
+        }
+        c->max_body = (size_t)sz;
+    } else if (strcmp(key, "log-level") == 0) {
+        if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error")) {
+            snprintf(err, el, "log-level: expected debug|info|warn|error");
+            return -1;
+        }
+        free(c->log_level);
+        c->log_level = xstrdup(v);
+    } else {
+        snprintf(err, el, "unknown option '%.100s'", key);
+        return -1;
+    }
+    return 0;
+bad_int:
+    snprintf(err, el, "%s: invalid value '%.100s'", key, v);
+    return -1;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+int config_load_file(config *c, const char *path, char *err, size_t el)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, el, "cannot open config %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *s = trim(line);
+        if (!*s)
+            continue;
+        char *eq = strchr(s, '=');
+        char *key = s, *val;
+        if (eq && (!strchr(s, ' ') || strchr(s, ' ') > eq || eq[-1] == ' ')) {
+            *eq = '\0';
+            val = eq + 1;
+        } else {
+            /* "key value" form */
+            char *sp = s + strcspn(s, " \t");
+            if (!*sp) {
+                snprintf(err, el, "%s:%d: expected 'key = value'", path, lineno);
+                rc = -1;
+                break;
+            }
+            *sp = '\0';
+            val = sp + 1;
+        }
+        key = trim(key);
+        val = trim(val);
+        char e2[256];
+        if (config_set(c, key, val, e2, sizeof e2) < 0) {
+            snprintf(err, el, "%s:%d: %s", path, lineno, e2);
+            rc = -1;
+            break;
+        }
+    }
+    fclose(f);
+    if (rc == 0) {
+        free(c->config_file);
+        c->config_file = xstrdup(path);
+    }
+    return rc;
+}
+
+void config_print_help(const char *prog)
+{
+    printf("Usage: %s [OPTIONS]\n"
+           "\n"
+           "hearthd: the hearth daemon. Serves an OpenAI-compatible API for local models.\n"
+           "Every option is also a config-file key of the same name (key = value).\n"
+           "\n"
+           "  --config FILE          config file (default $XDG_CONFIG_HOME/hearth/hearthd.conf\n"
+           "                         when it exists)\n"
+           "  --listen HOST:PORT     address to serve on (default 127.0.0.1:%d; loopback only)\n"
+           "  --data-dir DIR         state directory (default $XDG_DATA_HOME/hearth)\n"
+           "  --model NAME=PATH      serve the GGUF file PATH as NAME (repeatable)\n"
+           "  --models-dir DIR       serve every *.gguf in DIR under its file name\n"
+           "  --threads N            inference threads per model (default: all CPUs)\n"
+           "  --parallel N           concurrent sequences (slots) per model (default 4)\n"
+           "  --ctx-size N           context tokens per slot (default 4096)\n"
+           "  --batch-size N         max tokens per decode step (default 512)\n"
+           "  --queue-size N         requests that may wait per model before 503 (default 64)\n"
+           "  --max-body SIZE        request body cap, e.g. 8M (default 8M)\n"
+           "  --max-connections N    simultaneous HTTP connections (default 128)\n"
+           "  --per-ip-connections N simultaneous connections per client address (default 64)\n"
+           "  --timeout SECONDS      idle connection timeout (default 600)\n"
+           "  --log-level LEVEL      debug|info|warn|error (default info)\n"
+           "  --help                 show this help\n"
+           "  --version              show the version\n",
+           prog, HEARTH_DEFAULT_PORT);
+}
+
+int config_parse_args(config *c, int argc, char **argv, char *err, size_t el)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            config_print_help(argv[0]);
+            return 1;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("hearthd %s\n", HEARTH_VERSION);
+            return 1;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(err, el, "unexpected argument '%.100s' (see --help)", a);
+            return -1;
+        }
+        char key[64];
+        const char *val;
+        const char *eq = strchr(a, '=');
+        if (eq && strncmp(a, "--model=", 8) != 0 && (size_t)(eq - a - 2) < sizeof key) {
+            snprintf(key, sizeof key, "%.*s", (int)(eq - a - 2), a + 2);
+            val = eq + 1;
+        } else {
+            snprintf(key, sizeof key, "%s", a + 2);
+            if (strncmp(a, "--model=", 8) == 0) {
+                snprintf(key, sizeof key, "model");
+                val = a + 8;
+            } else {
+                if (i + 1 >= argc) {
+                    snprintf(err, el, "%s needs a value (see --help)", a);
+                    return -1;
+                }
+                val = argv[++i];
+            }
+        }
+        if (strcmp(key, "config") == 0)
+            continue;                       /* handled before the file is loaded */
+        if (config_set(c, key, val, err, el) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int config_scan_models_dir(config *c, char *err, size_t el)
+{
+    if (!c->models_dir)
+        return 0;
+    DIR *d = opendir(c->models_dir);
+    if (!d) {
+        snprintf(err, el, "models-dir %s: %s", c->models_dir, strerror(errno));
+        return -1;
+    }
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l <= 5 || strcmp(e->d_name + l - 5, ".gguf") != 0)
+            continue;
+        char name[MODEL_NAME_MAX + 1];
+        if (l - 5 > MODEL_NAME_MAX)
+            continue;
+        snprintf(name, sizeof name, "%.*s", (int)(l - 5), e->d_name);
+        if (!config_valid_model_name(name))
+            continue;
+        int dup = 0;
+        for (size_t i = 0; i < c->nmodels; i++)
+            if (strcmp(c->models[i].name, name) == 0)
+                dup = 1;        /* an explicit --model wins */
+        if (dup)
+            continue;
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", c->models_dir, e->d_name);
+        if ((rc = add_model(c, name, path, err, el)) < 0)
+            break;
+    }
+    closedir(d);
+    return rc;
+}

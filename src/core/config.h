@@ -1,0 +1,74 @@
+/*
+ * config.h: hearthd's configuration: defaults, the config file, the flags.
+ *
+ * One setter (config_set) serves both the file ("key = value" lines) and the
+ * command line ("--key value"), so every flag is also a config key with the
+ * same name. Precedence: defaults < config file < flags.
+ *
+ * Ownership: the config owns every string in it; config_free releases them.
+ */
+#ifndef HEARTH_CONFIG_H
+#define HEARTH_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_MODELS 64
+#define MODEL_NAME_MAX    64
+
+typedef struct model_entry {
+    char name[MODEL_NAME_MAX + 1];
+    char *path;
+} model_entry;
+
+typedef struct config {
+    char *config_file;        /* the file that was loaded, if any */
+    char *listen_host;
+    int   listen_port;
+    char *data_dir;
+    char *models_dir;
+    model_entry models[CONFIG_MAX_MODELS];
+    size_t nmodels;
+    int   threads;            /* inference threads per worker */
+    int   parallel;           /* sequences (slots) per LLM worker */
+    int   ctx_size;           /* context tokens per slot */
+    int   batch_size;         /* tokens per decode step (prompt chunking) */
+    size_t max_body;          /* request body cap, bytes */
+    int   queue_size;         /* waiting requests per model before 503 */
+    int   max_connections;
+    int   per_ip_connections;
+    int   timeout;            /* idle connection timeout, seconds */
+    char *log_level;
+} config;
+
+void config_defaults(config *c);
+void config_free(config *c);
+
+/* Apply one key/value. Returns 0, or -1 with a message in err. */
+int config_set(config *c, const char *key, const char *value, char *err, size_t errlen);
+
+/* Load a "key = value" file ('#' starts a comment). Returns 0, or -1 with err. */
+int config_load_file(config *c, const char *path, char *err, size_t errlen);
+
+/* Parse argv (after the defaults and any --config file). Returns 0, 1 when
+ * --help/--version was handled (caller exits 0), or -1 with err. */
+int config_parse_args(config *c, int argc, char **argv, char *err, size_t errlen);
+
+/* Add every *.gguf in models_dir as a model named after the file. */
+int config_scan_models_dir(config *c, char *err, size_t errlen);
+
+/* Model names: 1..64 of [A-Za-z0-9._:-], not starting with '.'. */
+int config_valid_model_name(const char *name);
+
+/* "64M", "1G", "4096" -> bytes. Returns -1 on a malformed size. */
+int config_parse_size(const char *s, uint64_t *out);
+
+/* $XDG_CONFIG_HOME/hearth/hearthd.conf or ~/.config/hearth/hearthd.conf */
+char *config_default_file(void);
+
+void config_print_help(const char *prog);
+
+#define HEARTH_VERSION "0.1.0"
+#define HEARTH_DEFAULT_PORT 8321
+
+#endif

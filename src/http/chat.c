@@ -1,0 +1,334 @@
+/*
+ * chat.c: POST /v1/chat/completions and POST /v1/completions.
+ *
+ * Both validate the body (genreq.c), queue a job with the scheduler and then
+ * either wait for the whole answer (non-stream) or stream it as server-sent
+ * events. Status codes are decided before any byte is sent: a streamed
+ * response starts only once the worker has accepted the prompt, so prompt
+ * errors (context too long) still get a proper 400.
+ *
+ * While waiting, the handler polls the client's socket; a client that hangs
+ * up cancels its job at once, which frees its slot in the worker.
+ */
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/json.h"
+#include "core/log.h"
+#include "http/genreq.h"
+#include "http/http.h"
+
+#define WAIT_TICK_MS 50
+
+struct stream {
+    http_req *r;          /* only valid until the handler returns: copy what we need */
+    sched *sched;
+    job *job;
+    int fd;
+    gen_kind kind;
+    bool include_usage;
+    char id[64];
+    char model[MODEL_NAME_MAX + 8];
+    long long created;
+    buf out;              /* SSE bytes not yet handed to MHD */
+    size_t out_pos;
+    bool finished;        /* all events written to out */
+    bool sent_role;
+    uint64_t seen;
+    char rid[40];
+};
+
+static void chunk_head(struct stream *st, buf *b)
+{
+    buf_printf(b, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", st->id,
+               st->kind == GEN_CHAT ? "chat.completion.chunk" : "text_completion", st->created);
+    jw_cstr(b, st->model);
+    buf_puts(b, ",\"system_fingerprint\":\"hearth-" HEARTH_VERSION "\",\"choices\":[");
+}
+
+static void chunk_tail(struct stream *st, buf *b)
+{
+    buf_puts(b, "]");
+    if (st->include_usage)
+        buf_puts(b, ",\"usage\":null");
+    buf_puts(b, "}\n\n");
+}
+
+/* One chunk with content (text may be NULL) and an optional finish reason. */
+static void emit_chunk(struct stream *st, const char *text, size_t n, const char *finish,
+                       bool role)
+{
+    buf *b = &st->out;
+    chunk_head(st, b);
+    if (st->kind == GEN_CHAT) {
+        buf_puts(b, "{\"index\":0,\"delta\":{");
+        if (role)
+            buf_puts(b, "\"role\":\"assistant\",\"content\":\"\",\"refusal\":null");
+        else if (text) {
+            buf_puts(b, "\"content\":");
+            jw_str(b, text, n);
+        }
+        buf_puts(b, "},\"logprobs\":null,\"finish_reason\":");
+    } else {
+        buf_puts(b, "{\"index\":0,\"text\":");
+        jw_str(b, text ? text : "", text ? n : 0);
+        buf_puts(b, ",\"logprobs\":null,\"finish_reason\":");
+    }
+    jw_cstr(b, finish);
+    buf_putc(b, '}');
+    chunk_tail(st, b);
+}
+
+static void usage_json(buf *b, const job_status *s)
+{
+    buf_printf(b,
+               "{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d,"
+               "\"prompt_tokens_details\":{\"cached_tokens\":%d}}",
+               s->prompt_tokens, s->completion_tokens, s->prompt_tokens + s->completion_tokens,
+               s->cached_tokens);
+}
+
+static void timings_json(buf *b, const job_status *s)
+{
+    buf_printf(b,
+               "{\"prompt_n\":%d,\"prompt_ms\":%.3f,\"predicted_n\":%d,\"predicted_ms\":%.3f,"
+               "\"cache_n\":%d}",
+               s->prompt_tokens - s->cached_tokens, s->prompt_ms, s->completion_tokens,
+               s->gen_ms, s->cached_tokens);
+}
+
+static void emit_end(struct stream *st, const job_status *s)
+{
+    buf *b = &st->out;
+    if (s->phase == JOB_FAILED) {
+        /* headers are gone: an error event, then the stream closes */
+        buf_puts(b, "data: ");
+        http_error_json(b, http_error_type((unsigned)s->err_status), NULL, s->err_code,
+                        s->err_msg);
+        buf_puts(b, "\n\n");
+        st->finished = true;
+        return;
+    }
+    emit_chunk(st, NULL, 0, s->finish, false);
+    if (st->include_usage) {
+        chunk_head(st, b);
+        buf_puts(b, "],\"usage\":");
+        usage_json(b, s);
+        buf_puts(b, ",\"timings\":");
+        timings_json(b, s);
+        buf_puts(b, "}\n\n");
+    }
+    buf_puts(b, "data: [DONE]\n\n");
+    st->finished = true;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *dst, size_t max)
+{
+    struct stream *st = cls;
+    (void)pos;
+    log_set_rid(st->rid);
+    buf text = buf_make(0);
+    for (;;) {
+        if (st->out_pos < st->out.len) {
+            size_t n = st->out.len - st->out_pos;
+            if (n > max)
+                n = max;
+            memcpy(dst, st->out.data + st->out_pos, n);
+            st->out_pos += n;
+            if (st->out_pos == st->out.len) {
+                buf_reset(&st->out);
+                st->out_pos = 0;
+            }
+            buf_free(&text);
+            return (ssize_t)n;
+        }
+        if (st->finished) {
+            buf_free(&text);
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        bool changed = job_wait(st->job, &st->seen, WAIT_TICK_MS);
+        job_status s;
+        buf_reset(&text);
+        job_take(st->job, &text, &s);
+        if (text.len)
+            emit_chunk(st, text.data, text.len, NULL, false);
+        if (s.phase == JOB_DONE || s.phase == JOB_FAILED) {
+            emit_end(st, &s);
+            if (s.phase == JOB_DONE)
+                log_info("stream done: %s, %d prompt (%d cached) + %d completion tokens",
+                         s.finish, s.prompt_tokens, s.cached_tokens, s.completion_tokens);
+            else
+                log_warn("stream failed: %s", s.err_msg);
+        } else if (!changed && http_client_gone(st->fd)) {
+            log_info("client disconnected; cancelling generation");
+            sched_cancel(st->sched, st->job);
+            buf_free(&text);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+}
+
+static void stream_free(void *cls)
+{
+    struct stream *st = cls;
+    job_status s;
+    buf scratch = buf_make(0);
+    job_take(st->job, &scratch, &s);
+    if (s.phase != JOB_DONE && s.phase != JOB_FAILED)
+        sched_cancel(st->sched, st->job);     /* the connection died mid-stream */
+    buf_free(&scratch);
+    job_unref(st->job);
+    buf_free(&st->out);
+    free(st);
+}
+
+/* Wait until the job has started (stream) or finished; false if the client
+ * left first (the job is then cancelled). */
+static bool wait_for(http_req *r, job *j, bool until_done, buf *text, job_status *s)
+{
+    int fd = http_conn_fd(r);
+    uint64_t seen = 0;
+    for (;;) {
+        bool changed = job_wait(j, &seen, WAIT_TICK_MS);
+        job_take(j, text, s);
+        if (s->phase == JOB_DONE || s->phase == JOB_FAILED)
+            return true;
+        if (!until_done && s->started)
+            return true;
+        if (!changed && http_client_gone(fd)) {
+            log_info("client disconnected while waiting; cancelling");
+            sched_cancel(r->sched, j);
+            return false;
+        }
+    }
+}
+
+static int reply_failed(http_req *r, const job_status *s)
+{
+    unsigned st = s->err_status >= 400 && s->err_status < 600 ? (unsigned)s->err_status : 500;
+    return http_reply_error(r, st, NULL, NULL, s->err_code, s->err_msg,
+                            st == 503 ? 1 : 0);
+}
+
+static int reply_whole(http_req *r, gen_kind kind, const char *id, const char *model,
+                       long long created, const buf *text, const job_status *s)
+{
+    buf b = buf_make(0);
+    buf_printf(&b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", id,
+               kind == GEN_CHAT ? "chat.completion" : "text_completion", created);
+    jw_cstr(&b, model);
+    buf_puts(&b, ",\"system_fingerprint\":\"hearth-" HEARTH_VERSION "\",\"choices\":[{\"index\":0,");
+    if (kind == GEN_CHAT) {
+        buf_puts(&b, "\"message\":{\"role\":\"assistant\",\"content\":");
+        jw_str(&b, text->data ? text->data : "", text->len);
+        buf_puts(&b, ",\"refusal\":null},");
+    } else {
+        buf_puts(&b, "\"text\":");
+        jw_str(&b, text->data ? text->data : "", text->len);
+        buf_putc(&b, ',');
+    }
+    buf_puts(&b, "\"logprobs\":null,\"finish_reason\":");
+    jw_cstr(&b, s->finish);
+    buf_puts(&b, "}],\"usage\":");
+    usage_json(&b, s);
+    buf_puts(&b, ",\"timings\":");
+    timings_json(&b, s);
+    buf_putc(&b, '}');
+    log_info("done: %s, %d prompt (%d cached) + %d completion tokens", s->finish,
+             s->prompt_tokens, s->cached_tokens, s->completion_tokens);
+    return http_reply_json(r, 200, &b);
+}
+
+static int generate(http_req *r, gen_kind kind)
+{
+    gen_request g;
+    gen_error e;
+    if (genreq_parse(kind, r->body.data ? r->body.data : "", r->body.len, &g, &e) < 0)
+        return http_reply_error(r, (unsigned)e.status, NULL, e.param, e.code, e.message, 0);
+
+    size_t plen;
+    char *payload = buf_detach(&g.payload, &plen);
+    job *j = job_new(r->rid, g.model, payload, plen);
+    if (!j)
+        return http_reply_error(r, 500, NULL, NULL, "out_of_memory", "out of memory", 0);
+    char err[256];
+    int rc = sched_submit(r->sched, j, err, sizeof err);
+    if (rc) {
+        job_unref(j);
+        const char *code = rc == 404 ? "model_not_found" : rc == 503 ? "server_busy"
+                                                                     : "model_unavailable";
+        return http_reply_error(r, (unsigned)rc, NULL, rc == 404 ? "model" : NULL, code, err,
+                                rc == 503 ? 2 : 0);
+    }
+    char id[64];
+    snprintf(id, sizeof id, "%s%s", kind == GEN_CHAT ? "chatcmpl-" : "cmpl-", r->rid);
+    long long created = (long long)time(NULL);
+    buf text = buf_make(0);
+    job_status s;
+    int ret;
+    if (!wait_for(r, j, !g.stream, &text, &s)) {
+        ret = MHD_NO;               /* client gone: close without a response */
+        goto out;
+    }
+    if (s.phase == JOB_FAILED) {
+        ret = reply_failed(r, &s);
+        goto out;
+    }
+    if (!g.stream) {
+        ret = reply_whole(r, kind, id, g.model, created, &text, &s);
+        goto out;
+    }
+    struct stream *st = calloc(1, sizeof *st);
+    if (!st) {
+        sched_cancel(r->sched, j);
+        ret = MHD_NO;
+        goto out;
+    }
+    st->sched = r->sched;
+    st->job = j;
+    job_ref(j);
+    st->fd = http_conn_fd(r);
+    st->kind = kind;
+    st->include_usage = g.include_usage;
+    snprintf(st->id, sizeof st->id, "%s", id);
+    snprintf(st->model, sizeof st->model, "%s", g.model);
+    snprintf(st->rid, sizeof st->rid, "%s", r->rid);
+    st->created = created;
+    st->out = buf_make(0);
+    if (kind == GEN_CHAT)
+        emit_chunk(st, NULL, 0, NULL, true);
+    if (text.len)
+        emit_chunk(st, text.data, text.len, NULL, false);
+    if (s.phase == JOB_DONE)
+        emit_end(st, &s);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st,
+                                          stream_free);
+    if (!resp) {
+        stream_free(st);
+        ret = MHD_NO;
+        goto out;
+    }
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    http_add_common_headers(r, resp);
+    ret = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+out:
+    buf_free(&text);
+    job_unref(j);
+    return ret;
+}
+
+int http_chat(http_req *r)
+{
+    return generate(r, GEN_CHAT);
+}
+
+int http_completions(http_req *r)
+{
+    return generate(r, GEN_COMPLETION);
+}

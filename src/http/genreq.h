@@ -1,0 +1,45 @@
+/*
+ * genreq.h: validation of OpenAI chat/completions request bodies.
+ *
+ * genreq_parse checks every field hearth honours against OpenAI's types and
+ * ranges and builds the internal request the worker executes:
+ *
+ *   {"kind":"chat"|"completion", "messages":[{"role","content"}] | "prompt",
+ *    "max_tokens", "temperature", "top_p", "top_k", "min_p", "seed",
+ *    "stop":[...], "presence_penalty", "frequency_penalty", "json", "ignore_eos"}
+ *
+ * Absent (or null) fields are left out so the engine's defaults apply. Unknown
+ * fields are ignored, as OpenAI clients send many; fields hearth cannot honour
+ * (n > 1, tools, logprobs, json_schema) are refused with 400 rather than
+ * silently dropped.
+ */
+#ifndef HEARTH_GENREQ_H
+#define HEARTH_GENREQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+
+typedef enum { GEN_CHAT, GEN_COMPLETION } gen_kind;
+
+typedef struct gen_request {
+    gen_kind kind;
+    char model[MODEL_NAME_MAX + 8];
+    bool stream;
+    bool include_usage;
+    buf payload;           /* the internal request JSON (owned) */
+} gen_request;
+
+typedef struct gen_error {
+    int status;            /* 400 or 404 */
+    char param[64];        /* offending field, "" when none */
+    char code[48];
+    char message[256];
+} gen_error;
+
+/* Returns 0 and fills g (caller frees g->payload), or -1 and fills e. */
+int genreq_parse(gen_kind kind, const char *body, size_t len, gen_request *g, gen_error *e);
+
+#endif

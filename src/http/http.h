@@ -1,0 +1,76 @@
+/*
+ * http.h: hearthd's HTTP face (libmicrohttpd).
+ *
+ * Threading model: one thread per connection, capped by max-connections and
+ * per-ip-connections. A streamed completion holds its connection for as long
+ * as the model talks; a thread per connection lets the handler wait on its
+ * job and poll the socket for a hang-up (so a client that goes away stops its
+ * generation at once). MHD's thread-pool mode with suspended connections
+ * cannot notice a hang-up while suspended, which is why it is not used.
+ *
+ * Handlers never run a model and never touch a model file: they validate,
+ * hand a job to the scheduler and wait.
+ */
+#ifndef HEARTH_HTTP_H
+#define HEARTH_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "sched/sched.h"
+
+struct MHD_Connection;
+struct MHD_Response;
+typedef struct http_server http_server;
+
+http_server *http_start(const config *cfg, sched *s, char *err, size_t errlen);
+/* The port actually bound (useful with port 0). */
+int  http_port(const http_server *h);
+/* Stop accepting; new requests get 503 while in-flight ones finish. */
+void http_drain(http_server *h);
+int  http_active(const http_server *h);
+void http_stop(http_server *h);
+
+/* --- for endpoint files ------------------------------------------------- */
+
+typedef struct http_req {
+    http_server *srv;
+    sched *sched;
+    const config *cfg;
+    struct MHD_Connection *conn;
+    char rid[40];
+    const char *method;
+    const char *url;
+    buf body;
+    bool too_large;
+    bool first;
+    int route;
+} http_req;
+
+/* Send a JSON body (takes the bytes of b; b is left empty). */
+int http_reply_json(http_req *r, unsigned status, buf *b);
+/* OpenAI error object: {"error":{"message","type","param","code"}}. param and
+ * code may be NULL or "" (written as null). retry_after > 0 adds Retry-After. */
+int http_reply_error(http_req *r, unsigned status, const char *type, const char *param,
+                     const char *code, const char *msg, int retry_after);
+/* Error type for a status: invalid_request_error, not_found_error, ... */
+const char *http_error_type(unsigned status);
+/* Append an OpenAI error object to b. */
+void http_error_json(buf *b, const char *type, const char *param, const char *code,
+                     const char *msg);
+/* True when the client has closed its side of the connection. */
+bool http_client_gone(int fd);
+int  http_conn_fd(http_req *r);
+void http_add_common_headers(http_req *r, struct MHD_Response *resp);
+
+/* endpoints */
+int http_health(http_req *r);
+int http_models(http_req *r);
+int http_model_get(http_req *r, const char *name);
+int http_chat(http_req *r);
+int http_completions(http_req *r);
+
+#endif

@@ -1,0 +1,347 @@
+/*
+ * server.c: libmicrohttpd set-up, routing, request bodies with a cap, the
+ * request id, and the shared reply helpers.
+ */
+#include "http/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "core/json.h"
+#include "core/log.h"
+
+struct http_server {
+    struct MHD_Daemon *d;
+    const config *cfg;
+    sched *s;
+    atomic_int active;
+    atomic_bool draining;
+    int port;
+};
+
+enum { R_NONE, R_HEALTH, R_MODELS, R_MODEL, R_CHAT, R_COMPLETIONS };
+
+static const struct route {
+    const char *method, *path;
+    int id;
+    bool prefix;
+} routes[] = {
+    { "GET", "/health", R_HEALTH, false },
+    { "GET", "/v1/models", R_MODELS, false },
+    { "GET", "/v1/models/", R_MODEL, true },
+    { "POST", "/v1/chat/completions", R_CHAT, false },
+    { "POST", "/v1/completions", R_COMPLETIONS, false },
+};
+
+const char *http_error_type(unsigned status)
+{
+    switch (status) {
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 413: return "invalid_request_error";
+    case 429: return "rate_limit_error";
+    default: return status >= 500 ? "server_error" : "invalid_request_error";
+    }
+}
+
+void http_error_json(buf *b, const char *type, const char *param, const char *code,
+                     const char *msg)
+{
+    buf_puts(b, "{\"error\":{\"message\":");
+    jw_cstr(b, msg);
+    buf_puts(b, ",\"type\":");
+    jw_cstr(b, type);
+    buf_puts(b, ",\"param\":");
+    jw_cstr(b, param && *param ? param : NULL);
+    buf_puts(b, ",\"code\":");
+    jw_cstr(b, code && *code ? code : NULL);
+    buf_puts(b, "}}");
+}
+
+void http_add_common_headers(http_req *r, struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "X-Request-Id", r->rid);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+}
+
+int http_reply_json(http_req *r, unsigned status, buf *b)
+{
+    size_t len;
+    char *data = buf_detach(b, &len);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    http_add_common_headers(r, resp);
+    int rc = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+int http_reply_error(http_req *r, unsigned status, const char *type, const char *param,
+                     const char *code, const char *msg, int retry_after)
+{
+    buf b = buf_make(0);
+    http_error_json(&b, type ? type : http_error_type(status), param, code, msg);
+    log_info("%s %s -> %u %s", r->method, r->url, status, msg);
+    size_t len;
+    char *data = buf_detach(&b, &len);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    http_add_common_headers(r, resp);
+    if (retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", retry_after);
+        MHD_add_response_header(resp, "Retry-After", ra);
+    }
+    int rc = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+int http_conn_fd(http_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : -1;
+}
+
+bool http_client_gone(int fd)
+{
+    if (fd < 0)
+        return false;
+    struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+static void make_rid(http_req *r)
+{
+    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (h) {
+        size_t l = strlen(h);
+        bool ok = l > 0 && l < sizeof r->rid;
+        for (size_t i = 0; ok && i < l; i++)
+            ok = (h[i] >= 'a' && h[i] <= 'z') || (h[i] >= 'A' && h[i] <= 'Z') ||
+                 (h[i] >= '0' && h[i] <= '9') || h[i] == '-' || h[i] == '_' || h[i] == '.';
+        if (ok) {
+            snprintf(r->rid, sizeof r->rid, "%s", h);
+            return;
+        }
+    }
+    unsigned char rnd[8];
+    if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd)
+        memset(rnd, 0, sizeof rnd);
+    snprintf(r->rid, sizeof r->rid, "req_%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
+             rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+}
+
+static int route_of(const char *method, const char *url, bool *path_known)
+{
+    *path_known = false;
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
+        const struct route *rt = &routes[i];
+        bool match = rt->prefix ? strncmp(url, rt->path, strlen(rt->path)) == 0 &&
+                                      url[strlen(rt->path)] != '\0'
+                                : strcmp(url, rt->path) == 0;
+        if (!match)
+            continue;
+        *path_known = true;
+        if (strcmp(method, rt->method) == 0)
+            return rt->id;
+    }
+    return R_NONE;
+}
+
+static enum MHD_Result dispatch(http_req *r)
+{
+    switch (r->route) {
+    case R_HEALTH: return (enum MHD_Result)http_health(r);
+    case R_MODELS: return (enum MHD_Result)http_models(r);
+    case R_MODEL: return (enum MHD_Result)http_model_get(r, r->url + strlen("/v1/models/"));
+    case R_CHAT: return (enum MHD_Result)http_chat(r);
+    case R_COMPLETIONS: return (enum MHD_Result)http_completions(r);
+    }
+    return MHD_NO;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **con_cls)
+{
+    http_server *srv = cls;
+    (void)version;
+    http_req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        r->srv = srv;
+        r->sched = srv->s;
+        r->cfg = srv->cfg;
+        r->conn = conn;
+        r->method = method;
+        r->url = url;
+        r->body = buf_make(srv->cfg->max_body);
+        r->first = true;
+        atomic_fetch_add(&srv->active, 1);
+        make_rid(r);
+        log_set_rid(r->rid);
+        bool known;
+        r->route = route_of(method, url, &known);
+        if (r->route == R_NONE) {
+            if (known)
+                return (enum MHD_Result)http_reply_error(r, 405, NULL, NULL, "method_not_allowed",
+                                                         "Method not allowed for this path", 0);
+            return (enum MHD_Result)http_reply_error(r, 404, NULL, NULL, "unknown_url",
+                                                     "Unknown request URL", 0);
+        }
+        if (atomic_load(&srv->draining) && r->route != R_HEALTH)
+            return (enum MHD_Result)http_reply_error(r, 503, NULL, NULL, "shutting_down",
+                                                     "hearthd is shutting down", 5);
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > srv->cfg->max_body) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "Request body too large (limit %zu bytes)",
+                     srv->cfg->max_body);
+            return (enum MHD_Result)http_reply_error(r, 413, NULL, NULL, "request_too_large",
+                                                     msg, 0);
+        }
+        return MHD_YES;
+    }
+    log_set_rid(r->rid);
+    if (*upload_size) {
+        if (!r->too_large && buf_append(&r->body, upload, *upload_size) < 0) {
+            r->too_large = true;
+            buf_free(&r->body);
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r->too_large) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "Request body too large (limit %zu bytes)", srv->cfg->max_body);
+        return (enum MHD_Result)http_reply_error(r, 413, NULL, NULL, "request_too_large", msg, 0);
+    }
+    return dispatch(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    http_server *srv = cls;
+    (void)conn;
+    (void)toe;
+    http_req *r = *con_cls;
+    if (!r)
+        return;
+    buf_free(&r->body);
+    free(r);
+    *con_cls = NULL;
+    atomic_fetch_sub(&srv->active, 1);
+    log_set_rid(NULL);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    log_debug("mhd: %s", msg);
+}
+
+http_server *http_start(const config *cfg, sched *s, char *err, size_t el)
+{
+    http_server *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, el, "out of memory");
+        return NULL;
+    }
+    h->cfg = cfg;
+    h->s = s;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICHOST | AI_PASSIVE };
+    struct addrinfo *ai = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%d", cfg->listen_port);
+    const char *host = cfg->listen_host;
+    if (strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";
+    if (getaddrinfo(*host ? host : NULL, port, &hints, &ai) != 0 || !ai) {
+        snprintf(err, el, "listen: '%s' is not a numeric IP address", cfg->listen_host);
+        free(h);
+        return NULL;
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    h->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!h->d) {
+        snprintf(err, el, "cannot listen on %s:%d (address in use or not permitted?)",
+                 cfg->listen_host, cfg->listen_port);
+        free(h);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : cfg->listen_port;
+    return h;
+}
+
+int http_port(const http_server *h)
+{
+    return h->port;
+}
+
+void http_drain(http_server *h)
+{
+    atomic_store(&h->draining, true);
+}
+
+int http_active(const http_server *h)
+{
+    return atomic_load(&h->active);
+}
+
+void http_stop(http_server *h)
+{
+    if (!h)
+        return;
+    MHD_stop_daemon(h->d);
+    free(h);
+}

@@ -1,0 +1,173 @@
+/*
+ * main.c: hearthd. Reads the configuration, wires the scheduler to the HTTP
+ * server, and waits for signals. No request logic lives here.
+ *
+ * Signals are blocked in every thread and taken synchronously here with
+ * sigwait: SIGTERM/SIGINT drain (new requests get 503, in-flight ones finish
+ * within a bound, workers stop, exit 0).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "http/http.h"
+#include "sched/sched.h"
+#include "worker/supervisor.h"
+
+#define DRAIN_SECONDS 30
+
+static int mkdir_p(const char *path)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int load_config(config *c, int argc, char **argv)
+{
+    char err[512];
+    const char *file = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            file = argv[i + 1];
+        else if (!strncmp(argv[i], "--config=", 9))
+            file = argv[i] + 9;
+    }
+    config_defaults(c);
+    if (file) {
+        if (config_load_file(c, file, err, sizeof err) < 0) {
+            fprintf(stderr, "hearthd: %s\n", err);
+            return -1;
+        }
+    } else {
+        char *def = config_default_file();
+        if (access(def, R_OK) == 0 && config_load_file(c, def, err, sizeof err) < 0) {
+            fprintf(stderr, "hearthd: %s\n", err);
+            free(def);
+            return -1;
+        }
+        free(def);
+    }
+    int rc = config_parse_args(c, argc, argv, err, sizeof err);
+    if (rc != 0) {
+        if (rc < 0)
+            fprintf(stderr, "hearthd: %s\n", err);
+        return rc;
+    }
+    if (config_scan_models_dir(c, err, sizeof err) < 0) {
+        fprintf(stderr, "hearthd: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    config cfg;
+    int rc = load_config(&cfg, argc, argv);
+    if (rc != 0) {
+        config_free(&cfg);
+        return rc > 0 ? 0 : 2;
+    }
+    log_level lv = LOG_INFO;
+    log_parse_level(cfg.log_level, &lv);
+    log_set_level(lv);
+
+    if (mkdir_p(cfg.data_dir) < 0) {
+        fprintf(stderr, "hearthd: cannot create data dir %s: %s\n", cfg.data_dir, strerror(errno));
+        config_free(&cfg);
+        return 2;
+    }
+    char exe[PATH_MAX];
+    const char *wexe = getenv("HEARTH_WORKER");
+    if (wexe && *wexe)
+        snprintf(exe, sizeof exe, "%s", wexe);
+    else if (worker_default_exe(exe, sizeof exe) < 0) {
+        fprintf(stderr, "hearthd: cannot locate hearth-worker\n");
+        config_free(&cfg);
+        return 2;
+    }
+    if (access(exe, X_OK) < 0) {
+        fprintf(stderr, "hearthd: worker binary %s is not executable\n", exe);
+        config_free(&cfg);
+        return 2;
+    }
+
+    /* Every thread created from here on inherits this mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[512];
+    sched *s = sched_new(&cfg, exe, err, sizeof err);
+    if (!s) {
+        fprintf(stderr, "hearthd: %s\n", err);
+        config_free(&cfg);
+        return 1;
+    }
+    http_server *h = http_start(&cfg, s, err, sizeof err);
+    if (!h) {
+        fprintf(stderr, "hearthd: %s\n", err);
+        sched_shutdown(s, 0);
+        sched_free(s);
+        config_free(&cfg);
+        return 1;
+    }
+    char addrfile[PATH_MAX];
+    snprintf(addrfile, sizeof addrfile, "%s/hearthd.addr", cfg.data_dir);
+    FILE *af = fopen(addrfile, "w");
+    if (af) {
+        fprintf(af, "http://%s:%d\n", strchr(cfg.listen_host, ':') ? "[::1]" : cfg.listen_host,
+                http_port(h));
+        fclose(af);
+    }
+    log_info("hearthd %s listening on http://%s:%d with %zu model(s), data dir %s",
+             HEARTH_VERSION, cfg.listen_host, http_port(h), cfg.nmodels, cfg.data_dir);
+    for (size_t i = 0; i < cfg.nmodels; i++)
+        log_info("model %s = %s", cfg.models[i].name, cfg.models[i].path);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            log_warn("SIGHUP: configuration reload is not supported yet; ignoring");
+            continue;
+        }
+        log_info("received %s: draining", strsignal(sig));
+        break;
+    }
+    http_drain(h);
+    for (int i = 0; i < DRAIN_SECONDS * 10 && http_active(h) > 0; i++)
+        usleep(100000);
+    if (http_active(h) > 0)
+        log_warn("%d request(s) still running after %d s; stopping them", http_active(h),
+                 DRAIN_SECONDS);
+    sched_shutdown(s, 3000);
+    http_stop(h);
+    sched_free(s);
+    unlink(addrfile);
+    config_free(&cfg);
+    log_info("stopped");
+    return 0;
+}

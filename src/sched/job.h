@@ -1,0 +1,76 @@
+/*
+ * job.h: one generation request in flight between an HTTP thread (the
+ * consumer) and the scheduler (the producer, fed by a worker's frames).
+ *
+ * The producer appends text and sets state under `mu` and broadcasts `cv`;
+ * the consumer waits with job_wait and drains with job_take. A job is
+ * reference counted: the HTTP handler holds one reference, the scheduler one
+ * while the job is queued or running. Text waiting to be taken is capped
+ * (JOB_TEXT_CAP); past it the job fails rather than growing.
+ */
+#ifndef HEARTH_JOB_H
+#define HEARTH_JOB_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+#define JOB_TEXT_CAP (16u << 20)
+
+typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED } job_phase;
+
+typedef struct job_status {
+    job_phase phase;
+    bool started;              /* the worker accepted the prompt */
+    int prompt_tokens, completion_tokens, cached_tokens;
+    double prompt_ms, gen_ms;
+    char finish[16];           /* "stop", "length", "cancelled" */
+    int err_status;            /* HTTP status on failure */
+    char err_code[48];
+    char err_msg[256];
+} job_status;
+
+typedef struct job job;
+struct job {
+    /* immutable after job_new */
+    uint32_t id;
+    char rid[40];
+    char *payload;             /* the worker request (owned) */
+    size_t payload_len;
+    char model[72];
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;
+    uint64_t version;          /* bumps on every change */
+    buf text;                  /* produced, not yet taken */
+    job_status st;
+    bool cancel_requested;
+
+    /* owned by the scheduler, under its lock */
+    job *qnext;
+    int slot;
+};
+
+/* Takes ownership of payload (malloc'd). Returns a job with one reference. */
+job *job_new(const char *rid, const char *model, char *payload, size_t len);
+void job_ref(job *j);
+void job_unref(job *j);      /* accepts NULL */
+
+/* Producer side. */
+void job_started(job *j, int prompt_tokens, int cached_tokens);
+void job_append(job *j, const char *text, size_t n);
+void job_finish(job *j, const char *finish, int prompt_tokens, int completion_tokens,
+                int cached_tokens, double prompt_ms, double gen_ms);
+void job_fail(job *j, int status, const char *code, const char *msg);
+
+/* Consumer side. Waits until the job changed since *seen (or timeout_ms);
+ * returns true if it changed. */
+bool job_wait(job *j, uint64_t *seen, int timeout_ms);
+/* Moves pending text into out (appending) and copies the status. */
+void job_take(job *j, buf *out, job_status *st);
+
+#endif

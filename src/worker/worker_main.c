@@ -1,0 +1,218 @@
+/*
+ * worker_main.c: the hearth-worker process. hearthd spawns one per loaded
+ * model and talks to it over the socket on fd 3 (see wire.h).
+ *
+ * Loop: read frames without blocking while sequences are active, block when
+ * idle; between frames run one engine step. A crash here (a GGML_ASSERT, a
+ * segfault in llama.cpp) ends only this process; hearthd notices the closed
+ * socket and fails the requests that were in flight.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ggml-backend.h>
+#include <llama.h>
+
+#include "core/arena.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "engine/llm.h"
+#include "worker/wire.h"
+
+#ifndef HEARTH_GGML_BACKENDS
+#define HEARTH_GGML_BACKENDS ""
+#endif
+
+static int g_fd = 3;
+
+static void send_or_die(unsigned type, uint32_t id, const void *p, size_t n)
+{
+    if (wire_send(g_fd, type, id, p, n) < 0) {
+        log_error("daemon socket closed (%s); exiting", strerror(errno));
+        _exit(0);
+    }
+}
+
+static void on_start(void *ud, uint32_t id, int prompt_tokens, int cached)
+{
+    (void)ud;
+    char js[96];
+    int n = snprintf(js, sizeof js, "{\"prompt_tokens\":%d,\"cached_tokens\":%d}", prompt_tokens,
+                     cached);
+    send_or_die(WIRE_START, id, js, (size_t)n);
+}
+
+static void on_delta(void *ud, uint32_t id, const char *text, size_t n)
+{
+    (void)ud;
+    send_or_die(WIRE_DELTA, id, text, n);
+}
+
+static void on_done(void *ud, uint32_t id, const char *finish, const llm_usage *u)
+{
+    (void)ud;
+    char js[256];
+    int n = snprintf(js, sizeof js,
+                     "{\"finish_reason\":\"%s\",\"prompt_tokens\":%d,\"completion_tokens\":%d,"
+                     "\"cached_tokens\":%d,\"prompt_ms\":%.3f,\"gen_ms\":%.3f}",
+                     finish, u->prompt_tokens, u->completion_tokens, u->cached_tokens,
+                     u->prompt_ms, u->gen_ms);
+    send_or_die(WIRE_DONE, id, js, (size_t)n);
+}
+
+static void on_error(void *ud, uint32_t id, int status, const char *code, const char *msg)
+{
+    (void)ud;
+    buf b = buf_make(0);
+    buf_printf(&b, "{\"status\":%d,\"code\":", status);
+    jw_cstr(&b, code);
+    buf_puts(&b, ",\"message\":");
+    jw_cstr(&b, msg);
+    buf_putc(&b, '}');
+    send_or_die(WIRE_ERROR, id, b.data, b.len);
+    buf_free(&b);
+}
+
+static void usage(void)
+{
+    printf("Usage: hearth-worker --model PATH [--threads N] [--parallel N] [--ctx-size N]\n"
+           "                     [--batch-size N] [--name NAME] [--log-level LEVEL]\n"
+           "\n"
+           "The inference process hearthd spawns for one model. It is not meant to be run\n"
+           "by hand: it speaks hearth's wire format on file descriptor 3.\n");
+}
+
+static void handle_frame(llm *m, const wire_hdr *h, const char *payload, int *quit)
+{
+    switch (h->type) {
+    case WIRE_REQUEST: {
+        arena *a = arena_new(WIRE_MAX_PAYLOAD * 4ull);
+        char err[128];
+        const json *req = a ? json_parse(a, payload, h->len, err, sizeof err) : NULL;
+        if (!req || req->type != JSON_OBJECT)
+            on_error(NULL, h->id, 400, "bad_request", "malformed request from daemon");
+        else
+            llm_submit(m, h->id, req);
+        arena_free(a);
+        break;
+    }
+    case WIRE_CANCEL:
+        llm_cancel(m, h->id);
+        break;
+    case WIRE_SHUTDOWN:
+        *quit = 1;
+        break;
+    default:
+        log_warn("unexpected frame %s from daemon", wire_type_name(h->type));
+    }
+}
+
+int main(int argc, char **argv)
+{
+    llm_params p = { .parallel = 1, .ctx_size = 4096, .batch_size = 512 };
+    const char *name = "model";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help")) {
+            usage();
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "hearth-worker: %s needs a value\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--model")) p.path = v;
+        else if (!strcmp(a, "--threads")) p.threads = atoi(v);
+        else if (!strcmp(a, "--parallel")) p.parallel = atoi(v);
+        else if (!strcmp(a, "--ctx-size")) p.ctx_size = atoi(v);
+        else if (!strcmp(a, "--batch-size")) p.batch_size = atoi(v);
+        else if (!strcmp(a, "--name")) name = v;
+        else if (!strcmp(a, "--fd")) g_fd = atoi(v);
+        else if (!strcmp(a, "--log-level")) {
+            log_level lv;
+            if (log_parse_level(v, &lv) == 0)
+                log_set_level(lv);
+        } else {
+            fprintf(stderr, "hearth-worker: unknown option %s\n", a);
+            return 2;
+        }
+    }
+    if (!p.path) {
+        usage();
+        return 2;
+    }
+    if (fcntl(g_fd, F_GETFD) < 0) {
+        fprintf(stderr, "hearth-worker: no daemon socket on fd %d (run by hearthd only)\n", g_fd);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    char proc[48];
+    snprintf(proc, sizeof proc, "worker:%s", name);
+    log_set_process(proc);
+
+    const char *bdir = getenv("HEARTH_GGML_BACKENDS");
+    if (!bdir || !*bdir)
+        bdir = HEARTH_GGML_BACKENDS;
+    if (*bdir)
+        ggml_backend_load_all_from_path(bdir);
+    else
+        ggml_backend_load_all();
+    llama_backend_init();
+
+    llm_sink sink = { NULL, on_start, on_delta, on_done, on_error };
+    char err[256];
+    llm *m = llm_load(&p, &sink, err, sizeof err);
+    if (!m) {
+        char js[400];
+        buf b = buf_make(0);
+        buf_puts(&b, "{\"message\":");
+        jw_cstr(&b, err);
+        buf_putc(&b, '}');
+        snprintf(js, sizeof js, "%s", b.data);
+        buf_free(&b);
+        send_or_die(WIRE_LOAD_FAILED, 0, js, strlen(js));
+        return 1;
+    }
+    buf hello = buf_make(0);
+    llm_describe(m, &hello);
+    send_or_die(WIRE_HELLO, 0, hello.data, hello.len);
+    buf_free(&hello);
+
+    fcntl(g_fd, F_SETFL, fcntl(g_fd, F_GETFL) | O_NONBLOCK);
+    wire_reader r;
+    wire_reader_init(&r);
+    int quit = 0;
+    while (!quit) {
+        struct pollfd pfd = { .fd = g_fd, .events = POLLIN };
+        int pr = poll(&pfd, 1, llm_busy(m) ? 0 : -1);
+        if (pr < 0 && errno != EINTR)
+            break;
+        if (pr > 0) {
+            long n = wire_reader_fill(&r, g_fd);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+                break;              /* daemon gone */
+            wire_hdr h;
+            const char *payload;
+            int k;
+            while ((k = wire_reader_next(&r, &h, &payload)) == 1)
+                handle_frame(m, &h, payload, &quit);
+            if (k < 0) {
+                log_error("corrupt frame from daemon; exiting");
+                break;
+            }
+        }
+        if (llm_busy(m) && llm_step(m) < 0)
+            break;
+    }
+    wire_reader_free(&r);
+    llm_free(m);
+    llama_backend_free();
+    return 0;
+}
