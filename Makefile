@@ -49,7 +49,7 @@ CLI_OBJ    = $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC) $(CORE_SRC))
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 UNIT_BIN   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all test check unit e2e clean bench fuzz
+.PHONY: all test test-only check unit e2e clean setup run
 all: $(BUILD)/hearthd $(BUILD)/hearth-worker $(BUILD)/hearth
 
 $(BUILD)/obj/%.o: %.c
@@ -77,15 +77,26 @@ $(BUILD)/tests/e2e: tests/e2e/e2e.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC))
 unit: $(UNIT_BIN)
 e2e: all $(BUILD)/tests/e2e
 
-test: all unit e2e
+# Installs what the build needs (idempotent; seconds when already done).
+setup:
+	scripts/setup.sh
+
+# The README's commands. Each runs setup first, then re-enters make so the
+# pkg-config lookups above see the freshly installed libraries.
+test: setup
+	$(MAKE) test-only
+
+test-only: all unit e2e
 	BUILD=$(BUILD) tests/run.sh
 
 # Sanitizer build: everything rebuilt under build-san with ASan+UBSan.
-check:
-	$(MAKE) BUILD=build-san SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" OPT="-O1 -g" test
+check: setup
+	$(MAKE) BUILD=build-san SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" OPT="-O1 -g" test-only
 
-bench: all
-	bench/run.sh
+MODEL ?= ../shared/models/stories260K.gguf
+run: setup
+	$(MAKE) all
+	$(BUILD)/hearthd --model $(basename $(notdir $(MODEL)))=$(MODEL)
 
 clean:
 	rm -rf build build-san

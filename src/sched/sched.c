@@ -208,7 +208,8 @@ int sched_submit(sched *s, job *j, char *err, size_t el)
         rc = 503;
         goto out;
     }
-    if (m->qlen >= s->cfg->queue_size) {
+    bool slot_free = m->state == MODEL_READY && m->busy + m->qlen < m->slots;
+    if (!slot_free && m->qlen >= s->cfg->queue_size) {
         snprintf(err, el, "model '%s' has %d requests waiting and %d running; try again shortly",
                  m->name, m->qlen, m->busy);
         rc = 503;
@@ -349,6 +350,9 @@ static void on_worker_frame(void *ud, worker *w, const wire_hdr *h, const char *
         pthread_mutex_unlock(&s->mu);
         if (!j)
             break;
+        if (h->type == WIRE_DONE && strcmp(STR("finish_reason"), "cancelled") == 0)
+            log_info("model %s: [%s] cancelled after %d completion tokens", m->name, j->rid,
+                     (int)NUM("completion_tokens"));
         if (h->type == WIRE_DONE)
             job_finish(j, STR("finish_reason"), (int)NUM("prompt_tokens"),
                        (int)NUM("completion_tokens"), (int)NUM("cached_tokens"), NUM("prompt_ms"),

@@ -1,0 +1,143 @@
+/*
+ * client.c: libcurl wrappers for the CLI; see client.h.
+ */
+#include "cli/client.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+
+const char *client_default_url(void)
+{
+    const char *u = getenv("HEARTH_URL");
+    return u && *u ? u : "http://127.0.0.1:8321";
+}
+
+static size_t collect(char *p, size_t sz, size_t n, void *ud)
+{
+    buf *b = ud;
+    if (buf_append(b, p, sz * n) < 0)
+        return 0;           /* over the cap: abort the transfer */
+    return sz * n;
+}
+
+static void describe(CURLcode rc, const char *url, char *err, size_t el)
+{
+    if (rc == CURLE_COULDNT_CONNECT)
+        snprintf(err, el,
+                 "cannot reach hearthd at %s (is it running? start it with: "
+                 "hearthd --model NAME=FILE.gguf)", url);
+    else
+        snprintf(err, el, "request to %s failed: %s", url, curl_easy_strerror(rc));
+}
+
+static CURL *make(const char *url, const char *body, struct curl_slist **hdrs)
+{
+    CURL *c = curl_easy_init();
+    if (!c)
+        return NULL;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "hearth-cli/" HEARTH_VERSION);
+    if (body) {
+        *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    return c;
+}
+
+int client_request(const char *url, const char *body, buf *out, long *status, char *err,
+                   size_t el)
+{
+    struct curl_slist *h = NULL;
+    CURL *c = make(url, body, &h);
+    if (!c) {
+        snprintf(err, el, "cannot initialise libcurl");
+        return -1;
+    }
+    out->cap = CLIENT_MAX_BODY;
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    else
+        describe(rc, url, err, el);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+struct sse {
+    CURL *c;
+    client_event_fn fn;
+    void *ud;
+    buf line;
+    buf *errbody;
+    long status;
+    int stopped;
+};
+
+static size_t on_sse(char *p, size_t sz, size_t n, void *ud)
+{
+    struct sse *s = ud;
+    size_t len = sz * n;
+    if (!s->status)
+        curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &s->status);
+    if (s->status < 200 || s->status >= 300)
+        return buf_append(s->errbody, p, len) < 0 ? 0 : len;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] != '\n') {
+            if (buf_putc(&s->line, p[i]) < 0)
+                return 0;
+            continue;
+        }
+        const char *l = s->line.data ? s->line.data : "";
+        size_t ll = s->line.len;
+        if (ll && l[ll - 1] == '\r')
+            ll--;
+        if (ll >= 5 && strncmp(l, "data:", 5) == 0) {
+            size_t off = l[5] == ' ' ? 6 : 5;
+            if (s->fn(s->ud, l + off, ll - off)) {
+                s->stopped = 1;
+                return 0;
+            }
+        }
+        buf_reset(&s->line);
+    }
+    return len;
+}
+
+int client_stream(const char *url, const char *body, client_event_fn fn, void *ud, long *status,
+                  buf *errbody, char *err, size_t el)
+{
+    struct curl_slist *h = NULL;
+    CURL *c = make(url, body, &h);
+    if (!c) {
+        snprintf(err, el, "cannot initialise libcurl");
+        return -1;
+    }
+    struct sse s = { .c = c, .fn = fn, .ud = ud, .line = buf_make(1u << 20), .errbody = errbody };
+    errbody->cap = CLIENT_MAX_BODY;
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_sse);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    CURLcode rc = curl_easy_perform(c);
+    int ret = 0;
+    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && s.stopped)) {
+        describe(rc, url, err, el);
+        ret = -1;
+    }
+    if (!s.status)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &s.status);
+    *status = s.status;
+    buf_free(&s.line);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    return ret;
+}

@@ -1,0 +1,376 @@
+/*
+ * main.c: `hearth`, the command-line client of hearthd.
+ *
+ *   hearth [--url URL] health | models | run MODEL [PROMPT] | synth ...
+ *
+ * Every command talks to a running hearthd over HTTP except `synth`, which
+ * writes a synthetic GGUF model file locally.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "cli/client.h"
+#include "cli/synth.h"
+#include "core/arena.h"
+#include "core/config.h"
+#include "core/json.h"
+
+static const char *g_url;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: hearth [--url URL] COMMAND [ARGS]\n"
+            "\n"
+            "The hearth command-line client. Talks to a running hearthd (default\n"
+            "%s; set --url or $HEARTH_URL).\n"
+            "\n"
+            "Commands:\n"
+            "  health              is the daemon up? (exit 0 when it answers ok)\n"
+            "  models              list the models the daemon serves\n"
+            "  run MODEL [PROMPT]  chat with MODEL; streams the answer. Without PROMPT,\n"
+            "                      an interactive chat that keeps the conversation\n"
+            "  synth --out FILE    write a synthetic GGUF model with random weights\n"
+            "\n"
+            "Run `hearth COMMAND --help` for a command's options.\n"
+            "  --version           print the version\n",
+            client_default_url());
+}
+
+/* Print the message of an OpenAI error body, or the raw body. */
+static void print_api_error(long status, const buf *body)
+{
+    arena *a = arena_new(CLIENT_MAX_BODY * 2ull);
+    char e[64];
+    const json *j = a && body->len ? json_parse(a, body->data, body->len, e, sizeof e) : NULL;
+    const json *msg = json_get(json_get(j, "error"), "message");
+    if (msg && msg->type == JSON_STRING)
+        fprintf(stderr, "hearth: error %ld: %s\n", status, msg->str);
+    else
+        fprintf(stderr, "hearth: error %ld: %.*s\n", status, (int)(body->len > 500 ? 500 : body->len),
+                body->data ? body->data : "");
+    arena_free(a);
+}
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+    return 0;
+}
+
+static int cmd_health(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        printf("Usage: hearth health\n\nAsks hearthd's /health; prints the answer. Exit status 0\n"
+               "when the daemon is healthy, 1 otherwise.\n");
+        return 0;
+    }
+    char url[1024], err[512];
+    snprintf(url, sizeof url, "%s/health", g_url);
+    buf out = buf_make(0);
+    long st = 0;
+    if (client_request(url, NULL, &out, &st, err, sizeof err) < 0) {
+        fprintf(stderr, "hearth: %s\n", err);
+        buf_free(&out);
+        return 1;
+    }
+    printf("%s %s\n", st == 200 ? "healthy:" : "unhealthy:", out.data ? out.data : "");
+    buf_free(&out);
+    return st == 200 ? 0 : 1;
+}
+
+static int cmd_models(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        printf("Usage: hearth models\n\nLists the models hearthd serves, with their state.\n");
+        return 0;
+    }
+    char url[1024], err[512];
+    snprintf(url, sizeof url, "%s/v1/models", g_url);
+    buf out = buf_make(0);
+    long st = 0;
+    int rc = 1;
+    arena *a = NULL;
+    if (client_request(url, NULL, &out, &st, err, sizeof err) < 0) {
+        fprintf(stderr, "hearth: %s\n", err);
+        goto out;
+    }
+    if (st != 200) {
+        print_api_error(st, &out);
+        goto out;
+    }
+    a = arena_new(0);
+    const json *j = json_parse(a, out.data, out.len, err, sizeof err);
+    const json *data = json_get(j, "data");
+    if (!data || data->type != JSON_ARRAY) {
+        fprintf(stderr, "hearth: unexpected answer from %s\n", url);
+        goto out;
+    }
+    printf("%-32s %s\n", "MODEL", "STATE");
+    for (const json *m = data->child; m; m = m->next) {
+        const json *id = json_get(m, "id"), *state = json_get(m, "state");
+        printf("%-32s %s\n", id && id->type == JSON_STRING ? id->str : "?",
+               state && state->type == JSON_STRING ? state->str : "-");
+    }
+    rc = 0;
+out:
+    arena_free(a);
+    buf_free(&out);
+    return rc;
+}
+
+struct run_state {
+    buf answer;
+    bool error;
+};
+
+static int on_chunk(void *ud, const char *data, size_t len)
+{
+    struct run_state *rs = ud;
+    if (len == 6 && memcmp(data, "[DONE]", 6) == 0)
+        return 0;
+    arena *a = arena_new(0);
+    char e[64];
+    const json *j = json_parse(a, data, len, e, sizeof e);
+    const json *err = json_get(j, "error");
+    if (err) {
+        const json *m = json_get(err, "message");
+        fprintf(stderr, "\nhearth: error: %s\n", m && m->type == JSON_STRING ? m->str : "unknown");
+        rs->error = true;
+    }
+    const json *ch = json_get(j, "choices");
+    if (ch && ch->type == JSON_ARRAY && ch->child) {
+        const json *c = json_get(json_get(ch->child, "delta"), "content");
+        if (c && c->type == JSON_STRING && c->len) {
+            fwrite(c->str, 1, c->len, stdout);
+            fflush(stdout);
+            buf_append(&rs->answer, c->str, c->len);
+        }
+    }
+    arena_free(a);
+    return 0;
+}
+
+struct run_opts {
+    const char *model;
+    const char *system;
+    int max_tokens;
+    double temperature;
+    long long seed;
+    bool have_temp, have_seed;
+};
+
+/* Sends the conversation (a JSON array body in msgs) and streams the reply.
+ * On success the assistant's answer is in *answer. */
+static int chat_once(const struct run_opts *o, const buf *msgs, buf *answer)
+{
+    buf body = buf_make(0);
+    buf_puts(&body, "{\"model\":");
+    jw_cstr(&body, o->model);
+    buf_printf(&body, ",\"stream\":true,\"messages\":[%s]", msgs->data ? msgs->data : "");
+    if (o->max_tokens > 0)
+        buf_printf(&body, ",\"max_tokens\":%d", o->max_tokens);
+    if (o->have_temp)
+        buf_printf(&body, ",\"temperature\":%g", o->temperature);
+    if (o->have_seed)
+        buf_printf(&body, ",\"seed\":%lld", o->seed);
+    buf_putc(&body, '}');
+    char url[1024], err[512];
+    snprintf(url, sizeof url, "%s/v1/chat/completions", g_url);
+    struct run_state rs = { .answer = buf_make(0) };
+    buf eb = buf_make(0);
+    long st = 0;
+    int rc = client_stream(url, body.data, on_chunk, &rs, &st, &eb, err, sizeof err);
+    int ret = 1;
+    if (rc < 0)
+        fprintf(stderr, "hearth: %s\n", err);
+    else if (st < 200 || st >= 300)
+        print_api_error(st, &eb);
+    else if (!rs.error)
+        ret = 0;
+    if (rc == 0 && st == 200)
+        putchar('\n');
+    buf_reset(answer);
+    buf_append(answer, rs.answer.data ? rs.answer.data : "", rs.answer.len);
+    buf_free(&rs.answer);
+    buf_free(&eb);
+    buf_free(&body);
+    return ret;
+}
+
+static void add_msg(buf *msgs, const char *role, const char *text, size_t n)
+{
+    if (msgs->len)
+        buf_putc(msgs, ',');
+    buf_printf(msgs, "{\"role\":\"%s\",\"content\":", role);
+    jw_str(msgs, text, n);
+    buf_putc(msgs, '}');
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        printf("Usage: hearth run MODEL [PROMPT] [options]\n"
+               "\n"
+               "Chat with MODEL through hearthd, streaming the answer. With PROMPT, one\n"
+               "answer and exit. Without PROMPT, an interactive chat that keeps the\n"
+               "conversation (type /reset to forget it, /exit or Ctrl-D to leave).\n"
+               "\n"
+               "  --system TEXT        a system message first\n"
+               "  --max-tokens N       cap the answer length\n"
+               "  --temperature T      sampling temperature (0 = greedy)\n"
+               "  --seed N             sampling seed\n");
+        return 0;
+    }
+    struct run_opts o = { 0 };
+    const char *prompt = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--system") && v) {
+            o.system = v;
+            i++;
+        } else if (!strcmp(a, "--max-tokens") && v) {
+            o.max_tokens = atoi(v);
+            i++;
+        } else if (!strcmp(a, "--temperature") && v) {
+            o.temperature = atof(v);
+            o.have_temp = true;
+            i++;
+        } else if (!strcmp(a, "--seed") && v) {
+            o.seed = atoll(v);
+            o.have_seed = true;
+            i++;
+        } else if (a[0] == '-' && a[1] == '-') {
+            fprintf(stderr, "hearth run: unknown option or missing value: %s\n", a);
+            return 2;
+        } else if (!o.model) {
+            o.model = a;
+        } else if (!prompt) {
+            prompt = a;
+        } else {
+            fprintf(stderr, "hearth run: too many arguments (quote the prompt)\n");
+            return 2;
+        }
+    }
+    if (!o.model) {
+        fprintf(stderr, "hearth run: which model? (hearth models lists them)\n");
+        return 2;
+    }
+    buf msgs = buf_make(0), answer = buf_make(0);
+    int rc = 0;
+    if (o.system)
+        add_msg(&msgs, "system", o.system, strlen(o.system));
+    if (prompt) {
+        add_msg(&msgs, "user", prompt, strlen(prompt));
+        rc = chat_once(&o, &msgs, &answer);
+        goto out;
+    }
+    bool tty = isatty(STDIN_FILENO);
+    char *line = NULL;
+    size_t cap = 0;
+    for (;;) {
+        if (tty) {
+            printf(">>> ");
+            fflush(stdout);
+        }
+        ssize_t n = getline(&line, &cap, stdin);
+        if (n < 0)
+            break;
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (n == 0)
+            continue;
+        if (!strcmp(line, "/exit") || !strcmp(line, "/bye"))
+            break;
+        if (!strcmp(line, "/reset")) {
+            buf_reset(&msgs);
+            if (o.system)
+                add_msg(&msgs, "system", o.system, strlen(o.system));
+            printf("(conversation cleared)\n");
+            continue;
+        }
+        size_t before = msgs.len;
+        add_msg(&msgs, "user", line, (size_t)n);
+        if (chat_once(&o, &msgs, &answer) != 0) {
+            msgs.len = before;          /* forget the failed turn */
+            if (msgs.data)
+                msgs.data[before] = '\0';
+            rc = 1;
+            continue;
+        }
+        rc = 0;
+        add_msg(&msgs, "assistant", answer.data ? answer.data : "", answer.len);
+    }
+    free(line);
+out:
+    buf_free(&msgs);
+    buf_free(&answer);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    g_url = client_default_url();
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "--url") && i + 1 < argc) {
+            g_url = argv[++i];
+        } else if (!strncmp(argv[i], "--url=", 6)) {
+            g_url = argv[i] + 6;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("hearth %s\n", HEARTH_VERSION);
+            return 0;
+        } else {
+            fprintf(stderr, "hearth: unknown option %s\n\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    /* strip a trailing slash so paths join cleanly */
+    static char url[1024];
+    snprintf(url, sizeof url, "%s", g_url);
+    size_t ul = strlen(url);
+    while (ul && url[ul - 1] == '/')
+        url[--ul] = '\0';
+    g_url = url;
+
+    const char *cmd = argv[i];
+    int sub_argc = argc - i;
+    char **sub_argv = argv + i;
+    if (!strcmp(cmd, "synth"))
+        return synth_main(sub_argc, sub_argv);
+    if (!strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc;
+    if (!strcmp(cmd, "health"))
+        rc = cmd_health(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "models"))
+        rc = cmd_models(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "run"))
+        rc = cmd_run(sub_argc, sub_argv);
+    else {
+        fprintf(stderr, "hearth: unknown command '%s'\n\n", cmd);
+        usage(stderr);
+        rc = 2;
+    }
+    curl_global_cleanup();
+    return rc;
+}

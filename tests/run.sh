@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# run.sh: runs every test (unit, then end-to-end) and prints the sum:
+# the last line is "N passed, N failed". Exit status 0 only if none failed.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+SHARED=${HEARTH_SHARED:-$(cd .. && pwd)/shared}
+if [ ! -f "$SHARED/models/stories260K.gguf" ]; then
+  echo "tests: shared assets not found at $SHARED (set HEARTH_SHARED)" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/hearth-test.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+total_pass=0
+total_fail=0
+
+tally() {  # reads a test binary's output, echoes it, adds its summary line
+  local out=$1
+  local line
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' <<<"$out" | tail -n1)
+  if [ -z "$line" ]; then
+    total_fail=$((total_fail + 1))
+    echo "  (no summary line: the test binary crashed)"
+    return
+  fi
+  total_pass=$((total_pass + $(cut -d' ' -f1 <<<"$line")))
+  total_fail=$((total_fail + $(cut -d' ' -f3 <<<"$line")))
+}
+
+for t in "$BUILD"/tests/test_*; do
+  [ -x "$t" ] || continue
+  echo "== $(basename "$t")"
+  out=$("$t" 2>&1)
+  echo "$out" | grep -v '^ok ' || true
+  tally "$out"
+done
+
+echo "== e2e: synthesizing test models"
+"$BUILD/hearth" synth --preset tiny --out "$TMP/tiny.gguf" --quiet >/dev/null || total_fail=$((total_fail + 1))
+# slow enough per token that a full-context answer outlasts the disconnect test
+"$BUILD/hearth" synth --layers 8 --embd 512 --heads 8 --ff 2048 --vocab 32000 --type f16 \
+  --out "$TMP/slow.gguf" --quiet >/dev/null || total_fail=$((total_fail + 1))
+
+echo "== e2e"
+out=$(HEARTH_BUILD="$BUILD" HEARTH_SHARED="$SHARED" HEARTH_TMP="$TMP" \
+      HEARTH_NODE_TEST="$PWD/tests/e2e/node/openai.mjs" "$BUILD/tests/e2e" 2>&1)
+echo "$out"
+tally "$out"
+if [ "$total_fail" -ne 0 ]; then
+  for f in "$TMP"/*/hearthd.log; do echo "--- $f (tail)"; tail -n 30 "$f"; done
+fi
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
