@@ -16,8 +16,8 @@
  * depend on chunking or thread count. The value is an Irwin-Hall sum of four
  * 16-bit uniforms, rescaled to the wanted standard deviation: close to normal
  * (bounded at +-3.46 sigma), integer-exact up to one float multiply, so the
- * file is identical on any machine and libm, and ~10x cheaper than
- * Box-Muller. Scales: layer matrices N(0, 0.02); token_embd std 1.0 (so the
+ * file is identical on any machine and libm, and much cheaper than
+ * Box-Muller (the 0.5b preset at q4_0 is written in about a second). Scales: layer matrices N(0, 0.02); token_embd std 1.0 (so the
  * residual stream starts at the RMS-norm scale and the token identity is not
  * drowned by the layers); output std 1/sqrt(embd) (logits ~ N(0,1)); with
  * --tied, token_embd doubles as output and gets std 1/sqrt(embd). Norm
@@ -42,7 +42,9 @@
 #include <gguf.h>
 
 #define SYNTH_CHUNK_ELEMS (1 << 20)   /* floats generated per chunk */
-#define SYNTH_MAX_THREADS 8
+#ifndef SYNTH_MAX_THREADS
+#define SYNTH_MAX_THREADS 8           /* worker threads (the bytes do not depend on it) */
+#endif
 #define SYNTH_MIN_VOCAB   (5 + 256 + 1)
 
 static const char CHATML_TEMPLATE[] =
@@ -98,7 +100,8 @@ static void usage(FILE *f)
             "                      overrides a template copied by --vocab-from\n"
             "  --seed N            PRNG seed (default 42)\n"
             "  --tied              no output.weight (llama then uses token_embd)\n"
-            "  --quiet             no progress on stderr\n"
+            "  --quiet             no progress or notes on stderr (the result line\n"
+            "                      still goes to stdout)\n"
             "  -h, --help          this help\n"
             "\n"
             "Built-in vocab: SentencePiece-style (<unk> <s> </s> <|im_start|> <|im_end|>,\n"
@@ -630,6 +633,12 @@ static void progress_update(progress *p, int i, int n, const char *name)
     }
 }
 
+/* "\n" to end an updating progress line before a message, else "". */
+static const char *progress_nl(const progress *p)
+{
+    return p->tty && !p->quiet && p->last_pct >= 0 ? "\n" : "";
+}
+
 static int write_zeros(FILE *f, size_t n)
 {
     static const char z[64];
@@ -685,7 +694,7 @@ static int write_data(FILE *f, const char *tmp, struct gguf_context *g, const tp
             rpc = 1;
         for (int64_t r0 = 0; r0 < t->ne1 && !rc; r0 += rpc) {
             if (g_stop) {
-                fprintf(stderr, "%ssynth: interrupted\n", pg->tty && !pg->quiet ? "\n" : "");
+                fprintf(stderr, "%ssynth: interrupted\n", progress_nl(pg));
                 rc = -1;
                 break;
             }
@@ -717,7 +726,7 @@ static int write_data(FILE *f, const char *tmp, struct gguf_context *g, const tp
             }
             size_t bytes = (size_t)nr * row_size;
             if (fwrite(obuf, 1, bytes, f) != bytes) {
-                fprintf(stderr, "\nsynth: write %s: %s\n", tmp, strerror(errno));
+                fprintf(stderr, "%ssynth: write %s: %s\n", progress_nl(pg), tmp, strerror(errno));
                 rc = -1;
                 break;
             }
@@ -735,7 +744,7 @@ static int write_data(FILE *f, const char *tmp, struct gguf_context *g, const tp
         }
         size_t pad = (align - sz % align) % align;
         if (write_zeros(f, pad)) {
-            fprintf(stderr, "\nsynth: write %s: %s\n", tmp, strerror(errno));
+            fprintf(stderr, "%ssynth: write %s: %s\n", progress_nl(pg), tmp, strerror(errno));
             rc = -1;
         }
         pg->done += pad;
@@ -791,9 +800,9 @@ static int plan_tensors(const synth_opts *o, int64_t n_vocab, tplan **out, int *
     const float mat = 0.02f, inv = (float)(1.0 / sqrt((double)o->embd));
     int k = 0;
     *n_fallback = 0;
-#define T2(nm, a, b, s) (snprintf(tp[k].name, GGML_MAX_NAME, "%s", nm), tp[k].ne0 = (a), \
+#define T2(name_, a, b, s) (snprintf(tp[k].name, GGML_MAX_NAME, "%s", name_), tp[k].ne0 = (a), \
                          tp[k].ne1 = (b), tp[k].n_dims = 2, tp[k].type = o->type, tp[k].std = (s), k++)
-#define T1(nm, a) (snprintf(tp[k].name, GGML_MAX_NAME, "%s", nm), tp[k].ne0 = (a), tp[k].ne1 = 1, \
+#define T1(name_, a) (snprintf(tp[k].name, GGML_MAX_NAME, "%s", name_), tp[k].ne0 = (a), tp[k].ne1 = 1, \
                    tp[k].n_dims = 1, tp[k].type = GGML_TYPE_F32, tp[k].std = 0.0f, k++)
     T2("token_embd.weight", o->embd, n_vocab, o->tied ? inv : 1.0f);
     char nm[GGML_MAX_NAME];
@@ -840,7 +849,7 @@ int synth_main(int argc, char **argv)
         return 2;
 
     int rc = 1;
-    struct gguf_context *g = gguf_init_empty();
+    struct gguf_context *g = gguf_init_empty(), *tk = NULL;
     struct ggml_context *gc = NULL;
     vocab_b voc = { 0 };
     tplan *tp = NULL;
@@ -859,11 +868,13 @@ int synth_main(int argc, char **argv)
 
     int64_t n_vocab = o.vocab;
     if (o.vocab_from) {
-        /* placeholder so general.* / llama.* come first in the file */
-        set_meta(g, &o, 0);
-        if (copy_tokenizer(g, o.vocab_from, &n_vocab))
+        /* read the tokenizer first (it gives the vocab size), but keep
+         * general.* and llama.* first in the file */
+        tk = gguf_init_empty();
+        if (!tk || copy_tokenizer(tk, o.vocab_from, &n_vocab))
             goto done;
-        gguf_set_val_u32(g, "llama.vocab_size", (uint32_t)n_vocab);
+        set_meta(g, &o, n_vocab);
+        gguf_set_kv(g, tk);
     } else {
         if (build_vocab(&voc, o.vocab)) {
             fprintf(stderr, "synth: out of memory building the vocab\n");
@@ -899,7 +910,7 @@ int synth_main(int argc, char **argv)
         gguf_add_tensor(g, t);
     }
 
-    progress pg = { .quiet = o.quiet, .tty = isatty(STDERR_FILENO) == 1 };
+    progress pg = { .quiet = o.quiet, .tty = isatty(STDERR_FILENO) == 1, .last_pct = -1 };
     for (int i = 0; i < nt; i++) {
         size_t sz = gguf_get_tensor_size(g, i), al = gguf_get_alignment(g);
         pg.total += sz + (al - sz % al) % al;
@@ -954,7 +965,7 @@ int synth_main(int argc, char **argv)
         goto done;
     }
     if (g_stop) {
-        fprintf(stderr, "synth: interrupted\n");
+        fprintf(stderr, "%ssynth: interrupted\n", progress_nl(&pg));
         goto done;
     }
     if (rename(tmp, o.out)) {
@@ -964,14 +975,12 @@ int synth_main(int argc, char **argv)
     tmp_made = false;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (!o.quiet) {
-        if (pg.tty)
-            fputc('\n', stderr);
+        fputs(progress_nl(&pg), stderr);
         fprintf(stderr, "synth: done in %.2f s\n",
                 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     }
-    printf("wrote %s: %d tensors, %.1f MB, vocab %lld, type %s%s\n", o.out, nt,
-           (double)size / 1e6, (long long)n_vocab, o.type_name,
-           n_fallback ? " (some tensors f16)" : "");
+    printf("wrote %s: %d tensors, %.1f MB, vocab %lld, type %s\n", o.out, nt,
+           (double)size / 1e6, (long long)n_vocab, o.type_name);
     fflush(stdout);
     rc = 0;
 
@@ -989,6 +998,8 @@ done:
     vocab_free(&voc);
     if (gc)
         ggml_free(gc);
+    if (tk)
+        gguf_free(tk);
     if (g)
         gguf_free(g);
     return rc;

@@ -43,6 +43,8 @@ void arena_free(arena *a)
 
 void *arena_alloc(arena *a, size_t n)
 {
+    if (n > (size_t)-1 - 15)
+        return NULL;
     n = (n + 15) & ~(size_t)15;
     if (n == 0)
         n = 16;

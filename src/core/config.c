@@ -4,9 +4,11 @@
 #include "core/config.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +94,7 @@ int config_parse_size(const char *s, uint64_t *out)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
+    if (errno || end == s || !(v >= 0) || !isfinite(v))
         return -1;
     uint64_t mul = 1;
     switch (toupper((unsigned char)*end)) {
@@ -263,8 +265,11 @@ int config_load_file(config *c, const char *path, char *err, size_t el)
         if (!*s)
             continue;
         char *eq = strchr(s, '=');
+        char *ws = s + strcspn(s, " \t");
         char *key = s, *val;
-        if (eq && (!strchr(s, ' ') || strchr(s, ' ') > eq || eq[-1] == ' ')) {
+        /* "key = value" when '=' comes before any blank or only blanks precede it */
+        bool kv = eq && (eq < ws || strspn(ws, " \t") == (size_t)(eq - ws));
+        if (kv) {
             *eq = '\0';
             val = eq + 1;
         } else {

@@ -342,6 +342,12 @@ const json *json_get(const json *obj, const char *key)
     return found;
 }
 
+bool json_str_is(const json *v, const char *lit)
+{
+    size_t l = strlen(lit);
+    return v && v->type == JSON_STRING && v->len == l && memcmp(v->str, lit, l) == 0;
+}
+
 const char *json_type_name(json_type t)
 {
     static const char *names[] = { "null", "boolean", "number", "string", "array", "object" };

@@ -45,6 +45,8 @@ json *json_parse(arena *a, const char *text, size_t n, char *err, size_t errlen)
 /* Member of an object by name (NULL if absent or v is not an object). */
 const json *json_get(const json *obj, const char *key);
 const char *json_type_name(json_type t);
+/* True if v is a string exactly equal to lit (no embedded NUL tricks). */
+bool json_str_is(const json *v, const char *lit);
 
 /* Writers: each returns 0, or -1 when the buf cap is hit. */
 int jw_str(buf *b, const char *s, size_t n);      /* "escaped" */

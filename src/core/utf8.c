@@ -58,10 +58,18 @@ size_t utf8_complete_prefix(const char *str, size_t n)
         size_t want = seq_len(c);
         size_t have = n - (i - 1);
         if (want > have) {
-            /* check the bytes present so far are valid continuations */
+            /* hold back only what can still become a valid character */
+            if (c == 0xC0 || c == 0xC1 || c > 0xF4)
+                return n;
             for (size_t k = i; k < n; k++)
                 if ((s[k] & 0xC0) != 0x80)
                     return n;
+            if (have >= 2) {
+                unsigned char c1 = s[i];
+                if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) ||
+                    (c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 > 0x8F))
+                    return n;
+            }
             return i - 1;
         }
         return n;

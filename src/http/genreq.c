@@ -89,7 +89,7 @@ static int content_text(const json *c, size_t idx, buf *out, gen_error *e)
             return bad(e, param, "invalid_type", "'%s[%zu]' must be a content part object",
                        param, k);
         }
-        if (strcmp(ty->str, "text") != 0) {
+        if (!json_str_is(ty, "text")) {
             buf_free(&t);
             return bad(e, param, "unsupported_content",
                        "content parts of type '%.32s' are not supported; only 'text'", ty->str);
@@ -133,12 +133,12 @@ static int messages_field(const json *o, buf *out, gen_error *e)
             return bad(e, param, "invalid_type", "'%s' must be a string", param);
         bool ok = false;
         for (size_t k = 0; k < sizeof roles / sizeof *roles; k++)
-            ok |= strcmp(r->str, roles[k]) == 0;
+            ok |= json_str_is(r, roles[k]);
         if (!ok)
             return bad(e, param, "invalid_value",
                        "'%s' must be one of system, developer, user, assistant, tool", param);
         const json *ct = json_get(c, "content");
-        if ((!ct || ct->type == JSON_NULL) && strcmp(r->str, "assistant") != 0) {
+        if ((!ct || ct->type == JSON_NULL) && !json_str_is(r, "assistant")) {
             snprintf(param, sizeof param, "messages[%zu].content", i);
             return bad(e, param, "missing_required_parameter", "'%s' is required", param);
         }
@@ -194,9 +194,8 @@ static int stop_field(const json *o, buf *out, gen_error *e)
         if (c->len > TS_MAX_STOP_LEN)
             return bad(e, "stop", "invalid_value", "a stop sequence may be at most %d bytes",
                        TS_MAX_STOP_LEN);
-        if (c != s->child)
-            buf_putc(out, ',');
-        jw_str(out, c->str, c->len);
+        if ((c != s->child && buf_putc(out, ',') < 0) || jw_str(out, c->str, c->len) < 0)
+            return -1;
     }
     return buf_putc(out, ']');
 }
@@ -210,9 +209,9 @@ static int response_format_field(const json *o, buf *out, gen_error *e)
     if (rf->type != JSON_OBJECT || !t || t->type != JSON_STRING)
         return bad(e, "response_format", "invalid_type",
                    "'response_format' must be an object with a 'type'");
-    if (strcmp(t->str, "json_object") == 0)
+    if (json_str_is(t, "json_object"))
         return buf_puts(out, ",\"json\":true");
-    if (strcmp(t->str, "text") == 0)
+    if (json_str_is(t, "text"))
         return 0;
     return bad(e, "response_format.type", "invalid_value",
                "response_format type '%.32s' is not supported; use 'text' or 'json_object'",
@@ -246,8 +245,10 @@ int genreq_parse(gen_kind kind, const char *body, size_t len, gen_request *g, ge
     memset(g, 0, sizeof *g);
     memset(e, 0, sizeof *e);
     g->kind = kind;
-    g->payload = buf_make(len * 2 + 4096);
-    arena *a = arena_new(len * 4 + 65536);
+    /* escaping can turn one byte into six (\\u007f) */
+    g->payload = buf_make(len * 6 + 65536);
+    /* a parsed node is ~96 bytes; the smallest useful JSON element ~6 */
+    arena *a = arena_new(len * 16 + (1u << 20));
     char perr[96];
     int rc = -1;
     const json *o = a ? json_parse(a, body, len, perr, sizeof perr) : NULL;
@@ -330,6 +331,8 @@ int genreq_parse(gen_kind kind, const char *body, size_t len, gen_request *g, ge
     rc = 0;
 out:
     arena_free(a);
+    if (rc < 0 && e->status == 0)   /* a write hit the payload cap */
+        bad(e, NULL, "request_too_large", "the request is too large to process");
     if (rc < 0)
         buf_free(&g->payload);
     return rc;

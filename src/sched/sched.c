@@ -208,7 +208,9 @@ int sched_submit(sched *s, job *j, char *err, size_t el)
         rc = 503;
         goto out;
     }
-    bool slot_free = m->state == MODEL_READY && m->busy + m->qlen < m->slots;
+    /* before the worker reports its slots, assume the configured number */
+    int capacity = m->state == MODEL_READY ? m->slots : s->cfg->parallel;
+    bool slot_free = m->busy + m->qlen < capacity;
     if (!slot_free && m->qlen >= s->cfg->queue_size) {
         snprintf(err, el, "model '%s' has %d requests waiting and %d running; try again shortly",
                  m->name, m->qlen, m->busy);
