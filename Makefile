@@ -70,12 +70,13 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(patsubst %.c,$(BUILD)/obj/%.o,$(COR
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL)
 
-$(BUILD)/tests/e2e: tests/e2e/e2e.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC))
+E2E_BIN = $(BUILD)/tests/e2e_api $(BUILD)/tests/e2e_supervise
+$(BUILD)/tests/e2e_%: tests/e2e/e2e_%.c tests/e2e/harness.h $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) $(CURL_LIBS)
 
 unit: $(UNIT_BIN)
-e2e: all $(BUILD)/tests/e2e
+e2e: all $(E2E_BIN)
 
 # Installs what the build needs (idempotent; seconds when already done).
 setup:
@@ -102,3 +103,13 @@ clean:
 	rm -rf build build-san
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# libFuzzer on the GGUF validator for a bounded time: `make fuzz FUZZ_SECONDS=600`.
+# Seeds come from tests/fuzz/seeds; the growing corpus and any crash artifacts
+# stay under build/fuzz.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz:
+	@mkdir -p build/fuzz/corpus_gguf
+	clang -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc -o build/fuzz/fuzz_gguf tests/fuzz/fuzz_gguf.c src/core/gguf.c src/core/buf.c
+	build/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -artifact_prefix=build/fuzz/ build/fuzz/corpus_gguf tests/fuzz/seeds

@@ -5,6 +5,7 @@ set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 SHARED=${HEARTH_SHARED:-$(cd .. && pwd)/shared}
+[ -f "$SHARED/models/stories260K.gguf" ] || SHARED=/work/shared
 if [ ! -f "$SHARED/models/stories260K.gguf" ]; then
   echo "tests: shared assets not found at $SHARED (set HEARTH_SHARED)" >&2
   echo "0 passed, 1 failed"
@@ -42,11 +43,14 @@ echo "== e2e: synthesizing test models"
 "$BUILD/hearth" synth --layers 8 --embd 512 --heads 8 --ff 2048 --vocab 32000 --type f16 \
   --out "$TMP/slow.gguf" --quiet >/dev/null || total_fail=$((total_fail + 1))
 
-echo "== e2e"
-out=$(HEARTH_BUILD="$BUILD" HEARTH_SHARED="$SHARED" HEARTH_TMP="$TMP" \
-      HEARTH_NODE_TEST="$PWD/tests/e2e/node/openai.mjs" "$BUILD/tests/e2e" 2>&1)
-echo "$out"
-tally "$out"
+for t in "$BUILD"/tests/e2e_*; do
+  [ -x "$t" ] || continue
+  echo "== $(basename "$t")"
+  out=$(HEARTH_BUILD="$BUILD" HEARTH_SHARED="$SHARED" HEARTH_TMP="$TMP" \
+        HEARTH_NODE_TEST="$PWD/tests/e2e/node/openai.mjs" "$t" 2>&1)
+  echo "$out" | grep -v ' INFO \| WARN ' || true
+  tally "$out"
+done
 if [ "$total_fail" -ne 0 ]; then
   for f in "$TMP"/*/hearthd.log; do echo "--- $f (tail)"; tail -n 30 "$f"; done
 fi

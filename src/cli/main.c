@@ -35,6 +35,9 @@ static void usage(FILE *f)
             "  models              list the models the daemon serves\n"
             "  run MODEL [PROMPT]  chat with MODEL; streams the answer. Without PROMPT,\n"
             "                      an interactive chat that keeps the conversation\n"
+            "  ps                  models with state, slots, queue, memory, restarts\n"
+            "  load MODEL          load a model now (waits until it is ready)\n"
+            "  unload MODEL        unload a model (once it is idle)\n"
             "  synth --out FILE    write a synthetic GGUF model with random weights\n"
             "\n"
             "Run `hearth COMMAND --help` for a command's options.\n"
@@ -122,6 +125,94 @@ static int cmd_models(int argc, char **argv)
     rc = 0;
 out:
     arena_free(a);
+    buf_free(&out);
+    return rc;
+}
+
+static const char *jstr(const json *o, const char *k)
+{
+    const json *v = json_get(o, k);
+    return v && v->type == JSON_STRING ? v->str : "";
+}
+
+static double jnum(const json *o, const char *k)
+{
+    const json *v = json_get(o, k);
+    return v && v->type == JSON_NUMBER ? v->number : 0;
+}
+
+static int cmd_ps(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        printf("Usage: hearth ps\n\nShows every model hearthd knows: state (unloaded, loading, ready,\n"
+               "stopping, failed), busy/total slots, queued requests, memory estimated\n"
+               "and measured, uptime, restarts and the last error; and the memory budget.\n");
+        return 0;
+    }
+    char url[1024], err[512];
+    snprintf(url, sizeof url, "%s/v1/status", g_url);
+    buf out = buf_make(0);
+    long st = 0;
+    int rc = 1;
+    arena *a = arena_new(0);
+    if (client_request(url, NULL, &out, &st, err, sizeof err) < 0) {
+        fprintf(stderr, "hearth: %s\n", err);
+        goto out;
+    }
+    if (st != 200) {
+        print_api_error(st, &out);
+        goto out;
+    }
+    const json *j = json_parse(a, out.data, out.len, err, sizeof err);
+    const json *mem = json_get(j, "memory"), *models = json_get(j, "models");
+    if (!models || models->type != JSON_ARRAY) {
+        fprintf(stderr, "hearth: unexpected answer from %s\n", url);
+        goto out;
+    }
+    printf("%-24s %-9s %-7s %-6s %-10s %-10s %-9s %-8s %s\n", "MODEL", "STATE", "SLOTS", "QUEUE",
+           "MEM EST", "MEM NOW", "UPTIME", "RESTARTS", "LAST ERROR");
+    for (const json *m = models->child; m; m = m->next) {
+        char slots[16];
+        snprintf(slots, sizeof slots, "%d/%d", (int)jnum(m, "slots_busy"), (int)jnum(m, "slots_total"));
+        printf("%-24s %-9s %-7s %-6d %-10.1f %-10.1f %-9.0f %-8d %s\n", jstr(m, "name"),
+               jstr(m, "state"), slots, (int)jnum(m, "queued"),
+               jnum(m, "memory_estimated_bytes") / 1048576.0,
+               jnum(m, "memory_measured_bytes") / 1048576.0, jnum(m, "uptime_s"),
+               (int)jnum(m, "restarts"), jstr(m, "last_error"));
+    }
+    printf("memory (MiB): budget %.0f, reserved %.1f, workers now %.1f, peak %.1f\n",
+           jnum(mem, "budget_bytes") / 1048576.0, jnum(mem, "reserved_bytes") / 1048576.0,
+           jnum(mem, "workers_rss_bytes") / 1048576.0,
+           jnum(mem, "workers_rss_peak_bytes") / 1048576.0);
+    rc = 0;
+out:
+    arena_free(a);
+    buf_free(&out);
+    return rc;
+}
+
+static int cmd_load_unload(int argc, char **argv, const char *action)
+{
+    if (wants_help(argc, argv) || argc != 2) {
+        printf("Usage: hearth %s MODEL\n\n%s\n", action,
+               action[0] == 'l' ? "Loads MODEL now and waits until it is ready (or fails)."
+                                : "Unloads MODEL once it is idle, freeing its memory.");
+        return argc == 2 ? 0 : 2;
+    }
+    char url[1200], err[512];
+    snprintf(url, sizeof url, "%s/v1/models/%s/%s", g_url, argv[1], action);
+    buf out = buf_make(0);
+    long st = 0;
+    if (client_request(url, "{}", &out, &st, err, sizeof err) < 0) {
+        fprintf(stderr, "hearth: %s\n", err);
+        buf_free(&out);
+        return 1;
+    }
+    int rc = st == 200 ? 0 : 1;
+    if (rc)
+        print_api_error(st, &out);
+    else
+        printf("%s: %s\n", argv[1], action[0] == 'l' ? "ready" : "unloaded");
     buf_free(&out);
     return rc;
 }
@@ -366,6 +457,10 @@ int main(int argc, char **argv)
         rc = cmd_models(sub_argc, sub_argv);
     else if (!strcmp(cmd, "run"))
         rc = cmd_run(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "ps"))
+        rc = cmd_ps(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "load") || !strcmp(cmd, "unload"))
+        rc = cmd_load_unload(sub_argc, sub_argv, cmd);
     else {
         fprintf(stderr, "hearth: unknown command '%s'\n\n", cmd);
         usage(stderr);

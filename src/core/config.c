@@ -62,6 +62,8 @@ void config_defaults(config *c)
     c->per_ip_connections = 64;
     c->timeout = 600;
     c->log_level = xstrdup("info");
+    c->keep_alive = 300;
+    c->load_timeout = 60;
 }
 
 void config_free(config *c)
@@ -220,6 +222,18 @@ int config_set(config *c, const char *key, const char *v, char *err, size_t el)
             return -1;
         }
         c->max_body = (size_t)sz;
+    } else if (strcmp(key, "memory-budget") == 0) {
+        if (config_parse_size(v, &sz) < 0 || sz < (16ull << 20)) {
+            snprintf(err, el, "memory-budget: expected a size of at least 16M, got '%.100s'", v);
+            return -1;
+        }
+        c->memory_budget = sz;
+    } else if (strcmp(key, "keep-alive") == 0) {
+        if (parse_int(v, -1, 1 << 30, &c->keep_alive) < 0)
+            goto bad_int;
+    } else if (strcmp(key, "load-timeout") == 0) {
+        if (parse_int(v, 1, 86400, &c->load_timeout) < 0)
+            goto bad_int;
     } else if (strcmp(key, "log-level") == 0) {
         if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error")) {
             snprintf(err, el, "log-level: expected debug|info|warn|error");
@@ -322,6 +336,12 @@ void config_print_help(const char *prog)
            "  --max-connections N    simultaneous HTTP connections (default 128)\n"
            "  --per-ip-connections N simultaneous connections per client address (default 64)\n"
            "  --timeout SECONDS      idle connection timeout (default 600)\n"
+           "  --memory-budget SIZE   memory for all model workers together, e.g. 12G\n"
+           "                         (default 70%% of physical RAM)\n"
+           "  --keep-alive SECONDS   how long an idle model stays loaded (default 300;\n"
+           "                         -1 = forever, 0 = unload after each request)\n"
+           "  --load-timeout SECONDS how long a request may wait for memory or a load\n"
+           "                         before 503 (default 60)\n"
            "  --log-level LEVEL      debug|info|warn|error (default info)\n"
            "  --help                 show this help\n"
            "  --version              show the version\n",

@@ -39,6 +39,9 @@ typedef struct config {
     int   per_ip_connections;
     int   timeout;            /* idle connection timeout, seconds */
     char *log_level;
+    uint64_t memory_budget;   /* bytes for all workers together; 0 = default */
+    int   keep_alive;         /* seconds an idle model stays loaded; -1 forever */
+    int   load_timeout;       /* seconds a request may wait for memory/loading */
 } config;
 
 void config_defaults(config *c);

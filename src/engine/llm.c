@@ -74,7 +74,10 @@ static double now_ms(void)
 static void llama_log_cb(enum ggml_log_level level, const char *text, void *ud)
 {
     (void)ud;
-    if (level != GGML_LOG_LEVEL_WARN && level != GGML_LOG_LEVEL_ERROR)
+    static int verbose = -1;
+    if (verbose < 0)
+        verbose = getenv("HEARTH_LLAMA_LOG") != NULL;
+    if (!verbose && level != GGML_LOG_LEVEL_WARN && level != GGML_LOG_LEVEL_ERROR)
         return;
     size_t n = strlen(text);
     while (n && text[n - 1] == '\n')
@@ -97,6 +100,10 @@ llm *llm_load(const llm_params *p, const llm_sink *sink, char *err, size_t el)
 
     struct llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = 0;
+    /* Read the weights instead of mapping them: the resident size is then the
+     * tensor bytes once, not the mapping plus the repacked copy, which keeps
+     * the memory budget's estimate honest (sched/budget.h). */
+    mp.load_mode = LLAMA_LOAD_MODE_NONE;
     m->model = llama_model_load_from_file(p->path, mp);
     if (!m->model) {
         snprintf(err, el, "llama.cpp could not load the model file");

@@ -210,7 +210,7 @@ static int reply_failed(http_req *r, const job_status *s)
 {
     unsigned st = s->err_status >= 400 && s->err_status < 600 ? (unsigned)s->err_status : 500;
     return http_reply_error(r, st, NULL, NULL, s->err_code, s->err_msg,
-                            st == 503 ? 1 : 0);
+                            st == 503 ? 5 : 0);
 }
 
 static int reply_whole(http_req *r, gen_kind kind, const char *id, const char *model,
@@ -254,14 +254,18 @@ static int generate(http_req *r, gen_kind kind)
     job *j = job_new(r->rid, g.model, payload, plen);
     if (!j)
         return http_reply_error(r, 500, NULL, NULL, "out_of_memory", "out of memory", 0);
-    char err[256];
-    int rc = sched_submit(r->sched, j, err, sizeof err);
+    j->keep_alive = g.keep_alive;
+    char err[320];
+    int retry = 0;
+    int rc = sched_submit(r->sched, j, err, sizeof err, &retry);
     if (rc) {
         job_unref(j);
-        const char *code = rc == 404 ? "model_not_found" : rc == 503 ? "server_busy"
-                                                                     : "model_unavailable";
+        const char *code = rc == 404 ? "model_not_found"
+                           : rc == 503 && strstr(err, "waiting") ? "server_busy"
+                           : rc == 503 ? "model_unavailable"
+                                       : "model_load_failed";
         return http_reply_error(r, (unsigned)rc, NULL, rc == 404 ? "model" : NULL, code, err,
-                                rc == 503 ? 2 : 0);
+                                retry);
     }
     char id[64];
     snprintf(id, sizeof id, "%s%s", kind == GEN_CHAT ? "chatcmpl-" : "cmpl-", r->rid);

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/arena.h"
@@ -240,6 +241,52 @@ static int unsupported(const json *o, gen_error *e)
     return 0;
 }
 
+int genreq_parse_keep_alive(const char *s, size_t len, int *out)
+{
+    char tmp[32];
+    if (len == 0 || len >= sizeof tmp)
+        return -1;
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    char *end;
+    double v = strtod(tmp, &end);
+    if (end == tmp || !isfinite(v))
+        return -1;
+    double mul = 1;
+    if (*end == 's')
+        end++;
+    else if (*end == 'm')
+        mul = 60, end++;
+    else if (*end == 'h')
+        mul = 3600, end++;
+    if (*end)
+        return -1;
+    v *= mul;
+    if (v < 0)
+        v = -1;
+    if (v > 1e9)
+        v = 1e9;
+    *out = (int)v;
+    return 0;
+}
+
+static int keep_alive_field(const json *o, int *out, gen_error *e)
+{
+    const json *k = opt(o, "keep_alive");
+    *out = GEN_KEEP_ALIVE_DEFAULT;
+    if (!k)
+        return 0;
+    if (k->type == JSON_NUMBER) {
+        *out = k->number < 0 ? -1 : k->number > 1e9 ? 1000000000 : (int)k->number;
+        return 0;
+    }
+    if (k->type == JSON_STRING && strlen(k->str) == k->len &&
+        genreq_parse_keep_alive(k->str, k->len, out) == 0)
+        return 0;
+    return bad(e, "keep_alive", "invalid_value",
+               "'keep_alive' must be seconds (a number) or a duration like \"5m\"");
+}
+
 int genreq_parse(gen_kind kind, const char *body, size_t len, gen_request *g, gen_error *e)
 {
     memset(g, 0, sizeof *g);
@@ -275,7 +322,7 @@ int genreq_parse(gen_kind kind, const char *body, size_t len, gen_request *g, ge
     snprintf(g->model, sizeof g->model, "%s", m->str);
     buf *p = &g->payload;
     buf_puts(p, kind == GEN_CHAT ? "{\"kind\":\"chat\"" : "{\"kind\":\"completion\"");
-    if (unsupported(o, e) < 0)
+    if (unsupported(o, e) < 0 || keep_alive_field(o, &g->keep_alive, e) < 0)
         goto out;
     if ((kind == GEN_CHAT ? messages_field(o, p, e) : prompt_field(o, p, e)) < 0)
         goto out;

@@ -24,11 +24,19 @@
 
 typedef enum { GEN_CHAT, GEN_COMPLETION } gen_kind;
 
+#define GEN_KEEP_ALIVE_DEFAULT (-2)
+
+/* keep_alive as Ollama takes it: seconds as a number, or a string "30s",
+ * "5m", "1h", "-1" (forever), "0" (unload after the request). Returns 0 and
+ * the seconds, or -1. */
+int genreq_parse_keep_alive(const char *s, size_t len, int *out);
+
 typedef struct gen_request {
     gen_kind kind;
     char model[MODEL_NAME_MAX + 8];
     bool stream;
     bool include_usage;
+    int keep_alive;        /* seconds; -1 forever; GEN_KEEP_ALIVE_DEFAULT if absent */
     buf payload;           /* the internal request JSON (owned) */
 } gen_request;
 

@@ -70,6 +70,8 @@ void http_add_common_headers(http_req *r, struct MHD_Response *resp);
 int http_health(http_req *r);
 int http_models(http_req *r);
 int http_model_get(http_req *r, const char *name);
+int http_model_action(http_req *r, const char *rest);
+int http_status(http_req *r);
 int http_chat(http_req *r);
 int http_completions(http_req *r);
 

@@ -1,5 +1,6 @@
 /*
- * models.c: GET /health, GET /v1/models, GET /v1/models/{name}.
+ * models.c: the model family of endpoints: GET /health, GET /v1/models,
+ * GET /v1/models/{name}, POST /v1/models/{name}/load|unload, GET /v1/status.
  */
 #include <microhttpd.h>
 #include <stdio.h>
@@ -11,7 +12,21 @@
 int http_health(http_req *r)
 {
     buf b = buf_make(0);
-    buf_puts(&b, "{\"status\":\"ok\"}");
+    size_t n = sched_model_count(r->sched), nfailed = 0;
+    buf failed = buf_make(0);
+    for (size_t i = 0; i < n; i++) {
+        model_info mi;
+        if (sched_model_info(r->sched, i, &mi) == 0 && mi.state == MODEL_FAILED) {
+            if (nfailed++)
+                buf_putc(&failed, ',');
+            jw_cstr(&failed, mi.name);
+        }
+    }
+    if (nfailed)
+        buf_printf(&b, "{\"status\":\"degraded\",\"failed_models\":[%s]}", failed.data);
+    else
+        buf_puts(&b, "{\"status\":\"ok\"}");
+    buf_free(&failed);
     return http_reply_json(r, 200, &b);
 }
 
@@ -40,6 +55,13 @@ int http_models(http_req *r)
     return http_reply_json(r, 200, &b);
 }
 
+static int not_found(http_req *r, const char *name)
+{
+    char msg[128];
+    snprintf(msg, sizeof msg, "The model '%.64s' does not exist", name);
+    return http_reply_error(r, 404, NULL, "model", "model_not_found", msg, 0);
+}
+
 int http_model_get(http_req *r, const char *name)
 {
     size_t n = sched_model_count(r->sched);
@@ -51,7 +73,75 @@ int http_model_get(http_req *r, const char *name)
             return http_reply_json(r, 200, &b);
         }
     }
-    char msg[128];
-    snprintf(msg, sizeof msg, "The model '%.64s' does not exist", name);
-    return http_reply_error(r, 404, NULL, "model", "model_not_found", msg, 0);
+    return not_found(r, name);
+}
+
+/* POST /v1/models/{name}/load and /unload */
+int http_model_action(http_req *r, const char *rest)
+{
+    const char *slash = strrchr(rest, '/');
+    char name[MODEL_NAME_MAX + 2];
+    if (!slash || slash == rest || (size_t)(slash - rest) > MODEL_NAME_MAX)
+        return http_reply_error(r, 404, NULL, NULL, "unknown_url", "Unknown request URL", 0);
+    snprintf(name, sizeof name, "%.*s", (int)(slash - rest), rest);
+    const char *action = slash + 1;
+    char err[320];
+    int rc;
+    if (strcmp(action, "load") == 0)
+        rc = sched_load(r->sched, name, err, sizeof err);
+    else if (strcmp(action, "unload") == 0)
+        rc = sched_unload(r->sched, name, err, sizeof err);
+    else
+        return http_reply_error(r, 404, NULL, NULL, "unknown_url", "Unknown request URL", 0);
+    if (rc == 404)
+        return not_found(r, name);
+    if (rc)
+        return http_reply_error(r, (unsigned)rc, NULL, NULL,
+                                rc == 409 ? "model_busy" : rc == 503 ? "model_unavailable"
+                                                                     : "model_load_failed",
+                                err, rc == 503 ? 5 : 0);
+    buf b = buf_make(0);
+    buf_puts(&b, "{\"id\":");
+    jw_cstr(&b, name);
+    buf_printf(&b, ",\"status\":\"%s\"}", action[0] == 'l' ? "ready" : "unloaded");
+    return http_reply_json(r, 200, &b);
+}
+
+int http_status(http_req *r)
+{
+    sched_totals t;
+    sched_get_totals(r->sched, &t);
+    buf b = buf_make(0);
+    buf_printf(&b,
+               "{\"version\":\"" HEARTH_VERSION "\",\"memory\":{\"budget_bytes\":%llu,"
+               "\"reserved_bytes\":%llu,\"workers_rss_bytes\":%llu,\"workers_rss_peak_bytes\":%llu},"
+               "\"models\":[",
+               (unsigned long long)t.budget, (unsigned long long)t.reserved,
+               (unsigned long long)t.rss, (unsigned long long)t.rss_peak);
+    size_t n = sched_model_count(r->sched);
+    for (size_t i = 0; i < n; i++) {
+        model_info mi;
+        if (sched_model_info(r->sched, i, &mi) < 0)
+            continue;
+        if (i)
+            buf_putc(&b, ',');
+        buf_puts(&b, "{\"name\":");
+        jw_cstr(&b, mi.name);
+        buf_printf(&b,
+                   ",\"state\":\"%s\",\"slots_busy\":%d,\"slots_total\":%d,\"queued\":%d,"
+                   "\"pid\":%d,\"uptime_s\":%.1f,\"restarts\":%d,\"load_failures\":%d,"
+                   "\"keep_alive_s\":%d,\"memory_estimated_bytes\":%llu,"
+                   "\"memory_measured_bytes\":%llu,\"memory_measured_at_load_bytes\":%llu,"
+                   "\"memory_peak_bytes\":%llu,"
+                   "\"last_error\":",
+                   model_state_name(mi.state), mi.busy, mi.slots, mi.queued, mi.pid, mi.uptime_s,
+                   mi.restarts, mi.load_failures, mi.keep_alive_s,
+                   (unsigned long long)mi.est_bytes, (unsigned long long)mi.rss_bytes,
+                   (unsigned long long)mi.loaded_rss_bytes,
+                   (unsigned long long)mi.peak_rss_bytes);
+        jw_cstr(&b, mi.last_error[0] ? mi.last_error : NULL);
+        buf_putc(&b, '}');
+    }
+    buf_puts(&b, "]}");
+    return http_reply_json(r, 200, &b);
 }

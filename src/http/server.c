@@ -29,7 +29,7 @@ struct http_server {
     int port;
 };
 
-enum { R_NONE, R_HEALTH, R_MODELS, R_MODEL, R_CHAT, R_COMPLETIONS };
+enum { R_NONE, R_HEALTH, R_MODELS, R_MODEL, R_MODEL_ACTION, R_STATUS, R_CHAT, R_COMPLETIONS };
 
 static const struct route {
     const char *method, *path;
@@ -39,6 +39,8 @@ static const struct route {
     { "GET", "/health", R_HEALTH, false },
     { "GET", "/v1/models", R_MODELS, false },
     { "GET", "/v1/models/", R_MODEL, true },
+    { "POST", "/v1/models/", R_MODEL_ACTION, true },
+    { "GET", "/v1/status", R_STATUS, false },
     { "POST", "/v1/chat/completions", R_CHAT, false },
     { "POST", "/v1/completions", R_COMPLETIONS, false },
 };
@@ -179,6 +181,9 @@ static enum MHD_Result dispatch(http_req *r)
     case R_HEALTH: return (enum MHD_Result)http_health(r);
     case R_MODELS: return (enum MHD_Result)http_models(r);
     case R_MODEL: return (enum MHD_Result)http_model_get(r, r->url + strlen("/v1/models/"));
+    case R_MODEL_ACTION:
+        return (enum MHD_Result)http_model_action(r, r->url + strlen("/v1/models/"));
+    case R_STATUS: return (enum MHD_Result)http_status(r);
     case R_CHAT: return (enum MHD_Result)http_chat(r);
     case R_COMPLETIONS: return (enum MHD_Result)http_completions(r);
     }

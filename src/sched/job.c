@@ -27,6 +27,7 @@ job *job_new(const char *rid, const char *model, char *payload, size_t len)
     j->refs = 1;
     j->text = buf_make(JOB_TEXT_CAP);
     j->slot = -1;
+    j->keep_alive = JOB_KEEP_ALIVE_DEFAULT;
     pthread_mutex_init(&j->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -19,6 +19,7 @@
 #include "core/buf.h"
 
 #define JOB_TEXT_CAP (16u << 20)
+#define JOB_KEEP_ALIVE_DEFAULT (-2)
 
 typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED } job_phase;
 
@@ -41,6 +42,8 @@ struct job {
     char *payload;             /* the worker request (owned) */
     size_t payload_len;
     char model[72];
+    int keep_alive;            /* seconds, -1 forever, JOB_KEEP_ALIVE_DEFAULT */
+    double enqueued_ms;        /* monotonic, set by the scheduler */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;

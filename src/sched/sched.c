@@ -1,10 +1,16 @@
 /*
- * sched.c: per-model queues, dispatch to workers, and worker lifecycle.
+ * sched.c: per-model queues, dispatch to workers, the memory budget and the
+ * worker lifecycle (load, keep-alive unload, crash restart with back-off).
  *
  * One mutex guards all model state. Worker frames arrive on each worker's
- * reader thread; the lock is held only to find the job and update counters,
- * and job_* calls (which take the job's own lock) happen after the scheduler
- * lock is released, so the lock order is always sched -> nothing, job -> nothing.
+ * reader thread; the lock is held only to find the job and update counters;
+ * job_* calls (which take the job's own lock) run after it is released, so
+ * the lock order is always sched -> nothing, job -> nothing.
+ *
+ * A governor thread ticks every GOVERNOR_TICK_MS: it starts loads that were
+ * waiting for memory or for a back-off to pass, unloads idle models past
+ * their keep-alive, fails jobs that waited past the load-timeout, and samples
+ * the workers' resident memory.
  */
 #include "sched/sched.h"
 
@@ -18,12 +24,17 @@
 #include <unistd.h>
 
 #include "core/arena.h"
+#include "core/gguf.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "sched/budget.h"
 #include "worker/supervisor.h"
 
 #define MAX_SLOTS 64
-#define MAX_ZOMBIES 16
+#define MAX_ZOMBIES 64
+#define GOVERNOR_TICK_MS 100
+#define CRASH_WINDOW_MS 60000.0
+#define MAX_BACKOFF_MS 300000.0
 
 struct model {
     sched *s;
@@ -36,29 +47,80 @@ struct model {
     job *inflight[MAX_SLOTS];
     job *qhead, *qtail;
     int qlen;
-    int restarts;
+    int restarts, load_failures;
     int64_t created;
+    uint64_t est;               /* 0 when the file did not validate */
+    int64_t checked_mtime;      /* the file version the last check saw */
+    int64_t checked_size;
+    uint64_t loaded_rss, rss, peak_rss;
+    double ready_at, last_used, retry_at, backoff_ms;
+    int keep_alive;             /* seconds; -1 forever */
+    bool stop_requested;        /* we asked it to exit: not a crash */
 };
 
 struct sched {
     const config *cfg;
     char exe[4096];
     pthread_mutex_t mu;
+    pthread_cond_t changed;     /* a model changed state (for sched_load/unload) */
     struct model *models;
     size_t nmodels;
     worker *zombies[MAX_ZOMBIES];
     size_t nzombies;
     int stopping;
+    uint64_t budget, rss_peak, rss_now;
+    pthread_t governor;
+    bool governor_running;
 };
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 
 const char *model_state_name(model_state st)
 {
-    static const char *n[] = { "unloaded", "loading", "ready", "failed" };
+    static const char *n[] = { "unloaded", "loading", "ready", "stopping", "failed" };
     return n[st];
 }
 
 static void on_worker_frame(void *ud, worker *w, const wire_hdr *h, const char *payload);
 static void on_worker_exit(void *ud, worker *w, int status, const char *why);
+static void *governor_main(void *arg);
+
+/* Validate the file and estimate its footprint; on failure the model is
+ * marked failed with the validator's reason. */
+static int inspect_locked(struct model *m)
+{
+    gguf_info gi;
+    char why[200];
+    struct stat st;
+    if (stat(m->path, &st) == 0) {
+        if (m->est && (int64_t)st.st_mtime == m->checked_mtime &&
+            (int64_t)st.st_size == m->checked_size)
+            return m->est <= m->s->budget ? 0 : -1;   /* unchanged since checked */
+        m->created = (int64_t)st.st_mtime;
+        m->checked_mtime = (int64_t)st.st_mtime;
+        m->checked_size = (int64_t)st.st_size;
+    }
+    if (gguf_check_file(m->path, &gi, why, sizeof why) < 0) {
+        m->est = 0;
+        snprintf(m->last_error, sizeof m->last_error, "invalid model file: %s", why);
+        return -1;
+    }
+    m->est = budget_estimate(&gi, m->s->cfg);
+    if (m->est > m->s->budget) {
+        char need[32], have[32];
+        budget_human(m->est, need, sizeof need);
+        budget_human(m->s->budget, have, sizeof have);
+        snprintf(m->last_error, sizeof m->last_error,
+                 "needs an estimated %s, more than the whole memory budget of %s", need, have);
+        return -1;
+    }
+    return 0;
+}
 
 sched *sched_new(const config *cfg, const char *exe, char *err, size_t el)
 {
@@ -68,6 +130,11 @@ sched *sched_new(const config *cfg, const char *exe, char *err, size_t el)
     s->cfg = cfg;
     snprintf(s->exe, sizeof s->exe, "%s", exe);
     pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->changed, NULL);
+    s->budget = cfg->memory_budget ? cfg->memory_budget : budget_physical_ram() / 10 * 7;
+    char b[32];
+    budget_human(s->budget, b, sizeof b);
+    log_info("memory budget for model workers: %s", b);
     s->models = calloc(cfg->nmodels ? cfg->nmodels : 1, sizeof *s->models);
     if (!s->models)
         goto oom;
@@ -77,12 +144,17 @@ sched *sched_new(const config *cfg, const char *exe, char *err, size_t el)
         m->s = s;
         snprintf(m->name, sizeof m->name, "%s", cfg->models[i].name);
         m->path = cfg->models[i].path;
-        struct stat st;
-        if (stat(m->path, &st) == 0)
-            m->created = (int64_t)st.st_mtime;
-        else
-            log_warn("model %s: file not found: %s", m->name, m->path);
+        m->keep_alive = cfg->keep_alive;
+        if (inspect_locked(m) < 0) {
+            m->state = MODEL_FAILED;
+            log_error("model %s: %s", m->name, m->last_error);
+        } else {
+            budget_human(m->est, b, sizeof b);
+            log_info("model %s: estimated footprint %s", m->name, b);
+        }
     }
+    if (pthread_create(&s->governor, NULL, governor_main, s) == 0)
+        s->governor_running = true;
     return s;
 oom:
     snprintf(err, el, "out of memory");
@@ -98,7 +170,7 @@ static struct model *find_model(sched *s, const char *name)
     return NULL;
 }
 
-static void reap_zombies_locked(sched *s, worker **out, size_t *nout)
+static void take_zombies_locked(sched *s, worker **out, size_t *nout)
 {
     for (size_t i = 0; i < s->nzombies; i++)
         out[(*nout)++] = s->zombies[i];
@@ -111,22 +183,124 @@ static void free_workers(worker **ws, size_t n)
         worker_free(ws[i]);
 }
 
-/* Collected under the lock, delivered after it is released. */
-struct pending_fail {
-    job *j;
-    int status;
-    const char *code;
-    char msg[256];
+/* Failures collected under the lock and delivered after it is released. */
+struct fails {
+    job *j[MAX_SLOTS * 4];
+    int status[MAX_SLOTS * 4];
+    const char *code[MAX_SLOTS * 4];
+    char msg[MAX_SLOTS * 4][256];
+    int retry[MAX_SLOTS * 4];
+    size_t n;
 };
+
+static void fail_later(struct fails *f, job *j, int status, const char *code, const char *msg)
+{
+    if (f->n == sizeof f->j / sizeof *f->j) {
+        /* out of room: deliver with the lock held is not allowed; drop the
+         * reference and let the client see a generic failure via cancel */
+        job_unref(j);
+        return;
+    }
+    f->j[f->n] = j;
+    f->status[f->n] = status;
+    f->code[f->n] = code;
+    snprintf(f->msg[f->n], sizeof f->msg[f->n], "%s", msg);
+    f->n++;
+}
+
+static void deliver(struct fails *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        job_fail(f->j[i], f->status[i], f->code[i], f->msg[i]);
+        job_unref(f->j[i]);
+    }
+    f->n = 0;
+}
+
+static void fail_queue_locked(struct model *m, struct fails *f, int status, const char *code,
+                              const char *msg)
+{
+    while (m->qhead && f->n < sizeof f->j / sizeof *f->j) {
+        job *j = m->qhead;
+        m->qhead = j->qnext;
+        j->qnext = NULL;
+        m->qlen--;
+        fail_later(f, j, status, code, msg);
+    }
+    if (!m->qhead)
+        m->qtail = NULL;
+}
+
+static uint64_t reserved_locked(sched *s)
+{
+    uint64_t r = 0;
+    for (size_t i = 0; i < s->nmodels; i++) {
+        model_state st = s->models[i].state;
+        if (st == MODEL_LOADING || st == MODEL_READY || st == MODEL_STOPPING)
+            r += s->models[i].est;
+    }
+    return r;
+}
+
+static void request_stop_locked(struct model *m, const char *why)
+{
+    if (!m->w || m->state == MODEL_STOPPING)
+        return;
+    log_info("model %s: unloading (%s)", m->name, why);
+    m->state = MODEL_STOPPING;
+    m->stop_requested = true;
+    if (worker_send(m->w, WIRE_SHUTDOWN, 0, NULL, 0) < 0)
+        worker_signal(m->w, SIGKILL);
+}
+
+/* Make room for `need` bytes: stop idle loaded models, least recently used
+ * first. Returns true if enough is free now (nothing to wait for). */
+static bool make_room_locked(sched *s, struct model *want, uint64_t need)
+{
+    uint64_t used = reserved_locked(s);
+    if (used + need <= s->budget)
+        return true;
+    uint64_t freeing = 0;
+    for (size_t i = 0; i < s->nmodels; i++)
+        if (s->models[i].state == MODEL_STOPPING)
+            freeing += s->models[i].est;
+    while (used - freeing + need > s->budget) {
+        struct model *lru = NULL;
+        for (size_t i = 0; i < s->nmodels; i++) {
+            struct model *c = &s->models[i];
+            if (c == want || c->state != MODEL_READY || c->busy || c->qlen)
+                continue;
+            if (!lru || c->last_used < lru->last_used)
+                lru = c;
+        }
+        if (!lru)
+            break;
+        char why[96];
+        snprintf(why, sizeof why, "idle, making room for %s", want->name);
+        request_stop_locked(lru, why);
+        freeing += lru->est;
+    }
+    return false;
+}
+
+static void describe_holders_locked(sched *s, char *out, size_t n)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < s->nmodels && o < n; i++) {
+        struct model *c = &s->models[i];
+        if (c->state != MODEL_LOADING && c->state != MODEL_READY && c->state != MODEL_STOPPING)
+            continue;
+        char h[32];
+        budget_human(c->est, h, sizeof h);
+        o += (size_t)snprintf(out + o, n - o, "%s%s (%s, %s)", o ? ", " : "", c->name, h,
+                              c->busy ? "busy" : model_state_name(c->state));
+    }
+}
 
 static int spawn_locked(struct model *m, char *err, size_t el)
 {
     const config *c = m->s->cfg;
-    struct stat st;
-    if (stat(m->path, &st) < 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, el, "the file of model '%s' is missing or not a regular file", m->name);
-        return -1;
-    }
     char th[16], par[16], ctx[16], bat[16];
     snprintf(th, sizeof th, "%d", c->threads);
     snprintf(par, sizeof par, "%d", c->parallel);
@@ -136,20 +310,59 @@ static int spawn_locked(struct model *m, char *err, size_t el)
                      "--parallel", par, "--ctx-size", ctx, "--batch-size", bat,
                      "--log-level", c->log_level, NULL };
     worker_events ev = { m, on_worker_frame, on_worker_exit };
-    worker *w = worker_start(argv, &ev, err, el);
+    worker *w = worker_start(argv, budget_hard_limit(m->est), &ev, err, el);
     if (!w)
         return -1;
     m->w = w;
     m->state = MODEL_LOADING;
     m->busy = 0;
     m->slots = 0;
-    log_info("model %s: worker pid %d loading %s", m->name, (int)worker_pid(w), m->path);
+    m->stop_requested = false;
+    m->loaded_rss = m->rss = m->peak_rss = 0;
+    log_info("model %s: worker pid %d loading", m->name, (int)worker_pid(w));
     return 0;
 }
 
-/* Send queued jobs to free slots. Jobs the worker cannot take are failed via
- * the pending list. */
-static void dispatch_locked(struct model *m, struct pending_fail *pf, size_t *npf)
+/* Try to get the model loading: validation, budget, back-off. Returns 0 when
+ * it is loading/ready or will be once memory frees; an HTTP status with a
+ * message when the request cannot be served. */
+static int ensure_loaded_locked(struct model *m, char *err, size_t el, int *retry_after)
+{
+    sched *s = m->s;
+    *retry_after = 0;
+    if (m->state == MODEL_LOADING || m->state == MODEL_READY)
+        return 0;
+    if (m->state == MODEL_STOPPING)
+        return 0;       /* restarts once the old worker is gone */
+    double now = now_ms();
+    if (m->state == MODEL_FAILED && now < m->retry_at) {
+        *retry_after = (int)((m->retry_at - now) / 1000) + 1;
+        snprintf(err, el, "model '%s' is unavailable: %s (next retry in %d s)", m->name,
+                 m->last_error, *retry_after);
+        return 503;
+    }
+    if (inspect_locked(m) < 0) {
+        m->state = MODEL_FAILED;
+        m->load_failures++;
+        m->backoff_ms = m->backoff_ms ? m->backoff_ms * 2 : 5000;
+        if (m->backoff_ms > MAX_BACKOFF_MS)
+            m->backoff_ms = MAX_BACKOFF_MS;
+        m->retry_at = now + m->backoff_ms;
+        snprintf(err, el, "model '%s' cannot be loaded: %s", m->name, m->last_error);
+        return 500;
+    }
+    if (!make_room_locked(s, m, m->est))
+        return 0;       /* the governor starts it when memory frees */
+    if (spawn_locked(m, err, el) < 0) {
+        m->state = MODEL_FAILED;
+        snprintf(m->last_error, sizeof m->last_error, "%s", err);
+        m->retry_at = now + 5000;
+        return 500;
+    }
+    return 0;
+}
+
+static void dispatch_locked(struct model *m, struct fails *f)
 {
     while (m->state == MODEL_READY && m->qhead && m->busy < m->slots) {
         job *j = m->qhead;
@@ -158,45 +371,35 @@ static void dispatch_locked(struct model *m, struct pending_fail *pf, size_t *np
             m->qtail = NULL;
         m->qlen--;
         j->qnext = NULL;
-        int slot = -1;
-        for (int i = 0; i < m->slots; i++)
-            if (!m->inflight[i]) {
-                slot = i;
-                break;
-            }
+        int slot = 0;
+        while (slot < m->slots && m->inflight[slot])
+            slot++;
         m->inflight[slot] = j;
         j->slot = slot;
         m->busy++;
+        m->last_used = now_ms();
         if (worker_send(m->w, WIRE_REQUEST, j->id, j->payload, j->payload_len) < 0) {
             m->inflight[slot] = NULL;
             m->busy--;
-            pf[*npf].j = j;
-            pf[*npf].status = 502;
-            pf[*npf].code = "worker_unavailable";
-            snprintf(pf[*npf].msg, sizeof pf[*npf].msg, "the worker for model '%s' is gone",
-                     m->name);
-            (*npf)++;
+            char msg[160];
+            snprintf(msg, sizeof msg, "the worker for model '%s' is gone", m->name);
+            fail_later(f, j, 502, "worker_unavailable", msg);
         }
     }
 }
 
-static void deliver(struct pending_fail *pf, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        job_fail(pf[i].j, pf[i].status, pf[i].code, pf[i].msg);
-        job_unref(pf[i].j);
-    }
-}
-
-int sched_submit(sched *s, job *j, char *err, size_t el)
+int sched_submit(sched *s, job *j, char *err, size_t el, int *retry_after)
 {
     worker *z[MAX_ZOMBIES];
     size_t nz = 0;
-    struct pending_fail pf[MAX_SLOTS];
-    size_t npf = 0;
-    int rc = 0;
+    struct fails *f = calloc(1, sizeof *f);
+    int rc = 0, retry = 0;
+    if (!f) {
+        snprintf(err, el, "out of memory");
+        return 500;
+    }
     pthread_mutex_lock(&s->mu);
-    reap_zombies_locked(s, z, &nz);
+    take_zombies_locked(s, z, &nz);
     struct model *m = find_model(s, j->model);
     if (!m) {
         snprintf(err, el, "The model '%s' does not exist", j->model);
@@ -208,7 +411,6 @@ int sched_submit(sched *s, job *j, char *err, size_t el)
         rc = 503;
         goto out;
     }
-    /* before the worker reports its slots, assume the configured number */
     int capacity = m->state == MODEL_READY ? m->slots : s->cfg->parallel;
     bool slot_free = m->busy + m->qlen < capacity;
     if (!slot_free && m->qlen >= s->cfg->queue_size) {
@@ -217,26 +419,27 @@ int sched_submit(sched *s, job *j, char *err, size_t el)
         rc = 503;
         goto out;
     }
-    if (m->state == MODEL_UNLOADED || m->state == MODEL_FAILED) {
-        if (spawn_locked(m, err, el) < 0) {
-            m->state = MODEL_FAILED;
-            snprintf(m->last_error, sizeof m->last_error, "%s", err);
-            rc = 500;
-            goto out;
-        }
-    }
+    rc = ensure_loaded_locked(m, err, el, &retry);
+    if (rc)
+        goto out;
+    if (j->keep_alive != JOB_KEEP_ALIVE_DEFAULT)
+        m->keep_alive = j->keep_alive;
     job_ref(j);
+    j->enqueued_ms = now_ms();
     if (m->qtail)
         m->qtail->qnext = j;
     else
         m->qhead = j;
     m->qtail = j;
     m->qlen++;
-    dispatch_locked(m, pf, &npf);
+    m->last_used = now_ms();
+    dispatch_locked(m, f);
 out:
     pthread_mutex_unlock(&s->mu);
-    deliver(pf, npf);
+    deliver(f);
+    free(f);
     free_workers(z, nz);
+    *retry_after = rc == 503 ? (retry > 0 ? retry : 2) : 0;
     return rc;
 }
 
@@ -269,20 +472,21 @@ void sched_cancel(sched *s, job *j)
     }
 }
 
-static job *take_inflight_locked(struct model *m, uint32_t id, bool remove)
+static job *find_inflight_locked(struct model *m, uint32_t id, bool remove)
 {
     for (int i = 0; i < MAX_SLOTS; i++) {
         job *j = m->inflight[i];
-        if (j && j->id == id) {
-            if (remove) {
-                m->inflight[i] = NULL;
-                m->busy--;
-                j->slot = -1;
-            } else {
-                job_ref(j);
-            }
-            return j;
+        if (!j || j->id != id)
+            continue;
+        if (remove) {
+            m->inflight[i] = NULL;
+            m->busy--;
+            j->slot = -1;
+            m->last_used = now_ms();
+        } else {
+            job_ref(j);
         }
+        return j;
     }
     return NULL;
 }
@@ -291,9 +495,8 @@ static void on_worker_frame(void *ud, worker *w, const wire_hdr *h, const char *
 {
     struct model *m = ud;
     sched *s = m->s;
-    struct pending_fail pf[MAX_SLOTS];
-    size_t npf = 0;
-    (void)w;
+    struct fails f;
+    f.n = 0;
     arena *a = NULL;
     const json *js = NULL;
     char perr[64];
@@ -301,7 +504,7 @@ static void on_worker_frame(void *ud, worker *w, const wire_hdr *h, const char *
         a = arena_new(1u << 20);
         js = a ? json_parse(a, payload, h->len, perr, sizeof perr) : NULL;
         if (!js || js->type != JSON_OBJECT) {
-            log_error("model %s: unparsable %s frame from worker", m->name,
+            log_error("model %s: unparsable %s frame from worker; killing it", m->name,
                       wire_type_name(h->type));
             arena_free(a);
             worker_signal(w, SIGKILL);
@@ -311,29 +514,39 @@ static void on_worker_frame(void *ud, worker *w, const wire_hdr *h, const char *
 #define NUM(k) (json_get(js, k) && json_get(js, k)->type == JSON_NUMBER ? json_get(js, k)->number : 0)
 #define STR(k) (json_get(js, k) && json_get(js, k)->type == JSON_STRING ? json_get(js, k)->str : "")
     switch (h->type) {
-    case WIRE_HELLO:
+    case WIRE_HELLO: {
         pthread_mutex_lock(&s->mu);
         m->slots = (int)NUM("slots");
         if (m->slots < 1 || m->slots > MAX_SLOTS)
             m->slots = 1;
-        m->state = MODEL_READY;
+        if (m->state == MODEL_LOADING)
+            m->state = MODEL_READY;
+        m->ready_at = m->last_used = now_ms();
+        m->load_failures = 0;
         m->last_error[0] = '\0';
-        log_info("model %s: ready (%d slots, ctx %d per slot)", m->name, m->slots,
-                 (int)NUM("n_ctx_slot"));
-        dispatch_locked(m, pf, &npf);
+        m->loaded_rss = m->rss = m->peak_rss = budget_rss(worker_pid(w));
+        char e[32], r[32];
+        budget_human(m->est, e, sizeof e);
+        budget_human(m->loaded_rss, r, sizeof r);
+        double errpct = m->loaded_rss ? 100.0 * ((double)m->est - (double)m->loaded_rss) /
+                                            (double)m->loaded_rss : 0;
+        log_info("model %s: ready (%d slots, ctx %d per slot); memory estimated %s, measured %s "
+                 "(estimate %+.1f%%)", m->name, m->slots, (int)NUM("n_ctx_slot"), e, r, errpct);
+        dispatch_locked(m, &f);
+        pthread_cond_broadcast(&s->changed);
         pthread_mutex_unlock(&s->mu);
         break;
+    }
     case WIRE_LOAD_FAILED:
         pthread_mutex_lock(&s->mu);
         snprintf(m->last_error, sizeof m->last_error, "%s", STR("message"));
-        m->state = MODEL_FAILED;
         log_error("model %s: load failed: %s", m->name, m->last_error);
         pthread_mutex_unlock(&s->mu);
-        break;      /* queued jobs are failed when the worker exits */
+        break;      /* the exit that follows fails the queue */
     case WIRE_START:
     case WIRE_DELTA: {
         pthread_mutex_lock(&s->mu);
-        job *j = take_inflight_locked(m, h->id, false);
+        job *j = find_inflight_locked(m, h->id, false);
         pthread_mutex_unlock(&s->mu);
         if (!j)
             break;
@@ -347,8 +560,8 @@ static void on_worker_frame(void *ud, worker *w, const wire_hdr *h, const char *
     case WIRE_DONE:
     case WIRE_ERROR: {
         pthread_mutex_lock(&s->mu);
-        job *j = take_inflight_locked(m, h->id, true);
-        dispatch_locked(m, pf, &npf);
+        job *j = find_inflight_locked(m, h->id, true);
+        dispatch_locked(m, &f);
         pthread_mutex_unlock(&s->mu);
         if (!j)
             break;
@@ -370,7 +583,7 @@ static void on_worker_frame(void *ud, worker *w, const wire_hdr *h, const char *
 #undef NUM
 #undef STR
     arena_free(a);
-    deliver(pf, npf);
+    deliver(&f);
 }
 
 static void on_worker_exit(void *ud, worker *w, int status, const char *why)
@@ -378,66 +591,235 @@ static void on_worker_exit(void *ud, worker *w, int status, const char *why)
     struct model *m = ud;
     sched *s = m->s;
     (void)status;
-    struct pending_fail pf[MAX_SLOTS * 2 + 1];
-    size_t npf = 0;
-    job *queued = NULL;
+    struct fails *f = calloc(1, sizeof *f);
     pthread_mutex_lock(&s->mu);
-    bool was_loading = m->state == MODEL_LOADING || m->state == MODEL_FAILED;
+    bool was_loading = m->state == MODEL_LOADING;
+    bool planned = m->stop_requested || s->stopping;
     for (int i = 0; i < MAX_SLOTS; i++) {
         job *j = m->inflight[i];
         if (!j)
             continue;
         m->inflight[i] = NULL;
         j->slot = -1;
-        pf[npf].j = j;
-        pf[npf].status = 502;
-        pf[npf].code = "worker_crashed";
-        snprintf(pf[npf].msg, sizeof pf[npf].msg,
+        char msg[256];
+        snprintf(msg, sizeof msg,
                  "the worker serving model '%s' stopped (%s) while running this request",
                  m->name, why);
-        npf++;
+        if (f)
+            fail_later(f, j, 502, "worker_crashed", msg);
+        else
+            job_unref(j);
     }
     m->busy = 0;
     m->w = NULL;
+    m->rss = 0;
     if (s->nzombies < MAX_ZOMBIES)
         s->zombies[s->nzombies++] = w;
-    if (s->stopping) {
+    double now = now_ms();
+    if (planned) {
         m->state = MODEL_UNLOADED;
+        log_info("model %s: unloaded; peak resident %.1f MiB, estimate %.1f MiB (%+.1f%%)", m->name,
+                 (double)m->peak_rss / 1048576.0, (double)m->est / 1048576.0,
+                 m->peak_rss ? 100.0 * ((double)m->est - (double)m->peak_rss) / (double)m->peak_rss
+                             : 0.0);
     } else if (was_loading) {
         if (!m->last_error[0])
             snprintf(m->last_error, sizeof m->last_error, "worker %s while loading", why);
         m->state = MODEL_FAILED;
-        log_error("model %s: failed to load: %s", m->name, m->last_error);
-        queued = m->qhead;          /* fail every waiting job */
-        m->qhead = m->qtail = NULL;
-        m->qlen = 0;
+        m->load_failures++;
+        m->backoff_ms = m->backoff_ms ? m->backoff_ms * 2 : 2000;
+        if (m->backoff_ms > MAX_BACKOFF_MS)
+            m->backoff_ms = MAX_BACKOFF_MS;
+        m->retry_at = now + m->backoff_ms;
+        log_error("model %s: failed to load (%d in a row; next try in %.0f s): %s", m->name,
+                  m->load_failures, m->backoff_ms / 1000, m->last_error);
+        char msg[256];
+        snprintf(msg, sizeof msg, "model '%s' could not be loaded: %s", m->name, m->last_error);
+        if (f)
+            fail_queue_locked(m, f, 500, "model_load_failed", msg);
     } else {
         m->state = MODEL_UNLOADED;
         m->restarts++;
         snprintf(m->last_error, sizeof m->last_error, "worker %s", why);
-        log_error("model %s: worker %s", m->name, why);
-        if (m->qhead) {
+        /* a worker that dies soon after a restart backs off exponentially */
+        if (now - m->ready_at < CRASH_WINDOW_MS)
+            m->backoff_ms = m->backoff_ms ? m->backoff_ms * 2 : 0.0;
+        else
+            m->backoff_ms = 0;
+        if (m->backoff_ms == 0 && m->restarts > 1 && now - m->ready_at < CRASH_WINDOW_MS)
+            m->backoff_ms = 1000;
+        if (m->backoff_ms > MAX_BACKOFF_MS)
+            m->backoff_ms = MAX_BACKOFF_MS;
+        m->retry_at = now + m->backoff_ms;
+        log_error("model %s: worker %s; restart #%d %s", m->name, why, m->restarts,
+                  m->qhead ? "when jobs wait (governor)" : "on next request");
+    }
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->mu);
+    if (f) {
+        deliver(f);
+        free(f);
+    }
+}
+
+/* ---- governor ----------------------------------------------------------- */
+
+static void governor_tick(sched *s, struct fails *f)
+{
+    double now = now_ms();
+    uint64_t rss_sum = 0;
+    for (size_t i = 0; i < s->nmodels; i++) {
+        struct model *m = &s->models[i];
+        if (m->w) {
+            m->rss = budget_rss(worker_pid(m->w));
+            rss_sum += m->rss;
+            if (m->rss > m->peak_rss)
+                m->peak_rss = m->rss;
+        }
+        /* keep-alive */
+        if (m->state == MODEL_READY && !m->busy && !m->qlen && m->keep_alive >= 0 &&
+            now - m->last_used >= (double)m->keep_alive * 1000)
+            request_stop_locked(m, "keep-alive expired");
+        /* waiting jobs that need a worker */
+        if (m->qhead && (m->state == MODEL_UNLOADED || m->state == MODEL_FAILED) &&
+            now >= m->retry_at) {
             char err[256];
-            if (spawn_locked(m, err, sizeof err) < 0) {
-                m->state = MODEL_FAILED;
-                snprintf(m->last_error, sizeof m->last_error, "%s", err);
-                queued = m->qhead;
-                m->qhead = m->qtail = NULL;
-                m->qlen = 0;
-            }
+            int retry;
+            int rc = ensure_loaded_locked(m, err, sizeof err, &retry);
+            if (rc)
+                fail_queue_locked(m, f, rc, rc == 503 ? "model_unavailable" : "model_load_failed",
+                                  err);
+        }
+        /* jobs that waited too long for memory or a load */
+        if (m->qhead && m->state != MODEL_READY &&
+            now - m->qhead->enqueued_ms > (double)s->cfg->load_timeout * 1000) {
+            char holders[200], msg[256];
+            describe_holders_locked(s, holders, sizeof holders);
+            snprintf(msg, sizeof msg, "model '%s' could not be loaded within %d s; memory is "
+                     "held by: %s", m->name, s->cfg->load_timeout, holders[0] ? holders : "none");
+            fail_queue_locked(m, f, 503, "memory_budget_full", msg);
         }
     }
-    char lerr[256];
-    snprintf(lerr, sizeof lerr, "model '%s' could not be loaded: %s", m->name, m->last_error);
-    pthread_mutex_unlock(&s->mu);
-    deliver(pf, npf);
-    while (queued) {
-        job *n = queued->qnext;
-        queued->qnext = NULL;
-        job_fail(queued, 500, "model_load_failed", lerr);
-        job_unref(queued);
-        queued = n;
+    s->rss_now = rss_sum;
+    if (rss_sum > s->rss_peak)
+        s->rss_peak = rss_sum;
+}
+
+static void *governor_main(void *arg)
+{
+    sched *s = arg;
+    struct fails *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    for (;;) {
+        worker *z[MAX_ZOMBIES];
+        size_t nz = 0;
+        pthread_mutex_lock(&s->mu);
+        if (s->stopping) {
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        governor_tick(s, f);
+        take_zombies_locked(s, z, &nz);
+        pthread_mutex_unlock(&s->mu);
+        deliver(f);
+        free_workers(z, nz);
+        usleep(GOVERNOR_TICK_MS * 1000);
     }
+    free(f);
+    return NULL;
+}
+
+/* ---- explicit load / unload, status -------------------------------------- */
+
+static int wait_state_locked(sched *s, struct model *m, model_state want, double deadline)
+{
+    while (m->state != want && !s->stopping) {
+        if (want == MODEL_READY && m->state == MODEL_FAILED)
+            return -1;
+        if (now_ms() >= deadline)
+            return -1;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->changed, &s->mu, &ts);
+    }
+    return m->state == want ? 0 : -1;
+}
+
+int sched_load(sched *s, const char *name, char *err, size_t el)
+{
+    pthread_mutex_lock(&s->mu);
+    struct model *m = find_model(s, name);
+    int rc = 0, retry;
+    if (!m) {
+        snprintf(err, el, "The model '%s' does not exist", name);
+        rc = 404;
+        goto out;
+    }
+    double deadline = now_ms() + (double)s->cfg->load_timeout * 1000;
+    if (m->state == MODEL_FAILED)
+        m->retry_at = 0;           /* an explicit load retries at once */
+    while ((rc = ensure_loaded_locked(m, err, el, &retry)) == 0 && m->state != MODEL_LOADING &&
+           m->state != MODEL_READY) {
+        if (now_ms() >= deadline)
+            break;
+        pthread_mutex_unlock(&s->mu);
+        usleep(50000);
+        pthread_mutex_lock(&s->mu);
+    }
+    if (rc)
+        goto out;
+    if (m->keep_alive == 0)
+        m->keep_alive = s->cfg->keep_alive;
+    if (wait_state_locked(s, m, MODEL_READY, deadline) < 0) {
+        char holders[200];
+        describe_holders_locked(s, holders, sizeof holders);
+        if (m->state == MODEL_FAILED) {
+            snprintf(err, el, "model '%s' failed to load: %s", name, m->last_error);
+            rc = 500;
+        } else {
+            snprintf(err, el, "model '%s' did not become ready within %d s; memory is held by: %s",
+                     name, s->cfg->load_timeout, holders[0] ? holders : "none");
+            rc = 503;
+        }
+    }
+    m->last_used = now_ms();
+out:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int sched_unload(sched *s, const char *name, char *err, size_t el)
+{
+    pthread_mutex_lock(&s->mu);
+    struct model *m = find_model(s, name);
+    int rc = 0;
+    if (!m) {
+        snprintf(err, el, "The model '%s' does not exist", name);
+        rc = 404;
+        goto out;
+    }
+    if (m->state == MODEL_READY && (m->busy || m->qlen)) {
+        m->keep_alive = 0;      /* unload as soon as it is idle */
+        snprintf(err, el, "model '%s' is busy; it will unload when idle", name);
+        rc = 409;
+        goto out;
+    }
+    if (m->state == MODEL_READY || m->state == MODEL_LOADING)
+        request_stop_locked(m, "unload requested");
+    if (m->state == MODEL_STOPPING &&
+        wait_state_locked(s, m, MODEL_UNLOADED, now_ms() + 10000) < 0) {
+        snprintf(err, el, "model '%s' did not stop within 10 s", name);
+        rc = 503;
+    }
+out:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
 }
 
 size_t sched_model_count(const sched *s)
@@ -454,24 +836,56 @@ int sched_model_info(sched *s, size_t i, model_info *out)
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "%s", m->name);
     out->state = m->state;
-    out->slots = m->slots;
+    out->slots = m->state == MODEL_READY ? m->slots : s->cfg->parallel;
     out->busy = m->busy;
     out->queued = m->qlen;
     out->restarts = m->restarts;
+    out->load_failures = m->load_failures;
     out->created = m->created;
+    out->pid = m->w ? (int)worker_pid(m->w) : 0;
+    out->uptime_s = m->state == MODEL_READY ? (now_ms() - m->ready_at) / 1000 : 0;
+    out->keep_alive_s = m->keep_alive;
+    out->est_bytes = m->est;
+    out->rss_bytes = m->rss;
+    out->loaded_rss_bytes = m->loaded_rss;
+    out->peak_rss_bytes = m->peak_rss;
     snprintf(out->last_error, sizeof out->last_error, "%s", m->last_error);
     pthread_mutex_unlock(&s->mu);
     return 0;
 }
 
-void sched_shutdown(sched *s, int grace_ms)
+void sched_get_totals(sched *s, sched_totals *out)
 {
     pthread_mutex_lock(&s->mu);
-    s->stopping = 1;
-    for (size_t i = 0; i < s->nmodels; i++)
-        if (s->models[i].w)
-            worker_send(s->models[i].w, WIRE_SHUTDOWN, 0, NULL, 0);
+    out->budget = s->budget;
+    out->reserved = reserved_locked(s);
+    out->rss = s->rss_now;
+    out->rss_peak = s->rss_peak;
+    out->draining = s->stopping;
     pthread_mutex_unlock(&s->mu);
+}
+
+void sched_shutdown(sched *s, int grace_ms)
+{
+    struct fails *f = calloc(1, sizeof *f);
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    for (size_t i = 0; i < s->nmodels; i++) {
+        struct model *m = &s->models[i];
+        if (f)
+            fail_queue_locked(m, f, 503, "shutting_down", "hearthd is shutting down");
+        if (m->w)
+            worker_send(m->w, WIRE_SHUTDOWN, 0, NULL, 0);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (f) {
+        deliver(f);
+        free(f);
+    }
+    if (s->governor_running) {
+        pthread_join(s->governor, NULL);
+        s->governor_running = false;
+    }
     for (int waited = 0;; waited += 20) {
         bool alive = false;
         pthread_mutex_lock(&s->mu);
@@ -490,7 +904,7 @@ void sched_shutdown(sched *s, int grace_ms)
     worker *z[MAX_ZOMBIES];
     size_t nz = 0;
     pthread_mutex_lock(&s->mu);
-    reap_zombies_locked(s, z, &nz);
+    take_zombies_locked(s, z, &nz);
     pthread_mutex_unlock(&s->mu);
     free_workers(z, nz);
 }
@@ -500,6 +914,7 @@ void sched_free(sched *s)
     if (!s)
         return;
     pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->changed);
     free(s->models);
     free(s);
 }

@@ -7,9 +7,20 @@
  * refused with 503 so a burst cannot pile up without limit. Jobs are sent to
  * the worker while it has free slots; the worker batches them.
  *
- * Workers start on first use. A worker that dies fails exactly the jobs it was
- * running (502) and is restarted if jobs are waiting. Model names from requests
- * are looked up among configured names only; they never become paths.
+ * Workers start on first use, after hearthd has validated the GGUF header
+ * itself, and only when the model's estimated footprint fits the memory budget
+ * beside the models already loaded; idle models are unloaded (least recently
+ * used first) to make room, otherwise the request waits, and past the
+ * load-timeout gets 503 naming the models that hold the memory. Each worker
+ * also gets a hard memory limit so a wrong estimate kills one worker, not the
+ * box. Idle models unload after their keep-alive.
+ *
+ * A worker that dies fails exactly the jobs it was running (502) and is
+ * restarted when jobs wait, with exponential back-off if it keeps dying. A
+ * model that fails to load is marked failed with its reason; requests get that
+ * reason (503 + Retry-After until the next retry) instead of a crash loop.
+ * Model names from requests are looked up among configured names only; they
+ * never become paths.
  *
  * Thread-safety: every function may be called from any thread.
  */
@@ -24,16 +35,32 @@
 
 typedef struct sched sched;
 
-typedef enum { MODEL_UNLOADED, MODEL_LOADING, MODEL_READY, MODEL_FAILED } model_state;
+typedef enum { MODEL_UNLOADED, MODEL_LOADING, MODEL_READY, MODEL_STOPPING, MODEL_FAILED } model_state;
 
 typedef struct model_info {
     char name[MODEL_NAME_MAX + 1];
     model_state state;
     int slots, busy, queued;
-    int restarts;
+    int restarts;               /* worker crashes after a successful load */
+    int load_failures;          /* consecutive failed loads */
     int64_t created;            /* file mtime, unix seconds */
+    int pid;                    /* worker pid, 0 when none */
+    double uptime_s;            /* since the worker became ready */
+    int keep_alive_s;           /* current keep-alive; -1 forever */
+    uint64_t est_bytes;         /* estimated footprint (0: file invalid) */
+    uint64_t rss_bytes;         /* measured resident set now */
+    uint64_t loaded_rss_bytes;  /* measured right after load */
+    uint64_t peak_rss_bytes;    /* highest measured while loaded */
     char last_error[256];
 } model_info;
+
+typedef struct sched_totals {
+    uint64_t budget;            /* bytes */
+    uint64_t reserved;          /* estimates of loading/loaded models */
+    uint64_t rss;               /* sum of worker RSS now */
+    uint64_t rss_peak;          /* highest sum of worker RSS seen */
+    int draining;
+} sched_totals;
 
 /* The config must outlive the scheduler. worker_exe: the hearth-worker binary. */
 sched *sched_new(const config *cfg, const char *worker_exe, char *err, size_t errlen);
@@ -45,12 +72,19 @@ void   sched_free(sched *s);
 
 /* Queue a job on its model (j->model). On success the scheduler holds its
  * own reference. Returns 0, or an HTTP status (404 unknown model, 503 queue
- * full or shutting down, 500 model failed) with a message in err. */
-int    sched_submit(sched *s, job *j, char *err, size_t errlen);
+ * full, shutting down or model in back-off, 500 model cannot load) with a
+ * message in err and, for 503, seconds to wait in *retry_after. */
+int    sched_submit(sched *s, job *j, char *err, size_t errlen, int *retry_after);
 /* Withdraw a job: dequeued if waiting, cancelled in the worker if running. */
 void   sched_cancel(sched *s, job *j);
 
+/* Load a model now (waits up to load-timeout for it to be ready), or unload
+ * it once idle (waits up to 10 s). 0 on success, else an HTTP status. */
+int    sched_load(sched *s, const char *name, char *err, size_t errlen);
+int    sched_unload(sched *s, const char *name, char *err, size_t errlen);
+
 size_t sched_model_count(const sched *s);
+void   sched_get_totals(sched *s, sched_totals *out);
 int    sched_model_info(sched *s, size_t i, model_info *out);
 const char *model_state_name(model_state st);
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 
 struct worker {
     char **argv;
+    uint64_t mem_limit;
     worker_events ev;
     pthread_t thread;
     pthread_mutex_t send_mu;
@@ -96,6 +98,10 @@ static void *reader_main(void *arg)
         } else {
             dup2(sv[1], 3);     /* dup2 clears FD_CLOEXEC on the new fd */
         }
+        if (w->mem_limit) {
+            struct rlimit rl = { (rlim_t)w->mem_limit, (rlim_t)w->mem_limit };
+            setrlimit(RLIMIT_DATA, &rl);
+        }
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -151,7 +157,8 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-worker *worker_start(char *const *argv, const worker_events *ev, char *err, size_t el)
+worker *worker_start(char *const *argv, uint64_t mem_limit, const worker_events *ev, char *err,
+                     size_t el)
 {
     worker *w = calloc(1, sizeof *w);
     if (!w)
@@ -166,6 +173,7 @@ worker *worker_start(char *const *argv, const worker_events *ev, char *err, size
         if (!(w->argv[i] = strdup(argv[i])))
             goto oom;
     w->ev = *ev;
+    w->mem_limit = mem_limit;
     w->fd = -1;
     pthread_mutex_init(&w->send_mu, NULL);
     pthread_mutex_init(&w->start_mu, NULL);

@@ -31,8 +31,13 @@ typedef struct worker_events {
     void (*exited)(void *ud, worker *w, int status, const char *why);
 } worker_events;
 
-/* argv: NULL-terminated, argv[0] is the executable path. Copied. */
-worker *worker_start(char *const *argv, const worker_events *ev, char *err, size_t errlen);
+/* argv: NULL-terminated, argv[0] is the executable path. Copied.
+ * mem_limit > 0 sets the child's RLIMIT_DATA (private writable memory: heap,
+ * anonymous buffers, repacked weights; not the read-only file mapping), so a
+ * worker whose estimate was wrong fails its own allocations instead of
+ * pushing the box into swap. */
+worker *worker_start(char *const *argv, uint64_t mem_limit, const worker_events *ev, char *err,
+                     size_t errlen);
 /* Thread-safe; returns -1 if the worker is gone. */
 int     worker_send(worker *w, unsigned type, uint32_t id, const void *payload, size_t len);
 pid_t   worker_pid(const worker *w);

@@ -1,0 +1,75 @@
+/*
+ * budget.c: estimates and measurements for the memory budget; see budget.h.
+ */
+#include "sched/budget.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+uint64_t budget_estimate(const gguf_info *gi, const config *cfg)
+{
+    uint64_t layers = gi->n_layer, embd = gi->n_embd;
+    uint64_t heads = gi->n_head ? gi->n_head : 1;
+    uint64_t kv_heads = gi->n_head_kv ? gi->n_head_kv : heads;
+    uint64_t head_dim = embd / heads;
+    uint64_t k_len = gi->key_length ? gi->key_length : head_dim;
+    uint64_t v_len = gi->value_length ? gi->value_length : head_dim;
+    uint64_t ctx = (uint64_t)cfg->ctx_size;
+    if (gi->n_ctx_train && ctx > gi->n_ctx_train)
+        ctx = gi->n_ctx_train;
+    /* llama.cpp pads each sequence's cache to 256 cells */
+    ctx = (ctx + 255) / 256 * 256;
+    uint64_t slots = (uint64_t)cfg->parallel;
+    uint64_t kv = layers * kv_heads * (k_len + v_len) * 2 * ctx * slots;
+    uint64_t batch = (uint64_t)cfg->batch_size;
+    uint64_t vocab = gi->n_vocab ? gi->n_vocab : 32000;
+    uint64_t ff = gi->n_ff ? gi->n_ff : 4 * embd;
+    /* What one micro-batch of the graph actually touches (llama.cpp reserves
+     * more: logits for every row, but only output rows are ever written):
+     * within a layer the feed-forward gate, up and product (3 x n_ff wide),
+     * about eight embedding-wide temporaries (norm, Q, K, V, attention out,
+     * residuals), the F16 attention mask over one sequence's cells, and the
+     * logits of at most one row per slot. Checked against measured peaks of
+     * the test models (tests/e2e/e2e_supervise.c, estimate_error). */
+    uint64_t compute = batch * (3 * ff + 8 * embd) * 4 + ctx * batch * 2 + (slots + 1) * vocab * 4;
+    uint64_t output = slots * vocab * 4;
+    uint64_t total = gi->tensor_bytes + kv + compute + output + BUDGET_RUNTIME_BYTES;
+    /* 4% over: the budget needs an upper bound, the tests allow 10% */
+    return total + total / 25;
+}
+
+uint64_t budget_hard_limit(uint64_t estimate)
+{
+    /* 25% + 256 MiB of headroom: thread stacks, malloc arenas, tokenizer */
+    return estimate + estimate / 4 + (256ull << 20);
+}
+
+uint64_t budget_physical_ram(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    return pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
+}
+
+uint64_t budget_rss(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    unsigned long long size = 0, res = 0;
+    int n = fscanf(f, "%llu %llu", &size, &res);
+    fclose(f);
+    if (n != 2)
+        return 0;
+    return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+void budget_human(uint64_t b, char *out, size_t n)
+{
+    if (b >= (1ull << 30))
+        snprintf(out, n, "%.2f GiB", (double)b / (double)(1ull << 30));
+    else
+        snprintf(out, n, "%.1f MiB", (double)b / (double)(1ull << 20));
+}

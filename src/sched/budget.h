@@ -1,0 +1,42 @@
+/*
+ * budget.h: the memory arithmetic of the one budget: what a model will cost
+ * before it is loaded, what a worker costs now, and what the box has.
+ *
+ * Estimate basis (llama.cpp, CPU backend, as configured by engine/llm.c):
+ *   weights   the sum of the GGUF tensor sizes (read from the header). On CPU
+ *             they end up resident either in the file mapping or repacked into
+ *             anonymous buffers; repacking does not grow them.
+ *   KV cache  n_layer x (n_head_kv x key_length + n_head_kv x value_length)
+ *             x 2 bytes (F16) x ctx-size x parallel.
+ *   compute   what one micro-batch of batch-size tokens touches: the widest
+ *             activations (3 x n_ff + 8 x n_embd floats per token), the F16
+ *             attention mask, and the logits of one row per slot.
+ *   weights are read, not mapped (engine/llm.c), so they are resident once.
+ *   runtime   the worker process with libllama/ggml loaded: a fixed
+ *             overhead measured here (BUDGET_RUNTIME_BYTES).
+ * The tests compare estimate and measured RSS; keep the error under 10%.
+ */
+#ifndef HEARTH_BUDGET_H
+#define HEARTH_BUDGET_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/config.h"
+#include "core/gguf.h"
+
+#define BUDGET_RUNTIME_BYTES (12ull << 20)
+
+/* Estimated resident bytes of a worker serving this model with cfg's slots. */
+uint64_t budget_estimate(const gguf_info *gi, const config *cfg);
+/* The hard per-worker limit derived from an estimate (RLIMIT_DATA): covers
+ * anonymous memory only, with headroom so a right estimate never trips it. */
+uint64_t budget_hard_limit(uint64_t estimate);
+/* Physical RAM in bytes (0 if unknown). */
+uint64_t budget_physical_ram(void);
+/* Resident set of a process in bytes, 0 if it is gone. */
+uint64_t budget_rss(pid_t pid);
+/* "1.2 GiB" style, into out. */
+void     budget_human(uint64_t bytes, char *out, size_t n);
+
+#endif
