@@ -4,7 +4,8 @@
  *
  * Signals are blocked in every thread and taken synchronously here with
  * sigwait: SIGTERM/SIGINT drain (new requests get 503, in-flight ones finish
- * within a bound, workers stop, exit 0).
+ * within a bound, workers stop, exit 0); SIGHUP reloads the configuration
+ * file and flags without dropping in-flight requests.
  */
 #include <errno.h>
 #include <limits.h>
@@ -77,9 +78,41 @@ static int load_config(config *c, int argc, char **argv)
     return 0;
 }
 
+/* Every configuration ever loaded, freed at exit: the scheduler and HTTP
+ * threads may still read an older one while a reload happens. */
+struct configs {
+    config *v[64];
+    int n;
+};
+
+static void reload(struct configs *cs, int argc, char **argv, http_server *h, sched *s)
+{
+    if (cs->n == (int)(sizeof cs->v / sizeof *cs->v)) {
+        log_error("SIGHUP: too many reloads in this run; restart hearthd");
+        return;
+    }
+    config *c = calloc(1, sizeof *c);
+    if (!c || load_config(c, argc, argv) != 0) {
+        log_error("SIGHUP: the new configuration has errors (see above); keeping the old one");
+        if (c)
+            config_free(c);
+        free(c);
+        return;
+    }
+    const config *old = cs->v[cs->n - 1];
+    if (strcmp(old->listen_host, c->listen_host) || old->listen_port != c->listen_port ||
+        strcmp(old->data_dir, c->data_dir))
+        log_warn("SIGHUP: listen address and data dir changes apply at the next start");
+    cs->v[cs->n++] = c;
+    sched_reload(s, c);
+    http_set_config(h, c);
+    log_info("SIGHUP: configuration reloaded (%zu model(s))", c->nmodels);
+}
+
 int main(int argc, char **argv)
 {
     config cfg;
+    struct configs cfgs = { .v = { &cfg }, .n = 1 };
     int rc = load_config(&cfg, argc, argv);
     if (rc != 0) {
         config_free(&cfg);
@@ -151,7 +184,7 @@ int main(int argc, char **argv)
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            log_warn("SIGHUP: configuration reload is not supported yet; ignoring");
+            reload(&cfgs, argc, argv, h, s);
             continue;
         }
         log_info("received %s: draining", strsignal(sig));
@@ -167,6 +200,10 @@ int main(int argc, char **argv)
     http_stop(h);
     sched_free(s);
     unlink(addrfile);
+    for (int i = cfgs.n - 1; i >= 1; i--) {
+        config_free(cfgs.v[i]);
+        free(cfgs.v[i]);
+    }
     config_free(&cfg);
     log_info("stopped");
     return 0;

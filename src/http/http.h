@@ -31,6 +31,9 @@ http_server *http_start(const config *cfg, sched *s, char *err, size_t errlen);
 int  http_port(const http_server *h);
 /* Stop accepting; new requests get 503 while in-flight ones finish. */
 void http_drain(http_server *h);
+/* Use cfg for requests from now on (limits like max-body; the listen address
+ * and connection limits stay as started). cfg must outlive the server. */
+void http_set_config(http_server *h, const config *cfg);
 int  http_active(const http_server *h);
 void http_stop(http_server *h);
 

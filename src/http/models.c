@@ -3,6 +3,7 @@
  * GET /v1/models/{name}, POST /v1/models/{name}/load|unload, GET /v1/status.
  */
 #include <microhttpd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -43,12 +44,14 @@ int http_models(http_req *r)
     buf b = buf_make(0);
     buf_puts(&b, "{\"object\":\"list\",\"data\":[");
     size_t n = sched_model_count(r->sched);
+    bool first = true;
     for (size_t i = 0; i < n; i++) {
         model_info mi;
         if (sched_model_info(r->sched, i, &mi) < 0)
             continue;
-        if (i)
+        if (!first)
             buf_putc(&b, ',');
+        first = false;
         model_object(&b, &mi);
     }
     buf_puts(&b, "]}");
@@ -119,12 +122,14 @@ int http_status(http_req *r)
                (unsigned long long)t.budget, (unsigned long long)t.reserved,
                (unsigned long long)t.rss, (unsigned long long)t.rss_peak);
     size_t n = sched_model_count(r->sched);
+    bool first = true;
     for (size_t i = 0; i < n; i++) {
         model_info mi;
         if (sched_model_info(r->sched, i, &mi) < 0)
             continue;
-        if (i)
+        if (!first)
             buf_putc(&b, ',');
+        first = false;
         buf_puts(&b, "{\"name\":");
         jw_cstr(&b, mi.name);
         buf_printf(&b,

@@ -22,7 +22,7 @@
 
 struct http_server {
     struct MHD_Daemon *d;
-    const config *cfg;
+    _Atomic(const config *) cfg;
     sched *s;
     atomic_int active;
     atomic_bool draining;
@@ -204,11 +204,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = r;
         r->srv = srv;
         r->sched = srv->s;
-        r->cfg = srv->cfg;
+        r->cfg = atomic_load(&srv->cfg);
         r->conn = conn;
         r->method = method;
         r->url = url;
-        r->body = buf_make(srv->cfg->max_body);
+        r->body = buf_make(r->cfg->max_body);
         r->first = true;
         atomic_fetch_add(&srv->active, 1);
         make_rid(r);
@@ -227,10 +227,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                                      "hearthd is shutting down", 5);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > srv->cfg->max_body) {
+        if (cl && strtoull(cl, NULL, 10) > r->cfg->max_body) {
             char msg[128];
             snprintf(msg, sizeof msg, "Request body too large (limit %zu bytes)",
-                     srv->cfg->max_body);
+                     r->cfg->max_body);
             return (enum MHD_Result)http_reply_error(r, 413, NULL, NULL, "request_too_large",
                                                      msg, 0);
         }
@@ -247,7 +247,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (r->too_large) {
         char msg[128];
-        snprintf(msg, sizeof msg, "Request body too large (limit %zu bytes)", srv->cfg->max_body);
+        snprintf(msg, sizeof msg, "Request body too large (limit %zu bytes)", r->cfg->max_body);
         return (enum MHD_Result)http_reply_error(r, 413, NULL, NULL, "request_too_large", msg, 0);
     }
     return dispatch(r);
@@ -287,7 +287,7 @@ http_server *http_start(const config *cfg, sched *s, char *err, size_t el)
         snprintf(err, el, "out of memory");
         return NULL;
     }
-    h->cfg = cfg;
+    atomic_store(&h->cfg, cfg);
     h->s = s;
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_NUMERICHOST | AI_PASSIVE };
@@ -331,6 +331,11 @@ http_server *http_start(const config *cfg, sched *s, char *err, size_t el)
 int http_port(const http_server *h)
 {
     return h->port;
+}
+
+void http_set_config(http_server *h, const config *cfg)
+{
+    atomic_store(&h->cfg, cfg);
 }
 
 void http_drain(http_server *h)

@@ -39,7 +39,9 @@
 struct model {
     sched *s;
     char name[MODEL_NAME_MAX + 1];
-    char *path;
+    char *path;                 /* owned */
+    bool removed;               /* dropped from the config by a reload */
+    bool stale;                 /* file or settings changed: restart when idle */
     model_state state;
     char last_error[256];
     worker *w;
@@ -122,6 +124,34 @@ static int inspect_locked(struct model *m)
     return 0;
 }
 
+static void add_model_locked(sched *s, const model_entry *e)
+{
+    struct model *m = NULL;
+    for (size_t i = 0; i < s->nmodels && !m; i++)
+        if (s->models[i].removed && strcmp(s->models[i].name, e->name) == 0 && !s->models[i].w)
+            m = &s->models[i];          /* a name that comes back reuses its entry */
+    if (!m) {
+        if (s->nmodels == CONFIG_MAX_MODELS)
+            return;
+        m = &s->models[s->nmodels++];
+    } else {
+        free(m->path);
+        memset(m, 0, sizeof *m);
+    }
+    char b[32];
+    m->s = s;
+    snprintf(m->name, sizeof m->name, "%s", e->name);
+    m->path = strdup(e->path);
+    m->keep_alive = s->cfg->keep_alive;
+    if (!m->path || inspect_locked(m) < 0) {
+        m->state = MODEL_FAILED;
+        log_error("model %s: %s", m->name, m->last_error);
+    } else {
+        budget_human(m->est, b, sizeof b);
+        log_info("model %s: estimated footprint %s", m->name, b);
+    }
+}
+
 sched *sched_new(const config *cfg, const char *exe, char *err, size_t el)
 {
     sched *s = calloc(1, sizeof *s);
@@ -135,24 +165,12 @@ sched *sched_new(const config *cfg, const char *exe, char *err, size_t el)
     char b[32];
     budget_human(s->budget, b, sizeof b);
     log_info("memory budget for model workers: %s", b);
-    s->models = calloc(cfg->nmodels ? cfg->nmodels : 1, sizeof *s->models);
+    /* room for every model a reload may add: entries never move */
+    s->models = calloc(CONFIG_MAX_MODELS, sizeof *s->models);
     if (!s->models)
         goto oom;
-    s->nmodels = cfg->nmodels;
-    for (size_t i = 0; i < cfg->nmodels; i++) {
-        struct model *m = &s->models[i];
-        m->s = s;
-        snprintf(m->name, sizeof m->name, "%s", cfg->models[i].name);
-        m->path = cfg->models[i].path;
-        m->keep_alive = cfg->keep_alive;
-        if (inspect_locked(m) < 0) {
-            m->state = MODEL_FAILED;
-            log_error("model %s: %s", m->name, m->last_error);
-        } else {
-            budget_human(m->est, b, sizeof b);
-            log_info("model %s: estimated footprint %s", m->name, b);
-        }
-    }
+    for (size_t i = 0; i < cfg->nmodels; i++)
+        add_model_locked(s, &cfg->models[i]);
     if (pthread_create(&s->governor, NULL, governor_main, s) == 0)
         s->governor_running = true;
     return s;
@@ -165,7 +183,7 @@ oom:
 static struct model *find_model(sched *s, const char *name)
 {
     for (size_t i = 0; i < s->nmodels; i++)
-        if (strcmp(s->models[i].name, name) == 0)
+        if (!s->models[i].removed && strcmp(s->models[i].name, name) == 0)
             return &s->models[i];
     return NULL;
 }
@@ -618,6 +636,7 @@ static void on_worker_exit(void *ud, worker *w, int status, const char *why)
     double now = now_ms();
     if (planned) {
         m->state = MODEL_UNLOADED;
+        m->stale = false;
         log_info("model %s: unloaded; peak resident %.1f MiB, estimate %.1f MiB (%+.1f%%)", m->name,
                  (double)m->peak_rss / 1048576.0, (double)m->est / 1048576.0,
                  m->peak_rss ? 100.0 * ((double)m->est - (double)m->peak_rss) / (double)m->peak_rss
@@ -676,10 +695,14 @@ static void governor_tick(sched *s, struct fails *f)
             if (m->rss > m->peak_rss)
                 m->peak_rss = m->rss;
         }
-        /* keep-alive */
-        if (m->state == MODEL_READY && !m->busy && !m->qlen && m->keep_alive >= 0 &&
-            now - m->last_used >= (double)m->keep_alive * 1000)
-            request_stop_locked(m, "keep-alive expired");
+        /* keep-alive; models a reload removed or changed stop once idle */
+        if (m->state == MODEL_READY && !m->busy && !m->qlen) {
+            if (m->removed || m->stale)
+                request_stop_locked(m, m->removed ? "removed from the configuration"
+                                                  : "configuration changed");
+            else if (m->keep_alive >= 0 && now - m->last_used >= (double)m->keep_alive * 1000)
+                request_stop_locked(m, "keep-alive expired");
+        }
         /* waiting jobs that need a worker */
         if (m->qhead && (m->state == MODEL_UNLOADED || m->state == MODEL_FAILED) &&
             now >= m->retry_at) {
@@ -822,6 +845,52 @@ out:
     return rc;
 }
 
+void sched_reload(sched *s, const config *cfg)
+{
+    pthread_mutex_lock(&s->mu);
+    const config *old = s->cfg;
+    s->cfg = cfg;
+    s->budget = cfg->memory_budget ? cfg->memory_budget : budget_physical_ram() / 10 * 7;
+    bool settings = old->parallel != cfg->parallel || old->ctx_size != cfg->ctx_size ||
+                    old->batch_size != cfg->batch_size || old->threads != cfg->threads;
+    for (size_t i = 0; i < s->nmodels; i++) {
+        struct model *m = &s->models[i];
+        if (m->removed)
+            continue;
+        const model_entry *e = NULL;
+        for (size_t k = 0; k < cfg->nmodels; k++)
+            if (strcmp(cfg->models[k].name, m->name) == 0)
+                e = &cfg->models[k];
+        if (!e) {
+            m->removed = true;
+            log_info("model %s: removed by reload (stops once idle)", m->name);
+            continue;
+        }
+        if (strcmp(e->path, m->path) != 0 || settings) {
+            char *p = strdup(e->path);
+            if (p) {
+                free(m->path);
+                m->path = p;
+            }
+            m->est = 0;                 /* validate and estimate again */
+            inspect_locked(m);
+            if (m->state == MODEL_READY || m->state == MODEL_LOADING)
+                m->stale = true;
+            else if (m->state == MODEL_FAILED)
+                m->retry_at = 0;
+            log_info("model %s: changed by reload", m->name);
+        }
+        if (m->keep_alive == old->keep_alive)
+            m->keep_alive = cfg->keep_alive;
+    }
+    for (size_t k = 0; k < cfg->nmodels; k++)
+        if (!find_model(s, cfg->models[k].name)) {
+            log_info("model %s: added by reload", cfg->models[k].name);
+            add_model_locked(s, &cfg->models[k]);
+        }
+    pthread_mutex_unlock(&s->mu);
+}
+
 size_t sched_model_count(const sched *s)
 {
     return s->nmodels;
@@ -833,6 +902,10 @@ int sched_model_info(sched *s, size_t i, model_info *out)
         return -1;
     pthread_mutex_lock(&s->mu);
     struct model *m = &s->models[i];
+    if (m->removed) {
+        pthread_mutex_unlock(&s->mu);
+        return -1;
+    }
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "%s", m->name);
     out->state = m->state;
@@ -915,6 +988,8 @@ void sched_free(sched *s)
         return;
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->changed);
+    for (size_t i = 0; i < s->nmodels; i++)
+        free(s->models[i].path);
     free(s->models);
     free(s);
 }

@@ -83,6 +83,14 @@ void   sched_cancel(sched *s, job *j);
 int    sched_load(sched *s, const char *name, char *err, size_t errlen);
 int    sched_unload(sched *s, const char *name, char *err, size_t errlen);
 
+/* Apply a new configuration (SIGHUP) without dropping in-flight requests:
+ * new models are added, removed ones stop once idle (requests for them get
+ * 404 at once), models whose file or slot settings changed restart once
+ * idle; budget, keep-alive, queue and timeouts apply from now on. cfg must
+ * stay alive until the next reload or sched_free. */
+void   sched_reload(sched *s, const config *cfg);
+
+/* Entries, including removed ones (sched_model_info returns -1 for those). */
 size_t sched_model_count(const sched *s);
 void   sched_get_totals(sched *s, sched_totals *out);
 int    sched_model_info(sched *s, size_t i, model_info *out);

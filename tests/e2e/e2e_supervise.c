@@ -541,6 +541,57 @@ static void t_hostile_model_files(void)
     CHECK(stop_daemon(&F) == 0);
 }
 
+static void t_sighup_reload(void)
+{
+    char conf[600];
+    snprintf(conf, sizeof conf, "%s/reload.conf", g_tmp);
+    FILE *f = fopen(conf, "w");
+    fprintf(f, "# first version\nmodel = slow=%s\nparallel = 2\nctx-size = 1024\n", g_slow);
+    fclose(f);
+    struct daemon H = { 0 };
+    char *args[] = { "--config", conf, NULL };
+    CHECK(start_daemon(&H, "daemonH", args) == 0);
+    char *body = chat_body("slow", "Talk.",
+                           "\"stream\":true,\"temperature\":0,\"ignore_eos\":true,\"max_tokens\":200");
+    int fd = open_stream(&H, body);
+    CHECK(fd >= 0);
+    f = fopen(conf, "w");
+    fprintf(f, "model = tiny=%s\nparallel = 2\nctx-size = 1024\n", g_tiny);
+    fclose(f);
+    kill(H.pid, SIGHUP);
+    usleep(200000);
+    /* the in-flight stream is not dropped */
+    buf rest = drain_stream(fd, 20);
+    CHECK(rest.data && strstr(rest.data, "[DONE]"));
+    buf_free(&rest);
+    if (fd >= 0)
+        close(fd);
+    struct resp r = http(&H, "GET", "/v1/models", NULL, 0);
+    CHECK(r.body.data && strstr(r.body.data, "\"tiny\"") && !strstr(r.body.data, "\"slow\""));
+    resp_free(&r);
+    char *bs = chat_body("slow", "hi", "\"max_tokens\":2");
+    r = post(&H, "/v1/chat/completions", bs);
+    CHECK(r.status == 404);
+    resp_free(&r);
+    char *bt = chat_body("tiny", "hi", "\"max_tokens\":2");
+    r = post(&H, "/v1/chat/completions", bt);
+    CHECK(r.status == 200);
+    resp_free(&r);
+    /* a broken config is refused and the running one kept */
+    f = fopen(conf, "w");
+    fprintf(f, "model = tiny=%s\nparallel = zero\n", g_tiny);
+    fclose(f);
+    kill(H.pid, SIGHUP);
+    usleep(200000);
+    r = post(&H, "/v1/chat/completions", bt);
+    CHECK(r.status == 200);
+    resp_free(&r);
+    CHECK(stop_daemon(&H) == 0);
+    free(body);
+    free(bs);
+    free(bt);
+}
+
 static void t_model_over_budget(void)
 {
     struct daemon G = { 0 };
@@ -617,6 +668,7 @@ int main(void)
     run("no_orphan_after_sigkill", t_no_orphan_after_sigkill);
     run("hostile_model_files", t_hostile_model_files);
     run("model_over_budget", t_model_over_budget);
+    run("sighup_reload", t_sighup_reload);
     stop_daemon(&C);
     stop_daemon(&D);
     curl_global_cleanup();
