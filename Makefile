@@ -49,7 +49,7 @@ CLI_OBJ    = $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC) $(CORE_SRC))
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 UNIT_BIN   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all test test-only check unit e2e clean setup run
+.PHONY: all test test-only check unit e2e clean setup run bench
 all: $(BUILD)/hearthd $(BUILD)/hearth-worker $(BUILD)/hearth
 
 $(BUILD)/obj/%.o: %.c
@@ -93,6 +93,15 @@ test-only: all unit e2e
 # Sanitizer build: everything rebuilt under build-san with ASan+UBSan.
 check: setup
 	$(MAKE) BUILD=build-san SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" OPT="-O1 -g" test-only
+
+$(BUILD)/bench/bench: bench/bench.c tests/e2e/harness.h $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) $(CURL_LIBS)
+
+# Benchmarks against llama-server in one run (bench/run.sh; under 20 minutes).
+bench: setup
+	$(MAKE) all $(BUILD)/bench/bench
+	BUILD=$(BUILD) bench/run.sh
 
 MODEL ?= ../shared/models/stories260K.gguf
 run: setup

@@ -77,31 +77,10 @@ void http_add_common_headers(http_req *r, struct MHD_Response *resp)
     MHD_add_response_header(resp, "Cache-Control", "no-store");
 }
 
-int http_reply_json(http_req *r, unsigned status, buf *b)
+static int queue_json(http_req *r, unsigned status, buf *b, int retry_after)
 {
     size_t len;
     char *data = buf_detach(b, &len);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(data);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "application/json");
-    http_add_common_headers(r, resp);
-    int rc = MHD_queue_response(r->conn, status, resp);
-    MHD_destroy_response(resp);
-    return rc;
-}
-
-int http_reply_error(http_req *r, unsigned status, const char *type, const char *param,
-                     const char *code, const char *msg, int retry_after)
-{
-    buf b = buf_make(0);
-    http_error_json(&b, type ? type : http_error_type(status), param, code, msg);
-    log_info("%s %s -> %u %s", r->method, r->url, status, msg);
-    size_t len;
-    char *data = buf_detach(&b, &len);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
@@ -118,6 +97,20 @@ int http_reply_error(http_req *r, unsigned status, const char *type, const char 
     int rc = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     return rc;
+}
+
+int http_reply_json(http_req *r, unsigned status, buf *b)
+{
+    return queue_json(r, status, b, 0);
+}
+
+int http_reply_error(http_req *r, unsigned status, const char *type, const char *param,
+                     const char *code, const char *msg, int retry_after)
+{
+    buf b = buf_make(0);
+    http_error_json(&b, type ? type : http_error_type(status), param, code, msg);
+    log_info("%s %s -> %u %s", r->method, r->url, status, msg);
+    return queue_json(r, status, &b, retry_after);
 }
 
 int http_conn_fd(http_req *r)

@@ -98,10 +98,13 @@ static void *reader_main(void *arg)
         } else {
             dup2(sv[1], 3);     /* dup2 clears FD_CLOEXEC on the new fd */
         }
+#if !defined(__SANITIZE_ADDRESS__)
+        /* (an ASan build reserves terabytes of shadow address space) */
         if (w->mem_limit) {
             struct rlimit rl = { (rlim_t)w->mem_limit, (rlim_t)w->mem_limit };
             setrlimit(RLIMIT_DATA, &rl);
         }
+#endif
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);

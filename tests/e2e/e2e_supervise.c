@@ -13,6 +13,15 @@
 
 static char g_tiny[600], g_slow[600];
 
+/* Under AddressSanitizer the workers carry shadow memory and a quarantine,
+ * so resident sizes say nothing about the estimate: those two assertions run
+ * in the normal build (make test) only. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_IS_MEANINGFUL 0
+#else
+#define RSS_IS_MEANINGFUL 1
+#endif
+
 static const json *model_status(arena *a, struct daemon *d, const char *name)
 {
     struct resp r = http(d, "GET", "/v1/status", NULL, 0);
@@ -61,43 +70,6 @@ static double now_s(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-/* Open a streaming chat and read until content arrives; returns the socket
- * (still open) or -1. */
-static int open_stream(struct daemon *d, const char *body)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)d->port) };
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        close(fd);
-        return -1;
-    }
-    char req[4096];
-    int n = snprintf(req, sizeof req,
-                     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                     "application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return -1;
-    }
-    buf got = buf_make(1 << 20);
-    char tmp[4096];
-    for (int i = 0; i < 2000; i++) {
-        ssize_t k = read(fd, tmp, sizeof tmp);
-        if (k <= 0)
-            break;
-        buf_append(&got, tmp, (size_t)k);
-        const char *c = got.data ? strstr(got.data, "\"content\":\"") : NULL;
-        if (c && strstr(c + 11, "\"content\":")) {
-            buf_free(&got);
-            return fd;
-        }
-    }
-    buf_free(&got);
-    close(fd);
-    return -1;
 }
 
 /* Read the rest of a stream; returns what was read. */
@@ -367,11 +339,14 @@ static void t_rss_under_budget_random_mix(void)
     CHECK(ok + busy + bad == 200);
     CHECK(bad == 0);
     CHECK(ok >= 100);
-    CHECK(g_peak_sum > 0 && g_peak_sum <= g_budget);
+    CHECK(g_peak_sum > 0);
     arena *a = arena_new(0);
     struct resp r = http(&D, "GET", "/v1/status", NULL, 0);
     const json *j = parse(a, &r.body);
-    CHECK(num_at(j, "memory.workers_rss_peak_bytes") <= (double)g_budget);
+    if (RSS_IS_MEANINGFUL) {
+        CHECK(g_peak_sum <= g_budget);
+        CHECK(num_at(j, "memory.workers_rss_peak_bytes") <= (double)g_budget);
+    }
     resp_free(&r);
     arena_free(a);
     CHECK(healthy(&D));
@@ -398,7 +373,8 @@ static void t_estimate_error(void)
         fprintf(stderr, "  %s: estimated %.1f MiB, peak measured %.1f MiB, error %+.1f%%\n",
                 models[k], est / 1048576.0, peak / 1048576.0, err);
         CHECK(peak > 0);
-        CHECK(err > -10.0 && err < 10.0);
+        if (RSS_IS_MEANINGFUL)
+            CHECK(err > -10.0 && err < 10.0);
         arena_free(a);
         free(b);
         buf_free(&p);

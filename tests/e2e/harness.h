@@ -44,7 +44,8 @@
 
 static int passed, failed;
 static int cur_failed;
-static const char *g_build, *g_shared, *g_tmp;
+static const char *g_build, *g_tmp;
+static const char *g_shared __attribute__((unused));
 
 #define CHECK(e)                                                                     \
     do {                                                                             \
@@ -355,6 +356,46 @@ static inline bool healthy(struct daemon *d)
     bool ok = r.status == 200 && r.body.data && strstr(r.body.data, "\"ok\"");
     resp_free(&r);
     return ok;
+}
+
+
+/* Open a streaming chat and read until content arrives; returns the socket
+ * (still open) or -1. */
+static inline int open_stream(struct daemon *d, const char *body)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)d->port) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tmo = { .tv_sec = 30 };     /* never hang the suite */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof tmo);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        close(fd);
+        return -1;
+    }
+    char req[4096];
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: "
+                     "application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    buf got = buf_make(1 << 20);
+    char tmp[4096];
+    for (int i = 0; i < 2000; i++) {
+        ssize_t k = read(fd, tmp, sizeof tmp);
+        if (k <= 0)
+            break;
+        buf_append(&got, tmp, (size_t)k);
+        const char *c = got.data ? strstr(got.data, "\"content\":\"") : NULL;
+        if (c && strstr(c + 11, "\"content\":")) {
+            buf_free(&got);
+            return fd;
+        }
+    }
+    buf_free(&got);
+    close(fd);
+    return -1;
 }
 
 

@@ -1,0 +1,523 @@
+/*
+ * bench.c: hearth against llama.cpp's llama-server on the same model, the
+ * same threads (2), in one run, with the machine's memory bandwidth beside.
+ *
+ * Figures (median of BENCH_RUNS runs, printed as hearth / peer):
+ *   decode1     single-stream decode tokens/s (128 tokens, greedy, EOS ignored)
+ *   decode4/8   aggregate decode tokens/s with 4 and 8 concurrent streams
+ *   ttft512     time to first token for a ~512-token prompt; prompt tokens/s
+ *   turn5       time to first token of turn 5 of a chat (hearth reuses the
+ *               prefix; the peer runs with cache_prompt=false)
+ *   coldload    hearth: POST /v1/models/x/load until ready; peer: process
+ *               start until /health answers 200
+ *   evict       hearth with a budget for one model: asking for the second
+ *               model (the first idle) until its answer; peer: stop one server,
+ *               start the other, until its answer
+ *   memory      idle RSS of hearthd with no model; per-model overhead = RSS
+ *               of the process holding the model - tensor bytes
+ * The bandwidth limit: decode reads every weight once per token, so tokens/s
+ * cannot exceed read bandwidth / tensor bytes.
+ *
+ * Environment: HEARTH_BUILD, BENCH_MODEL, BENCH_MODEL2, PEER_SERVER, PEER_LIB,
+ * BENCH_OUT (markdown file), BENCH_RUNS (default 3), BENCH_MACHINE (a line of
+ * machine facts for the report).
+ */
+#include "../tests/e2e/harness.h"
+
+#include <fcntl.h>
+
+#include "core/gguf.h"
+
+static int g_runs = 3;
+static buf g_md;
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n ? (n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2) : 0;
+}
+
+static uint64_t rss_of(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+    FILE *f = fopen(path, "r");
+    unsigned long long a = 0, r = 0;
+    if (f) {
+        if (fscanf(f, "%llu %llu", &a, &r) != 2)
+            r = 0;
+        fclose(f);
+    }
+    return (uint64_t)r * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t l = sizeof sa;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &l) < 0) {
+        close(fd);
+        return 0;
+    }
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static bool wait_health(int port, double timeout)
+{
+    struct daemon d = { .port = port };
+    double end = now_s() + timeout;
+    while (now_s() < end) {
+        struct resp r = http(&d, "GET", "/health", NULL, 0);
+        long st = r.status;
+        resp_free(&r);
+        if (st == 200)
+            return true;
+        usleep(5000);
+    }
+    return false;
+}
+
+static pid_t start_peer(const char *model, int port, int np, int ctx_total)
+{
+    const char *srv = getenv("PEER_SERVER"), *lib = getenv("PEER_LIB");
+    if (!srv || !lib)
+        return -1;
+    char ldso[600], libpath[1300], ports[16], nps[16], ctxs[16], dir[700];
+    snprintf(ldso, sizeof ldso, "%s/ld-linux-x86-64.so.2", lib);
+    snprintf(libpath, sizeof libpath, "%s:%s/llama", lib, lib);
+    snprintf(ports, sizeof ports, "%d", port);
+    snprintf(nps, sizeof nps, "%d", np);
+    snprintf(ctxs, sizeof ctxs, "%d", ctx_total);
+    snprintf(dir, sizeof dir, "%s/ggml/backends0", lib);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* this llama-server finds its CPU backends only from their folder */
+        if (chdir(dir) != 0)
+            _exit(126);
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(ldso, ldso, "--library-path", libpath, srv, "-m", model, "-t", "2", "-np", nps,
+              "-c", ctxs, "--port", ports, "--host", "127.0.0.1", "--no-webui", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void stop_pid(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            return;
+        usleep(20000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* ---- one streamed request, timed ----------------------------------------- */
+
+struct timed {
+    double t0, t_first, t_last;
+    int chunks;
+    buf line;
+};
+
+static size_t on_data(char *p, size_t sz, size_t n, void *ud)
+{
+    struct timed *t = ud;
+    size_t len = sz * n;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] != '\n') {
+            buf_putc(&t->line, p[i]);
+            continue;
+        }
+        if (t->line.len > 6 && !strncmp(t->line.data, "data: ", 6) &&
+            strstr(t->line.data, "\"content\":\"") && !strstr(t->line.data, "\"content\":\"\"")) {
+            double now = now_s();
+            if (!t->chunks)
+                t->t_first = now;
+            t->t_last = now;
+            t->chunks++;
+        }
+        buf_reset(&t->line);
+    }
+    return len;
+}
+
+static struct timed stream_chat(int port, const char *body)
+{
+    struct timed t = { .line = buf_make(1 << 20) };
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", port);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    t.t0 = now_s();
+    curl_easy_perform(c);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    buf_free(&t.line);
+    return t;
+}
+
+static char *decode_body(const char *model, const char *prompt, int n, bool cache)
+{
+    buf b = buf_make(0);
+    buf_printf(&b, "{\"model\":\"%s\",\"stream\":true,\"temperature\":0,\"ignore_eos\":true,"
+               "\"max_tokens\":%d,\"cache_prompt\":%s,\"messages\":[{\"role\":\"user\","
+               "\"content\":", model, n, cache ? "true" : "false");
+    jw_cstr(&b, prompt);
+    buf_puts(&b, "}]}");
+    return buf_detach(&b, NULL);
+}
+
+struct par {
+    int port;
+    char *body;
+    struct timed t;
+};
+
+static void *par_main(void *arg)
+{
+    struct par *p = arg;
+    p->t = stream_chat(p->port, p->body);
+    return NULL;
+}
+
+/* Aggregate decode tokens/s of n concurrent 128-token streams. */
+static double decode_rate(int port, const char *model, int n)
+{
+    struct par ps[8];
+    pthread_t th[8];
+    char prompt[64];
+    for (int i = 0; i < n; i++) {
+        snprintf(prompt, sizeof prompt, "Story number %d about the sea.", i);
+        ps[i].port = port;
+        ps[i].body = decode_body(model, prompt, 128, true);
+    }
+    for (int i = 0; i < n; i++)
+        pthread_create(&th[i], NULL, par_main, &ps[i]);
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    /* the window where all streams decode: from the last first token to the
+     * first last token, counting the tokens each produced inside it */
+    double start = 0, end = 1e300;
+    for (int i = 0; i < n; i++) {
+        if (ps[i].t.t_first > start)
+            start = ps[i].t.t_first;
+        if (ps[i].t.t_last < end)
+            end = ps[i].t.t_last;
+    }
+    double toks = 0, span = 0;
+    if (n == 1) {
+        toks = ps[0].t.chunks - 1;
+        span = ps[0].t.t_last - ps[0].t.t_first;
+    } else {
+        /* whole-run aggregate: all tokens over the time from the first
+         * request's start to the last stream's end, minus prompt time */
+        double t0 = 1e300, t1 = 0;
+        for (int i = 0; i < n; i++) {
+            toks += ps[i].t.chunks - 1;
+            if (ps[i].t.t_first < t0)
+                t0 = ps[i].t.t_first;
+            if (ps[i].t.t_last > t1)
+                t1 = ps[i].t.t_last;
+        }
+        span = t1 - t0;
+    }
+    (void)start;
+    (void)end;
+    for (int i = 0; i < n; i++)
+        free(ps[i].body);
+    return span > 0 ? toks / span : 0;
+}
+
+static double ttft(int port, const char *model, const char *prompt, bool cache)
+{
+    char *b = decode_body(model, prompt, 1, cache);
+    struct timed t = stream_chat(port, b);
+    free(b);
+    return t.chunks ? t.t_first - t.t0 : -1;
+}
+
+/* Turn 5 of a chat: four earlier turns, each with the previous answers. */
+static double turn5(int port, const char *model, bool cache)
+{
+    buf msgs = buf_make(0);
+    buf_puts(&msgs, "[{\"role\":\"system\",\"content\":\"You are a helpful assistant. Answer with care "
+                    "and in detail, citing what you know about boats, tides, weather and the sea.\"}");
+    double last = 0;
+    for (int turn = 1; turn <= 5; turn++) {
+        buf_printf(&msgs, ",{\"role\":\"user\",\"content\":\"Question %d: tell me more about "
+                          "sailing in rough weather and how to stay safe on a small boat.\"}", turn);
+        buf b = buf_make(0);
+        buf_printf(&b, "{\"model\":\"%s\",\"stream\":true,\"temperature\":0,\"ignore_eos\":true,"
+                   "\"max_tokens\":48,\"cache_prompt\":%s,\"messages\":%s]}", model,
+                   cache ? "true" : "false", msgs.data);
+        struct timed t = stream_chat(port, b.data);
+        last = t.chunks ? t.t_first - t.t0 : -1;
+        buf_free(&b);
+        buf_puts(&msgs, ",{\"role\":\"assistant\",\"content\":\"");
+        for (int i = 0; i < 48; i++)
+            buf_puts(&msgs, "word ");
+        buf_puts(&msgs, "\"}");
+    }
+    buf_free(&msgs);
+    return last;
+}
+
+/* ---- memory read bandwidth (2 threads) ----------------------------------- */
+
+struct bw {
+    const uint64_t *p;
+    size_t n;
+    uint64_t sum;
+};
+
+static void *bw_main(void *arg)
+{
+    struct bw *b = arg;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = 0; i + 4 <= b->n; i += 4) {
+        s0 += b->p[i];
+        s1 += b->p[i + 1];
+        s2 += b->p[i + 2];
+        s3 += b->p[i + 3];
+    }
+    b->sum = s0 + s1 + s2 + s3;
+    return NULL;
+}
+
+static double read_bandwidth(void)
+{
+    size_t bytes = 1ull << 30;
+    uint64_t *mem = malloc(bytes);
+    if (!mem)
+        return 0;
+    memset(mem, 1, bytes);
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        struct bw b[2];
+        pthread_t th[2];
+        size_t half = bytes / 16;
+        double t0 = now_s();
+        for (int i = 0; i < 2; i++) {
+            b[i] = (struct bw){ mem + (size_t)i * half, half, 0 };
+            pthread_create(&th[i], NULL, bw_main, &b[i]);
+        }
+        for (int i = 0; i < 2; i++)
+            pthread_join(th[i], NULL);
+        double gbs = (double)bytes / (now_s() - t0) / 1e9;
+        if (gbs > best && b[0].sum + b[1].sum != 1)
+            best = gbs;
+    }
+    free(mem);
+    return best;
+}
+
+/* ---- report -------------------------------------------------------------- */
+
+static void row(const char *what, double h, double p, const char *unit, bool higher_better)
+{
+    double ratio = p > 0 ? (higher_better ? h / p : p / h) : 0;
+    printf("%-40s %12.2f %12.2f %-6s %8.2fx\n", what, h, p, unit, ratio);
+    buf_printf(&g_md, "| %s | %.2f | %.2f | %s | %.2fx |\n", what, h, p, unit, ratio);
+}
+
+int main(void)
+{
+    g_build = getenv("HEARTH_BUILD");
+    g_tmp = getenv("BENCH_TMP");
+    const char *model = getenv("BENCH_MODEL"), *model2 = getenv("BENCH_MODEL2");
+    if (!g_build || !g_tmp || !model || !model2) {
+        fprintf(stderr, "bench: run it with bench/run.sh (make bench)\n");
+        return 2;
+    }
+    if (getenv("BENCH_RUNS"))
+        g_runs = atoi(getenv("BENCH_RUNS"));
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    g_md = buf_make(0);
+    gguf_info gi;
+    char err[200];
+    if (gguf_check_file(model, &gi, err, sizeof err) < 0) {
+        fprintf(stderr, "bench: %s: %s\n", model, err);
+        return 1;
+    }
+    double bw = read_bandwidth();
+    double limit = bw * 1e9 / (double)gi.tensor_bytes;
+    printf("memory read bandwidth (2 threads): %.1f GB/s; weights %.1f MB -> decode limit %.1f t/s\n",
+           bw, (double)gi.tensor_bytes / 1e6, limit);
+    buf_printf(&g_md, "Memory read bandwidth (2 threads): **%.1f GB/s**. Weights read per token: "
+               "%.1f MB, so single-stream decode cannot exceed **%.1f tokens/s**.\n\n",
+               bw, (double)gi.tensor_bytes / 1e6, limit);
+    buf_puts(&g_md, "| figure | hearth | llama-server | unit | hearth vs peer |\n|---|---|---|---|---|\n");
+    printf("%-40s %12s %12s %-6s %9s\n", "figure", "hearth", "llama-srv", "unit", "ratio");
+
+    /* hearth */
+    struct daemon H = { 0 };
+    char m1[700], m2[700];
+    snprintf(m1, sizeof m1, "bench=%s", model);
+    snprintf(m2, sizeof m2, "bench2=%s", model2);
+    char *hargs[] = { "--model", m1, "--parallel", "8", "--ctx-size", "2048", "--threads", "2",
+                      "--log-level", "warn", NULL };
+    if (start_daemon(&H, "bench-hearth", hargs) < 0)
+        return 1;
+    double idle_rss = (double)rss_of(H.pid);
+    double t0 = now_s();
+    struct resp r = post(&H, "/v1/models/bench/load", "{}");
+    double h_cold = now_s() - t0;
+    resp_free(&r);
+    int ppid = 0;
+    {
+        arena *a = arena_new(0);
+        struct resp s = http(&H, "GET", "/v1/status", NULL, 0);
+        const json *j = parse(a, &s.body);
+        ppid = (int)num_at(j, "models.0.pid");
+        resp_free(&s);
+        arena_free(a);
+    }
+
+    /* peer */
+    int pport = free_port();
+    t0 = now_s();
+    pid_t peer = start_peer(model, pport, 8, 2048 * 8);
+    if (peer < 0 || !wait_health(pport, 120)) {
+        fprintf(stderr, "bench: llama-server did not start\n");
+        stop_daemon(&H);
+        return 1;
+    }
+    double p_cold = now_s() - t0;
+
+    double hv[16], pv[16];
+    char prompt512[8192];
+    prompt512[0] = '\0';
+    for (int i = 0; i < 100; i++)
+        strcat(prompt512, "the quick brown fox jumps ");
+
+    struct { const char *name; int n; } dec[] = { { "decode, 1 stream (t/s)", 1 },
+                                                  { "decode, 4 streams aggregate (t/s)", 4 },
+                                                  { "decode, 8 streams aggregate (t/s)", 8 } };
+    double h_dec1 = 0;
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < g_runs; i++) {
+            hv[i] = decode_rate(H.port, "bench", dec[k].n);
+            pv[i] = decode_rate(pport, "bench", dec[k].n);
+        }
+        double h = median(hv, g_runs), p = median(pv, g_runs);
+        if (k == 0)
+            h_dec1 = h;
+        row(dec[k].name, h, p, "t/s", true);
+    }
+    for (int i = 0; i < g_runs; i++) {
+        /* vary the prompt so neither side serves it from a cache */
+        char pr[8300];
+        snprintf(pr, sizeof pr, "%d %s", i * 7 + 1, prompt512);
+        hv[i] = ttft(H.port, "bench", pr, false) * 1000;
+        snprintf(pr, sizeof pr, "%d %s", i * 7 + 2, prompt512);
+        pv[i] = ttft(pport, "bench", pr, false) * 1000;
+    }
+    row("time to first token, ~512-token prompt", median(hv, g_runs), median(pv, g_runs), "ms", false);
+    for (int i = 0; i < g_runs; i++) {
+        hv[i] = turn5(H.port, "bench", true) * 1000;
+        pv[i] = turn5(pport, "bench", false) * 1000;
+    }
+    row("turn-5 first token (peer without reuse)", median(hv, g_runs), median(pv, g_runs), "ms", false);
+    row("cold load until ready", h_cold * 1000, p_cold * 1000, "ms", false);
+    double tb = (double)gi.tensor_bytes;
+    double h_over = ((double)rss_of(ppid) - tb) / 1048576.0;
+    double p_over = ((double)rss_of(peer) - tb) / 1048576.0;
+    row("memory beyond the weights, model loaded", h_over, p_over, "MiB", false);
+    printf("%-40s %12.1f %12s %-6s\n", "hearthd idle RSS, no model", idle_rss / 1048576.0, "-", "MiB");
+    buf_printf(&g_md, "| hearthd idle RSS, no model loaded | %.1f | - | MiB | |\n",
+               idle_rss / 1048576.0);
+    stop_pid(peer);
+    stop_daemon(&H);
+
+    /* evict -> next model ready: a budget that holds one model */
+    {
+        gguf_info g2;
+        if (gguf_check_file(model2, &g2, err, sizeof err) == 0) {
+            char budget[32];
+            snprintf(budget, sizeof budget, "%llu",
+                     (unsigned long long)((gi.tensor_bytes > g2.tensor_bytes ? gi.tensor_bytes
+                                                                             : g2.tensor_bytes) *
+                                          3 / 2 + (256ull << 20)));
+            char *eargs[] = { "--model", m1, "--model", m2, "--parallel", "4", "--ctx-size", "2048",
+                              "--threads", "2", "--memory-budget", budget, "--log-level", "warn",
+                              NULL };
+            struct daemon E = { 0 };
+            double ev[16], pe[16];
+            if (start_daemon(&E, "bench-evict", eargs) == 0) {
+                for (int i = 0; i < g_runs; i++) {
+                    char *b1 = decode_body(i % 2 ? "bench2" : "bench", "hi", 1, true);
+                    char *b2 = decode_body(i % 2 ? "bench" : "bench2", "hi", 1, true);
+                    struct timed t = stream_chat(E.port, b1);
+                    t = stream_chat(E.port, b2);
+                    ev[i] = t.chunks ? (t.t_first - t.t0) * 1000 : -1;
+                    free(b1);
+                    free(b2);
+                }
+                stop_daemon(&E);
+            }
+            for (int i = 0; i < g_runs; i++) {
+                int port = free_port();
+                pid_t a = start_peer(model, port, 4, 8192);
+                wait_health(port, 120);
+                double s0 = now_s();
+                stop_pid(a);
+                int port2 = free_port();
+                pid_t b = start_peer(model2, port2, 4, 8192);
+                wait_health(port2, 120);
+                char *bb = decode_body("bench2", "hi", 1, true);
+                struct timed t = stream_chat(port2, bb);
+                pe[i] = t.chunks ? (t.t_first - s0) * 1000 : -1;
+                free(bb);
+                stop_pid(b);
+            }
+            row("switch model: evict until first token", median(ev, g_runs), median(pe, g_runs),
+                "ms", false);
+        }
+    }
+
+    printf("single-stream decode reaches %.0f%% of the bandwidth limit\n", 100 * h_dec1 / limit);
+    buf_printf(&g_md, "\nSingle-stream decode reaches **%.0f%%** of the bandwidth limit.\n",
+               100 * h_dec1 / limit);
+    const char *out = getenv("BENCH_OUT");
+    if (out) {
+        FILE *f = fopen(out, "a");
+        if (f) {
+            fputs(g_md.data, f);
+            fclose(f);
+        }
+    }
+    buf_free(&g_md);
+    curl_global_cleanup();
+    return 0;
+}

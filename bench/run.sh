@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# run.sh: `make bench`. Synthesizes the benchmark models (cached under
+# build/bench-models), runs hearth and llama-server on them in one run, prints
+# the table and appends it, with the machine's facts, to bench/results/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+LIB=$PWD/deps/prefix/usr/lib/x86_64-linux-gnu
+PEER=$PWD/deps/prefix/usr/bin/llama-server
+if [ ! -x "$PEER" ]; then
+  echo "bench: llama-server not found at $PEER (scripts/setup.sh installs it)" >&2
+  exit 1
+fi
+MODELS=$BUILD/bench-models
+mkdir -p "$MODELS" bench/results
+[ -f "$MODELS/q05-q4_0.gguf" ] || "$BUILD/hearth" synth --preset 0.5b --type q4_0 --out "$MODELS/q05-q4_0.gguf"
+[ -f "$MODELS/q05-q8_0.gguf" ] || "$BUILD/hearth" synth --preset 0.5b --type q8_0 --out "$MODELS/q05-q8_0.gguf"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/hearth-bench.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+OUT=bench/results/$(date -u +%Y-%m-%d).md
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
+peer_ver=$(ls deps/apt/debs 2>/dev/null | grep -E '^llama.cpp-tools_' | sed 's/_amd64.deb//' || true)
+{
+  echo "## $(date -u '+%Y-%m-%d %H:%M UTC') — hearth $(git rev-parse --short HEAD 2>/dev/null || echo '?') vs ${peer_ver:-llama-server}"
+  echo
+  echo "Machine: $cpu, $(nproc) CPUs, $mem. Both servers: 2 threads, the same synthesized"
+  echo "~0.5B llama-shape model (24 layers, 896 dims, 14/2 heads, ff 4864, vocab 32000) in Q4_0;"
+  echo "the model switch uses its Q8_0 twin. Medians of ${BENCH_RUNS:-3} runs."
+  echo
+} >> "$OUT"
+HEARTH_BUILD=$BUILD BENCH_TMP=$TMP BENCH_MODEL=$MODELS/q05-q4_0.gguf BENCH_MODEL2=$MODELS/q05-q8_0.gguf \
+  PEER_SERVER=$PEER PEER_LIB=$LIB BENCH_OUT=$OUT "$BUILD/bench/bench"
+echo >> "$OUT"
+echo "results appended to $OUT"
