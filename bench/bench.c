@@ -79,11 +79,13 @@ static int free_port(void)
     return ntohs(sa.sin_port);
 }
 
-static bool wait_health(int port, double timeout)
+static bool wait_health(pid_t pid, int port, double timeout)
 {
     struct daemon d = { .port = port };
     double end = now_s() + timeout;
     while (now_s() < end) {
+        if (pid > 0 && waitpid(pid, NULL, WNOHANG) == pid)
+            return false;           /* it died: see llama-server.log */
         struct resp r = http(&d, "GET", "/health", NULL, 0);
         long st = r.status;
         resp_free(&r);
@@ -111,7 +113,9 @@ static pid_t start_peer(const char *model, int port, int np, int ctx_total)
         /* this llama-server finds its CPU backends only from their folder */
         if (chdir(dir) != 0)
             _exit(126);
-        int fd = open("/dev/null", O_WRONLY);
+        char logp[700];
+        snprintf(logp, sizeof logp, "%s/llama-server.log", g_tmp);
+        int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
         dup2(fd, 1);
         dup2(fd, 2);
         execl(ldso, ldso, "--library-path", libpath, srv, "-m", model, "-t", "2", "-np", nps,
@@ -408,7 +412,7 @@ int main(void)
     int pport = free_port();
     t0 = now_s();
     pid_t peer = start_peer(model, pport, 8, 2048 * 8);
-    if (peer < 0 || !wait_health(pport, 120)) {
+    if (peer < 0 || !wait_health(peer, pport, 120)) {
         fprintf(stderr, "bench: llama-server did not start\n");
         stop_daemon(&H);
         return 1;
@@ -489,12 +493,12 @@ int main(void)
             for (int i = 0; i < g_runs; i++) {
                 int port = free_port();
                 pid_t a = start_peer(model, port, 4, 8192);
-                wait_health(port, 120);
+                wait_health(a, port, 120);
                 double s0 = now_s();
                 stop_pid(a);
                 int port2 = free_port();
                 pid_t b = start_peer(model2, port2, 4, 8192);
-                wait_health(port2, 120);
+                wait_health(b, port2, 120);
                 char *bb = decode_body("bench2", "hi", 1, true);
                 struct timed t = stream_chat(port2, bb);
                 pe[i] = t.chunks ? (t.t_first - s0) * 1000 : -1;

@@ -11,10 +11,15 @@ if [ ! -x "$PEER" ]; then
   echo "bench: llama-server not found at $PEER (scripts/setup.sh installs it)" >&2
   exit 1
 fi
-MODELS=$BUILD/bench-models
+MODELS=$PWD/$BUILD/bench-models
 mkdir -p "$MODELS" bench/results
-[ -f "$MODELS/q05-q4_0.gguf" ] || "$BUILD/hearth" synth --preset 0.5b --type q4_0 --out "$MODELS/q05-q4_0.gguf"
-[ -f "$MODELS/q05-q8_0.gguf" ] || "$BUILD/hearth" synth --preset 0.5b --type q8_0 --out "$MODELS/q05-q8_0.gguf"
+SHARED=${HEARTH_SHARED:-$(cd .. && pwd)/shared}
+[ -f "$SHARED/models/vocab/ggml-vocab-llama-spm.gguf" ] || SHARED=/work/shared
+VOCAB=$SHARED/models/vocab/ggml-vocab-llama-spm.gguf   # a real 32000-token tokenizer
+for t in q4_0 q8_0; do
+  [ -f "$MODELS/q05-$t.gguf" ] || "$BUILD/hearth" synth --preset 0.5b --type $t \
+      --vocab-from "$VOCAB" --quiet --out "$MODELS/q05-$t.gguf"
+done
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/hearth-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 OUT=bench/results/$(date -u +%Y-%m-%d).md
@@ -25,7 +30,7 @@ peer_ver=$(ls deps/apt/debs 2>/dev/null | grep -E '^llama.cpp-tools_' | sed 's/_
   echo "## $(date -u '+%Y-%m-%d %H:%M UTC') — hearth $(git rev-parse --short HEAD 2>/dev/null || echo '?') vs ${peer_ver:-llama-server}"
   echo
   echo "Machine: $cpu, $(nproc) CPUs, $mem. Both servers: 2 threads, the same synthesized"
-  echo "~0.5B llama-shape model (24 layers, 896 dims, 14/2 heads, ff 4864, vocab 32000) in Q4_0;"
+  echo "~0.5B llama-shape model with the Llama-2 tokenizer (24 layers, 896 dims, 14/2 heads, ff 4864, vocab 32000) in Q4_0;"
   echo "the model switch uses its Q8_0 twin. Medians of ${BENCH_RUNS:-3} runs."
   echo
 } >> "$OUT"

@@ -267,8 +267,9 @@ static void request_stop_locked(struct model *m, const char *why)
     log_info("model %s: unloading (%s)", m->name, why);
     m->state = MODEL_STOPPING;
     m->stop_requested = true;
-    if (worker_send(m->w, WIRE_SHUTDOWN, 0, NULL, 0) < 0)
-        worker_signal(m->w, SIGKILL);
+    /* only idle workers are stopped here: nothing is in flight, so no
+     * goodbye; the kernel frees their memory faster than their own teardown */
+    worker_signal(m->w, SIGKILL);
 }
 
 /* Make room for `need` bytes: stop idle loaded models, least recently used
@@ -672,6 +673,19 @@ static void on_worker_exit(void *ud, worker *w, int status, const char *why)
         m->retry_at = now + m->backoff_ms;
         log_error("model %s: worker %s; restart #%d %s", m->name, why, m->restarts,
                   m->qhead ? "when jobs wait (governor)" : "on next request");
+    }
+    /* memory just freed: start what waits for it now, not at the next tick */
+    if (planned && !s->stopping && f) {
+        for (size_t i = 0; i < s->nmodels; i++) {
+            struct model *o = &s->models[i];
+            if (o->qhead && o->state == MODEL_UNLOADED && now >= o->retry_at) {
+                char err[256];
+                int retry;
+                int rc = ensure_loaded_locked(o, err, sizeof err, &retry);
+                if (rc)
+                    fail_queue_locked(o, f, rc, "model_load_failed", err);
+            }
+        }
     }
     pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->mu);
