@@ -52,28 +52,37 @@ UNIT_BIN   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 .PHONY: all test test-only check unit e2e clean setup run bench
 all: $(BUILD)/hearthd $(BUILD)/hearth-worker $(BUILD)/hearth
 
+# V=1 shows the full command lines
+Q = $(if $(V),,@)
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(BACKENDS_DEF) -MMD -MP -c $< -o $@
+	@$(if $(V),,echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -MMD -MP -c $< -o $@
 
 $(BUILD)/hearthd: $(DAEMON_OBJ)
-	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(MHD_LIBS)
+	@$(if $(V),,echo "  LINK    $@")
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(MHD_LIBS)
 
 $(BUILD)/hearth-worker: $(WORKER_OBJ)
-	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LLAMA_LIBS)
+	@$(if $(V),,echo "  LINK    $@")
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LLAMA_LIBS)
 
 $(BUILD)/hearth: $(CLI_OBJ)
-	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(CURL_LIBS) $(GGML_LIBS)
+	@$(if $(V),,echo "  LINK    $@")
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(CURL_LIBS) $(GGML_LIBS)
 
 # Unit tests: one binary per module; they may #include the .c under test.
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/worker/wire.c)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL)
+	@$(if $(V),,echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL)
 
-E2E_BIN = $(BUILD)/tests/e2e_api $(BUILD)/tests/e2e_supervise
+E2E_BIN = $(BUILD)/tests/e2e_api $(BUILD)/tests/e2e_supervise $(BUILD)/tests/e2e_embed
 $(BUILD)/tests/e2e_%: tests/e2e/e2e_%.c tests/e2e/harness.h $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) $(CURL_LIBS)
+	@$(if $(V),,echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) $(CURL_LIBS)
 
 unit: $(UNIT_BIN)
 e2e: all $(E2E_BIN)
@@ -96,7 +105,8 @@ check: setup
 
 $(BUILD)/bench/bench: bench/bench.c tests/e2e/harness.h $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) $(CURL_LIBS)
+	@$(if $(V),,echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) $(CURL_LIBS)
 
 # Benchmarks against llama-server in one run (bench/run.sh; under 20 minutes).
 bench: setup

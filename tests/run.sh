@@ -38,6 +38,7 @@ for t in "$BUILD"/tests/test_*; do
 done
 
 echo "== e2e: synthesizing test models"
+HEARTH_SHARED="$SHARED" "$BUILD/hearth" synth --preset minilm --out "$TMP/minilm.gguf" --quiet >/dev/null || total_fail=$((total_fail + 1))
 "$BUILD/hearth" synth --preset tiny --out "$TMP/tiny.gguf" --quiet >/dev/null || total_fail=$((total_fail + 1))
 # slow enough per token that a full-context answer outlasts the disconnect test
 "$BUILD/hearth" synth --layers 8 --embd 512 --heads 8 --ff 2048 --vocab 32000 --type f16 \

@@ -1,6 +1,6 @@
 /*
- * synth.c: `hearth synth`, a writer of GGUF llama models with seeded random
- * weights; see synth.h.
+ * synth.c: `hearth synth`, a writer of GGUF llama (decoder) and bert
+ * (sentence-embedding encoder) models with seeded random weights; see synth.h.
  *
  * How the file is written: the tensor metadata is built in a ggml context
  * with no_alloc (no weight memory), the gguf writer writes the header, the
@@ -22,6 +22,18 @@
  * drowned by the layers); output std 1/sqrt(embd) (logits ~ N(0,1)); with
  * --tied, token_embd doubles as output and gets std 1/sqrt(embd). Norm
  * weights are 1.0 (F32).
+ *
+ * --arch bert writes the llama.cpp BERT layout (all-MiniLM-L6-v2 / bge-small
+ * shape with --preset minilm): token_embd, token_types (always F32: llama.cpp
+ * aborts on F16 at the first encode), position_embd (never quantized, like
+ * llama-quantize), token_embd_norm (w, b), per layer attn_q/k/v/output (w, b),
+ * attn_output_norm (w, b), ffn_up/ffn_down (w, b), layer_output_norm (w, b);
+ * no output head. Matrices N(0, 0.02), token_embd std 1, position_embd and
+ * token_types std 0.02, norm weights 1.0, every bias 0 (all vectors F32).
+ * Metadata: bidirectional (bert.attention.causal = false), mean pooling
+ * (bert.pooling_type = 1), LayerNorm eps 1e-12, token_type_count 2; the
+ * WordPiece tokenizer is copied from --vocab-from (by default llama.cpp's
+ * ggml-vocab-bert-bge.gguf from the shared assets). No chat template.
  */
 #include "cli/synth.h"
 
@@ -46,6 +58,8 @@
 #define SYNTH_MAX_THREADS 8           /* worker threads (the bytes do not depend on it) */
 #endif
 #define SYNTH_MIN_VOCAB   (5 + 256 + 1)
+#define SYNTH_BERT_VOCAB  "ggml-vocab-bert-bge.gguf"
+#define SYNTH_BERT_TYPES  2           /* tokenizer.ggml.token_type_count */
 
 static const char CHATML_TEMPLATE[] =
     "{% for message in messages %}"
@@ -58,7 +72,8 @@ static const char CHATML_TEMPLATE[] =
 typedef struct {
     const char *out;
     int64_t layers, embd, heads, kv_heads, ff, vocab, ctx;
-    bool kv_set, ff_set, vocab_set;
+    bool kv_set, ff_set, vocab_set, ctx_set;
+    bool bert;          /* --arch bert */
     enum ggml_type type;
     const char *type_name;
     uint32_t file_type;
@@ -73,16 +88,22 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: hearth synth --out FILE [options]\n"
             "\n"
-            "Write a GGUF llama-architecture model with seeded random weights (for\n"
-            "tests and benchmarks). Same options and seed -> byte-identical file.\n"
+            "Write a GGUF model with seeded random weights (for tests and benchmarks):\n"
+            "a llama-architecture decoder, or with --arch bert a BERT sentence-embedding\n"
+            "encoder (llama_encode, mean pooling). Same options and seed -> byte-identical\n"
+            "file.\n"
             "\n"
             "Options:\n"
             "  --out FILE          output path (written to FILE.tmp, renamed on success)\n"
+            "  --arch A            llama|bert (default llama)\n"
             "  --preset NAME       tiny  (2 layers, embd 64, 4 heads, ff 256, vocab 512)\n"
             "                      0.5b  (24 layers, embd 896, 14 heads, 2 kv heads,\n"
             "                             ff 4864, vocab 32000, ctx 4096)\n"
             "                      1b    (16 layers, embd 2048, 32 heads, 8 kv heads,\n"
             "                             ff 8192, vocab 32000)\n"
+            "                      minilm (arch bert: 6 layers, embd 384, 12 heads,\n"
+            "                             ff 1536, ctx 512, f16, the bert-bge WordPiece\n"
+            "                             vocab of 30522; the all-MiniLM-L6-v2 shape)\n"
             "                      the preset is applied first; other flags override it\n"
             "  --layers N          block count (default 2)\n"
             "  --embd N            embedding length (default 64)\n"
@@ -90,16 +111,21 @@ static void usage(FILE *f)
             "  --kv-heads N        KV heads (default = heads)\n"
             "  --ff N              feed-forward length (default 4*embd)\n"
             "  --vocab N           size of the built-in vocab (default 512, min %d)\n"
-            "  --ctx N             context_length (default 2048)\n"
+            "  --ctx N             context_length (default 2048; 512 for bert, where it\n"
+            "                      is the number of learned positions)\n"
             "  --type T            f32|f16|q8_0|q4_0 (default f16): the 2-D matrices,\n"
             "                      token_embd and output; norms stay F32. With q8_0/q4_0\n"
             "                      a matrix whose rows are not a multiple of 32 is F16\n"
             "  --vocab-from FILE   copy the tokenizer (all tokenizer.* keys) from a GGUF,\n"
-            "                      e.g. a llama.cpp vocab file; the vocab size is its size\n"
+            "                      e.g. a llama.cpp vocab file; the vocab size is its size.\n"
+            "                      bert always uses one; default " SYNTH_BERT_VOCAB "\n"
+            "                      in $HEARTH_SHARED/models/vocab, ../shared/models/vocab\n"
+            "                      or /work/shared/models/vocab (first found)\n"
             "  --template T        chatml|none (default chatml): tokenizer.chat_template;\n"
-            "                      overrides a template copied by --vocab-from\n"
+            "                      overrides a template copied by --vocab-from (llama\n"
+            "                      only: bert gets no template)\n"
             "  --seed N            PRNG seed (default 42)\n"
-            "  --tied              no output.weight (llama then uses token_embd)\n"
+            "  --tied              no output.weight (llama then uses token_embd); llama only\n"
             "  --quiet             no progress or notes on stderr (the result line\n"
             "                      still goes to stdout)\n"
             "  -h, --help          this help\n"
@@ -108,6 +134,11 @@ static void usage(FILE *f)
             "256 byte tokens, ASCII characters, common English words, fillers).\n"
             "Weights: matrices ~N(0, 0.02), token_embd std 1 (1/sqrt(embd) if tied),\n"
             "output std 1/sqrt(embd), norms 1.0.\n"
+            "bert: bidirectional, bert.pooling_type 1 (mean), LayerNorm eps 1e-12, 2 token\n"
+            "types; tensors token_embd, token_types (F32), position_embd (never quantized),\n"
+            "token_embd_norm, per layer attn_q/k/v/output, attn_output_norm, ffn_up/down,\n"
+            "layer_output_norm, all with biases (0); no output head. --kv-heads, --vocab\n"
+            "and --tied do not apply.\n"
             "Prints `wrote FILE: N tensors, X.X MB, vocab V, type T` on stdout (MB = 10^6 B).\n",
             SYNTH_MIN_VOCAB);
 }
@@ -154,8 +185,13 @@ static int apply_preset(synth_opts *o, const char *name)
         o->layers = 16, o->embd = 2048, o->heads = 32, o->kv_heads = 8, o->ff = 8192;
         o->vocab = 32000;
         o->kv_set = o->ff_set = true;
+    } else if (!strcmp(name, "minilm")) {
+        o->bert = true;
+        o->layers = 6, o->embd = 384, o->heads = 12, o->ff = 1536, o->ctx = 512;
+        o->type = GGML_TYPE_F16, o->type_name = "f16", o->file_type = 1;
+        o->ff_set = o->ctx_set = true;
     } else {
-        fprintf(stderr, "synth: unknown preset '%s' (tiny, 0.5b, 1b)\n", name);
+        fprintf(stderr, "synth: unknown preset '%s' (tiny, 0.5b, 1b, minilm)\n", name);
         return -1;
     }
     return 0;
@@ -165,7 +201,7 @@ static bool flag_takes_value(const char *f)
 {
     static const char *const v[] = { "--out", "--layers", "--embd", "--heads", "--kv-heads",
                                      "--ff", "--vocab", "--ctx", "--type", "--vocab-from",
-                                     "--template", "--seed", "--preset" };
+                                     "--template", "--seed", "--preset", "--arch" };
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
         if (!strcmp(f, v[i]))
             return true;
@@ -257,6 +293,16 @@ static int parse_args(int argc, char **argv, synth_opts *o)
             o->vocab_set = true;
         } else if (!strcmp(flag, "--ctx")) {
             rc = parse_i64(flag, val, 1, INT32_MAX, &o->ctx);
+            o->ctx_set = true;
+        } else if (!strcmp(flag, "--arch")) {
+            if (!strcmp(val, "llama"))
+                o->bert = false;
+            else if (!strcmp(val, "bert"))
+                o->bert = true;
+            else {
+                fprintf(stderr, "synth: --arch wants llama or bert, got '%s'\n", val);
+                return 2;
+            }
         } else if (!strcmp(flag, "--type")) {
             if (!strcmp(val, "f32"))
                 o->type = GGML_TYPE_F32, o->file_type = 0;
@@ -300,6 +346,25 @@ static int parse_args(int argc, char **argv, synth_opts *o)
         fprintf(stderr, "synth: --out FILE is required (see hearth synth --help)\n");
         return 2;
     }
+    if (o->bert) {
+        if (o->kv_set && o->kv_heads != o->heads) {
+            fprintf(stderr, "synth: --kv-heads does not apply to --arch bert "
+                            "(every head has its own K and V)\n");
+            return 2;
+        }
+        if (o->vocab_set) {
+            fprintf(stderr, "synth: --vocab does not apply to --arch bert (its WordPiece "
+                            "vocab comes from --vocab-from)\n");
+            return 2;
+        }
+        if (o->tied) {
+            fprintf(stderr, "synth: --tied does not apply to --arch bert (it has no "
+                            "output head)\n");
+            return 2;
+        }
+        if (!o->ctx_set)
+            o->ctx = 512;
+    }
     if (!o->kv_set)
         o->kv_heads = o->heads;
     if (!o->ff_set)
@@ -309,7 +374,7 @@ static int parse_args(int argc, char **argv, synth_opts *o)
                 (long long)o->embd, (long long)o->heads);
         return 2;
     }
-    if ((o->embd / o->heads) % 2) {
+    if (!o->bert && (o->embd / o->heads) % 2) {
         fprintf(stderr, "synth: head size embd/heads = %lld must be even (RoPE rotates pairs)\n",
                 (long long)(o->embd / o->heads));
         return 2;
@@ -564,7 +629,8 @@ typedef struct {
     int64_t ne0, ne1;
     int n_dims;
     enum ggml_type type;
-    float std;          /* 0 = constant 1.0 */
+    float std;          /* 0 = constant 1.0 (unless zero) */
+    bool zero;          /* constant 0.0 (biases) */
 } tplan;
 
 typedef struct {
@@ -578,8 +644,12 @@ typedef struct {
 static void run_job(const job *j)
 {
     const tplan *t = j->t;
-    for (int64_t r = 0; r < j->nrows; r++)
-        gen_row(j->f + r * t->ne0, t->ne0, j->seed, j->tidx, (uint64_t)(j->row0 + r), t->std);
+    if (t->zero)
+        memset(j->f, 0, (size_t)(j->nrows * t->ne0) * sizeof(float));
+    else
+        for (int64_t r = 0; r < j->nrows; r++)
+            gen_row(j->f + r * t->ne0, t->ne0, j->seed, j->tidx, (uint64_t)(j->row0 + r),
+                    t->std);
     switch (t->type) {
     case GGML_TYPE_F32:
         memcpy(j->o, j->f, (size_t)(j->nrows * t->ne0) * sizeof(float));
@@ -773,6 +843,45 @@ static void set_meta(struct gguf_context *g, const synth_opts *o, int64_t n_voca
     gguf_set_val_u32(g, "llama.vocab_size", (uint32_t)n_vocab);
 }
 
+static void set_meta_bert(struct gguf_context *g, const synth_opts *o)
+{
+    gguf_set_val_str(g, "general.architecture", "bert");
+    gguf_set_val_str(g, "general.name", "hearth-synth");
+    gguf_set_val_u32(g, "general.file_type", o->file_type);
+    gguf_set_val_u32(g, "bert.context_length", (uint32_t)o->ctx);
+    gguf_set_val_u32(g, "bert.embedding_length", (uint32_t)o->embd);
+    gguf_set_val_u32(g, "bert.feed_forward_length", (uint32_t)o->ff);
+    gguf_set_val_u32(g, "bert.block_count", (uint32_t)o->layers);
+    gguf_set_val_u32(g, "bert.attention.head_count", (uint32_t)o->heads);
+    gguf_set_val_f32(g, "bert.attention.layer_norm_epsilon", 1e-12f);
+    gguf_set_val_bool(g, "bert.attention.causal", false);
+    gguf_set_val_u32(g, "bert.pooling_type", 1); /* LLAMA_POOLING_TYPE_MEAN */
+}
+
+/* The default --vocab-from of --arch bert: SYNTH_BERT_VOCAB in the shared
+ * assets. Writes the path to buf; returns 0, or -1 after printing a message. */
+static int find_bert_vocab(char *buf, size_t sz)
+{
+    const char *env = getenv("HEARTH_SHARED");
+    const char *dirs[3] = { NULL, "../shared/models/vocab", "/work/shared/models/vocab" };
+    char envdir[PATH_MAX];
+    if (env && *env && snprintf(envdir, sizeof envdir, "%s/models/vocab", env) <
+                           (int)sizeof envdir)
+        dirs[0] = envdir;
+    for (int i = 0; i < 3; i++) {
+        if (!dirs[i])
+            continue;
+        if (snprintf(buf, sz, "%s/%s", dirs[i], SYNTH_BERT_VOCAB) < (int)sz &&
+            access(buf, R_OK) == 0)
+            return 0;
+    }
+    fprintf(stderr, "synth: --arch bert needs a WordPiece vocab and " SYNTH_BERT_VOCAB
+                    " was not found in %s%s../shared/models/vocab or "
+                    "/work/shared/models/vocab; set HEARTH_SHARED or pass --vocab-from FILE\n",
+            dirs[0] ? dirs[0] : "", dirs[0] ? ", " : "($HEARTH_SHARED unset), ");
+    return -1;
+}
+
 static void set_builtin_vocab(struct gguf_context *g, const vocab_b *v, bool chatml)
 {
     gguf_set_val_str(g, "tokenizer.ggml.model", "llama");
@@ -839,6 +948,64 @@ static int plan_tensors(const synth_opts *o, int64_t n_vocab, tplan **out, int *
     return k;
 }
 
+/* The bert tensor plan (caller frees). Returns the count, or -1 on ENOMEM. */
+static int plan_tensors_bert(const synth_opts *o, int64_t n_vocab, tplan **out, int *n_fallback)
+{
+    int n = (int)(o->layers * 16 + 5);
+    tplan *tp = calloc((size_t)n, sizeof *tp);
+    if (!tp)
+        return -1;
+    const float mat = 0.02f;
+    /* llama-quantize keeps position_embd and token_types unquantized */
+    const enum ggml_type pos_type = o->type == GGML_TYPE_F32 ? GGML_TYPE_F32 : GGML_TYPE_F16;
+    int k = 0;
+    *n_fallback = 0;
+#define T2(name_, a, b, ty, s) (snprintf(tp[k].name, GGML_MAX_NAME, "%s", name_), tp[k].ne0 = (a), \
+                             tp[k].ne1 = (b), tp[k].n_dims = 2, tp[k].type = (ty), tp[k].std = (s), k++)
+#define T1(name_, a, z) (snprintf(tp[k].name, GGML_MAX_NAME, "%s", name_), tp[k].ne0 = (a), tp[k].ne1 = 1, \
+                      tp[k].n_dims = 1, tp[k].type = GGML_TYPE_F32, tp[k].std = 0.0f, tp[k].zero = (z), k++)
+    T2("token_embd.weight", o->embd, n_vocab, o->type, 1.0f);
+    T2("token_types.weight", o->embd, SYNTH_BERT_TYPES, GGML_TYPE_F32, mat);
+    T2("position_embd.weight", o->embd, o->ctx, pos_type, mat);
+    T1("token_embd_norm.weight", o->embd, false);
+    T1("token_embd_norm.bias", o->embd, true);
+    char nm[GGML_MAX_NAME];
+    for (int64_t l = 0; l < o->layers; l++) {
+#define NM(s) (snprintf(nm, sizeof nm, "blk.%lld." s, (long long)l), nm)
+        T2(NM("attn_q.weight"), o->embd, o->embd, o->type, mat);
+        T1(NM("attn_q.bias"), o->embd, true);
+        T2(NM("attn_k.weight"), o->embd, o->embd, o->type, mat);
+        T1(NM("attn_k.bias"), o->embd, true);
+        T2(NM("attn_v.weight"), o->embd, o->embd, o->type, mat);
+        T1(NM("attn_v.bias"), o->embd, true);
+        T2(NM("attn_output.weight"), o->embd, o->embd, o->type, mat);
+        T1(NM("attn_output.bias"), o->embd, true);
+        T1(NM("attn_output_norm.weight"), o->embd, false);
+        T1(NM("attn_output_norm.bias"), o->embd, true);
+        T2(NM("ffn_up.weight"), o->embd, o->ff, o->type, mat);
+        T1(NM("ffn_up.bias"), o->ff, true);
+        T2(NM("ffn_down.weight"), o->ff, o->embd, o->type, mat);
+        T1(NM("ffn_down.bias"), o->embd, true);
+        T1(NM("layer_output_norm.weight"), o->embd, false);
+        T1(NM("layer_output_norm.bias"), o->embd, true);
+#undef NM
+    }
+#undef T1
+#undef T2
+    for (int i = 0; i < k; i++) {
+        if (tp[i].n_dims == 2 && tp[i].ne0 % ggml_blck_size(tp[i].type)) {
+            if (!o->quiet)
+                fprintf(stderr, "synth: %s: row length %lld is not a multiple of %lld, "
+                                "stored as f16\n", tp[i].name, (long long)tp[i].ne0,
+                        (long long)ggml_blck_size(tp[i].type));
+            tp[i].type = GGML_TYPE_F16;
+            (*n_fallback)++;
+        }
+    }
+    *out = tp;
+    return k;
+}
+
 int synth_main(int argc, char **argv)
 {
     synth_opts o;
@@ -867,7 +1034,21 @@ int synth_main(int argc, char **argv)
     }
 
     int64_t n_vocab = o.vocab;
-    if (o.vocab_from) {
+    char bert_vocab[PATH_MAX];
+    if (o.bert) {
+        if (!o.vocab_from) {
+            if (find_bert_vocab(bert_vocab, sizeof bert_vocab))
+                goto done;
+            o.vocab_from = bert_vocab;
+        }
+        tk = gguf_init_empty();
+        if (!tk || copy_tokenizer(tk, o.vocab_from, &n_vocab))
+            goto done;
+        /* must match token_types.weight */
+        gguf_set_val_u32(tk, "tokenizer.ggml.token_type_count", SYNTH_BERT_TYPES);
+        set_meta_bert(g, &o);
+        gguf_set_kv(g, tk);
+    } else if (o.vocab_from) {
         /* read the tokenizer first (it gives the vocab size), but keep
          * general.* and llama.* first in the file */
         tk = gguf_init_empty();
@@ -883,11 +1064,12 @@ int synth_main(int argc, char **argv)
         set_meta(g, &o, n_vocab);
         set_builtin_vocab(g, &voc, o.chatml);
     }
-    if (o.chatml)
+    if (o.chatml && !o.bert)
         gguf_set_val_str(g, "tokenizer.chat_template", CHATML_TEMPLATE);
 
     int n_fallback = 0;
-    int nt = plan_tensors(&o, n_vocab, &tp, &n_fallback);
+    int nt = o.bert ? plan_tensors_bert(&o, n_vocab, &tp, &n_fallback)
+                    : plan_tensors(&o, n_vocab, &tp, &n_fallback);
     if (nt < 0) {
         fprintf(stderr, "synth: out of memory\n");
         goto done;
@@ -915,7 +1097,13 @@ int synth_main(int argc, char **argv)
         size_t sz = gguf_get_tensor_size(g, i), al = gguf_get_alignment(g);
         pg.total += sz + (al - sz % al) % al;
     }
-    if (!o.quiet)
+    if (!o.quiet && o.bert)
+        fprintf(stderr, "synth: bert %lld layers, embd %lld, heads %lld, ff %lld, "
+                        "vocab %lld (%s), ctx %lld, type %s, pooling mean, seed %llu -> %s\n",
+                (long long)o.layers, (long long)o.embd, (long long)o.heads, (long long)o.ff,
+                (long long)n_vocab, o.vocab_from, (long long)o.ctx, o.type_name,
+                (unsigned long long)o.seed, o.out);
+    else if (!o.quiet)
         fprintf(stderr, "synth: llama %lld layers, embd %lld, heads %lld/%lld, ff %lld, "
                         "vocab %lld, ctx %lld, type %s, seed %llu%s -> %s\n",
                 (long long)o.layers, (long long)o.embd, (long long)o.heads, (long long)o.kv_heads,

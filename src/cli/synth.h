@@ -1,7 +1,10 @@
 /*
- * synth.h: `hearth synth`, which writes a GGUF llama-architecture model with
- * seeded random weights (for tests and benchmarks: no real weights can be
- * downloaded here). The file loads and runs in llama.cpp.
+ * synth.h: `hearth synth`, which writes a GGUF model with seeded random
+ * weights (for tests and benchmarks: no real weights can be downloaded here):
+ * a llama-architecture decoder, or with --arch bert (--preset minilm) a
+ * BERT sentence-embedding encoder with mean pooling and a WordPiece vocab
+ * copied from a llama.cpp vocab GGUF. The file loads and runs in llama.cpp
+ * (llama_decode for llama, llama_encode for bert).
  *
  * The same options and seed give a byte-identical file. Tensors are generated
  * and written chunk by chunk, so a 1B-parameter model never sits in RAM. The

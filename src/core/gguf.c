@@ -6,7 +6,7 @@
  * number that comes from the file is treated as hostile:
  *
  *   - the reader refuses any read or skip that would pass the end of the file
- *     or the GGUF_MAX_HEADER_BYTES cap, so nothing is ever read out of bounds
+ *     or the HGGUF_MAX_HEADER_BYTES cap, so nothing is ever read out of bounds
  *     and position arithmetic cannot overflow (pos <= cap always holds);
  *   - counts are compared by division (count <= left / elem_size) before any
  *     multiplication, and the remaining products use __builtin_*_overflow;
@@ -144,9 +144,9 @@ static int rd_need(reader *r, uint64_t n)
     if (n > rd_left(r))
         return fail(r, "truncated: %s needs %" PRIu64 " bytes but only %" PRIu64
                        " remain in the file", r->where, n, rd_left(r));
-    if (n > GGUF_MAX_HEADER_BYTES - r->pos)
+    if (n > HGGUF_MAX_HEADER_BYTES - r->pos)
         return fail(r, "header larger than the %u MiB limit (while reading %s)",
-                    GGUF_MAX_HEADER_BYTES >> 20, r->where);
+                    HGGUF_MAX_HEADER_BYTES >> 20, r->where);
     return 0;
 }
 
@@ -283,7 +283,7 @@ static int ns_init(nameset *s, uint32_t max)
 
     while (nslots < 2 * max)
         nslots *= 2;
-    s->names = buf_make(GGUF_MAX_HEADER_BYTES);
+    s->names = buf_make(HGGUF_MAX_HEADER_BYTES);
     s->ents = calloc(max ? max : 1, sizeof *s->ents);
     s->slots = calloc(nslots, sizeof *s->slots);
     s->n = 0;
@@ -394,10 +394,10 @@ static int parse_header(parser *p)
     if (version != 2 && version != 3)
         return fail(r, "unsupported GGUF version %" PRIu32 " (only 2 and 3 are accepted%s)",
                     version, version && !(version & 0xffff) ? "; big-endian file?" : "");
-    if (nt > GGUF_MAX_TENSORS)
-        return fail(r, "n_tensors %" PRIu64 " exceeds the limit of %u", nt, GGUF_MAX_TENSORS);
-    if (nkv > GGUF_MAX_KV)
-        return fail(r, "n_kv %" PRIu64 " exceeds the limit of %u", nkv, GGUF_MAX_KV);
+    if (nt > HGGUF_MAX_TENSORS)
+        return fail(r, "n_tensors %" PRIu64 " exceeds the limit of %u", nt, HGGUF_MAX_TENSORS);
+    if (nkv > HGGUF_MAX_KV)
+        return fail(r, "n_kv %" PRIu64 " exceeds the limit of %u", nkv, HGGUF_MAX_KV);
     /* Both are <= 2^16, so this cannot overflow. */
     if (nkv * MIN_KV + nt * MIN_TENSOR > rd_left(r))
         return fail(r, "%" PRIu64 " keys and %" PRIu64 " tensors cannot fit in the %" PRIu64
@@ -454,9 +454,9 @@ static int read_array(parser *p, unsigned depth, entry *e)
         return -1;
     if (et >= GT_COUNT)
         return fail(r, "%s: array element type %" PRIu32 " is not a GGUF type", r->where, et);
-    if (et == GT_ARRAY && depth >= GGUF_MAX_ARRAY_DEPTH)
+    if (et == GT_ARRAY && depth >= HGGUF_MAX_ARRAY_DEPTH)
         return fail(r, "%s: arrays nested deeper than %u levels", r->where,
-                    GGUF_MAX_ARRAY_DEPTH);
+                    HGGUF_MAX_ARRAY_DEPTH);
     if (e) {
         e->elem_type = et;
         e->ival = n;
@@ -518,9 +518,9 @@ static int read_key(parser *p, uint64_t i, entry **e)
     if (len > rd_left(r))
         return fail(r, "key %" PRIu64 ": length %" PRIu64 " exceeds the %" PRIu64
                        " bytes left in the file", i, len, rd_left(r));
-    if (len > GGUF_MAX_KEY_LEN)
+    if (len > HGGUF_MAX_KEY_LEN)
         return fail(r, "key %" PRIu64 ": length %" PRIu64 " exceeds the %u MiB key limit",
-                    i, len, GGUF_MAX_KEY_LEN >> 20);
+                    i, len, HGGUF_MAX_KEY_LEN >> 20);
     if (len > p->scratch_alloc) {
         uint8_t *s = realloc(p->scratch, (size_t)len);
         if (!s)
@@ -562,7 +562,7 @@ static int check_alignment(parser *p)
     const entry *e = ns_find(&p->keys, "general.alignment");
     reader *r = &p->r;
 
-    p->info.alignment = GGUF_DEFAULT_ALIGNMENT;
+    p->info.alignment = HGGUF_DEFAULT_ALIGNMENT;
     if (!e)
         return 0;
     if (e->type != GT_U32)
@@ -572,8 +572,8 @@ static int check_alignment(parser *p)
         return fail(r, "general.alignment is 0");
     if (e->ival & (e->ival - 1))
         return fail(r, "general.alignment %" PRIu64 " is not a power of two", e->ival);
-    if (e->ival > GGUF_MAX_ALIGNMENT)
-        return fail(r, "general.alignment %" PRIu64 " exceeds %u", e->ival, GGUF_MAX_ALIGNMENT);
+    if (e->ival > HGGUF_MAX_ALIGNMENT)
+        return fail(r, "general.alignment %" PRIu64 " exceeds %u", e->ival, HGGUF_MAX_ALIGNMENT);
     p->info.alignment = (uint32_t)e->ival;
     return 0;
 }
@@ -615,14 +615,14 @@ static int read_shape(parser *p, uint64_t *size)
 {
     reader *r = &p->r;
     uint32_t n_dims, type;
-    uint64_t ne[GGUF_MAX_DIMS] = { 1, 1, 1, 1 }, nelem = 1, bytes;
+    uint64_t ne[HGGUF_MAX_DIMS] = { 1, 1, 1, 1 }, nelem = 1, bytes;
     const struct ggml_type_desc *t;
 
     if (rd_u32(r, &n_dims))
         return -1;
-    if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
+    if (n_dims < 1 || n_dims > HGGUF_MAX_DIMS)
         return fail(r, "%s: %" PRIu32 " dimensions (must be 1 to %u)", r->where, n_dims,
-                    GGUF_MAX_DIMS);
+                    HGGUF_MAX_DIMS);
     for (uint32_t d = 0; d < n_dims; d++) {
         if (rd_u64(r, &ne[d]))
             return -1;
@@ -643,7 +643,7 @@ static int read_shape(parser *p, uint64_t *size)
         return fail(r, "%s: ne0 %" PRIu64 " is not a multiple of the %s block size %u",
                     r->where, ne[0], t->name, t->blck);
     bytes = ne[0] / t->blck;
-    for (unsigned d = 1; d <= GGUF_MAX_DIMS; d++)
+    for (unsigned d = 1; d <= HGGUF_MAX_DIMS; d++)
         if (__builtin_mul_overflow(bytes, d == 1 ? (uint64_t)t->size : ne[d - 1], &bytes))
             return fail(r, "%s: byte size overflows", r->where);
     *size = bytes;
@@ -655,7 +655,7 @@ static int parse_tensor_infos(parser *p)
     reader *r = &p->r;
 
     for (uint64_t i = 0; i < p->info.n_tensors; i++) {
-        char name[GGUF_MAX_NAME_LEN + 1];
+        char name[HGGUF_MAX_NAME_LEN + 1];
         uint64_t len;
         entry *e;
         int rc;
@@ -666,9 +666,9 @@ static int parse_tensor_infos(parser *p)
         if (len > rd_left(r))
             return fail(r, "tensor %" PRIu64 ": name length %" PRIu64 " exceeds the %" PRIu64
                            " bytes left in the file", i, len, rd_left(r));
-        if (len > GGUF_MAX_NAME_LEN)
+        if (len > HGGUF_MAX_NAME_LEN)
             return fail(r, "tensor %" PRIu64 ": name is %" PRIu64 " bytes (limit %u)", i, len,
-                        GGUF_MAX_NAME_LEN);
+                        HGGUF_MAX_NAME_LEN);
         if (rd_bytes(r, name, (size_t)len))
             return -1;
         rd_where(r, "tensor", i, name, (size_t)len);
@@ -826,4 +826,14 @@ out:
     if (fd >= 0)
         close(fd);
     return finish(&p, rc, out);
+}
+
+bool gguf_arch_is_embedding(const char *arch)
+{
+    static const char *const enc[] = { "bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2",
+                                       "jina-bert-v3", "modern-bert", "neo-bert", "t5encoder" };
+    for (size_t i = 0; i < sizeof enc / sizeof *enc; i++)
+        if (strcmp(arch, enc[i]) == 0)
+            return true;
+    return false;
 }

@@ -9,17 +9,17 @@
  * What "valid" means here (GGUF v2/v3, little-endian):
  *   - a regular file (never a FIFO, device or directory), at least 24 bytes;
  *   - magic "GGUF", version 2 or 3;
- *   - n_tensors <= GGUF_MAX_TENSORS, n_kv <= GGUF_MAX_KV;
+ *   - n_tensors <= HGGUF_MAX_TENSORS, n_kv <= HGGUF_MAX_KV;
  *   - every string, array and nested array (depth <= 2) fits in the bytes
- *     that remain, keys <= GGUF_MAX_KEY_LEN, no duplicate keys;
+ *     that remain, keys <= HGGUF_MAX_KEY_LEN, no duplicate keys;
  *   - general.alignment, if present, is a u32 power of two in
- *     [1, GGUF_MAX_ALIGNMENT] (default GGUF_DEFAULT_ALIGNMENT);
- *   - each tensor: unique name shorter than GGUF_MAX_NAME_LEN + 1 bytes,
+ *     [1, HGGUF_MAX_ALIGNMENT] (default HGGUF_DEFAULT_ALIGNMENT);
+ *   - each tensor: unique name shorter than HGGUF_MAX_NAME_LEN + 1 bytes,
  *     1..4 dims, every dim > 0, element count and byte size free of overflow,
  *     a known ggml type whose block size divides ne0, an aligned offset, and
  *     data that lies wholly inside the file;
  *   - the header (everything before the tensor data) is at most
- *     GGUF_MAX_HEADER_BYTES.
+ *     HGGUF_MAX_HEADER_BYTES.
  * All arithmetic on file-supplied numbers is overflow-checked; the parser
  * never reads past the file or image. Only the header is read (buffered
  * pread, never mmap and never the tensor data), so checking a 40 GB model
@@ -34,18 +34,19 @@
 #ifndef HEARTH_GGUF_H
 #define HEARTH_GGUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define GGUF_MAX_TENSORS        65536u
-#define GGUF_MAX_KV             65536u
-#define GGUF_MAX_KEY_LEN        (1u << 20)      /* bytes in one KV key */
-#define GGUF_MAX_HEADER_BYTES   (64u << 20)     /* KVs + tensor infos */
-#define GGUF_MAX_ALIGNMENT      65536u
-#define GGUF_DEFAULT_ALIGNMENT  32u
-#define GGUF_MAX_DIMS           4u              /* GGML_MAX_DIMS */
-#define GGUF_MAX_NAME_LEN       63u             /* GGML_MAX_NAME (64) less the NUL */
-#define GGUF_MAX_ARRAY_DEPTH    1u              /* no arrays of arrays (ggml refuses them) */
+#define HGGUF_MAX_TENSORS        65536u
+#define HGGUF_MAX_KV             65536u
+#define HGGUF_MAX_KEY_LEN        (1u << 20)      /* bytes in one KV key */
+#define HGGUF_MAX_HEADER_BYTES   (64u << 20)     /* KVs + tensor infos */
+#define HGGUF_MAX_ALIGNMENT      65536u
+#define HGGUF_DEFAULT_ALIGNMENT  32u
+#define HGGUF_MAX_DIMS           4u              /* GGML_MAX_DIMS */
+#define HGGUF_MAX_NAME_LEN       63u             /* GGML_MAX_NAME (64) less the NUL */
+#define HGGUF_MAX_ARRAY_DEPTH    1u              /* no arrays of arrays (ggml refuses them) */
 
 /* What a successful check learned. Plain values: nothing to free. */
 typedef struct gguf_info {
@@ -56,7 +57,7 @@ typedef struct gguf_info {
                                       up to the alignment; with no tensors there is
                                       no data section and this is the header end */
     uint64_t tensor_bytes;         /* sum of all tensor data sizes */
-    uint32_t alignment;            /* general.alignment or GGUF_DEFAULT_ALIGNMENT */
+    uint32_t alignment;            /* general.alignment or HGGUF_DEFAULT_ALIGNMENT */
     char arch[32];                 /* general.architecture, "" if absent or not a string */
     /* Hyper-parameters read from "<arch>.*" keys. 0 when absent, or when the
        value is not a scalar integer in [0, UINT32_MAX] (some architectures
@@ -92,6 +93,10 @@ int gguf_check_file(const char *path, gguf_info *out, char *err, size_t errlen);
  * reads outside data[0, len). Same return, out and err contract as
  * gguf_check_file. Borrows data.
  */
+/* True for architectures that are sentence-embedding encoders (BERT family):
+ * hearth serves them on /v1/embeddings, not chat. */
+bool gguf_arch_is_embedding(const char *arch);
+
 int gguf_check_buffer(const void *data, size_t len, gguf_info *out, char *err,
                       size_t errlen);
 

@@ -187,7 +187,7 @@ static void stream_free(void *cls)
 
 /* Wait until the job has started (stream) or finished; false if the client
  * left first (the job is then cancelled). */
-static bool wait_for(http_req *r, job *j, bool until_done, buf *text, job_status *s)
+bool http_job_wait(http_req *r, job *j, bool until_done, buf *text, job_status *s)
 {
     int fd = http_conn_fd(r);
     uint64_t seen = 0;
@@ -206,7 +206,7 @@ static bool wait_for(http_req *r, job *j, bool until_done, buf *text, job_status
     }
 }
 
-static int reply_failed(http_req *r, const job_status *s)
+int http_reply_job_failed(http_req *r, const job_status *s)
 {
     unsigned st = s->err_status >= 400 && s->err_status < 600 ? (unsigned)s->err_status : 500;
     return http_reply_error(r, st, NULL, NULL, s->err_code, s->err_msg,
@@ -273,12 +273,12 @@ static int generate(http_req *r, gen_kind kind)
     buf text = buf_make(0);
     job_status s;
     int ret;
-    if (!wait_for(r, j, !g.stream, &text, &s)) {
+    if (!http_job_wait(r, j, !g.stream, &text, &s)) {
         ret = MHD_NO;               /* client gone: close without a response */
         goto out;
     }
     if (s.phase == JOB_FAILED) {
-        ret = reply_failed(r, &s);
+        ret = http_reply_job_failed(r, &s);
         goto out;
     }
     if (!g.stream) {

@@ -69,6 +69,15 @@ bool http_client_gone(int fd);
 int  http_conn_fd(http_req *r);
 void http_add_common_headers(http_req *r, struct MHD_Response *resp);
 
+/* Wait for a job to start (until_done false) or finish, collecting its
+ * output into text; false if the client hung up first (the job is then
+ * cancelled). */
+struct job;
+struct job_status;
+bool http_job_wait(http_req *r, struct job *j, bool until_done, buf *text, struct job_status *s);
+/* The error response for a failed job. */
+int  http_reply_job_failed(http_req *r, const struct job_status *s);
+
 /* endpoints */
 int http_health(http_req *r);
 int http_models(http_req *r);
@@ -76,6 +85,7 @@ int http_model_get(http_req *r, const char *name);
 int http_model_action(http_req *r, const char *rest);
 int http_status(http_req *r);
 int http_chat(http_req *r);
+int http_embeddings(http_req *r);
 int http_completions(http_req *r);
 
 #endif

@@ -29,7 +29,8 @@ struct http_server {
     int port;
 };
 
-enum { R_NONE, R_HEALTH, R_MODELS, R_MODEL, R_MODEL_ACTION, R_STATUS, R_CHAT, R_COMPLETIONS };
+enum { R_NONE, R_HEALTH, R_MODELS, R_MODEL, R_MODEL_ACTION, R_STATUS, R_CHAT, R_COMPLETIONS,
+       R_EMBEDDINGS };
 
 static const struct route {
     const char *method, *path;
@@ -43,6 +44,7 @@ static const struct route {
     { "GET", "/v1/status", R_STATUS, false },
     { "POST", "/v1/chat/completions", R_CHAT, false },
     { "POST", "/v1/completions", R_COMPLETIONS, false },
+    { "POST", "/v1/embeddings", R_EMBEDDINGS, false },
 };
 
 const char *http_error_type(unsigned status)
@@ -179,6 +181,7 @@ static enum MHD_Result dispatch(http_req *r)
     case R_STATUS: return (enum MHD_Result)http_status(r);
     case R_CHAT: return (enum MHD_Result)http_chat(r);
     case R_COMPLETIONS: return (enum MHD_Result)http_completions(r);
+    case R_EMBEDDINGS: return (enum MHD_Result)http_embeddings(r);
     }
     return MHD_NO;
 }

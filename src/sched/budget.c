@@ -7,8 +7,24 @@
 #include <string.h>
 #include <unistd.h>
 
+/* An encoder has no KV cache: one batch of sequences (at least one full
+ * context) with full attention scores per head. */
+static uint64_t estimate_embedding(const gguf_info *gi, const config *cfg)
+{
+    uint64_t embd = gi->n_embd, ff = gi->n_ff ? gi->n_ff : 4 * gi->n_embd;
+    uint64_t heads = gi->n_head ? gi->n_head : 1;
+    uint64_t batch = (uint64_t)cfg->batch_size;
+    if (gi->n_ctx_train && batch < gi->n_ctx_train)
+        batch = gi->n_ctx_train;
+    uint64_t compute = batch * (3 * ff + 8 * embd) * 4 + heads * batch * batch * 4;
+    uint64_t total = gi->tensor_bytes + compute + BUDGET_RUNTIME_BYTES;
+    return total + total / 25;
+}
+
 uint64_t budget_estimate(const gguf_info *gi, const config *cfg)
 {
+    if (gguf_arch_is_embedding(gi->arch))
+        return estimate_embedding(gi, cfg);
     uint64_t layers = gi->n_layer, embd = gi->n_embd;
     uint64_t heads = gi->n_head ? gi->n_head : 1;
     uint64_t kv_heads = gi->n_head_kv ? gi->n_head_kv : heads;

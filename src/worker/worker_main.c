@@ -8,6 +8,7 @@
  * socket and fails the requests that were in flight.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -22,6 +23,8 @@
 #include "core/arena.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/gguf.h"
+#include "engine/embed.h"
 #include "engine/llm.h"
 #include "worker/wire.h"
 
@@ -88,7 +91,32 @@ static void usage(void)
            "by hand: it speaks hearth's wire format on file descriptor 3.\n");
 }
 
-static void handle_frame(llm *m, const wire_hdr *h, const char *payload, int *quit)
+/* One of the two engines, chosen from the model's architecture. */
+struct engine {
+    llm *llm;
+    embedder *emb;
+    const char *name;
+};
+
+static void handle_request(struct engine *en, uint32_t id, const json *req)
+{
+    const json *kind = json_get(req, "kind");
+    bool want_embed = json_str_is(kind, "embedding");
+    char msg[160];
+    if (en->emb && !want_embed) {
+        snprintf(msg, sizeof msg, "model '%s' is an embedding model; use /v1/embeddings", en->name);
+        on_error(NULL, id, 400, "wrong_model_kind", msg);
+    } else if (en->llm && want_embed) {
+        snprintf(msg, sizeof msg, "model '%s' is not an embedding model", en->name);
+        on_error(NULL, id, 400, "wrong_model_kind", msg);
+    } else if (en->emb) {
+        embed_run(en->emb, id, req);
+    } else {
+        llm_submit(en->llm, id, req);
+    }
+}
+
+static void handle_frame(struct engine *en, const wire_hdr *h, const char *payload, int *quit)
 {
     switch (h->type) {
     case WIRE_REQUEST: {
@@ -98,12 +126,13 @@ static void handle_frame(llm *m, const wire_hdr *h, const char *payload, int *qu
         if (!req || req->type != JSON_OBJECT)
             on_error(NULL, h->id, 400, "bad_request", "malformed request from daemon");
         else
-            llm_submit(m, h->id, req);
+            handle_request(en, h->id, req);
         arena_free(a);
         break;
     }
     case WIRE_CANCEL:
-        llm_cancel(m, h->id);
+        if (en->llm)
+            llm_cancel(en->llm, h->id);
         break;
     case WIRE_SHUTDOWN:
         *quit = 1;
@@ -168,8 +197,15 @@ int main(int argc, char **argv)
 
     llm_sink sink = { NULL, on_start, on_delta, on_done, on_error };
     char err[256];
-    llm *m = llm_load(&p, &sink, err, sizeof err);
-    if (!m) {
+    struct engine en = { .name = name };
+    gguf_info gi;
+    bool embedding = gguf_check_file(p.path, &gi, err, sizeof err) == 0 &&
+                     gguf_arch_is_embedding(gi.arch);
+    if (embedding)
+        en.emb = embed_load(&p, &sink, err, sizeof err);
+    else
+        en.llm = llm_load(&p, &sink, err, sizeof err);
+    if (!en.emb && !en.llm) {
         char js[400];
         buf b = buf_make(0);
         buf_puts(&b, "{\"message\":");
@@ -181,7 +217,10 @@ int main(int argc, char **argv)
         return 1;
     }
     buf hello = buf_make(0);
-    llm_describe(m, &hello);
+    if (en.emb)
+        embed_describe(en.emb, &hello);
+    else
+        llm_describe(en.llm, &hello);
     send_or_die(WIRE_HELLO, 0, hello.data, hello.len);
     buf_free(&hello);
 
@@ -191,7 +230,8 @@ int main(int argc, char **argv)
     int quit = 0;
     while (!quit) {
         struct pollfd pfd = { .fd = g_fd, .events = POLLIN };
-        int pr = poll(&pfd, 1, llm_busy(m) ? 0 : -1);
+        bool busy = en.llm && llm_busy(en.llm);
+        int pr = poll(&pfd, 1, busy ? 0 : -1);
         if (pr < 0 && errno != EINTR)
             break;
         if (pr > 0) {
@@ -202,17 +242,18 @@ int main(int argc, char **argv)
             const char *payload;
             int k;
             while ((k = wire_reader_next(&r, &h, &payload)) == 1)
-                handle_frame(m, &h, payload, &quit);
+                handle_frame(&en, &h, payload, &quit);
             if (k < 0) {
                 log_error("corrupt frame from daemon; exiting");
                 break;
             }
         }
-        if (llm_busy(m) && llm_step(m) < 0)
+        if (en.llm && llm_busy(en.llm) && llm_step(en.llm) < 0)
             break;
     }
     wire_reader_free(&r);
-    llm_free(m);
+    llm_free(en.llm);
+    embed_free(en.emb);
     llama_backend_free();
     return 0;
 }

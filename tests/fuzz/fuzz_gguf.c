@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (in.file_size != size || in.data_offset > size ||
             in.tensor_bytes > size - (in.n_tensors ? in.data_offset : size) ||
             in.largest_tensor_bytes > in.tensor_bytes ||
-            in.n_tensors > GGUF_MAX_TENSORS || in.n_kv > GGUF_MAX_KV ||
+            in.n_tensors > HGGUF_MAX_TENSORS || in.n_kv > HGGUF_MAX_KV ||
             memchr(in.arch, '\0', sizeof in.arch) == NULL)
             abort();
     } else if (err[0] == '\0' || memchr(err, '\n', strlen(err))) {

@@ -761,7 +761,7 @@ TEST(hostile_offsets)
 
 TEST(hostile_key_too_long)
 {
-    size_t klen = GGUF_MAX_KEY_LEN + 1;
+    size_t klen = HGGUF_MAX_KEY_LEN + 1;
     img m = { 0 };
 
     put(&m, "GGUF", 4);

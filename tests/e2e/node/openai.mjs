@@ -4,7 +4,7 @@
 // and agree (greedy decoding), and an unknown model raises a 404 APIError.
 import OpenAI from "openai";
 
-const [baseURL, model] = process.argv.slice(2);
+const [baseURL, model, embedModel] = process.argv.slice(2);
 const client = new OpenAI({ baseURL, apiKey: "not-needed", maxRetries: 0 });
 const messages = [{ role: "user", content: "Say something about the sea." }];
 let failures = 0;
@@ -44,6 +44,18 @@ try {
   check(false, "unknown model must throw");
 } catch (e) {
   check(e instanceof OpenAI.APIError && e.status === 404, `404 APIError (got ${e.status})`);
+}
+
+if (embedModel) {
+  // the SDK asks for base64 by default and decodes it itself
+  const e = await client.embeddings.create({ model: embedModel, input: ["the cat", "a dog"] });
+  check(e.object === "list" && e.data.length === 2, "two embeddings");
+  check(e.data[0].embedding.length > 0 && e.data[0].embedding.every(Number.isFinite), "finite vector");
+  const norm = Math.sqrt(e.data[0].embedding.reduce((s, x) => s + x * x, 0));
+  check(Math.abs(norm - 1) < 1e-3, `unit length (${norm})`);
+  const f = await client.embeddings.create({ model: embedModel, input: "the cat", encoding_format: "float" });
+  const maxd = Math.max(...f.data[0].embedding.map((x, i) => Math.abs(x - e.data[0].embedding[i])));
+  check(maxd < 1e-6, `float and base64 agree (${maxd})`);
 }
 
 console.error(`  node openai client: ${failures ? "FAILED" : "ok"} (${chunks} chunks, ${text.length} chars)`);
