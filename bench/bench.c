@@ -96,7 +96,16 @@ static bool wait_health(pid_t pid, int port, double timeout)
     return false;
 }
 
+static pid_t start_peer_args(const char *model, int port, int np, int ctx_total,
+                             const char *extra);
+
 static pid_t start_peer(const char *model, int port, int np, int ctx_total)
+{
+    return start_peer_args(model, port, np, ctx_total, NULL);
+}
+
+static pid_t start_peer_args(const char *model, int port, int np, int ctx_total,
+                             const char *extra)
 {
     const char *srv = getenv("PEER_SERVER"), *lib = getenv("PEER_LIB");
     if (!srv || !lib)
@@ -118,6 +127,10 @@ static pid_t start_peer(const char *model, int port, int np, int ctx_total)
         int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
         dup2(fd, 1);
         dup2(fd, 2);
+        if (extra)      /* embeddings: a batch big enough for a request's inputs */
+            execl(ldso, ldso, "--library-path", libpath, srv, "-m", model, "-t", "2", "-np", nps,
+                  "-c", ctxs, "--port", ports, "--host", "127.0.0.1", "--no-webui", extra,
+                  "-b", ctxs, "-ub", ctxs, (char *)NULL);
         execl(ldso, ldso, "--library-path", libpath, srv, "-m", model, "-t", "2", "-np", nps,
               "-c", ctxs, "--port", ports, "--host", "127.0.0.1", "--no-webui", (char *)NULL);
         _exit(127);
@@ -508,6 +521,50 @@ int main(void)
             row("switch model: evict until first token", median(ev, g_runs), median(pe, g_runs),
                 "ms", false);
         }
+    }
+
+    /* embeddings: 32 inputs of ~64 tokens per request */
+    const char *emodel = getenv("BENCH_EMBED_MODEL");
+    if (emodel) {
+        buf eb = buf_make(0);
+        buf_puts(&eb, "{\"model\":\"embed\",\"input\":[");
+        for (int i = 0; i < 32; i++) {
+            buf_printf(&eb, "%s\"", i ? "," : "");
+            for (int w = 0; w < 60; w++)
+                buf_printf(&eb, "%s ", (const char *[]){ "the", "river", "ran", "past", "old",
+                                                          "mills", "and", "quiet", "farms" }[(i + w) % 9]);
+            buf_puts(&eb, "\"");
+        }
+        buf_puts(&eb, "]}");
+        char me[700];
+        snprintf(me, sizeof me, "embed=%s", emodel);
+        char *eargs[] = { "--model", me, "--threads", "2", "--log-level", "warn", NULL };
+        struct daemon EH = { 0 };
+        double he[16], pe[16];
+        int eport = free_port();
+        pid_t ep = start_peer_args(emodel, eport, 4, 2048, "--embedding");
+        if (start_daemon(&EH, "bench-embed", eargs) == 0 && ep > 0 && wait_health(ep, eport, 60)) {
+            struct daemon PD = { .port = eport };
+            struct resp w = post(&EH, "/v1/embeddings", eb.data);      /* warm both */
+            resp_free(&w);
+            w = post(&PD, "/v1/embeddings", eb.data);
+            resp_free(&w);
+            for (int i = 0; i < g_runs; i++) {
+                double s0 = now_s();
+                struct resp a = post(&EH, "/v1/embeddings", eb.data);
+                he[i] = a.status == 200 ? 32 / (now_s() - s0) : 0;
+                resp_free(&a);
+                s0 = now_s();
+                a = post(&PD, "/v1/embeddings", eb.data);
+                pe[i] = a.status == 200 ? 32 / (now_s() - s0) : 0;
+                resp_free(&a);
+            }
+            row("embeddings, 32 inputs x ~64 tokens (emb/s)", median(he, g_runs),
+                median(pe, g_runs), "emb/s", true);
+        }
+        stop_daemon(&EH);
+        stop_pid(ep);
+        buf_free(&eb);
     }
 
     printf("single-stream decode reaches %.0f%% of the bandwidth limit\n", 100 * h_dec1 / limit);

@@ -20,6 +20,8 @@ for t in q4_0 q8_0; do
   [ -f "$MODELS/q05-$t.gguf" ] || "$BUILD/hearth" synth --preset 0.5b --type $t \
       --vocab-from "$VOCAB" --quiet --out "$MODELS/q05-$t.gguf"
 done
+[ -f "$MODELS/minilm-f16.gguf" ] || HEARTH_SHARED=$SHARED "$BUILD/hearth" synth --preset minilm \
+    --quiet --out "$MODELS/minilm-f16.gguf"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/hearth-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 OUT=bench/results/$(date -u +%Y-%m-%d).md
@@ -31,10 +33,11 @@ peer_ver=$(ls deps/apt/debs 2>/dev/null | grep -E '^llama.cpp-tools_' | sed 's/_
   echo
   echo "Machine: $cpu, $(nproc) CPUs, $mem. Both servers: 2 threads, the same synthesized"
   echo "~0.5B llama-shape model with the Llama-2 tokenizer (24 layers, 896 dims, 14/2 heads, ff 4864, vocab 32000) in Q4_0;"
-  echo "the model switch uses its Q8_0 twin. Medians of ${BENCH_RUNS:-3} runs."
+  echo "the model switch uses its Q8_0 twin; embeddings use a MiniLM-L6 shape BERT (F16, bge vocab)."
+  echo "Transcription is not implemented yet, so it has no figure. Medians of ${BENCH_RUNS:-3} runs."
   echo
 } >> "$OUT"
 HEARTH_BUILD=$BUILD BENCH_TMP=$TMP BENCH_MODEL=$MODELS/q05-q4_0.gguf BENCH_MODEL2=$MODELS/q05-q8_0.gguf \
-  PEER_SERVER=$PEER PEER_LIB=$LIB BENCH_OUT=$OUT "$BUILD/bench/bench"
+  BENCH_EMBED_MODEL=$MODELS/minilm-f16.gguf PEER_SERVER=$PEER PEER_LIB=$LIB BENCH_OUT=$OUT "$BUILD/bench/bench"
 echo >> "$OUT"
 echo "results appended to $OUT"

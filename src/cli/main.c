@@ -35,6 +35,7 @@ static void usage(FILE *f)
             "  models              list the models the daemon serves\n"
             "  run MODEL [PROMPT]  chat with MODEL; streams the answer. Without PROMPT,\n"
             "                      an interactive chat that keeps the conversation\n"
+            "  embed MODEL TEXT... embedding vectors, one JSON array per line\n"
             "  ps                  models with state, slots, queue, memory, restarts\n"
             "  load MODEL          load a model now (waits until it is ready)\n"
             "  unload MODEL        unload a model (once it is idle)\n"
@@ -213,6 +214,73 @@ static int cmd_load_unload(int argc, char **argv, const char *action)
         print_api_error(st, &out);
     else
         printf("%s: %s\n", argv[1], action[0] == 'l' ? "ready" : "unloaded");
+    buf_free(&out);
+    return rc;
+}
+
+static int cmd_embed(int argc, char **argv)
+{
+    if (wants_help(argc, argv) || argc < 3) {
+        printf("Usage: hearth embed MODEL TEXT...\n\nEmbeds each TEXT with MODEL (an embedding model) "
+               "and prints one JSON array\nof floats per line, in order. Use - as TEXT to read "
+               "one text per line from stdin.\n");
+        return argc < 3 && !wants_help(argc, argv) ? 2 : 0;
+    }
+    buf body = buf_make(0), out = buf_make(0);
+    buf_puts(&body, "{\"model\":");
+    jw_cstr(&body, argv[1]);
+    buf_puts(&body, ",\"input\":[");
+    int n = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "-") == 0) {
+            char *line = NULL;
+            size_t cap = 0;
+            ssize_t l;
+            while ((l = getline(&line, &cap, stdin)) > 0) {
+                while (l && (line[l - 1] == '\n' || line[l - 1] == '\r'))
+                    line[--l] = '\0';
+                if (!l)
+                    continue;
+                if (n++)
+                    buf_putc(&body, ',');
+                jw_str(&body, line, (size_t)l);
+            }
+            free(line);
+            continue;
+        }
+        if (n++)
+            buf_putc(&body, ',');
+        jw_cstr(&body, argv[i]);
+    }
+    buf_puts(&body, "]}");
+    char url[1024], err[512];
+    snprintf(url, sizeof url, "%s/v1/embeddings", g_url);
+    long st = 0;
+    int rc = 1;
+    arena *a = NULL;
+    if (client_request(url, body.data, &out, &st, err, sizeof err) < 0) {
+        fprintf(stderr, "hearth: %s\n", err);
+        goto out;
+    }
+    if (st != 200) {
+        print_api_error(st, &out);
+        goto out;
+    }
+    a = arena_new(0);
+    const json *j = json_parse(a, out.data, out.len, err, sizeof err);
+    const json *data = json_get(j, "data");
+    for (const json *d = data ? data->child : NULL; d; d = d->next) {
+        buf line = buf_make(0);
+        const json *e = json_get(d, "embedding");
+        if (e)
+            jw_value(&line, e);
+        puts(line.data ? line.data : "[]");
+        buf_free(&line);
+    }
+    rc = 0;
+out:
+    arena_free(a);
+    buf_free(&body);
     buf_free(&out);
     return rc;
 }
@@ -457,6 +525,8 @@ int main(int argc, char **argv)
         rc = cmd_models(sub_argc, sub_argv);
     else if (!strcmp(cmd, "run"))
         rc = cmd_run(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "embed"))
+        rc = cmd_embed(sub_argc, sub_argv);
     else if (!strcmp(cmd, "ps"))
         rc = cmd_ps(sub_argc, sub_argv);
     else if (!strcmp(cmd, "load") || !strcmp(cmd, "unload"))

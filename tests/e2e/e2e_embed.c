@@ -230,6 +230,28 @@ static void t_errors(void)
     CHECK(healthy(&E));
 }
 
+static void t_cli_embed(void)
+{
+    char cmd[1200], path[600];
+    snprintf(path, sizeof path, "%s/embed.out", g_tmp);
+    snprintf(cmd, sizeof cmd, "'%s/hearth' --url http://127.0.0.1:%d embed minilm 'the cat' 'a dog' "
+             "> '%s'", g_build, E.port, path);
+    CHECK(system(cmd) == 0);
+    FILE *f = fopen(path, "r");
+    int lines = 0, commas = 0, c;
+    while (f && (c = fgetc(f)) != EOF) {
+        lines += c == '\n';
+        commas += c == ',';
+    }
+    if (f)
+        fclose(f);
+    CHECK(lines == 2);
+    CHECK(commas == 2 * 383);      /* two vectors of 384 numbers */
+    snprintf(cmd, sizeof cmd, "'%s/hearth' --url http://127.0.0.1:%d embed tiny x >/dev/null 2>&1",
+             g_build, E.port);
+    CHECK(system(cmd) != 0);       /* not an embedding model: a clear error, exit 1 */
+}
+
 static void t_openai_node_client(void)
 {
     const char *script = getenv("HEARTH_NODE_TEST");
@@ -263,6 +285,7 @@ int main(void)
     run("batch_equals_single_any_order", t_batch_equals_single_any_order);
     run("token_ids_and_base64", t_token_ids_and_base64);
     run("errors", t_errors);
+    run("cli_embed", t_cli_embed);
     run("openai_node_client", t_openai_node_client);
     stop_daemon(&E);
     curl_global_cleanup();
