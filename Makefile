@@ -32,7 +32,11 @@ MHD_LIBS    := $(shell pkg-config --libs libmicrohttpd)
 CURL_CFLAGS := $(shell pkg-config --cflags libcurl)
 CURL_LIBS   := $(shell pkg-config --libs libcurl)
 
-CFLAGS = $(CFLAGS_BASE) $(SAN) $(LLAMA_CFLAGS) $(MHD_CFLAGS) $(CURL_CFLAGS)
+# OCR in the worker: Tesseract, Leptonica, poppler (PDF) and cairo (rendering)
+OCR_CFLAGS := $(shell pkg-config --cflags tesseract lept poppler-glib cairo 2>/dev/null)
+OCR_LIBS   := $(shell pkg-config --libs tesseract lept poppler-glib cairo 2>/dev/null)
+
+CFLAGS = $(CFLAGS_BASE) $(SAN) $(LLAMA_CFLAGS) $(MHD_CFLAGS) $(CURL_CFLAGS) $(OCR_CFLAGS)
 LDFLAGS_ALL = $(SAN) -pthread -lm
 
 CORE_SRC   = $(wildcard src/core/*.c)
@@ -66,7 +70,7 @@ $(BUILD)/hearthd: $(DAEMON_OBJ)
 
 $(BUILD)/hearth-worker: $(WORKER_OBJ)
 	@$(if $(V),,echo "  LINK    $@")
-	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LLAMA_LIBS)
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LLAMA_LIBS) $(OCR_LIBS)
 
 $(BUILD)/hearth: $(CLI_OBJ)
 	@$(if $(V),,echo "  LINK    $@")
@@ -78,7 +82,8 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(patsubst %.c,$(BUILD)/obj/%.o,$(COR
 	@$(if $(V),,echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL)
 
-E2E_BIN = $(BUILD)/tests/e2e_api $(BUILD)/tests/e2e_supervise $(BUILD)/tests/e2e_embed
+E2E_BIN = $(BUILD)/tests/e2e_api $(BUILD)/tests/e2e_supervise $(BUILD)/tests/e2e_embed \
+          $(BUILD)/tests/e2e_audio $(BUILD)/tests/e2e_ocr
 $(BUILD)/tests/e2e_%: tests/e2e/e2e_%.c tests/e2e/harness.h $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC))
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  TEST    $@")
@@ -132,3 +137,20 @@ fuzz:
 	@mkdir -p build/fuzz/corpus_gguf
 	clang -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc -o build/fuzz/fuzz_gguf tests/fuzz/fuzz_gguf.c src/core/gguf.c src/core/buf.c
 	build/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -artifact_prefix=build/fuzz/ build/fuzz/corpus_gguf tests/fuzz/seeds
+
+# ---- speech to text: whisper.cpp + FFmpeg, linked into the worker only ------
+# (engine/asr.c, engine/audio.c). whisper from pkg-config when the system has
+# it, else from the private prefix next to llama (same -L/rpath as LLAMA_LIBS).
+FFMPEG_CFLAGS := $(shell pkg-config --cflags libavformat libavcodec libswresample libavutil)
+FFMPEG_LIBS   := $(shell pkg-config --libs libavformat libavcodec libswresample libavutil)
+ZLIB_LIBS     := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
+ifeq ($(shell pkg-config --exists whisper 2>/dev/null && echo yes),yes)
+  WHISPER_CFLAGS := $(shell pkg-config --cflags whisper)
+  WHISPER_LIBS   := $(shell pkg-config --libs whisper)
+else
+  WHISPER_CFLAGS :=
+  WHISPER_LIBS   := -lwhisper
+endif
+CFLAGS     += $(FFMPEG_CFLAGS) $(WHISPER_CFLAGS)
+LLAMA_LIBS += $(WHISPER_LIBS)
+$(BUILD)/hearth-worker: LLAMA_LIBS += $(FFMPEG_LIBS) $(ZLIB_LIBS)

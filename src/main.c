@@ -71,7 +71,7 @@ static int load_config(config *c, int argc, char **argv)
             fprintf(stderr, "hearthd: %s\n", err);
         return rc;
     }
-    if (config_scan_models_dir(c, err, sizeof err) < 0) {
+    if (config_scan_models_dir(c, err, sizeof err) < 0 || config_add_ocr(c, err, sizeof err) < 0) {
         fprintf(stderr, "hearthd: %s\n", err);
         return -1;
     }

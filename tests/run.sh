@@ -39,6 +39,12 @@ done
 
 echo "== e2e: synthesizing test models"
 HEARTH_SHARED="$SHARED" "$BUILD/hearth" synth --preset minilm --out "$TMP/minilm.gguf" --quiet >/dev/null || total_fail=$((total_fail + 1))
+HEARTH_SHARED="$SHARED" "$BUILD/hearth" synth --arch whisper --preset whisper-tiny --out "$TMP/whisper-tiny.bin" --quiet >/dev/null || total_fail=$((total_fail + 1))
+# the JFK clip in the other containers a household's recordings come in (the
+# test tool may shell out to ffmpeg; hearthd decodes with FFmpeg's libraries)
+for ext in flac ogg opus m4a webm; do
+  ffmpeg -loglevel error -y -i "$SHARED/data/speech/jfk.wav" "$TMP/jfk.$ext" || total_fail=$((total_fail + 1))
+done
 "$BUILD/hearth" synth --preset tiny --out "$TMP/tiny.gguf" --quiet >/dev/null || total_fail=$((total_fail + 1))
 # slow enough per token that a full-context answer outlasts the disconnect test
 "$BUILD/hearth" synth --layers 8 --embd 512 --heads 8 --ff 2048 --vocab 32000 --type f16 \

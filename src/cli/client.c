@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/config.h"
 
@@ -140,4 +141,76 @@ int client_stream(const char *url, const char *body, client_event_fn fn, void *u
     curl_easy_cleanup(c);
     curl_slist_free_all(h);
     return ret;
+}
+
+struct progress {
+    bool on;
+    double t0;
+    const char *name;
+};
+
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    struct progress *p = ud;
+    (void)dltotal;
+    (void)dlnow;
+    if (!p->on)
+        return 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    if (!p->t0)
+        p->t0 = now;
+    if (ultotal > 0 && ulnow < ultotal)
+        fprintf(stderr, "\r%s: uploading %3d%%   ", p->name, (int)(100 * ulnow / ultotal));
+    else
+        fprintf(stderr, "\r%s: working... %.0f s   ", p->name, now - p->t0);
+    return 0;
+}
+
+int client_upload(const char *url, const char *file_path, const char *const *fields, bool progress,
+                  buf *out, long *status, char *err, size_t el)
+{
+    CURL *c = curl_easy_init();
+    if (!c) {
+        snprintf(err, el, "cannot initialise libcurl");
+        return -1;
+    }
+    curl_mime *mime = curl_mime_init(c);
+    curl_mimepart *part = curl_mime_addpart(mime);
+    curl_mime_name(part, "file");
+    if (curl_mime_filedata(part, file_path) != CURLE_OK) {
+        snprintf(err, el, "cannot read %s", file_path);
+        curl_mime_free(mime);
+        curl_easy_cleanup(c);
+        return -1;
+    }
+    for (int i = 0; fields && fields[i]; i += 2) {
+        part = curl_mime_addpart(mime);
+        curl_mime_name(part, fields[i]);
+        curl_mime_data(part, fields[i + 1], CURL_ZERO_TERMINATED);
+    }
+    const char *slash = strrchr(file_path, '/');
+    struct progress pr = { progress, 0, slash ? slash + 1 : file_path };
+    out->cap = CLIENT_MAX_BODY;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
+    curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &pr);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    CURLcode rc = curl_easy_perform(c);
+    if (progress)
+        fprintf(stderr, "\r%*s\r", 60, "");
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    else
+        describe(rc, url, err, el);
+    curl_mime_free(mime);
+    curl_easy_cleanup(c);
+    return rc == CURLE_OK ? 0 : -1;
 }

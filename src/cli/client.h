@@ -8,6 +8,7 @@
 #ifndef HEARTH_CLIENT_H
 #define HEARTH_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/buf.h"
@@ -28,5 +29,11 @@ int client_request(const char *url, const char *body, buf *out, long *status, ch
 typedef int (*client_event_fn)(void *ud, const char *data, size_t len);
 int client_stream(const char *url, const char *body, client_event_fn fn, void *ud, long *status,
                   buf *errbody, char *err, size_t errlen);
+
+/* POST multipart/form-data: the file at file_path as part "file", plus the
+ * NULL-terminated name/value pairs in fields. With progress, a status line
+ * on stderr shows the upload and the time waited. */
+int client_upload(const char *url, const char *file_path, const char *const *fields, bool progress,
+                  buf *out, long *status, char *err, size_t errlen);
 
 #endif

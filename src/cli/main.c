@@ -36,6 +36,9 @@ static void usage(FILE *f)
             "  run MODEL [PROMPT]  chat with MODEL; streams the answer. Without PROMPT,\n"
             "                      an interactive chat that keeps the conversation\n"
             "  embed MODEL TEXT... embedding vectors, one JSON array per line\n"
+            "  transcribe FILE     speech to text (--model M, --format json|text|srt|vtt|\n"
+            "                      verbose_json, --language L, --translate)\n"
+            "  ocr FILE            text from a scan, photo or PDF (--json, --language L)\n"
             "  ps                  models with state, slots, queue, memory, restarts\n"
             "  load MODEL          load a model now (waits until it is ready)\n"
             "  unload MODEL        unload a model (once it is idle)\n"
@@ -285,6 +288,163 @@ out:
     return rc;
 }
 
+static int cmd_transcribe(int argc, char **argv)
+{
+    if (wants_help(argc, argv) || argc < 2) {
+        printf("Usage: hearth transcribe FILE [--model NAME] [--format FORMAT] [--language CODE]\n"
+               "                         [--translate] [--prompt TEXT]\n\n"
+               "Transcribes a recording (wav, mp3, flac, ogg/opus, m4a/aac, webm) with a\n"
+               "speech model served by hearthd and prints the result: plain text by default,\n"
+               "or json, srt, vtt, verbose_json. --translate gives English. Without --model,\n"
+               "the first transcription model the daemon serves is used. Shows progress on a\n"
+               "terminal while it works.\n");
+        return argc < 2 && !wants_help(argc, argv) ? 2 : 0;
+    }
+    const char *file = NULL, *model = NULL, *fmt = "text", *lang = NULL, *prompt = NULL;
+    bool translate = false;
+    for (int i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(argv[i], "--model") && v) model = argv[++i];
+        else if (!strcmp(argv[i], "--format") && v) fmt = argv[++i];
+        else if (!strcmp(argv[i], "--language") && v) lang = argv[++i];
+        else if (!strcmp(argv[i], "--prompt") && v) prompt = argv[++i];
+        else if (!strcmp(argv[i], "--translate")) translate = true;
+        else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "hearth transcribe: unknown option or missing value: %s\n", argv[i]);
+            return 2;
+        } else file = argv[i];
+    }
+    if (!file) {
+        fprintf(stderr, "hearth transcribe: which file?\n");
+        return 2;
+    }
+    if (access(file, R_OK) != 0) {
+        fprintf(stderr, "hearth transcribe: cannot read %s\n", file);
+        return 1;
+    }
+    char url[1024], err[512];
+    buf out = buf_make(0);
+    long st = 0;
+    int rc = 1;
+    static char found[MODEL_NAME_MAX + 1];
+    if (!model) {
+        /* the first model whose kind is transcription */
+        snprintf(url, sizeof url, "%s/v1/models", g_url);
+        if (client_request(url, NULL, &out, &st, err, sizeof err) < 0) {
+            fprintf(stderr, "hearth: %s\n", err);
+            goto out;
+        }
+        arena *a = arena_new(0);
+        const json *j = json_parse(a, out.data ? out.data : "", out.len, err, sizeof err);
+        for (const json *m = json_get(j, "data") ? json_get(j, "data")->child : NULL; m; m = m->next)
+            if (!model && !strcmp(jstr(m, "kind"), "transcription")) {
+                snprintf(found, sizeof found, "%s", jstr(m, "id"));
+                model = found;
+            }
+        arena_free(a);
+        buf_reset(&out);
+        if (!model) {
+            fprintf(stderr, "hearth transcribe: the daemon serves no transcription model\n");
+            goto out;
+        }
+    }
+    snprintf(url, sizeof url, "%s/v1/audio/%s", g_url, translate ? "translations" : "transcriptions");
+    const char *fields[12];
+    int n = 0;
+    fields[n++] = "model";
+    fields[n++] = model;
+    fields[n++] = "response_format";
+    fields[n++] = fmt;
+    if (lang) {
+        fields[n++] = "language";
+        fields[n++] = lang;
+    }
+    if (prompt) {
+        fields[n++] = "prompt";
+        fields[n++] = prompt;
+    }
+    fields[n] = NULL;
+    if (client_upload(url, file, fields, isatty(STDERR_FILENO), &out, &st, err, sizeof err) < 0) {
+        fprintf(stderr, "hearth: %s\n", err);
+        goto out;
+    }
+    if (st != 200) {
+        print_api_error(st, &out);
+        goto out;
+    }
+    fwrite(out.data ? out.data : "", 1, out.len, stdout);
+    if (out.len && out.data[out.len - 1] != '\n')
+        putchar('\n');
+    rc = 0;
+out:
+    buf_free(&out);
+    return rc;
+}
+
+static int cmd_ocr(int argc, char **argv)
+{
+    if (wants_help(argc, argv) || argc < 2) {
+        printf("Usage: hearth ocr FILE [--language eng] [--json] [--model ocr]\n\n"
+               "Recognises the text of an image (png, jpeg, tiff) or PDF through hearthd and\n"
+               "prints it; --json prints the full answer with pages, lines, words, boxes and\n"
+               "confidences. Shows progress on a terminal while it works.\n");
+        return argc < 2 && !wants_help(argc, argv) ? 2 : 0;
+    }
+    const char *file = NULL, *lang = NULL, *model = NULL;
+    bool as_json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(argv[i], "--language") && v) lang = argv[++i];
+        else if (!strcmp(argv[i], "--model") && v) model = argv[++i];
+        else if (!strcmp(argv[i], "--json")) as_json = true;
+        else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "hearth ocr: unknown option or missing value: %s\n", argv[i]);
+            return 2;
+        } else file = argv[i];
+    }
+    if (!file || access(file, R_OK) != 0) {
+        fprintf(stderr, "hearth ocr: cannot read %s\n", file ? file : "(no file)");
+        return file ? 1 : 2;
+    }
+    const char *fields[6];
+    int n = 0;
+    if (lang) {
+        fields[n++] = "language";
+        fields[n++] = lang;
+    }
+    if (model) {
+        fields[n++] = "model";
+        fields[n++] = model;
+    }
+    fields[n] = NULL;
+    char url[1024], err[512];
+    snprintf(url, sizeof url, "%s/v1/ocr", g_url);
+    buf out = buf_make(0);
+    long st = 0;
+    int rc = 1;
+    if (client_upload(url, file, fields, isatty(STDERR_FILENO), &out, &st, err, sizeof err) < 0) {
+        fprintf(stderr, "hearth: %s\n", err);
+        goto out;
+    }
+    if (st != 200) {
+        print_api_error(st, &out);
+        goto out;
+    }
+    if (as_json) {
+        fwrite(out.data, 1, out.len, stdout);
+        putchar('\n');
+    } else {
+        arena *a = arena_new(0);
+        const json *j = json_parse(a, out.data, out.len, err, sizeof err);
+        fputs(jstr(j, "text"), stdout);
+        arena_free(a);
+    }
+    rc = 0;
+out:
+    buf_free(&out);
+    return rc;
+}
+
 struct run_state {
     buf answer;
     bool error;
@@ -525,6 +685,10 @@ int main(int argc, char **argv)
         rc = cmd_models(sub_argc, sub_argv);
     else if (!strcmp(cmd, "run"))
         rc = cmd_run(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "transcribe"))
+        rc = cmd_transcribe(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "ocr"))
+        rc = cmd_ocr(sub_argc, sub_argv);
     else if (!strcmp(cmd, "embed"))
         rc = cmd_embed(sub_argc, sub_argv);
     else if (!strcmp(cmd, "ps"))

@@ -95,7 +95,8 @@ static void usage(FILE *f)
             "\n"
             "Options:\n"
             "  --out FILE          output path (written to FILE.tmp, renamed on success)\n"
-            "  --arch A            llama|bert (default llama)\n"
+            "  --arch A            llama|bert|whisper (default llama); whisper writes a\n"
+            "                      whisper.cpp model: see hearth synth --arch whisper --help\n"
             "  --preset NAME       tiny  (2 layers, embd 64, 4 heads, ff 256, vocab 512)\n"
             "                      0.5b  (24 layers, embd 896, 14 heads, 2 kv heads,\n"
             "                             ff 4864, vocab 32000, ctx 4096)\n"
@@ -300,7 +301,7 @@ static int parse_args(int argc, char **argv, synth_opts *o)
             else if (!strcmp(val, "bert"))
                 o->bert = true;
             else {
-                fprintf(stderr, "synth: --arch wants llama or bert, got '%s'\n", val);
+                fprintf(stderr, "synth: --arch wants llama, bert or whisper, got '%s'\n", val);
                 return 2;
             }
         } else if (!strcmp(flag, "--type")) {
@@ -1006,8 +1007,29 @@ static int plan_tensors_bert(const synth_opts *o, int64_t n_vocab, tplan **out, 
     return k;
 }
 
+/* --arch whisper writes a whisper.cpp (legacy ggml) file instead of a GGUF:
+ * a separate writer with its own options, in cli/synth_whisper.c. */
+int synth_whisper_main(int argc, char **argv);
+
+static bool wants_whisper(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (!strncmp(a, "--arch=", 7) || !strncmp(a, "--preset=", 9))
+            v = strchr(a, '=') + 1;
+        else if ((!strcmp(a, "--arch") || !strcmp(a, "--preset")) && i + 1 < argc)
+            v = argv[++i];
+        if (v && (!strcmp(v, "whisper") || !strncmp(v, "whisper-", 8)))
+            return true;
+    }
+    return false;
+}
+
 int synth_main(int argc, char **argv)
 {
+    if (wants_whisper(argc, argv))
+        return synth_whisper_main(argc, argv);
+
     synth_opts o;
     int prc = parse_args(argc, argv, &o);
     if (prc == 1)

@@ -57,12 +57,22 @@ void config_defaults(config *c)
     c->ctx_size = 4096;
     c->batch_size = 512;
     c->max_body = 8u << 20;
+    c->max_upload = 25u << 20;
     c->queue_size = 64;
     c->max_connections = 128;
     c->per_ip_connections = 64;
     c->timeout = 600;
     c->log_level = xstrdup("info");
     c->keep_alive = 300;
+    static const char *tess[] = { "/usr/share/tesseract-ocr/5/tessdata",
+                                  "/usr/share/tesseract-ocr/4.00/tessdata",
+                                  "/usr/share/tessdata" };
+    for (size_t i = 0; i < sizeof tess / sizeof *tess && !c->tessdata; i++) {
+        char p[300];
+        snprintf(p, sizeof p, "%s/eng.traineddata", tess[i]);
+        if (access(p, R_OK) == 0)
+            c->tessdata = xstrdup(tess[i]);
+    }
     c->load_timeout = 60;
 }
 
@@ -73,6 +83,7 @@ void config_free(config *c)
     free(c->data_dir);
     free(c->models_dir);
     free(c->log_level);
+    free(c->tessdata);
     for (size_t i = 0; i < c->nmodels; i++)
         free(c->models[i].path);
     memset(c, 0, sizeof *c);
@@ -234,6 +245,15 @@ int config_set(config *c, const char *key, const char *v, char *err, size_t el)
     } else if (strcmp(key, "load-timeout") == 0) {
         if (parse_int(v, 1, 86400, &c->load_timeout) < 0)
             goto bad_int;
+    } else if (strcmp(key, "max-upload") == 0) {
+        if (config_parse_size(v, &sz) < 0 || sz < 1024 || sz > (4ull << 30)) {
+            snprintf(err, el, "max-upload: expected a size between 1K and 4G, got '%.100s'", v);
+            return -1;
+        }
+        c->max_upload = (size_t)sz;
+    } else if (strcmp(key, "tessdata") == 0) {
+        free(c->tessdata);
+        c->tessdata = strcmp(v, "none") ? xstrdup(v) : NULL;
     } else if (strcmp(key, "log-level") == 0) {
         if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error")) {
             snprintf(err, el, "log-level: expected debug|info|warn|error");
@@ -333,6 +353,7 @@ void config_print_help(const char *prog)
            "  --batch-size N         max tokens per decode step (default 512)\n"
            "  --queue-size N         requests that may wait per model before 503 (default 64)\n"
            "  --max-body SIZE        request body cap, e.g. 8M (default 8M)\n"
+           "  --max-upload SIZE      uploaded file cap for transcription (default 25M)\n"
            "  --max-connections N    simultaneous HTTP connections (default 128)\n"
            "  --per-ip-connections N simultaneous connections per client address (default 64)\n"
            "  --timeout SECONDS      idle connection timeout (default 600)\n"
@@ -342,6 +363,8 @@ void config_print_help(const char *prog)
            "                         -1 = forever, 0 = unload after each request)\n"
            "  --load-timeout SECONDS how long a request may wait for memory or a load\n"
            "                         before 503 (default 60)\n"
+           "  --tessdata DIR|none    Tesseract data for the built-in \"ocr\" model (default:\n"
+           "                         the system's tessdata when installed)\n"
            "  --log-level LEVEL      debug|info|warn|error (default info)\n"
            "  --help                 show this help\n"
            "  --version              show the version\n",
@@ -389,6 +412,16 @@ int config_parse_args(config *c, int argc, char **argv, char *err, size_t el)
             return -1;
     }
     return 0;
+}
+
+int config_add_ocr(config *c, char *err, size_t el)
+{
+    if (!c->tessdata)
+        return 0;
+    for (size_t i = 0; i < c->nmodels; i++)
+        if (strcmp(c->models[i].name, "ocr") == 0)
+            return 0;       /* the user named a model "ocr": theirs wins */
+    return add_model(c, "ocr", c->tessdata, err, el);
 }
 
 int config_scan_models_dir(config *c, char *err, size_t el)

@@ -34,11 +34,13 @@ typedef struct config {
     int   ctx_size;           /* context tokens per slot */
     int   batch_size;         /* tokens per decode step (prompt chunking) */
     size_t max_body;          /* request body cap, bytes */
+    size_t max_upload;        /* uploaded file cap (audio, images), bytes */
     int   queue_size;         /* waiting requests per model before 503 */
     int   max_connections;
     int   per_ip_connections;
     int   timeout;            /* idle connection timeout, seconds */
     char *log_level;
+    char *tessdata;           /* Tesseract data folder for the "ocr" model; NULL = none */
     uint64_t memory_budget;   /* bytes for all workers together; 0 = default */
     int   keep_alive;         /* seconds an idle model stays loaded; -1 forever */
     int   load_timeout;       /* seconds a request may wait for memory/loading */
@@ -59,6 +61,9 @@ int config_parse_args(config *c, int argc, char **argv, char *err, size_t errlen
 
 /* Add every *.gguf in models_dir as a model named after the file. */
 int config_scan_models_dir(config *c, char *err, size_t errlen);
+
+/* Add the built-in OCR model "ocr" (the tessdata folder), when there is one. */
+int config_add_ocr(config *c, char *err, size_t errlen);
 
 /* Model names: 1..64 of [A-Za-z0-9._:-], not starting with '.'. */
 int config_valid_model_name(const char *name);

@@ -51,6 +51,8 @@ typedef struct http_req {
     bool too_large;
     bool first;
     int route;
+    struct upload *up;         /* multipart endpoints: the streamed upload */
+    char upload_err[160];
 } http_req;
 
 /* Send a JSON body (takes the bytes of b; b is left empty). */
@@ -86,6 +88,8 @@ int http_model_action(http_req *r, const char *rest);
 int http_status(http_req *r);
 int http_chat(http_req *r);
 int http_embeddings(http_req *r);
+int http_transcriptions(http_req *r, bool translate);
+int http_ocr(http_req *r);
 int http_completions(http_req *r);
 
 #endif

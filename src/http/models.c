@@ -35,8 +35,9 @@ static void model_object(buf *b, const model_info *mi)
 {
     buf_puts(b, "{\"id\":");
     jw_cstr(b, mi->name);
-    buf_printf(b, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":\"hearth\",\"state\":\"%s\"}",
-               (long long)mi->created, model_state_name(mi->state));
+    buf_printf(b, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":\"hearth\",\"kind\":\"%s\","
+               "\"state\":\"%s\"}", (long long)mi->created, model_kind_name(mi->kind),
+               model_state_name(mi->state));
 }
 
 int http_models(http_req *r)
@@ -133,13 +134,13 @@ int http_status(http_req *r)
         buf_puts(&b, "{\"name\":");
         jw_cstr(&b, mi.name);
         buf_printf(&b,
-                   ",\"state\":\"%s\",\"slots_busy\":%d,\"slots_total\":%d,\"queued\":%d,"
+                   ",\"kind\":\"%s\",\"state\":\"%s\",\"slots_busy\":%d,\"slots_total\":%d,\"queued\":%d,"
                    "\"pid\":%d,\"uptime_s\":%.1f,\"restarts\":%d,\"load_failures\":%d,"
                    "\"keep_alive_s\":%d,\"memory_estimated_bytes\":%llu,"
                    "\"memory_measured_bytes\":%llu,\"memory_measured_at_load_bytes\":%llu,"
                    "\"memory_peak_bytes\":%llu,"
                    "\"last_error\":",
-                   model_state_name(mi.state), mi.busy, mi.slots, mi.queued, mi.pid, mi.uptime_s,
+                   model_kind_name(mi.kind), model_state_name(mi.state), mi.busy, mi.slots, mi.queued, mi.pid, mi.uptime_s,
                    mi.restarts, mi.load_failures, mi.keep_alive_s,
                    (unsigned long long)mi.est_bytes, (unsigned long long)mi.rss_bytes,
                    (unsigned long long)mi.loaded_rss_bytes,

@@ -19,6 +19,7 @@
 
 #include "core/json.h"
 #include "core/log.h"
+#include "http/upload.h"
 
 struct http_server {
     struct MHD_Daemon *d;
@@ -30,7 +31,7 @@ struct http_server {
 };
 
 enum { R_NONE, R_HEALTH, R_MODELS, R_MODEL, R_MODEL_ACTION, R_STATUS, R_CHAT, R_COMPLETIONS,
-       R_EMBEDDINGS };
+       R_EMBEDDINGS, R_TRANSCRIBE, R_TRANSLATE, R_OCR };
 
 static const struct route {
     const char *method, *path;
@@ -45,6 +46,9 @@ static const struct route {
     { "POST", "/v1/chat/completions", R_CHAT, false },
     { "POST", "/v1/completions", R_COMPLETIONS, false },
     { "POST", "/v1/embeddings", R_EMBEDDINGS, false },
+    { "POST", "/v1/audio/transcriptions", R_TRANSCRIBE, false },
+    { "POST", "/v1/audio/translations", R_TRANSLATE, false },
+    { "POST", "/v1/ocr", R_OCR, false },
 };
 
 const char *http_error_type(unsigned status)
@@ -182,6 +186,9 @@ static enum MHD_Result dispatch(http_req *r)
     case R_CHAT: return (enum MHD_Result)http_chat(r);
     case R_COMPLETIONS: return (enum MHD_Result)http_completions(r);
     case R_EMBEDDINGS: return (enum MHD_Result)http_embeddings(r);
+    case R_TRANSCRIBE: return (enum MHD_Result)http_transcriptions(r, false);
+    case R_TRANSLATE: return (enum MHD_Result)http_transcriptions(r, true);
+    case R_OCR: return (enum MHD_Result)http_ocr(r);
     }
     return MHD_NO;
 }
@@ -223,6 +230,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                                      "hearthd is shutting down", 5);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                        MHD_HTTP_HEADER_CONTENT_TYPE);
+        bool multipart = ctype && strncasecmp(ctype, "multipart/", 10) == 0;
+        if (r->route == R_TRANSCRIBE || r->route == R_TRANSLATE || (r->route == R_OCR && multipart)) {
+            /* the file part may be max-upload; the other fields are small */
+            size_t cap = r->cfg->max_upload + UPLOAD_MAX_FIELDS * (size_t)UPLOAD_FIELD_MAX;
+            if (cl && strtoull(cl, NULL, 10) > cap) {
+                char msg[128];
+                snprintf(msg, sizeof msg, "Upload too large (limit %zu bytes)", r->cfg->max_upload);
+                return (enum MHD_Result)http_reply_error(r, 413, NULL, "file",
+                                                         "request_too_large", msg, 0);
+            }
+            char tmpdir[600];
+            snprintf(tmpdir, sizeof tmpdir, "%s/tmp", r->cfg->data_dir);
+            r->up = upload_begin(r, tmpdir, r->cfg->max_upload, r->upload_err,
+                                 sizeof r->upload_err);
+            return MHD_YES;     /* the handler reports a failed begin */
+        }
         if (cl && strtoull(cl, NULL, 10) > r->cfg->max_body) {
             char msg[128];
             snprintf(msg, sizeof msg, "Request body too large (limit %zu bytes)",
@@ -233,6 +258,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     log_set_rid(r->rid);
+    if (*upload_size && (r->route == R_TRANSCRIBE || r->route == R_TRANSLATE ||
+                         (r->route == R_OCR && r->up))) {
+        if (r->up)
+            upload_feed(r->up, upload, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
     if (*upload_size) {
         if (!r->too_large && buf_append(&r->body, upload, *upload_size) < 0) {
             r->too_large = true;
@@ -259,6 +291,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     buf_free(&r->body);
+    upload_free(r->up);     /* removes the temp file */
     free(r);
     *con_cls = NULL;
     atomic_fetch_sub(&srv->active, 1);

@@ -55,10 +55,27 @@ uint64_t budget_estimate(const gguf_info *gi, const config *cfg)
     return total + total / 25;
 }
 
+uint64_t budget_estimate_whisper(const whisper_file_info *wi)
+{
+    uint64_t ctx = (uint64_t)wi->n_audio_ctx, st = (uint64_t)wi->n_audio_state;
+    uint64_t heads = (uint64_t)wi->n_audio_head;
+    uint64_t compute = heads * ctx * ctx * 4 + ctx * st * 4 * 16;
+    uint64_t cross = (uint64_t)wi->n_text_layer * ctx * (uint64_t)wi->n_text_state * 2 * 2;
+    uint64_t total = wi->weights_bytes + compute + cross + BUDGET_RUNTIME_BYTES;
+    return total + total / 25;
+}
+
+uint64_t budget_estimate_ocr(void)
+{
+    return 192ull << 20;
+}
+
 uint64_t budget_hard_limit(uint64_t estimate)
 {
-    /* 25% + 256 MiB of headroom: thread stacks, malloc arenas, tokenizer */
-    return estimate + estimate / 4 + (256ull << 20);
+    /* RLIMIT_DATA counts reserved address space, not resident memory, and
+     * ggml/whisper reserve buffers they never touch (a whisper-tiny worker
+     * maps ~690 MiB to use ~140): 50% + 1 GiB of headroom */
+    return estimate + estimate / 2 + (1ull << 30);
 }
 
 uint64_t budget_physical_ram(void)

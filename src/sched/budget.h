@@ -23,14 +23,23 @@
 #include <sys/types.h>
 
 #include "core/config.h"
+#include "core/ggml_legacy.h"
 #include "core/gguf.h"
 
 #define BUDGET_RUNTIME_BYTES (12ull << 20)
 
 /* Estimated resident bytes of a worker serving this model with cfg's slots. */
 uint64_t budget_estimate(const gguf_info *gi, const config *cfg);
-/* The hard per-worker limit derived from an estimate (RLIMIT_DATA): covers
- * anonymous memory only, with headroom so a right estimate never trips it. */
+/* A whisper worker: the weights whisper.cpp allocates for the file's shape,
+ * the encoder's graph over one 30 s window (n_audio_ctx positions: the
+ * attention scores of every head and a few state-wide activations), the
+ * cross-attention cache and the runtime. */
+uint64_t budget_estimate_whisper(const whisper_file_info *wi);
+/* An OCR worker: Tesseract's LSTM models and a few 300-dpi page buffers. */
+uint64_t budget_estimate_ocr(void);
+/* The hard per-worker limit derived from an estimate (RLIMIT_DATA, which
+ * counts private address space): headroom so a right estimate never trips
+ * it, while a runaway worker still stops far short of the box's memory. */
 uint64_t budget_hard_limit(uint64_t estimate);
 /* Physical RAM in bytes (0 if unknown). */
 uint64_t budget_physical_ram(void);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "core/arena.h"
+#include "core/ggml_legacy.h"
 #include "core/gguf.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -42,6 +43,7 @@ struct model {
     char *path;                 /* owned */
     bool removed;               /* dropped from the config by a reload */
     bool stale;                 /* file or settings changed: restart when idle */
+    model_kind kind;
     model_state state;
     char last_error[256];
     worker *w;
@@ -82,6 +84,12 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+const char *model_kind_name(model_kind k)
+{
+    static const char *n[] = { "chat", "embedding", "transcription", "ocr" };
+    return n[k];
+}
+
 const char *model_state_name(model_state st)
 {
     static const char *n[] = { "unloaded", "loading", "ready", "stopping", "failed" };
@@ -107,12 +115,35 @@ static int inspect_locked(struct model *m)
         m->checked_mtime = (int64_t)st.st_mtime;
         m->checked_size = (int64_t)st.st_size;
     }
-    if (gguf_check_file(m->path, &gi, why, sizeof why) < 0) {
-        m->est = 0;
-        snprintf(m->last_error, sizeof m->last_error, "invalid model file: %s", why);
-        return -1;
+    if (stat(m->path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        /* an OCR "model" is a tessdata folder */
+        char p[4200];
+        snprintf(p, sizeof p, "%s/eng.traineddata", m->path);
+        m->kind = MODEL_KIND_OCR;
+        if (access(p, R_OK) != 0) {
+            m->est = 0;
+            snprintf(m->last_error, sizeof m->last_error, "no eng.traineddata in the OCR folder");
+            return -1;
+        }
+        m->est = budget_estimate_ocr();
+    } else if (ggml_legacy_is_whisper(m->path)) {
+        whisper_file_info wi;
+        m->kind = MODEL_KIND_TRANSCRIPTION;
+        if (ggml_legacy_check_file(m->path, &wi, why, sizeof why) < 0) {
+            m->est = 0;
+            snprintf(m->last_error, sizeof m->last_error, "invalid model file: %s", why);
+            return -1;
+        }
+        m->est = budget_estimate_whisper(&wi);
+    } else {
+        if (gguf_check_file(m->path, &gi, why, sizeof why) < 0) {
+            m->est = 0;
+            snprintf(m->last_error, sizeof m->last_error, "invalid model file: %s", why);
+            return -1;
+        }
+        m->kind = gguf_arch_is_embedding(gi.arch) ? MODEL_KIND_EMBEDDING : MODEL_KIND_CHAT;
+        m->est = budget_estimate(&gi, m->s->cfg);
     }
-    m->est = budget_estimate(&gi, m->s->cfg);
     if (m->est > m->s->budget) {
         char need[32], have[32];
         budget_human(m->est, need, sizeof need);
@@ -922,6 +953,7 @@ int sched_model_info(sched *s, size_t i, model_info *out)
     }
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "%s", m->name);
+    out->kind = m->kind;
     out->state = m->state;
     out->slots = m->state == MODEL_READY ? m->slots : s->cfg->parallel;
     out->busy = m->busy;

@@ -37,8 +37,14 @@ typedef struct sched sched;
 
 typedef enum { MODEL_UNLOADED, MODEL_LOADING, MODEL_READY, MODEL_STOPPING, MODEL_FAILED } model_state;
 
+/* What a model serves; decided from its file (sched.c, inspect). */
+typedef enum { MODEL_KIND_CHAT, MODEL_KIND_EMBEDDING, MODEL_KIND_TRANSCRIPTION, MODEL_KIND_OCR }
+    model_kind;
+const char *model_kind_name(model_kind k);
+
 typedef struct model_info {
     char name[MODEL_NAME_MAX + 1];
+    model_kind kind;
     model_state state;
     int slots, busy, queued;
     int restarts;               /* worker crashes after a successful load */

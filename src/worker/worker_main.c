@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ggml-backend.h>
@@ -23,9 +24,12 @@
 #include "core/arena.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/ggml_legacy.h"
 #include "core/gguf.h"
+#include "engine/asr.h"
 #include "engine/embed.h"
 #include "engine/llm.h"
+#include "engine/ocr.h"
 #include "worker/wire.h"
 
 #ifndef HEARTH_GGML_BACKENDS
@@ -91,19 +95,58 @@ static void usage(void)
            "by hand: it speaks hearth's wire format on file descriptor 3.\n");
 }
 
-/* One of the two engines, chosen from the model's architecture. */
+/* One engine per worker, chosen from the model file: a folder of tessdata is
+ * OCR, a legacy ggml whisper file is speech, a GGUF is an LLM or (BERT
+ * family) an embedding model. */
 struct engine {
     llm *llm;
     embedder *emb;
+    asr *asr;
+    ocr *ocr;
     const char *name;
 };
+
+/* A one-shot engine (speech, OCR): run it, send the document or the error. */
+static void run_document(struct engine *en, uint32_t id, const json *req)
+{
+    buf out = buf_make(64u << 20);
+    int status = 500;
+    char err[256] = "";
+    int rc = en->asr ? asr_transcribe(en->asr, req, &out, &status, err, sizeof err)
+                     : ocr_run(en->ocr, req, &out, &status, err, sizeof err);
+    if (rc == 0) {
+        on_start(NULL, id, 0, 0);
+        /* the wire caps a frame; a document larger than that is an error */
+        if (out.len > WIRE_MAX_PAYLOAD) {
+            on_error(NULL, id, 413, "result_too_large", "the result is too large to return");
+        } else {
+            on_delta(NULL, id, out.data ? out.data : "", out.len);
+            llm_usage u = { 0 };
+            on_done(NULL, id, "stop", &u);
+        }
+    } else {
+        on_error(NULL, id, status, status == 413 ? "input_too_large"
+                                   : status == 400 ? "invalid_input" : "engine_failed", err);
+    }
+    buf_free(&out);
+}
 
 static void handle_request(struct engine *en, uint32_t id, const json *req)
 {
     const json *kind = json_get(req, "kind");
     bool want_embed = json_str_is(kind, "embedding");
     char msg[160];
-    if (en->emb && !want_embed) {
+    const char *have = en->asr ? "transcription" : en->ocr ? "ocr" : NULL;
+    if (have || json_str_is(kind, "transcription") || json_str_is(kind, "ocr")) {
+        if (!have || !json_str_is(kind, have)) {
+            snprintf(msg, sizeof msg, "model '%s' is %s model; it cannot serve this endpoint",
+                     en->name, have ? (en->asr ? "a transcription" : "an OCR")
+                               : en->emb ? "an embedding" : "a chat");
+            on_error(NULL, id, 400, "wrong_model_kind", msg);
+        } else {
+            run_document(en, id, req);
+        }
+    } else if (en->emb && !want_embed) {
         snprintf(msg, sizeof msg, "model '%s' is an embedding model; use /v1/embeddings", en->name);
         on_error(NULL, id, 400, "wrong_model_kind", msg);
     } else if (en->llm && want_embed) {
@@ -199,13 +242,18 @@ int main(int argc, char **argv)
     char err[256];
     struct engine en = { .name = name };
     gguf_info gi;
-    bool embedding = gguf_check_file(p.path, &gi, err, sizeof err) == 0 &&
-                     gguf_arch_is_embedding(gi.arch);
-    if (embedding)
+    struct stat st;
+    if (stat(p.path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        en.ocr = ocr_load(p.path, err, sizeof err);
+    } else if (ggml_legacy_is_whisper(p.path)) {
+        en.asr = asr_load(p.path, p.threads, err, sizeof err);
+    } else if (gguf_check_file(p.path, &gi, err, sizeof err) == 0 &&
+               gguf_arch_is_embedding(gi.arch)) {
         en.emb = embed_load(&p, &sink, err, sizeof err);
-    else
+    } else {
         en.llm = llm_load(&p, &sink, err, sizeof err);
-    if (!en.emb && !en.llm) {
+    }
+    if (!en.emb && !en.llm && !en.asr && !en.ocr) {
         char js[400];
         buf b = buf_make(0);
         buf_puts(&b, "{\"message\":");
@@ -219,6 +267,10 @@ int main(int argc, char **argv)
     buf hello = buf_make(0);
     if (en.emb)
         embed_describe(en.emb, &hello);
+    else if (en.asr)
+        asr_describe(en.asr, &hello);
+    else if (en.ocr)
+        ocr_describe(en.ocr, &hello);
     else
         llm_describe(en.llm, &hello);
     send_or_die(WIRE_HELLO, 0, hello.data, hello.len);
@@ -254,6 +306,8 @@ int main(int argc, char **argv)
     wire_reader_free(&r);
     llm_free(en.llm);
     embed_free(en.emb);
+    asr_free(en.asr);
+    ocr_free(en.ocr);
     llama_backend_free();
     return 0;
 }

@@ -21,12 +21,14 @@ static void t_health_and_models(void)
     const json *j = parse(a, &r.body);
     CHECK(str_at(j, "object") && !strcmp(str_at(j, "object"), "list"));
     const json *data = json_get(j, "data");
-    CHECK(data && data->type == JSON_ARRAY && data->len == 2);
+    /* the two configured models, plus the built-in "ocr" where Tesseract is installed */
+    CHECK(data && data->type == JSON_ARRAY && (data->len == 2 || data->len == 3));
     bool stories = false, tiny = false;
     for (const json *m = data ? data->child : NULL; m; m = m->next) {
         const char *id = str_at(m, "id");
         CHECK(str_at(m, "object") && !strcmp(str_at(m, "object"), "model"));
         CHECK(num_at(m, "created") > 0);
+        CHECK(str_at(m, "kind") != NULL);
         stories |= id && !strcmp(id, "stories");
         tiny |= id && !strcmp(id, "tiny");
     }

@@ -1,0 +1,208 @@
+/*
+ * audio.c: POST /v1/audio/transcriptions and /v1/audio/translations.
+ *
+ * multipart/form-data with the recording in "file" (streamed to a capped temp
+ * file by upload.c) and the fields model, language, prompt, temperature,
+ * response_format and timestamp_granularities[]. The worker decodes and
+ * transcribes the file and answers with one JSON document (segments with
+ * times); this file renders the requested response_format: json, text, srt,
+ * vtt or verbose_json.
+ */
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/arena.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "http/http.h"
+#include "http/upload.h"
+#include "sched/job.h"
+
+static int bad(http_req *r, const char *param, const char *code, const char *msg)
+{
+    return http_reply_error(r, 400, NULL, param, code, msg, 0);
+}
+
+static void timestamp(buf *b, double t, char sep)
+{
+    if (t < 0)
+        t = 0;
+    long ms = (long)(t * 1000 + 0.5);
+    buf_printf(b, "%02ld:%02ld:%02ld%c%03ld", ms / 3600000, ms / 60000 % 60, ms / 1000 % 60, sep,
+               ms % 1000);
+}
+
+static double num(const json *o, const char *k)
+{
+    const json *v = json_get(o, k);
+    return v && v->type == JSON_NUMBER ? v->number : 0;
+}
+
+static const char *str(const json *o, const char *k)
+{
+    const json *v = json_get(o, k);
+    return v && v->type == JSON_STRING ? v->str : "";
+}
+
+/* Render the worker's result in the requested format. */
+static int render(http_req *r, const char *fmt, const json *res, bool words)
+{
+    buf b = buf_make(0);
+    const char *ctype = "application/json";
+    const json *segs = json_get(res, "segments");
+    const char *text = str(res, "text");
+    if (!strcmp(fmt, "json")) {
+        buf_puts(&b, "{\"text\":");
+        jw_cstr(&b, text);
+        buf_putc(&b, '}');
+    } else if (!strcmp(fmt, "text")) {
+        ctype = "text/plain; charset=utf-8";
+        buf_printf(&b, "%s\n", text);
+    } else if (!strcmp(fmt, "srt") || !strcmp(fmt, "vtt")) {
+        bool vtt = fmt[0] == 'v';
+        ctype = vtt ? "text/vtt; charset=utf-8" : "application/x-subrip; charset=utf-8";
+        if (vtt)
+            buf_puts(&b, "WEBVTT\n\n");
+        int i = 1;
+        for (const json *s = segs ? segs->child : NULL; s; s = s->next, i++) {
+            if (!vtt)
+                buf_printf(&b, "%d\n", i);
+            timestamp(&b, num(s, "start"), vtt ? '.' : ',');
+            buf_puts(&b, " --> ");
+            timestamp(&b, num(s, "end"), vtt ? '.' : ',');
+            const char *t = str(s, "text");
+            while (*t == ' ')
+                t++;
+            buf_printf(&b, "\n%s\n\n", t);
+        }
+    } else {    /* verbose_json: the worker's document, words only when asked */
+        buf_puts(&b, "{");
+        bool first = true;
+        for (const json *c = res->child; c; c = c->next) {
+            if (!words && c->keylen == 5 && !memcmp(c->key, "words", 5))
+                continue;
+            if (!first)
+                buf_putc(&b, ',');
+            first = false;
+            jw_str(&b, c->key, c->keylen);
+            buf_putc(&b, ':');
+            jw_value(&b, c);
+        }
+        buf_puts(&b, "}");
+    }
+    size_t len;
+    char *data = buf_detach(&b, &len);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", ctype);
+    http_add_common_headers(r, resp);
+    int rc = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+int http_transcriptions(http_req *r, bool translate)
+{
+    if (!r->up)
+        return bad(r, NULL, "invalid_request", r->upload_err[0] ? r->upload_err
+                                                                 : "expected multipart/form-data");
+    if (upload_too_large(r->up)) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the file is larger than the upload limit of %zu bytes",
+                 r->cfg->max_upload);
+        return http_reply_error(r, 413, NULL, "file", "request_too_large", msg, 0);
+    }
+    if (upload_malformed(r->up))
+        return bad(r, NULL, "invalid_multipart", "the multipart/form-data body is malformed");
+    const char *path = upload_file_path(r->up);
+    if (!path)
+        return bad(r, "file", "missing_required_parameter", "Missing required parameter: 'file'");
+    const char *model = upload_field(r->up, "model");
+    if (!model || !*model || strlen(model) > MODEL_NAME_MAX)
+        return bad(r, "model", "missing_required_parameter", "Missing required parameter: 'model'");
+    const char *fmt = upload_field(r->up, "response_format");
+    if (!fmt || !*fmt)
+        fmt = "json";
+    if (strcmp(fmt, "json") && strcmp(fmt, "text") && strcmp(fmt, "srt") &&
+        strcmp(fmt, "vtt") && strcmp(fmt, "verbose_json"))
+        return bad(r, "response_format", "invalid_value",
+                   "response_format must be json, text, srt, vtt or verbose_json");
+    const char *lang = upload_field(r->up, "language");
+    if (lang && (strlen(lang) > 16 || strspn(lang, "abcdefghijklmnopqrstuvwxyz-") != strlen(lang)))
+        return bad(r, "language", "invalid_value", "language must be an ISO-639-1 code like 'en'");
+    const char *temp = upload_field(r->up, "temperature");
+    double t = 0;
+    if (temp && *temp) {
+        char *end;
+        t = strtod(temp, &end);
+        if (*end || !(t >= 0 && t <= 1))
+            return bad(r, "temperature", "invalid_value", "temperature must be between 0 and 1");
+    }
+    const char *gran = upload_field(r->up, "timestamp_granularities[]");
+    bool words = gran && strstr(gran, "word");
+    if (gran && *gran && strcmp(fmt, "verbose_json"))
+        return bad(r, "timestamp_granularities", "invalid_value",
+                   "timestamp_granularities needs response_format verbose_json");
+
+    buf p = buf_make(0);
+    buf_puts(&p, "{\"kind\":\"transcription\",\"path\":");
+    jw_cstr(&p, path);
+    buf_printf(&p, ",\"translate\":%s,\"words\":%s,\"temperature\":%g", translate ? "true" : "false",
+               words ? "true" : "false", t);
+    if (lang && *lang) {
+        buf_puts(&p, ",\"language\":");
+        jw_cstr(&p, lang);
+    }
+    const char *prompt = upload_field(r->up, "prompt");
+    if (prompt && *prompt) {
+        buf_puts(&p, ",\"prompt\":");
+        jw_cstr(&p, prompt);
+    }
+    buf_putc(&p, '}');
+    size_t plen;
+    char *payload = buf_detach(&p, &plen);
+    job *j = job_new(r->rid, model, payload, plen);
+    if (!j)
+        return http_reply_error(r, 500, NULL, NULL, "out_of_memory", "out of memory", 0);
+    char err[320];
+    int retry = 0, ret = MHD_NO;
+    buf text = buf_make(0);
+    arena *a = NULL;
+    int rc = sched_submit(r->sched, j, err, sizeof err, &retry);
+    if (rc) {
+        ret = http_reply_error(r, (unsigned)rc, NULL, rc == 404 ? "model" : NULL,
+                               rc == 404 ? "model_not_found" : rc == 503 ? "server_busy"
+                                                                         : "model_load_failed",
+                               err, retry);
+        goto out;
+    }
+    job_status st;
+    if (!http_job_wait(r, j, true, &text, &st))
+        goto out;
+    if (st.phase == JOB_FAILED) {
+        ret = http_reply_job_failed(r, &st);
+        goto out;
+    }
+    a = arena_new(text.len * 16 + (1u << 20));
+    char perr[64];
+    const json *res = a ? json_parse(a, text.data ? text.data : "", text.len, perr, sizeof perr)
+                        : NULL;
+    if (!res || res->type != JSON_OBJECT) {
+        ret = http_reply_error(r, 500, NULL, NULL, "bad_worker_output",
+                               "the model returned a malformed transcript", 0);
+        goto out;
+    }
+    log_info("transcribed %.1f s of audio (%zu bytes) as %s", num(res, "duration"),
+             upload_file_size(r->up), fmt);
+    ret = render(r, fmt, res, words);
+out:
+    arena_free(a);
+    buf_free(&text);
+    job_unref(j);
+    return ret;
+}

@@ -1,0 +1,196 @@
+/*
+ * ocr.c: POST /v1/ocr, hearth's own endpoint for text from scans, photos of
+ * receipts and PDFs.
+ *
+ * Either multipart/form-data (the document in "file"; optional "language"
+ * and "model") or JSON {"file": "<base64>", "language": "eng", "model":
+ * "ocr"}. The document is written to a private temp file (never under a name
+ * from the request), recognised by the OCR worker, and the answer is
+ *   {"model":..., "text":..., "pages":[{"page","source","orientation","width",
+ *    "height","confidence","text","lines":[...],"words":[...]}]}
+ * with bounding boxes [x0,y0,x1,y1] in pixels and confidences 0-100.
+ */
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/arena.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "http/http.h"
+#include "http/upload.h"
+#include "sched/job.h"
+
+static int bad(http_req *r, const char *param, const char *code, const char *msg)
+{
+    return http_reply_error(r, 400, NULL, param, code, msg, 0);
+}
+
+static int b64val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '-') return 62;
+    if (c == '/' || c == '_') return 63;
+    return -1;
+}
+
+/* Decode base64 (whitespace ignored; a data: URL prefix allowed) into a new
+ * temp file; returns 0 and the path. */
+static int write_b64(const char *s, size_t n, const char *dir, char *path, size_t pl)
+{
+    const char *comma = memchr(s, ',', n < 128 ? n : 128);
+    if (n > 5 && !strncmp(s, "data:", 5) && comma) {
+        n -= (size_t)(comma + 1 - s);
+        s = comma + 1;
+    }
+    mkdir(dir, 0700);
+    snprintf(path, pl, "%s/ocr-XXXXXX", dir);
+    int fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    unsigned char out[3072];
+    size_t o = 0;
+    unsigned acc = 0;
+    int bits = 0, rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '=' || c == ' ' || c == '\n' || c == '\r' || c == '\t')
+            continue;
+        int v = b64val(c);
+        if (v < 0) {
+            rc = -1;
+            break;
+        }
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+            if (o == sizeof out) {
+                if (write(fd, out, o) != (ssize_t)o)
+                    rc = -1;
+                o = 0;
+            }
+        }
+    }
+    if (rc == 0 && o && write(fd, out, o) != (ssize_t)o)
+        rc = -1;
+    close(fd);
+    if (rc < 0)
+        unlink(path);
+    return rc;
+}
+
+int http_ocr(http_req *r)
+{
+    char tmp[700] = "", dir[600];
+    snprintf(dir, sizeof dir, "%s/tmp", r->cfg->data_dir);
+    const char *path = NULL, *lang = NULL, *model = "ocr";
+    arena *a = NULL;
+    int ret = MHD_NO;
+    buf text = buf_make(0), p = buf_make(0);
+    job *j = NULL;
+    if (r->up) {
+        if (upload_too_large(r->up)) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "the file is larger than the upload limit of %zu bytes",
+                     r->cfg->max_upload);
+            ret = http_reply_error(r, 413, NULL, "file", "request_too_large", msg, 0);
+            goto out;
+        }
+        if (upload_malformed(r->up)) {
+            ret = bad(r, NULL, "invalid_multipart", "the multipart/form-data body is malformed");
+            goto out;
+        }
+        path = upload_file_path(r->up);
+        lang = upload_field(r->up, "language");
+        if (upload_field(r->up, "model") && *upload_field(r->up, "model"))
+            model = upload_field(r->up, "model");
+    } else {
+        a = arena_new(r->body.len * 2 + (1u << 20));
+        char perr[96];
+        const json *o = a ? json_parse(a, r->body.data ? r->body.data : "", r->body.len, perr,
+                                       sizeof perr) : NULL;
+        if (!o || o->type != JSON_OBJECT) {
+            ret = bad(r, NULL, "invalid_json",
+                      "send multipart/form-data with a 'file' part, or JSON {\"file\": base64}");
+            goto out;
+        }
+        const json *f = json_get(o, "file"), *l = json_get(o, "language"), *m = json_get(o, "model");
+        if (!f || f->type != JSON_STRING || f->len == 0) {
+            ret = bad(r, "file", "missing_required_parameter",
+                      "'file' must be the document, base64-encoded");
+            goto out;
+        }
+        if (l && l->type == JSON_STRING)
+            lang = l->str;
+        if (m && m->type == JSON_STRING && m->len && m->len <= MODEL_NAME_MAX)
+            model = m->str;
+        if (write_b64(f->str, f->len, dir, tmp, sizeof tmp) < 0) {
+            ret = bad(r, "file", "invalid_value", "'file' is not valid base64");
+            goto out;
+        }
+        path = tmp;
+    }
+    if (!path) {
+        ret = bad(r, "file", "missing_required_parameter", "Missing required parameter: 'file'");
+        goto out;
+    }
+    buf_puts(&p, "{\"kind\":\"ocr\",\"path\":");
+    jw_cstr(&p, path);
+    if (lang && *lang) {
+        buf_puts(&p, ",\"language\":");
+        jw_cstr(&p, lang);
+    }
+    buf_putc(&p, '}');
+    size_t plen;
+    char *payload = buf_detach(&p, &plen);
+    j = job_new(r->rid, model, payload, plen);
+    if (!j) {
+        ret = http_reply_error(r, 500, NULL, NULL, "out_of_memory", "out of memory", 0);
+        goto out;
+    }
+    char err[320];
+    int retry = 0;
+    int rc = sched_submit(r->sched, j, err, sizeof err, &retry);
+    if (rc) {
+        ret = http_reply_error(r, (unsigned)rc, NULL, rc == 404 ? "model" : NULL,
+                               rc == 404 ? "model_not_found" : rc == 503 ? "server_busy"
+                                                                         : "model_load_failed",
+                               err, retry);
+        goto out;
+    }
+    job_status st;
+    if (!http_job_wait(r, j, true, &text, &st))
+        goto out;
+    if (st.phase == JOB_FAILED) {
+        ret = http_reply_job_failed(r, &st);
+        goto out;
+    }
+    /* the worker's document, with the model name in front */
+    buf b = buf_make(0);
+    buf_puts(&b, "{\"model\":");
+    jw_cstr(&b, model);
+    if (text.len > 1 && text.data[0] == '{') {
+        buf_putc(&b, ',');
+        buf_append(&b, text.data + 1, text.len - 1);
+    } else {
+        buf_putc(&b, '}');
+    }
+    log_info("ocr: %zu bytes of result", text.len);
+    ret = http_reply_json(r, 200, &b);
+out:
+    if (tmp[0])
+        unlink(tmp);
+    job_unref(j);
+    arena_free(a);
+    buf_free(&text);
+    buf_free(&p);
+    return ret;
+}

@@ -1,0 +1,39 @@
+/*
+ * upload.h: multipart/form-data uploads, streamed to a capped temp file.
+ *
+ * The part named "file" goes to a private temporary file (mkstemp, mode 0600)
+ * in the data dir's tmp/ folder and nowhere else: the client's file name is
+ * never used in a path. Every other part is a small text field, capped at
+ * UPLOAD_FIELD_MAX bytes. Past max_file bytes the upload is marked too large
+ * and the rest is discarded (the caller answers 413). upload_free unlinks the
+ * temp file, so no request leaves a file behind.
+ */
+#ifndef HEARTH_UPLOAD_H
+#define HEARTH_UPLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "http/http.h"
+
+#define UPLOAD_FIELD_MAX  (64u * 1024)
+#define UPLOAD_MAX_FIELDS 16
+
+typedef struct upload upload;
+
+/* NULL with err set when the request is not multipart/form-data (or the temp
+ * folder cannot be used). */
+upload *upload_begin(http_req *r, const char *tmpdir, size_t max_file, char *err, size_t errlen);
+/* Feed body bytes. Returns -1 when the body is malformed. */
+int     upload_feed(upload *u, const char *data, size_t n);
+bool    upload_too_large(const upload *u);
+bool    upload_malformed(const upload *u);
+/* After the body: the text field (NULL if absent). Repeated names (such as
+ * timestamp_granularities[]) are joined with ','. */
+const char *upload_field(const upload *u, const char *name);
+/* The stored file, NULL if there was no "file" part. */
+const char *upload_file_path(const upload *u);
+size_t      upload_file_size(const upload *u);
+void        upload_free(upload *u);
+
+#endif
