@@ -47,14 +47,21 @@ ENGINE_SRC = $(wildcard src/engine/*.c)
 CLI_SRC    = $(wildcard src/cli/*.c)
 
 DAEMON_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,src/main.c $(CORE_SRC) $(HTTP_SRC) $(SCHED_SRC) $(SUPER_SRC))
-WORKER_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/worker_main.c src/worker/wire.c $(CORE_SRC) $(ENGINE_SRC))
+WORKER_COMMON = $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/wire.c $(CORE_SRC))
+WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main.o $(WORKER_COMMON) \
+             $(patsubst %.c,$(BUILD)/obj/%.o,src/engine/llm.c src/engine/embed.c src/engine/prompt.c)
+ASR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-asr.o $(WORKER_COMMON) \
+             $(patsubst %.c,$(BUILD)/obj/%.o,src/engine/asr.c src/engine/audio.c)
+OCR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-ocr.o $(WORKER_COMMON) \
+             $(patsubst %.c,$(BUILD)/obj/%.o,src/engine/ocr.c)
 CLI_OBJ    = $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC) $(CORE_SRC))
 
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 UNIT_BIN   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all test test-only check unit e2e clean setup run bench
-all: $(BUILD)/hearthd $(BUILD)/hearth-worker $(BUILD)/hearth
+all: $(BUILD)/hearthd $(BUILD)/hearth-worker $(BUILD)/hearth-worker-asr $(BUILD)/hearth-worker-ocr \
+     $(BUILD)/hearth
 
 # V=1 shows the full command lines
 Q = $(if $(V),,@)
@@ -70,7 +77,20 @@ $(BUILD)/hearthd: $(DAEMON_OBJ)
 
 $(BUILD)/hearth-worker: $(WORKER_OBJ)
 	@$(if $(V),,echo "  LINK    $@")
-	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LLAMA_LIBS) $(OCR_LIBS)
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LLAMA_LIBS)
+
+$(BUILD)/obj/src/worker/worker_main-%.o: src/worker/worker_main.c
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  CC      $< ($*)")
+	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -DW_$(shell echo $* | tr a-z A-Z)=1 -MMD -MP -c $< -o $@
+
+$(BUILD)/hearth-worker-asr: $(ASR_WORKER_OBJ)
+	@$(if $(V),,echo "  LINK    $@")
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(PRIV_LINK) $(WHISPER_LIBS) -lggml -lggml-base $(FFMPEG_LIBS) $(ZLIB_LIBS)
+
+$(BUILD)/hearth-worker-ocr: $(OCR_WORKER_OBJ)
+	@$(if $(V),,echo "  LINK    $@")
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(OCR_LIBS)
 
 $(BUILD)/hearth: $(CLI_OBJ)
 	@$(if $(V),,echo "  LINK    $@")
@@ -152,5 +172,3 @@ else
   WHISPER_LIBS   := -lwhisper
 endif
 CFLAGS     += $(FFMPEG_CFLAGS) $(WHISPER_CFLAGS)
-LLAMA_LIBS += $(WHISPER_LIBS)
-$(BUILD)/hearth-worker: LLAMA_LIBS += $(FFMPEG_LIBS) $(ZLIB_LIBS)

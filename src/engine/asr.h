@@ -23,7 +23,8 @@
 #include "core/buf.h"
 #include "core/json.h"
 
-#define ASR_MAX_SECONDS  (4 * 3600)      /* longest recording accepted */
+#define ASR_MAX_SECONDS  3600            /* longest recording accepted: 1 h of 16 kHz float
+                                           is 230 MB, counted in the memory budget */
 #define ASR_MAX_PROMPT   4096            /* bytes of initial prompt */
 #define ASR_MAX_TEXT     (8u << 20)      /* bytes of transcript text */
 
@@ -40,7 +41,7 @@ asr *asr_load(const char *model_path, int threads, char *err, size_t errlen);
 void asr_free(asr *a);                  /* NULL is fine */
 
 /* Appends {"kind":"transcription","slots":1,"model_type":"tiny",
- * "multilingual":false,"sample_rate":16000,"max_seconds":14400,
+ * "multilingual":false,"sample_rate":16000,"max_seconds":3600,
  * "weights_bytes":N,"has_weights":true}. Returns 0, or -1 when out is full. */
 int asr_describe(asr *a, buf *out);
 

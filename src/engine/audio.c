@@ -464,6 +464,19 @@ int audio_decode_file(const char *path, float **pcm, size_t *n, double *duration
                                     "container)");
         goto out;
     }
+    /* A file cut short decodes only its head: when the container states its
+     * length (an MP3's Xing/Info frame count, a WAV's data size) and far less
+     * came out, the upload is truncated, and a transcript of a fragment would
+     * be a silent loss. */
+    if (fmt->duration > 0 && fmt->duration != AV_NOPTS_VALUE) {
+        double declared = (double)fmt->duration / AV_TIME_BASE;
+        double got = (double)d.out.n / AUDIO_RATE;
+        if (got + 1.0 < declared * 0.9) {
+            rc = fail(&d, AUDIO_EINPUT, "the recording is truncated: it declares %.1f s but "
+                                        "only %.1f s could be decoded", declared, got);
+            goto out;
+        }
+    }
     *pcm = d.out.s;
     *n = d.out.n;
     *duration = (double)d.out.n / AUDIO_RATE;

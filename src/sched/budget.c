@@ -61,7 +61,8 @@ uint64_t budget_estimate_whisper(const whisper_file_info *wi)
     uint64_t heads = (uint64_t)wi->n_audio_head;
     uint64_t compute = heads * ctx * ctx * 4 + ctx * st * 4 * 16;
     uint64_t cross = (uint64_t)wi->n_text_layer * ctx * (uint64_t)wi->n_text_state * 2 * 2;
-    uint64_t total = wi->weights_bytes + compute + cross + BUDGET_RUNTIME_BYTES;
+    uint64_t audio = 3600ull * 16000 * 4;      /* the longest recording, decoded (asr.h) */
+    uint64_t total = wi->weights_bytes + compute + cross + audio + BUDGET_RUNTIME_BYTES;
     return total + total / 25;
 }
 

@@ -33,7 +33,8 @@ uint64_t budget_estimate(const gguf_info *gi, const config *cfg);
 /* A whisper worker: the weights whisper.cpp allocates for the file's shape,
  * the encoder's graph over one 30 s window (n_audio_ctx positions: the
  * attention scores of every head and a few state-wide activations), the
- * cross-attention cache and the runtime. */
+ * cross-attention cache, the decoded samples of the longest recording
+ * accepted (1 h) and the runtime. */
 uint64_t budget_estimate_whisper(const whisper_file_info *wi);
 /* An OCR worker: Tesseract's LSTM models and a few 300-dpi page buffers. */
 uint64_t budget_estimate_ocr(void);

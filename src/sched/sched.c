@@ -356,7 +356,11 @@ static int spawn_locked(struct model *m, char *err, size_t el)
     snprintf(par, sizeof par, "%d", c->parallel);
     snprintf(ctx, sizeof ctx, "%d", c->ctx_size);
     snprintf(bat, sizeof bat, "%d", c->batch_size);
-    char *argv[] = { m->s->exe, "--model", m->path, "--name", m->name, "--threads", th,
+    /* each kind of model has its worker binary (worker/worker_main.c) */
+    char exe[4200];
+    snprintf(exe, sizeof exe, "%s%s", m->s->exe,
+             m->kind == MODEL_KIND_TRANSCRIPTION ? "-asr" : m->kind == MODEL_KIND_OCR ? "-ocr" : "");
+    char *argv[] = { exe, "--model", m->path, "--name", m->name, "--threads", th,
                      "--parallel", par, "--ctx-size", ctx, "--batch-size", bat,
                      "--log-level", c->log_level, NULL };
     worker_events ev = { m, on_worker_frame, on_worker_exit };

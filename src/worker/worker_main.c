@@ -18,18 +18,47 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* One source, three binaries, so a worker maps only the libraries of its own
+ * engine (each library costs resident memory in every worker):
+ *   hearth-worker      LLMs and embedding models (llama.cpp)
+ *   hearth-worker-asr  speech (whisper.cpp, FFmpeg)
+ *   hearth-worker-ocr  OCR (Tesseract, Leptonica, poppler)
+ * The scheduler starts the one that matches the model's file. */
+#if !defined(W_ASR) && !defined(W_OCR)
+#define W_LLM 1
+#endif
+#ifndef W_LLM
+#define W_LLM 0
+#endif
+#ifndef W_ASR
+#define W_ASR 0
+#endif
+#ifndef W_OCR
+#define W_OCR 0
+#endif
+
+#if W_LLM || W_ASR
 #include <ggml-backend.h>
+#endif
+#if W_LLM
 #include <llama.h>
+#endif
 
 #include "core/arena.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/ggml_legacy.h"
 #include "core/gguf.h"
+#include "engine/llm.h"        /* llm_sink and llm_usage: the shared result callbacks */
+#if W_ASR
 #include "engine/asr.h"
+#endif
+#if W_LLM
 #include "engine/embed.h"
-#include "engine/llm.h"
+#endif
+#if W_OCR
 #include "engine/ocr.h"
+#endif
 #include "worker/wire.h"
 
 #ifndef HEARTH_GGML_BACKENDS
@@ -99,10 +128,10 @@ static void usage(void)
  * OCR, a legacy ggml whisper file is speech, a GGUF is an LLM or (BERT
  * family) an embedding model. */
 struct engine {
-    llm *llm;
-    embedder *emb;
-    asr *asr;
-    ocr *ocr;
+    struct llm *llm;
+    struct embedder *emb;
+    struct asr *asr;
+    struct ocr *ocr;
     const char *name;
 };
 
@@ -112,8 +141,17 @@ static void run_document(struct engine *en, uint32_t id, const json *req)
     buf out = buf_make(64u << 20);
     int status = 500;
     char err[256] = "";
-    int rc = en->asr ? asr_transcribe(en->asr, req, &out, &status, err, sizeof err)
-                     : ocr_run(en->ocr, req, &out, &status, err, sizeof err);
+    int rc = -1;
+    (void)en;
+    (void)req;
+#if W_ASR
+    if (en->asr)
+        rc = asr_transcribe(en->asr, req, &out, &status, err, sizeof err);
+#endif
+#if W_OCR
+    if (en->ocr)
+        rc = ocr_run(en->ocr, req, &out, &status, err, sizeof err);
+#endif
     if (rc == 0) {
         on_start(NULL, id, 0, 0);
         /* the wire caps a frame; a document larger than that is an error */
@@ -152,10 +190,13 @@ static void handle_request(struct engine *en, uint32_t id, const json *req)
     } else if (en->llm && want_embed) {
         snprintf(msg, sizeof msg, "model '%s' is not an embedding model", en->name);
         on_error(NULL, id, 400, "wrong_model_kind", msg);
-    } else if (en->emb) {
-        embed_run(en->emb, id, req);
     } else {
-        llm_submit(en->llm, id, req);
+#if W_LLM
+        if (en->emb)
+            embed_run(en->emb, id, req);
+        else
+            llm_submit(en->llm, id, req);
+#endif
     }
 }
 
@@ -174,8 +215,10 @@ static void handle_frame(struct engine *en, const wire_hdr *h, const char *paylo
         break;
     }
     case WIRE_CANCEL:
+#if W_LLM
         if (en->llm)
             llm_cancel(en->llm, h->id);
+#endif
         break;
     case WIRE_SHUTDOWN:
         *quit = 1;
@@ -229,6 +272,7 @@ int main(int argc, char **argv)
     snprintf(proc, sizeof proc, "worker:%s", name);
     log_set_process(proc);
 
+#if W_LLM || W_ASR
     const char *bdir = getenv("HEARTH_GGML_BACKENDS");
     if (!bdir || !*bdir)
         bdir = HEARTH_GGML_BACKENDS;
@@ -236,22 +280,33 @@ int main(int argc, char **argv)
         ggml_backend_load_all_from_path(bdir);
     else
         ggml_backend_load_all();
+#endif
+#if W_LLM
     llama_backend_init();
+#endif
 
     llm_sink sink = { NULL, on_start, on_delta, on_done, on_error };
+    (void)sink;
     char err[256];
     struct engine en = { .name = name };
-    gguf_info gi;
     struct stat st;
+    snprintf(err, sizeof err, "this worker binary does not run this kind of model");
     if (stat(p.path, &st) == 0 && S_ISDIR(st.st_mode)) {
+#if W_OCR
         en.ocr = ocr_load(p.path, err, sizeof err);
+#endif
     } else if (ggml_legacy_is_whisper(p.path)) {
+#if W_ASR
         en.asr = asr_load(p.path, p.threads, err, sizeof err);
-    } else if (gguf_check_file(p.path, &gi, err, sizeof err) == 0 &&
-               gguf_arch_is_embedding(gi.arch)) {
-        en.emb = embed_load(&p, &sink, err, sizeof err);
+#endif
     } else {
-        en.llm = llm_load(&p, &sink, err, sizeof err);
+#if W_LLM
+        gguf_info gi;
+        if (gguf_check_file(p.path, &gi, err, sizeof err) == 0 && gguf_arch_is_embedding(gi.arch))
+            en.emb = embed_load(&p, &sink, err, sizeof err);
+        else
+            en.llm = llm_load(&p, &sink, err, sizeof err);
+#endif
     }
     if (!en.emb && !en.llm && !en.asr && !en.ocr) {
         char js[400];
@@ -265,14 +320,18 @@ int main(int argc, char **argv)
         return 1;
     }
     buf hello = buf_make(0);
+#if W_LLM
     if (en.emb)
         embed_describe(en.emb, &hello);
-    else if (en.asr)
-        asr_describe(en.asr, &hello);
-    else if (en.ocr)
-        ocr_describe(en.ocr, &hello);
     else
         llm_describe(en.llm, &hello);
+#endif
+#if W_ASR
+    asr_describe(en.asr, &hello);
+#endif
+#if W_OCR
+    ocr_describe(en.ocr, &hello);
+#endif
     send_or_die(WIRE_HELLO, 0, hello.data, hello.len);
     buf_free(&hello);
 
@@ -282,7 +341,10 @@ int main(int argc, char **argv)
     int quit = 0;
     while (!quit) {
         struct pollfd pfd = { .fd = g_fd, .events = POLLIN };
-        bool busy = en.llm && llm_busy(en.llm);
+        bool busy = false;
+#if W_LLM
+        busy = en.llm && llm_busy(en.llm);
+#endif
         int pr = poll(&pfd, 1, busy ? 0 : -1);
         if (pr < 0 && errno != EINTR)
             break;
@@ -300,14 +362,22 @@ int main(int argc, char **argv)
                 break;
             }
         }
+#if W_LLM
         if (en.llm && llm_busy(en.llm) && llm_step(en.llm) < 0)
             break;
+#endif
     }
     wire_reader_free(&r);
+#if W_LLM
     llm_free(en.llm);
     embed_free(en.emb);
-    asr_free(en.asr);
-    ocr_free(en.ocr);
     llama_backend_free();
+#endif
+#if W_ASR
+    asr_free(en.asr);
+#endif
+#if W_OCR
+    ocr_free(en.ocr);
+#endif
     return 0;
 }
