@@ -22,7 +22,7 @@ log() { printf '[setup] %s\n' "$*"; }
 APT_PKGS="build-essential pkg-config libmicrohttpd-dev libcurl4-openssl-dev patchelf
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev ffmpeg
   libtesseract-dev libleptonica-dev tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd
-  libpoppler-glib-dev libcairo2-dev
+  libpoppler-glib-dev libcairo2-dev libtiff-tools
   libsqlite3-dev clang libclang-rt-14-dev curl ca-certificates nodejs npm"
 missing=""
 for p in $APT_PKGS; do

@@ -263,6 +263,22 @@ static void t_pdfs(void)
     }
 }
 
+static void t_multipage_tiff(void)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/two-pages.tif", g_tmp);
+    struct resp r = ocr_file(p, NULL, 0, NULL);
+    arena *a = arena_new(0);
+    const json *j = parse(a, &r.body);
+    const json *pages = json_get(j, "pages");
+    CHECK(r.status == 200 && pages && pages->len == 2);
+    CHECK(str_at(j, "pages.0.text") && strstr(str_at(j, "pages.0.text"), "quick brown"));
+    CHECK(str_at(j, "pages.1.text") && strstr(str_at(j, "pages.1.text"), "lazy"));
+    CHECK(num_at(j, "pages.1.page") == 2);
+    arena_free(a);
+    resp_free(&r);
+}
+
 static void t_hostile(void)
 {
     /* a PNG header claiming 65535 x 65535 pixels */
@@ -328,6 +344,7 @@ int main(void)
     run("cer_vs_cli", t_cer_vs_cli);
     run("json_base64", t_json_base64);
     run("pdfs", t_pdfs);
+    run("multipage_tiff", t_multipage_tiff);
     run("hostile", t_hostile);
     run("cli_ocr", t_cli_ocr);
     stop_daemon(&O);
