@@ -169,25 +169,12 @@ int http_transcriptions(http_req *r, bool translate)
     job *j = job_new(r->rid, model, payload, plen);
     if (!j)
         return http_reply_error(r, 500, NULL, NULL, "out_of_memory", "out of memory", 0);
-    char err[320];
-    int retry = 0, ret = MHD_NO;
+    int ret = MHD_NO;
     buf text = buf_make(0);
     arena *a = NULL;
-    int rc = sched_submit(r->sched, j, err, sizeof err, &retry);
-    if (rc) {
-        ret = http_reply_error(r, (unsigned)rc, NULL, rc == 404 ? "model" : NULL,
-                               rc == 404 ? "model_not_found" : rc == 503 ? "server_busy"
-                                                                         : "model_load_failed",
-                               err, retry);
-        goto out;
-    }
     job_status st;
-    if (!http_job_wait(r, j, true, &text, &st))
+    if (!http_run_job(r, j, &text, &st, &ret))
         goto out;
-    if (st.phase == JOB_FAILED) {
-        ret = http_reply_job_failed(r, &st);
-        goto out;
-    }
     a = arena_new(text.len * 16 + (1u << 20));
     char perr[64];
     const json *res = a ? json_parse(a, text.data ? text.data : "", text.len, perr, sizeof perr)

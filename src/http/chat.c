@@ -206,6 +206,35 @@ bool http_job_wait(http_req *r, job *j, bool until_done, buf *text, job_status *
     }
 }
 
+int http_reply_submit_failed(http_req *r, int rc, const char *err, int retry)
+{
+    const char *code = rc == 404 ? "model_not_found"
+                       : rc == 503 && strstr(err, "waiting") ? "server_busy"
+                       : rc == 503 ? "model_unavailable"
+                                   : "model_load_failed";
+    return http_reply_error(r, (unsigned)rc, NULL, rc == 404 ? "model" : NULL, code, err, retry);
+}
+
+bool http_run_job(http_req *r, job *j, buf *out, job_status *st, int *ret)
+{
+    char err[320];
+    int retry = 0;
+    int rc = sched_submit(r->sched, j, err, sizeof err, &retry);
+    if (rc) {
+        *ret = http_reply_submit_failed(r, rc, err, retry);
+        return false;
+    }
+    if (!http_job_wait(r, j, true, out, st)) {
+        *ret = MHD_NO;              /* the client is gone: close without a response */
+        return false;
+    }
+    if (st->phase == JOB_FAILED) {
+        *ret = http_reply_job_failed(r, st);
+        return false;
+    }
+    return true;
+}
+
 int http_reply_job_failed(http_req *r, const job_status *s)
 {
     unsigned st = s->err_status >= 400 && s->err_status < 600 ? (unsigned)s->err_status : 500;
@@ -260,12 +289,7 @@ static int generate(http_req *r, gen_kind kind)
     int rc = sched_submit(r->sched, j, err, sizeof err, &retry);
     if (rc) {
         job_unref(j);
-        const char *code = rc == 404 ? "model_not_found"
-                           : rc == 503 && strstr(err, "waiting") ? "server_busy"
-                           : rc == 503 ? "model_unavailable"
-                                       : "model_load_failed";
-        return http_reply_error(r, (unsigned)rc, NULL, rc == 404 ? "model" : NULL, code, err,
-                                retry);
+        return http_reply_submit_failed(r, rc, err, retry);
     }
     char id[64];
     snprintf(id, sizeof id, "%s%s", kind == GEN_CHAT ? "chatcmpl-" : "cmpl-", r->rid);

@@ -79,6 +79,12 @@ struct job_status;
 bool http_job_wait(http_req *r, struct job *j, bool until_done, buf *text, struct job_status *s);
 /* The error response for a failed job. */
 int  http_reply_job_failed(http_req *r, const struct job_status *s);
+/* The error response for a refused sched_submit (its status, message, Retry-After). */
+int  http_reply_submit_failed(http_req *r, int rc, const char *err, int retry);
+/* Submit a job and wait for its whole output (in out). On any failure the
+ * error response is already queued (or the client left) and *ret holds the
+ * handler's return value; returns true when the job finished well. */
+bool http_run_job(http_req *r, struct job *j, buf *out, struct job_status *st, int *ret);
 
 /* endpoints */
 int http_health(http_req *r);

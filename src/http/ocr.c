@@ -156,23 +156,9 @@ int http_ocr(http_req *r)
         ret = http_reply_error(r, 500, NULL, NULL, "out_of_memory", "out of memory", 0);
         goto out;
     }
-    char err[320];
-    int retry = 0;
-    int rc = sched_submit(r->sched, j, err, sizeof err, &retry);
-    if (rc) {
-        ret = http_reply_error(r, (unsigned)rc, NULL, rc == 404 ? "model" : NULL,
-                               rc == 404 ? "model_not_found" : rc == 503 ? "server_busy"
-                                                                         : "model_load_failed",
-                               err, retry);
-        goto out;
-    }
     job_status st;
-    if (!http_job_wait(r, j, true, &text, &st))
+    if (!http_run_job(r, j, &text, &st, &ret))
         goto out;
-    if (st.phase == JOB_FAILED) {
-        ret = http_reply_job_failed(r, &st);
-        goto out;
-    }
     /* the worker's document, with the model name in front */
     buf b = buf_make(0);
     buf_puts(&b, "{\"model\":");
