@@ -134,7 +134,8 @@ $(BUILD)/bench/bench: bench/bench.c tests/e2e/harness.h $(patsubst %.c,$(BUILD)/
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) $(CURL_LIBS)
 
 # Benchmarks against llama-server in one run (bench/run.sh; under 20 minutes).
-bench: setup
+bench:
+	scripts/setup.sh --bench
 	$(MAKE) all $(BUILD)/bench/bench
 	BUILD=$(BUILD) bench/run.sh
 

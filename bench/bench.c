@@ -567,6 +567,94 @@ int main(void)
         buf_free(&eb);
     }
 
+    /* transcription: real-time factor on the shared speech clips */
+    const char *wmodel = getenv("BENCH_WHISPER_MODEL"), *wpeer = getenv("PEER_WHISPER_ROOT");
+    const char *speech = getenv("BENCH_SPEECH_DIR");
+    if (wmodel && wpeer && speech) {
+        const char *clips[] = { "jfk.wav",
+            "librivox/sense_and_sensibility_01_austen_64kb-0870.wav",
+            "librivox/sense_and_sensibility_01_austen_64kb-0880.wav",
+            "librivox/sense_and_sensibility_01_austen_64kb-0890.wav",
+            "librivox/sense_and_sensibility_01_austen_64kb-0920.wav",
+            "librivox/sense_and_sensibility_01_austen_64kb-0930.wav",
+            "librispeech-test-clean/1089-134686-0000.wav",
+            "librispeech-test-clean/1089-134686-0001.wav",
+            "librispeech-test-clean/1089-134691-0000.wav",
+            "librispeech-test-clean/1089-134691-0001.wav" };
+        char mw[700];
+        snprintf(mw, sizeof mw, "whisper=%s", wmodel);
+        char *wargs[] = { "--model", mw, "--threads", "2", "--log-level", "warn", NULL };
+        struct daemon WH = { 0 };
+        double h_proc = 0, p_proc = 0, audio = 0;
+        int ok = 0;
+        if (start_daemon(&WH, "bench-whisper", wargs) == 0) {
+            struct resp w = post(&WH, "/v1/models/whisper/load", "{}");
+            resp_free(&w);
+            for (size_t i = 0; i < sizeof clips / sizeof *clips; i++) {
+                char f[1200];
+                snprintf(f, sizeof f, "%s/%s", speech, clips[i]);
+                /* hearth: the whole request, upload and decode included */
+                char cmd[4000];
+                snprintf(cmd, sizeof cmd, "curl -s -o %s/wout.json -F model=whisper "
+                         "-F response_format=verbose_json -F file=@'%s' "
+                         "http://127.0.0.1:%d/v1/audio/transcriptions", g_tmp, f, WH.port);
+                double s0 = now_s();
+                int rc = system(cmd);
+                double dt = now_s() - s0;
+                char wj[700];
+                snprintf(wj, sizeof wj, "%s/wout.json", g_tmp);
+                size_t n = 0;
+                FILE *fj = fopen(wj, "rb");
+                char *doc = NULL;
+                if (fj) {
+                    doc = malloc(1 << 22);
+                    n = fread(doc, 1, (1 << 22) - 1, fj);
+                    doc[n] = '\0';
+                    fclose(fj);
+                }
+                const char *dur = doc ? strstr(doc, "\"duration\":") : NULL;
+                double secs = dur ? atof(dur + 11) : 0;
+                free(doc);
+                /* the peer: whisper-cli's own compute time (its "total time"),
+                 * greedy like hearth; its process start-up is not counted */
+                char lib[800];
+                snprintf(lib, sizeof lib, "%s/usr/lib/x86_64-linux-gnu", wpeer);
+                snprintf(cmd, sizeof cmd, "cd '%s/ggml/backends0' && '%s/ld-linux-x86-64.so.2' "
+                         "--library-path '%s:%s/pulseaudio:%s/blas:%s/lapack' '%s/usr/bin/whisper-cli' "
+                         "-m '%s' -f '%s' -t 2 -bs 1 -bo 1 2>&1 | grep 'total time' > %s/wpeer.txt",
+                         lib, lib, lib, lib, lib, lib, wpeer, wmodel, f, g_tmp);
+                int prc = system(cmd);
+                char wp[700];
+                snprintf(wp, sizeof wp, "%s/wpeer.txt", g_tmp);
+                FILE *fp = fopen(wp, "r");
+                char line[256] = "";
+                if (fp) {
+                    if (!fgets(line, sizeof line, fp))
+                        line[0] = '\0';
+                    fclose(fp);
+                }
+                const char *eq = strstr(line, "=");
+                double pms = eq ? atof(eq + 1) : 0;
+                if (rc == 0 && prc == 0 && secs > 0 && pms > 0) {
+                    h_proc += dt;
+                    p_proc += pms / 1000;
+                    audio += secs;
+                    ok++;
+                }
+            }
+            stop_daemon(&WH);
+        }
+        if (ok) {
+            row("transcription real-time factor (x faster than real time)", audio / h_proc,
+                audio / p_proc, "x", true);
+            buf_printf(&g_md, "\nTranscription: %d clips, %.1f s of audio, whisper-tiny shape F16 "
+                       "(random weights, so both sides fall back to higher temperatures alike); "
+                       "whisper-cli run greedy (-bs 1 -bo 1), its own compute time counted, not "
+                       "its process start-up; hearth's figure is the whole HTTP request.\n",
+                       ok, audio);
+        }
+    }
+
     printf("single-stream decode reaches %.0f%% of the bandwidth limit\n", 100 * h_dec1 / limit);
     buf_printf(&g_md, "\nSingle-stream decode reaches **%.0f%%** of the bandwidth limit.\n",
                100 * h_dec1 / limit);

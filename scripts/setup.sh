@@ -79,6 +79,28 @@ else
   log "prefix ready: $vers"
 fi
 
+# --- benchmark peers (only with --bench): whisper.cpp's whisper-cli ---------
+# It needs Debian unstable's FFmpeg, SDL and their dependencies: the whole
+# closure is unpacked into its own prefix (deps/peer) so nothing else sees it.
+if [ "${1:-}" = "--bench" ] && [ ! -f "$ROOT/deps/peer.stamp" ]; then
+  log "bench peers: whisper.cpp-tools and its dependencies into deps/peer"
+  APTD=$ROOT/deps/apt
+  AOPT=(-o Dir::Etc::SourceList="$APTD/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o Dir::State::Lists="$APTD/lists" -o Dir::Cache="$APTD/cache"
+        -o APT::Architecture=amd64 -o Debug::NoLocking=1)
+  [ -d "$APTD/lists" ] || { echo "bench peers need the private prefix first" >&2; exit 1; }
+  deps=$(apt-cache "${AOPT[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
+           --no-breaks --no-replaces --no-enhances --no-pre-depends whisper.cpp-tools 2>/dev/null |
+         grep -v '^ ' | grep -v '<' | sort -u |
+         grep -vE '^(fonts-|fontconfig|debconf|cdebconf|bubblewrap|glycin)')
+  rm -rf "$ROOT/deps/peer.tmp" && mkdir -p "$ROOT/deps/peer.tmp/debs"
+  (cd "$ROOT/deps/peer.tmp/debs" && apt-get "${AOPT[@]}" download $deps >/dev/null)
+  for d in "$ROOT"/deps/peer.tmp/debs/*.deb; do dpkg-deb -x "$d" "$ROOT/deps/peer.tmp"; done
+  rm -rf "$ROOT/deps/peer.tmp/debs" "$ROOT/deps/peer" && mv "$ROOT/deps/peer.tmp" "$ROOT/deps/peer"
+  echo "whisper.cpp-tools $(ls "$APTD"/cache/archives 2>/dev/null | head -0)" > "$ROOT/deps/peer.stamp"
+  log "bench peers ready"
+fi
+
 # --- npm: the official OpenAI client for the e2e suite -----------------------
 if [ ! -d tests/e2e/node/node_modules/openai ]; then
   log "npm install (tests/e2e/node)"
