@@ -940,9 +940,12 @@ void sched_reload(sched *s, const config *cfg)
     pthread_mutex_unlock(&s->mu);
 }
 
-size_t sched_model_count(const sched *s)
+size_t sched_model_count(sched *s)
 {
-    return s->nmodels;
+    pthread_mutex_lock(&s->mu);     /* a reload may be adding models */
+    size_t n = s->nmodels;
+    pthread_mutex_unlock(&s->mu);
+    return n;
 }
 
 int sched_model_info(sched *s, size_t i, model_info *out)

@@ -97,7 +97,7 @@ int    sched_unload(sched *s, const char *name, char *err, size_t errlen);
 void   sched_reload(sched *s, const config *cfg);
 
 /* Entries, including removed ones (sched_model_info returns -1 for those). */
-size_t sched_model_count(const sched *s);
+size_t sched_model_count(sched *s);
 void   sched_get_totals(sched *s, sched_totals *out);
 int    sched_model_info(sched *s, size_t i, model_info *out);
 const char *model_state_name(model_state st);
