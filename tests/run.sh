@@ -42,6 +42,9 @@ HEARTH_SHARED="$SHARED" "$BUILD/hearth" synth --preset minilm --out "$TMP/minilm
 HEARTH_SHARED="$SHARED" "$BUILD/hearth" synth --arch whisper --preset whisper-tiny --out "$TMP/whisper-tiny.bin" --quiet >/dev/null || total_fail=$((total_fail + 1))
 # the JFK clip in the other containers a household's recordings come in (the
 # test tool may shell out to ffmpeg; hearthd decodes with FFmpeg's libraries)
+# a 33 s recording: longer than whisper's 30 s window
+ffmpeg -loglevel error -y -i "$SHARED/data/speech/jfk.wav" -i "$SHARED/data/speech/jfk.wav" \
+  -i "$SHARED/data/speech/jfk.wav" -filter_complex concat=n=3:v=0:a=1 "$TMP/long.mp3" || total_fail=$((total_fail + 1))
 # a two-page TIFF for the OCR suite
 tiffcp "$SHARED/data/ocr/phototest.tif" "$SHARED/data/ocr/eurotext.tif" "$TMP/two-pages.tif" || total_fail=$((total_fail + 1))
 for ext in flac ogg opus m4a webm; do

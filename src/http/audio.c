@@ -106,7 +106,16 @@ static int render(http_req *r, const char *fmt, const json *res, bool words)
     return rc;
 }
 
+static int transcribe(http_req *r, bool translate);
+
 int http_transcriptions(http_req *r, bool translate)
+{
+    int ret = transcribe(r, translate);
+    upload_release_file(r->up);     /* before the response leaves */
+    return ret;
+}
+
+static int transcribe(http_req *r, bool translate)
 {
     if (!r->up)
         return bad(r, NULL, "invalid_request", r->upload_err[0] ? r->upload_err

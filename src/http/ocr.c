@@ -87,7 +87,16 @@ static int write_b64(const char *s, size_t n, const char *dir, char *path, size_
     return rc;
 }
 
+static int recognise(http_req *r);
+
 int http_ocr(http_req *r)
+{
+    int ret = recognise(r);
+    upload_release_file(r->up);     /* before the response leaves */
+    return ret;
+}
+
+static int recognise(http_req *r)
 {
     char tmp[700] = "", dir[600];
     snprintf(dir, sizeof dir, "%s/tmp", r->cfg->data_dir);

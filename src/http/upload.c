@@ -164,6 +164,19 @@ size_t upload_file_size(const upload *u)
     return u->file_size;
 }
 
+void upload_release_file(upload *u)
+{
+    if (!u)
+        return;
+    if (u->fd >= 0)
+        close(u->fd);
+    u->fd = -1;
+    if (u->path[0])
+        unlink(u->path);
+    u->path[0] = '\0';
+    u->have_file = false;
+}
+
 void upload_free(upload *u)
 {
     if (!u)

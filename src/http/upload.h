@@ -34,6 +34,9 @@ const char *upload_field(const upload *u, const char *name);
 /* The stored file, NULL if there was no "file" part. */
 const char *upload_file_path(const upload *u);
 size_t      upload_file_size(const upload *u);
+/* Delete the stored file now (the handler calls this before it answers, so a
+ * client never sees a response while its upload still sits on disk). */
+void        upload_release_file(upload *u);
 void        upload_free(upload *u);
 
 #endif

@@ -130,6 +130,22 @@ static void t_containers(void)
     }
 }
 
+static void t_long_recording(void)
+{
+    /* 33 s: whisper.cpp has to slide past its first 30 s window */
+    char p[700];
+    snprintf(p, sizeof p, "%s/long.mp3", g_tmp);
+    const char *fields[] = { "model", "whisper", "response_format", "verbose_json", NULL };
+    struct resp r = transcribe(p, NULL, 0, "long.mp3", fields, false);
+    arena *a = arena_new(0);
+    const json *j = parse(a, &r.body);
+    CHECK(r.status == 200);
+    CHECK(num_at(j, "duration") > 32.9 && num_at(j, "duration") < 33.1);
+    CHECK(json_get(j, "segments") && json_get(j, "segments")->type == JSON_ARRAY);
+    arena_free(a);
+    resp_free(&r);
+}
+
 static void put_le32(unsigned char *p, unsigned v)
 {
     p[0] = (unsigned char)v;
@@ -319,6 +335,7 @@ int main(void)
     }
     run("formats", t_formats);
     run("containers", t_containers);
+    run("long_recording", t_long_recording);
     run("hostile_inputs", t_hostile_inputs);
     run("multipart_errors", t_multipart_errors);
     run("upload_cap", t_upload_cap);
