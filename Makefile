@@ -156,7 +156,7 @@ FUZZ_SECONDS ?= 60
 .PHONY: fuzz
 fuzz:
 	@mkdir -p build/fuzz/corpus_gguf
-	clang -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc -o build/fuzz/fuzz_gguf tests/fuzz/fuzz_gguf.c src/core/gguf.c src/core/buf.c
+	clang -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc -o build/fuzz/fuzz_gguf tests/fuzz/fuzz_gguf.c src/core/gguf.c src/core/binreader.c src/core/buf.c
 	build/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -artifact_prefix=build/fuzz/ build/fuzz/corpus_gguf tests/fuzz/seeds
 	@mkdir -p build/fuzz/corpus_request
 	clang -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc -o build/fuzz/fuzz_request tests/fuzz/fuzz_request.c src/http/genreq.c src/core/json.c src/core/arena.c src/core/buf.c src/core/utf8.c

@@ -13,6 +13,8 @@
  */
 #include "core/ggml_legacy.h"
 
+#include "core/binreader.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -23,7 +25,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define RD_WINDOW   (64u << 10)
 #define N_HPARAMS   11
 
 /* ---- ggml tensor types a whisper file may hold ------------------------------
@@ -72,117 +73,7 @@ static int ftype_wtype(int32_t ftype)
 
 /* ---- reader --------------------------------------------------------------- */
 
-typedef struct reader {
-    int            fd;          /* -1: reading the memory image mem */
-    const uint8_t *mem;
-    uint64_t       size;        /* bytes in the file or image */
-    uint64_t       pos;         /* next unread byte; pos <= size */
-    uint8_t       *win;         /* fd mode: a window on the file */
-    size_t         win_alloc;
-    uint64_t       win_off;
-    size_t         win_len;
-    char          *err;
-    size_t         errlen;
-    char           where[64];   /* what is being read, for messages */
-} reader;
-
-__attribute__((format(printf, 2, 3)))
-static int fail(reader *r, const char *fmt, ...)
-{
-    if (r->err && r->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(r->err, r->errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
-static uint64_t rd_left(const reader *r)
-{
-    return r->size - r->pos;
-}
-
-static int rd_need(reader *r, uint64_t n)
-{
-    if (n > rd_left(r))
-        return fail(r, "truncated: %s needs %" PRIu64 " bytes but only %" PRIu64
-                       " remain in the file", r->where, n, rd_left(r));
-    return 0;
-}
-
-/* fd mode: load the window with the bytes starting at pos. */
-static int rd_fill(reader *r)
-{
-    uint64_t want = rd_left(r) < r->win_alloc ? rd_left(r) : r->win_alloc;
-    size_t got = 0;
-
-    while (got < want) {
-        ssize_t k = pread(r->fd, r->win + got, want - got, (off_t)(r->pos + got));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return fail(r, "read error: %s", strerror(errno));
-        if (k == 0)
-            return fail(r, "file shrank while it was being read");
-        got += (size_t)k;
-    }
-    r->win_off = r->pos;
-    r->win_len = got;
-    return 0;
-}
-
-static int rd_bytes(reader *r, void *dst, size_t n)
-{
-    uint8_t *d = dst;
-
-    if (rd_need(r, n))
-        return -1;
-    if (r->fd < 0) {
-        if (n)
-            memcpy(d, r->mem + r->pos, n);
-        r->pos += n;
-        return 0;
-    }
-    while (n) {
-        if (r->pos < r->win_off || r->pos >= r->win_off + r->win_len)
-            if (rd_fill(r))
-                return -1;
-        size_t at = (size_t)(r->pos - r->win_off);
-        size_t k = r->win_len - at < n ? r->win_len - at : n;
-        memcpy(d, r->win + at, k);
-        d += k;
-        n -= k;
-        r->pos += k;
-    }
-    return 0;
-}
-
-static int rd_skip(reader *r, uint64_t n)
-{
-    if (rd_need(r, n))
-        return -1;
-    r->pos += n;
-    return 0;
-}
-
-static int rd_u32(reader *r, uint32_t *v)
-{
-    uint8_t b[4];
-    if (rd_bytes(r, b, sizeof b))
-        return -1;
-    *v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-    return 0;
-}
-
-static int rd_i32(reader *r, int32_t *v)
-{
-    uint32_t u;
-    if (rd_u32(r, &u))
-        return -1;
-    memcpy(v, &u, sizeof *v);     /* two's complement, no implementation-defined cast */
-    return 0;
-}
+typedef binreader reader;
 
 static void rd_where(reader *r, const char *fmt, uint64_t idx)
 {
@@ -194,7 +85,7 @@ static void rd_where(reader *r, const char *fmt, uint64_t idx)
 static int check_range(reader *r, const char *name, int32_t v, int32_t lo, int32_t hi)
 {
     if (v < lo || v > hi)
-        return fail(r, "hparams: %s = %" PRId32 " is outside [%" PRId32 ", %" PRId32 "]", name,
+        return br_fail(r, "hparams: %s = %" PRId32 " is outside [%" PRId32 ", %" PRId32 "]", name,
                     v, lo, hi);
     return 0;
 }
@@ -205,7 +96,7 @@ static int check_hparams(reader *r, whisper_file_info *w)
 
     rd_where(r, "the hparams", 0);
     for (int i = 0; i < N_HPARAMS; i++)
-        if (rd_i32(r, &h[i]))
+        if (br_i32(r, &h[i]))
             return -1;
     w->n_vocab = h[0];
     w->n_audio_ctx = h[1], w->n_audio_state = h[2], w->n_audio_head = h[3];
@@ -227,13 +118,13 @@ static int check_hparams(reader *r, whisper_file_info *w)
         check_range(r, "ftype", w->ftype, 0, 9999))
         return -1;
     if (w->n_audio_state % w->n_audio_head)
-        return fail(r, "hparams: n_audio_head %" PRId32 " does not divide n_audio_state %" PRId32,
+        return br_fail(r, "hparams: n_audio_head %" PRId32 " does not divide n_audio_state %" PRId32,
                     w->n_audio_head, w->n_audio_state);
     if (w->n_text_state % w->n_text_head)
-        return fail(r, "hparams: n_text_head %" PRId32 " does not divide n_text_state %" PRId32,
+        return br_fail(r, "hparams: n_text_head %" PRId32 " does not divide n_text_state %" PRId32,
                     w->n_text_head, w->n_text_state);
     if (ftype_wtype(w->ftype % 1000) < 0)
-        return fail(r, "hparams: unknown ftype %" PRId32, w->ftype);
+        return br_fail(r, "hparams: unknown ftype %" PRId32, w->ftype);
     return 0;
 }
 
@@ -242,39 +133,39 @@ static int check_mel_and_vocab(reader *r, whisper_file_info *w)
     int32_t n_mel, n_fft, n_words;
 
     rd_where(r, "the mel filter header", 0);
-    if (rd_i32(r, &n_mel) || rd_i32(r, &n_fft))
+    if (br_i32(r, &n_mel) || br_i32(r, &n_fft))
         return -1;
     if (n_mel != w->n_mels)
-        return fail(r, "mel filters: %" PRId32 " rows but n_mels is %" PRId32, n_mel, w->n_mels);
+        return br_fail(r, "mel filters: %" PRId32 " rows but n_mels is %" PRId32, n_mel, w->n_mels);
     if (n_fft < 1 || n_fft > HLEGACY_MAX_FFT)
-        return fail(r, "mel filters: row length %" PRId32 " is outside [1, %d]", n_fft,
+        return br_fail(r, "mel filters: row length %" PRId32 " is outside [1, %d]", n_fft,
                     HLEGACY_MAX_FFT);
     w->n_fft = n_fft;
     rd_where(r, "the mel filters", 0);
     /* both factors are bounded above, so the product cannot overflow */
-    if (rd_skip(r, (uint64_t)n_mel * (uint64_t)n_fft * 4u))
+    if (br_skip(r, (uint64_t)n_mel * (uint64_t)n_fft * 4u))
         return -1;
 
     rd_where(r, "the vocabulary size", 0);
-    if (rd_i32(r, &n_words))
+    if (br_i32(r, &n_words))
         return -1;
     if (n_words < 0 || n_words > HLEGACY_MAX_VOCAB)
-        return fail(r, "vocabulary: %" PRId32 " entries is outside [0, %d]", n_words,
+        return br_fail(r, "vocabulary: %" PRId32 " entries is outside [0, %d]", n_words,
                     HLEGACY_MAX_VOCAB);
     /* each entry takes at least its 4-byte length */
-    if ((uint64_t)n_words > rd_left(r) / 4u)
-        return fail(r, "truncated: the vocabulary claims %" PRId32 " entries but only %" PRIu64
-                       " bytes remain", n_words, rd_left(r));
+    if ((uint64_t)n_words > br_left(r) / 4u)
+        return br_fail(r, "truncated: the vocabulary claims %" PRId32 " entries but only %" PRIu64
+                       " bytes remain", n_words, br_left(r));
     w->n_vocab_file = n_words;
     for (int32_t i = 0; i < n_words; i++) {
         uint32_t len;
         rd_where(r, "vocabulary entry %" PRIu64, (uint64_t)i);
-        if (rd_u32(r, &len))
+        if (br_u32(r, &len))
             return -1;
         if (len > HLEGACY_MAX_TOKEN_LEN)
-            return fail(r, "vocabulary entry %" PRId32 " is %" PRIu32 " bytes (limit %d)", i,
+            return br_fail(r, "vocabulary entry %" PRId32 " is %" PRIu32 " bytes (limit %d)", i,
                         len, HLEGACY_MAX_TOKEN_LEN);
-        if (rd_skip(r, len))
+        if (br_skip(r, len))
             return -1;
     }
     return 0;
@@ -287,42 +178,42 @@ static int check_tensor(reader *r, uint64_t idx, uint64_t *bytes)
     char name[HLEGACY_MAX_NAME_LEN + 1];
 
     rd_where(r, "tensor record %" PRIu64, idx);
-    if (rd_i32(r, &n_dims) || rd_i32(r, &name_len) || rd_i32(r, &ttype))
+    if (br_i32(r, &n_dims) || br_i32(r, &name_len) || br_i32(r, &ttype))
         return -1;
     if (n_dims < 1 || n_dims > HLEGACY_MAX_DIMS)
-        return fail(r, "tensor %" PRIu64 ": %" PRId32 " dimensions (must be 1..%d)", idx, n_dims,
+        return br_fail(r, "tensor %" PRIu64 ": %" PRId32 " dimensions (must be 1..%d)", idx, n_dims,
                     HLEGACY_MAX_DIMS);
     if (name_len < 1 || name_len > HLEGACY_MAX_NAME_LEN)
-        return fail(r, "tensor %" PRIu64 ": name length %" PRId32 " (must be 1..%d)", idx,
+        return br_fail(r, "tensor %" PRIu64 ": name length %" PRId32 " (must be 1..%d)", idx,
                     name_len, HLEGACY_MAX_NAME_LEN);
     const struct type_desc *td = type_find(ttype);
     if (!td)
-        return fail(r, "tensor %" PRIu64 ": unknown or unsupported type %" PRId32, idx, ttype);
+        return br_fail(r, "tensor %" PRIu64 ": unknown or unsupported type %" PRId32, idx, ttype);
     /* whisper.cpp multiplies the dims as int32: keep the count inside one */
     int64_t nelem = 1;
     for (int32_t d = 0; d < n_dims; d++) {
-        if (rd_i32(r, &ne[d]))
+        if (br_i32(r, &ne[d]))
             return -1;
         if (ne[d] < 1)
-            return fail(r, "tensor %" PRIu64 ": dimension %" PRId32 " is %" PRId32, idx, d, ne[d]);
+            return br_fail(r, "tensor %" PRIu64 ": dimension %" PRId32 " is %" PRId32, idx, d, ne[d]);
         nelem *= ne[d];                 /* both <= INT32_MAX: fits int64 */
         if (nelem > INT32_MAX)
-            return fail(r, "tensor %" PRIu64 ": more than 2^31-1 elements", idx);
+            return br_fail(r, "tensor %" PRIu64 ": more than 2^31-1 elements", idx);
     }
-    if (rd_bytes(r, name, (size_t)name_len))
+    if (br_bytes(r, name, (size_t)name_len))
         return -1;
     name[name_len] = '\0';
     if (memchr(name, '\0', (size_t)name_len))
-        return fail(r, "tensor %" PRIu64 ": the name contains a NUL byte", idx);
+        return br_fail(r, "tensor %" PRIu64 ": the name contains a NUL byte", idx);
     if (ne[0] % td->blck)
-        return fail(r, "tensor %" PRIu64 ": ne0 %" PRId32 " is not a multiple of its type's "
+        return br_fail(r, "tensor %" PRIu64 ": ne0 %" PRId32 " is not a multiple of its type's "
                        "block size %u", idx, ne[0], td->blck);
     uint64_t sz = (uint64_t)nelem / td->blck * td->size;     /* < 2^31 * 292 */
     rd_where(r, "tensor %" PRIu64 " data", idx);
-    if (rd_skip(r, sz))
+    if (br_skip(r, sz))
         return -1;
     if (__builtin_add_overflow(*bytes, sz, bytes))
-        return fail(r, "tensor bytes overflow");
+        return br_fail(r, "tensor bytes overflow");
     return 0;
 }
 
@@ -360,17 +251,17 @@ static int parse(reader *r, whisper_file_info *w)
     uint32_t magic;
 
     rd_where(r, "the magic", 0);
-    if (rd_u32(r, &magic))
+    if (br_u32(r, &magic))
         return -1;
     if (magic != HLEGACY_MAGIC)
-        return fail(r, "not a whisper (legacy ggml) model: bad magic 0x%08" PRIx32, magic);
+        return br_fail(r, "not a whisper (legacy ggml) model: bad magic 0x%08" PRIx32, magic);
     if (check_hparams(r, w) || check_mel_and_vocab(r, w))
         return -1;
     w->header_bytes = r->pos;
     /* whisper.cpp reads tensor records until end of file */
-    while (rd_left(r) > 0) {
+    while (br_left(r) > 0) {
         if (w->n_tensors >= HLEGACY_MAX_TENSORS)
-            return fail(r, "more than %d tensors", HLEGACY_MAX_TENSORS);
+            return br_fail(r, "more than %d tensors", HLEGACY_MAX_TENSORS);
         if (check_tensor(r, w->n_tensors, &w->tensor_bytes))
             return -1;
         w->n_tensors++;
@@ -401,7 +292,7 @@ int ggml_legacy_check_buffer(const void *data, size_t len, whisper_file_info *ou
     if (err && errlen)
         err[0] = '\0';
     if (!data && len)
-        rc = fail(&r, "no data");
+        rc = br_fail(&r, "no data");
     else
         rc = parse(&r, &w);
     return finish(rc, &w, out);
@@ -426,19 +317,19 @@ static const char *file_kind(mode_t m)
 static int open_regular(reader *r, const char *path, struct stat *st)
 {
     if (!path || !*path)
-        return fail(r, "no path given");
+        return br_fail(r, "no path given");
     /* look before opening: opening a FIFO or a device can block or act */
     if (stat(path, st) != 0)
-        return fail(r, "cannot stat: %s", strerror(errno));
+        return br_fail(r, "cannot stat: %s", strerror(errno));
     if (!S_ISREG(st->st_mode))
-        return fail(r, "not a regular file: it is %s", file_kind(st->st_mode));
+        return br_fail(r, "not a regular file: it is %s", file_kind(st->st_mode));
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
-        return fail(r, "cannot open: %s", strerror(errno));
+        return br_fail(r, "cannot open: %s", strerror(errno));
     /* the path may have been swapped since stat(); trust only the fd */
     if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
         close(fd);
-        return fail(r, "not a regular file (it changed while being opened)");
+        return br_fail(r, "not a regular file (it changed while being opened)");
     }
     return fd;
 }
@@ -456,17 +347,15 @@ int ggml_legacy_check_file(const char *path, whisper_file_info *out, char *err, 
     if (r.fd < 0)
         goto out;
     r.size = (uint64_t)st.st_size;
-    r.win_alloc = r.size < RD_WINDOW ? (size_t)r.size : RD_WINDOW;
-    r.win = malloc(r.win_alloc ? r.win_alloc : 1);
-    if (!r.win) {
-        fail(&r, "out of memory");
+    if (br_window(&r) < 0) {
+        br_fail(&r, "out of memory");
         goto out;
     }
     rc = parse(&r, &w);
 out:
     if (r.fd >= 0)
         close(r.fd);
-    free(r.win);
+    br_release(&r);
     return finish(rc, &w, out);
 }
 

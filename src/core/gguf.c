@@ -23,6 +23,8 @@
  */
 #include "core/gguf.h"
 
+#include "core/binreader.h"
+
 #include "core/buf.h"
 
 #include <errno.h>
@@ -36,7 +38,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define RD_WINDOW   (64u << 10)
 #define HEADER_SIZE 24u         /* magic + version + n_tensors + n_kv */
 #define MIN_KV      13u         /* u64 key length + u32 type + 1-byte value */
 #define MIN_TENSOR  32u         /* name length + n_dims + one ne + type + offset */
@@ -107,103 +108,7 @@ static const struct ggml_type_desc *ggml_type_find(uint32_t t)
 
 /* ---- reader --------------------------------------------------------------- */
 
-typedef struct reader {
-    int            fd;          /* -1: reading the memory image mem */
-    const uint8_t *mem;
-    uint64_t       size;        /* bytes in the file or image */
-    uint64_t       pos;         /* next unread byte; pos <= size, pos <= cap */
-    uint8_t       *win;         /* fd mode: a window on the file */
-    size_t         win_alloc;
-    uint64_t       win_off;
-    size_t         win_len;
-    char          *err;
-    size_t         errlen;
-    char           where[112];  /* what is being read, for messages */
-} reader;
-
-__attribute__((format(printf, 2, 3)))
-static int fail(reader *r, const char *fmt, ...)
-{
-    if (r->err && r->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(r->err, r->errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
-static uint64_t rd_left(const reader *r)
-{
-    return r->size - r->pos;
-}
-
-/* May n more bytes be consumed? Refuses reads past the file or the cap. */
-static int rd_need(reader *r, uint64_t n)
-{
-    if (n > rd_left(r))
-        return fail(r, "truncated: %s needs %" PRIu64 " bytes but only %" PRIu64
-                       " remain in the file", r->where, n, rd_left(r));
-    if (n > HGGUF_MAX_HEADER_BYTES - r->pos)
-        return fail(r, "header larger than the %u MiB limit (while reading %s)",
-                    HGGUF_MAX_HEADER_BYTES >> 20, r->where);
-    return 0;
-}
-
-/* fd mode: load the window with the bytes starting at pos. */
-static int rd_fill(reader *r)
-{
-    uint64_t want = rd_left(r) < r->win_alloc ? rd_left(r) : r->win_alloc;
-    size_t got = 0;
-
-    while (got < want) {
-        ssize_t k = pread(r->fd, r->win + got, want - got, (off_t)(r->pos + got));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return fail(r, "read error: %s", strerror(errno));
-        if (k == 0)
-            return fail(r, "file shrank while it was being read");
-        got += (size_t)k;
-    }
-    r->win_off = r->pos;
-    r->win_len = got;
-    return 0;
-}
-
-static int rd_bytes(reader *r, void *dst, size_t n)
-{
-    uint8_t *d = dst;
-
-    if (rd_need(r, n))
-        return -1;
-    if (r->fd < 0) {
-        if (n)
-            memcpy(d, r->mem + r->pos, n);
-        r->pos += n;
-        return 0;
-    }
-    while (n) {
-        if (r->pos < r->win_off || r->pos >= r->win_off + r->win_len)
-            if (rd_fill(r))
-                return -1;
-        size_t at = (size_t)(r->pos - r->win_off);
-        size_t k = r->win_len - at < n ? r->win_len - at : n;
-        memcpy(d, r->win + at, k);
-        d += k;
-        n -= k;
-        r->pos += k;
-    }
-    return 0;
-}
-
-static int rd_skip(reader *r, uint64_t n)
-{
-    if (rd_need(r, n))
-        return -1;
-    r->pos += n;
-    return 0;
-}
+typedef binreader reader;
 
 static uint64_t le(const uint8_t *b, unsigned n)
 {
@@ -211,24 +116,6 @@ static uint64_t le(const uint8_t *b, unsigned n)
     for (unsigned i = n; i-- > 0;)
         v = v << 8 | b[i];
     return v;
-}
-
-static int rd_u32(reader *r, uint32_t *v)
-{
-    uint8_t b[4];
-    if (rd_bytes(r, b, sizeof b))
-        return -1;
-    *v = (uint32_t)le(b, 4);
-    return 0;
-}
-
-static int rd_u64(reader *r, uint64_t *v)
-{
-    uint8_t b[8];
-    if (rd_bytes(r, b, sizeof b))
-        return -1;
-    *v = le(b, 8);
-    return 0;
 }
 
 /* where = "<kind> <idx> '<name>'", the name made printable and shortened. */
@@ -361,6 +248,7 @@ static void parser_init(parser *p, char *err, size_t errlen)
 {
     memset(p, 0, sizeof *p);
     p->r.fd = -1;
+    p->r.cap = HGGUF_MAX_HEADER_BYTES;
     p->r.err = err;
     p->r.errlen = errlen;
     snprintf(p->r.where, sizeof p->r.where, "the header");
@@ -374,7 +262,7 @@ static void parser_free(parser *p)
     ns_free(&p->tnames);
     free(p->scratch);
     free(p->spans);
-    free(p->r.win);
+    br_release(&p->r);
 }
 
 static int parse_header(parser *p)
@@ -385,31 +273,31 @@ static int parse_header(parser *p)
     uint64_t nt, nkv;
 
     if (r->size < HEADER_SIZE)
-        return fail(r, "file is %" PRIu64 " bytes, too small for a GGUF header (%u)",
+        return br_fail(r, "file is %" PRIu64 " bytes, too small for a GGUF header (%u)",
                     r->size, HEADER_SIZE);
-    if (rd_bytes(r, magic, 4) || rd_u32(r, &version) || rd_u64(r, &nt) || rd_u64(r, &nkv))
+    if (br_bytes(r, magic, 4) || br_u32(r, &version) || br_u64(r, &nt) || br_u64(r, &nkv))
         return -1;
     if (memcmp(magic, "GGUF", 4) != 0)
-        return fail(r, "bad magic: not a GGUF file");
+        return br_fail(r, "bad magic: not a GGUF file");
     if (version != 2 && version != 3)
-        return fail(r, "unsupported GGUF version %" PRIu32 " (only 2 and 3 are accepted%s)",
+        return br_fail(r, "unsupported GGUF version %" PRIu32 " (only 2 and 3 are accepted%s)",
                     version, version && !(version & 0xffff) ? "; big-endian file?" : "");
     if (nt > HGGUF_MAX_TENSORS)
-        return fail(r, "n_tensors %" PRIu64 " exceeds the limit of %u", nt, HGGUF_MAX_TENSORS);
+        return br_fail(r, "n_tensors %" PRIu64 " exceeds the limit of %u", nt, HGGUF_MAX_TENSORS);
     if (nkv > HGGUF_MAX_KV)
-        return fail(r, "n_kv %" PRIu64 " exceeds the limit of %u", nkv, HGGUF_MAX_KV);
+        return br_fail(r, "n_kv %" PRIu64 " exceeds the limit of %u", nkv, HGGUF_MAX_KV);
     /* Both are <= 2^16, so this cannot overflow. */
-    if (nkv * MIN_KV + nt * MIN_TENSOR > rd_left(r))
-        return fail(r, "%" PRIu64 " keys and %" PRIu64 " tensors cannot fit in the %" PRIu64
-                       " bytes after the header", nkv, nt, rd_left(r));
+    if (nkv * MIN_KV + nt * MIN_TENSOR > br_left(r))
+        return br_fail(r, "%" PRIu64 " keys and %" PRIu64 " tensors cannot fit in the %" PRIu64
+                       " bytes after the header", nkv, nt, br_left(r));
     p->info.version = version;
     p->info.n_tensors = nt;
     p->info.n_kv = nkv;
     if (ns_init(&p->keys, (uint32_t)nkv) || ns_init(&p->tnames, (uint32_t)nt))
-        return fail(r, "out of memory");
+        return br_fail(r, "out of memory");
     p->spans = calloc(nt ? nt : 1, sizeof *p->spans);
     if (!p->spans)
-        return fail(r, "out of memory");
+        return br_fail(r, "out of memory");
     return 0;
 }
 
@@ -418,12 +306,12 @@ static int skip_string(parser *p)
     reader *r = &p->r;
     uint64_t len;
 
-    if (rd_u64(r, &len))
+    if (br_u64(r, &len))
         return -1;
-    if (len > rd_left(r))
-        return fail(r, "%s: string length %" PRIu64 " exceeds the %" PRIu64
-                       " bytes left in the file", r->where, len, rd_left(r));
-    return rd_skip(r, len);
+    if (len > br_left(r))
+        return br_fail(r, "%s: string length %" PRIu64 " exceeds the %" PRIu64
+                       " bytes left in the file", r->where, len, br_left(r));
+    return br_skip(r, len);
 }
 
 /* A fixed-size scalar; integers are remembered in e when e is not NULL. */
@@ -432,7 +320,7 @@ static int read_scalar(parser *p, uint32_t type, entry *e)
     uint8_t b[8];
     unsigned n = gt_size[type];
 
-    if (rd_bytes(&p->r, b, n))
+    if (br_bytes(&p->r, b, n))
         return -1;
     if (e && gt_is_int(type)) {
         uint64_t v = le(b, n);
@@ -450,23 +338,23 @@ static int read_array(parser *p, unsigned depth, entry *e)
     uint32_t et;
     uint64_t n, min;
 
-    if (rd_u32(r, &et) || rd_u64(r, &n))
+    if (br_u32(r, &et) || br_u64(r, &n))
         return -1;
     if (et >= GT_COUNT)
-        return fail(r, "%s: array element type %" PRIu32 " is not a GGUF type", r->where, et);
+        return br_fail(r, "%s: array element type %" PRIu32 " is not a GGUF type", r->where, et);
     if (et == GT_ARRAY && depth >= HGGUF_MAX_ARRAY_DEPTH)
-        return fail(r, "%s: arrays nested deeper than %u levels", r->where,
+        return br_fail(r, "%s: arrays nested deeper than %u levels", r->where,
                     HGGUF_MAX_ARRAY_DEPTH);
     if (e) {
         e->elem_type = et;
         e->ival = n;
     }
     min = gt_size[et] ? gt_size[et] : et == GT_STRING ? MIN_STRING : MIN_ARRAY;
-    if (n > rd_left(r) / min)
-        return fail(r, "%s: array of %" PRIu64 " %s elements cannot fit in the %" PRIu64
-                       " bytes left in the file", r->where, n, gt_name[et], rd_left(r));
+    if (n > br_left(r) / min)
+        return br_fail(r, "%s: array of %" PRIu64 " %s elements cannot fit in the %" PRIu64
+                       " bytes left in the file", r->where, n, gt_name[et], br_left(r));
     if (gt_size[et])
-        return rd_skip(r, n * gt_size[et]);     /* n * size <= left: no overflow */
+        return br_skip(r, n * gt_size[et]);     /* n * size <= left: no overflow */
     for (uint64_t i = 0; i < n; i++)
         if (et == GT_STRING ? skip_string(p) : read_array(p, depth + 1, NULL))
             return -1;
@@ -476,7 +364,7 @@ static int read_array(parser *p, unsigned depth, entry *e)
 static int read_value(parser *p, uint32_t type, entry *e)
 {
     if (type >= GT_COUNT)
-        return fail(&p->r, "%s: value type %" PRIu32 " is not a GGUF type", p->r.where, type);
+        return br_fail(&p->r, "%s: value type %" PRIu32 " is not a GGUF type", p->r.where, type);
     if (type == GT_STRING)
         return skip_string(p);
     if (type == GT_ARRAY)
@@ -490,19 +378,19 @@ static int read_arch(parser *p)
     reader *r = &p->r;
     uint64_t len;
 
-    if (rd_u64(r, &len))
+    if (br_u64(r, &len))
         return -1;
-    if (len > rd_left(r))
-        return fail(r, "%s: string length %" PRIu64 " exceeds the %" PRIu64
-                       " bytes left in the file", r->where, len, rd_left(r));
+    if (len > br_left(r))
+        return br_fail(r, "%s: string length %" PRIu64 " exceeds the %" PRIu64
+                       " bytes left in the file", r->where, len, br_left(r));
     if (len >= sizeof p->info.arch)
-        return fail(r, "general.architecture is %" PRIu64 " bytes (limit %zu)", len,
+        return br_fail(r, "general.architecture is %" PRIu64 " bytes (limit %zu)", len,
                     sizeof p->info.arch - 1);
-    if (rd_bytes(r, p->info.arch, (size_t)len))
+    if (br_bytes(r, p->info.arch, (size_t)len))
         return -1;
     p->info.arch[len] = '\0';
     if (strlen(p->info.arch) != len)
-        return fail(r, "general.architecture contains a NUL byte");
+        return br_fail(r, "general.architecture contains a NUL byte");
     return 0;
 }
 
@@ -513,29 +401,29 @@ static int read_key(parser *p, uint64_t i, entry **e)
     int rc;
 
     snprintf(r->where, sizeof r->where, "key %" PRIu64, i);
-    if (rd_u64(r, &len))
+    if (br_u64(r, &len))
         return -1;
-    if (len > rd_left(r))
-        return fail(r, "key %" PRIu64 ": length %" PRIu64 " exceeds the %" PRIu64
-                       " bytes left in the file", i, len, rd_left(r));
+    if (len > br_left(r))
+        return br_fail(r, "key %" PRIu64 ": length %" PRIu64 " exceeds the %" PRIu64
+                       " bytes left in the file", i, len, br_left(r));
     if (len > HGGUF_MAX_KEY_LEN)
-        return fail(r, "key %" PRIu64 ": length %" PRIu64 " exceeds the %u MiB key limit",
+        return br_fail(r, "key %" PRIu64 ": length %" PRIu64 " exceeds the %u MiB key limit",
                     i, len, HGGUF_MAX_KEY_LEN >> 20);
     if (len > p->scratch_alloc) {
         uint8_t *s = realloc(p->scratch, (size_t)len);
         if (!s)
-            return fail(r, "out of memory");
+            return br_fail(r, "out of memory");
         p->scratch = s;
         p->scratch_alloc = (size_t)len;
     }
-    if (rd_bytes(r, p->scratch, (size_t)len))
+    if (br_bytes(r, p->scratch, (size_t)len))
         return -1;
     rd_where(r, "key", i, p->scratch, (size_t)len);
     rc = ns_add(&p->keys, p->scratch, (size_t)len, e);
     if (rc > 0)
-        return fail(r, "duplicate %s", r->where);
+        return br_fail(r, "duplicate %s", r->where);
     if (rc < 0)
-        return fail(r, "out of memory");
+        return br_fail(r, "out of memory");
     return 0;
 }
 
@@ -543,7 +431,7 @@ static int parse_kvs(parser *p)
 {
     for (uint64_t i = 0; i < p->info.n_kv; i++) {
         entry *e;
-        if (read_key(p, i, &e) || rd_u32(&p->r, &e->type))
+        if (read_key(p, i, &e) || br_u32(&p->r, &e->type))
             return -1;
         bool is_arch = e->len == 20 &&
                        memcmp(p->keys.names.data + e->off, "general.architecture", 20) == 0;
@@ -566,14 +454,14 @@ static int check_alignment(parser *p)
     if (!e)
         return 0;
     if (e->type != GT_U32)
-        return fail(r, "general.alignment has type %s, expected u32",
+        return br_fail(r, "general.alignment has type %s, expected u32",
                     e->type < GT_COUNT ? gt_name[e->type] : "?");
     if (e->ival == 0)
-        return fail(r, "general.alignment is 0");
+        return br_fail(r, "general.alignment is 0");
     if (e->ival & (e->ival - 1))
-        return fail(r, "general.alignment %" PRIu64 " is not a power of two", e->ival);
+        return br_fail(r, "general.alignment %" PRIu64 " is not a power of two", e->ival);
     if (e->ival > HGGUF_MAX_ALIGNMENT)
-        return fail(r, "general.alignment %" PRIu64 " exceeds %u", e->ival, HGGUF_MAX_ALIGNMENT);
+        return br_fail(r, "general.alignment %" PRIu64 " exceeds %u", e->ival, HGGUF_MAX_ALIGNMENT);
     p->info.alignment = (uint32_t)e->ival;
     return 0;
 }
@@ -618,34 +506,34 @@ static int read_shape(parser *p, uint64_t *size)
     uint64_t ne[HGGUF_MAX_DIMS] = { 1, 1, 1, 1 }, nelem = 1, bytes;
     const struct ggml_type_desc *t;
 
-    if (rd_u32(r, &n_dims))
+    if (br_u32(r, &n_dims))
         return -1;
     if (n_dims < 1 || n_dims > HGGUF_MAX_DIMS)
-        return fail(r, "%s: %" PRIu32 " dimensions (must be 1 to %u)", r->where, n_dims,
+        return br_fail(r, "%s: %" PRIu32 " dimensions (must be 1 to %u)", r->where, n_dims,
                     HGGUF_MAX_DIMS);
     for (uint32_t d = 0; d < n_dims; d++) {
-        if (rd_u64(r, &ne[d]))
+        if (br_u64(r, &ne[d]))
             return -1;
         if (ne[d] == 0)
-            return fail(r, "%s: dimension %" PRIu32 " is 0", r->where, d);
+            return br_fail(r, "%s: dimension %" PRIu32 " is 0", r->where, d);
         if (ne[d] > INT64_MAX)
-            return fail(r, "%s: dimension %" PRIu32 " is %" PRIu64 ", beyond INT64_MAX",
+            return br_fail(r, "%s: dimension %" PRIu32 " is %" PRIu64 ", beyond INT64_MAX",
                         r->where, d, ne[d]);
         if (__builtin_mul_overflow(nelem, ne[d], &nelem) || nelem > INT64_MAX)
-            return fail(r, "%s: element count overflows", r->where);
+            return br_fail(r, "%s: element count overflows", r->where);
     }
-    if (rd_u32(r, &type))
+    if (br_u32(r, &type))
         return -1;
     t = ggml_type_find(type);
     if (!t)
-        return fail(r, "%s: unknown ggml type %" PRIu32, r->where, type);
+        return br_fail(r, "%s: unknown ggml type %" PRIu32, r->where, type);
     if (ne[0] % t->blck)
-        return fail(r, "%s: ne0 %" PRIu64 " is not a multiple of the %s block size %u",
+        return br_fail(r, "%s: ne0 %" PRIu64 " is not a multiple of the %s block size %u",
                     r->where, ne[0], t->name, t->blck);
     bytes = ne[0] / t->blck;
     for (unsigned d = 1; d <= HGGUF_MAX_DIMS; d++)
         if (__builtin_mul_overflow(bytes, d == 1 ? (uint64_t)t->size : ne[d - 1], &bytes))
-            return fail(r, "%s: byte size overflows", r->where);
+            return br_fail(r, "%s: byte size overflows", r->where);
     *size = bytes;
     return 0;
 }
@@ -661,23 +549,23 @@ static int parse_tensor_infos(parser *p)
         int rc;
 
         snprintf(r->where, sizeof r->where, "tensor %" PRIu64, i);
-        if (rd_u64(r, &len))
+        if (br_u64(r, &len))
             return -1;
-        if (len > rd_left(r))
-            return fail(r, "tensor %" PRIu64 ": name length %" PRIu64 " exceeds the %" PRIu64
-                           " bytes left in the file", i, len, rd_left(r));
+        if (len > br_left(r))
+            return br_fail(r, "tensor %" PRIu64 ": name length %" PRIu64 " exceeds the %" PRIu64
+                           " bytes left in the file", i, len, br_left(r));
         if (len > HGGUF_MAX_NAME_LEN)
-            return fail(r, "tensor %" PRIu64 ": name is %" PRIu64 " bytes (limit %u)", i, len,
+            return br_fail(r, "tensor %" PRIu64 ": name is %" PRIu64 " bytes (limit %u)", i, len,
                         HGGUF_MAX_NAME_LEN);
-        if (rd_bytes(r, name, (size_t)len))
+        if (br_bytes(r, name, (size_t)len))
             return -1;
         rd_where(r, "tensor", i, name, (size_t)len);
         rc = ns_add(&p->tnames, name, (size_t)len, &e);
         if (rc > 0)
-            return fail(r, "duplicate tensor name: %s", r->where);
+            return br_fail(r, "duplicate tensor name: %s", r->where);
         if (rc < 0)
-            return fail(r, "out of memory");
-        if (read_shape(p, &p->spans[i].size) || rd_u64(r, &p->spans[i].offset))
+            return br_fail(r, "out of memory");
+        if (read_shape(p, &p->spans[i].size) || br_u64(r, &p->spans[i].offset))
             return -1;
     }
     return 0;
@@ -694,7 +582,7 @@ static int check_data(parser *p)
     start = (header_end + align - 1) / align * align;
     in->data_offset = in->n_tensors ? start : header_end;
     if (in->n_tensors && start > r->size)
-        return fail(r, "tensor data would start at byte %" PRIu64 ", past the end of the"
+        return br_fail(r, "tensor data would start at byte %" PRIu64 ", past the end of the"
                        " file (%" PRIu64 " bytes)", start, r->size);
     for (uint64_t i = 0; i < in->n_tensors; i++) {
         const span *s = &p->spans[i];
@@ -703,25 +591,25 @@ static int check_data(parser *p)
 
         rd_where(r, "tensor", i, e->len ? p->tnames.names.data + e->off : "", e->len);
         if (s->offset % align)
-            return fail(r, "%s: offset %" PRIu64 " is not a multiple of the alignment %" PRIu64,
+            return br_fail(r, "%s: offset %" PRIu64 " is not a multiple of the alignment %" PRIu64,
                         r->where, s->offset, align);
         if (__builtin_add_overflow(start, s->offset, &at) ||
             __builtin_add_overflow(at, s->size, &end))
-            return fail(r, "%s: offset %" PRIu64 " + size %" PRIu64 " overflows", r->where,
+            return br_fail(r, "%s: offset %" PRIu64 " + size %" PRIu64 " overflows", r->where,
                         s->offset, s->size);
         if (end > r->size)
-            return fail(r, "%s: data ends at byte %" PRIu64 ", past the end of the file"
+            return br_fail(r, "%s: data ends at byte %" PRIu64 ", past the end of the file"
                            " (%" PRIu64 " bytes)", r->where, end, r->size);
         /* each size <= file size, but 65536 of them could still wrap */
         if (__builtin_add_overflow(in->tensor_bytes, s->size, &in->tensor_bytes))
-            return fail(r, "total tensor size overflows");
+            return br_fail(r, "total tensor size overflows");
         if (s->size > in->largest_tensor_bytes)
             in->largest_tensor_bytes = s->size;
     }
     /* Real files pack tensors without overlap; more bytes than the data
      * section holds means overlapping tensors inflating the memory estimate. */
     if (in->n_tensors && in->tensor_bytes > r->size - start)
-        return fail(r, "tensors overlap: %" PRIu64 " bytes of tensor data in a %" PRIu64
+        return br_fail(r, "tensors overlap: %" PRIu64 " bytes of tensor data in a %" PRIu64
                        "-byte data section", in->tensor_bytes, r->size - start);
     return 0;
 }
@@ -775,7 +663,7 @@ int gguf_check_buffer(const void *data, size_t len, gguf_info *out, char *err,
     p.r.mem = data;
     p.r.size = len;
     if (!data && len)
-        return finish(&p, fail(&p.r, "no data"), out);
+        return finish(&p, br_fail(&p.r, "no data"), out);
     return finish(&p, parse(&p), out);
 }
 
@@ -787,38 +675,36 @@ int gguf_check_file(const char *path, gguf_info *out, char *err, size_t errlen)
 
     parser_init(&p, err, errlen);
     if (!path || !*path) {
-        fail(&p.r, "no path given");
+        br_fail(&p.r, "no path given");
         goto out;
     }
     /* Look before opening: opening a FIFO or a device can block or act. */
     if (stat(path, &st) != 0) {
-        fail(&p.r, "cannot stat: %s", strerror(errno));
+        br_fail(&p.r, "cannot stat: %s", strerror(errno));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        fail(&p.r, "not a regular file: it is %s", file_kind(st.st_mode));
+        br_fail(&p.r, "not a regular file: it is %s", file_kind(st.st_mode));
         goto out;
     }
     fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        fail(&p.r, "cannot open: %s", strerror(errno));
+        br_fail(&p.r, "cannot open: %s", strerror(errno));
         goto out;
     }
     /* The path may have been swapped since stat(); trust only the fd. */
     if (fstat(fd, &st) != 0) {
-        fail(&p.r, "cannot stat: %s", strerror(errno));
+        br_fail(&p.r, "cannot stat: %s", strerror(errno));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        fail(&p.r, "not a regular file: it is %s", file_kind(st.st_mode));
+        br_fail(&p.r, "not a regular file: it is %s", file_kind(st.st_mode));
         goto out;
     }
     p.r.fd = fd;
     p.r.size = (uint64_t)st.st_size;
-    p.r.win_alloc = p.r.size < RD_WINDOW ? (size_t)p.r.size : RD_WINDOW;
-    p.r.win = malloc(p.r.win_alloc ? p.r.win_alloc : 1);
-    if (!p.r.win) {
-        fail(&p.r, "out of memory");
+    if (br_window(&p.r) < 0) {
+        br_fail(&p.r, "out of memory");
         goto out;
     }
     rc = parse(&p);
