@@ -4,6 +4,8 @@
 #include "core/binreader.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -135,8 +137,53 @@ int br_window(binreader *r)
     return r->win ? 0 : -1;
 }
 
+static const char *file_kind(mode_t m)
+{
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISFIFO(m))
+        return "a FIFO";
+    if (S_ISCHR(m))
+        return "a character device";
+    if (S_ISBLK(m))
+        return "a block device";
+    if (S_ISSOCK(m))
+        return "a socket";
+    return "not a regular file";
+}
+
+int br_open_file(binreader *r, const char *path)
+{
+    struct stat st;
+    r->fd = -1;
+    if (!path || !*path)
+        return br_fail(r, "no path given");
+    /* look before opening: opening a FIFO or a device can block or act */
+    if (stat(path, &st) != 0)
+        return br_fail(r, "cannot stat: %s", strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return br_fail(r, "not a regular file: it is %s", file_kind(st.st_mode));
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return br_fail(r, "cannot open: %s", strerror(errno));
+    /* the path may have been swapped since stat(): trust only the fd */
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return br_fail(r, "not a regular file (it changed while being opened)");
+    }
+    r->fd = fd;
+    r->size = (uint64_t)st.st_size;
+    r->pos = 0;
+    if (br_window(r) < 0)
+        return br_fail(r, "out of memory");
+    return 0;
+}
+
 void br_release(binreader *r)
 {
     free(r->win);
     r->win = NULL;
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
 }

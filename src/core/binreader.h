@@ -47,6 +47,12 @@ int      br_i32(binreader *r, int32_t *v);
 int      br_u64(binreader *r, uint64_t *v);
 /* fd mode: allocate the window for a file of r->size bytes; -1 on ENOMEM. */
 int      br_window(binreader *r);
+/* Open path for reading if, and only if, it is a regular file (a FIFO or a
+ * device is refused before it is opened, and checked again on the fd), and
+ * set up fd mode with its window. The reader then owns the fd. 0, or -1 with
+ * a reason. */
+int      br_open_file(binreader *r, const char *path);
+/* Frees the window and closes a file br_open_file opened. */
 void     br_release(binreader *r);
 
 #endif

@@ -298,63 +298,16 @@ int ggml_legacy_check_buffer(const void *data, size_t len, whisper_file_info *ou
     return finish(rc, &w, out);
 }
 
-static const char *file_kind(mode_t m)
-{
-    if (S_ISDIR(m))
-        return "a directory";
-    if (S_ISFIFO(m))
-        return "a FIFO";
-    if (S_ISCHR(m))
-        return "a character device";
-    if (S_ISBLK(m))
-        return "a block device";
-    if (S_ISSOCK(m))
-        return "a socket";
-    return "not a regular file";
-}
-
-/* Open path read-only if it is a regular file; -1 with a reason otherwise. */
-static int open_regular(reader *r, const char *path, struct stat *st)
-{
-    if (!path || !*path)
-        return br_fail(r, "no path given");
-    /* look before opening: opening a FIFO or a device can block or act */
-    if (stat(path, st) != 0)
-        return br_fail(r, "cannot stat: %s", strerror(errno));
-    if (!S_ISREG(st->st_mode))
-        return br_fail(r, "not a regular file: it is %s", file_kind(st->st_mode));
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return br_fail(r, "cannot open: %s", strerror(errno));
-    /* the path may have been swapped since stat(); trust only the fd */
-    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
-        close(fd);
-        return br_fail(r, "not a regular file (it changed while being opened)");
-    }
-    return fd;
-}
-
 int ggml_legacy_check_file(const char *path, whisper_file_info *out, char *err, size_t errlen)
 {
     reader r = { .fd = -1, .err = err, .errlen = errlen };
     whisper_file_info w = { 0 };
-    struct stat st;
     int rc = -1;
 
     if (err && errlen)
         err[0] = '\0';
-    r.fd = open_regular(&r, path, &st);
-    if (r.fd < 0)
-        goto out;
-    r.size = (uint64_t)st.st_size;
-    if (br_window(&r) < 0) {
-        br_fail(&r, "out of memory");
-        goto out;
-    }
-    rc = parse(&r, &w);
-out:
-    if (r.fd >= 0)
-        close(r.fd);
+    if (br_open_file(&r, path) == 0)
+        rc = parse(&r, &w);
     br_release(&r);
     return finish(rc, &w, out);
 }
@@ -362,20 +315,8 @@ out:
 bool ggml_legacy_is_whisper(const char *path)
 {
     reader r = { .fd = -1 };
-    struct stat st;
-    uint8_t b[4];
-    bool yes = false;
-
-    int fd = open_regular(&r, path, &st);
-    if (fd < 0)
-        return false;
-    ssize_t k;
-    do
-        k = pread(fd, b, sizeof b, 0);
-    while (k < 0 && errno == EINTR);
-    if (k == (ssize_t)sizeof b)
-        yes = ((uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
-               (uint32_t)b[3] << 24) == HLEGACY_MAGIC;
-    close(fd);
+    uint32_t magic = 0;
+    bool yes = br_open_file(&r, path) == 0 && br_u32(&r, &magic) == 0 && magic == HLEGACY_MAGIC;
+    br_release(&r);
     return yes;
 }

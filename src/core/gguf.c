@@ -627,21 +627,6 @@ static int parse(parser *p)
 
 /* ---- entry points --------------------------------------------------------- */
 
-static const char *file_kind(mode_t m)
-{
-    if (S_ISDIR(m))
-        return "a directory";
-    if (S_ISFIFO(m))
-        return "a FIFO";
-    if (S_ISCHR(m))
-        return "a character device";
-    if (S_ISBLK(m))
-        return "a block device";
-    if (S_ISSOCK(m))
-        return "a socket";
-    return "not a regular file";
-}
-
 static int finish(parser *p, int rc, gguf_info *out)
 {
     if (out) {
@@ -670,47 +655,11 @@ int gguf_check_buffer(const void *data, size_t len, gguf_info *out, char *err,
 int gguf_check_file(const char *path, gguf_info *out, char *err, size_t errlen)
 {
     parser p;
-    struct stat st;
-    int fd = -1, rc = -1;
+    int rc = -1;
 
     parser_init(&p, err, errlen);
-    if (!path || !*path) {
-        br_fail(&p.r, "no path given");
-        goto out;
-    }
-    /* Look before opening: opening a FIFO or a device can block or act. */
-    if (stat(path, &st) != 0) {
-        br_fail(&p.r, "cannot stat: %s", strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        br_fail(&p.r, "not a regular file: it is %s", file_kind(st.st_mode));
-        goto out;
-    }
-    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        br_fail(&p.r, "cannot open: %s", strerror(errno));
-        goto out;
-    }
-    /* The path may have been swapped since stat(); trust only the fd. */
-    if (fstat(fd, &st) != 0) {
-        br_fail(&p.r, "cannot stat: %s", strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        br_fail(&p.r, "not a regular file: it is %s", file_kind(st.st_mode));
-        goto out;
-    }
-    p.r.fd = fd;
-    p.r.size = (uint64_t)st.st_size;
-    if (br_window(&p.r) < 0) {
-        br_fail(&p.r, "out of memory");
-        goto out;
-    }
-    rc = parse(&p);
-out:
-    if (fd >= 0)
-        close(fd);
+    if (br_open_file(&p.r, path) == 0)
+        rc = parse(&p);
     return finish(&p, rc, out);
 }
 
