@@ -72,6 +72,59 @@ static int wants_help(int argc, char **argv)
     return 0;
 }
 
+static const char *jstr(const json *o, const char *k)
+{
+    const json *v = json_get(o, k);
+    return v && v->type == JSON_STRING ? v->str : "";
+}
+
+static double jnum(const json *o, const char *k)
+{
+    const json *v = json_get(o, k);
+    return v && v->type == JSON_NUMBER ? v->number : 0;
+}
+
+/* Call the daemon: GET path (or POST body), report any failure on stderr
+ * (daemon unreachable, an API error, an answer that is not JSON) and return
+ * NULL; else the parsed answer, which lives in a. */
+static const json *api(const char *path, const char *body, arena *a)
+{
+    char url[1200], err[512];
+    snprintf(url, sizeof url, "%s%s", g_url, path);
+    buf out = buf_make(0);
+    long st = 0;
+    const json *j = NULL;
+    if (client_request(url, body, &out, &st, err, sizeof err) < 0)
+        fprintf(stderr, "hearth: %s\n", err);
+    else if (st != 200)
+        print_api_error(st, &out);
+    else if (!(j = json_parse(a, out.data ? out.data : "", out.len, err, sizeof err)) ||
+             j->type != JSON_OBJECT) {
+        fprintf(stderr, "hearth: unexpected answer from %s\n", url);
+        j = NULL;
+    }
+    buf_free(&out);
+    return j;
+}
+
+/* Upload file to path as multipart with fields (progress on a terminal);
+ * false after reporting any failure on stderr, else the answer in out. */
+static bool upload_api(const char *path, const char *file, const char *const *fields, buf *out)
+{
+    char url[1200], err[512];
+    snprintf(url, sizeof url, "%s%s", g_url, path);
+    long st = 0;
+    if (client_upload(url, file, fields, isatty(STDERR_FILENO), out, &st, err, sizeof err) < 0) {
+        fprintf(stderr, "hearth: %s\n", err);
+        return false;
+    }
+    if (st != 200) {
+        print_api_error(st, out);
+        return false;
+    }
+    return true;
+}
+
 static int cmd_health(int argc, char **argv)
 {
     if (wants_help(argc, argv)) {
@@ -96,53 +149,20 @@ static int cmd_health(int argc, char **argv)
 static int cmd_models(int argc, char **argv)
 {
     if (wants_help(argc, argv)) {
-        printf("Usage: hearth models\n\nLists the models hearthd serves, with their state.\n");
+        printf("Usage: hearth models\n\nLists the models hearthd serves, with their kind and state.\n");
         return 0;
     }
-    char url[1024], err[512];
-    snprintf(url, sizeof url, "%s/v1/models", g_url);
-    buf out = buf_make(0);
-    long st = 0;
+    arena *a = arena_new(0);
+    const json *data = json_get(api("/v1/models", NULL, a), "data");
     int rc = 1;
-    arena *a = NULL;
-    if (client_request(url, NULL, &out, &st, err, sizeof err) < 0) {
-        fprintf(stderr, "hearth: %s\n", err);
-        goto out;
+    if (data && data->type == JSON_ARRAY) {
+        printf("%-32s %-14s %s\n", "MODEL", "KIND", "STATE");
+        for (const json *m = data->child; m; m = m->next)
+            printf("%-32s %-14s %s\n", jstr(m, "id"), jstr(m, "kind"), jstr(m, "state"));
+        rc = 0;
     }
-    if (st != 200) {
-        print_api_error(st, &out);
-        goto out;
-    }
-    a = arena_new(0);
-    const json *j = json_parse(a, out.data, out.len, err, sizeof err);
-    const json *data = json_get(j, "data");
-    if (!data || data->type != JSON_ARRAY) {
-        fprintf(stderr, "hearth: unexpected answer from %s\n", url);
-        goto out;
-    }
-    printf("%-32s %s\n", "MODEL", "STATE");
-    for (const json *m = data->child; m; m = m->next) {
-        const json *id = json_get(m, "id"), *state = json_get(m, "state");
-        printf("%-32s %s\n", id && id->type == JSON_STRING ? id->str : "?",
-               state && state->type == JSON_STRING ? state->str : "-");
-    }
-    rc = 0;
-out:
     arena_free(a);
-    buf_free(&out);
     return rc;
-}
-
-static const char *jstr(const json *o, const char *k)
-{
-    const json *v = json_get(o, k);
-    return v && v->type == JSON_STRING ? v->str : "";
-}
-
-static double jnum(const json *o, const char *k)
-{
-    const json *v = json_get(o, k);
-    return v && v->type == JSON_NUMBER ? v->number : 0;
 }
 
 static int cmd_ps(int argc, char **argv)
@@ -153,26 +173,12 @@ static int cmd_ps(int argc, char **argv)
                "and measured, uptime, restarts and the last error; and the memory budget.\n");
         return 0;
     }
-    char url[1024], err[512];
-    snprintf(url, sizeof url, "%s/v1/status", g_url);
-    buf out = buf_make(0);
-    long st = 0;
     int rc = 1;
     arena *a = arena_new(0);
-    if (client_request(url, NULL, &out, &st, err, sizeof err) < 0) {
-        fprintf(stderr, "hearth: %s\n", err);
-        goto out;
-    }
-    if (st != 200) {
-        print_api_error(st, &out);
-        goto out;
-    }
-    const json *j = json_parse(a, out.data, out.len, err, sizeof err);
+    const json *j = api("/v1/status", NULL, a);
     const json *mem = json_get(j, "memory"), *models = json_get(j, "models");
-    if (!models || models->type != JSON_ARRAY) {
-        fprintf(stderr, "hearth: unexpected answer from %s\n", url);
+    if (!models || models->type != JSON_ARRAY)
         goto out;
-    }
     printf("%-24s %-9s %-7s %-6s %-10s %-10s %-9s %-8s %s\n", "MODEL", "STATE", "SLOTS", "QUEUE",
            "MEM EST", "MEM NOW", "UPTIME", "RESTARTS", "LAST ERROR");
     for (const json *m = models->child; m; m = m->next) {
@@ -191,7 +197,6 @@ static int cmd_ps(int argc, char **argv)
     rc = 0;
 out:
     arena_free(a);
-    buf_free(&out);
     return rc;
 }
 
@@ -203,21 +208,13 @@ static int cmd_load_unload(int argc, char **argv, const char *action)
                                 : "Unloads MODEL once it is idle, freeing its memory.");
         return argc == 2 ? 0 : 2;
     }
-    char url[1200], err[512];
-    snprintf(url, sizeof url, "%s/v1/models/%s/%s", g_url, argv[1], action);
-    buf out = buf_make(0);
-    long st = 0;
-    if (client_request(url, "{}", &out, &st, err, sizeof err) < 0) {
-        fprintf(stderr, "hearth: %s\n", err);
-        buf_free(&out);
-        return 1;
-    }
-    int rc = st == 200 ? 0 : 1;
-    if (rc)
-        print_api_error(st, &out);
-    else
+    char path[300];
+    snprintf(path, sizeof path, "/v1/models/%s/%s", argv[1], action);
+    arena *a = arena_new(0);
+    int rc = api(path, "{}", a) ? 0 : 1;
+    if (rc == 0)
         printf("%s: %s\n", argv[1], action[0] == 'l' ? "ready" : "unloaded");
-    buf_free(&out);
+    arena_free(a);
     return rc;
 }
 
@@ -229,7 +226,7 @@ static int cmd_embed(int argc, char **argv)
                "one text per line from stdin.\n");
         return argc < 3 && !wants_help(argc, argv) ? 2 : 0;
     }
-    buf body = buf_make(0), out = buf_make(0);
+    buf body = buf_make(0);
     buf_puts(&body, "{\"model\":");
     jw_cstr(&body, argv[1]);
     buf_puts(&body, ",\"input\":[");
@@ -256,21 +253,11 @@ static int cmd_embed(int argc, char **argv)
         jw_cstr(&body, argv[i]);
     }
     buf_puts(&body, "]}");
-    char url[1024], err[512];
-    snprintf(url, sizeof url, "%s/v1/embeddings", g_url);
-    long st = 0;
     int rc = 1;
-    arena *a = NULL;
-    if (client_request(url, body.data, &out, &st, err, sizeof err) < 0) {
-        fprintf(stderr, "hearth: %s\n", err);
+    arena *a = arena_new(0);
+    const json *j = api("/v1/embeddings", body.data, a);
+    if (!j)
         goto out;
-    }
-    if (st != 200) {
-        print_api_error(st, &out);
-        goto out;
-    }
-    a = arena_new(0);
-    const json *j = json_parse(a, out.data, out.len, err, sizeof err);
     const json *data = json_get(j, "data");
     for (const json *d = data ? data->child : NULL; d; d = d->next) {
         buf line = buf_make(0);
@@ -284,7 +271,6 @@ static int cmd_embed(int argc, char **argv)
 out:
     arena_free(a);
     buf_free(&body);
-    buf_free(&out);
     return rc;
 }
 
@@ -322,33 +308,24 @@ static int cmd_transcribe(int argc, char **argv)
         fprintf(stderr, "hearth transcribe: cannot read %s\n", file);
         return 1;
     }
-    char url[1024], err[512];
     buf out = buf_make(0);
-    long st = 0;
     int rc = 1;
     static char found[MODEL_NAME_MAX + 1];
     if (!model) {
         /* the first model whose kind is transcription */
-        snprintf(url, sizeof url, "%s/v1/models", g_url);
-        if (client_request(url, NULL, &out, &st, err, sizeof err) < 0) {
-            fprintf(stderr, "hearth: %s\n", err);
-            goto out;
-        }
         arena *a = arena_new(0);
-        const json *j = json_parse(a, out.data ? out.data : "", out.len, err, sizeof err);
+        const json *j = api("/v1/models", NULL, a);
         for (const json *m = json_get(j, "data") ? json_get(j, "data")->child : NULL; m; m = m->next)
             if (!model && !strcmp(jstr(m, "kind"), "transcription")) {
                 snprintf(found, sizeof found, "%s", jstr(m, "id"));
                 model = found;
             }
         arena_free(a);
-        buf_reset(&out);
         if (!model) {
             fprintf(stderr, "hearth transcribe: the daemon serves no transcription model\n");
             goto out;
         }
     }
-    snprintf(url, sizeof url, "%s/v1/audio/%s", g_url, translate ? "translations" : "transcriptions");
     const char *fields[12];
     int n = 0;
     fields[n++] = "model";
@@ -364,14 +341,9 @@ static int cmd_transcribe(int argc, char **argv)
         fields[n++] = prompt;
     }
     fields[n] = NULL;
-    if (client_upload(url, file, fields, isatty(STDERR_FILENO), &out, &st, err, sizeof err) < 0) {
-        fprintf(stderr, "hearth: %s\n", err);
+    if (!upload_api(translate ? "/v1/audio/translations" : "/v1/audio/transcriptions", file,
+                    fields, &out))
         goto out;
-    }
-    if (st != 200) {
-        print_api_error(st, &out);
-        goto out;
-    }
     fwrite(out.data ? out.data : "", 1, out.len, stdout);
     if (out.len && out.data[out.len - 1] != '\n')
         putchar('\n');
@@ -417,24 +389,16 @@ static int cmd_ocr(int argc, char **argv)
         fields[n++] = model;
     }
     fields[n] = NULL;
-    char url[1024], err[512];
-    snprintf(url, sizeof url, "%s/v1/ocr", g_url);
     buf out = buf_make(0);
-    long st = 0;
     int rc = 1;
-    if (client_upload(url, file, fields, isatty(STDERR_FILENO), &out, &st, err, sizeof err) < 0) {
-        fprintf(stderr, "hearth: %s\n", err);
+    if (!upload_api("/v1/ocr", file, fields, &out))
         goto out;
-    }
-    if (st != 200) {
-        print_api_error(st, &out);
-        goto out;
-    }
     if (as_json) {
         fwrite(out.data, 1, out.len, stdout);
         putchar('\n');
     } else {
         arena *a = arena_new(0);
+        char err[64];
         const json *j = json_parse(a, out.data, out.len, err, sizeof err);
         fputs(jstr(j, "text"), stdout);
         arena_free(a);

@@ -900,6 +900,25 @@ static void set_builtin_vocab(struct gguf_context *g, const vocab_b *v, bool cha
 }
 
 /* Fill the tensor plan (caller frees). Returns the count, or -1 on ENOMEM. */
+
+/* Like llama-quantize: a matrix whose rows do not split into the type's
+ * blocks is stored as F16 instead. Returns how many fell back. */
+static int block_fallback(const synth_opts *o, tplan *tp, int k)
+{
+    int n = 0;
+    for (int i = 0; i < k; i++) {
+        if (tp[i].n_dims == 2 && tp[i].ne0 % ggml_blck_size(tp[i].type)) {
+            if (!o->quiet)
+                fprintf(stderr, "synth: %s: row length %lld is not a multiple of %lld, "
+                                "stored as f16\n", tp[i].name, (long long)tp[i].ne0,
+                        (long long)ggml_blck_size(tp[i].type));
+            tp[i].type = GGML_TYPE_F16;
+            n++;
+        }
+    }
+    return n;
+}
+
 static int plan_tensors(const synth_opts *o, int64_t n_vocab, tplan **out, int *n_fallback)
 {
     int n = (int)(o->layers * 9 + 2 + (o->tied ? 0 : 1));
@@ -934,17 +953,7 @@ static int plan_tensors(const synth_opts *o, int64_t n_vocab, tplan **out, int *
         T2("output.weight", o->embd, n_vocab, inv);
 #undef T1
 #undef T2
-    for (int i = 0; i < k; i++) {
-        if (tp[i].n_dims == 2 && tp[i].ne0 % ggml_blck_size(tp[i].type)) {
-            /* like llama-quantize: rows that do not split into blocks fall back */
-            if (!o->quiet)
-                fprintf(stderr, "synth: %s: row length %lld is not a multiple of %lld, "
-                                "stored as f16\n", tp[i].name, (long long)tp[i].ne0,
-                        (long long)ggml_blck_size(tp[i].type));
-            tp[i].type = GGML_TYPE_F16;
-            (*n_fallback)++;
-        }
-    }
+    *n_fallback = block_fallback(o, tp, k);
     *out = tp;
     return k;
 }
@@ -993,16 +1002,7 @@ static int plan_tensors_bert(const synth_opts *o, int64_t n_vocab, tplan **out, 
     }
 #undef T1
 #undef T2
-    for (int i = 0; i < k; i++) {
-        if (tp[i].n_dims == 2 && tp[i].ne0 % ggml_blck_size(tp[i].type)) {
-            if (!o->quiet)
-                fprintf(stderr, "synth: %s: row length %lld is not a multiple of %lld, "
-                                "stored as f16\n", tp[i].name, (long long)tp[i].ne0,
-                        (long long)ggml_blck_size(tp[i].type));
-            tp[i].type = GGML_TYPE_F16;
-            (*n_fallback)++;
-        }
-    }
+    *n_fallback = block_fallback(o, tp, k);
     *out = tp;
     return k;
 }

@@ -40,21 +40,27 @@ static void model_object(buf *b, const model_info *mi)
                model_state_name(mi->state));
 }
 
-int http_models(http_req *r)
+/* Append each live model, comma-separated, as written by one(). */
+static void each_model(http_req *r, buf *b, void (*one)(buf *, const model_info *))
 {
-    buf b = buf_make(0);
-    buf_puts(&b, "{\"object\":\"list\",\"data\":[");
     size_t n = sched_model_count(r->sched);
     bool first = true;
     for (size_t i = 0; i < n; i++) {
         model_info mi;
         if (sched_model_info(r->sched, i, &mi) < 0)
-            continue;
+            continue;       /* removed by a reload */
         if (!first)
-            buf_putc(&b, ',');
+            buf_putc(b, ',');
         first = false;
-        model_object(&b, &mi);
+        one(b, &mi);
     }
+}
+
+int http_models(http_req *r)
+{
+    buf b = buf_make(0);
+    buf_puts(&b, "{\"object\":\"list\",\"data\":[");
+    each_model(r, &b, model_object);
     buf_puts(&b, "]}");
     return http_reply_json(r, 200, &b);
 }
@@ -111,6 +117,26 @@ int http_model_action(http_req *r, const char *rest)
     return http_reply_json(r, 200, &b);
 }
 
+static void status_object(buf *b, const model_info *mi)
+{
+    buf_puts(b, "{\"name\":");
+    jw_cstr(b, mi->name);
+    buf_printf(b,
+               ",\"kind\":\"%s\",\"state\":\"%s\",\"slots_busy\":%d,\"slots_total\":%d,\"queued\":%d,"
+               "\"pid\":%d,\"uptime_s\":%.1f,\"restarts\":%d,\"load_failures\":%d,"
+               "\"keep_alive_s\":%d,\"memory_estimated_bytes\":%llu,"
+               "\"memory_measured_bytes\":%llu,\"memory_measured_at_load_bytes\":%llu,"
+               "\"memory_peak_bytes\":%llu,"
+               "\"last_error\":",
+               model_kind_name(mi->kind), model_state_name(mi->state), mi->busy, mi->slots,
+               mi->queued, mi->pid, mi->uptime_s, mi->restarts, mi->load_failures, mi->keep_alive_s,
+               (unsigned long long)mi->est_bytes, (unsigned long long)mi->rss_bytes,
+               (unsigned long long)mi->loaded_rss_bytes,
+               (unsigned long long)mi->peak_rss_bytes);
+    jw_cstr(b, mi->last_error[0] ? mi->last_error : NULL);
+    buf_putc(b, '}');
+}
+
 int http_status(http_req *r)
 {
     sched_totals t;
@@ -122,32 +148,7 @@ int http_status(http_req *r)
                "\"models\":[",
                (unsigned long long)t.budget, (unsigned long long)t.reserved,
                (unsigned long long)t.rss, (unsigned long long)t.rss_peak);
-    size_t n = sched_model_count(r->sched);
-    bool first = true;
-    for (size_t i = 0; i < n; i++) {
-        model_info mi;
-        if (sched_model_info(r->sched, i, &mi) < 0)
-            continue;
-        if (!first)
-            buf_putc(&b, ',');
-        first = false;
-        buf_puts(&b, "{\"name\":");
-        jw_cstr(&b, mi.name);
-        buf_printf(&b,
-                   ",\"kind\":\"%s\",\"state\":\"%s\",\"slots_busy\":%d,\"slots_total\":%d,\"queued\":%d,"
-                   "\"pid\":%d,\"uptime_s\":%.1f,\"restarts\":%d,\"load_failures\":%d,"
-                   "\"keep_alive_s\":%d,\"memory_estimated_bytes\":%llu,"
-                   "\"memory_measured_bytes\":%llu,\"memory_measured_at_load_bytes\":%llu,"
-                   "\"memory_peak_bytes\":%llu,"
-                   "\"last_error\":",
-                   model_kind_name(mi.kind), model_state_name(mi.state), mi.busy, mi.slots, mi.queued, mi.pid, mi.uptime_s,
-                   mi.restarts, mi.load_failures, mi.keep_alive_s,
-                   (unsigned long long)mi.est_bytes, (unsigned long long)mi.rss_bytes,
-                   (unsigned long long)mi.loaded_rss_bytes,
-                   (unsigned long long)mi.peak_rss_bytes);
-        jw_cstr(&b, mi.last_error[0] ? mi.last_error : NULL);
-        buf_putc(&b, '}');
-    }
+    each_model(r, &b, status_object);
     buf_puts(&b, "]}");
     return http_reply_json(r, 200, &b);
 }

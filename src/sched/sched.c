@@ -4,8 +4,9 @@
  *
  * One mutex guards all model state. Worker frames arrive on each worker's
  * reader thread; the lock is held only to find the job and update counters;
- * job_* calls (which take the job's own lock) run after it is released, so
- * the lock order is always sched -> nothing, job -> nothing.
+ * job_* calls (which take the job's own lock) run after it is released where
+ * possible. The only allowed nesting is sched -> job (job_* never takes the
+ * scheduler lock), used when a batch of failures overflows (fail_later).
  *
  * A governor thread ticks every GOVERNOR_TICK_MS: it starts loads that were
  * waiting for memory or for a back-off to pass, unloads idle models past
@@ -245,8 +246,10 @@ struct fails {
 static void fail_later(struct fails *f, job *j, int status, const char *code, const char *msg)
 {
     if (f->n == sizeof f->j / sizeof *f->j) {
-        /* out of room: deliver with the lock held is not allowed; drop the
-         * reference and let the client see a generic failure via cancel */
+        /* out of room: fail it now, under the scheduler lock. That is safe
+         * (job_* never takes the scheduler lock, so no cycle), just slower;
+         * dropping it would leave its client waiting forever. */
+        job_fail(j, status, code, msg);
         job_unref(j);
         return;
     }
