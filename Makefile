@@ -24,7 +24,8 @@ else
                   -Wl,--dynamic-linker=$(PREFIX_LIB)/ld-linux-x86-64.so.2
   LLAMA_LIBS   := $(PRIV_LINK) -lllama -lggml -lggml-base
   GGML_LIBS    := $(PRIV_LINK) -lggml -lggml-base
-  BACKENDS_DEF := -DHEARTH_GGML_BACKENDS='"$(PREFIX_LIB)/ggml/backends0"'
+  BACKENDS_DEF := -DHEARTH_GGML_BACKENDS='"$(PREFIX_LIB)/ggml/backends0"' \
+                  -DHEARTH_GGML_ACCEL='"$(PREFIX_LIB)/ggml/accel/libggml-blas.so"'
 endif
 
 MHD_CFLAGS  := $(shell pkg-config --cflags libmicrohttpd)
@@ -49,9 +50,9 @@ CLI_SRC    = $(wildcard src/cli/*.c)
 DAEMON_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,src/main.c $(CORE_SRC) $(HTTP_SRC) $(SCHED_SRC) $(SUPER_SRC))
 WORKER_COMMON = $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/wire.c $(CORE_SRC))
 WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main.o $(WORKER_COMMON) \
-             $(patsubst %.c,$(BUILD)/obj/%.o,src/engine/llm.c src/engine/embed.c src/engine/prompt.c)
+             $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/accel.c src/engine/llm.c src/engine/embed.c src/engine/prompt.c)
 ASR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-asr.o $(WORKER_COMMON) \
-             $(patsubst %.c,$(BUILD)/obj/%.o,src/engine/asr.c src/engine/audio.c)
+             $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/accel.c src/engine/asr.c src/engine/audio.c)
 OCR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-ocr.o $(WORKER_COMMON) \
              $(patsubst %.c,$(BUILD)/obj/%.o,src/engine/ocr.c)
 CLI_OBJ    = $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC) $(CORE_SRC))
@@ -147,6 +148,8 @@ run: setup
 clean:
 	rm -rf build build-san
 
+# dependency files are written by the compiler, never remade by a rule
+%.d: ;
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # libFuzzer on the GGUF validator for a bounded time: `make fuzz FUZZ_SECONDS=600`.

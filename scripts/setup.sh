@@ -79,6 +79,35 @@ else
   log "prefix ready: $vers"
 fi
 
+# --- ggml's BLAS backend with OpenBLAS, for hearth's encoder workers ---------
+# Debian only suggests it (llama-server and whisper-cli run without it). It goes
+# into its own folder, ggml/accel, so that only hearth's embedding and speech
+# workers load it (src/worker/accel.h); the peers in the prefix never see it.
+LIB=$ROOT/deps/prefix/usr/lib/x86_64-linux-gnu
+if [ -f "$STAMP" ] && [ ! -f "$LIB/ggml/accel/libggml-blas.so" ]; then
+  log "ggml BLAS backend + OpenBLAS into the private prefix"
+  APTD=$ROOT/deps/apt
+  AOPT=(-o Dir::Etc::SourceList="$APTD/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o Dir::State::Lists="$APTD/lists" -o Dir::Cache="$APTD/cache"
+        -o APT::Architecture=amd64 -o Debug::NoLocking=1)
+  rm -rf "$ROOT/deps/accel.tmp" && mkdir -p "$ROOT/deps/accel.tmp/debs"
+  (cd "$ROOT/deps/accel.tmp/debs" &&
+     apt-get "${AOPT[@]}" download libggml0-backend-blas libopenblas0-pthread libgfortran5 >/dev/null)
+  for d in "$ROOT"/deps/accel.tmp/debs/*.deb; do dpkg-deb -x "$d" "$ROOT/deps/accel.tmp"; done
+  T=$ROOT/deps/accel.tmp/usr/lib/x86_64-linux-gnu
+  mkdir -p "$LIB/ggml/accel" "$LIB/openblas-pthread"
+  cp -a "$T"/openblas-pthread/libblas.so.3 "$T"/openblas-pthread/libopenblas*.so* "$LIB/openblas-pthread/"
+  cp -a "$T"/libgfortran.so.5* "$LIB/"
+  for f in "$LIB"/openblas-pthread/libblas.so.3 "$LIB"/openblas-pthread/libopenblasp-*.so; do
+    patchelf --set-rpath '$ORIGIN:$ORIGIN/..' "$f"
+  done
+  cp "$T/ggml/backends0/libggml-blas.so" "$LIB/ggml/accel/libggml-blas.so.tmp"
+  patchelf --set-rpath '$ORIGIN/../..:$ORIGIN/../../openblas-pthread' "$LIB/ggml/accel/libggml-blas.so.tmp"
+  mv "$LIB/ggml/accel/libggml-blas.so.tmp" "$LIB/ggml/accel/libggml-blas.so"
+  rm -rf "$ROOT/deps/accel.tmp"
+  log "BLAS backend ready"
+fi
+
 # --- benchmark peers (only with --bench): whisper.cpp's whisper-cli ---------
 # It needs Debian unstable's FFmpeg, SDL and their dependencies: the whole
 # closure is unpacked into its own prefix (deps/peer) so nothing else sees it.

@@ -63,6 +63,7 @@ void config_defaults(config *c)
     c->per_ip_connections = 64;
     c->timeout = 600;
     c->log_level = xstrdup("info");
+    c->blas = xstrdup("auto");
     c->keep_alive = 300;
     static const char *tess[] = { "/usr/share/tesseract-ocr/5/tessdata",
                                   "/usr/share/tesseract-ocr/4.00/tessdata",
@@ -83,6 +84,7 @@ void config_free(config *c)
     free(c->data_dir);
     free(c->models_dir);
     free(c->log_level);
+    free(c->blas);
     free(c->tessdata);
     for (size_t i = 0; i < c->nmodels; i++)
         free(c->models[i].path);
@@ -251,6 +253,13 @@ int config_set(config *c, const char *key, const char *v, char *err, size_t el)
             return -1;
         }
         c->max_upload = (size_t)sz;
+    } else if (strcmp(key, "blas") == 0) {
+        if (!*v) {
+            snprintf(err, el, "blas: expected auto, off or the path of libggml-blas.so");
+            return -1;
+        }
+        free(c->blas);
+        c->blas = xstrdup(v);
     } else if (strcmp(key, "tessdata") == 0) {
         free(c->tessdata);
         c->tessdata = strcmp(v, "none") ? xstrdup(v) : NULL;
@@ -363,6 +372,8 @@ void config_print_help(const char *prog)
            "                         -1 = forever, 0 = unload after each request)\n"
            "  --load-timeout SECONDS how long a request may wait for memory or a load\n"
            "                         before 503 (default 60)\n"
+           "  --blas auto|off|PATH   ggml's BLAS backend (OpenBLAS) for embedding and speech\n"
+           "                         models: auto = the one setup installed (default)\n"
            "  --tessdata DIR|none    Tesseract data for the built-in \"ocr\" model (default:\n"
            "                         the system's tessdata when installed)\n"
            "  --log-level LEVEL      debug|info|warn|error (default info)\n"

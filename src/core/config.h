@@ -40,6 +40,7 @@ typedef struct config {
     int   per_ip_connections;
     int   timeout;            /* idle connection timeout, seconds */
     char *log_level;
+    char *blas;               /* BLAS backend for encoder models: auto|off|path */
     char *tessdata;           /* Tesseract data folder for the "ocr" model; NULL = none */
     uint64_t memory_budget;   /* bytes for all workers together; 0 = default */
     int   keep_alive;         /* seconds an idle model stays loaded; -1 forever */

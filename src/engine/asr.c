@@ -37,6 +37,7 @@
 struct asr {
     struct whisper_context *ctx;
     int threads;
+    bool accel;                 /* the BLAS backend is loaded (worker/accel.h) */
     whisper_file_info info;
 };
 
@@ -57,7 +58,7 @@ static void whisper_log_route(enum ggml_log_level level, const char *text, void 
         log_debug("whisper: %.*s", (int)n, text);
 }
 
-asr *asr_load(const char *model_path, int threads, char *err, size_t errlen)
+asr *asr_load(const char *model_path, int threads, bool accel, char *err, size_t errlen)
 {
     char why[200];
     asr *a = calloc(1, sizeof *a);
@@ -65,6 +66,7 @@ asr *asr_load(const char *model_path, int threads, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    a->accel = accel;
     if (ggml_legacy_check_file(model_path, &a->info, why, sizeof why)) {
         snprintf(err, errlen, "not a usable whisper model: %s", why);
         goto fail;
@@ -104,11 +106,11 @@ int asr_describe(asr *a, buf *out)
 {
     return buf_printf(out, "{\"kind\":\"transcription\",\"slots\":1,\"model_type\":\"%s\","
                       "\"multilingual\":%s,\"sample_rate\":%d,\"max_seconds\":%d,"
-                      "\"weights_bytes\":%llu,\"has_weights\":%s}",
+                      "\"weights_bytes\":%llu,\"has_weights\":%s,\"backend\":\"%s\"}",
                       whisper_model_type_readable(a->ctx),
                       whisper_is_multilingual(a->ctx) ? "true" : "false", AUDIO_RATE,
                       ASR_MAX_SECONDS, (unsigned long long)a->info.weights_bytes,
-                      a->info.n_tensors ? "true" : "false");
+                      a->info.n_tensors ? "true" : "false", a->accel ? "cpu+blas" : "cpu");
 }
 
 /* ---- options ---------------------------------------------------------------- */

@@ -18,6 +18,7 @@
 #ifndef HEARTH_ASR_H
 #define HEARTH_ASR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/buf.h"
@@ -37,7 +38,7 @@ typedef struct asr asr;
  * whisper.cpp's and ggml's log lines are routed to core/log.h from here on
  * (info at debug level). Borrows model_path.
  */
-asr *asr_load(const char *model_path, int threads, char *err, size_t errlen);
+asr *asr_load(const char *model_path, int threads, bool accel, char *err, size_t errlen);
 void asr_free(asr *a);                  /* NULL is fine */
 
 /* Appends {"kind":"transcription","slots":1,"model_type":"tiny",

@@ -16,6 +16,10 @@
 #include "engine/tokvec.h"
 
 #define EMBED_SEQS 32           /* sequences per encoder call; divides n_ubatch */
+/* With the BLAS backend (llm_params.accel), multiplications of fewer than 32
+ * rows stay on the CPU backend, which rounds differently; a call is padded to
+ * 32 tokens so that a text's vector is the same alone or in any batch. */
+#define EMBED_MIN_TOKENS 32
 
 struct embedder {
     struct llama_model *model;
@@ -23,6 +27,8 @@ struct embedder {
     const struct llama_vocab *vocab;
     llm_sink sink;
     int n_embd, n_batch, n_ctx_train;
+    bool pad;                   /* pad calls to EMBED_MIN_TOKENS */
+    llama_token pad_token;
     struct llama_batch batch;
     float *vec;
 };
@@ -44,6 +50,8 @@ embedder *embed_load(const llm_params *p, const llm_sink *sink, char *err, size_
         goto fail;
     }
     e->vocab = llama_model_get_vocab(e->model);
+    e->pad = p->accel;
+    e->pad_token = llama_vocab_bos(e->vocab) >= 0 ? llama_vocab_bos(e->vocab) : 0;
     e->n_embd = llama_model_n_embd(e->model);
     e->n_ctx_train = llama_model_n_ctx_train(e->model);
     /* one batch holds at least one full-length input */
@@ -102,8 +110,8 @@ void embed_free(embedder *e)
 int embed_describe(embedder *e, buf *out)
 {
     return buf_printf(out, "{\"kind\":\"embedding\",\"slots\":4,\"n_ctx_slot\":%d,\"n_embd\":%d,"
-                      "\"pooling\":%d}", e->n_ctx_train > 0 ? e->n_ctx_train : e->n_batch,
-                      e->n_embd, (int)llama_pooling_type(e->ctx));
+                      "\"pooling\":%d,\"backend\":\"%s\"}", e->n_ctx_train > 0 ? e->n_ctx_train : e->n_batch,
+                      e->n_embd, (int)llama_pooling_type(e->ctx), e->pad ? "cpu+blas" : "cpu");
 }
 
 /* Tokenize one input: a string (with the model's [CLS]/[SEP]) or token ids. */
@@ -145,6 +153,16 @@ static int flush(embedder *e, uint32_t id, int nseq)
     llama_memory_t mem = llama_get_memory(e->ctx);
     if (mem)
         llama_memory_clear(mem, true);
+    /* a sequence of its own (never read) tops the call up; the attention
+     * mask keeps it apart from the real inputs */
+    for (int i = 0; e->pad && nseq < EMBED_SEQS && e->batch.n_tokens < EMBED_MIN_TOKENS; i++) {
+        int k = e->batch.n_tokens++;
+        e->batch.token[k] = e->pad_token;
+        e->batch.pos[k] = i;
+        e->batch.n_seq_id[k] = 1;
+        e->batch.seq_id[k][0] = nseq;
+        e->batch.logits[k] = true;
+    }
     int rc = llama_model_has_encoder(e->model) || !mem ? llama_encode(e->ctx, e->batch)
                                                        : llama_decode(e->ctx, e->batch);
     if (rc != 0)

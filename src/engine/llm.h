@@ -34,6 +34,7 @@ typedef struct llm_params {
     int parallel;       /* slots */
     int ctx_size;       /* tokens per slot */
     int batch_size;     /* max tokens per decode */
+    bool accel;         /* the BLAS backend is loaded (worker/accel.h) */
 } llm_params;
 
 typedef struct llm_usage {

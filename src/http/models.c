@@ -126,13 +126,13 @@ static void status_object(buf *b, const model_info *mi)
                "\"pid\":%d,\"uptime_s\":%.1f,\"restarts\":%d,\"load_failures\":%d,"
                "\"keep_alive_s\":%d,\"memory_estimated_bytes\":%llu,"
                "\"memory_measured_bytes\":%llu,\"memory_measured_at_load_bytes\":%llu,"
-               "\"memory_peak_bytes\":%llu,"
+               "\"memory_peak_bytes\":%llu,\"backend\":\"%s\","
                "\"last_error\":",
                model_kind_name(mi->kind), model_state_name(mi->state), mi->busy, mi->slots,
                mi->queued, mi->pid, mi->uptime_s, mi->restarts, mi->load_failures, mi->keep_alive_s,
                (unsigned long long)mi->est_bytes, (unsigned long long)mi->rss_bytes,
                (unsigned long long)mi->loaded_rss_bytes,
-               (unsigned long long)mi->peak_rss_bytes);
+               (unsigned long long)mi->peak_rss_bytes, mi->backend);
     jw_cstr(b, mi->last_error[0] ? mi->last_error : NULL);
     buf_putc(b, '}');
 }

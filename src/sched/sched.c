@@ -47,6 +47,7 @@ struct model {
     model_kind kind;
     model_state state;
     char last_error[256];
+    char backend[16];           /* what the worker computes on: cpu, cpu+blas, tesseract */
     worker *w;
     int slots, busy;
     job *inflight[MAX_SLOTS];
@@ -365,7 +366,7 @@ static int spawn_locked(struct model *m, char *err, size_t el)
              m->kind == MODEL_KIND_TRANSCRIPTION ? "-asr" : m->kind == MODEL_KIND_OCR ? "-ocr" : "");
     char *argv[] = { exe, "--model", m->path, "--name", m->name, "--threads", th,
                      "--parallel", par, "--ctx-size", ctx, "--batch-size", bat,
-                     "--log-level", c->log_level, NULL };
+                     "--log-level", c->log_level, "--blas", c->blas, NULL };
     worker_events ev = { m, on_worker_frame, on_worker_exit };
     worker *w = worker_start(argv, budget_hard_limit(m->est), &ev, err, el);
     if (!w)
@@ -581,6 +582,8 @@ static void on_worker_frame(void *ud, worker *w, const wire_hdr *h, const char *
         m->ready_at = m->last_used = now_ms();
         m->load_failures = 0;
         m->last_error[0] = '\0';
+        snprintf(m->backend, sizeof m->backend, "%s", *STR("backend") ? STR("backend")
+                                                      : m->kind == MODEL_KIND_OCR ? "tesseract" : "cpu");
         m->loaded_rss = m->rss = m->peak_rss = budget_rss(worker_pid(w));
         char e[32], r[32];
         budget_human(m->est, e, sizeof e);
@@ -979,6 +982,7 @@ int sched_model_info(sched *s, size_t i, model_info *out)
     out->loaded_rss_bytes = m->loaded_rss;
     out->peak_rss_bytes = m->peak_rss;
     snprintf(out->last_error, sizeof out->last_error, "%s", m->last_error);
+    snprintf(out->backend, sizeof out->backend, "%s", m->backend);
     pthread_mutex_unlock(&s->mu);
     return 0;
 }

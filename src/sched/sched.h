@@ -58,6 +58,7 @@ typedef struct model_info {
     uint64_t loaded_rss_bytes;  /* measured right after load */
     uint64_t peak_rss_bytes;    /* highest measured while loaded */
     char last_error[256];
+    char backend[16];           /* cpu, cpu+blas or tesseract; "" until loaded */
 } model_info;
 
 typedef struct sched_totals {

@@ -60,6 +60,9 @@
 #include "engine/ocr.h"
 #endif
 #include "worker/wire.h"
+#if W_LLM || W_ASR
+#include "worker/accel.h"
+#endif
 
 #ifndef HEARTH_GGML_BACKENDS
 #define HEARTH_GGML_BACKENDS ""
@@ -119,6 +122,7 @@ static void usage(void)
 {
     printf("Usage: hearth-worker --model PATH [--threads N] [--parallel N] [--ctx-size N]\n"
            "                     [--batch-size N] [--name NAME] [--log-level LEVEL]\n"
+           "                     [--blas auto|off|PATH]\n"
            "\n"
            "The inference process hearthd spawns for one model. It is not meant to be run\n"
            "by hand: it speaks hearth's wire format on file descriptor 3.\n");
@@ -231,7 +235,7 @@ static void handle_frame(struct engine *en, const wire_hdr *h, const char *paylo
 int main(int argc, char **argv)
 {
     llm_params p = { .parallel = 1, .ctx_size = 4096, .batch_size = 512 };
-    const char *name = "model";
+    const char *name = "model", *blas = "auto";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help")) {
@@ -249,6 +253,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--ctx-size")) p.ctx_size = atoi(v);
         else if (!strcmp(a, "--batch-size")) p.batch_size = atoi(v);
         else if (!strcmp(a, "--name")) name = v;
+        else if (!strcmp(a, "--blas")) blas = v;
         else if (!strcmp(a, "--fd")) g_fd = atoi(v);
         else if (!strcmp(a, "--log-level")) {
             log_level lv;
@@ -272,7 +277,23 @@ int main(int argc, char **argv)
     snprintf(proc, sizeof proc, "worker:%s", name);
     log_set_process(proc);
 
+    /* What the file holds decides the engine, and whether the encoder-heavy
+     * F16 path (embeddings, speech) gets the BLAS backend (worker/accel.h). */
+    struct stat st;
+    bool is_dir = stat(p.path, &st) == 0 && S_ISDIR(st.st_mode);
+    bool is_whisper = !is_dir && ggml_legacy_is_whisper(p.path);
+    bool is_embed = false;
+    if (!is_dir && !is_whisper) {
+        gguf_info gi;
+        char gerr[128];
+        is_embed = gguf_check_file(p.path, &gi, gerr, sizeof gerr) == 0 &&
+                   gguf_arch_is_embedding(gi.arch);
+    }
+    (void)blas;
+    (void)is_embed;
 #if W_LLM || W_ASR
+    if (is_whisper || is_embed)
+        p.accel = accel_load(blas);
     const char *bdir = getenv("HEARTH_GGML_BACKENDS");
     if (!bdir || !*bdir)
         bdir = HEARTH_GGML_BACKENDS;
@@ -289,20 +310,18 @@ int main(int argc, char **argv)
     (void)sink;
     char err[256];
     struct engine en = { .name = name };
-    struct stat st;
     snprintf(err, sizeof err, "this worker binary does not run this kind of model");
-    if (stat(p.path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (is_dir) {
 #if W_OCR
         en.ocr = ocr_load(p.path, err, sizeof err);
 #endif
-    } else if (ggml_legacy_is_whisper(p.path)) {
+    } else if (is_whisper) {
 #if W_ASR
-        en.asr = asr_load(p.path, p.threads, err, sizeof err);
+        en.asr = asr_load(p.path, p.threads, p.accel, err, sizeof err);
 #endif
     } else {
 #if W_LLM
-        gguf_info gi;
-        if (gguf_check_file(p.path, &gi, err, sizeof err) == 0 && gguf_arch_is_embedding(gi.arch))
+        if (is_embed)
             en.emb = embed_load(&p, &sink, err, sizeof err);
         else
             en.llm = llm_load(&p, &sink, err, sizeof err);

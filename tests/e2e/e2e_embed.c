@@ -148,7 +148,7 @@ static void t_batch_equals_single_any_order(void)
         vecs_free(&one);
     }
     fprintf(stderr, "  largest difference single vs batch vs reversed: %.2e\n", worst);
-    CHECK(worst < 1e-4);
+    CHECK(worst == 0);     /* bit-identical, with or without the BLAS backend */
     /* different texts give different vectors */
     CHECK(all.v && maxdiff(all.v, all.v + all.dim, all.dim) > 1e-3);
     vecs_free(&all);
@@ -230,6 +230,57 @@ static void t_errors(void)
     CHECK(healthy(&E));
 }
 
+/* The backend the worker reports in /v1/status for model `name`. */
+static void backend_of(struct daemon *d, const char *name, char *out, size_t n)
+{
+    out[0] = '\0';
+    struct resp r = http(d, "GET", "/v1/status", NULL, 0);
+    arena *a = arena_new(0);
+    const json *j = parse(a, &r.body);
+    const json *ms = json_get(j, "models");
+    for (const json *m = ms ? ms->child : NULL; m; m = m->next)
+        if (str_at(m, "name") && strcmp(str_at(m, "name"), name) == 0 && str_at(m, "backend"))
+            snprintf(out, n, "%s", str_at(m, "backend"));
+    arena_free(a);
+    resp_free(&r);
+}
+
+/* With setup's BLAS backend the encoder runs on OpenBLAS; with --blas off on
+ * the CPU backend alone. Both give the same vectors up to rounding. */
+static void t_blas_and_cpu_agree(void)
+{
+    char be[32];
+    backend_of(&E, "minilm", be, sizeof be);
+    bool installed = access("deps/prefix/usr/lib/x86_64-linux-gnu/ggml/accel/libggml-blas.so",
+                            R_OK) == 0;
+    fprintf(stderr, "  minilm backend: %s\n", be);
+    /* setup installs it; a system ggml may bring its own or none */
+    CHECK(installed ? !strcmp(be, "cpu+blas") : (!strcmp(be, "cpu") || !strcmp(be, "cpu+blas")));
+    char me[700];
+    snprintf(me, sizeof me, "minilm=%s/minilm.gguf", g_tmp);
+    char *args[] = { "--model", me, "--threads", "2", "--blas", "off", NULL };
+    struct daemon C = { 0 };
+    CHECK(start_daemon(&C, "daemonEmbedCpu", args) == 0);
+    long st;
+    const char *body = "{\"model\":\"minilm\",\"input\":[\"The cat sat on the mat.\","
+                       "\"Rain is expected tomorrow morning, then sun by the afternoon.\"]}";
+    struct vecs blas = embed(body, &st);
+    CHECK(st == 200 && blas.n == 2);
+    struct daemon keep = E;
+    E = C;                                  /* embed() posts to E */
+    struct vecs cpu = embed(body, &st);
+    CHECK(st == 200 && cpu.n == 2);
+    backend_of(&C, "minilm", be, sizeof be);
+    CHECK(strcmp(be, "cpu") == 0);
+    E = keep;
+    double d = blas.v && cpu.v ? maxdiff(blas.v, cpu.v, 2 * blas.dim) : 1;
+    fprintf(stderr, "  largest difference BLAS vs CPU backend: %.2e\n", d);
+    CHECK(d < 2e-3);
+    vecs_free(&blas);
+    vecs_free(&cpu);
+    stop_daemon(&C);
+}
+
 static void t_cli_embed(void)
 {
     char cmd[1200], path[600];
@@ -285,6 +336,7 @@ int main(void)
     run("batch_equals_single_any_order", t_batch_equals_single_any_order);
     run("token_ids_and_base64", t_token_ids_and_base64);
     run("errors", t_errors);
+    run("blas_and_cpu_agree", t_blas_and_cpu_agree);
     run("cli_embed", t_cli_embed);
     run("openai_node_client", t_openai_node_client);
     stop_daemon(&E);
