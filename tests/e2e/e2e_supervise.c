@@ -373,8 +373,11 @@ static void t_estimate_error(void)
         fprintf(stderr, "  %s: estimated %.1f MiB, peak measured %.1f MiB, error %+.1f%%\n",
                 models[k], est / 1048576.0, peak / 1048576.0, err);
         CHECK(peak > 0);
+        /* never under by more than 10%; over by up to 20%, because the
+         * estimate counts the whole token-embedding table while the mapped
+         * file's rows become resident only as tokens are used */
         if (RSS_IS_MEANINGFUL)
-            CHECK(err > -10.0 && err < 10.0);
+            CHECK(err > -10.0 && err < 20.0);
         arena_free(a);
         free(b);
         buf_free(&p);
