@@ -29,6 +29,14 @@
 #include "core/gguf.h"
 
 static int g_runs = 3;
+static double g_bw;                 /* GB/s, measured once */
+
+/* Bytes a decode step reads: every weight, except that only one row of the
+ * token-embedding table is read when the output layer has its own matrix. */
+static double per_token_bytes(const gguf_info *g)
+{
+    return (double)(g->tensor_bytes - (g->has_output ? g->token_embd_bytes : 0));
+}
 static buf g_md;
 
 static double now_s(void)
@@ -360,11 +368,105 @@ static double read_bandwidth(void)
 
 /* ---- report -------------------------------------------------------------- */
 
+static void row(const char *what, double h, double p, const char *unit, bool higher_better);
+
 static void row(const char *what, double h, double p, const char *unit, bool higher_better)
 {
     double ratio = p > 0 ? (higher_better ? h / p : p / h) : 0;
     printf("%-40s %12.2f %12.2f %-6s %8.2fx\n", what, h, p, unit, ratio);
     buf_printf(&g_md, "| %s | %.2f | %.2f | %s | %.2fx |\n", what, h, p, unit, ratio);
+}
+
+
+/* ---- llama-bench and the engine's own prompt rate ------------------------- */
+
+/* llama-bench (next to llama-server) on one model: pp512 and tg128 t/s, the
+ * average of g_runs repetitions, as a user would run it (its defaults). */
+static int llama_bench(const char *model, double *pp, double *tg)
+{
+    const char *srv = getenv("PEER_SERVER"), *lib = getenv("PEER_LIB");
+    *pp = *tg = 0;
+    if (!srv || !lib)
+        return -1;
+    char bin[700], cmd[3000];
+    snprintf(bin, sizeof bin, "%s", srv);
+    char *slash = strrchr(bin, '/');
+    if (!slash)
+        return -1;
+    snprintf(slash + 1, sizeof bin - (size_t)(slash + 1 - bin), "llama-bench");
+    snprintf(cmd, sizeof cmd, "cd '%s/ggml/backends0' && '%s/ld-linux-x86-64.so.2' --library-path "
+             "'%s:%s/llama' '%s' -m '%s' -t 2 -p 512 -n 128 -r %d -o jsonl 2>/dev/null",
+             lib, lib, lib, lib, bin, model, g_runs);
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return -1;
+    char line[16384];
+    while (fgets(line, sizeof line, f)) {
+        arena *a = arena_new(0);
+        char err[64];
+        const json *j = json_parse(a, line, strlen(line), err, sizeof err);
+        double np = num_at(j, "n_prompt"), ng = num_at(j, "n_gen"), ts = num_at(j, "avg_ts");
+        if (np > 0 && ng == 0)
+            *pp = ts;
+        else if (ng > 0 && np == 0)
+            *tg = ts;
+        arena_free(a);
+    }
+    return pclose(f) == 0 && *pp > 0 && *tg > 0 ? 0 : -1;
+}
+
+/* hearth's prompt tokens/s for a ~512-token raw prompt, from its own
+ * timings (the engine's time, as llama-bench measures its own). */
+static double prompt_rate(struct daemon *d, const char *model, int salt, int *n_tokens)
+{
+    buf b = buf_make(0);
+    buf_printf(&b, "{\"model\":\"%s\",\"max_tokens\":1,\"temperature\":0,\"cache_prompt\":false,"
+               "\"prompt\":\"%d", model, salt);
+    for (int i = 0; i < 71; i++)
+        buf_puts(&b, " the quick brown fox jumps");
+    buf_puts(&b, "\"}");
+    struct resp r = post(d, "/v1/completions", b.data);
+    arena *a = arena_new(0);
+    const json *j = parse(a, &r.body);
+    double n = num_at(j, "timings.prompt_n"), ms = num_at(j, "timings.prompt_ms");
+    if (n_tokens)
+        *n_tokens = (int)n;
+    arena_free(a);
+    resp_free(&r);
+    buf_free(&b);
+    return r.status == 200 && ms > 0 ? n * 1000 / ms : 0;
+}
+
+/* Rows against llama-bench for one model served by d as `name`. */
+static void versus_llama_bench(struct daemon *d, const char *name, const char *path,
+                               const char *label)
+{
+    gguf_info g;
+    char err[200];
+    if (gguf_check_file(path, &g, err, sizeof err) < 0)
+        return;
+    double pp, tg;
+    if (llama_bench(path, &pp, &tg) < 0) {
+        fprintf(stderr, "bench: llama-bench failed on %s\n", path);
+        return;
+    }
+    double hv[16], hp[16];
+    int ntok = 0;
+    for (int i = 0; i < g_runs; i++) {
+        hv[i] = decode_rate(d->port, name, 1);
+        hp[i] = prompt_rate(d, name, i, &ntok);
+    }
+    double dec = median(hv, g_runs), pr = median(hp, g_runs);
+    char what[160];
+    snprintf(what, sizeof what, "%s: decode 1 stream (t/s) vs llama-bench tg128", label);
+    row(what, dec, tg, "t/s", true);
+    snprintf(what, sizeof what, "%s: prompt t/s (%d tokens) vs llama-bench pp512", label, ntok);
+    row(what, pr, pp, "t/s", true);
+    double lim = g_bw * 1e9 / per_token_bytes(&g);
+    printf("  %s: decode limit %.1f t/s; hearth %.0f%%, llama-bench %.0f%% of it\n", label, lim,
+           100 * dec / lim, 100 * tg / lim);
+    buf_printf(&g_md, "| %s: share of the bandwidth limit (%.1f t/s) | %.0f%% | %.0f%% | | |\n",
+               label, lim, 100 * dec / lim, 100 * tg / lim);
 }
 
 int main(void)
@@ -387,13 +489,14 @@ int main(void)
         fprintf(stderr, "bench: %s: %s\n", model, err);
         return 1;
     }
-    double bw = read_bandwidth();
-    double limit = bw * 1e9 / (double)gi.tensor_bytes;
-    printf("memory read bandwidth (2 threads): %.1f GB/s; weights %.1f MB -> decode limit %.1f t/s\n",
-           bw, (double)gi.tensor_bytes / 1e6, limit);
-    buf_printf(&g_md, "Memory read bandwidth (2 threads): **%.1f GB/s**. Weights read per token: "
-               "%.1f MB, so single-stream decode cannot exceed **%.1f tokens/s**.\n\n",
-               bw, (double)gi.tensor_bytes / 1e6, limit);
+    g_bw = read_bandwidth();
+    double limit = g_bw * 1e9 / per_token_bytes(&gi);
+    printf("memory read bandwidth (2 threads): %.1f GB/s; weights read per token %.1f MB -> "
+           "decode limit %.1f t/s\n", g_bw, per_token_bytes(&gi) / 1e6, limit);
+    buf_printf(&g_md, "Memory read bandwidth (2 threads, best of 5 reads of 1 GiB): **%.1f GB/s**. "
+               "Weights read per token: %.1f MB (every tensor but the token-embedding table, of "
+               "which a step reads one row), so single-stream decode cannot exceed **%.1f "
+               "tokens/s**.\n\n", g_bw, per_token_bytes(&gi) / 1e6, limit);
     buf_puts(&g_md, "| figure | hearth | llama-server | unit | hearth vs peer |\n|---|---|---|---|---|\n");
     printf("%-40s %12s %12s %-6s %9s\n", "figure", "hearth", "llama-srv", "unit", "ratio");
 
@@ -475,7 +578,28 @@ int main(void)
     buf_printf(&g_md, "| hearthd idle RSS, no model loaded | %.1f | - | MiB | |\n",
                idle_rss / 1048576.0);
     stop_pid(peer);
+    versus_llama_bench(&H, "bench", model, "0.5B Q4_0");
     stop_daemon(&H);
+
+    /* the other shapes against llama-bench: the Q8_0 twin and a ~1B model */
+    const char *model1b = getenv("BENCH_MODEL_1B");
+    {
+        char x1[700], x2[700];
+        snprintf(x1, sizeof x1, "q8=%s", model2);
+        snprintf(x2, sizeof x2, "b1=%s", model1b ? model1b : model2);
+        char *xargs[] = { "--model", x1, "--model", x2, "--parallel", "4", "--ctx-size", "2048",
+                          "--threads", "2", "--log-level", "warn", NULL };
+        struct daemon X = { 0 };
+        if (start_daemon(&X, "bench-shapes", xargs) == 0) {
+            versus_llama_bench(&X, "q8", model2, "0.5B Q8_0");
+            if (model1b) {
+                struct resp u = post(&X, "/v1/models/q8/unload", "{}");
+                resp_free(&u);
+                versus_llama_bench(&X, "b1", model1b, "1.1B Q4_0");
+            }
+            stop_daemon(&X);
+        }
+    }
 
     /* evict -> next model ready: a budget that holds one model */
     {
@@ -493,8 +617,9 @@ int main(void)
             double ev[16], pe[16];
             if (start_daemon(&E, "bench-evict", eargs) == 0) {
                 for (int i = 0; i < g_runs; i++) {
-                    char *b1 = decode_body(i % 2 ? "bench2" : "bench", "hi", 1, true);
-                    char *b2 = decode_body(i % 2 ? "bench" : "bench2", "hi", 1, true);
+                    /* the same switch as the peer's: bench loaded, then bench2 */
+                    char *b1 = decode_body("bench", "hi", 1, true);
+                    char *b2 = decode_body("bench2", "hi", 1, true);
                     struct timed t = stream_chat(E.port, b1);
                     t = stream_chat(E.port, b2);
                     ev[i] = t.chunks ? (t.t_first - t.t0) * 1000 : -1;

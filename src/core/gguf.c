@@ -605,6 +605,11 @@ static int check_data(parser *p)
             return br_fail(r, "total tensor size overflows");
         if (s->size > in->largest_tensor_bytes)
             in->largest_tensor_bytes = s->size;
+        const char *nm = e->len ? p->tnames.names.data + e->off : "";
+        if (e->len == 17 && memcmp(nm, "token_embd.weight", 17) == 0)
+            in->token_embd_bytes = s->size;
+        if (e->len == 13 && memcmp(nm, "output.weight", 13) == 0)
+            in->has_output = true;
     }
     /* Real files pack tensors without overlap; more bytes than the data
      * section holds means overlapping tensors inflating the memory estimate. */

@@ -71,6 +71,10 @@ typedef struct gguf_info {
     uint32_t n_vocab;              /* element count of the tokenizer.ggml.tokens array */
     uint32_t key_length, value_length; /* <arch>.attention.key_length / value_length */
     uint64_t largest_tensor_bytes;
+    uint64_t token_embd_bytes;     /* "token_embd.weight": a decode step reads one row
+                                      of it, unless no "output.weight" ties the output
+                                      layer to it */
+    bool has_output;               /* an "output.weight" tensor exists */
 } gguf_info;
 
 /*
