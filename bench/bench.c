@@ -30,6 +30,7 @@
 
 static int g_runs = 3;
 static double g_bw;                 /* GB/s, measured once */
+static buf g_notes;                 /* notes printed under the table */
 
 /* Bytes a decode step reads: every weight, except that only one row of the
  * token-embedding table is read when the output layer has its own matrix. */
@@ -469,6 +470,99 @@ static void versus_llama_bench(struct daemon *d, const char *name, const char *p
                label, lim, 100 * dec / lim, 100 * tg / lim);
 }
 
+/* Transcription real-time factor on the shared speech clips, one whisper
+ * model (`shape` names it in the report) against whisper-cli. */
+static void transcription(const char *wmodel, const char *shape)
+{
+    const char *wpeer = getenv("PEER_WHISPER_ROOT");
+    const char *speech = getenv("BENCH_SPEECH_DIR");
+    if (wmodel && *wmodel && wpeer && speech) {
+        const char *clips[] = { "jfk.wav",
+            "librivox/sense_and_sensibility_01_austen_64kb-0870.wav",
+            "librivox/sense_and_sensibility_01_austen_64kb-0880.wav",
+            "librivox/sense_and_sensibility_01_austen_64kb-0890.wav",
+            "librivox/sense_and_sensibility_01_austen_64kb-0920.wav",
+            "librivox/sense_and_sensibility_01_austen_64kb-0930.wav",
+            "librispeech-test-clean/1089-134686-0000.wav",
+            "librispeech-test-clean/1089-134686-0001.wav",
+            "librispeech-test-clean/1089-134691-0000.wav",
+            "librispeech-test-clean/1089-134691-0001.wav" };
+        char mw[700];
+        snprintf(mw, sizeof mw, "whisper=%s", wmodel);
+        char *wargs[] = { "--model", mw, "--threads", "2", "--log-level", "warn", NULL };
+        struct daemon WH = { 0 };
+        double h_proc = 0, p_proc = 0, audio = 0;
+        int ok = 0;
+        if (start_daemon(&WH, "bench-whisper", wargs) == 0) {
+            struct resp w = post(&WH, "/v1/models/whisper/load", "{}");
+            resp_free(&w);
+            for (size_t i = 0; i < sizeof clips / sizeof *clips; i++) {
+                char f[1200];
+                snprintf(f, sizeof f, "%s/%s", speech, clips[i]);
+                /* hearth: the whole request, upload and decode included */
+                char cmd[4000];
+                snprintf(cmd, sizeof cmd, "curl -s -o %s/wout.json -F model=whisper "
+                         "-F response_format=verbose_json -F file=@'%s' "
+                         "http://127.0.0.1:%d/v1/audio/transcriptions", g_tmp, f, WH.port);
+                double s0 = now_s();
+                int rc = system(cmd);
+                double dt = now_s() - s0;
+                char wj[700];
+                snprintf(wj, sizeof wj, "%s/wout.json", g_tmp);
+                size_t n = 0;
+                FILE *fj = fopen(wj, "rb");
+                char *doc = NULL;
+                if (fj) {
+                    doc = malloc(1 << 22);
+                    n = fread(doc, 1, (1 << 22) - 1, fj);
+                    doc[n] = '\0';
+                    fclose(fj);
+                }
+                const char *dur = doc ? strstr(doc, "\"duration\":") : NULL;
+                double secs = dur ? atof(dur + 11) : 0;
+                free(doc);
+                /* the peer: whisper-cli's own compute time (its "total time"),
+                 * greedy like hearth; its process start-up is not counted */
+                char lib[800];
+                snprintf(lib, sizeof lib, "%s/usr/lib/x86_64-linux-gnu", wpeer);
+                snprintf(cmd, sizeof cmd, "cd '%s/ggml/backends0' && '%s/ld-linux-x86-64.so.2' "
+                         "--library-path '%s:%s/pulseaudio:%s/blas:%s/lapack' '%s/usr/bin/whisper-cli' "
+                         "-m '%s' -f '%s' -t 2 -bs 1 -bo 1 2>&1 | grep 'total time' > %s/wpeer.txt",
+                         lib, lib, lib, lib, lib, lib, wpeer, wmodel, f, g_tmp);
+                int prc = system(cmd);
+                char wp[700];
+                snprintf(wp, sizeof wp, "%s/wpeer.txt", g_tmp);
+                FILE *fp = fopen(wp, "r");
+                char line[256] = "";
+                if (fp) {
+                    if (!fgets(line, sizeof line, fp))
+                        line[0] = '\0';
+                    fclose(fp);
+                }
+                const char *eq = strstr(line, "=");
+                double pms = eq ? atof(eq + 1) : 0;
+                if (rc == 0 && prc == 0 && secs > 0 && pms > 0) {
+                    h_proc += dt;
+                    p_proc += pms / 1000;
+                    audio += secs;
+                    ok++;
+                }
+            }
+            stop_daemon(&WH);
+        }
+        if (ok) {
+            char what[120];
+            snprintf(what, sizeof what, "transcription, %s (x faster than real time)", shape);
+            row(what, audio / h_proc, audio / p_proc, "x", true);
+            buf_printf(&g_notes, "\nTranscription (%s): %d clips, %.1f s of audio, F16 "
+                       "(random weights, so both sides fall back to higher temperatures alike); "
+                       "whisper-cli run greedy (-bs 1 -bo 1), its own compute time counted, not "
+                       "its process start-up; hearth's figure is the whole HTTP request.\n",
+                       shape, ok, audio);
+        }
+    }
+}
+
 int main(void)
 {
     g_build = getenv("HEARTH_BUILD");
@@ -483,6 +577,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     g_md = buf_make(0);
+    g_notes = buf_make(0);
     gguf_info gi;
     char err[200];
     if (gguf_check_file(model, &gi, err, sizeof err) < 0) {
@@ -497,8 +592,10 @@ int main(void)
                "Weights read per token: %.1f MB (every tensor but the token-embedding table, of "
                "which a step reads one row), so single-stream decode cannot exceed **%.1f "
                "tokens/s**.\n\n", g_bw, per_token_bytes(&gi) / 1e6, limit);
-    buf_puts(&g_md, "| figure | hearth | llama-server | unit | hearth vs peer |\n|---|---|---|---|---|\n");
-    printf("%-40s %12s %12s %-6s %9s\n", "figure", "hearth", "llama-srv", "unit", "ratio");
+    buf_puts(&g_md, "The peer is llama-server (2 threads) unless a row names llama-bench; for "
+                    "embeddings it is llama-server --embedding, for transcription whisper-cli.\n\n"
+                    "| figure | hearth | peer | unit | hearth vs peer |\n|---|---|---|---|---|\n");
+    printf("%-40s %12s %12s %-6s %9s\n", "figure", "hearth", "peer", "unit", "ratio");
 
     /* hearth */
     struct daemon H = { 0 };
@@ -693,93 +790,11 @@ int main(void)
     }
 
     /* transcription: real-time factor on the shared speech clips */
-    const char *wmodel = getenv("BENCH_WHISPER_MODEL"), *wpeer = getenv("PEER_WHISPER_ROOT");
-    const char *speech = getenv("BENCH_SPEECH_DIR");
-    if (wmodel && wpeer && speech) {
-        const char *clips[] = { "jfk.wav",
-            "librivox/sense_and_sensibility_01_austen_64kb-0870.wav",
-            "librivox/sense_and_sensibility_01_austen_64kb-0880.wav",
-            "librivox/sense_and_sensibility_01_austen_64kb-0890.wav",
-            "librivox/sense_and_sensibility_01_austen_64kb-0920.wav",
-            "librivox/sense_and_sensibility_01_austen_64kb-0930.wav",
-            "librispeech-test-clean/1089-134686-0000.wav",
-            "librispeech-test-clean/1089-134686-0001.wav",
-            "librispeech-test-clean/1089-134691-0000.wav",
-            "librispeech-test-clean/1089-134691-0001.wav" };
-        char mw[700];
-        snprintf(mw, sizeof mw, "whisper=%s", wmodel);
-        char *wargs[] = { "--model", mw, "--threads", "2", "--log-level", "warn", NULL };
-        struct daemon WH = { 0 };
-        double h_proc = 0, p_proc = 0, audio = 0;
-        int ok = 0;
-        if (start_daemon(&WH, "bench-whisper", wargs) == 0) {
-            struct resp w = post(&WH, "/v1/models/whisper/load", "{}");
-            resp_free(&w);
-            for (size_t i = 0; i < sizeof clips / sizeof *clips; i++) {
-                char f[1200];
-                snprintf(f, sizeof f, "%s/%s", speech, clips[i]);
-                /* hearth: the whole request, upload and decode included */
-                char cmd[4000];
-                snprintf(cmd, sizeof cmd, "curl -s -o %s/wout.json -F model=whisper "
-                         "-F response_format=verbose_json -F file=@'%s' "
-                         "http://127.0.0.1:%d/v1/audio/transcriptions", g_tmp, f, WH.port);
-                double s0 = now_s();
-                int rc = system(cmd);
-                double dt = now_s() - s0;
-                char wj[700];
-                snprintf(wj, sizeof wj, "%s/wout.json", g_tmp);
-                size_t n = 0;
-                FILE *fj = fopen(wj, "rb");
-                char *doc = NULL;
-                if (fj) {
-                    doc = malloc(1 << 22);
-                    n = fread(doc, 1, (1 << 22) - 1, fj);
-                    doc[n] = '\0';
-                    fclose(fj);
-                }
-                const char *dur = doc ? strstr(doc, "\"duration\":") : NULL;
-                double secs = dur ? atof(dur + 11) : 0;
-                free(doc);
-                /* the peer: whisper-cli's own compute time (its "total time"),
-                 * greedy like hearth; its process start-up is not counted */
-                char lib[800];
-                snprintf(lib, sizeof lib, "%s/usr/lib/x86_64-linux-gnu", wpeer);
-                snprintf(cmd, sizeof cmd, "cd '%s/ggml/backends0' && '%s/ld-linux-x86-64.so.2' "
-                         "--library-path '%s:%s/pulseaudio:%s/blas:%s/lapack' '%s/usr/bin/whisper-cli' "
-                         "-m '%s' -f '%s' -t 2 -bs 1 -bo 1 2>&1 | grep 'total time' > %s/wpeer.txt",
-                         lib, lib, lib, lib, lib, lib, wpeer, wmodel, f, g_tmp);
-                int prc = system(cmd);
-                char wp[700];
-                snprintf(wp, sizeof wp, "%s/wpeer.txt", g_tmp);
-                FILE *fp = fopen(wp, "r");
-                char line[256] = "";
-                if (fp) {
-                    if (!fgets(line, sizeof line, fp))
-                        line[0] = '\0';
-                    fclose(fp);
-                }
-                const char *eq = strstr(line, "=");
-                double pms = eq ? atof(eq + 1) : 0;
-                if (rc == 0 && prc == 0 && secs > 0 && pms > 0) {
-                    h_proc += dt;
-                    p_proc += pms / 1000;
-                    audio += secs;
-                    ok++;
-                }
-            }
-            stop_daemon(&WH);
-        }
-        if (ok) {
-            row("transcription real-time factor (x faster than real time)", audio / h_proc,
-                audio / p_proc, "x", true);
-            buf_printf(&g_md, "\nTranscription: %d clips, %.1f s of audio, whisper-tiny shape F16 "
-                       "(random weights, so both sides fall back to higher temperatures alike); "
-                       "whisper-cli run greedy (-bs 1 -bo 1), its own compute time counted, not "
-                       "its process start-up; hearth's figure is the whole HTTP request.\n",
-                       ok, audio);
-        }
-    }
+    transcription(getenv("BENCH_WHISPER_MODEL"), "whisper-tiny shape");
+    transcription(getenv("BENCH_WHISPER_BASE_MODEL"), "whisper-base shape");
 
+    buf_puts(&g_md, g_notes.data ? g_notes.data : "");
+    buf_free(&g_notes);
     printf("single-stream decode reaches %.0f%% of the bandwidth limit\n", 100 * h_dec1 / limit);
     buf_printf(&g_md, "\nSingle-stream decode reaches **%.0f%%** of the bandwidth limit.\n",
                100 * h_dec1 / limit);

@@ -24,8 +24,10 @@ done
     --vocab-from "$VOCAB" --quiet --out "$MODELS/q1b-q4_0.gguf"
 [ -f "$MODELS/minilm-f16.gguf" ] || HEARTH_SHARED=$SHARED "$BUILD/hearth" synth --preset minilm \
     --quiet --out "$MODELS/minilm-f16.gguf"
-[ -f "$MODELS/whisper-tiny.bin" ] || HEARTH_SHARED=$SHARED "$BUILD/hearth" synth --arch whisper \
-    --preset whisper-tiny --quiet --out "$MODELS/whisper-tiny.bin"
+for w in tiny base; do
+  [ -f "$MODELS/whisper-$w.bin" ] || HEARTH_SHARED=$SHARED "$BUILD/hearth" synth --arch whisper \
+      --preset whisper-$w --quiet --out "$MODELS/whisper-$w.bin"
+done
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/hearth-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 OUT=bench/results/$(date -u +%Y-%m-%d).md
@@ -41,12 +43,13 @@ peer_ver=$(ls deps/apt/debs 2>/dev/null | grep -E '^llama.cpp-tools_' | sed 's/_
   echo "Against llama-bench (its defaults, 2 threads): the 0.5B shape in Q4_0 and Q8_0 and a ~1.1B shape"
   echo "(16 layers, 2048 dims, 32/8 heads, ff 8192) in Q4_0; hearth's decode is measured over HTTP,"
   echo "its prompt rate from its own timings."
-  echo "Transcription: a whisper-tiny shape (F16, random weights) against whisper-cli. Medians of ${BENCH_RUNS:-3} runs."
+  echo "Transcription: whisper tiny and base shapes (F16, random weights) against whisper-cli. Medians of ${BENCH_RUNS:-3} runs."
   echo
 } >> "$OUT"
 HEARTH_BUILD=$BUILD BENCH_TMP=$TMP BENCH_MODEL=$MODELS/q05-q4_0.gguf BENCH_MODEL2=$MODELS/q05-q8_0.gguf \
   BENCH_MODEL_1B=$MODELS/q1b-q4_0.gguf \
   BENCH_EMBED_MODEL=$MODELS/minilm-f16.gguf BENCH_WHISPER_MODEL=$MODELS/whisper-tiny.bin \
+  BENCH_WHISPER_BASE_MODEL=$MODELS/whisper-base.bin \
   PEER_WHISPER_ROOT=$PWD/deps/peer BENCH_SPEECH_DIR=$SHARED/data/speech PEER_SERVER=$PEER PEER_LIB=$LIB BENCH_OUT=$OUT "$BUILD/bench/bench"
 echo >> "$OUT"
 echo "results appended to $OUT"
