@@ -46,9 +46,10 @@ bool accel_load(const char *where)
                  *path ? path : "none built in");
         return false;
     }
-    /* The worker's BLAS is hearth's, not the shell's: a global
-     * OPENBLAS_NUM_THREADS or OPENBLAS_CORETYPE (some systems set one for
-     * numpy) is overridden; HEARTH_OPENBLAS_CORETYPE chooses the kernels. */
+    /* The worker's BLAS threading is hearth's, not the shell's: a global
+     * OPENBLAS_NUM_THREADS (some systems set one for numpy) is overridden, and
+     * so is OPENBLAS_CORETYPE on AMD CPUs with AVX-512; HEARTH_OPENBLAS_CORETYPE
+     * chooses the kernels anywhere. */
     setenv("OPENBLAS_NUM_THREADS", "1", 1);
     const char *core = getenv("HEARTH_OPENBLAS_CORETYPE");
     if (core && *core)
@@ -57,7 +58,8 @@ bool accel_load(const char *where)
         /* OpenBLAS 0.3.34 does not know Zen 5 and would run its AVX2 kernels;
          * its AVX-512 (SkylakeX) ones are 1.4x faster there */
         setenv("OPENBLAS_CORETYPE", "SKYLAKEX", 1);
-    log_debug("BLAS: OPENBLAS_CORETYPE=%s", getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(detect)");
+    const char *chosen = getenv("OPENBLAS_CORETYPE");
+    log_debug("BLAS: OPENBLAS_CORETYPE=%s", chosen ? chosen : "(detect)");
     if (!ggml_backend_load(path)) {
         log_warn("could not load the BLAS backend %s; F16 models run on the CPU backend alone",
                  path);
