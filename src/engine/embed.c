@@ -27,7 +27,7 @@ struct embedder {
     const struct llama_vocab *vocab;
     llm_sink sink;
     int n_embd, n_batch, n_ctx_train;
-    bool pad;                   /* pad calls to EMBED_MIN_TOKENS */
+    bool accel;                 /* BLAS backend: calls padded to EMBED_MIN_TOKENS */
     llama_token pad_token;
     struct llama_batch batch;
     float *vec;
@@ -50,7 +50,7 @@ embedder *embed_load(const llm_params *p, const llm_sink *sink, char *err, size_
         goto fail;
     }
     e->vocab = llama_model_get_vocab(e->model);
-    e->pad = p->accel;
+    e->accel = p->accel;
     e->pad_token = llama_vocab_bos(e->vocab) >= 0 ? llama_vocab_bos(e->vocab) : 0;
     e->n_embd = llama_model_n_embd(e->model);
     e->n_ctx_train = llama_model_n_ctx_train(e->model);
@@ -110,8 +110,9 @@ void embed_free(embedder *e)
 int embed_describe(embedder *e, buf *out)
 {
     return buf_printf(out, "{\"kind\":\"embedding\",\"slots\":4,\"n_ctx_slot\":%d,\"n_embd\":%d,"
-                      "\"pooling\":%d,\"backend\":\"%s\"}", e->n_ctx_train > 0 ? e->n_ctx_train : e->n_batch,
-                      e->n_embd, (int)llama_pooling_type(e->ctx), e->pad ? "cpu+blas" : "cpu");
+                      "\"pooling\":%d,\"backend\":\"%s\"}",
+                      e->n_ctx_train > 0 ? e->n_ctx_train : e->n_batch, e->n_embd,
+                      (int)llama_pooling_type(e->ctx), e->accel ? "cpu+blas" : "cpu");
 }
 
 /* Tokenize one input: a string (with the model's [CLS]/[SEP]) or token ids. */
@@ -155,7 +156,7 @@ static int flush(embedder *e, uint32_t id, int nseq)
         llama_memory_clear(mem, true);
     /* a sequence of its own (never read) tops the call up; the attention
      * mask keeps it apart from the real inputs */
-    for (int i = 0; e->pad && nseq < EMBED_SEQS && e->batch.n_tokens < EMBED_MIN_TOKENS; i++) {
+    for (int i = 0; e->accel && nseq < EMBED_SEQS && e->batch.n_tokens < EMBED_MIN_TOKENS; i++) {
         int k = e->batch.n_tokens++;
         e->batch.token[k] = e->pad_token;
         e->batch.pos[k] = i;

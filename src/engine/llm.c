@@ -195,7 +195,8 @@ int llm_describe(llm *m, buf *out)
     llama_model_desc(m->model, desc, sizeof desc);
     const char *tmpl = llama_model_chat_template(m->model, NULL);
     buf_printf(out, "{\"slots\":%d,\"n_ctx_slot\":%d,\"n_ctx_train\":%d,\"n_vocab\":%d,"
-               "\"n_params\":%llu,\"size\":%llu,\"has_chat_template\":%s,\"desc\":",
+               "\"n_params\":%llu,\"size\":%llu,\"has_chat_template\":%s,\"backend\":\"cpu\","
+               "\"desc\":",
                m->nslots, m->n_ctx_slot, llama_model_n_ctx_train(m->model),
                llama_vocab_n_tokens(m->vocab), (unsigned long long)llama_model_n_params(m->model),
                (unsigned long long)llama_model_size(m->model), tmpl ? "true" : "false");

@@ -77,7 +77,8 @@ void ocr_free(ocr *o)
 int ocr_describe(ocr *o, buf *out)
 {
     (void)o;
-    return buf_printf(out, "{\"kind\":\"ocr\",\"slots\":1,\"engine\":\"tesseract %s\"}",
+    return buf_printf(out, "{\"kind\":\"ocr\",\"slots\":1,\"engine\":\"tesseract %s\","
+                      "\"backend\":\"tesseract\"}",
                       TessVersion());
 }
 

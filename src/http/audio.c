@@ -173,12 +173,10 @@ static int transcribe(http_req *r, bool translate)
         jw_cstr(&p, prompt);
     }
     buf_putc(&p, '}');
-    size_t plen;
-    char *payload = buf_detach(&p, &plen);
-    job *j = job_new(r->rid, model, payload, plen);
-    if (!j)
-        return http_reply_error(r, 500, NULL, NULL, "out_of_memory", "out of memory", 0);
     int ret = MHD_NO;
+    job *j = http_new_job(r, model, &p, &ret);
+    if (!j)
+        return ret;
     buf text = buf_make(0);
     arena *a = NULL;
     job_status st;

@@ -215,6 +215,16 @@ int http_reply_submit_failed(http_req *r, int rc, const char *err, int retry)
     return http_reply_error(r, (unsigned)rc, NULL, rc == 404 ? "model" : NULL, code, err, retry);
 }
 
+job *http_new_job(http_req *r, const char *model, buf *payload, int *ret)
+{
+    size_t plen;
+    char *p = buf_detach(payload, &plen);
+    job *j = job_new(r->rid, model, p, plen);      /* frees p when it fails */
+    if (!j)
+        *ret = http_reply_error(r, 500, NULL, NULL, "out_of_memory", "out of memory", 0);
+    return j;
+}
+
 bool http_run_job(http_req *r, job *j, buf *out, job_status *st, int *ret)
 {
     char err[320];
@@ -278,11 +288,10 @@ static int generate(http_req *r, gen_kind kind)
     if (genreq_parse(kind, r->body.data ? r->body.data : "", r->body.len, &g, &e) < 0)
         return http_reply_error(r, (unsigned)e.status, NULL, e.param, e.code, e.message, 0);
 
-    size_t plen;
-    char *payload = buf_detach(&g.payload, &plen);
-    job *j = job_new(r->rid, g.model, payload, plen);
+    int ret;
+    job *j = http_new_job(r, g.model, &g.payload, &ret);
     if (!j)
-        return http_reply_error(r, 500, NULL, NULL, "out_of_memory", "out of memory", 0);
+        return ret;
     j->keep_alive = g.keep_alive;
     char err[320];
     int retry = 0;
@@ -296,7 +305,6 @@ static int generate(http_req *r, gen_kind kind)
     long long created = (long long)time(NULL);
     buf text = buf_make(0);
     job_status s;
-    int ret;
     if (!http_job_wait(r, j, !g.stream, &text, &s)) {
         ret = MHD_NO;               /* client gone: close without a response */
         goto out;

@@ -148,13 +148,8 @@ int http_embeddings(http_req *r)
         goto out;
     buf_putc(&payload, '}');
 
-    size_t plen;
-    char *p = buf_detach(&payload, &plen);
-    j = job_new(r->rid, model->str, p, plen);
-    if (!j) {
-        ret = http_reply_error(r, 500, NULL, NULL, "out_of_memory", "out of memory", 0);
+    if (!(j = http_new_job(r, model->str, &payload, &ret)))
         goto out;
-    }
     job_status st;
     if (!http_run_job(r, j, &text, &st, &ret))
         goto out;

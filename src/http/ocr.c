@@ -158,13 +158,8 @@ static int recognise(http_req *r)
         jw_cstr(&p, lang);
     }
     buf_putc(&p, '}');
-    size_t plen;
-    char *payload = buf_detach(&p, &plen);
-    j = job_new(r->rid, model, payload, plen);
-    if (!j) {
-        ret = http_reply_error(r, 500, NULL, NULL, "out_of_memory", "out of memory", 0);
+    if (!(j = http_new_job(r, model, &p, &ret)))
         goto out;
-    }
     job_status st;
     if (!http_run_job(r, j, &text, &st, &ret))
         goto out;

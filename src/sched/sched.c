@@ -582,8 +582,7 @@ static void on_worker_frame(void *ud, worker *w, const wire_hdr *h, const char *
         m->ready_at = m->last_used = now_ms();
         m->load_failures = 0;
         m->last_error[0] = '\0';
-        snprintf(m->backend, sizeof m->backend, "%s", *STR("backend") ? STR("backend")
-                                                      : m->kind == MODEL_KIND_OCR ? "tesseract" : "cpu");
+        snprintf(m->backend, sizeof m->backend, "%s", STR("backend"));
         m->loaded_rss = m->rss = m->peak_rss = budget_rss(worker_pid(w));
         char e[32], r[32];
         budget_human(m->est, e, sizeof e);

@@ -289,11 +289,14 @@ int main(int argc, char **argv)
         is_embed = gguf_check_file(p.path, &gi, gerr, sizeof gerr) == 0 &&
                    gguf_arch_is_embedding(gi.arch);
     }
-    (void)blas;
-    (void)is_embed;
 #if W_LLM || W_ASR
     if (is_whisper || is_embed)
         p.accel = accel_load(blas);
+#else
+    (void)blas;
+    (void)is_embed;
+#endif
+#if W_LLM || W_ASR
     const char *bdir = getenv("HEARTH_GGML_BACKENDS");
     if (!bdir || !*bdir)
         bdir = HEARTH_GGML_BACKENDS;
