@@ -532,13 +532,8 @@ static void transcription(const char *wmodel, const char *shape)
                 int prc = system(cmd);
                 char wp[700];
                 snprintf(wp, sizeof wp, "%s/wpeer.txt", g_tmp);
-                FILE *fp = fopen(wp, "r");
-                char line[256] = "";
-                if (fp) {
-                    if (!fgets(line, sizeof line, fp))
-                        line[0] = '\0';
-                    fclose(fp);
-                }
+                char line[256];
+                first_line(wp, line, sizeof line);
                 const char *eq = strstr(line, "=");
                 double pms = eq ? atof(eq + 1) : 0;
                 if (rc == 0 && prc == 0 && secs > 0 && pms > 0) {

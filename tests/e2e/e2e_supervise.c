@@ -438,13 +438,8 @@ static void t_no_orphan_after_sigkill(void)
             /* a zombie re-parented to init counts as gone once reaped */
             char path[64];
             snprintf(path, sizeof path, "/proc/%d/stat", wpid);
-            FILE *f = fopen(path, "r");
-            char line[256] = "";
-            if (f) {
-                if (!fgets(line, sizeof line, f))
-                    line[0] = '\0';
-                fclose(f);
-            }
+            char line[256];
+            first_line(path, line, sizeof line);
             char *rp = strrchr(line, ')');
             if (rp && rp[2] == 'Z')
                 gone = true;

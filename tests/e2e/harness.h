@@ -55,6 +55,18 @@ static const char *g_shared __attribute__((unused));
         }                                                                            \
     } while (0)
 
+/* The first line of a file into line[n] ("" when it cannot be read). */
+static inline void first_line(const char *path, char *line, size_t n)
+{
+    line[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(line, (int)n, f))
+            line[0] = '\0';
+        fclose(f);
+    }
+}
+
 static inline void run(const char *name, void (*fn)(void))
 {
     cur_failed = 0;
