@@ -50,11 +50,16 @@ CLI_SRC    = $(wildcard src/cli/*.c)
 DAEMON_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,src/main.c $(CORE_SRC) $(HTTP_SRC) $(SCHED_SRC) $(SUPER_SRC))
 WORKER_COMMON = $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/wire.c $(CORE_SRC))
 WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main.o $(WORKER_COMMON) \
-             $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/accel.c src/engine/llm.c src/engine/embed.c src/engine/prompt.c)
+             $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/accel.c src/engine/llm.c src/engine/embed.c src/engine/prompt.c \
+                                             src/engine/kernels.c)
 ASR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-asr.o $(WORKER_COMMON) \
              $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/accel.c src/engine/asr.c src/engine/audio.c)
 OCR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-ocr.o $(WORKER_COMMON) \
              $(patsubst %.c,$(BUILD)/obj/%.o,src/engine/ocr.c)
+# hearth's Q4_0 kernels take the place of ggml's by name (engine/kernels.h):
+# the worker exports them so that ggml's CPU backend binds to them
+KERNEL_EXPORTS = -Wl,--export-dynamic-symbol=ggml_gemv_q4_0_8x8_q8_0 \
+                 -Wl,--export-dynamic-symbol=ggml_gemm_q4_0_8x8_q8_0
 CLI_OBJ    = $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC) $(CORE_SRC))
 
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
@@ -78,7 +83,7 @@ $(BUILD)/hearthd: $(DAEMON_OBJ)
 
 $(BUILD)/hearth-worker: $(WORKER_OBJ)
 	@$(if $(V),,echo "  LINK    $@")
-	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LLAMA_LIBS)
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(KERNEL_EXPORTS) $(LLAMA_LIBS) -ldl
 
 $(BUILD)/obj/src/worker/worker_main-%.o: src/worker/worker_main.c
 	@mkdir -p $(dir $@)
@@ -102,6 +107,12 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(patsubst %.c,$(BUILD)/obj/%.o,$(COR
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL)
+
+# the kernels' test loads ggml's CPU backend to check them against its own
+$(BUILD)/tests/test_kernels: tests/unit/test_kernels.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) $(GGML_LIBS) -ldl
 
 E2E_BIN = $(BUILD)/tests/e2e_api $(BUILD)/tests/e2e_supervise $(BUILD)/tests/e2e_embed \
           $(BUILD)/tests/e2e_audio $(BUILD)/tests/e2e_ocr

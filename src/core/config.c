@@ -64,6 +64,7 @@ void config_defaults(config *c)
     c->timeout = 600;
     c->log_level = xstrdup("info");
     c->blas = xstrdup("auto");
+    c->kernels = xstrdup("auto");
     c->keep_alive = 300;
     static const char *tess[] = { "/usr/share/tesseract-ocr/5/tessdata",
                                   "/usr/share/tesseract-ocr/4.00/tessdata",
@@ -85,6 +86,7 @@ void config_free(config *c)
     free(c->models_dir);
     free(c->log_level);
     free(c->blas);
+    free(c->kernels);
     free(c->tessdata);
     for (size_t i = 0; i < c->nmodels; i++)
         free(c->models[i].path);
@@ -260,6 +262,13 @@ int config_set(config *c, const char *key, const char *v, char *err, size_t el)
         }
         free(c->blas);
         c->blas = xstrdup(v);
+    } else if (strcmp(key, "kernels") == 0) {
+        if (strcmp(v, "auto") && strcmp(v, "off")) {
+            snprintf(err, el, "kernels: expected auto or off, got '%.100s'", v);
+            return -1;
+        }
+        free(c->kernels);
+        c->kernels = xstrdup(v);
     } else if (strcmp(key, "tessdata") == 0) {
         free(c->tessdata);
         c->tessdata = strcmp(v, "none") ? xstrdup(v) : NULL;
@@ -374,6 +383,8 @@ void config_print_help(const char *prog)
            "                         before 503 (default 60)\n"
            "  --blas auto|off|PATH   ggml's BLAS backend (OpenBLAS) for embedding and speech\n"
            "                         models: auto = the one setup installed (default)\n"
+           "  --kernels auto|off     hearth's AVX-512 VNNI kernels for Q4_0 matrices in place\n"
+           "                         of ggml's: auto = when the CPU has them (default)\n"
            "  --tessdata DIR|none    Tesseract data for the built-in \"ocr\" model (default:\n"
            "                         the system's tessdata when installed)\n"
            "  --log-level LEVEL      debug|info|warn|error (default info)\n"

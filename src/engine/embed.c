@@ -28,6 +28,7 @@ struct embedder {
     llm_sink sink;
     int n_embd, n_batch, n_ctx_train;
     bool accel;                 /* BLAS backend: calls padded to EMBED_MIN_TOKENS */
+    bool vnni;                  /* hearth's kernels multiply its Q4_0 matrices */
     llama_token pad_token;
     struct llama_batch batch;
     float *vec;
@@ -51,6 +52,9 @@ embedder *embed_load(const llm_params *p, const llm_sink *sink, char *err, size_
     }
     e->vocab = llama_model_get_vocab(e->model);
     e->accel = p->accel;
+    char desc[128] = "";
+    llama_model_desc(e->model, desc, sizeof desc);
+    e->vnni = p->kernels && strstr(desc, "Q4_0");
     e->pad_token = llama_vocab_bos(e->vocab) >= 0 ? llama_vocab_bos(e->vocab) : 0;
     e->n_embd = llama_model_n_embd(e->model);
     e->n_ctx_train = llama_model_n_ctx_train(e->model);
@@ -112,7 +116,8 @@ int embed_describe(embedder *e, buf *out)
     return buf_printf(out, "{\"kind\":\"embedding\",\"slots\":4,\"n_ctx_slot\":%d,\"n_embd\":%d,"
                       "\"pooling\":%d,\"backend\":\"%s\"}",
                       e->n_ctx_train > 0 ? e->n_ctx_train : e->n_batch, e->n_embd,
-                      (int)llama_pooling_type(e->ctx), e->accel ? "cpu+blas" : "cpu");
+                      (int)llama_pooling_type(e->ctx),
+                      e->accel ? (e->vnni ? "cpu+blas+vnni" : "cpu+blas") : e->vnni ? "cpu+vnni" : "cpu");
 }
 
 /* Tokenize one input: a string (with the model's [CLS]/[SEP]) or token ids. */

@@ -61,6 +61,7 @@ struct llm {
     int nslots;
     int n_ctx_slot;
     int batch_size;
+    bool kernels;               /* hearth's Q4_0 kernels are in use */
     struct llama_batch batch;
     uint64_t tick;
     buf out;                /* scratch for deltas */
@@ -99,6 +100,7 @@ llm *llm_load(const llm_params *p, const llm_sink *sink, char *err, size_t el)
     m->sink = *sink;
     m->nslots = p->parallel > 0 ? p->parallel : 1;
     m->batch_size = p->batch_size > 0 ? p->batch_size : 512;
+    m->kernels = p->kernels;
 
     struct llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = 0;
@@ -194,12 +196,15 @@ int llm_describe(llm *m, buf *out)
     char desc[256] = "";
     llama_model_desc(m->model, desc, sizeof desc);
     const char *tmpl = llama_model_chat_template(m->model, NULL);
+    /* +vnni: hearth's kernels multiply this model's Q4_0 matrices */
+    bool vnni = m->kernels && strstr(desc, "Q4_0");
     buf_printf(out, "{\"slots\":%d,\"n_ctx_slot\":%d,\"n_ctx_train\":%d,\"n_vocab\":%d,"
-               "\"n_params\":%llu,\"size\":%llu,\"has_chat_template\":%s,\"backend\":\"cpu\","
+               "\"n_params\":%llu,\"size\":%llu,\"has_chat_template\":%s,\"backend\":\"%s\","
                "\"desc\":",
                m->nslots, m->n_ctx_slot, llama_model_n_ctx_train(m->model),
                llama_vocab_n_tokens(m->vocab), (unsigned long long)llama_model_n_params(m->model),
-               (unsigned long long)llama_model_size(m->model), tmpl ? "true" : "false");
+               (unsigned long long)llama_model_size(m->model), tmpl ? "true" : "false",
+               vnni ? "cpu+vnni" : "cpu");
     jw_cstr(out, desc);
     return buf_putc(out, '}');
 }

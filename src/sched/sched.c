@@ -366,7 +366,8 @@ static int spawn_locked(struct model *m, char *err, size_t el)
              m->kind == MODEL_KIND_TRANSCRIPTION ? "-asr" : m->kind == MODEL_KIND_OCR ? "-ocr" : "");
     char *argv[] = { exe, "--model", m->path, "--name", m->name, "--threads", th,
                      "--parallel", par, "--ctx-size", ctx, "--batch-size", bat,
-                     "--log-level", c->log_level, "--blas", c->blas, NULL };
+                     "--log-level", c->log_level, "--blas", c->blas, "--kernels", c->kernels,
+                     NULL };
     worker_events ev = { m, on_worker_frame, on_worker_exit };
     worker *w = worker_start(argv, budget_hard_limit(m->est), &ev, err, el);
     if (!w)

@@ -55,6 +55,7 @@
 #endif
 #if W_LLM
 #include "engine/embed.h"
+#include "engine/kernels.h"
 #endif
 #if W_OCR
 #include "engine/ocr.h"
@@ -122,7 +123,7 @@ static void usage(void)
 {
     printf("Usage: hearth-worker --model PATH [--threads N] [--parallel N] [--ctx-size N]\n"
            "                     [--batch-size N] [--name NAME] [--log-level LEVEL]\n"
-           "                     [--blas auto|off|PATH]\n"
+           "                     [--blas auto|off|PATH] [--kernels auto|off]\n"
            "\n"
            "The inference process hearthd spawns for one model. It is not meant to be run\n"
            "by hand: it speaks hearth's wire format on file descriptor 3.\n");
@@ -235,7 +236,7 @@ static void handle_frame(struct engine *en, const wire_hdr *h, const char *paylo
 int main(int argc, char **argv)
 {
     llm_params p = { .parallel = 1, .ctx_size = 4096, .batch_size = 512 };
-    const char *name = "model", *blas = "auto";
+    const char *name = "model", *blas = "auto", *kernels = "auto";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help")) {
@@ -254,6 +255,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--batch-size")) p.batch_size = atoi(v);
         else if (!strcmp(a, "--name")) name = v;
         else if (!strcmp(a, "--blas")) blas = v;
+        else if (!strcmp(a, "--kernels")) kernels = v;
         else if (!strcmp(a, "--fd")) g_fd = atoi(v);
         else if (!strcmp(a, "--log-level")) {
             log_level lv;
@@ -307,6 +309,9 @@ int main(int argc, char **argv)
 #endif
 #if W_LLM
     llama_backend_init();
+    p.kernels = kernels_init(kernels);
+#else
+    (void)kernels;
 #endif
 
     llm_sink sink = { NULL, on_start, on_delta, on_done, on_error };

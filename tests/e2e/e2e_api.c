@@ -559,6 +559,56 @@ static void t_cli(void)
     CHECK(strstr(out, "cannot reach hearthd") != NULL);
 }
 
+/* A real model with Q4_0 layer matrices: hearth's kernels (engine/kernels.h)
+ * take them when the CPU has AVX-512 VNNI, and the greedy text is the text
+ * ggml's own kernels give. */
+static void t_q4_kernels_same_text(void)
+{
+    char model[600];
+    snprintf(model, sizeof model, "st4=%s/stories-q4_0.gguf", g_tmp);
+    char *on_args[] = { "--model", model, "--threads", "2", "--parallel", "2", NULL };
+    char *off_args[] = { "--model", model, "--threads", "2", "--parallel", "2", "--kernels", "off",
+                         NULL };
+    struct daemon on = { 0 }, off = { 0 };
+    CHECK(start_daemon(&on, "kernels-on", on_args) == 0);
+    CHECK(start_daemon(&off, "kernels-off", off_args) == 0);
+    if (on.pid <= 0 || off.pid <= 0)
+        goto out;
+    /* a prompt long enough for ggml's four-row kernel, and a greedy answer */
+    const char *body = "{\"model\":\"st4\",\"prompt\":\"Once upon a time, there was a little "
+                       "girl named Lily. She loved to play\",\"max_tokens\":48,\"temperature\":0}";
+    struct resp a = post(&on, "/v1/completions", body), b = post(&off, "/v1/completions", body);
+    CHECK(a.status == 200 && b.status == 200);
+    char *ta = content_of(&a, false, NULL, 0), *tb = content_of(&b, false, NULL, 0);
+    CHECK(ta && tb && strlen(ta) > 20);
+    CHECK(ta && tb && strcmp(ta, tb) == 0);
+    if (ta && tb && strcmp(ta, tb) != 0)
+        fprintf(stderr, "  kernels on:  %s\n  kernels off: %s\n", ta, tb);
+    free(ta);
+    free(tb);
+    resp_free(&a);
+    resp_free(&b);
+
+    /* what each daemon says it computes on */
+    arena *ar = arena_new(0);
+    struct resp s1 = http(&on, "GET", "/v1/status", NULL, 0);
+    struct resp s0 = http(&off, "GET", "/v1/status", NULL, 0);
+    const char *b1 = str_at(parse(ar, &s1.body), "models.0.backend");
+    const char *b0 = str_at(parse(ar, &s0.body), "models.0.backend");
+    CHECK(b0 && strcmp(b0, "cpu") == 0);
+    bool vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+                __builtin_cpu_supports("avx512vl");
+    CHECK(b1 && strcmp(b1, vnni ? "cpu+vnni" : "cpu") == 0);
+    resp_free(&s1);
+    resp_free(&s0);
+    arena_free(ar);
+out:
+    if (on.pid > 0)
+        stop_daemon(&on);
+    if (off.pid > 0)
+        stop_daemon(&off);
+}
+
 static void t_sigterm_exits_cleanly(void)
 {
     CHECK(healthy(&A));
@@ -604,6 +654,7 @@ int main(void)
     run("queue_full_503", t_queue_full_503);
     run("openai_node_client", t_openai_node_client);
     run("cli", t_cli);
+    run("q4_kernels_same_text", t_q4_kernels_same_text);
     run("sigterm_exits_cleanly", t_sigterm_exits_cleanly);
     if (A.pid > 0)
         stop_daemon(&A);

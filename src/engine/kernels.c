@@ -1,0 +1,394 @@
+/*
+ * kernels.c: Q4_0 x Q8_0 matrix kernels with AVX-512 VNNI, in place of
+ * ggml's (see kernels.h for how they get there and when they are used).
+ *
+ * The data layouts are ggml's repacked ones:
+ *   weights, per 8 output columns and per 32-wide block: 8 fp16 scales, then
+ *   128 bytes; byte k*64 + j*8 + i of column j holds element k*8+i in its
+ *   low nibble and element 16+k*8+i in its high nibble, each a signed 4-bit
+ *   value stored with its sign bit flipped (x ^ 8);
+ *   activations for gemm, per 4 rows and per block: 4 fp16 scales, then 128
+ *   int8 where byte g*32 + m*8 + i is element g*8+i of row m;
+ *   activations for gemv: ggml's block_q8_0 (fp16 scale, 32 int8).
+ *
+ * vpdpbusd multiplies unsigned by signed bytes, so the weights are taken as
+ * w+8 (0..15) and the excess, 8 times the sum of a block's activations, is
+ * subtracted up front. Each 512-bit accumulator holds two int32 lanes per
+ * column (the two 4-byte halves of its 8 bytes); they are scaled and summed
+ * in float, and the pairs are folded once at the end of a row.
+ */
+#include "engine/kernels.h"
+
+#include "core/log.h"
+
+#include <dlfcn.h>
+#include <immintrin.h>
+#include <link.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef kernels_fn mm_fn;
+
+struct wblock {     /* 8 columns x 32 elements of Q4_0 weights, repacked */
+    uint16_t d[8];
+    uint8_t qs[128];
+};
+struct ablock4 {    /* 4 rows x 32 elements of Q8_0 activations, interleaved */
+    uint16_t d[4];
+    int8_t qs[128];
+};
+struct ablock1 {    /* ggml's block_q8_0 */
+    uint16_t d;
+    int8_t qs[32];
+};
+
+_Static_assert(sizeof(struct wblock) == 144, "ggml's block_q4_0x8");
+_Static_assert(sizeof(struct ablock4) == 136, "ggml's block_q8_0x4");
+_Static_assert(sizeof(struct ablock1) == 34, "ggml's block_q8_0");
+
+/* the per-row tables live on the stack: rows this long at most (ggml's
+ * widest layer matrices are far below) */
+#define MAX_BLOCKS 2048
+
+#define KTARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
+
+KTARGET static inline float h2f(uint16_t h)
+{
+    return _cvtsh_ss(h);
+}
+
+/* Fold a row's 16 lanes (two per column) into 8 column sums and store. */
+KTARGET static inline void store8(float *dst, __m512 v)
+{
+    const __m512i even = _mm512_set_epi32(14, 12, 10, 8, 6, 4, 2, 0, 14, 12, 10, 8, 6, 4, 2, 0);
+    __m512 sum = _mm512_add_ps(v, _mm512_permute_ps(v, 0xB1));
+    _mm256_storeu_ps(dst, _mm512_castps512_ps256(_mm512_permutexvar_ps(even, sum)));
+}
+
+/* The 8 weight scales of a block, each twice (one per lane of its column). */
+KTARGET static inline __m512 wscales(const struct wblock *b)
+{
+    const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d));
+    return _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(d));
+}
+
+static inline int64_t load8(const int8_t *p)
+{
+    int64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* The weights of one block as unsigned nibbles (w+8): low and high halves
+ * of each 64-byte chunk. */
+#define UNPACK(b)                                                                   \
+    const __m512i x0 = _mm512_xor_si512(_mm512_loadu_si512((b)->qs), m88);          \
+    const __m512i x1 = _mm512_xor_si512(_mm512_loadu_si512((b)->qs + 64), m88);     \
+    const __m512i lo0 = _mm512_and_si512(x0, m0f);                                  \
+    const __m512i lo1 = _mm512_and_si512(x1, m0f);                                  \
+    const __m512i hi0 = _mm512_and_si512(_mm512_srli_epi16(x0, 4), m0f);            \
+    const __m512i hi1 = _mm512_and_si512(_mm512_srli_epi16(x1, 4), m0f)
+
+/* One row's dot products for a block: q points at its 8-byte groups g0..g3
+ * (elements 0-7, 8-15, 16-23, 24-31), `stride` bytes apart. */
+#define ROWDOT(acc, q, stride, corr, scale)                                                     \
+    do {                                                                                        \
+        __m512i t_ = _mm512_set1_epi32(corr);                                                   \
+        t_ = _mm512_dpbusd_epi32(t_, lo0, _mm512_set1_epi64(load8((q))));                       \
+        t_ = _mm512_dpbusd_epi32(t_, lo1, _mm512_set1_epi64(load8((q) + (stride))));            \
+        t_ = _mm512_dpbusd_epi32(t_, hi0, _mm512_set1_epi64(load8((q) + 2 * (stride))));        \
+        t_ = _mm512_dpbusd_epi32(t_, hi1, _mm512_set1_epi64(load8((q) + 3 * (stride))));        \
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t_), (scale), acc);                            \
+    } while (0)
+
+KTARGET void kernels_gemv_q4_0(int n, float *s, size_t bs, const void *vx, const void *vy,
+                               int nr, int nc)
+{
+    (void)bs;
+    (void)nr;
+    const int nb = n / 32;
+    const struct ablock1 *a = vy;
+    float da[MAX_BLOCKS];
+    int32_t corr[MAX_BLOCKS];
+    for (int l = 0; l < nb; l++) {
+        int sum = 0;
+        for (int i = 0; i < 32; i++)
+            sum += a[l].qs[i];
+        corr[l] = -4 * sum;          /* -8 * sum, split over a column's two lanes */
+        da[l] = h2f(a[l].d);
+    }
+    const __m512i m88 = _mm512_set1_epi8((char)0x88), m0f = _mm512_set1_epi8(0x0F);
+    for (int x = 0; x < nc / 8; x++) {
+        const struct wblock *w = (const struct wblock *)vx + (size_t)x * nb;
+        __m512 acc = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps();
+        int l = 0;
+        for (; l + 1 < nb; l += 2) {
+            {
+                UNPACK(&w[l]);
+                __m512 sc = _mm512_mul_ps(wscales(&w[l]), _mm512_set1_ps(da[l]));
+                ROWDOT(acc, a[l].qs, 8, corr[l], sc);
+            }
+            {
+                UNPACK(&w[l + 1]);
+                __m512 sc = _mm512_mul_ps(wscales(&w[l + 1]), _mm512_set1_ps(da[l + 1]));
+                ROWDOT(acc2, a[l + 1].qs, 8, corr[l + 1], sc);
+            }
+        }
+        for (; l < nb; l++) {
+            UNPACK(&w[l]);
+            __m512 sc = _mm512_mul_ps(wscales(&w[l]), _mm512_set1_ps(da[l]));
+            ROWDOT(acc, a[l].qs, 8, corr[l], sc);
+        }
+        store8(s + (size_t)x * 8, _mm512_add_ps(acc, acc2));
+    }
+}
+
+/* Scales and corrections of 4 interleaved rows, for every block. */
+KTARGET static void prep4(const struct ablock4 *a, int nb, float *da, int32_t *corr)
+{
+    for (int l = 0; l < nb; l++)
+        for (int m = 0; m < 4; m++) {
+            int sum = 0;
+            for (int g = 0; g < 4; g++)
+                for (int i = 0; i < 8; i++)
+                    sum += a[l].qs[g * 32 + m * 8 + i];
+            corr[l * 4 + m] = -4 * sum;
+            da[l * 4 + m] = h2f(a[l].d[m]);
+        }
+}
+
+KTARGET void kernels_gemm_q4_0(int n, float *s, size_t bs, const void *vx, const void *vy,
+                               int nr, int nc)
+{
+    const int nb = n / 32;
+    const __m512i m88 = _mm512_set1_epi8((char)0x88), m0f = _mm512_set1_epi8(0x0F);
+    float da[2][4 * MAX_BLOCKS];
+    int32_t corr[2][4 * MAX_BLOCKS];
+    int y = 0;
+    /* eight rows at a time: the weights are unpacked once for both groups */
+    for (; y + 1 < nr / 4; y += 2) {
+        const struct ablock4 *a = (const struct ablock4 *)vy + (size_t)y * nb;
+        const struct ablock4 *b = a + nb;
+        prep4(a, nb, da[0], corr[0]);
+        prep4(b, nb, da[1], corr[1]);
+        for (int x = 0; x < nc / 8; x++) {
+            const struct wblock *w = (const struct wblock *)vx + (size_t)x * nb;
+            __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+            __m512 c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+            for (int l = 0; l < nb; l++) {
+                UNPACK(&w[l]);
+                const __m512 ws = wscales(&w[l]);
+                const int8_t *q = a[l].qs, *r = b[l].qs;
+                const float *d0 = da[0] + l * 4, *d1 = da[1] + l * 4;
+                const int32_t *k0 = corr[0] + l * 4, *k1 = corr[1] + l * 4;
+                ROWDOT(c0, q + 0, 32, k0[0], _mm512_mul_ps(ws, _mm512_set1_ps(d0[0])));
+                ROWDOT(c1, q + 8, 32, k0[1], _mm512_mul_ps(ws, _mm512_set1_ps(d0[1])));
+                ROWDOT(c2, q + 16, 32, k0[2], _mm512_mul_ps(ws, _mm512_set1_ps(d0[2])));
+                ROWDOT(c3, q + 24, 32, k0[3], _mm512_mul_ps(ws, _mm512_set1_ps(d0[3])));
+                ROWDOT(c4, r + 0, 32, k1[0], _mm512_mul_ps(ws, _mm512_set1_ps(d1[0])));
+                ROWDOT(c5, r + 8, 32, k1[1], _mm512_mul_ps(ws, _mm512_set1_ps(d1[1])));
+                ROWDOT(c6, r + 16, 32, k1[2], _mm512_mul_ps(ws, _mm512_set1_ps(d1[2])));
+                ROWDOT(c7, r + 24, 32, k1[3], _mm512_mul_ps(ws, _mm512_set1_ps(d1[3])));
+            }
+            float *o = s + (size_t)y * 4 * bs + (size_t)x * 8;
+            store8(o, c0);
+            store8(o + bs, c1);
+            store8(o + 2 * bs, c2);
+            store8(o + 3 * bs, c3);
+            store8(o + 4 * bs, c4);
+            store8(o + 5 * bs, c5);
+            store8(o + 6 * bs, c6);
+            store8(o + 7 * bs, c7);
+        }
+    }
+    for (; y < nr / 4; y++) {
+        const struct ablock4 *a = (const struct ablock4 *)vy + (size_t)y * nb;
+        prep4(a, nb, da[0], corr[0]);
+        for (int x = 0; x < nc / 8; x++) {
+            const struct wblock *w = (const struct wblock *)vx + (size_t)x * nb;
+            __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+            for (int l = 0; l < nb; l++) {
+                UNPACK(&w[l]);
+                const __m512 ws = wscales(&w[l]);
+                const int8_t *q = a[l].qs;
+                const float *d0 = da[0] + l * 4;
+                const int32_t *k0 = corr[0] + l * 4;
+                ROWDOT(c0, q + 0, 32, k0[0], _mm512_mul_ps(ws, _mm512_set1_ps(d0[0])));
+                ROWDOT(c1, q + 8, 32, k0[1], _mm512_mul_ps(ws, _mm512_set1_ps(d0[1])));
+                ROWDOT(c2, q + 16, 32, k0[2], _mm512_mul_ps(ws, _mm512_set1_ps(d0[2])));
+                ROWDOT(c3, q + 24, 32, k0[3], _mm512_mul_ps(ws, _mm512_set1_ps(d0[3])));
+            }
+            float *o = s + (size_t)y * 4 * bs + (size_t)x * 8;
+            store8(o, c0);
+            store8(o + bs, c1);
+            store8(o + 2 * bs, c2);
+            store8(o + 3 * bs, c3);
+        }
+    }
+}
+
+/* ---- the switch between hearth's kernels and ggml's ----------------------- */
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static mm_fn g_ggml_gemv, g_ggml_gemm;          /* the backend's own kernels */
+static mm_fn g_ref_gemv, g_ref_gemm;            /* its plain-C references */
+static bool g_active;
+
+bool kernels_cpu_ok(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") &&
+           __builtin_cpu_supports("fma");
+}
+
+static int find_backend(struct dl_phdr_info *info, size_t size, void *ud)
+{
+    (void)size;
+    void **handle = ud;
+    if (!*handle && info->dlpi_name && strstr(info->dlpi_name, "libggml-cpu"))
+        *handle = dlopen(info->dlpi_name, RTLD_NOW | RTLD_NOLOAD);
+    return 0;
+}
+
+/* The loaded ggml CPU backend's own definitions of the kernels. */
+static void resolve(void)
+{
+    void *h = NULL;
+    dl_iterate_phdr(find_backend, &h);
+    if (!h)
+        return;
+    /* the reference code reads ggml's fp16 table, which this fills */
+    void (*cpu_init)(void) = (void (*)(void))dlsym(h, "ggml_cpu_init");
+    if (cpu_init)
+        cpu_init();
+    g_ggml_gemv = (mm_fn)dlsym(h, "ggml_gemv_q4_0_8x8_q8_0");
+    g_ggml_gemm = (mm_fn)dlsym(h, "ggml_gemm_q4_0_8x8_q8_0");
+    g_ref_gemv = (mm_fn)dlsym(h, "ggml_gemv_q4_0_8x8_q8_0_generic");
+    g_ref_gemm = (mm_fn)dlsym(h, "ggml_gemm_q4_0_8x8_q8_0_generic");
+    dlclose(h);                      /* drops only the reference NOLOAD took */
+}
+
+/* Random data of the repacked layouts: any bytes are valid quants; scales
+ * are small positive fp16 values. */
+static void fill(uint8_t *p, size_t n, uint32_t *seed, size_t scale_every, size_t nscales)
+{
+    for (size_t i = 0; i < n; i++) {
+        *seed = *seed * 1664525u + 1013904223u;
+        p[i] = (uint8_t)(*seed >> 24);
+    }
+    for (size_t off = 0; off + nscales * 2 <= n; off += scale_every)
+        for (size_t k = 0; k < nscales; k++) {
+            *seed = *seed * 1664525u + 1013904223u;
+            /* fp16 in [2^-7, 2^-6): exponent 8, random mantissa */
+            uint16_t h = (uint16_t)((8u << 10) | ((*seed >> 16) & 0x3FF));
+            memcpy(p + off + k * 2, &h, 2);
+        }
+}
+
+static bool close_enough(const float *got, const float *want, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float tol = 1e-4f * (fabsf(want[i]) + 1.0f);
+        if (!(fabsf(got[i] - want[i]) <= tol))
+            return false;
+    }
+    return true;
+}
+
+/* hearth's kernels against ggml's reference code on random data. */
+static bool self_check(void)
+{
+    enum { N = 256, NB = N / 32, NC = 24, NR = 12 };
+    static uint8_t w[NC / 8 * NB * sizeof(struct wblock)];
+    static uint8_t a4[NR / 4 * NB * sizeof(struct ablock4)];
+    static uint8_t a1[NB * sizeof(struct ablock1)];
+    static float want[NR * NC], got[NR * NC];
+    uint32_t seed = 12345;
+    fill(w, sizeof w, &seed, sizeof(struct wblock), 8);
+    fill(a4, sizeof a4, &seed, sizeof(struct ablock4), 4);
+    fill(a1, sizeof a1, &seed, sizeof(struct ablock1), 1);
+    /* activations are quantized to -127..127; keep -128 out as ggml does */
+    for (size_t i = 0; i < sizeof a4; i++)
+        if (a4[i] == 0x80)
+            a4[i] = 0x81;
+    for (size_t i = 0; i < sizeof a1; i++)
+        if (a1[i] == 0x80)
+            a1[i] = 0x81;
+    g_ref_gemm(N, want, NC, w, a4, NR, NC);
+    kernels_gemm_q4_0(N, got, NC, w, a4, NR, NC);
+    if (!close_enough(got, want, NR * NC))
+        return false;
+    g_ref_gemv(N, want, NC, w, a1, 1, NC);
+    kernels_gemv_q4_0(N, got, NC, w, a1, 1, NC);
+    return close_enough(got, want, NC);
+}
+
+bool kernels_init(const char *mode)
+{
+    pthread_once(&g_once, resolve);
+    g_active = false;
+    if (mode && strcmp(mode, "off") == 0)
+        return false;
+    if (!kernels_cpu_ok()) {
+        log_info("kernels: this CPU lacks AVX-512 VNNI; ggml's own Q4_0 kernels stay");
+        return false;
+    }
+    if (!g_ggml_gemv || !g_ggml_gemm || !g_ref_gemv || !g_ref_gemm) {
+        log_warn("kernels: ggml's CPU backend does not export the Q4_0 kernels hearth "
+                 "replaces; ggml's own stay");
+        return false;
+    }
+    if (!self_check()) {
+        log_warn("kernels: hearth's Q4_0 kernels disagree with this ggml's reference code "
+                 "(its weight layout changed?); ggml's own stay");
+        return false;
+    }
+    g_active = true;
+    return true;
+}
+
+void kernels_ggml(kernels_fn out[4])
+{
+    pthread_once(&g_once, resolve);
+    out[0] = g_ggml_gemv;
+    out[1] = g_ggml_gemm;
+    out[2] = g_ref_gemv;
+    out[3] = g_ref_gemm;
+}
+
+bool kernels_active(void)
+{
+    return g_active;
+}
+
+void ggml_gemv_q4_0_8x8_q8_0(int n, float *s, size_t bs, const void *vx, const void *vy, int nr,
+                             int nc)
+{
+    if (g_active && n / 32 <= MAX_BLOCKS) {
+        kernels_gemv_q4_0(n, s, bs, vx, vy, nr, nc);
+        return;
+    }
+    pthread_once(&g_once, resolve);
+    if (!g_ggml_gemv)
+        abort();                     /* called from a ggml we never found */
+    g_ggml_gemv(n, s, bs, vx, vy, nr, nc);
+}
+
+void ggml_gemm_q4_0_8x8_q8_0(int n, float *s, size_t bs, const void *vx, const void *vy, int nr,
+                             int nc)
+{
+    if (g_active && n / 32 <= MAX_BLOCKS) {
+        kernels_gemm_q4_0(n, s, bs, vx, vy, nr, nc);
+        return;
+    }
+    pthread_once(&g_once, resolve);
+    if (!g_ggml_gemm)
+        abort();
+    g_ggml_gemm(n, s, bs, vx, vy, nr, nc);
+}

@@ -1,0 +1,62 @@
+/*
+ * kernels.h: hearth's own matrix kernels for Q4_0 weights, put in place of
+ * ggml's inside its CPU backend.
+ *
+ * ggml repacks Q4_0 layer matrices at load ("q4_0_8x8": eight rows
+ * interleaved) and multiplies them with two exported functions, one for a
+ * single activation row (gemv) and one for groups of four (gemm). Debian's
+ * ggml build runs them with AVX2-style byte multiplies (vpmaddubsw +
+ * vpmaddwd); on CPUs with AVX-512 VNNI one vpdpbusd does the work of that
+ * pair and its shuffles. The worker executable defines functions of the same
+ * names, and because the backend calls them through its PLT, the dynamic
+ * linker binds the backend's calls to these. Every call checks once whether
+ * hearth's kernels are on; when they are off, or the CPU lacks AVX-512 VNNI,
+ * it forwards to the backend's own function.
+ *
+ * kernels_init() must run before a model is loaded: it decides, and it
+ * checks hearth's kernels against ggml's reference code on random data of
+ * the repacked layout, so a ggml whose layout changed is caught and left to
+ * its own kernels rather than computed wrong.
+ *
+ * Ownership: nothing to free; the decision holds for the process.
+ */
+#ifndef HEARTH_KERNELS_H
+#define HEARTH_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Decide whether hearth's kernels replace ggml's: `mode` "off" keeps
+ * ggml's; NULL, "" or "auto" uses hearth's when the CPU has AVX-512 VNNI and
+ * the self-check passes. Call after ggml's CPU backend is loaded and before
+ * any model is. Returns true when hearth's kernels are in use. */
+bool kernels_init(const char *mode);
+
+/* True when hearth's kernels are in use (after kernels_init). */
+bool kernels_active(void);
+
+/* The kernels themselves, under ggml's names and signatures (ggml's
+ * repack.h): n = inner dimension (multiple of 32), s = output with row
+ * stride bs floats, vx = nc/8 groups of repacked weights, vy = quantized
+ * activations (nr rows: 1 for gemv, a multiple of 4 for gemm). */
+void ggml_gemv_q4_0_8x8_q8_0(int n, float *s, size_t bs, const void *vx, const void *vy, int nr,
+                             int nc);
+void ggml_gemm_q4_0_8x8_q8_0(int n, float *s, size_t bs, const void *vx, const void *vy, int nr,
+                             int nc);
+
+/* hearth's kernels called directly (tests, benchmarks), whatever the
+ * decision; they need AVX-512 VNNI. */
+void kernels_gemv_q4_0(int n, float *s, size_t bs, const void *vx, const void *vy, int nr, int nc);
+void kernels_gemm_q4_0(int n, float *s, size_t bs, const void *vx, const void *vy, int nr, int nc);
+
+/* ggml's own kernels and its plain-C references, from the loaded CPU
+ * backend, in the order gemv, gemm, reference gemv, reference gemm (NULL
+ * where absent): for tests and benchmarks. */
+typedef void (*kernels_fn)(int n, float *s, size_t bs, const void *vx, const void *vy, int nr,
+                           int nc);
+void kernels_ggml(kernels_fn out[4]);
+
+/* True when this CPU can run hearth's kernels. */
+bool kernels_cpu_ok(void);
+
+#endif

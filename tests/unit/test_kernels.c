@@ -1,0 +1,249 @@
+/*
+ * test_kernels.c: unit tests for src/engine/kernels.{h,c}: hearth's Q4_0
+ * kernels give ggml's results (its plain-C reference and its own optimized
+ * kernels, both from the real CPU backend) on every shape ggml hands them,
+ * on extreme values, and the entry points under ggml's names forward to
+ * ggml's own kernels when hearth's are off.
+ */
+#include "check.h"
+#include "engine/kernels.h"
+
+#include <ggml-backend.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifndef HEARTH_GGML_BACKENDS
+#define HEARTH_GGML_BACKENDS ""
+#endif
+
+enum { WBLOCK = 144, ABLOCK4 = 136, ABLOCK1 = 34 };
+
+static kernels_fn g_ggml[4];    /* gemv, gemm, reference gemv, reference gemm */
+static bool g_vnni;
+
+static uint32_t g_seed = 1;
+static uint32_t rnd(void)
+{
+    g_seed = g_seed * 1664525u + 1013904223u;
+    return g_seed >> 8;
+}
+
+/* an fp16 scale: random mantissa, exponent near 2^-6, either sign */
+static uint16_t scale(bool may_be_negative)
+{
+    uint16_t h = (uint16_t)(((8u + rnd() % 3) << 10) | (rnd() & 0x3FF));
+    if (may_be_negative && (rnd() & 1))
+        h |= 0x8000;
+    return h;
+}
+
+/* bytes: random, or (extreme) only the largest magnitudes */
+static void quants(uint8_t *p, size_t n, bool is_act, bool extreme)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t v = (uint8_t)rnd();
+        if (extreme)
+            v = is_act ? ((rnd() & 1) ? 127 : (uint8_t)-127) : ((rnd() & 1) ? 0x00 : 0xFF);
+        if (is_act && v == 0x80)        /* ggml quantizes activations to -127..127 */
+            v = 0x81;
+        p[i] = v;
+    }
+}
+
+static uint8_t *weights(int n, int nc, bool extreme)
+{
+    int nb = n / 32;
+    uint8_t *w = malloc((size_t)nc / 8 * nb * WBLOCK);
+    for (int b = 0; b < nc / 8 * nb; b++) {
+        uint8_t *blk = w + (size_t)b * WBLOCK;
+        for (int j = 0; j < 8; j++) {
+            uint16_t h = scale(true);
+            memcpy(blk + 2 * j, &h, 2);
+        }
+        quants(blk + 16, 128, false, extreme);
+    }
+    return w;
+}
+
+static uint8_t *acts4(int n, int nr, bool extreme)
+{
+    int nb = n / 32;
+    uint8_t *a = malloc((size_t)nr / 4 * nb * ABLOCK4);
+    for (int b = 0; b < nr / 4 * nb; b++) {
+        uint8_t *blk = a + (size_t)b * ABLOCK4;
+        for (int m = 0; m < 4; m++) {
+            uint16_t h = scale(false);
+            memcpy(blk + 2 * m, &h, 2);
+        }
+        quants(blk + 8, 128, true, extreme);
+    }
+    return a;
+}
+
+static uint8_t *acts1(int n, bool extreme)
+{
+    int nb = n / 32;
+    uint8_t *a = malloc((size_t)nb * ABLOCK1);
+    for (int b = 0; b < nb; b++) {
+        uint16_t h = scale(false);
+        memcpy(a + (size_t)b * ABLOCK1, &h, 2);
+        quants(a + (size_t)b * ABLOCK1 + 2, 32, true, extreme);
+    }
+    return a;
+}
+
+/* worst |got - want|, relative to the largest |want| (+1): rounding in a
+ * long float sum scales with its terms, not with a result that cancels */
+static double worst(const float *got, const float *want, size_t n)
+{
+    double w = 0, top = 0;
+    for (size_t i = 0; i < n; i++)
+        top = fmax(top, fabs(want[i]));
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - want[i]) / (top + 1.0);
+        if (!(e <= w))
+            w = isnan(e) ? INFINITY : e;
+    }
+    return w;
+}
+
+#define TOL 1e-5
+
+TEST(backend_exports_what_hearth_replaces)
+{
+    CHECK(g_ggml[0] != NULL);
+    CHECK(g_ggml[1] != NULL);
+    CHECK(g_ggml[2] != NULL);
+    CHECK(g_ggml[3] != NULL);
+}
+
+TEST(init_follows_mode_and_cpu)
+{
+    CHECK(!kernels_init("off"));
+    CHECK(!kernels_active());
+    CHECK(kernels_init("auto") == g_vnni);
+    CHECK(kernels_active() == g_vnni);
+    CHECK(kernels_init(NULL) == g_vnni);
+}
+
+/* the shapes of real layers (0.5B and 1B llama, MiniLM), odd block counts,
+ * one column group, and prompt-sized row counts */
+static const struct { int n, nc, nr; } shapes[] = {
+    { 32, 8, 4 },     { 64, 16, 8 },     { 896, 128, 4 },  { 896, 4864, 4 }, { 4864, 896, 8 },
+    { 2048, 256, 12 }, { 8192, 64, 4 },  { 896, 1152, 64 }, { 384, 1536, 36 }, { 96, 24, 16 },
+};
+
+TEST(gemm_matches_ggml)
+{
+    if (!g_vnni) {
+        printf("  (no AVX-512 VNNI here: hearth's kernels cannot run)\n");
+        return;
+    }
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        for (int extreme = 0; extreme < 2; extreme++) {
+            int n = shapes[k].n, nc = shapes[k].nc, nr = shapes[k].nr;
+            uint8_t *w = weights(n, nc, extreme), *a = acts4(n, nr, extreme);
+            size_t out = (size_t)nr * nc;
+            float *ref = calloc(out, 4), *opt = calloc(out, 4), *got = calloc(out, 4);
+            g_ggml[3](n, ref, nc, w, a, nr, nc);
+            g_ggml[1](n, opt, nc, w, a, nr, nc);
+            kernels_gemm_q4_0(n, got, nc, w, a, nr, nc);
+            double e_ref = worst(got, ref, out), e_opt = worst(got, opt, out);
+            if (!(e_ref < TOL && e_opt < TOL))
+                fprintf(stderr, "  gemm n=%d nc=%d nr=%d extreme=%d: %.2e vs reference, %.2e vs "
+                        "ggml\n", n, nc, nr, extreme, e_ref, e_opt);
+            CHECK(e_ref < TOL);
+            CHECK(e_opt < TOL);
+            free(w), free(a), free(ref), free(opt), free(got);
+        }
+    }
+}
+
+TEST(gemv_matches_ggml)
+{
+    if (!g_vnni)
+        return;
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        for (int extreme = 0; extreme < 2; extreme++) {
+            int n = shapes[k].n, nc = shapes[k].nc;
+            uint8_t *w = weights(n, nc, extreme), *a = acts1(n, extreme);
+            float *ref = calloc(nc, 4), *opt = calloc(nc, 4), *got = calloc(nc, 4);
+            g_ggml[2](n, ref, nc, w, a, 1, nc);
+            g_ggml[0](n, opt, nc, w, a, 1, nc);
+            kernels_gemv_q4_0(n, got, nc, w, a, 1, nc);
+            CHECK(worst(got, ref, nc) < TOL);
+            CHECK(worst(got, opt, nc) < TOL);
+            free(w), free(a), free(ref), free(opt), free(got);
+        }
+    }
+}
+
+/* A gemm writes exactly its nr x nc outputs at row stride bs: the padding
+ * between rows (bs > nc) is left as it was. */
+TEST(gemm_respects_row_stride)
+{
+    if (!g_vnni)
+        return;
+    int n = 256, nc = 32, nr = 8, bs = 40;
+    uint8_t *w = weights(n, nc, false), *a = acts4(n, nr, false);
+    float *ref = malloc((size_t)nr * bs * 4), *got = malloc((size_t)nr * bs * 4);
+    for (int i = 0; i < nr * bs; i++)
+        ref[i] = got[i] = -12345.0f;
+    g_ggml[3](n, ref, bs, w, a, nr, nc);
+    kernels_gemm_q4_0(n, got, bs, w, a, nr, nc);
+    CHECK(worst(got, ref, (size_t)nr * bs) < TOL);
+    for (int r = 0; r < nr; r++)
+        for (int c = nc; c < bs; c++)
+            CHECK(got[r * bs + c] == -12345.0f);
+    free(w), free(a), free(ref), free(got);
+}
+
+/* The entry points under ggml's names: ggml's own results, bit for bit,
+ * when hearth's kernels are off; hearth's, bit for bit, when they are on. */
+TEST(entry_points_dispatch)
+{
+    int n = 896, nc = 64, nr = 8;
+    uint8_t *w = weights(n, nc, false), *a = acts4(n, nr, false), *a1 = acts1(n, false);
+    size_t out = (size_t)nr * nc;
+    float *want = calloc(out, 4), *got = calloc(out, 4);
+
+    kernels_init("off");
+    g_ggml[1](n, want, nc, w, a, nr, nc);
+    ggml_gemm_q4_0_8x8_q8_0(n, got, nc, w, a, nr, nc);
+    CHECK(memcmp(got, want, out * 4) == 0);
+    g_ggml[0](n, want, nc, w, a1, 1, nc);
+    ggml_gemv_q4_0_8x8_q8_0(n, got, nc, w, a1, 1, nc);
+    CHECK(memcmp(got, want, (size_t)nc * 4) == 0);
+
+    if (g_vnni) {
+        CHECK(kernels_init("auto"));
+        kernels_gemm_q4_0(n, want, nc, w, a, nr, nc);
+        ggml_gemm_q4_0_8x8_q8_0(n, got, nc, w, a, nr, nc);
+        CHECK(memcmp(got, want, out * 4) == 0);
+        kernels_gemv_q4_0(n, want, nc, w, a1, 1, nc);
+        ggml_gemv_q4_0_8x8_q8_0(n, got, nc, w, a1, 1, nc);
+        CHECK(memcmp(got, want, (size_t)nc * 4) == 0);
+    }
+    free(w), free(a), free(a1), free(want), free(got);
+}
+
+int main(void)
+{
+    const char *dir = getenv("HEARTH_GGML_BACKENDS");
+    if (!dir || !*dir)
+        dir = HEARTH_GGML_BACKENDS;
+    if (*dir)
+        ggml_backend_load_all_from_path(dir);
+    else
+        ggml_backend_load_all();
+    kernels_ggml(g_ggml);
+    g_vnni = kernels_cpu_ok();
+    RUN(backend_exports_what_hearth_replaces);
+    RUN(init_follows_mode_and_cpu);
+    RUN(gemm_matches_ggml);
+    RUN(gemv_matches_ggml);
+    RUN(gemm_respects_row_stride);
+    RUN(entry_points_dispatch);
+    return check_summary();
+}
