@@ -597,6 +597,10 @@ static void transcription(const char *wmodel, const char *shape)
 int main(void)
 {
     g_build = getenv("HEARTH_BUILD");
+    if (getenv("BENCH_BANDWIDTH_ONLY")) {   /* just the machine's read bandwidth */
+        printf("%.1f GB/s\n", read_bandwidth());
+        return 0;
+    }
     g_tmp = getenv("BENCH_TMP");
     const char *model = getenv("BENCH_MODEL"), *model2 = getenv("BENCH_MODEL2");
     if (!g_build || !g_tmp || !model || !model2) {
