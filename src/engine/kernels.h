@@ -9,9 +9,10 @@
  * vpmaddwd); on CPUs with AVX-512 VNNI one vpdpbusd does the work of that
  * pair and its shuffles. The worker executable defines functions of the same
  * names, and because the backend calls them through its PLT, the dynamic
- * linker binds the backend's calls to these. Every call checks once whether
- * hearth's kernels are on; when they are off, or the CPU lacks AVX-512 VNNI,
- * it forwards to the backend's own function.
+ * linker binds the backend's calls to these. Every call reads the decision
+ * kernels_init() made; when hearth's kernels are off (or the CPU lacks
+ * AVX-512 VNNI, or the self-check failed) it forwards to the backend's own
+ * function.
  *
  * kernels_init() must run before a model is loaded: it decides, and it
  * checks hearth's kernels against ggml's reference code on random data of
