@@ -328,6 +328,7 @@ struct bw {
     size_t n;                   /* 64-byte lines */
     uint64_t sum;
     pthread_barrier_t *go;
+    bool wide;                  /* the CPU has AVX-512 */
     double t0, t1;
 };
 
@@ -360,12 +361,9 @@ static uint64_t read_lines_scalar(const uint64_t *p, size_t n)
 static void *bw_main(void *arg)
 {
     struct bw *b = arg;
-    static int wide = -1;
-    if (wide < 0)
-        wide = __builtin_cpu_supports("avx512f");
     pthread_barrier_wait(b->go);
     b->t0 = now_s();
-    b->sum = wide ? read_lines_avx512(b->p, b->n) : read_lines_scalar(b->p, b->n);
+    b->sum = b->wide ? read_lines_avx512(b->p, b->n) : read_lines_scalar(b->p, b->n);
     b->t1 = now_s();
     return NULL;
 }
@@ -388,7 +386,8 @@ static double read_bandwidth(void)
         pthread_barrier_init(&go, NULL, 2);
         size_t lines = bytes / 64 / 2;
         for (int i = 0; i < 2; i++) {
-            b[i] = (struct bw){ mem + (size_t)i * lines * 8, lines, 0, &go, 0, 0 };
+            b[i] = (struct bw){ mem + (size_t)i * lines * 8, lines, 0, &go,
+                                __builtin_cpu_supports("avx512f"), 0, 0 };
             pthread_create(&th[i], NULL, bw_main, &b[i]);
         }
         for (int i = 0; i < 2; i++)

@@ -181,75 +181,56 @@ KTARGET static void prep4(const struct ablock4 *a, int nb, float *da, int32_t *c
         }
 }
 
+/* ng groups of 4 rows (1 or 2, a constant once inlined) against every
+ * column group: the weights of a block are unpacked once for all rows. */
+KTARGET __attribute__((always_inline)) static inline void
+gemm_groups(int ng, int nb, int nc, float *s, size_t bs, const void *vx,
+            const struct ablock4 *a, const float *da, const int32_t *corr)
+{
+    const __m512i m88 = _mm512_set1_epi8((char)0x88), m0f = _mm512_set1_epi8(0x0F);
+    for (int x = 0; x < nc / 8; x++) {
+        const struct wblock *w = (const struct wblock *)vx + (size_t)x * nb;
+        __m512 c[8];
+#pragma GCC unroll 8
+        for (int r = 0; r < ng * 4; r++)
+            c[r] = _mm512_setzero_ps();
+        for (int l = 0; l < nb; l++) {
+            PREFETCH(&w[l]);
+            UNPACK(&w[l]);
+            const __m512 ws = wscales(&w[l]);
+#pragma GCC unroll 8
+            for (int r = 0; r < ng * 4; r++) {
+                /* row r: group r/4 (its tables 4*MAX_BLOCKS apart), row r%4 in it */
+                const int g = r / 4, m = r % 4;
+                const int8_t *q = a[(size_t)g * nb + l].qs + m * 8;
+                const size_t t = (size_t)g * 4 * MAX_BLOCKS + (size_t)l * 4 + m;
+                ROWDOT(c[r], q, 32, corr[t], _mm512_mul_ps(ws, _mm512_set1_ps(da[t])));
+            }
+        }
+        float *o = s + (size_t)x * 8;
+#pragma GCC unroll 8
+        for (int r = 0; r < ng * 4; r++)
+            store8(o + (size_t)r * bs, c[r]);
+    }
+}
+
 KTARGET void kernels_gemm_q4_0(int n, float *s, size_t bs, const void *vx, const void *vy,
                                int nr, int nc)
 {
     const int nb = n / 32;
-    const __m512i m88 = _mm512_set1_epi8((char)0x88), m0f = _mm512_set1_epi8(0x0F);
-    float da[2][4 * MAX_BLOCKS];
-    int32_t corr[2][4 * MAX_BLOCKS];
+    const struct ablock4 *a = vy;
+    float da[2 * 4 * MAX_BLOCKS];
+    int32_t corr[2 * 4 * MAX_BLOCKS];
     int y = 0;
-    /* eight rows at a time: the weights are unpacked once for both groups */
+    /* eight rows at a time, then the last four */
     for (; y + 1 < nr / 4; y += 2) {
-        const struct ablock4 *a = (const struct ablock4 *)vy + (size_t)y * nb;
-        const struct ablock4 *b = a + nb;
-        prep4(a, nb, da[0], corr[0]);
-        prep4(b, nb, da[1], corr[1]);
-        for (int x = 0; x < nc / 8; x++) {
-            const struct wblock *w = (const struct wblock *)vx + (size_t)x * nb;
-            __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
-            __m512 c4 = c0, c5 = c0, c6 = c0, c7 = c0;
-            for (int l = 0; l < nb; l++) {
-                PREFETCH(&w[l]);
-                UNPACK(&w[l]);
-                const __m512 ws = wscales(&w[l]);
-                const int8_t *q = a[l].qs, *r = b[l].qs;
-                const float *d0 = da[0] + l * 4, *d1 = da[1] + l * 4;
-                const int32_t *k0 = corr[0] + l * 4, *k1 = corr[1] + l * 4;
-                ROWDOT(c0, q + 0, 32, k0[0], _mm512_mul_ps(ws, _mm512_set1_ps(d0[0])));
-                ROWDOT(c1, q + 8, 32, k0[1], _mm512_mul_ps(ws, _mm512_set1_ps(d0[1])));
-                ROWDOT(c2, q + 16, 32, k0[2], _mm512_mul_ps(ws, _mm512_set1_ps(d0[2])));
-                ROWDOT(c3, q + 24, 32, k0[3], _mm512_mul_ps(ws, _mm512_set1_ps(d0[3])));
-                ROWDOT(c4, r + 0, 32, k1[0], _mm512_mul_ps(ws, _mm512_set1_ps(d1[0])));
-                ROWDOT(c5, r + 8, 32, k1[1], _mm512_mul_ps(ws, _mm512_set1_ps(d1[1])));
-                ROWDOT(c6, r + 16, 32, k1[2], _mm512_mul_ps(ws, _mm512_set1_ps(d1[2])));
-                ROWDOT(c7, r + 24, 32, k1[3], _mm512_mul_ps(ws, _mm512_set1_ps(d1[3])));
-            }
-            float *o = s + (size_t)y * 4 * bs + (size_t)x * 8;
-            store8(o, c0);
-            store8(o + bs, c1);
-            store8(o + 2 * bs, c2);
-            store8(o + 3 * bs, c3);
-            store8(o + 4 * bs, c4);
-            store8(o + 5 * bs, c5);
-            store8(o + 6 * bs, c6);
-            store8(o + 7 * bs, c7);
-        }
+        prep4(a + (size_t)y * nb, nb, da, corr);
+        prep4(a + (size_t)(y + 1) * nb, nb, da + 4 * MAX_BLOCKS, corr + 4 * MAX_BLOCKS);
+        gemm_groups(2, nb, nc, s + (size_t)y * 4 * bs, bs, vx, a + (size_t)y * nb, da, corr);
     }
-    for (; y < nr / 4; y++) {
-        const struct ablock4 *a = (const struct ablock4 *)vy + (size_t)y * nb;
-        prep4(a, nb, da[0], corr[0]);
-        for (int x = 0; x < nc / 8; x++) {
-            const struct wblock *w = (const struct wblock *)vx + (size_t)x * nb;
-            __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
-            for (int l = 0; l < nb; l++) {
-                PREFETCH(&w[l]);
-                UNPACK(&w[l]);
-                const __m512 ws = wscales(&w[l]);
-                const int8_t *q = a[l].qs;
-                const float *d0 = da[0] + l * 4;
-                const int32_t *k0 = corr[0] + l * 4;
-                ROWDOT(c0, q + 0, 32, k0[0], _mm512_mul_ps(ws, _mm512_set1_ps(d0[0])));
-                ROWDOT(c1, q + 8, 32, k0[1], _mm512_mul_ps(ws, _mm512_set1_ps(d0[1])));
-                ROWDOT(c2, q + 16, 32, k0[2], _mm512_mul_ps(ws, _mm512_set1_ps(d0[2])));
-                ROWDOT(c3, q + 24, 32, k0[3], _mm512_mul_ps(ws, _mm512_set1_ps(d0[3])));
-            }
-            float *o = s + (size_t)y * 4 * bs + (size_t)x * 8;
-            store8(o, c0);
-            store8(o + bs, c1);
-            store8(o + 2 * bs, c2);
-            store8(o + 3 * bs, c3);
-        }
+    if (y < nr / 4) {
+        prep4(a + (size_t)y * nb, nb, da, corr);
+        gemm_groups(1, nb, nc, s + (size_t)y * 4 * bs, bs, vx, a + (size_t)y * nb, da, corr);
     }
 }
 
