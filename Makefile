@@ -59,7 +59,8 @@ OCR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-ocr.o $(WORKER_COMMON) \
 # hearth's Q4_0 kernels take the place of ggml's by name (engine/kernels.h):
 # the worker exports them so that ggml's CPU backend binds to them
 KERNEL_EXPORTS = -Wl,--export-dynamic-symbol=ggml_gemv_q4_0_8x8_q8_0 \
-                 -Wl,--export-dynamic-symbol=ggml_gemm_q4_0_8x8_q8_0
+                 -Wl,--export-dynamic-symbol=ggml_gemm_q4_0_8x8_q8_0 \
+                 -Wl,--export-dynamic-symbol=ggml_vec_dot_q8_0_q8_0
 CLI_OBJ    = $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC) $(CORE_SRC))
 
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)

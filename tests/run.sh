@@ -54,17 +54,19 @@ done
 # slow enough per token that a full-context answer outlasts the disconnect test
 "$BUILD/hearth" synth --layers 8 --embd 512 --heads 8 --ff 2048 --vocab 32000 --type f16 \
   --out "$TMP/slow.gguf" --quiet >/dev/null || total_fail=$((total_fail + 1))
-# the real stories260K with its layer matrices in Q4_0, for hearth's kernels
-# (engine/kernels.h); llama-quantize comes with the private prefix
+# the real stories260K with its layer matrices in Q4_0 and in Q8_0, for
+# hearth's kernels (engine/kernels.h); llama-quantize comes with the prefix
 LIB=$PWD/deps/prefix/usr/lib/x86_64-linux-gnu
-if [ -x deps/prefix/usr/bin/llama-quantize ]; then
-  (cd "$LIB/ggml/backends0" && "$LIB/ld-linux-x86-64.so.2" --library-path "$LIB:$LIB/llama" \
-     "$OLDPWD/deps/prefix/usr/bin/llama-quantize" "$SHARED/models/stories260K.gguf" \
-     "$TMP/stories-q4_0.gguf" Q4_0 >/dev/null 2>&1) || total_fail=$((total_fail + 1))
-else
-  llama-quantize "$SHARED/models/stories260K.gguf" "$TMP/stories-q4_0.gguf" Q4_0 >/dev/null 2>&1 ||
-    total_fail=$((total_fail + 1))
-fi
+for q in q4_0 q8_0; do
+  if [ -x deps/prefix/usr/bin/llama-quantize ]; then
+    (cd "$LIB/ggml/backends0" && "$LIB/ld-linux-x86-64.so.2" --library-path "$LIB:$LIB/llama" \
+       "$OLDPWD/deps/prefix/usr/bin/llama-quantize" "$SHARED/models/stories260K.gguf" \
+       "$TMP/stories-$q.gguf" "${q^^}" >/dev/null 2>&1) || total_fail=$((total_fail + 1))
+  else
+    llama-quantize "$SHARED/models/stories260K.gguf" "$TMP/stories-$q.gguf" "${q^^}" \
+      >/dev/null 2>&1 || total_fail=$((total_fail + 1))
+  fi
+done
 
 for t in "$BUILD"/tests/e2e_*; do
   [ -x "$t" ] || continue

@@ -11,14 +11,30 @@
  * budget's measurements stay honest.
  *
  * Ownership: touches no memory it owns; the mappings stay mapped.
+ * mapped_warm_huge() maps and unmaps the file itself.
  */
 #ifndef HEARTH_MAPPED_H
 #define HEARTH_MAPPED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Returns the bytes of mapping released (0 when the file is not mapped),
  * or -1 when /proc/self/maps or the file cannot be read. */
 long long mapped_release(const char *path);
+
+/* Huge pages for a file about to be mapped. A decode step reads every weight
+ * once, and weights used in place (Q8_0, F16 and the other types ggml does
+ * not repack) are read through the file mapping: with 4 KiB pages the walk
+ * misses the TLB all along (decode about 10% slower here). Under THP
+ * "madvise" a mapping gets 2 MiB entries when it asks for them
+ * (MADV_HUGEPAGE, which mapped_release() sets on the model's mapping) and
+ * the page cache holds the file in 2 MiB folios. This fills the page cache
+ * that way: the parts not cached are read as 2 MiB folios; with `reread`, a
+ * file cached in small folios (as just written or downloaded) is dropped
+ * from the cache and read again, once, from disk (*reread_done says so). Returns the bytes that
+ * map with 2 MiB entries afterwards, 0 for a file under 16 MiB, or -1 when
+ * huge pages are unavailable (THP "never") or the file cannot be read. */
+long long mapped_warm_huge(const char *path, bool reread, bool *reread_done);
 
 #endif

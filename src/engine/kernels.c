@@ -234,12 +234,71 @@ KTARGET void kernels_gemm_q4_0(int n, float *s, size_t bs, const void *vx, const
     }
 }
 
+/* ---- Q8_0 x Q8_0: one weight row against one activation row -------------- */
+
+/* The scales of blocks l and l+1, each over its 8 int32 lanes. */
+KTARGET static inline __m512 pair_scales(const struct ablock1 *x, const struct ablock1 *y, int l)
+{
+    __m128 d = _mm_cvtph_ps(_mm_setr_epi16((short)x[l].d, (short)x[l + 1].d, (short)y[l].d,
+                                           (short)y[l + 1].d, 0, 0, 0, 0));
+    __m128 p = _mm_mul_ps(d, _mm_movehl_ps(d, d));          /* dx0*dy0, dx1*dy1 */
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(p));
+}
+
+/* Two blocks' quants side by side in one register. */
+KTARGET static inline __m512i pair_quants(const struct ablock1 *b, int l)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b[l].qs)),
+                              _mm256_loadu_si256((const __m256i *)b[l + 1].qs), 1);
+}
+
+/* vpdpbusd multiplies unsigned by signed bytes: the weights are taken as
+ * x+128 (x ^ 0x80), and 128 times the activations' sum, itself a vpdpbusd
+ * against a vector of 128s, is taken off. Exact for every byte value. */
+KTARGET void kernels_vec_dot_q8_0(int n, float *s, const void *vx, const void *vy)
+{
+    const int nb = n / 32;
+    const struct ablock1 *x = vx, *y = vy;
+    const __m512i k80 = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int l = 0;
+    for (; l + 3 < nb; l += 4) {
+        _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS), _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS) + 64, _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS) + 128, _MM_HINT_T0);
+        __m512i q0 = pair_quants(y, l), q1 = pair_quants(y, l + 2);
+        __m512i t0 = _mm512_dpbusd_epi32(zero, _mm512_xor_si512(pair_quants(x, l), k80), q0);
+        __m512i t1 = _mm512_dpbusd_epi32(zero, _mm512_xor_si512(pair_quants(x, l + 2), k80), q1);
+        t0 = _mm512_sub_epi32(t0, _mm512_dpbusd_epi32(zero, k80, q0));
+        t1 = _mm512_sub_epi32(t1, _mm512_dpbusd_epi32(zero, k80, q1));
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0), pair_scales(x, y, l), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1), pair_scales(x, y, l + 2), acc1);
+    }
+    for (; l + 1 < nb; l += 2) {
+        __m512i q = pair_quants(y, l);
+        __m512i t = _mm512_dpbusd_epi32(zero, _mm512_xor_si512(pair_quants(x, l), k80), q);
+        t = _mm512_sub_epi32(t, _mm512_dpbusd_epi32(zero, k80, q));
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), pair_scales(x, y, l), acc0);
+    }
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    if (l < nb) {
+        int dot = 0;
+        for (int i = 0; i < 32; i++)
+            dot += x[l].qs[i] * y[l].qs[i];
+        sum += (float)dot * (h2f(x[l].d) * h2f(y[l].d));
+    }
+    *s = sum;
+}
+
 /* ---- the switch between hearth's kernels and ggml's ----------------------- */
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static mm_fn g_ggml_gemv, g_ggml_gemm;          /* the backend's own kernels */
 static mm_fn g_ref_gemv, g_ref_gemm;            /* its plain-C references */
-static bool g_active;
+static kernels_dot_fn g_ggml_dot8, g_ref_dot8;  /* the same for Q8_0 x Q8_0 */
+static bool g_active;                           /* hearth's Q4_0 kernels in use */
+static bool g_active8;                          /* hearth's Q8_0 kernel in use */
 
 bool kernels_cpu_ok(void)
 {
@@ -274,6 +333,8 @@ static void resolve(void)
     g_ggml_gemm = (mm_fn)dlsym(h, "ggml_gemm_q4_0_8x8_q8_0");
     g_ref_gemv = (mm_fn)dlsym(h, "ggml_gemv_q4_0_8x8_q8_0_generic");
     g_ref_gemm = (mm_fn)dlsym(h, "ggml_gemm_q4_0_8x8_q8_0_generic");
+    g_ggml_dot8 = (kernels_dot_fn)dlsym(h, "ggml_vec_dot_q8_0_q8_0");
+    g_ref_dot8 = (kernels_dot_fn)dlsym(h, "ggml_vec_dot_q8_0_q8_0_generic");
     dlclose(h);                      /* drops only the reference NOLOAD took */
 }
 
@@ -332,28 +393,68 @@ static bool self_check(void)
     return close_enough(got, want, NC);
 }
 
+/* The Q8_0 kernel against ggml's reference: every length from 1 to 9
+ * blocks (the paths for 4, 2 and 1 block at a time), any byte values. */
+static bool self_check8(void)
+{
+    enum { NB = 9 };
+    static uint8_t x[NB * sizeof(struct ablock1)], y[NB * sizeof(struct ablock1)];
+    uint32_t seed = 54321;
+    fill(x, sizeof x, &seed, sizeof(struct ablock1), 1);
+    fill(y, sizeof y, &seed, sizeof(struct ablock1), 1);
+    for (int nb = 1; nb <= NB; nb++) {
+        float want, got;
+        g_ref_dot8(nb * 32, &want, 0, x, 0, y, 0, 1);
+        kernels_vec_dot_q8_0(nb * 32, &got, x, y);
+        if (!close_enough(&got, &want, 1))
+            return false;
+    }
+    return true;
+}
+
 bool kernels_init(const char *mode)
 {
     pthread_once(&g_once, resolve);
-    g_active = false;
+    g_active = g_active8 = false;
     if (mode && strcmp(mode, "off") == 0)
         return false;
     if (!kernels_cpu_ok()) {
-        log_info("kernels: this CPU lacks AVX-512 VNNI; ggml's own Q4_0 kernels stay");
+        log_info("kernels: this CPU lacks AVX-512 VNNI; ggml's own Q4_0 and Q8_0 kernels stay");
         return false;
     }
-    if (!g_ggml_gemv || !g_ggml_gemm || !g_ref_gemv || !g_ref_gemm) {
+    if (!g_ggml_gemv || !g_ggml_gemm || !g_ref_gemv || !g_ref_gemm)
         log_warn("kernels: ggml's CPU backend does not export the Q4_0 kernels hearth "
                  "replaces; ggml's own stay");
-        return false;
-    }
-    if (!self_check()) {
+    else if (!self_check())
         log_warn("kernels: hearth's Q4_0 kernels disagree with this ggml's reference code "
                  "(its weight layout changed?); ggml's own stay");
-        return false;
-    }
-    g_active = true;
-    return true;
+    else
+        g_active = true;
+    if (!g_ggml_dot8 || !g_ref_dot8)
+        log_warn("kernels: ggml's CPU backend does not export the Q8_0 dot product hearth "
+                 "replaces; ggml's own stays");
+    else if (!self_check8())
+        log_warn("kernels: hearth's Q8_0 dot product disagrees with this ggml's reference "
+                 "code; ggml's own stays");
+    else
+        g_active8 = true;
+    return g_active || g_active8;
+}
+
+bool kernels_active_for(const char *type)
+{
+    if (strcmp(type, "Q4_0") == 0)
+        return g_active;
+    if (strcmp(type, "Q8_0") == 0)
+        return g_active8;
+    return false;
+}
+
+void kernels_ggml_dot8(kernels_dot_fn out[2])
+{
+    pthread_once(&g_once, resolve);
+    out[0] = g_ggml_dot8;
+    out[1] = g_ref_dot8;
 }
 
 void kernels_ggml(kernels_fn out[4])
@@ -367,7 +468,7 @@ void kernels_ggml(kernels_fn out[4])
 
 bool kernels_active(void)
 {
-    return g_active;
+    return g_active || g_active8;
 }
 
 void ggml_gemv_q4_0_8x8_q8_0(int n, float *s, size_t bs, const void *vx, const void *vy, int nr,
@@ -394,4 +495,19 @@ void ggml_gemm_q4_0_8x8_q8_0(int n, float *s, size_t bs, const void *vx, const v
     if (!g_ggml_gemm)
         abort();
     g_ggml_gemm(n, s, bs, vx, vy, nr, nc);
+}
+
+/* ggml calls this per weight row and activation row (nrc 1 on x86; more
+ * only on CPUs with int8 matrix instructions, which go to ggml's). */
+void ggml_vec_dot_q8_0_q8_0(int n, float *s, size_t bs, const void *vx, size_t bx,
+                            const void *vy, size_t by, int nrc)
+{
+    if (g_active8 && nrc == 1) {
+        kernels_vec_dot_q8_0(n, s, vx, vy);
+        return;
+    }
+    pthread_once(&g_once, resolve);
+    if (!g_ggml_dot8)
+        abort();
+    g_ggml_dot8(n, s, bs, vx, bx, vy, by, nrc);
 }

@@ -1,6 +1,6 @@
 /*
- * kernels.h: hearth's own matrix kernels for Q4_0 weights, put in place of
- * ggml's inside its CPU backend.
+ * kernels.h: hearth's own matrix kernels for Q4_0 and Q8_0 weights, put in
+ * place of ggml's inside its CPU backend.
  *
  * ggml repacks Q4_0 layer matrices at load ("q4_0_8x8": eight rows
  * interleaved) and multiplies them with two exported functions, one for a
@@ -33,8 +33,12 @@
  * any model is. Returns true when hearth's kernels are in use. */
 bool kernels_init(const char *mode);
 
-/* True when hearth's kernels are in use (after kernels_init). */
+/* True when any of hearth's kernels is in use (after kernels_init). */
 bool kernels_active(void);
+
+/* True when hearth's kernels multiply matrices of this ggml type name
+ * ("Q4_0", "Q8_0"). */
+bool kernels_active_for(const char *type);
 
 /* The kernels themselves, under ggml's names and signatures (ggml's
  * repack.h): n = inner dimension (multiple of 32), s = output with row
@@ -45,10 +49,16 @@ void ggml_gemv_q4_0_8x8_q8_0(int n, float *s, size_t bs, const void *vx, const v
 void ggml_gemm_q4_0_8x8_q8_0(int n, float *s, size_t bs, const void *vx, const void *vy, int nr,
                              int nc);
 
+/* Q8_0 weights are not repacked: ggml multiplies them one row at a time
+ * with this dot product of n elements (ggml's quants.h), nrc = 1 on x86. */
+void ggml_vec_dot_q8_0_q8_0(int n, float *s, size_t bs, const void *vx, size_t bx,
+                            const void *vy, size_t by, int nrc);
+
 /* hearth's kernels called directly (tests, benchmarks), whatever the
  * decision; they need AVX-512 VNNI. */
 void kernels_gemv_q4_0(int n, float *s, size_t bs, const void *vx, const void *vy, int nr, int nc);
 void kernels_gemm_q4_0(int n, float *s, size_t bs, const void *vx, const void *vy, int nr, int nc);
+void kernels_vec_dot_q8_0(int n, float *s, const void *vx, const void *vy);
 
 /* ggml's own kernels and its plain-C references, from the loaded CPU
  * backend, in the order gemv, gemm, reference gemv, reference gemm (NULL
@@ -56,6 +66,10 @@ void kernels_gemm_q4_0(int n, float *s, size_t bs, const void *vx, const void *v
 typedef void (*kernels_fn)(int n, float *s, size_t bs, const void *vx, const void *vy, int nr,
                            int nc);
 void kernels_ggml(kernels_fn out[4]);
+/* ggml's Q8_0 dot product and its reference, as above. */
+typedef void (*kernels_dot_fn)(int n, float *s, size_t bs, const void *vx, size_t bx,
+                               const void *vy, size_t by, int nrc);
+void kernels_ggml_dot8(kernels_dot_fn out[2]);
 
 /* True when this CPU can run hearth's kernels. */
 bool kernels_cpu_ok(void);

@@ -18,6 +18,7 @@
 
 #include "core/log.h"
 #include "core/mapped.h"
+#include "engine/kernels.h"
 #include "core/textstream.h"
 #include "engine/prompt.h"
 #include "engine/tokvec.h"
@@ -111,6 +112,12 @@ llm *llm_load(const llm_params *p, const llm_sink *sink, char *err, size_t el)
      * is then the tensor bytes once, as the memory budget estimates
      * (sched/budget.h), not the mapping plus the repacked copy. */
     mp.load_mode = LLAMA_LOAD_MODE_MMAP;
+    bool reread;
+    long long huge = mapped_warm_huge(p->path, true, &reread);
+    if (reread)
+        log_info("the model file was cached in small pages: read it again from disk, once, "
+                 "so that it maps with 2 MiB pages (%lld MiB do)", huge >> 20);
+    log_debug("%lld bytes of the model file map with 2 MiB pages", huge);
     m->model = llama_model_load_from_file(p->path, mp);
     if (!m->model) {
         snprintf(err, el, "llama.cpp could not load the model file");
@@ -196,8 +203,9 @@ int llm_describe(llm *m, buf *out)
     char desc[256] = "";
     llama_model_desc(m->model, desc, sizeof desc);
     const char *tmpl = llama_model_chat_template(m->model, NULL);
-    /* +vnni: hearth's kernels multiply this model's Q4_0 matrices */
-    bool vnni = m->kernels && strstr(desc, "Q4_0");
+    /* +vnni: hearth's kernels multiply this model's Q4_0 or Q8_0 matrices */
+    bool vnni = m->kernels && ((strstr(desc, "Q4_0") && kernels_active_for("Q4_0")) ||
+                                (strstr(desc, "Q8_0") && kernels_active_for("Q8_0")));
     buf_printf(out, "{\"slots\":%d,\"n_ctx_slot\":%d,\"n_ctx_train\":%d,\"n_vocab\":%d,"
                "\"n_params\":%llu,\"size\":%llu,\"has_chat_template\":%s,\"backend\":\"%s\","
                "\"desc\":",

@@ -562,10 +562,10 @@ static void t_cli(void)
 /* A real model with Q4_0 layer matrices: hearth's kernels (engine/kernels.h)
  * take them when the CPU has AVX-512 VNNI, and the greedy text is the text
  * ggml's own kernels give. */
-static void t_q4_kernels_same_text(void)
+static void kernels_same_text(const char *type)
 {
     char model[600];
-    snprintf(model, sizeof model, "st4=%s/stories-q4_0.gguf", g_tmp);
+    snprintf(model, sizeof model, "st4=%s/stories-%s.gguf", g_tmp, type);
     char *on_args[] = { "--model", model, "--threads", "2", "--parallel", "2", NULL };
     char *off_args[] = { "--model", model, "--threads", "2", "--parallel", "2", "--kernels", "off",
                          NULL };
@@ -607,6 +607,18 @@ out:
         stop_daemon(&on);
     if (off.pid > 0)
         stop_daemon(&off);
+}
+
+static void t_q4_kernels_same_text(void)
+{
+    kernels_same_text("q4_0");
+}
+
+/* the same for Q8_0 layer matrices, which hearth multiplies with its own
+ * dot product (ggml keeps them unrepacked) */
+static void t_q8_kernels_same_text(void)
+{
+    kernels_same_text("q8_0");
 }
 
 static void t_sigterm_exits_cleanly(void)
@@ -655,6 +667,7 @@ int main(void)
     run("openai_node_client", t_openai_node_client);
     run("cli", t_cli);
     run("q4_kernels_same_text", t_q4_kernels_same_text);
+    run("q8_kernels_same_text", t_q8_kernels_same_text);
     run("sigterm_exits_cleanly", t_sigterm_exits_cleanly);
     if (A.pid > 0)
         stop_daemon(&A);

@@ -1,6 +1,6 @@
 /*
  * test_kernels.c: unit tests for src/engine/kernels.{h,c}: hearth's Q4_0
- * kernels give ggml's results (its plain-C reference and its own optimized
+ * and Q8_0 kernels give ggml's results (its plain-C reference and its own optimized
  * kernels, both from the real CPU backend) on every shape ggml hands them,
  * on extreme values, and the entry points under ggml's names forward to
  * ggml's own kernels when hearth's are off.
@@ -20,6 +20,7 @@
 enum { WBLOCK = 144, ABLOCK4 = 136, ABLOCK1 = 34 };
 
 static kernels_fn g_ggml[4];    /* gemv, gemm, reference gemv, reference gemm */
+static kernels_dot_fn g_dot8[2]; /* Q8_0 dot product: ggml's, its reference */
 static bool g_vnni;
 
 static uint32_t g_seed = 1;
@@ -116,6 +117,8 @@ TEST(backend_exports_what_hearth_replaces)
     CHECK(g_ggml[1] != NULL);
     CHECK(g_ggml[2] != NULL);
     CHECK(g_ggml[3] != NULL);
+    CHECK(g_dot8[0] != NULL);
+    CHECK(g_dot8[1] != NULL);
 }
 
 TEST(init_follows_mode_and_cpu)
@@ -125,6 +128,9 @@ TEST(init_follows_mode_and_cpu)
     CHECK(kernels_init("auto") == g_vnni);
     CHECK(kernels_active() == g_vnni);
     CHECK(kernels_init(NULL) == g_vnni);
+    CHECK(kernels_active_for("Q4_0") == g_vnni);
+    CHECK(kernels_active_for("Q8_0") == g_vnni);
+    CHECK(!kernels_active_for("F16"));
 }
 
 /* the shapes of real layers (0.5B and 1B llama, MiniLM), odd block counts,
@@ -199,6 +205,57 @@ TEST(gemm_respects_row_stride)
     free(w), free(a), free(ref), free(got);
 }
 
+/* Q8_0 rows (block_q8_0: fp16 scale, 32 int8); weights may hold any byte,
+ * -128 included, activations are -127..127 as ggml quantizes them. */
+static uint8_t *rows8(int n, int rows, bool is_act, bool extreme)
+{
+    int nb = n / 32;
+    uint8_t *r = malloc((size_t)rows * nb * ABLOCK1);
+    for (int b = 0; b < rows * nb; b++) {
+        uint16_t h = scale(!is_act);
+        memcpy(r + (size_t)b * ABLOCK1, &h, 2);
+        uint8_t *q = r + (size_t)b * ABLOCK1 + 2;
+        quants(q, 32, is_act, false);
+        if (extreme)
+            for (int i = 0; i < 32; i++)
+                q[i] = is_act ? ((rnd() & 1) ? 127 : (uint8_t)-127)
+                              : ((rnd() & 1) ? 127 : 0x80);
+    }
+    return r;
+}
+
+/* every block count from 1 to 20 (the 4-, 2- and 1-block paths), then the
+ * rows of real layers */
+TEST(q8_0_dot_matches_ggml)
+{
+    if (!g_vnni)
+        return;
+    static const int lens[] = { 384, 896, 1536, 2048, 4864, 8192 };
+    for (int k = -20; k < (int)(sizeof lens / sizeof lens[0]); k++) {
+        int n = k < 0 ? -k * 32 : lens[k], rows = 16;
+        for (int extreme = 0; extreme < 2; extreme++) {
+            uint8_t *x = rows8(n, rows, false, extreme), *y = rows8(n, 1, true, extreme);
+            float ref[16], opt[16], got[16];
+            for (int r = 0; r < rows; r++) {
+                const uint8_t *xr = x + (size_t)r * (n / 32) * ABLOCK1;
+                g_dot8[1](n, &ref[r], 0, xr, 0, y, 0, 1);
+                g_dot8[0](n, &opt[r], 0, xr, 0, y, 0, 1);
+                kernels_vec_dot_q8_0(n, &got[r], xr, y);
+            }
+            double e_ref = worst(got, ref, rows), e_opt = worst(got, opt, rows);
+            if (!(e_ref < TOL && e_opt < TOL))
+                fprintf(stderr, "  q8_0 n=%d extreme=%d: %.2e vs reference, %.2e vs ggml\n", n,
+                        extreme, e_ref, e_opt);
+            CHECK(e_ref < TOL);
+            /* ggml's own kernel negates activations by the weights' sign
+             * bytes, which is off for a weight of -128: compare off those */
+            if (!extreme)
+                CHECK(e_opt < TOL);
+            free(x), free(y);
+        }
+    }
+}
+
 /* The entry points under ggml's names: ggml's own results, bit for bit,
  * when hearth's kernels are off; hearth's, bit for bit, when they are on. */
 TEST(entry_points_dispatch)
@@ -225,6 +282,21 @@ TEST(entry_points_dispatch)
         ggml_gemv_q4_0_8x8_q8_0(n, got, nc, w, a1, 1, nc);
         CHECK(memcmp(got, want, (size_t)nc * 4) == 0);
     }
+
+    /* the Q8_0 dot product: the same (n multiple of 32, one row) */
+    uint8_t *x = rows8(n, 1, false, false), *y = rows8(n, 1, true, false);
+    float d_want, d_got;
+    kernels_init("off");
+    g_dot8[0](n, &d_want, 0, x, 0, y, 0, 1);
+    ggml_vec_dot_q8_0_q8_0(n, &d_got, 0, x, 0, y, 0, 1);
+    CHECK(memcmp(&d_got, &d_want, 4) == 0);
+    if (g_vnni) {
+        kernels_init("auto");
+        kernels_vec_dot_q8_0(n, &d_want, x, y);
+        ggml_vec_dot_q8_0_q8_0(n, &d_got, 0, x, 0, y, 0, 1);
+        CHECK(memcmp(&d_got, &d_want, 4) == 0);
+    }
+    free(x), free(y);
     free(w), free(a), free(a1), free(want), free(got);
 }
 
@@ -238,12 +310,14 @@ int main(void)
     else
         ggml_backend_load_all();
     kernels_ggml(g_ggml);
+    kernels_ggml_dot8(g_dot8);
     g_vnni = kernels_cpu_ok();
     RUN(backend_exports_what_hearth_replaces);
     RUN(init_follows_mode_and_cpu);
     RUN(gemm_matches_ggml);
     RUN(gemv_matches_ggml);
     RUN(gemm_respects_row_stride);
+    RUN(q8_0_dot_matches_ggml);
     RUN(entry_points_dispatch);
     return check_summary();
 }
