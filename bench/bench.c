@@ -28,6 +28,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
+#include <sys/mman.h>
 
 #include "core/gguf.h"
 
@@ -369,14 +370,17 @@ static void *bw_main(void *arg)
 }
 
 /* Memory read bandwidth with 2 threads, each streaming its half of a 1 GiB
- * buffer (far beyond any cache): the best of 7 passes, timed from the first
+ * buffer in huge pages (far beyond any cache): the best of 7 passes, timed from the first
  * thread's start to the last one's end, thread creation excluded. */
 static double read_bandwidth(void)
 {
     size_t bytes = 1ull << 30;
-    uint64_t *mem = aligned_alloc(64, bytes);
+    uint64_t *mem = aligned_alloc(2u << 20, bytes);
     if (!mem)
         return 0;
+    /* in 2 MiB pages, as hearth's weights are: the machine's best read rate
+     * (4 KiB pages read ~13% slower here) */
+    madvise(mem, bytes, MADV_HUGEPAGE);
     memset(mem, 1, bytes);
     double best = 0;
     for (int rep = 0; rep < 7; rep++) {
@@ -622,7 +626,7 @@ int main(void)
     double limit = g_bw * 1e9 / per_token_bytes(&gi);
     printf("memory read bandwidth (2 threads): %.1f GB/s; weights read per token %.1f MB -> "
            "decode limit %.1f t/s\n", g_bw, per_token_bytes(&gi) / 1e6, limit);
-    buf_printf(&g_md, "Memory read bandwidth (2 threads, best of 7 reads of 1 GiB): **%.1f GB/s**. "
+    buf_printf(&g_md, "Memory read bandwidth (2 threads, best of 7 reads of 1 GiB in 2 MiB pages): **%.1f GB/s**. "
                "Weights read per token: %.1f MB (every tensor but the token-embedding table, of "
                "which a step reads one row), so single-stream decode cannot exceed **%.1f "
                "tokens/s**.\n\n", g_bw, per_token_bytes(&gi) / 1e6, limit);
