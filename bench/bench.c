@@ -420,8 +420,8 @@ static void row(const char *what, double h, double p, const char *unit, bool hig
 
 /* ---- llama-bench and the engine's own prompt rate ------------------------- */
 
-/* llama-bench (next to llama-server) on one model: pp512 and tg128 t/s, the
- * average of g_runs repetitions, as a user would run it (its defaults). */
+/* llama-bench (next to llama-server) on one model: pp512 and tg128 t/s of
+ * one repetition, as a user would run it (its defaults otherwise). */
 static int llama_bench(const char *model, double *pp, double *tg)
 {
     const char *srv = getenv("PEER_SERVER"), *lib = getenv("PEER_LIB");
@@ -435,8 +435,8 @@ static int llama_bench(const char *model, double *pp, double *tg)
         return -1;
     snprintf(slash + 1, sizeof bin - (size_t)(slash + 1 - bin), "llama-bench");
     snprintf(cmd, sizeof cmd, "cd '%s/ggml/backends0' && '%s/ld-linux-x86-64.so.2' --library-path "
-             "'%s:%s/llama' '%s' -m '%s' -t 2 -p 512 -n 128 -r %d -o jsonl 2>/dev/null",
-             lib, lib, lib, lib, bin, model, g_runs);
+             "'%s:%s/llama' '%s' -m '%s' -t 2 -p 512 -n 128 -r 1 -o jsonl 2>/dev/null",
+             lib, lib, lib, lib, bin, model);
     FILE *f = popen(cmd, "r");
     if (!f)
         return -1;
@@ -485,18 +485,20 @@ static void versus_llama_bench(struct daemon *d, const char *name, const char *p
     char err[200];
     if (gguf_check_file(path, &g, err, sizeof err) < 0)
         return;
-    double pp, tg;
-    if (llama_bench(path, &pp, &tg) < 0) {
-        fprintf(stderr, "bench: llama-bench failed on %s\n", path);
-        return;
-    }
-    double hv[16], hp[16];
+    /* hearth and llama-bench take turns, so both sample the same moments
+     * of this machine's (unsteady) memory bandwidth; medians of g_runs */
+    double hv[16], hp[16], lp[16], lt[16];
     int ntok = 0;
     for (int i = 0; i < g_runs; i++) {
+        if (llama_bench(path, &lp[i], &lt[i]) < 0) {
+            fprintf(stderr, "bench: llama-bench failed on %s\n", path);
+            return;
+        }
         hv[i] = decode_rate(d->port, name, 1);
         hp[i] = prompt_rate(d, name, i, &ntok);
     }
     double dec = median(hv, g_runs), pr = median(hp, g_runs);
+    double pp = median(lp, g_runs), tg = median(lt, g_runs);
     char what[160];
     snprintf(what, sizeof what, "%s: decode 1 stream (t/s) vs llama-bench tg128", label);
     row(what, dec, tg, "t/s", true);
