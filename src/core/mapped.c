@@ -95,9 +95,8 @@ static long long warm(int fd, size_t size)
     return pmd;
 }
 
-long long mapped_warm_huge(const char *path, bool reread, bool *reread_done)
+long long mapped_warm_huge(const char *path)
 {
-    *reread_done = false;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -110,12 +109,6 @@ long long mapped_warm_huge(const char *path, bool reread, bool *reread_done)
         goto out;
     size_t size = (size_t)st.st_size;
     pmd = warm(fd, size);
-    /* cached, but in small folios (a file just written or downloaded) */
-    if (pmd >= 0 && reread && pmd < (long long)(size / 2)) {
-        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-        pmd = warm(fd, size);
-        *reread_done = true;
-    }
 out:
     close(fd);
     return pmd;

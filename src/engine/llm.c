@@ -112,11 +112,7 @@ llm *llm_load(const llm_params *p, const llm_sink *sink, char *err, size_t el)
      * is then the tensor bytes once, as the memory budget estimates
      * (sched/budget.h), not the mapping plus the repacked copy. */
     mp.load_mode = LLAMA_LOAD_MODE_MMAP;
-    bool reread;
-    long long huge = mapped_warm_huge(p->path, true, &reread);
-    if (reread)
-        log_info("the model file was cached in small pages: read it again from disk, once, "
-                 "so that it maps with 2 MiB pages (%lld MiB do)", huge >> 20);
+    long long huge = mapped_warm_huge(p->path);
     log_debug("%lld bytes of the model file map with 2 MiB pages", huge);
     m->model = llama_model_load_from_file(p->path, mp);
     if (!m->model) {
