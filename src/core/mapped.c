@@ -59,8 +59,9 @@ static long long pmd_mapped(uintptr_t lo)
     char line[512];
     while (fgets(line, sizeof line, f)) {
         uintptr_t a, b;
-        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &a, &b) == 2 && strchr(line, ' ') &&
-            strchr(line, '-') < strchr(line, ' ')) {
+        /* a mapping's header line ("lo-hi perms ..."); field lines start
+         * with a name and a colon */
+        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &a, &b) == 2) {
             in = a == lo;
             continue;
         }

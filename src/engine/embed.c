@@ -12,6 +12,7 @@
 #include <llama.h>
 
 #include "core/log.h"
+#include "engine/kernels.h"
 #include "engine/prompt.h"
 #include "engine/tokvec.h"
 
@@ -28,7 +29,7 @@ struct embedder {
     llm_sink sink;
     int n_embd, n_batch, n_ctx_train;
     bool accel;                 /* BLAS backend: calls padded to EMBED_MIN_TOKENS */
-    bool vnni;                  /* hearth's kernels multiply its Q4_0 matrices */
+    bool vnni;                  /* hearth's kernels multiply its Q4_0 or Q8_0 matrices */
     llama_token pad_token;
     struct llama_batch batch;
     float *vec;
@@ -54,7 +55,7 @@ embedder *embed_load(const llm_params *p, const llm_sink *sink, char *err, size_
     e->accel = p->accel;
     char desc[128] = "";
     llama_model_desc(e->model, desc, sizeof desc);
-    e->vnni = p->kernels && strstr(desc, "Q4_0");
+    e->vnni = kernels_active_for(desc);
     e->pad_token = llama_vocab_bos(e->vocab) >= 0 ? llama_vocab_bos(e->vocab) : 0;
     e->n_embd = llama_model_n_embd(e->model);
     e->n_ctx_train = llama_model_n_ctx_train(e->model);

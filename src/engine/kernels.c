@@ -441,13 +441,9 @@ bool kernels_init(const char *mode)
     return g_active || g_active8;
 }
 
-bool kernels_active_for(const char *type)
+bool kernels_active_for(const char *desc)
 {
-    if (strcmp(type, "Q4_0") == 0)
-        return g_active;
-    if (strcmp(type, "Q8_0") == 0)
-        return g_active8;
-    return false;
+    return (g_active && strstr(desc, "Q4_0")) || (g_active8 && strstr(desc, "Q8_0"));
 }
 
 void kernels_ggml_dot8(kernels_dot_fn out[2])

@@ -36,9 +36,10 @@ bool kernels_init(const char *mode);
 /* True when any of hearth's kernels is in use (after kernels_init). */
 bool kernels_active(void);
 
-/* True when hearth's kernels multiply matrices of this ggml type name
- * ("Q4_0", "Q8_0"). */
-bool kernels_active_for(const char *type);
+/* True when hearth's kernels multiply the layer matrices of a model whose
+ * description names its type (llama_model_desc, e.g. "llama 0.5B Q4_0",
+ * or just "Q8_0"). */
+bool kernels_active_for(const char *desc);
 
 /* The kernels themselves, under ggml's names and signatures (ggml's
  * repack.h): n = inner dimension (multiple of 32), s = output with row

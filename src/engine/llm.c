@@ -62,7 +62,6 @@ struct llm {
     int nslots;
     int n_ctx_slot;
     int batch_size;
-    bool kernels;               /* hearth's Q4_0 kernels are in use */
     struct llama_batch batch;
     uint64_t tick;
     buf out;                /* scratch for deltas */
@@ -101,7 +100,6 @@ llm *llm_load(const llm_params *p, const llm_sink *sink, char *err, size_t el)
     m->sink = *sink;
     m->nslots = p->parallel > 0 ? p->parallel : 1;
     m->batch_size = p->batch_size > 0 ? p->batch_size : 512;
-    m->kernels = p->kernels;
 
     struct llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = 0;
@@ -200,8 +198,7 @@ int llm_describe(llm *m, buf *out)
     llama_model_desc(m->model, desc, sizeof desc);
     const char *tmpl = llama_model_chat_template(m->model, NULL);
     /* +vnni: hearth's kernels multiply this model's Q4_0 or Q8_0 matrices */
-    bool vnni = m->kernels && ((strstr(desc, "Q4_0") && kernels_active_for("Q4_0")) ||
-                                (strstr(desc, "Q8_0") && kernels_active_for("Q8_0")));
+    bool vnni = kernels_active_for(desc);
     buf_printf(out, "{\"slots\":%d,\"n_ctx_slot\":%d,\"n_ctx_train\":%d,\"n_vocab\":%d,"
                "\"n_params\":%llu,\"size\":%llu,\"has_chat_template\":%s,\"backend\":\"%s\","
                "\"desc\":",

@@ -35,7 +35,6 @@ typedef struct llm_params {
     int ctx_size;       /* tokens per slot */
     int batch_size;     /* max tokens per decode */
     bool accel;         /* the BLAS backend is loaded (worker/accel.h) */
-    bool kernels;       /* hearth's Q4_0 kernels replace ggml's (engine/kernels.h) */
 } llm_params;
 
 typedef struct llm_usage {

@@ -309,7 +309,7 @@ int main(int argc, char **argv)
 #endif
 #if W_LLM
     llama_backend_init();
-    p.kernels = kernels_init(kernels);
+    kernels_init(kernels);      /* status asks kernels_active_for() */
 #else
     (void)kernels;
 #endif
