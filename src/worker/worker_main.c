@@ -55,6 +55,7 @@
 #endif
 #if W_LLM
 #include "engine/embed.h"
+#include "engine/attn.h"
 #include "engine/kernels.h"
 #endif
 #if W_OCR
@@ -310,6 +311,7 @@ int main(int argc, char **argv)
 #if W_LLM
     llama_backend_init();
     kernels_init(kernels);      /* status asks kernels_active_for() */
+    attn_init(kernels);         /* decode attention (engine/attn.h) */
 #else
     (void)kernels;
 #endif

@@ -1,0 +1,244 @@
+/*
+ * test_attn.c: unit tests for src/engine/attn.{h,c}: hearth's decode
+ * attention, run inside ggml's real graph executor (the test exports the
+ * operator as the worker does), gives the exact softmax attention -- closer
+ * than ggml's own, which rounds the query and accumulates in fp16 -- on the
+ * shapes models have, and every case it was not written for still reaches
+ * ggml's operator untouched.
+ */
+#include "check.h"
+#include "engine/attn.h"
+#include "engine/kernels.h"
+
+#include <ggml-backend.h>
+#include <ggml.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifndef HEARTH_GGML_BACKENDS
+#define HEARTH_GGML_BACKENDS ""
+#endif
+
+typedef enum ggml_status (*compute_fn)(struct ggml_context *, struct ggml_cgraph *, int);
+static compute_fn g_compute;
+static bool g_avx512;
+
+static uint32_t g_seed = 1;
+static float rnd(float amp)
+{
+    g_seed = g_seed * 1664525u + 1013904223u;
+    return amp * ((float)(g_seed >> 8) / 8388608.0f - 1.0f);
+}
+
+struct shape {
+    int d, h, hkv, ns, nkv, nq;  /* nq: query rows per sequence */
+    float qamp;                   /* query size: large values test the running max */
+    int hole;                     /* every hole-th position masked (0: none) */
+    bool blind_seq;               /* the last sequence sees nothing */
+    float softcap;
+};
+
+struct fa {
+    struct ggml_context *ctx;
+    struct ggml_cgraph *gf;
+    struct ggml_tensor *q, *k, *v, *m, *out;
+};
+
+static void fa_build(struct fa *f, const struct shape *s)
+{
+    struct ggml_init_params ip = { 64u << 20, NULL, false };
+    f->ctx = ggml_init(ip);
+    f->q = ggml_new_tensor_4d(f->ctx, GGML_TYPE_F32, s->d, s->nq, s->h, s->ns);
+    f->k = ggml_new_tensor_4d(f->ctx, GGML_TYPE_F16, s->d, s->nkv, s->hkv, s->ns);
+    f->v = ggml_new_tensor_4d(f->ctx, GGML_TYPE_F16, s->d, s->nkv, s->hkv, s->ns);
+    f->m = ggml_new_tensor_4d(f->ctx, GGML_TYPE_F16, s->nkv, s->nq, 1, s->ns);
+    float *q = f->q->data;
+    for (int64_t i = 0; i < ggml_nelements(f->q); i++)
+        q[i] = rnd(s->qamp);
+    uint16_t *k = f->k->data, *v = f->v->data, *m = f->m->data;
+    for (int64_t i = 0; i < ggml_nelements(f->k); i++) {
+        k[i] = ggml_fp32_to_fp16(rnd(1.0f));
+        v[i] = ggml_fp32_to_fp16(rnd(1.0f));
+    }
+    for (int sq = 0; sq < s->ns; sq++)
+        for (int r = 0; r < s->nq; r++)
+            for (int i = 0; i < s->nkv; i++) {
+                bool hidden = (s->hole && i % s->hole == 1) || (s->blind_seq && sq == s->ns - 1) ||
+                              i > s->nkv - 1 - 13 * sq;      /* causal-like tail per sequence */
+                m[((size_t)sq * s->nq + r) * s->nkv + i] = ggml_fp32_to_fp16(hidden ? -INFINITY : 0.0f);
+            }
+    f->out = ggml_flash_attn_ext(f->ctx, f->q, f->k, f->v, f->m, 1.0f / sqrtf((float)s->d), 0.0f,
+                                 s->softcap);
+    f->gf = ggml_new_graph(f->ctx);
+    ggml_build_forward_expand(f->gf, f->out);
+}
+
+/* The exact result in double: softmax over the visible positions. */
+static void reference(const struct fa *f, const struct shape *s, float *want)
+{
+    const int g = s->h / s->hkv;
+    const float *q = f->q->data;
+    const uint16_t *k = f->k->data, *v = f->v->data, *m = f->m->data;
+    double *sc = malloc(sizeof(double) * (size_t)s->nkv);
+    for (int sq = 0; sq < s->ns; sq++)
+        for (int r = 0; r < s->nq; r++)
+            for (int h = 0; h < s->h; h++) {
+                const float *qr = q + (((size_t)sq * s->h + h) * s->nq + r) * s->d;
+                const size_t kvo = ((size_t)sq * s->hkv + h / g) * s->nkv * s->d;
+                double mx = -INFINITY;
+                for (int i = 0; i < s->nkv; i++) {
+                    float mv = ggml_fp16_to_fp32(m[((size_t)sq * s->nq + r) * s->nkv + i]);
+                    double a = 0;
+                    for (int d = 0; d < s->d; d++)
+                        a += (double)qr[d] * ggml_fp16_to_fp32(k[kvo + (size_t)i * s->d + d]);
+                    a /= sqrt((double)s->d);
+                    if (s->softcap != 0.0f)
+                        a = s->softcap * tanh(a / s->softcap);
+                    sc[i] = mv == -INFINITY ? -INFINITY : a + mv;
+                    if (sc[i] > mx)
+                        mx = sc[i];
+                }
+                /* dst is [d, h, nq, ns] */
+                float *out = want + (((size_t)sq * s->nq + r) * s->h + h) * s->d;
+                for (int d = 0; d < s->d; d++) {
+                    double num = 0, den = 0;
+                    for (int i = 0; i < s->nkv; i++) {
+                        if (sc[i] == -INFINITY)
+                            continue;
+                        double p = exp(sc[i] - mx);
+                        den += p;
+                        num += p * ggml_fp16_to_fp32(v[kvo + (size_t)i * s->d + d]);
+                    }
+                    out[d] = den > 0 ? (float)(num / den) : 0.0f;
+                }
+            }
+    free(sc);
+}
+
+static double max_err(const float *got, const float *want, size_t n)
+{
+    double e = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!(d <= e))
+            e = isnan(d) ? INFINITY : d;
+    }
+    return e;
+}
+
+/* Runs one shape with hearth's operator on (and ggml's), threads 1-3:
+ * returns hearth's largest error, and ggml's through *ggml_err. */
+static double run_shape(const struct shape *s, int threads, double *ggml_err, bool *taken)
+{
+    struct fa f;
+    fa_build(&f, s);
+    size_t n = (size_t)ggml_nelements(f.out);
+    float *want = malloc(n * sizeof(float)), *ggml_out = malloc(n * sizeof(float));
+    reference(&f, s, want);
+    attn_set(false);
+    CHECK(g_compute(f.ctx, f.gf, threads) == GGML_STATUS_SUCCESS);
+    memcpy(ggml_out, f.out->data, n * sizeof(float));
+    *ggml_err = max_err(ggml_out, want, n);
+    memset(f.out->data, 0xFF, n * sizeof(float));        /* NaN: every row must be written */
+    long before = attn_calls();
+    attn_set(true);
+    CHECK(g_compute(f.ctx, f.gf, threads) == GGML_STATUS_SUCCESS);
+    *taken = attn_calls() > before;
+    double e = max_err(f.out->data, want, n);
+    if (!*taken)    /* not hearth's case: ggml's operator, bit for bit */
+        CHECK(memcmp(f.out->data, ggml_out, n * sizeof(float)) == 0);
+    free(want);
+    free(ggml_out);
+    ggml_free(f.ctx);
+    return e;
+}
+
+TEST(backend_exports_what_hearth_needs)
+{
+    CHECK(g_compute != NULL);
+    CHECK(kernels_backend_symbol("ggml_compute_forward_flash_attn_ext") != NULL);
+}
+
+TEST(init_follows_mode_and_cpu)
+{
+    CHECK(!attn_init("off"));
+    CHECK(!attn_active());
+    CHECK(!attn_set(true));                /* the check never ran: stays off */
+    CHECK(attn_init("auto") == g_avx512);
+    CHECK(attn_active() == g_avx512);
+    /* the check ran a graph through ggml and reached hearth's operator */
+    CHECK(attn_calls() > 0 || !g_avx512);
+}
+
+TEST(decode_matches_exact_attention)
+{
+    if (!g_avx512 || !attn_init("auto"))
+        return;
+    const struct shape shapes[] = {
+        /* 0.5B llama shape: 14 heads on 2 KV heads, one and four sequences */
+        { 64, 14, 2, 1, 37, 1, 1.0f, 0, false, 0 },
+        { 64, 14, 2, 4, 300, 1, 1.0f, 5, false, 0 },
+        /* no grouping; 1.1B-like groups; the largest group; wide heads */
+        { 128, 8, 8, 2, 513, 1, 1.0f, 0, false, 0 },
+        { 64, 32, 4, 1, 1000, 1, 1.0f, 3, false, 0 },
+        { 128, 32, 2, 1, 700, 1, 1.0f, 0, false, 0 },
+        { 256, 4, 1, 2, 20, 1, 1.0f, 0, false, 0 },
+        { 80, 4, 2, 1, 90, 1, 1.0f, 0, false, 0 },
+        /* large scores: the running maximum moves between tiles */
+        { 64, 4, 2, 2, 800, 1, 12.0f, 0, false, 0 },
+        /* a sequence that sees nothing gives zeros, as ggml's does */
+        { 64, 4, 2, 2, 50, 1, 1.0f, 0, true, 0 },
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5) {
+            double ge;
+            bool taken;
+            double e = run_shape(&shapes[i], threads, &ge, &taken);
+            CHECK(taken);
+            if (e > 2e-5 || ge > 2e-2)
+                fprintf(stderr, "  shape %zu threads %d: hearth %.2e ggml %.2e\n", i, threads, e,
+                        ge);
+            CHECK(e <= 2e-5);        /* fp32 throughout: near exact */
+            CHECK(ge <= 2e-2);       /* and ggml's own is within its fp16 error */
+        }
+}
+
+TEST(other_cases_reach_ggml)
+{
+    if (!g_avx512 || !attn_init("auto"))
+        return;
+    const struct shape shapes[] = {
+        { 64, 4, 2, 1, 40, 3, 1.0f, 0, false, 0 },     /* several query rows */
+        { 64, 4, 2, 1, 40, 1, 1.0f, 0, false, 30.0f }, /* soft-capping */
+        { 8, 8, 4, 1, 40, 1, 1.0f, 0, false, 0 },      /* head width not a multiple of 16 */
+        { 64, 34, 2, 1, 40, 1, 1.0f, 0, false, 0 },    /* group of 17 */
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        double ge;
+        bool taken;
+        run_shape(&shapes[i], 2, &ge, &taken);
+        CHECK(!taken);
+    }
+}
+
+int main(void)
+{
+    const char *dir = getenv("HEARTH_GGML_BACKENDS");
+    if (!dir || !*dir)
+        dir = HEARTH_GGML_BACKENDS;
+    if (*dir)
+        ggml_backend_load_all_from_path(dir);
+    else
+        ggml_backend_load_all();
+    g_compute = (compute_fn)kernels_backend_symbol("ggml_graph_compute_with_ctx");
+    g_avx512 = kernels_cpu_ok();
+    /* each test forks; ggml's thread pool starts in the child */
+    RUN(backend_exports_what_hearth_needs);
+    if (!g_compute)
+        return check_summary();
+    RUN(init_follows_mode_and_cpu);
+    RUN(decode_matches_exact_attention);
+    RUN(other_cases_reach_ggml);
+    return check_summary();
+}
