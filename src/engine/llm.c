@@ -18,6 +18,7 @@
 
 #include "core/log.h"
 #include "core/mapped.h"
+#include "core/thp.h"
 #include "engine/kernels.h"
 #include "core/textstream.h"
 #include "engine/prompt.h"
@@ -112,6 +113,9 @@ llm *llm_load(const llm_params *p, const llm_sink *sink, char *err, size_t el)
     mp.load_mode = LLAMA_LOAD_MODE_MMAP;
     long long huge = mapped_warm_huge(p->path);
     log_debug("%lld bytes of the model file map with 2 MiB pages", huge);
+    /* the repacked weights and the KV cache are filled in small pages and
+     * folded into huge ones once the model is ready (core/thp.h) */
+    bool paused = thp_pause();
     m->model = llama_model_load_from_file(p->path, mp);
     if (!m->model) {
         snprintf(err, el, "llama.cpp could not load the model file");
@@ -135,8 +139,9 @@ llm *llm_load(const llm_params *p, const llm_sink *sink, char *err, size_t el)
     cp.n_threads_batch = threads;
     cp.kv_unified = false;
     cp.no_perf = true;
-    if (getenv("HEARTH_FA")) cp.flash_attn_type = atoi(getenv("HEARTH_FA"));
     m->ctx = llama_init_from_model(m->model, cp);
+    thp_resume(paused);
+    paused = false;
     if (!m->ctx) {
         snprintf(err, el, "llama.cpp could not create a context (ctx-size %d x %d slots)",
                  ctx_slot, m->nslots);
@@ -156,8 +161,10 @@ llm *llm_load(const llm_params *p, const llm_sink *sink, char *err, size_t el)
     m->out = buf_make(0);
     log_info("model loaded: %d slots x %d ctx, %d threads, %.1f M params", m->nslots,
              m->n_ctx_slot, threads, (double)llama_model_n_params(m->model) / 1e6);
+    thp_collapse_async("model weights and KV cache");
     return m;
 fail:
+    thp_resume(paused);
     llm_free(m);
     return NULL;
 }

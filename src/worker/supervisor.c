@@ -163,10 +163,11 @@ static void *reader_main(void *arg)
 
 /* The worker's environment: the daemon's, with glibc's malloc told to back
  * its large blocks with transparent huge pages (glibc.malloc.hugetlb=1, added
- * to any GLIBC_TUNABLES the user set). The repacked weights and the KV cache
- * are such blocks; a decode step streams all the weights, and with 2 MiB
- * pages it spends less on TLB misses (decode +9% measured on this VM). Under
- * THP "never" the tunable does nothing. */
+ * to any GLIBC_TUNABLES the user set). A decode step streams all the
+ * weights, and with 2 MiB pages it spends less on TLB misses (decode +9%
+ * measured on this VM). A chat model's load itself runs with huge pages
+ * paused and folds its memory afterwards (core/thp.h); the tunable covers
+ * what the workers allocate otherwise. Under THP "never" it does nothing. */
 static char **worker_env(void)
 {
     extern char **environ;
