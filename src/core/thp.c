@@ -7,6 +7,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,10 @@ long long thp_collapse_resident(void)
 static void *collapse_main(void *arg)
 {
     char *what = arg;
+    /* only on a CPU nothing else wants: the model already serves, and a
+     * first token should not wait for this copy */
+    struct sched_param sp = { 0 };
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     long long done = thp_collapse_resident();

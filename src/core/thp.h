@@ -39,7 +39,8 @@ void thp_resume(bool paused);
  * read. */
 long long thp_collapse_resident(void);
 
-/* The same in a detached background thread, which logs what it did (debug).
+/* The same in a detached background thread at idle priority (SCHED_IDLE:
+ * it runs on CPU time nothing else wants), which logs what it did (debug).
  * `what` names the work in that line (copied). */
 void thp_collapse_async(const char *what);
 
