@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -236,6 +237,15 @@ static void handle_frame(struct engine *en, const wire_hdr *h, const char *paylo
 
 int main(int argc, char **argv)
 {
+#if W_LLM
+    /* One malloc arena for every thread. glibc gives each new thread that
+     * allocates its own arena, and with huge pages for malloc (the worker's
+     * GLIBC_TUNABLES, worker/supervisor.c) an arena's first allocation
+     * makes 2 MiB resident: ggml's threads and the huge-page fold's thread
+     * added 1-2 MiB to a small model's footprint. This worker's threads
+     * allocate little, so they do not contend for the one arena. */
+    mallopt(M_ARENA_MAX, 1);
+#endif
     llm_params p = { .parallel = 1, .ctx_size = 4096, .batch_size = 512 };
     const char *name = "model", *blas = "auto", *kernels = "auto";
     for (int i = 1; i < argc; i++) {
