@@ -51,7 +51,7 @@ DAEMON_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,src/main.c $(CORE_SRC) $(HTTP_SRC) 
 WORKER_COMMON = $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/wire.c $(CORE_SRC))
 WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main.o $(WORKER_COMMON) \
              $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/accel.c src/engine/llm.c src/engine/embed.c src/engine/prompt.c \
-                                             src/engine/kernels.c src/engine/attn.c)
+                                             src/engine/kernels.c src/engine/attn.c src/engine/mulmat.c)
 ASR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-asr.o $(WORKER_COMMON) \
              $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/accel.c src/engine/asr.c src/engine/audio.c)
 OCR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-ocr.o $(WORKER_COMMON) \
@@ -61,7 +61,8 @@ OCR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-ocr.o $(WORKER_COMMON) \
 KERNEL_EXPORTS = -Wl,--export-dynamic-symbol=ggml_gemv_q4_0_8x8_q8_0 \
                  -Wl,--export-dynamic-symbol=ggml_gemm_q4_0_8x8_q8_0 \
                  -Wl,--export-dynamic-symbol=ggml_vec_dot_q8_0_q8_0 \
-                 -Wl,--export-dynamic-symbol=ggml_compute_forward_flash_attn_ext
+                 -Wl,--export-dynamic-symbol=ggml_compute_forward_flash_attn_ext \
+                 -Wl,--export-dynamic-symbol=ggml_cpu_extra_compute_forward
 CLI_OBJ    = $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC) $(CORE_SRC))
 
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
@@ -123,6 +124,13 @@ $(BUILD)/tests/test_attn: tests/unit/test_attn.c $(patsubst %.c,$(BUILD)/obj/%.o
 	@$(if $(V),,echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) \
 	    -Wl,--export-dynamic-symbol=ggml_compute_forward_flash_attn_ext $(GGML_LIBS) -ldl
+
+# the single-row products' test, likewise, with the kernels exported too
+$(BUILD)/tests/test_mulmat: tests/unit/test_mulmat.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c src/engine/mulmat.c)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) \
+	    $(KERNEL_EXPORTS) $(GGML_LIBS) -ldl
 
 E2E_BIN = $(BUILD)/tests/e2e_api $(BUILD)/tests/e2e_supervise $(BUILD)/tests/e2e_embed \
           $(BUILD)/tests/e2e_audio $(BUILD)/tests/e2e_ocr

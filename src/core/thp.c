@@ -3,17 +3,12 @@
  */
 #include "core/thp.h"
 
-#include "core/log.h"
-
 #include <inttypes.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <time.h>
 
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
@@ -99,62 +94,82 @@ static bool fully_resident(uintptr_t a)
     return true;
 }
 
-long long thp_collapse_resident(void)
+struct thp_fold {
+    struct span *s;
+    int n, i;          /* spans, and the one the cursor is in */
+    uintptr_t at;      /* the next piece to look at */
+    long long done;
+};
+
+thp_fold *thp_fold_plan(void)
 {
     enum { CAP = 256 };
-    struct span *s = malloc(CAP * sizeof *s);
-    if (!s)
-        return -1;
-    int n = resident_spans(s, CAP);
-    if (n < 0) {
-        free(s);
-        return -1;
+    thp_fold *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->s = malloc(CAP * sizeof *f->s);
+    f->n = f->s ? resident_spans(f->s, CAP) : -1;
+    if (f->n <= 0) {
+        thp_fold_free(f);
+        return NULL;
     }
-    long long done = 0;
-    for (int i = 0; i < n; i++) {
-        uintptr_t lo = (s[i].lo + HUGE - 1) & ~(uintptr_t)(HUGE - 1);
-        uintptr_t hi = s[i].hi & ~(uintptr_t)(HUGE - 1);
-        if (hi <= lo)
-            continue;
+    for (int i = 0; i < f->n; i++) {
+        /* the 2 MiB-aligned inside of each span */
+        f->s[i].lo = (f->s[i].lo + HUGE - 1) & ~(uintptr_t)(HUGE - 1);
+        f->s[i].hi &= ~(uintptr_t)(HUGE - 1);
         /* refused under THP "never" or on old kernels; nothing changes then */
-        madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
-        for (uintptr_t a = lo; a < hi; a += HUGE)
-            if (fully_resident(a) && madvise((void *)a, HUGE, MADV_COLLAPSE) == 0)
-                done += (long long)HUGE;
+        if (f->s[i].hi > f->s[i].lo)
+            madvise((void *)f->s[i].lo, f->s[i].hi - f->s[i].lo, MADV_HUGEPAGE);
     }
-    free(s);
-    return done;
+    f->at = f->s[0].lo;
+    return f;
 }
 
-static void *collapse_main(void *arg)
+bool thp_fold_step(thp_fold *f, int max)
 {
-    char *what = arg;
-    /* only on a CPU nothing else wants: the model already serves, and a
-     * first token should not wait for this copy */
-    struct sched_param sp = { 0 };
-    pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    long long done = thp_collapse_resident();
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    log_debug("%s: %.1f MiB folded into huge pages in %.0f ms", what ? what : "memory",
-              done > 0 ? (double)done / (1 << 20) : 0.0, ms);
-    free(what);
-    return NULL;
+    if (!f)
+        return false;
+    int folded = 0, looked = 0;
+    while (f->i < f->n && folded < max && looked < 64 * max) {
+        struct span *sp = &f->s[f->i];
+        if (f->at < sp->lo)
+            f->at = sp->lo;
+        if (f->at >= sp->hi) {
+            f->i++;
+            continue;
+        }
+        uintptr_t a = f->at;
+        f->at += HUGE;
+        looked++;
+        if (fully_resident(a) && madvise((void *)a, HUGE, MADV_COLLAPSE) == 0) {
+            f->done += (long long)HUGE;
+            folded++;
+        }
+    }
+    return f->i < f->n;
 }
 
-void thp_collapse_async(const char *what)
+long long thp_fold_done(const thp_fold *f)
 {
-    char *w = what ? strdup(what) : NULL;
-    pthread_attr_t at;
-    pthread_t t;
-    if (pthread_attr_init(&at) != 0) {
-        free(w);
+    return f ? f->done : 0;
+}
+
+void thp_fold_free(thp_fold *f)
+{
+    if (!f)
         return;
-    }
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &at, collapse_main, w) != 0)
-        free(w);
-    pthread_attr_destroy(&at);
+    free(f->s);
+    free(f);
+}
+
+long long thp_collapse_resident(void)
+{
+    thp_fold *f = thp_fold_plan();
+    if (!f)
+        return 0;
+    while (thp_fold_step(f, 64))
+        ;
+    long long done = thp_fold_done(f);
+    thp_fold_free(f);
+    return done;
 }

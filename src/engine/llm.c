@@ -113,8 +113,8 @@ llm *llm_load(const llm_params *p, const llm_sink *sink, char *err, size_t el)
     mp.load_mode = LLAMA_LOAD_MODE_MMAP;
     long long huge = mapped_warm_huge(p->path);
     log_debug("%lld bytes of the model file map with 2 MiB pages", huge);
-    /* the repacked weights and the KV cache are filled in small pages and
-     * folded into huge ones once the model is ready (core/thp.h) */
+    /* the repacked weights and the KV cache are filled in small pages; the
+     * worker folds them into huge ones while idle (core/thp.h) */
     bool paused = thp_pause();
     m->model = llama_model_load_from_file(p->path, mp);
     if (!m->model) {
@@ -161,7 +161,6 @@ llm *llm_load(const llm_params *p, const llm_sink *sink, char *err, size_t el)
     m->out = buf_make(0);
     log_info("model loaded: %d slots x %d ctx, %d threads, %.1f M params", m->nslots,
              m->n_ctx_slot, threads, (double)llama_model_n_params(m->model) / 1e6);
-    thp_collapse_async("model weights and KV cache");
     return m;
 fail:
     thp_resume(paused);

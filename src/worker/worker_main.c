@@ -50,6 +50,7 @@
 #include "core/log.h"
 #include "core/ggml_legacy.h"
 #include "core/gguf.h"
+#include "core/thp.h"
 #include "engine/llm.h"        /* llm_sink and llm_usage: the shared result callbacks */
 #if W_ASR
 #include "engine/asr.h"
@@ -58,6 +59,7 @@
 #include "engine/embed.h"
 #include "engine/attn.h"
 #include "engine/kernels.h"
+#include "engine/mulmat.h"
 #endif
 #if W_OCR
 #include "engine/ocr.h"
@@ -322,6 +324,7 @@ int main(int argc, char **argv)
     llama_backend_init();
     kernels_init(kernels);      /* status asks kernels_active_for() */
     attn_init(kernels);         /* decode attention (engine/attn.h) */
+    mulmat_init(kernels);       /* single-row products (engine/mulmat.h) */
 #else
     (void)kernels;
 #endif
@@ -378,13 +381,18 @@ int main(int argc, char **argv)
     wire_reader r;
     wire_reader_init(&r);
     int quit = 0;
+#if W_LLM
+    /* the model loaded in small pages: fold them into huge ones while idle */
+    thp_fold *fold = en.llm ? thp_fold_plan() : NULL;
+#endif
     while (!quit) {
         struct pollfd pfd = { .fd = g_fd, .events = POLLIN };
-        bool busy = false;
+        bool busy = false, chores = false;
 #if W_LLM
         busy = en.llm && llm_busy(en.llm);
+        chores = fold != NULL;
 #endif
-        int pr = poll(&pfd, 1, busy ? 0 : -1);
+        int pr = poll(&pfd, 1, busy || chores ? 0 : -1);
         if (pr < 0 && errno != EINTR)
             break;
         if (pr > 0) {
@@ -402,12 +410,20 @@ int main(int argc, char **argv)
             }
         }
 #if W_LLM
-        if (en.llm && llm_busy(en.llm) && llm_step(en.llm) < 0)
-            break;
+        if (en.llm && llm_busy(en.llm)) {
+            if (llm_step(en.llm) < 0)
+                break;
+        } else if (fold && pr == 0 && !thp_fold_step(fold, 2)) {
+            log_debug("%.1f MiB of the model's memory folded into huge pages",
+                      (double)thp_fold_done(fold) / (1 << 20));
+            thp_fold_free(fold);
+            fold = NULL;
+        }
 #endif
     }
     wire_reader_free(&r);
 #if W_LLM
+    thp_fold_free(fold);
     llm_free(en.llm);
     embed_free(en.emb);
     llama_backend_free();

@@ -1,0 +1,184 @@
+/*
+ * test_mulmat.c: unit tests for src/engine/mulmat.{h,c}: single-row
+ * products with matrices in ggml's real repacked buffer, run through ggml's
+ * real graph executor (the test exports the hook and the kernels, as the
+ * worker does), equal ggml's own operator to the bit on layer shapes and
+ * thread counts from 1 to 8; every other product still reaches ggml's.
+ */
+#include "check.h"
+#include "engine/kernels.h"
+#include "engine/mulmat.h"
+
+#include <ggml-alloc.h>
+#include <ggml-backend.h>
+#include <ggml-cpu.h>
+#include <ggml.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifndef HEARTH_GGML_BACKENDS
+#define HEARTH_GGML_BACKENDS ""
+#endif
+
+typedef enum ggml_status (*compute_fn)(struct ggml_context *, struct ggml_cgraph *, int);
+typedef ggml_backend_buffer_type_t (*buft_fn)(void);
+static compute_fn g_compute;
+static ggml_backend_buffer_type_t g_repack;
+static bool g_vnni;
+
+static uint32_t g_seed = 7;
+static uint32_t rnd(void)
+{
+    g_seed = g_seed * 1664525u + 1013904223u;
+    return g_seed >> 8;
+}
+
+/* Q4_0 or Q8_0 rows of random quants with small fp16 scales of either sign */
+static void *quant_rows(enum ggml_type t, int k, int n, size_t *bytes)
+{
+    size_t bs = t == GGML_TYPE_Q4_0 ? 18 : 34;
+    *bytes = (size_t)k / 32 * (size_t)n * bs;
+    uint8_t *p = malloc(*bytes);
+    for (size_t i = 0; i < *bytes; i++)
+        p[i] = (uint8_t)rnd();
+    for (size_t b = 0; b < *bytes; b += bs) {
+        uint16_t d = (uint16_t)(((8u + rnd() % 3) << 10) | (rnd() & 0x3FF) | (rnd() & 0x8000));
+        memcpy(p + b, &d, 2);
+    }
+    return p;
+}
+
+struct case_ {
+    int k, n, rows;          /* inner size, output rows, activation rows */
+    enum ggml_type type;
+    bool repacked;           /* weights in ggml's repacked buffer */
+};
+
+/* ggml's result, then the result with hearth's operator on; returns
+ * whether hearth's computed it, and checks the two are identical. */
+static bool run_case(const struct case_ *c, int threads)
+{
+    struct ggml_init_params wp = { 4 * ggml_tensor_overhead(), NULL, true };
+    struct ggml_context *wctx = ggml_init(wp);
+    struct ggml_tensor *w = ggml_new_tensor_2d(wctx, c->type, c->k, c->n);
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(
+        wctx, c->repacked ? g_repack : ggml_backend_cpu_buffer_type());
+    CHECK(buf != NULL);
+    size_t bytes;
+    void *q = quant_rows(c->type, c->k, c->n, &bytes);
+    ggml_backend_tensor_set(w, q, 0, bytes);
+    free(q);
+
+    struct ggml_init_params cp = { 64u << 20, NULL, false };
+    struct ggml_context *ctx = ggml_init(cp);
+    struct ggml_tensor *x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, c->k, c->rows);
+    float *xd = x->data;
+    for (int64_t i = 0; i < ggml_nelements(x); i++)
+        xd[i] = (float)rnd() / 8388608.0f * 4.0f - 2.0f;
+    struct ggml_tensor *y = ggml_mul_mat(ctx, w, x);
+    struct ggml_cgraph *gf = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf, y);
+
+    size_t n = (size_t)ggml_nelements(y);
+    float *want = malloc(n * sizeof(float));
+    mulmat_set(false);
+    CHECK(g_compute(ctx, gf, threads) == GGML_STATUS_SUCCESS);
+    memcpy(want, y->data, n * sizeof(float));
+    memset(y->data, 0xFF, n * sizeof(float));
+    long before = mulmat_calls();
+    mulmat_set(true);
+    CHECK(g_compute(ctx, gf, threads) == GGML_STATUS_SUCCESS);
+    bool taken = mulmat_calls() > before;
+    CHECK(memcmp(want, y->data, n * sizeof(float)) == 0);
+    free(want);
+    ggml_free(ctx);
+    ggml_backend_buffer_free(buf);
+    ggml_free(wctx);
+    return taken;
+}
+
+TEST(backend_exports_what_hearth_needs)
+{
+    CHECK(g_compute != NULL);
+    CHECK(g_repack != NULL);
+    CHECK(kernels_backend_symbol("ggml_cpu_extra_compute_forward") != NULL);
+    CHECK(kernels_backend_symbol("quantize_row_q8_0") != NULL);
+}
+
+TEST(init_follows_mode_and_kernels)
+{
+    CHECK(!mulmat_init("off"));
+    CHECK(!mulmat_active());
+    CHECK(!mulmat_set(true));              /* the check never ran: stays off */
+    kernels_init("off");
+    CHECK(!mulmat_init("auto"));           /* needs hearth's Q4_0 kernels */
+    kernels_init("auto");
+    CHECK(mulmat_init("auto") == g_vnni);
+    CHECK(mulmat_active() == g_vnni);
+}
+
+TEST(single_rows_match_ggml_bit_for_bit)
+{
+    kernels_init("auto");
+    if (!g_vnni || !mulmat_init("auto"))
+        return;
+    const struct case_ cases[] = {
+        { 896, 896, 1, GGML_TYPE_Q4_0, true },     /* 0.5B attention */
+        { 896, 128, 1, GGML_TYPE_Q4_0, true },     /* its K and V */
+        { 896, 4864, 1, GGML_TYPE_Q4_0, true },    /* gate and up */
+        { 4864, 896, 1, GGML_TYPE_Q4_0, true },    /* down */
+        { 2048, 5632, 1, GGML_TYPE_Q4_0, true },   /* 1.1B */
+        { 32, 8, 1, GGML_TYPE_Q4_0, true },        /* one group of one block */
+        { 256, 24, 1, GGML_TYPE_Q4_0, true },      /* groups not divisible by threads */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5)
+            CHECK(run_case(&cases[i], threads));
+}
+
+TEST(other_products_reach_ggml)
+{
+    kernels_init("auto");
+    if (!g_vnni || !mulmat_init("auto"))
+        return;
+    const struct case_ cases[] = {
+        { 896, 128, 4, GGML_TYPE_Q4_0, true },     /* four rows: ggml's gemm path */
+        { 896, 128, 3, GGML_TYPE_Q4_0, true },
+        { 896, 128, 1, GGML_TYPE_Q8_0, false },    /* not repacked */
+        { 896, 128, 1, GGML_TYPE_Q4_0, false },    /* Q4_0 in a plain buffer */
+        { 32 * 520, 8, 1, GGML_TYPE_Q4_0, true },  /* a row longer than hearth's stack copy */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        CHECK(!run_case(&cases[i], 2));
+}
+
+static void quiet(enum ggml_log_level level, const char *text, void *ud)
+{
+    (void)ud;
+    if (level == GGML_LOG_LEVEL_WARN || level == GGML_LOG_LEVEL_ERROR)
+        fputs(text, stderr);
+}
+
+int main(void)
+{
+    ggml_log_set(quiet, NULL);          /* not ggml's line per repacked matrix */
+    const char *dir = getenv("HEARTH_GGML_BACKENDS");
+    if (!dir || !*dir)
+        dir = HEARTH_GGML_BACKENDS;
+    if (*dir)
+        ggml_backend_load_all_from_path(dir);
+    else
+        ggml_backend_load_all();
+    g_compute = (compute_fn)kernels_backend_symbol("ggml_graph_compute_with_ctx");
+    buft_fn repack = (buft_fn)kernels_backend_symbol("_Z35ggml_backend_cpu_repack_buffer_typev");
+    g_repack = repack ? repack() : NULL;
+    g_vnni = kernels_cpu_ok();
+    /* each test forks; ggml's thread pool starts in the child */
+    RUN(backend_exports_what_hearth_needs);
+    if (!g_compute || !g_repack)
+        return check_summary();
+    RUN(init_follows_mode_and_kernels);
+    RUN(single_rows_match_ggml_bit_for_bit);
+    RUN(other_products_reach_ggml);
+    return check_summary();
+}
