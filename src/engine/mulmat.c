@@ -48,40 +48,56 @@ static void resolve(void)
     g_repack = repack ? repack() : NULL;
 }
 
+enum kind { NONE, Q4_0_REPACKED, Q8_0_ROWS };
+
+static bool g_q4, g_q8;        /* which kinds are in use */
+
 /* One activation row against a Q4_0 matrix that ggml repacked in groups of
  * eight rows (its layout for every x86 CPU with AVX2, which hearth's
- * kernels imply). */
-static bool ours(const struct ggml_tensor *op)
+ * kernels imply), or against a plain Q8_0 matrix in host memory. */
+static enum kind ours(const struct ggml_tensor *op)
 {
     if (op->op != GGML_OP_MUL_MAT)
-        return false;
+        return NONE;
     const struct ggml_tensor *w = op->src[0], *x = op->src[1];
-    if (!w || !x || w->type != GGML_TYPE_Q4_0 || !w->buffer ||
-        ggml_backend_buffer_get_type(w->buffer) != g_repack)
-        return false;
-    if (w->ne[0] % 32 || w->ne[0] / 32 > MAX_ROW_BLOCKS || w->ne[1] % 8 || w->ne[2] != 1 ||
-        w->ne[3] != 1)
-        return false;
+    if (!w || !x || !w->buffer || w->ne[0] % 32 || w->ne[0] / 32 > MAX_ROW_BLOCKS ||
+        w->ne[2] != 1 || w->ne[3] != 1)
+        return NONE;
     if (x->type != GGML_TYPE_F32 || x->ne[0] != w->ne[0] || x->ne[1] != 1 || x->ne[2] != 1 ||
         x->ne[3] != 1 || x->nb[0] != sizeof(float))
-        return false;
-    return op->type == GGML_TYPE_F32 && op->nb[0] == sizeof(float) && op->ne[0] == w->ne[1];
+        return NONE;
+    if (op->type != GGML_TYPE_F32 || op->nb[0] != sizeof(float) || op->ne[0] != w->ne[1])
+        return NONE;
+    ggml_backend_buffer_type_t bt = ggml_backend_buffer_get_type(w->buffer);
+    if (g_q4 && w->type == GGML_TYPE_Q4_0 && bt == g_repack && w->ne[1] % 8 == 0)
+        return Q4_0_REPACKED;
+    if (g_q8 && w->type == GGML_TYPE_Q8_0 && bt != g_repack &&
+        ggml_backend_buffer_is_host(w->buffer) && w->nb[0] == Q8_BLOCK)
+        return Q8_0_ROWS;
+    return NONE;
 }
 
 bool ggml_cpu_extra_compute_forward(struct ggml_compute_params *params, struct ggml_tensor *op)
 {
-    if (g_on && ours(op)) {
+    enum kind k = g_on ? ours(op) : NONE;
+    if (k != NONE) {
         const struct thread_ids *t = (const struct thread_ids *)(const void *)params;
         const struct ggml_tensor *w = op->src[0], *x = op->src[1];
         const int K = (int)w->ne[0], nb = K / 32;
-        const int64_t groups = w->ne[1] / 8;
-        const int64_t g0 = groups * t->ith / t->nth, g1 = groups * (t->ith + 1) / t->nth;
+        /* equal shares: 8-row groups of a repacked matrix, or rows */
+        const int64_t units = k == Q4_0_REPACKED ? w->ne[1] / 8 : w->ne[1];
+        const int64_t u0 = units * t->ith / t->nth, u1 = units * (t->ith + 1) / t->nth;
         _Alignas(64) uint8_t row[MAX_ROW_BLOCKS * Q8_BLOCK];
-        if (g1 > g0) {
+        if (u1 > u0) {
             g_quant((const float *)x->data, row, K);   /* every thread its own copy */
-            kernels_gemv_q4_0(K, (float *)op->data + g0 * 8, (size_t)w->ne[1],
-                              (const char *)w->data + (size_t)g0 * (size_t)nb * Q4_GROUP, row, 1,
-                              (int)((g1 - g0) * 8));
+            float *out = (float *)op->data;
+            if (k == Q4_0_REPACKED)
+                kernels_gemv_q4_0(K, out + u0 * 8, (size_t)w->ne[1],
+                                  (const char *)w->data + (size_t)u0 * (size_t)nb * Q4_GROUP, row,
+                                  1, (int)((u1 - u0) * 8));
+            else
+                for (int64_t r = u0; r < u1; r++)
+                    kernels_vec_dot_q8_0(K, out + r, (const char *)w->data + r * w->nb[1], row);
         }
         if (t->ith == 0)
             atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
@@ -129,16 +145,17 @@ static void quiet(enum ggml_log_level level, const char *text, void *ud)
     (void)ud;
 }
 
-/* A real matrix in ggml's repacked buffer times one row, through ggml's
- * executor on two threads: ggml's operator and hearth's must agree to the
- * bit. */
-static bool check(void)
+/* A real matrix (Q4_0 in ggml's repacked buffer, or Q8_0 in its plain
+ * host buffer) times one row, through ggml's executor on two threads:
+ * ggml's operator and hearth's must agree to the bit. */
+static bool check(enum ggml_type type)
 {
     plan_fn plan = (plan_fn)kernels_backend_symbol("ggml_graph_plan");
     compute_fn compute = (compute_fn)kernels_backend_symbol("ggml_graph_compute");
     if (!plan || !compute)
         return false;
     enum { K = 256, N = 40 };
+    const size_t bs = type == GGML_TYPE_Q4_0 ? 18 : Q8_BLOCK;
     bool ok = false;
     struct ggml_init_params wp = { 4 * ggml_tensor_overhead(), NULL, true };
     struct ggml_context *wctx = ggml_init(wp);
@@ -150,27 +167,30 @@ static bool check(void)
     ggml_backend_buffer_t buf = NULL;
     if (!wctx || !ctx)
         goto out;
-    struct ggml_tensor *w = ggml_new_tensor_2d(wctx, GGML_TYPE_Q4_0, K, N);
-    buf = ggml_backend_alloc_ctx_tensors_from_buft(wctx, g_repack);
-    if (!buf || ggml_backend_buffer_get_type(w->buffer) != g_repack)
+    struct ggml_tensor *w = ggml_new_tensor_2d(wctx, type, K, N);
+    ggml_backend_buffer_type_t bt =
+        type == GGML_TYPE_Q4_0 ? g_repack : ggml_backend_cpu_buffer_type();
+    buf = ggml_backend_alloc_ctx_tensors_from_buft(wctx, bt);
+    if (!buf || ggml_backend_buffer_get_type(w->buffer) != bt)
         goto out;
     /* random quants, small positive scales (fp16 exponent 8) */
-    uint8_t q4[K / 32 * N * 18];
+    uint8_t q[K / 32 * N * Q8_BLOCK];
+    const size_t qbytes = (size_t)K / 32 * N * bs;
     uint32_t seed = 4242;
-    for (size_t i = 0; i < sizeof q4; i++) {
+    for (size_t i = 0; i < qbytes; i++) {
         seed = seed * 1664525u + 1013904223u;
-        q4[i] = (uint8_t)(seed >> 24);
+        q[i] = (uint8_t)(seed >> 24);
     }
-    for (size_t b = 0; b < sizeof q4; b += 18) {
-        uint16_t d = (uint16_t)((8u << 10) | (q4[b] & 0x3F) << 4);
-        memcpy(q4 + b, &d, 2);
+    for (size_t b = 0; b < qbytes; b += bs) {
+        uint16_t d = (uint16_t)((8u << 10) | (q[b] & 0x3F) << 4);
+        memcpy(q + b, &d, 2);
     }
-    /* ggml repacks it here, and logs a line about it */
+    /* ggml repacks a Q4_0 matrix here, and logs a line about it */
     ggml_log_callback log_cb;
     void *log_ud;
     ggml_log_get(&log_cb, &log_ud);
     ggml_log_set(quiet, NULL);
-    ggml_backend_tensor_set(w, q4, 0, sizeof q4);
+    ggml_backend_tensor_set(w, q, 0, qbytes);
     ggml_log_set(log_cb, log_ud);
     struct ggml_tensor *x = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, K);
     float *xd = x->data;
@@ -206,24 +226,33 @@ out:
 bool mulmat_init(const char *mode)
 {
     pthread_once(&g_once, resolve);
-    g_on = g_ok = false;
+    g_on = g_ok = g_q4 = g_q8 = false;
     if (mode && strcmp(mode, "off") == 0)
         return false;
-    if (!kernels_active_for("Q4_0"))
-        return false;                /* its multiplication is hearth's kernel */
+    bool want4 = kernels_active_for("Q4_0"), want8 = kernels_active_for("Q8_0");
+    if (!want4 && !want8)
+        return false;                /* the multiplication is hearth's kernels' */
     if (!g_ggml_extra || !g_quant || !g_repack) {
         log_warn("mulmat: ggml's CPU backend does not export what hearth's single-row "
                  "products need; ggml's own stay");
         return false;
     }
-    g_ok = check();
-    if (!g_ok) {
-        log_warn("mulmat: hearth's single-row Q4_0 products disagree with ggml's (or were not "
-                 "reached); ggml's own stay");
+    /* each kind through its own check, the other one off meanwhile */
+    g_q4 = want4;
+    bool q4 = want4 && check(GGML_TYPE_Q4_0);
+    g_q4 = false;
+    g_q8 = want8;
+    g_q8 = want8 && check(GGML_TYPE_Q8_0);
+    g_q4 = q4;
+    g_ok = g_q4 || g_q8;
+    if ((want4 && !g_q4) || (want8 && !g_q8))
+        log_warn("mulmat: hearth's single-row %s products disagree with ggml's (or were not "
+                 "reached); ggml's own stay", want4 && !g_q4 ? "Q4_0" : "Q8_0");
+    if (!g_ok)
         return false;
-    }
     g_on = true;
-    log_info("mulmat: single-row Q4_0 products scheduled by hearth (no inner barrier)");
+    log_info("mulmat: single-row products scheduled by hearth (no inner barrier): %s%s%s",
+             g_q4 ? "Q4_0" : "", g_q4 && g_q8 ? ", " : "", g_q8 ? "Q8_0" : "");
     return true;
 }
 

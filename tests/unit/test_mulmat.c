@@ -3,7 +3,8 @@
  * products with matrices in ggml's real repacked buffer, run through ggml's
  * real graph executor (the test exports the hook and the kernels, as the
  * worker does), equal ggml's own operator to the bit on layer shapes and
- * thread counts from 1 to 8; every other product still reaches ggml's.
+ * thread counts from 1 to 8, and so do single rows against plain Q8_0
+ * matrices; every other product still reaches ggml's.
  */
 #include "check.h"
 #include "engine/kernels.h"
@@ -33,14 +34,22 @@ static uint32_t rnd(void)
     return g_seed >> 8;
 }
 
-/* Q4_0 or Q8_0 rows of random quants with small fp16 scales of either sign */
+/* Q4_0 or Q8_0 rows of random quants with small fp16 scales of either
+ * sign, or F16 rows */
 static void *quant_rows(enum ggml_type t, int k, int n, size_t *bytes)
 {
-    size_t bs = t == GGML_TYPE_Q4_0 ? 18 : 34;
+    size_t bs = t == GGML_TYPE_Q4_0 ? 18 : t == GGML_TYPE_Q8_0 ? 34 : 64;
     *bytes = (size_t)k / 32 * (size_t)n * bs;
     uint8_t *p = malloc(*bytes);
     for (size_t i = 0; i < *bytes; i++)
         p[i] = (uint8_t)rnd();
+    if (t == GGML_TYPE_F16) {       /* fp16 values in [-1, 1] */
+        for (size_t i = 0; i + 1 < *bytes; i += 2) {
+            uint16_t h = ggml_fp32_to_fp16((float)rnd() / 8388608.0f - 1.0f);
+            memcpy(p + i, &h, 2);
+        }
+        return p;
+    }
     for (size_t b = 0; b < *bytes; b += bs) {
         uint16_t d = (uint16_t)(((8u + rnd() % 3) << 10) | (rnd() & 0x3FF) | (rnd() & 0x8000));
         memcpy(p + b, &d, 2);
@@ -130,6 +139,10 @@ TEST(single_rows_match_ggml_bit_for_bit)
         { 2048, 5632, 1, GGML_TYPE_Q4_0, true },   /* 1.1B */
         { 32, 8, 1, GGML_TYPE_Q4_0, true },        /* one group of one block */
         { 256, 24, 1, GGML_TYPE_Q4_0, true },      /* groups not divisible by threads */
+        { 896, 896, 1, GGML_TYPE_Q8_0, false },    /* Q8_0: rows of a plain matrix */
+        { 4864, 896, 1, GGML_TYPE_Q8_0, false },
+        { 896, 4864, 1, GGML_TYPE_Q8_0, false },
+        { 32, 3, 1, GGML_TYPE_Q8_0, false },       /* fewer rows than threads */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5)
@@ -144,7 +157,8 @@ TEST(other_products_reach_ggml)
     const struct case_ cases[] = {
         { 896, 128, 4, GGML_TYPE_Q4_0, true },     /* four rows: ggml's gemm path */
         { 896, 128, 3, GGML_TYPE_Q4_0, true },
-        { 896, 128, 1, GGML_TYPE_Q8_0, false },    /* not repacked */
+        { 896, 128, 2, GGML_TYPE_Q8_0, false },    /* Q8_0, two rows */
+        { 896, 128, 1, GGML_TYPE_F16, false },     /* F16: ggml's */
         { 896, 128, 1, GGML_TYPE_Q4_0, false },    /* Q4_0 in a plain buffer */
         { 32 * 520, 8, 1, GGML_TYPE_Q4_0, true },  /* a row longer than hearth's stack copy */
     };
