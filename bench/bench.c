@@ -765,22 +765,30 @@ int main(void)
     versus_llama_bench(&H, "bench", model, "0.5B Q4_0");
     stop_daemon(&H);
 
-    /* the other shapes against llama-bench: the Q8_0 twin and a ~1B model */
-    const char *model1b = getenv("BENCH_MODEL_1B");
+    /* the other shapes against llama-bench: the Q8_0 twin, the same shape in
+     * Q4_K_M (what most downloadable models are) and a ~1B model */
+    const char *model1b = getenv("BENCH_MODEL_1B"), *modelkm = getenv("BENCH_MODEL_Q4KM");
+    if (modelkm && !*modelkm)
+        modelkm = NULL;
     {
-        char x1[700], x2[700];
+        char x1[700], x2[700], x3[700];
         snprintf(x1, sizeof x1, "q8=%s", model2);
         snprintf(x2, sizeof x2, "b1=%s", model1b ? model1b : model2);
-        char *xargs[] = { "--model", x1, "--model", x2, "--parallel", "4", "--ctx-size", "2048",
-                          "--threads", "2", "--log-level", "warn", NULL };
+        snprintf(x3, sizeof x3, "km=%s", modelkm ? modelkm : model2);
+        char *xargs[] = { "--model", x1, "--model", x2, "--model", x3, "--parallel", "4",
+                          "--ctx-size", "2048", "--threads", "2", "--log-level", "warn", NULL };
         struct daemon X = { 0 };
         if (start_daemon(&X, "bench-shapes", xargs) == 0) {
             versus_llama_bench(&X, "q8", model2, "0.5B Q8_0");
-            if (model1b) {
-                struct resp u = post(&X, "/v1/models/q8/unload", "{}");
+            struct resp u = post(&X, "/v1/models/q8/unload", "{}");
+            resp_free(&u);
+            if (modelkm) {
+                versus_llama_bench(&X, "km", modelkm, "0.5B Q4_K_M");
+                u = post(&X, "/v1/models/km/unload", "{}");
                 resp_free(&u);
-                versus_llama_bench(&X, "b1", model1b, "1.1B Q4_0");
             }
+            if (model1b)
+                versus_llama_bench(&X, "b1", model1b, "1.1B Q4_0");
             stop_daemon(&X);
         }
     }

@@ -1,6 +1,6 @@
 /*
- * mulmat.c: single-row Q4_0 matrix products without ggml's inner barrier
- * and chunk counter (see mulmat.h).
+ * mulmat.c: single-row matrix products without ggml's inner barrier and
+ * chunk counter (see mulmat.h).
  */
 #include "engine/mulmat.h"
 
@@ -18,11 +18,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* the activation row converted to Q8_0 lives on the stack: rows this long
- * at most (layer matrices are far below; longer ones go to ggml) */
-#define MAX_ROW_BLOCKS 512
-#define Q8_BLOCK 34              /* ggml's block_q8_0: fp16 scale, 32 int8 */
-#define Q4_GROUP 144             /* ggml's block_q4_0x8: 8 rows x 32 elements */
+/* the activation row, converted to the type the weights' kernel takes,
+ * lives on the stack: this many bytes at most (a 16384-wide row in fp16;
+ * layer matrices are far below, longer rows go to ggml) */
+#define ROW_BYTES (32u << 10)
 
 /* The leading fields of ggml's struct ggml_compute_params, as in attn.c. */
 struct thread_ids {
@@ -30,74 +29,125 @@ struct thread_ids {
 };
 
 typedef bool (*extra_fn)(struct ggml_compute_params *, struct ggml_tensor *);
-typedef void (*quant_fn)(const float *, void *, int64_t);
+typedef const struct ggml_type_traits_cpu *(*traits_fn)(enum ggml_type);
 typedef ggml_backend_buffer_type_t (*buft_fn)(void);
+typedef void (*gemv_fn)(int, float *, size_t, const void *, const void *, int, int);
+
+/* How one type is multiplied: for plain matrices ggml's dot product per row
+ * (hearth's for Q8_0, bound by name); for repacked ones the gemv over groups
+ * of 8 rows that ggml would call (hearth's kernel for Q4_0). Both take the
+ * row converted by `from_float` to `row_type`. */
+struct way {
+    bool on;                      /* checked against ggml and in use */
+    enum ggml_type row_type;
+    ggml_from_float_t from_float;
+    ggml_vec_dot_t dot;           /* plain */
+    gemv_fn gemv;                 /* repacked */
+};
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static extra_fn g_ggml_extra;                  /* the backend's own */
-static quant_fn g_quant;                       /* its quantize_row_q8_0 */
+static traits_fn g_traits;                     /* its ggml_get_type_traits_cpu */
 static ggml_backend_buffer_type_t g_repack;    /* its repacked-weights buffer type */
-static bool g_ok, g_on;
+static struct way g_plain[GGML_TYPE_COUNT], g_packed[GGML_TYPE_COUNT];
+static bool g_on;
 static atomic_long g_calls;
 
 static void resolve(void)
 {
     g_ggml_extra = (extra_fn)kernels_backend_symbol("ggml_cpu_extra_compute_forward");
-    g_quant = (quant_fn)kernels_backend_symbol("quantize_row_q8_0");
+    g_traits = (traits_fn)kernels_backend_symbol("ggml_get_type_traits_cpu");
     buft_fn repack = (buft_fn)kernels_backend_symbol("_Z35ggml_backend_cpu_repack_buffer_typev");
     g_repack = repack ? repack() : NULL;
 }
 
-enum kind { NONE, Q4_0_REPACKED, Q8_0_ROWS };
+static void q4_0_gemv(int n, float *s, size_t bs, const void *vx, const void *vy, int nr, int nc)
+{
+    kernels_gemv_q4_0(n, s, bs, vx, vy, nr, nc);
+}
 
-static bool g_q4, g_q8;        /* which kinds are in use */
+/* The types whose single-row products hearth schedules, and how (before the
+ * check). ggml's repacked layouts on x86 are groups of 8 rows: Q4_0 and
+ * IQ4_NL against Q8_0 rows, Q4_K and Q2_K against Q8_K rows. */
+static void plan_ways(void)
+{
+    static const enum ggml_type plain[] = { GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_1,
+                                            GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q2_K,
+                                            GGML_TYPE_Q3_K, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K,
+                                            GGML_TYPE_Q6_K, GGML_TYPE_IQ4_NL, GGML_TYPE_F16,
+                                            GGML_TYPE_BF16 };
+    static const struct {
+        enum ggml_type type, row;
+        const char *gemv;
+    } packed[] = { { GGML_TYPE_Q4_0, GGML_TYPE_Q8_0, NULL },
+                   { GGML_TYPE_IQ4_NL, GGML_TYPE_Q8_0, "ggml_gemv_iq4_nl_8x8_q8_0" },
+                   { GGML_TYPE_Q4_K, GGML_TYPE_Q8_K, "ggml_gemv_q4_K_8x8_q8_K" },
+                   { GGML_TYPE_Q2_K, GGML_TYPE_Q8_K, "ggml_gemv_q2_K_8x8_q8_K" } };
+    memset(g_plain, 0, sizeof g_plain);
+    memset(g_packed, 0, sizeof g_packed);
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
+        const struct ggml_type_traits_cpu *t = g_traits(plain[i]);
+        if (!t || !t->vec_dot || t->nrows != 1 || t->vec_dot_type == GGML_TYPE_F32)
+            continue;
+        const struct ggml_type_traits_cpu *r = g_traits(t->vec_dot_type);
+        if (!r || !r->from_float)
+            continue;
+        g_plain[plain[i]] = (struct way){ false, t->vec_dot_type, r->from_float, t->vec_dot, NULL };
+    }
+    for (size_t i = 0; i < sizeof packed / sizeof packed[0]; i++) {
+        const struct ggml_type_traits_cpu *r = g_traits(packed[i].row);
+        gemv_fn g = packed[i].gemv ? (gemv_fn)kernels_backend_symbol(packed[i].gemv)
+                                   : kernels_active_for("Q4_0") ? q4_0_gemv : NULL;
+        if (r && r->from_float && g)
+            g_packed[packed[i].type] = (struct way){ false, packed[i].row, r->from_float, NULL, g };
+    }
+}
 
-/* One activation row against a Q4_0 matrix that ggml repacked in groups of
- * eight rows (its layout for every x86 CPU with AVX2, which hearth's
- * kernels imply), or against a plain Q8_0 matrix in host memory. */
-static enum kind ours(const struct ggml_tensor *op)
+/* The way for one activation row against this operator's matrix, or NULL
+ * for ggml's operator. */
+static const struct way *ours(const struct ggml_tensor *op)
 {
     if (op->op != GGML_OP_MUL_MAT)
-        return NONE;
+        return NULL;
     const struct ggml_tensor *w = op->src[0], *x = op->src[1];
-    if (!w || !x || !w->buffer || w->ne[0] % 32 || w->ne[0] / 32 > MAX_ROW_BLOCKS ||
-        w->ne[2] != 1 || w->ne[3] != 1)
-        return NONE;
+    if (!w || !x || !w->buffer || w->type >= GGML_TYPE_COUNT || w->ne[2] != 1 || w->ne[3] != 1)
+        return NULL;
     if (x->type != GGML_TYPE_F32 || x->ne[0] != w->ne[0] || x->ne[1] != 1 || x->ne[2] != 1 ||
         x->ne[3] != 1 || x->nb[0] != sizeof(float))
-        return NONE;
-    if (op->type != GGML_TYPE_F32 || op->nb[0] != sizeof(float) || op->ne[0] != w->ne[1])
-        return NONE;
-    ggml_backend_buffer_type_t bt = ggml_backend_buffer_get_type(w->buffer);
-    if (g_q4 && w->type == GGML_TYPE_Q4_0 && bt == g_repack && w->ne[1] % 8 == 0)
-        return Q4_0_REPACKED;
-    if (g_q8 && w->type == GGML_TYPE_Q8_0 && bt != g_repack &&
-        ggml_backend_buffer_is_host(w->buffer) && w->nb[0] == Q8_BLOCK)
-        return Q8_0_ROWS;
-    return NONE;
+        return NULL;
+    if (op->type != GGML_TYPE_F32 || op->nb[0] != sizeof(float) || op->ne[0] != w->ne[1] ||
+        w->ne[0] % ggml_blck_size(w->type))
+        return NULL;
+    const bool packed = ggml_backend_buffer_get_type(w->buffer) == g_repack;
+    const struct way *y = packed ? &g_packed[w->type] : &g_plain[w->type];
+    if (!y->on || (packed ? !w->extra || w->ne[1] % 8 : !ggml_backend_buffer_is_host(w->buffer)))
+        return NULL;
+    if (ggml_row_size(y->row_type, w->ne[0]) > ROW_BYTES)
+        return NULL;
+    return y;
 }
 
 bool ggml_cpu_extra_compute_forward(struct ggml_compute_params *params, struct ggml_tensor *op)
 {
-    enum kind k = g_on ? ours(op) : NONE;
-    if (k != NONE) {
+    const struct way *y = g_on ? ours(op) : NULL;
+    if (y) {
         const struct thread_ids *t = (const struct thread_ids *)(const void *)params;
         const struct ggml_tensor *w = op->src[0], *x = op->src[1];
-        const int K = (int)w->ne[0], nb = K / 32;
+        const int K = (int)w->ne[0];
         /* equal shares: 8-row groups of a repacked matrix, or rows */
-        const int64_t units = k == Q4_0_REPACKED ? w->ne[1] / 8 : w->ne[1];
+        const int64_t units = y->gemv ? w->ne[1] / 8 : w->ne[1];
         const int64_t u0 = units * t->ith / t->nth, u1 = units * (t->ith + 1) / t->nth;
-        _Alignas(64) uint8_t row[MAX_ROW_BLOCKS * Q8_BLOCK];
+        _Alignas(64) uint8_t row[ROW_BYTES];
         if (u1 > u0) {
-            g_quant((const float *)x->data, row, K);   /* every thread its own copy */
+            y->from_float((const float *)x->data, row, K);   /* every thread its own copy */
             float *out = (float *)op->data;
-            if (k == Q4_0_REPACKED)
-                kernels_gemv_q4_0(K, out + u0 * 8, (size_t)w->ne[1],
-                                  (const char *)w->data + (size_t)u0 * (size_t)nb * Q4_GROUP, row,
-                                  1, (int)((u1 - u0) * 8));
+            if (y->gemv)
+                y->gemv(K, out + u0 * 8, (size_t)w->ne[1],
+                        (const char *)w->data + (size_t)(u0 * 8) * w->nb[1], row, 1,
+                        (int)((u1 - u0) * 8));
             else
                 for (int64_t r = u0; r < u1; r++)
-                    kernels_vec_dot_q8_0(K, out + r, (const char *)w->data + r * w->nb[1], row);
+                    y->dot(K, out + r, 0, (const char *)w->data + r * w->nb[1], 0, row, 0, 1);
         }
         if (t->ith == 0)
             atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
@@ -145,17 +195,17 @@ static void quiet(enum ggml_log_level level, const char *text, void *ud)
     (void)ud;
 }
 
-/* A real matrix (Q4_0 in ggml's repacked buffer, or Q8_0 in its plain
- * host buffer) times one row, through ggml's executor on two threads:
- * ggml's operator and hearth's must agree to the bit. */
-static bool check(enum ggml_type type)
+/* A real matrix of `type` (in ggml's repacked buffer when `packed`, else in
+ * its plain host buffer; its values quantized by ggml from random floats)
+ * times one row, through ggml's executor on two threads: ggml's operator
+ * and hearth's must agree to the bit. */
+static bool check(enum ggml_type type, bool packed)
 {
     plan_fn plan = (plan_fn)kernels_backend_symbol("ggml_graph_plan");
     compute_fn compute = (compute_fn)kernels_backend_symbol("ggml_graph_compute");
-    if (!plan || !compute)
+    if (!plan || !compute || ggml_quantize_requires_imatrix(type))
         return false;
     enum { K = 256, N = 40 };
-    const size_t bs = type == GGML_TYPE_Q4_0 ? 18 : Q8_BLOCK;
     bool ok = false;
     struct ggml_init_params wp = { 4 * ggml_tensor_overhead(), NULL, true };
     struct ggml_context *wctx = ggml_init(wp);
@@ -165,27 +215,23 @@ static bool check(enum ggml_type type)
     struct ggml_init_params cp = { size, mem, false };
     struct ggml_context *ctx = mem ? ggml_init(cp) : NULL;
     ggml_backend_buffer_t buf = NULL;
-    if (!wctx || !ctx)
+    float *src = malloc(sizeof(float) * K * N);
+    void *q = malloc(ggml_row_size(type, K) * N);
+    if (!wctx || !ctx || !src || !q)
         goto out;
     struct ggml_tensor *w = ggml_new_tensor_2d(wctx, type, K, N);
-    ggml_backend_buffer_type_t bt =
-        type == GGML_TYPE_Q4_0 ? g_repack : ggml_backend_cpu_buffer_type();
+    ggml_backend_buffer_type_t bt = packed ? g_repack : ggml_backend_cpu_buffer_type();
     buf = ggml_backend_alloc_ctx_tensors_from_buft(wctx, bt);
-    if (!buf || ggml_backend_buffer_get_type(w->buffer) != bt)
+    /* a repacked tensor ggml has no layout for would crash its upload */
+    if (!buf || ggml_backend_buffer_get_type(w->buffer) != bt || (packed && !w->extra))
         goto out;
-    /* random quants, small positive scales (fp16 exponent 8) */
-    uint8_t q[K / 32 * N * Q8_BLOCK];
-    const size_t qbytes = (size_t)K / 32 * N * bs;
-    uint32_t seed = 4242;
-    for (size_t i = 0; i < qbytes; i++) {
+    uint32_t seed = 4242u + (uint32_t)type;
+    for (int i = 0; i < K * N; i++) {
         seed = seed * 1664525u + 1013904223u;
-        q[i] = (uint8_t)(seed >> 24);
+        src[i] = (float)(seed >> 8) / 8388608.0f - 1.0f;
     }
-    for (size_t b = 0; b < qbytes; b += bs) {
-        uint16_t d = (uint16_t)((8u << 10) | (q[b] & 0x3F) << 4);
-        memcpy(q + b, &d, 2);
-    }
-    /* ggml repacks a Q4_0 matrix here, and logs a line about it */
+    size_t qbytes = ggml_quantize_chunk(type, src, q, 0, N, K, NULL);
+    /* ggml repacks the matrix here, and logs a line about it */
     ggml_log_callback log_cb;
     void *log_ud;
     ggml_log_get(&log_cb, &log_ud);
@@ -193,11 +239,7 @@ static bool check(enum ggml_type type)
     ggml_backend_tensor_set(w, q, 0, qbytes);
     ggml_log_set(log_cb, log_ud);
     struct ggml_tensor *x = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, K);
-    float *xd = x->data;
-    for (int i = 0; i < K; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        xd[i] = (float)(seed >> 8) / 8388608.0f - 1.0f;
-    }
+    memcpy(x->data, src, sizeof(float) * K);
     struct ggml_tensor *y = ggml_mul_mat(ctx, w, x);
     struct ggml_cgraph *gf = ggml_new_graph(ctx);
     ggml_build_forward_expand(gf, y);
@@ -220,39 +262,58 @@ out:
         munmap(mem, size);
     if (wctx)
         ggml_free(wctx);
+    free(src);
+    free(q);
     return ok;
 }
 
 bool mulmat_init(const char *mode)
 {
     pthread_once(&g_once, resolve);
-    g_on = g_ok = g_q4 = g_q8 = false;
+    g_on = false;
+    memset(g_plain, 0, sizeof g_plain);
+    memset(g_packed, 0, sizeof g_packed);
     if (mode && strcmp(mode, "off") == 0)
         return false;
-    bool want4 = kernels_active_for("Q4_0"), want8 = kernels_active_for("Q8_0");
-    if (!want4 && !want8)
-        return false;                /* the multiplication is hearth's kernels' */
-    if (!g_ggml_extra || !g_quant || !g_repack) {
+    if (!kernels_cpu_ok())
+        return false;
+    if (!g_ggml_extra || !g_traits || !g_repack) {
         log_warn("mulmat: ggml's CPU backend does not export what hearth's single-row "
                  "products need; ggml's own stay");
         return false;
     }
-    /* each kind through its own check, the other one off meanwhile */
-    g_q4 = want4;
-    bool q4 = want4 && check(GGML_TYPE_Q4_0);
-    g_q4 = false;
-    g_q8 = want8;
-    g_q8 = want8 && check(GGML_TYPE_Q8_0);
-    g_q4 = q4;
-    g_ok = g_q4 || g_q8;
-    if ((want4 && !g_q4) || (want8 && !g_q8))
-        log_warn("mulmat: hearth's single-row %s products disagree with ggml's (or were not "
-                 "reached); ggml's own stay", want4 && !g_q4 ? "Q4_0" : "Q8_0");
-    if (!g_ok)
+    plan_ways();
+    /* each way through its own check, alone */
+    bool plain_ok[GGML_TYPE_COUNT] = { false }, packed_ok[GGML_TYPE_COUNT] = { false };
+    char names[400] = "";
+    int n = 0, failed = 0;
+    for (int pk = 0; pk < 2; pk++)
+        for (int t = 0; t < GGML_TYPE_COUNT; t++) {
+            struct way *y = pk ? &g_packed[t] : &g_plain[t];
+            if (!y->from_float)
+                continue;
+            y->on = true;
+            bool ok = check((enum ggml_type)t, pk);
+            y->on = false;
+            (pk ? packed_ok : plain_ok)[t] = ok;
+            failed += !ok;
+            if (ok && strlen(names) + 24 < sizeof names) {
+                strcat(names, n++ ? ", " : "");
+                strcat(names, ggml_type_name((enum ggml_type)t));
+                strcat(names, pk ? " (repacked)" : "");
+            }
+        }
+    for (int t = 0; t < GGML_TYPE_COUNT; t++) {
+        g_plain[t].on = plain_ok[t];
+        g_packed[t].on = packed_ok[t];
+    }
+    if (failed)
+        log_warn("mulmat: %d of hearth's single-row products disagree with ggml's (or were "
+                 "not reached); ggml's own stay for those", failed);
+    if (!n)
         return false;
     g_on = true;
-    log_info("mulmat: single-row products scheduled by hearth (no inner barrier): %s%s%s",
-             g_q4 ? "Q4_0" : "", g_q4 && g_q8 ? ", " : "", g_q8 ? "Q8_0" : "");
+    log_info("mulmat: single-row products scheduled by hearth (no inner barrier): %s", names);
     return true;
 }
 
@@ -263,6 +324,14 @@ bool mulmat_active(void)
 
 bool mulmat_set(bool on)
 {
-    g_on = on && g_ok;
+    bool any = false;
+    for (int t = 0; t < GGML_TYPE_COUNT; t++)
+        any = any || g_plain[t].on || g_packed[t].on;
+    g_on = on && any;
     return g_on;
+}
+
+bool mulmat_active_for(int type, bool packed)
+{
+    return g_on && type >= 0 && type < GGML_TYPE_COUNT && (packed ? g_packed : g_plain)[type].on;
 }

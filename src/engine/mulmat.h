@@ -1,21 +1,23 @@
 /*
- * mulmat.h: one activation row against a Q4_0 or Q8_0 layer matrix,
- * scheduled by hearth instead of ggml.
+ * mulmat.h: one activation row against a layer matrix, scheduled by hearth
+ * instead of ggml.
  *
  * While a model generates one token, every layer matrix is multiplied by a
- * single activation row. ggml's operator (for matrices it repacked, Q4_0,
- * and for those it did not, Q8_0) does that in two phases: one thread
- * converts the row to Q8_0 while the others wait at a barrier, then the
- * threads take chunks of the matrix from a shared counter and the last
- * chunk leaves the others waiting again. On the 0.5B model a
+ * single activation row. ggml's operator does that in two phases: one
+ * thread converts the row to the type the weights' kernel takes (Q8_0,
+ * Q8_K, F16) while the others wait at a barrier, then the threads take
+ * chunks of the matrix from a shared counter and the last chunk leaves the
+ * others waiting again. On the 0.5B model a
  * step has 168 such operators, and the waits were about a seventh of the
  * threads' time. hearth's version lets every thread convert the row itself
  * (a few thousand floats, into its own stack) and take a fixed, equal share
- * of the matrix (8-row groups of a repacked Q4_0 matrix, rows of a Q8_0
- * one), so the operator has no barrier inside and
- * no shared counter; the multiplication is hearth's kernel, as before
- * (engine/kernels.h), and the conversion ggml's own function, so the result
- * is the same to the bit.
+ * of the matrix (8-row groups of a matrix ggml repacked, else rows), so the
+ * operator has no barrier inside and no shared counter. The conversion and
+ * the multiplication are the functions ggml's operator would call (ggml's
+ * own, or hearth's kernels where they replace them, engine/kernels.h), so
+ * the result is the same to the bit. Types: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+ * Q2_K-Q6_K, IQ4_NL, F16 and BF16 matrices, and the repacked Q4_0, IQ4_NL,
+ * Q4_K and Q2_K ones.
  *
  * How it gets there: before running any operator, ggml's CPU backend asks
  * ggml_cpu_extra_compute_forward() whether an extra buffer type (the
@@ -23,11 +25,11 @@
  * exports that function, takes these single-row cases and hands every
  * other operator to ggml's.
  *
- * mulmat_init() decides after the CPU backend is loaded: for each type it
- * multiplies a real matrix (Q4_0 in ggml's repacked buffer, Q8_0 in its
- * plain one) through ggml's executor with ggml's operator and with hearth's,
- * and keeps hearth's only if the results are identical. A type needs
- * hearth's kernel for it in use (kernels_init first).
+ * mulmat_init() decides after the CPU backend is loaded (and after
+ * kernels_init): for each type and buffer it multiplies a real matrix,
+ * quantized by ggml, through ggml's executor with ggml's operator and with
+ * hearth's, and keeps hearth's for that type only if the results are
+ * identical.
  *
  * Ownership: nothing to free; the decision holds for the process.
  */
@@ -42,8 +44,10 @@ struct ggml_compute_params;
 /* `mode` "off" keeps ggml's. Returns true when hearth's is in use. */
 bool mulmat_init(const char *mode);
 
-/* True when hearth's is in use (after mulmat_init). */
+/* True when hearth's is in use (after mulmat_init); and for one ggml type
+ * (enum ggml_type), in ggml's repacked buffer or a plain one. */
 bool mulmat_active(void);
+bool mulmat_active_for(int type, bool packed);
 
 /* Under ggml's name and signature (ggml-cpu's traits.h): true when the
  * operator was computed here. */

@@ -3,8 +3,9 @@
  * products with matrices in ggml's real repacked buffer, run through ggml's
  * real graph executor (the test exports the hook and the kernels, as the
  * worker does), equal ggml's own operator to the bit on layer shapes and
- * thread counts from 1 to 8, and so do single rows against plain Q8_0
- * matrices; every other product still reaches ggml's.
+ * thread counts from 1 to 8, and so do single rows against the plain and
+ * repacked matrices of every type hearth schedules (quantized by ggml);
+ * every other product still reaches ggml's.
  */
 #include "check.h"
 #include "engine/kernels.h"
@@ -34,27 +35,16 @@ static uint32_t rnd(void)
     return g_seed >> 8;
 }
 
-/* Q4_0 or Q8_0 rows of random quants with small fp16 scales of either
- * sign, or F16 rows */
+/* n rows of k random values in [-1, 1], in `t` as ggml quantizes them */
 static void *quant_rows(enum ggml_type t, int k, int n, size_t *bytes)
 {
-    size_t bs = t == GGML_TYPE_Q4_0 ? 18 : t == GGML_TYPE_Q8_0 ? 34 : 64;
-    *bytes = (size_t)k / 32 * (size_t)n * bs;
-    uint8_t *p = malloc(*bytes);
-    for (size_t i = 0; i < *bytes; i++)
-        p[i] = (uint8_t)rnd();
-    if (t == GGML_TYPE_F16) {       /* fp16 values in [-1, 1] */
-        for (size_t i = 0; i + 1 < *bytes; i += 2) {
-            uint16_t h = ggml_fp32_to_fp16((float)rnd() / 8388608.0f - 1.0f);
-            memcpy(p + i, &h, 2);
-        }
-        return p;
-    }
-    for (size_t b = 0; b < *bytes; b += bs) {
-        uint16_t d = (uint16_t)(((8u + rnd() % 3) << 10) | (rnd() & 0x3FF) | (rnd() & 0x8000));
-        memcpy(p + b, &d, 2);
-    }
-    return p;
+    float *src = malloc(sizeof(float) * (size_t)k * n);
+    for (size_t i = 0; i < (size_t)k * n; i++)
+        src[i] = (float)rnd() / 8388608.0f - 1.0f;
+    void *q = malloc(ggml_row_size(t, k) * n);
+    *bytes = ggml_quantize_chunk(t, src, q, 0, n, k, NULL);
+    free(src);
+    return q;
 }
 
 struct case_ {
@@ -118,12 +108,17 @@ TEST(init_follows_mode_and_kernels)
 {
     CHECK(!mulmat_init("off"));
     CHECK(!mulmat_active());
-    CHECK(!mulmat_set(true));              /* the check never ran: stays off */
+    CHECK(!mulmat_set(true));              /* the checks never ran: stays off */
     kernels_init("off");
-    CHECK(!mulmat_init("auto"));           /* needs hearth's Q4_0 kernels */
+    CHECK(mulmat_init("auto") == g_vnni);  /* ggml's kernels, hearth's schedule */
+    CHECK(!mulmat_active_for(GGML_TYPE_Q4_0, true));   /* repacked Q4_0 is hearth's kernel */
+    CHECK(mulmat_active_for(GGML_TYPE_Q6_K, false) == g_vnni);
     kernels_init("auto");
     CHECK(mulmat_init("auto") == g_vnni);
     CHECK(mulmat_active() == g_vnni);
+    CHECK(mulmat_active_for(GGML_TYPE_Q4_0, true) == g_vnni);
+    CHECK(mulmat_active_for(GGML_TYPE_Q8_0, false) == g_vnni);
+    CHECK(!mulmat_active_for(GGML_TYPE_F32, false));
 }
 
 TEST(single_rows_match_ggml_bit_for_bit)
@@ -143,6 +138,18 @@ TEST(single_rows_match_ggml_bit_for_bit)
         { 4864, 896, 1, GGML_TYPE_Q8_0, false },
         { 896, 4864, 1, GGML_TYPE_Q8_0, false },
         { 32, 3, 1, GGML_TYPE_Q8_0, false },       /* fewer rows than threads */
+        { 2048, 5632, 1, GGML_TYPE_Q4_K, true },   /* K-quants, repacked and plain */
+        { 2048, 256, 1, GGML_TYPE_Q2_K, true },
+        { 896, 256, 1, GGML_TYPE_IQ4_NL, true },
+        { 5632, 2048, 1, GGML_TYPE_Q6_K, false },
+        { 2048, 512, 1, GGML_TYPE_Q5_K, false },
+        { 2048, 512, 1, GGML_TYPE_Q4_K, false },
+        { 2048, 512, 1, GGML_TYPE_Q3_K, false },
+        { 896, 512, 1, GGML_TYPE_Q5_0, false },
+        { 896, 512, 1, GGML_TYPE_Q4_1, false },
+        { 896, 128, 1, GGML_TYPE_Q4_0, false },    /* Q4_0 in a plain buffer */
+        { 896, 896, 1, GGML_TYPE_F16, false },     /* F16, BF16 */
+        { 896, 96, 1, GGML_TYPE_BF16, false },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5)
@@ -158,9 +165,10 @@ TEST(other_products_reach_ggml)
         { 896, 128, 4, GGML_TYPE_Q4_0, true },     /* four rows: ggml's gemm path */
         { 896, 128, 3, GGML_TYPE_Q4_0, true },
         { 896, 128, 2, GGML_TYPE_Q8_0, false },    /* Q8_0, two rows */
-        { 896, 128, 1, GGML_TYPE_F16, false },     /* F16: ggml's */
-        { 896, 128, 1, GGML_TYPE_Q4_0, false },    /* Q4_0 in a plain buffer */
-        { 32 * 520, 8, 1, GGML_TYPE_Q4_0, true },  /* a row longer than hearth's stack copy */
+        { 896, 128, 2, GGML_TYPE_F16, false },
+        { 2048, 64, 5, GGML_TYPE_Q4_K, true },
+        { 896, 128, 1, GGML_TYPE_F32, false },     /* F32 weights */
+        { 32 * 1040, 8, 1, GGML_TYPE_F16, false }, /* a row longer than hearth's stack copy */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         CHECK(!run_case(&cases[i], 2));
