@@ -61,6 +61,7 @@ OCR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-ocr.o $(WORKER_COMMON) \
 KERNEL_EXPORTS = -Wl,--export-dynamic-symbol=ggml_gemv_q4_0_8x8_q8_0 \
                  -Wl,--export-dynamic-symbol=ggml_gemm_q4_0_8x8_q8_0 \
                  -Wl,--export-dynamic-symbol=ggml_vec_dot_q8_0_q8_0 \
+                 -Wl,--export-dynamic-symbol=ggml_vec_dot_q5_0_q8_0 \
                  -Wl,--export-dynamic-symbol=ggml_compute_forward_flash_attn_ext \
                  -Wl,--export-dynamic-symbol=ggml_cpu_extra_compute_forward
 CLI_OBJ    = $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC) $(CORE_SRC))

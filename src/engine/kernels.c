@@ -45,7 +45,14 @@ struct ablock1 {    /* ggml's block_q8_0 */
     int8_t qs[32];
 };
 
+struct q5block {    /* ggml's block_q5_0 */
+    uint16_t d;
+    uint8_t qh[4];      /* bit i: the fifth bit of element i */
+    uint8_t qs[16];     /* elements i and i+16 in the low and high nibble */
+};
+
 _Static_assert(sizeof(struct wblock) == 144, "ggml's block_q4_0x8");
+_Static_assert(sizeof(struct q5block) == 22, "ggml's block_q5_0");
 _Static_assert(sizeof(struct ablock4) == 136, "ggml's block_q8_0x4");
 _Static_assert(sizeof(struct ablock1) == 34, "ggml's block_q8_0");
 
@@ -298,14 +305,121 @@ KTARGET void kernels_vec_dot_q8_0(int n, float *s, const void *vx, const void *v
     *s = sum;
 }
 
+/* ---- Q5_0 x Q8_0: one weight row against one activation row -------------- */
+
+/* A block's 32 elements as unsigned bytes 0..31 (x+16): the nibbles, and
+ * 16 where its bit in qh is set (an AVX-512 mask move). */
+KTARGET static inline __m256i q5_bytes(const struct q5block *b)
+{
+    const __m128i m0f = _mm_set1_epi8(0x0F);
+    const __m128i q = _mm_loadu_si128((const __m128i *)b->qs);
+    const __m256i nib = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(q, m0f)),
+                                                _mm_and_si128(_mm_srli_epi16(q, 4), m0f), 1);
+    uint32_t qh;
+    memcpy(&qh, b->qh, 4);
+    return _mm256_or_si256(nib, _mm256_maskz_mov_epi8((__mmask32)qh, _mm256_set1_epi8(16)));
+}
+
+KTARGET static inline __m512 pair_scales5(const struct q5block *x, const struct ablock1 *y, int l)
+{
+    __m128 d = _mm_cvtph_ps(_mm_setr_epi16((short)x[l].d, (short)x[l + 1].d, (short)y[l].d,
+                                           (short)y[l + 1].d, 0, 0, 0, 0));
+    __m128 p = _mm_mul_ps(d, _mm_movehl_ps(d, d));
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(p));
+}
+
+/* vpdpbusd on the elements as x+16 (unsigned), with 16 times the
+ * activations' sum taken off: exact. Two blocks per 512-bit register. */
+KTARGET void kernels_vec_dot_q5_0(int n, float *s, const void *vx, const void *vy)
+{
+    const int nb = n / 32;
+    const struct q5block *x = vx;
+    const struct ablock1 *y = vy;
+    const __m512i k16 = _mm512_set1_epi8(16), zero = _mm512_setzero_si512();
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int l = 0;
+    for (; l + 3 < nb; l += 4) {
+        _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS), _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS) + 64, _MM_HINT_T0);
+        __m512i q0 = pair_quants(y, l), q1 = pair_quants(y, l + 2);
+        __m512i w0 = _mm512_inserti64x4(_mm512_castsi256_si512(q5_bytes(x + l)), q5_bytes(x + l + 1), 1);
+        __m512i w1 = _mm512_inserti64x4(_mm512_castsi256_si512(q5_bytes(x + l + 2)),
+                                        q5_bytes(x + l + 3), 1);
+        __m512i t0 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w0, q0),
+                                      _mm512_dpbusd_epi32(zero, k16, q0));
+        __m512i t1 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w1, q1),
+                                      _mm512_dpbusd_epi32(zero, k16, q1));
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0), pair_scales5(x, y, l), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1), pair_scales5(x, y, l + 2), acc1);
+    }
+    for (; l + 1 < nb; l += 2) {
+        __m512i q = pair_quants(y, l);
+        __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(q5_bytes(x + l)), q5_bytes(x + l + 1), 1);
+        __m512i t = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w, q), _mm512_dpbusd_epi32(zero, k16, q));
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), pair_scales5(x, y, l), acc0);
+    }
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    if (l < nb) {
+        uint32_t qh;
+        memcpy(&qh, x[l].qh, 4);
+        int dot = 0;
+        for (int i = 0; i < 16; i++) {
+            int lo = (x[l].qs[i] & 0x0F) | (int)((qh >> i) & 1) << 4;
+            int hi = (x[l].qs[i] >> 4) | (int)((qh >> (i + 16)) & 1) << 4;
+            dot += (lo - 16) * y[l].qs[i] + (hi - 16) * y[l].qs[i + 16];
+        }
+        sum += (float)dot * (h2f(x[l].d) * h2f(y[l].d));
+    }
+    *s = sum;
+}
+
+/* One Q5_0 weight row against m activation rows (Q8_0 rows of nb blocks,
+ * `da` their scales as floats): each weight block is unpacked once for up
+ * to 8 rows. out[j * stride] = the dot product with row j. */
+KTARGET void kernels_q5_0_rows(int n, const void *vw, const void *va, const float *da, int m,
+                               float *out, size_t stride)
+{
+    const int nb = n / 32;
+    const struct q5block *w = vw;
+    const struct ablock1 *a = va;
+    const __m256i k16 = _mm256_set1_epi8(16), zero = _mm256_setzero_si256();
+    for (int j0 = 0; j0 < m; j0 += 8) {
+        const int rows = m - j0 < 8 ? m - j0 : 8;
+        __m256 acc[8];
+        for (int j = 0; j < 8; j++)
+            acc[j] = _mm256_setzero_ps();
+        for (int l = 0; l < nb; l++) {
+            const __m256i x = q5_bytes(w + l);
+            const float dx = h2f(w[l].d);
+            for (int j = 0; j < rows; j++) {
+                const size_t at = (size_t)(j0 + j) * nb + l;
+                const __m256i q = _mm256_loadu_si256((const __m256i *)a[at].qs);
+                const __m256i t = _mm256_sub_epi32(_mm256_dpbusd_epi32(zero, x, q),
+                                                   _mm256_dpbusd_epi32(zero, k16, q));
+                acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_set1_ps(dx * da[at]),
+                                         acc[j]);
+            }
+        }
+        for (int j = 0; j < rows; j++) {
+            __m128 v = _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1));
+            v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+            v = _mm_add_ss(v, _mm_movehdup_ps(v));
+            out[(size_t)(j0 + j) * stride] = _mm_cvtss_f32(v);
+        }
+    }
+}
+
 /* ---- the switch between hearth's kernels and ggml's ----------------------- */
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static mm_fn g_ggml_gemv, g_ggml_gemm;          /* the backend's own kernels */
 static mm_fn g_ref_gemv, g_ref_gemm;            /* its plain-C references */
 static kernels_dot_fn g_ggml_dot8, g_ref_dot8;  /* the same for Q8_0 x Q8_0 */
+static kernels_dot_fn g_ggml_dot5, g_ref_dot5;  /* and for Q5_0 x Q8_0 */
 static bool g_active;                           /* hearth's Q4_0 kernels in use */
 static bool g_active8;                          /* hearth's Q8_0 kernel in use */
+static bool g_active5;                          /* hearth's Q5_0 kernel in use */
 
 bool kernels_cpu_ok(void)
 {
@@ -353,6 +467,8 @@ static void resolve(void)
     g_ref_gemm = (mm_fn)dlsym(h, "ggml_gemm_q4_0_8x8_q8_0_generic");
     g_ggml_dot8 = (kernels_dot_fn)dlsym(h, "ggml_vec_dot_q8_0_q8_0");
     g_ref_dot8 = (kernels_dot_fn)dlsym(h, "ggml_vec_dot_q8_0_q8_0_generic");
+    g_ggml_dot5 = (kernels_dot_fn)dlsym(h, "ggml_vec_dot_q5_0_q8_0");
+    g_ref_dot5 = (kernels_dot_fn)dlsym(h, "ggml_vec_dot_q5_0_q8_0_generic");
     dlclose(h);                      /* drops only the reference NOLOAD took */
 }
 
@@ -430,10 +546,29 @@ static bool self_check8(void)
     return true;
 }
 
+/* The Q5_0 kernel against ggml's reference on every length from 1 to 9
+ * blocks, any bytes (random qh bits included). */
+static bool self_check5(void)
+{
+    enum { NB = 9 };
+    static uint8_t x[NB * sizeof(struct q5block)], y[NB * sizeof(struct ablock1)];
+    uint32_t seed = 9876;
+    fill(x, sizeof x, &seed, sizeof(struct q5block), 1);
+    fill(y, sizeof y, &seed, sizeof(struct ablock1), 1);
+    for (int nb = 1; nb <= NB; nb++) {
+        float want, got;
+        g_ref_dot5(nb * 32, &want, 0, x, 0, y, 0, 1);
+        kernels_vec_dot_q5_0(nb * 32, &got, x, y);
+        if (!close_enough(&got, &want, 1))
+            return false;
+    }
+    return true;
+}
+
 bool kernels_init(const char *mode)
 {
     pthread_once(&g_once, resolve);
-    g_active = g_active8 = false;
+    g_active = g_active8 = g_active5 = false;
     if (mode && strcmp(mode, "off") == 0)
         return false;
     if (!kernels_cpu_ok()) {
@@ -456,12 +591,26 @@ bool kernels_init(const char *mode)
                  "code; ggml's own stays");
     else
         g_active8 = true;
-    return g_active || g_active8;
+    if (!g_ggml_dot5 || !g_ref_dot5)
+        log_warn("kernels: ggml's CPU backend does not export the Q5_0 dot product hearth "
+                 "replaces; ggml's own stays");
+    else if (!self_check5())
+        log_warn("kernels: hearth's Q5_0 dot product disagrees with this ggml's reference "
+                 "code; ggml's own stays");
+    else
+        g_active5 = true;
+    return g_active || g_active8 || g_active5;
+}
+
+bool kernels_q5_0_active(void)
+{
+    return g_active5;
 }
 
 bool kernels_active_for(const char *desc)
 {
-    return (g_active && strstr(desc, "Q4_0")) || (g_active8 && strstr(desc, "Q8_0"));
+    return (g_active && strstr(desc, "Q4_0")) || (g_active8 && strstr(desc, "Q8_0")) ||
+           (g_active5 && strstr(desc, "Q5_0"));
 }
 
 void kernels_ggml_dot8(kernels_dot_fn out[2])
@@ -482,7 +631,27 @@ void kernels_ggml(kernels_fn out[4])
 
 bool kernels_active(void)
 {
-    return g_active || g_active8;
+    return g_active || g_active8 || g_active5;
+}
+
+void kernels_ggml_dot5(kernels_dot_fn out[2])
+{
+    pthread_once(&g_once, resolve);
+    out[0] = g_ggml_dot5;
+    out[1] = g_ref_dot5;
+}
+
+void ggml_vec_dot_q5_0_q8_0(int n, float *s, size_t bs, const void *vx, size_t bx,
+                            const void *vy, size_t by, int nrc)
+{
+    if (g_active5 && nrc == 1) {
+        kernels_vec_dot_q5_0(n, s, vx, vy);
+        return;
+    }
+    pthread_once(&g_once, resolve);
+    if (!g_ggml_dot5)
+        abort();
+    g_ggml_dot5(n, s, bs, vx, bx, vy, by, nrc);
 }
 
 void ggml_gemv_q4_0_8x8_q8_0(int n, float *s, size_t bs, const void *vx, const void *vy, int nr,

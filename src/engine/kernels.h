@@ -38,7 +38,7 @@ bool kernels_active(void);
 
 /* True when hearth's kernels multiply the layer matrices of a model whose
  * description names its type (llama_model_desc, e.g. "llama 0.5B Q4_0",
- * or just "Q8_0"). */
+ * or just "Q8_0" or "Q5_0"). */
 bool kernels_active_for(const char *desc);
 
 /* The kernels themselves, under ggml's names and signatures (ggml's
@@ -54,12 +54,24 @@ void ggml_gemm_q4_0_8x8_q8_0(int n, float *s, size_t bs, const void *vx, const v
  * with this dot product of n elements (ggml's quants.h), nrc = 1 on x86. */
 void ggml_vec_dot_q8_0_q8_0(int n, float *s, size_t bs, const void *vx, size_t bx,
                             const void *vy, size_t by, int nrc);
+/* Q5_0 matrices (which llama-quantize uses in "Q4_K_M" files for rows that
+ * are not a multiple of 256 wide) the same way, against Q8_0 rows. */
+void ggml_vec_dot_q5_0_q8_0(int n, float *s, size_t bs, const void *vx, size_t bx,
+                            const void *vy, size_t by, int nrc);
 
 /* hearth's kernels called directly (tests, benchmarks), whatever the
  * decision; they need AVX-512 VNNI. */
 void kernels_gemv_q4_0(int n, float *s, size_t bs, const void *vx, const void *vy, int nr, int nc);
 void kernels_gemm_q4_0(int n, float *s, size_t bs, const void *vx, const void *vy, int nr, int nc);
 void kernels_vec_dot_q8_0(int n, float *s, const void *vx, const void *vy);
+void kernels_vec_dot_q5_0(int n, float *s, const void *vx, const void *vy);
+/* One Q5_0 weight row (n elements) against m Q8_0 activation rows of n/32
+ * blocks each, da their scales as floats: out[j * stride] for row j. Each
+ * weight block is unpacked once per 8 rows (prompts; engine/mulmat.h). */
+void kernels_q5_0_rows(int n, const void *vw, const void *va, const float *da, int m,
+                       float *out, size_t stride);
+/* True when hearth's Q5_0 dot product is in use. */
+bool kernels_q5_0_active(void);
 
 /* ggml's own kernels and its plain-C references, from the loaded CPU
  * backend, in the order gemv, gemm, reference gemv, reference gemm (NULL
@@ -71,6 +83,8 @@ void kernels_ggml(kernels_fn out[4]);
 typedef void (*kernels_dot_fn)(int n, float *s, size_t bs, const void *vx, size_t bx,
                                const void *vy, size_t by, int nrc);
 void kernels_ggml_dot8(kernels_dot_fn out[2]);
+/* ggml's Q5_0 dot product and its reference, as above. */
+void kernels_ggml_dot5(kernels_dot_fn out[2]);
 
 /* A symbol of the loaded ggml CPU backend (its own definition, not the
  * worker's replacement), or NULL when no backend or no such symbol. */

@@ -11,6 +11,7 @@
 #include <ggml-backend.h>
 #include <ggml-cpu.h>
 #include <ggml.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -127,8 +128,76 @@ static const struct way *ours(const struct ggml_tensor *op)
     return y;
 }
 
+static bool g_rows5;            /* several rows against plain Q5_0: checked, in use */
+
+/* Several activation rows (a prompt) against a plain Q5_0 matrix: ggml
+ * calls a dot product per weight row and activation row, which unpacks
+ * every weight block once per activation row. */
+static bool rows_q5_0(const struct ggml_tensor *op)
+{
+    if (!g_rows5 || op->op != GGML_OP_MUL_MAT)
+        return false;
+    const struct ggml_tensor *w = op->src[0], *x = op->src[1];
+    return w && x && w->type == GGML_TYPE_Q5_0 && w->buffer &&
+           ggml_backend_buffer_get_type(w->buffer) != g_repack &&
+           ggml_backend_buffer_is_host(w->buffer) && w->ne[0] % 32 == 0 && w->ne[2] == 1 &&
+           w->ne[3] == 1 && x->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] && x->ne[1] >= 2 &&
+           x->ne[2] == 1 && x->ne[3] == 1 && x->nb[0] == sizeof(float) &&
+           op->type == GGML_TYPE_F32 && op->nb[0] == sizeof(float) && op->ne[0] == w->ne[1] &&
+           op->ne[1] == x->ne[1] && ggml_row_size(GGML_TYPE_Q8_0, w->ne[0]) <= ROW_BYTES;
+}
+
+/* This thread's equal share of the weight rows against all activation
+ * rows, which it converts to Q8_0 itself (no barrier). Without memory for
+ * the converted rows it goes one activation row at a time; every thread
+ * computes its share either way, so they never disagree on who does what. */
+static void compute_rows_q5_0(const struct thread_ids *t, struct ggml_tensor *op)
+{
+    const struct ggml_tensor *w = op->src[0], *x = op->src[1];
+    const int K = (int)w->ne[0], nb = K / 32, M = (int)x->ne[1];
+    const int64_t N = w->ne[1], r0 = N * t->ith / t->nth, r1 = N * (t->ith + 1) / t->nth;
+    if (r1 <= r0)
+        return;
+    const size_t rowb = ggml_row_size(GGML_TYPE_Q8_0, K);
+    const size_t stride = op->nb[1] / sizeof(float);
+    float *out = (float *)op->data;
+    const struct way *q8 = &g_plain[GGML_TYPE_Q8_0];
+    uint8_t *buf = malloc(rowb * (size_t)M + sizeof(float) * (size_t)M * nb);
+    if (buf) {
+        float *da = (float *)(buf + rowb * (size_t)M);
+        for (int j = 0; j < M; j++) {
+            uint8_t *qr = buf + rowb * (size_t)j;
+            q8->from_float((const float *)((const char *)x->data + j * x->nb[1]), qr, K);
+            for (int l = 0; l < nb; l++) {
+                uint16_t h;
+                memcpy(&h, qr + (size_t)l * 34, 2);
+                da[(size_t)j * nb + l] = ggml_fp16_to_fp32(h);
+            }
+        }
+        for (int64_t r = r0; r < r1; r++)
+            kernels_q5_0_rows(K, (const char *)w->data + r * w->nb[1], buf, da, M, out + r,
+                              stride);
+        free(buf);
+        return;
+    }
+    _Alignas(64) uint8_t row[ROW_BYTES];
+    for (int j = 0; j < M; j++) {
+        q8->from_float((const float *)((const char *)x->data + j * x->nb[1]), row, K);
+        for (int64_t r = r0; r < r1; r++)
+            kernels_vec_dot_q5_0(K, out + j * stride + r, (const char *)w->data + r * w->nb[1],
+                                 row);
+    }
+}
+
 bool ggml_cpu_extra_compute_forward(struct ggml_compute_params *params, struct ggml_tensor *op)
 {
+    if (g_on && rows_q5_0(op)) {
+        const struct thread_ids *t = (const struct thread_ids *)(const void *)params;
+        compute_rows_q5_0(t, op);
+        if (t->ith == 0)
+            atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
+        return true;
+    }
     const struct way *y = g_on ? ours(op) : NULL;
     if (y) {
         const struct thread_ids *t = (const struct thread_ids *)(const void *)params;
@@ -199,18 +268,20 @@ static void quiet(enum ggml_log_level level, const char *text, void *ud)
  * its plain host buffer; its values quantized by ggml from random floats)
  * times one row, through ggml's executor on two threads: ggml's operator
  * and hearth's must agree to the bit. */
-static bool check(enum ggml_type type, bool packed)
+static bool check(enum ggml_type type, bool packed, int rows)
 {
     plan_fn plan = (plan_fn)kernels_backend_symbol("ggml_graph_plan");
     compute_fn compute = (compute_fn)kernels_backend_symbol("ggml_graph_compute");
     if (!plan || !compute || ggml_quantize_requires_imatrix(type))
         return false;
-    enum { K = 256, N = 40 };
+    enum { K = 256, N = 40, MAXR = 13 };
+    if (rows < 1 || rows > MAXR)
+        return false;
     bool ok = false;
     struct ggml_init_params wp = { 4 * ggml_tensor_overhead(), NULL, true };
     struct ggml_context *wctx = ggml_init(wp);
-    size_t size = ggml_graph_overhead() + 8 * ggml_tensor_overhead() + K * 4 + N * 4 * 2 +
-                  (16u << 10);
+    size_t size = ggml_graph_overhead() + 8 * ggml_tensor_overhead() + K * 4 * MAXR +
+                  N * 4 * 2 * MAXR + (16u << 10);
     void *mem = scratch(size);
     struct ggml_init_params cp = { size, mem, false };
     struct ggml_context *ctx = mem ? ggml_init(cp) : NULL;
@@ -238,22 +309,30 @@ static bool check(enum ggml_type type, bool packed)
     ggml_log_set(quiet, NULL);
     ggml_backend_tensor_set(w, q, 0, qbytes);
     ggml_log_set(log_cb, log_ud);
-    struct ggml_tensor *x = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, K);
-    memcpy(x->data, src, sizeof(float) * K);
+    struct ggml_tensor *x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, K, rows);
+    memcpy(x->data, src, sizeof(float) * K * rows);       /* rows <= N */
     struct ggml_tensor *y = ggml_mul_mat(ctx, w, x);
     struct ggml_cgraph *gf = ggml_new_graph(ctx);
     ggml_build_forward_expand(gf, y);
-    float want[N];
+    float want[N * MAXR];
+    const size_t outb = sizeof(float) * N * (size_t)rows;
     g_on = false;
     if (!run_graph(plan, compute, gf, 2))
         goto out;
-    memcpy(want, y->data, sizeof want);
-    memset(y->data, 0, sizeof want);
+    memcpy(want, y->data, outb);
+    memset(y->data, 0, outb);
     long before = mulmat_calls();
     g_on = true;
     bool ran = run_graph(plan, compute, gf, 2);
     g_on = false;
-    ok = ran && mulmat_calls() > before && memcmp(want, y->data, sizeof want) == 0;
+    ok = ran && mulmat_calls() > before;
+    if (rows == 1) {
+        ok = ok && memcmp(want, y->data, outb) == 0;     /* the same functions: to the bit */
+    } else {                                              /* another summation order */
+        const float *got = y->data;
+        for (int i = 0; ok && i < N * rows; i++)
+            ok = fabsf(got[i] - want[i]) <= 1e-4f * (fabsf(want[i]) + 1.0f);
+    }
 out:
     ggml_backend_buffer_free(buf);
     if (ctx)
@@ -273,6 +352,7 @@ bool mulmat_init(const char *mode)
     g_on = false;
     memset(g_plain, 0, sizeof g_plain);
     memset(g_packed, 0, sizeof g_packed);
+    g_rows5 = false;
     if (mode && strcmp(mode, "off") == 0)
         return false;
     if (!kernels_cpu_ok())
@@ -293,7 +373,7 @@ bool mulmat_init(const char *mode)
             if (!y->from_float)
                 continue;
             y->on = true;
-            bool ok = check((enum ggml_type)t, pk);
+            bool ok = check((enum ggml_type)t, pk, 1);
             y->on = false;
             (pk ? packed_ok : plain_ok)[t] = ok;
             failed += !ok;
@@ -306,6 +386,19 @@ bool mulmat_init(const char *mode)
     for (int t = 0; t < GGML_TYPE_COUNT; t++) {
         g_plain[t].on = plain_ok[t];
         g_packed[t].on = packed_ok[t];
+    }
+    /* prompts against Q5_0: hearth's kernel, unpacking once per 8 rows */
+    g_rows5 = false;
+    if (kernels_q5_0_active() && plain_ok[GGML_TYPE_Q8_0]) {
+        g_rows5 = true;
+        g_rows5 = check(GGML_TYPE_Q5_0, false, 13);
+        if (!g_rows5)
+            log_warn("mulmat: hearth's Q5_0 products of several rows disagree with ggml's; "
+                     "ggml's own stay");
+        else if (strlen(names) + 24 < sizeof names) {
+            strcat(names, n++ ? ", " : "");
+            strcat(names, "q5_0 (several rows)");
+        }
     }
     if (failed)
         log_warn("mulmat: %d of hearth's single-row products disagree with ggml's (or were "
@@ -324,7 +417,7 @@ bool mulmat_active(void)
 
 bool mulmat_set(bool on)
 {
-    bool any = false;
+    bool any = g_rows5;
     for (int t = 0; t < GGML_TYPE_COUNT; t++)
         any = any || g_plain[t].on || g_packed[t].on;
     g_on = on && any;

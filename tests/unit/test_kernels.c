@@ -9,6 +9,7 @@
 #include "engine/kernels.h"
 
 #include <ggml-backend.h>
+#include <ggml.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -21,6 +22,7 @@ enum { WBLOCK = 144, ABLOCK4 = 136, ABLOCK1 = 34 };
 
 static kernels_fn g_ggml[4];    /* gemv, gemm, reference gemv, reference gemm */
 static kernels_dot_fn g_dot8[2]; /* Q8_0 dot product: ggml's, its reference */
+static kernels_dot_fn g_dot5[2]; /* Q5_0 */
 static bool g_vnni;
 
 static uint32_t g_seed = 1;
@@ -256,6 +258,59 @@ TEST(q8_0_dot_matches_ggml)
     }
 }
 
+/* Q5_0 rows: random nibbles and fifth bits (all set when extreme: every
+ * element 15 or 31), scales of either sign. */
+static uint8_t *rows5(int n, int rows, bool extreme)
+{
+    int nb = n / 32;
+    uint8_t *r = malloc((size_t)rows * nb * 22);
+    for (int b = 0; b < rows * nb; b++) {
+        uint8_t *blk = r + (size_t)b * 22;
+        uint16_t h = scale(true);
+        memcpy(blk, &h, 2);
+        for (int i = 2; i < 22; i++)
+            blk[i] = extreme ? 0xFF : (uint8_t)rnd();
+    }
+    return r;
+}
+
+TEST(q5_0_dot_matches_ggml)
+{
+    if (!g_vnni)
+        return;
+    static const int lens[] = { 896, 2048, 4864 };
+    for (int k = -20; k < (int)(sizeof lens / sizeof lens[0]); k++) {
+        int n = k < 0 ? -k * 32 : lens[k], rows = 16;
+        for (int extreme = 0; extreme < 2; extreme++) {
+            uint8_t *x = rows5(n, rows, extreme), *y = rows8(n, 1, true, extreme);
+            float ref[16], opt[16], got[16], many[16];
+            for (int r = 0; r < rows; r++) {
+                const uint8_t *xr = x + (size_t)r * (n / 32) * 22;
+                g_dot5[1](n, &ref[r], 0, xr, 0, y, 0, 1);
+                g_dot5[0](n, &opt[r], 0, xr, 0, y, 0, 1);
+                kernels_vec_dot_q5_0(n, &got[r], xr, y);
+                /* the prompt kernel: one weight row against one activation row */
+                float da[1024];
+                for (int l = 0; l < n / 32; l++) {
+                    uint16_t h;
+                    memcpy(&h, y + (size_t)l * ABLOCK1, 2);
+                    da[l] = ggml_fp16_to_fp32(h);
+                }
+                kernels_q5_0_rows(n, xr, y, da, 1, &many[r], 1);
+            }
+            double e_ref = worst(got, ref, rows), e_opt = worst(got, opt, rows);
+            double e_many = worst(many, ref, rows);
+            if (!(e_ref < TOL && e_opt < TOL && e_many < TOL))
+                fprintf(stderr, "  q5_0 n=%d extreme=%d: %.2e vs reference, %.2e vs ggml, "
+                        "rows kernel %.2e\n", n, extreme, e_ref, e_opt, e_many);
+            CHECK(e_ref < TOL);
+            CHECK(e_opt < TOL);
+            CHECK(e_many < TOL);
+            free(x), free(y);
+        }
+    }
+}
+
 /* The entry points under ggml's names: ggml's own results, bit for bit,
  * when hearth's kernels are off; hearth's, bit for bit, when they are on. */
 TEST(entry_points_dispatch)
@@ -311,6 +366,7 @@ int main(void)
         ggml_backend_load_all();
     kernels_ggml(g_ggml);
     kernels_ggml_dot8(g_dot8);
+    kernels_ggml_dot5(g_dot5);
     g_vnni = kernels_cpu_ok();
     RUN(backend_exports_what_hearth_replaces);
     RUN(init_follows_mode_and_cpu);
@@ -318,6 +374,7 @@ int main(void)
     RUN(gemv_matches_ggml);
     RUN(gemm_respects_row_stride);
     RUN(q8_0_dot_matches_ggml);
+    RUN(q5_0_dot_matches_ggml);
     RUN(entry_points_dispatch);
     return check_summary();
 }
