@@ -19,6 +19,7 @@
 #include "engine/attn.h"
 
 #include "core/log.h"
+#include "engine/cpuexec.h"
 #include "engine/kernels.h"
 
 #include <ggml-cpu.h>
@@ -30,7 +31,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #define ATARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
 
@@ -316,54 +316,24 @@ static void fill_f16(struct ggml_tensor *t, uint32_t *seed, float amp)
     }
 }
 
-/* Anonymous memory in 4 KiB pages, unmapped after use: the check leaves
- * nothing in the worker's resident memory (malloc would put buffers this
- * size in huge pages, see worker/supervisor.c). */
-static void *scratch(size_t size)
-{
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    madvise(p, size, MADV_NOHUGEPAGE);
-    return p;
-}
-
-typedef struct ggml_cplan (*plan_fn)(const struct ggml_cgraph *, int, struct ggml_threadpool *);
-typedef enum ggml_status (*compute_fn)(struct ggml_cgraph *, struct ggml_cplan *);
-
-/* The graph through ggml's CPU executor on `threads` threads. */
-static bool run_graph(plan_fn plan, compute_fn compute, struct ggml_cgraph *gf, int threads)
-{
-    struct ggml_cplan cp = plan(gf, threads, NULL);
-    size_t size = cp.work_size ? cp.work_size : 1;
-    cp.work_data = scratch(size);
-    if (!cp.work_data)
-        return false;
-    bool ok = compute(gf, &cp) == GGML_STATUS_SUCCESS;
-    munmap(cp.work_data, size);
-    return ok;
-}
-
 /* A decode-shaped attention (2 sequences, 2 KV heads of 3 query heads, 300
  * positions with holes in the mask) through ggml's own graph executor on
  * two threads: ggml's operator, then hearth's, must agree. */
 static bool check(void)
 {
-    plan_fn plan = (plan_fn)kernels_backend_symbol("ggml_graph_plan");
-    compute_fn compute = (compute_fn)kernels_backend_symbol("ggml_graph_compute");
-    if (!plan || !compute || !g_ggml_fa)
+    if (!g_ggml_fa)
         return false;
     enum { D = 64, NKV = 300, HKV = 2, H = 6, NS = 2 };
     size_t size = ggml_graph_overhead() + 8 * ggml_tensor_overhead() +
                   (size_t)D * NKV * HKV * NS * 2 * 2 + (size_t)NKV * NS * 2 +
                   (size_t)D * H * NS * 4 * 2 + (16u << 10);
-    void *mem = scratch(size);
+    void *mem = cpuexec_scratch(size);
     if (!mem)
         return false;
     struct ggml_init_params ip = { size, mem, false };
     struct ggml_context *ctx = ggml_init(ip);
     if (!ctx) {
-        munmap(mem, size);
+        cpuexec_scratch_free(mem, size);
         return false;
     }
     bool ok = false;
@@ -388,13 +358,13 @@ static bool check(void)
     ggml_build_forward_expand(gf, out);
     float want[D * H * NS];
     g_on = false;
-    if (!run_graph(plan, compute, gf, 2))
+    if (!cpuexec_run(gf, 2))
         goto out;
     memcpy(want, out->data, sizeof want);
     memset(out->data, 0, sizeof want);
     long before = attn_calls();
     g_on = true;
-    bool ran = run_graph(plan, compute, gf, 2);
+    bool ran = cpuexec_run(gf, 2);
     g_on = false;
     if (!ran || attn_calls() == before)
         goto out;                    /* the backend did not reach hearth's function */
@@ -405,7 +375,7 @@ static bool check(void)
             ok = false;
 out:
     ggml_free(ctx);
-    munmap(mem, size);
+    cpuexec_scratch_free(mem, size);
     return ok;
 }
 

@@ -5,6 +5,7 @@
 #include "engine/mulmat.h"
 
 #include "core/log.h"
+#include "engine/cpuexec.h"
 #include "engine/kernels.h"
 
 #include <ggml-alloc.h>
@@ -17,7 +18,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 /* the activation row, converted to the type the weights' kernel takes,
  * lives on the stack: this many bytes at most (a 16384-wide row in fp16;
@@ -233,30 +233,6 @@ long mulmat_calls(void)
     return atomic_load(&g_calls);
 }
 
-static void *scratch(size_t size)
-{
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    madvise(p, size, MADV_NOHUGEPAGE);
-    return p;
-}
-
-typedef struct ggml_cplan (*plan_fn)(const struct ggml_cgraph *, int, struct ggml_threadpool *);
-typedef enum ggml_status (*compute_fn)(struct ggml_cgraph *, struct ggml_cplan *);
-
-static bool run_graph(plan_fn plan, compute_fn compute, struct ggml_cgraph *gf, int threads)
-{
-    struct ggml_cplan cp = plan(gf, threads, NULL);
-    size_t size = cp.work_size ? cp.work_size : 1;
-    cp.work_data = scratch(size);
-    if (!cp.work_data)
-        return false;
-    bool ok = compute(gf, &cp) == GGML_STATUS_SUCCESS;
-    munmap(cp.work_data, size);
-    return ok;
-}
-
 static void quiet(enum ggml_log_level level, const char *text, void *ud)
 {
     (void)level;
@@ -266,13 +242,12 @@ static void quiet(enum ggml_log_level level, const char *text, void *ud)
 
 /* A real matrix of `type` (in ggml's repacked buffer when `packed`, else in
  * its plain host buffer; its values quantized by ggml from random floats)
- * times one row, through ggml's executor on two threads: ggml's operator
- * and hearth's must agree to the bit. */
+ * times `rows` activation rows, through ggml's executor on two threads:
+ * ggml's operator and hearth's must agree, to the bit for one row (the same
+ * functions), to float rounding for several (another summation order). */
 static bool check(enum ggml_type type, bool packed, int rows)
 {
-    plan_fn plan = (plan_fn)kernels_backend_symbol("ggml_graph_plan");
-    compute_fn compute = (compute_fn)kernels_backend_symbol("ggml_graph_compute");
-    if (!plan || !compute || ggml_quantize_requires_imatrix(type))
+    if (ggml_quantize_requires_imatrix(type))
         return false;
     enum { K = 256, N = 40, MAXR = 13 };
     if (rows < 1 || rows > MAXR)
@@ -282,7 +257,7 @@ static bool check(enum ggml_type type, bool packed, int rows)
     struct ggml_context *wctx = ggml_init(wp);
     size_t size = ggml_graph_overhead() + 8 * ggml_tensor_overhead() + K * 4 * MAXR +
                   N * 4 * 2 * MAXR + (16u << 10);
-    void *mem = scratch(size);
+    void *mem = cpuexec_scratch(size);
     struct ggml_init_params cp = { size, mem, false };
     struct ggml_context *ctx = mem ? ggml_init(cp) : NULL;
     ggml_backend_buffer_t buf = NULL;
@@ -317,13 +292,13 @@ static bool check(enum ggml_type type, bool packed, int rows)
     float want[N * MAXR];
     const size_t outb = sizeof(float) * N * (size_t)rows;
     g_on = false;
-    if (!run_graph(plan, compute, gf, 2))
+    if (!cpuexec_run(gf, 2))
         goto out;
     memcpy(want, y->data, outb);
     memset(y->data, 0, outb);
     long before = mulmat_calls();
     g_on = true;
-    bool ran = run_graph(plan, compute, gf, 2);
+    bool ran = cpuexec_run(gf, 2);
     g_on = false;
     ok = ran && mulmat_calls() > before;
     if (rows == 1) {
@@ -338,7 +313,7 @@ out:
     if (ctx)
         ggml_free(ctx);
     if (mem)
-        munmap(mem, size);
+        cpuexec_scratch_free(mem, size);
     if (wctx)
         ggml_free(wctx);
     free(src);

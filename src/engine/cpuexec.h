@@ -1,0 +1,31 @@
+/*
+ * cpuexec.h: run a small ggml graph on the loaded CPU backend's own
+ * executor, for the start-up checks of hearth's replacements (engine/attn.h,
+ * engine/mulmat.h): each runs a graph with ggml's operator and with hearth's
+ * and compares.
+ *
+ * Memory comes from anonymous mappings in 4 KiB pages, unmapped after use,
+ * so a check leaves nothing in a worker's resident set (malloc would put
+ * buffers this size in huge pages, see worker/supervisor.c).
+ *
+ * Ownership: cpuexec_scratch() memory is the caller's until
+ * cpuexec_scratch_free() with the same size.
+ */
+#ifndef HEARTH_CPUEXEC_H
+#define HEARTH_CPUEXEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct ggml_cgraph;
+
+/* `size` bytes of zeroed memory, or NULL. */
+void *cpuexec_scratch(size_t size);
+void cpuexec_scratch_free(void *p, size_t size);      /* NULL is fine */
+
+/* The graph through ggml_graph_plan/ggml_graph_compute of the loaded CPU
+ * backend on `threads` threads (its work buffer from cpuexec_scratch).
+ * False when the backend is missing or the computation failed. */
+bool cpuexec_run(struct ggml_cgraph *gf, int threads);
+
+#endif
