@@ -6,6 +6,7 @@
  * shapes models have, and every case it was not written for still reaches
  * ggml's operator untouched.
  */
+#include "backend.h"
 #include "check.h"
 #include "engine/attn.h"
 #include "engine/kernels.h"
@@ -16,9 +17,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifndef HEARTH_GGML_BACKENDS
-#define HEARTH_GGML_BACKENDS ""
-#endif
 
 typedef enum ggml_status (*compute_fn)(struct ggml_context *, struct ggml_cgraph *, int);
 static compute_fn g_compute;
@@ -224,13 +222,7 @@ TEST(other_cases_reach_ggml)
 
 int main(void)
 {
-    const char *dir = getenv("HEARTH_GGML_BACKENDS");
-    if (!dir || !*dir)
-        dir = HEARTH_GGML_BACKENDS;
-    if (*dir)
-        ggml_backend_load_all_from_path(dir);
-    else
-        ggml_backend_load_all();
+    test_load_backend();
     g_compute = (compute_fn)kernels_backend_symbol("ggml_graph_compute_with_ctx");
     g_avx512 = kernels_cpu_ok();
     /* each test forks; ggml's thread pool starts in the child */

@@ -5,6 +5,7 @@
  * on extreme values, and the entry points under ggml's names forward to
  * ggml's own kernels when hearth's are off.
  */
+#include "backend.h"
 #include "check.h"
 #include "engine/kernels.h"
 
@@ -14,9 +15,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifndef HEARTH_GGML_BACKENDS
-#define HEARTH_GGML_BACKENDS ""
-#endif
 
 enum { WBLOCK = 144, ABLOCK4 = 136, ABLOCK1 = 34 };
 
@@ -357,13 +355,7 @@ TEST(entry_points_dispatch)
 
 int main(void)
 {
-    const char *dir = getenv("HEARTH_GGML_BACKENDS");
-    if (!dir || !*dir)
-        dir = HEARTH_GGML_BACKENDS;
-    if (*dir)
-        ggml_backend_load_all_from_path(dir);
-    else
-        ggml_backend_load_all();
+    test_load_backend();
     kernels_ggml(g_ggml);
     kernels_ggml_dot8(g_dot8);
     kernels_ggml_dot5(g_dot5);

@@ -7,6 +7,7 @@
  * repacked matrices of every type hearth schedules (quantized by ggml);
  * every other product still reaches ggml's.
  */
+#include "backend.h"
 #include "check.h"
 #include "engine/kernels.h"
 #include "engine/mulmat.h"
@@ -19,9 +20,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifndef HEARTH_GGML_BACKENDS
-#define HEARTH_GGML_BACKENDS ""
-#endif
 
 typedef enum ggml_status (*compute_fn)(struct ggml_context *, struct ggml_cgraph *, int);
 typedef ggml_backend_buffer_type_t (*buft_fn)(void);
@@ -221,13 +219,7 @@ static void quiet(enum ggml_log_level level, const char *text, void *ud)
 int main(void)
 {
     ggml_log_set(quiet, NULL);          /* not ggml's line per repacked matrix */
-    const char *dir = getenv("HEARTH_GGML_BACKENDS");
-    if (!dir || !*dir)
-        dir = HEARTH_GGML_BACKENDS;
-    if (*dir)
-        ggml_backend_load_all_from_path(dir);
-    else
-        ggml_backend_load_all();
+    test_load_backend();
     g_compute = (compute_fn)kernels_backend_symbol("ggml_graph_compute_with_ctx");
     buft_fn repack = (buft_fn)kernels_backend_symbol("_Z35ggml_backend_cpu_repack_buffer_typev");
     g_repack = repack ? repack() : NULL;
