@@ -3,73 +3,66 @@
  */
 #include "core/mapped.h"
 
+#include "core/smaps.h"
+
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define HUGE_PAGE (2u << 20)
+
+struct release {
+    dev_t dev;
+    ino_t ino;
+    long long released;
+};
+
+static bool release_one(const struct smaps_entry *e, void *ud)
+{
+    struct release *r = ud;
+    /* the file's own mappings, read-only: never anything writable */
+    if (e->inode != (unsigned long long)r->ino || e->dev != r->dev || e->perms[1] == 'w' ||
+        e->hi <= e->lo)
+        return true;
+    /* later faults map whole 2 MiB folios of the page cache at once (see
+     * mapped_warm_huge); refused harmlessly under THP "never" */
+    madvise((void *)e->lo, e->hi - e->lo, MADV_HUGEPAGE);
+    if (madvise((void *)e->lo, e->hi - e->lo, MADV_DONTNEED) == 0)
+        r->released += (long long)(e->hi - e->lo);
+    return true;
+}
 
 long long mapped_release(const char *path)
 {
     struct stat st;
     if (stat(path, &st) != 0)
         return -1;
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (!f)
-        return -1;
-    long long released = 0;
-    char line[4096];
-    while (fgets(line, sizeof line, f)) {
-        uintptr_t lo, hi;
-        unsigned maj, min;
-        unsigned long long ino;
-        char perms[8];
-        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %*x %x:%x %llu", &lo, &hi, perms, &maj,
-                   &min, &ino) != 6)
-            continue;
-        /* the file's own mappings, read-only: never anything writable */
-        if (ino != (unsigned long long)st.st_ino || makedev(maj, min) != st.st_dev ||
-            perms[1] == 'w' || hi <= lo)
-            continue;
-        /* later faults map whole 2 MiB folios of the page cache at once
-         * (see mapped_warm_huge); refused harmlessly under THP "never" */
-        madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
-        if (madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0)
-            released += (long long)(hi - lo);
-    }
-    fclose(f);
-    return released;
+    struct release r = { st.st_dev, st.st_ino, 0 };
+    return smaps_each(release_one, &r) < 0 ? -1 : r.released;
+}
+
+struct pmd {
+    uintptr_t lo;
+    long long bytes;
+};
+
+static bool pmd_one(const struct smaps_entry *e, void *ud)
+{
+    struct pmd *p = ud;
+    if (e->lo != p->lo)
+        return true;
+    p->bytes = (long long)e->file_pmd;
+    return false;
 }
 
 /* Bytes of the mapping that starts at `lo` mapped with 2 MiB entries
  * (FilePmdMapped in /proc/self/smaps), or -1. */
 static long long pmd_mapped(uintptr_t lo)
 {
-    FILE *f = fopen("/proc/self/smaps", "r");
-    if (!f)
-        return -1;
-    long long kb = -1;
-    bool in = false;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        uintptr_t a, b;
-        /* a mapping's header line ("lo-hi perms ..."); field lines start
-         * with a name and a colon */
-        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &a, &b) == 2) {
-            in = a == lo;
-            continue;
-        }
-        if (in && sscanf(line, "FilePmdMapped: %lld kB", &kb) == 1)
-            break;
-    }
-    fclose(f);
-    return kb < 0 ? -1 : kb * 1024;
+    struct pmd p = { lo, -1 };
+    return smaps_each(pmd_one, &p) < 0 ? -1 : p.bytes;
 }
 
 /* Map the file read-only at a 2 MiB-aligned address, ask for huge pages, and

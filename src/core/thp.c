@@ -3,8 +3,8 @@
  */
 #include "core/thp.h"
 
-#include <inttypes.h>
-#include <stdio.h>
+#include "core/smaps.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -33,52 +33,27 @@ struct span {
     uintptr_t lo, hi;
 };
 
+struct spans {
+    struct span *s;
+    int n, cap;
+};
+
+static bool span_one(const struct smaps_entry *e, void *ud)
+{
+    struct spans *sp = ud;
+    /* anonymous: no inode and no name, or the heap */
+    bool anon = e->inode == 0 && (e->path[0] == '\0' || strcmp(e->path, "[heap]") == 0);
+    /* 2 MiB or more resident in small pages */
+    if (anon && e->perms[0] == 'r' && e->perms[1] == 'w' && e->hi - e->lo >= MIN_BYTES &&
+        e->anon_huge + HUGE <= e->rss && sp->n < sp->cap)
+        sp->s[sp->n++] = (struct span){ e->lo, e->hi };
+    return true;
+}
+
 static int resident_spans(struct span *out, int cap)
 {
-    FILE *f = fopen("/proc/self/smaps", "r");
-    if (!f)
-        return -1;
-    int n = 0;
-    char line[4096];
-    uintptr_t lo = 0, hi = 0;
-    bool cand = false;
-    unsigned long long rss_kb = 0, huge_kb = 0;
-    bool have_rss = false;
-    for (;;) {
-        bool eof = !fgets(line, sizeof line, f);
-        uintptr_t a, b;
-        char perms[8];
-        unsigned long long ino;
-        int path_at = 0;
-        bool header = !eof && sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %*x %*x:%*x %llu %n",
-                                     &a, &b, perms, &ino, &path_at) >= 4;
-        if (eof || header) {
-            /* close the mapping before: 2 MiB or more resident in small pages */
-            if (cand && have_rss && n < cap && huge_kb * 1024 + HUGE <= rss_kb * 1024)
-                out[n++] = (struct span){ lo, hi };
-            if (eof)
-                break;
-            lo = a;
-            hi = b;
-            rss_kb = huge_kb = 0;
-            have_rss = false;
-            /* anonymous: no inode and no name, or the heap */
-            const char *path = path_at > 0 ? line + path_at : "";
-            bool anon = ino == 0 && (*path == '\n' || *path == '\0' ||
-                                     strncmp(path, "[heap]", 6) == 0);
-            cand = anon && perms[0] == 'r' && perms[1] == 'w' && b - a >= MIN_BYTES;
-            continue;
-        }
-        unsigned long long kb;
-        if (sscanf(line, "Rss: %llu kB", &kb) == 1) {
-            rss_kb = kb;
-            have_rss = true;
-        } else if (sscanf(line, "AnonHugePages: %llu kB", &kb) == 1) {
-            huge_kb = kb;
-        }
-    }
-    fclose(f);
-    return n;
+    struct spans sp = { out, 0, cap };
+    return smaps_each(span_one, &sp) < 0 ? -1 : sp.n;
 }
 
 /* Every small page of the 2 MiB at `a` is in memory: folding it adds no

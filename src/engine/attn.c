@@ -39,13 +39,6 @@ enum { TILE = 256, MAX_GROUP = 16, MAX_D = 256 };
 /* key rows are fetched this many positions ahead */
 #define PREFETCH_ROWS 8
 
-/* The leading fields of ggml's struct ggml_compute_params (its
- * ggml-cpu-impl.h): this thread's index and the number of threads. The
- * check in attn_init() fails if a ggml moved them. */
-struct thread_ids {
-    int ith, nth;
-};
-
 typedef void (*fa_fn)(const struct ggml_compute_params *, struct ggml_tensor *);
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -274,7 +267,7 @@ ATARGET static void unit(const struct ggml_tensor *dst, int64_t iq3, int64_t ik2
 void ggml_compute_forward_flash_attn_ext(const struct ggml_compute_params *params,
                                          struct ggml_tensor *dst)
 {
-    const struct thread_ids *t = (const struct thread_ids *)(const void *)params;
+    const struct cpuexec_thread th = cpuexec_thread_of(params), *t = &th;
     if (g_on && supported(dst)) {
         /* work items: (sequence, KV head) pairs, each cut into as many
          * slices of its query heads as it takes to give every thread one */

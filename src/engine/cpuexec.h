@@ -2,7 +2,7 @@
  * cpuexec.h: run a small ggml graph on the loaded CPU backend's own
  * executor, for the start-up checks of hearth's replacements (engine/attn.h,
  * engine/mulmat.h): each runs a graph with ggml's operator and with hearth's
- * and compares.
+ * and compares; and tell those operators which thread runs them.
  *
  * Memory comes from anonymous mappings in 4 KiB pages, unmapped after use,
  * so a check leaves nothing in a worker's resident set (malloc would put
@@ -18,6 +18,21 @@
 #include <stddef.h>
 
 struct ggml_cgraph;
+struct ggml_compute_params;
+
+/* Inside an operator hearth computes in ggml's place: this thread's index
+ * and the number of threads, the leading fields of ggml's (internal)
+ * struct ggml_compute_params (its ggml-cpu-impl.h). The start-up checks
+ * that run hearth's operators through ggml's executor fail if a ggml moved
+ * them. */
+struct cpuexec_thread {
+    int ith, nth;
+};
+
+static inline struct cpuexec_thread cpuexec_thread_of(const struct ggml_compute_params *params)
+{
+    return *(const struct cpuexec_thread *)(const void *)params;
+}
 
 /* `size` bytes of zeroed memory, or NULL. */
 void *cpuexec_scratch(size_t size);

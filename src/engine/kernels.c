@@ -527,38 +527,22 @@ static bool self_check(void)
     return close_enough(got, want, NC);
 }
 
-/* The Q8_0 kernel against ggml's reference: every length from 1 to 9
- * blocks (the paths for 4, 2 and 1 block at a time), any byte values. */
-static bool self_check8(void)
-{
-    enum { NB = 9 };
-    static uint8_t x[NB * sizeof(struct ablock1)], y[NB * sizeof(struct ablock1)];
-    uint32_t seed = 54321;
-    fill(x, sizeof x, &seed, sizeof(struct ablock1), 1);
-    fill(y, sizeof y, &seed, sizeof(struct ablock1), 1);
-    for (int nb = 1; nb <= NB; nb++) {
-        float want, got;
-        g_ref_dot8(nb * 32, &want, 0, x, 0, y, 0, 1);
-        kernels_vec_dot_q8_0(nb * 32, &got, x, y);
-        if (!close_enough(&got, &want, 1))
-            return false;
-    }
-    return true;
-}
+typedef void (*dot_kernel)(int n, float *s, const void *vx, const void *vy);
 
-/* The Q5_0 kernel against ggml's reference on every length from 1 to 9
- * blocks, any bytes (random qh bits included). */
-static bool self_check5(void)
+/* A row dot product against ggml's reference: every length from 1 to 9
+ * blocks (the paths for 4, 2 and 1 block at a time), any byte values in
+ * weight blocks of `wsize` bytes (fp16 scale first) and Q8_0 activations. */
+static bool self_check_dot(kernels_dot_fn ref, dot_kernel ours, size_t wsize, uint32_t seed)
 {
     enum { NB = 9 };
-    static uint8_t x[NB * sizeof(struct q5block)], y[NB * sizeof(struct ablock1)];
-    uint32_t seed = 9876;
-    fill(x, sizeof x, &seed, sizeof(struct q5block), 1);
+    _Static_assert(sizeof(struct q5block) <= sizeof(struct ablock1), "x holds either");
+    static uint8_t x[NB * sizeof(struct ablock1)], y[NB * sizeof(struct ablock1)];
+    fill(x, NB * wsize, &seed, wsize, 1);
     fill(y, sizeof y, &seed, sizeof(struct ablock1), 1);
     for (int nb = 1; nb <= NB; nb++) {
         float want, got;
-        g_ref_dot5(nb * 32, &want, 0, x, 0, y, 0, 1);
-        kernels_vec_dot_q5_0(nb * 32, &got, x, y);
+        ref(nb * 32, &want, 0, x, 0, y, 0, 1);
+        ours(nb * 32, &got, x, y);
         if (!close_enough(&got, &want, 1))
             return false;
     }
@@ -586,7 +570,8 @@ bool kernels_init(const char *mode)
     if (!g_ggml_dot8 || !g_ref_dot8)
         log_warn("kernels: ggml's CPU backend does not export the Q8_0 dot product hearth "
                  "replaces; ggml's own stays");
-    else if (!self_check8())
+    else if (!self_check_dot(g_ref_dot8, kernels_vec_dot_q8_0, sizeof(struct ablock1),
+                             54321))
         log_warn("kernels: hearth's Q8_0 dot product disagrees with this ggml's reference "
                  "code; ggml's own stays");
     else
@@ -594,7 +579,8 @@ bool kernels_init(const char *mode)
     if (!g_ggml_dot5 || !g_ref_dot5)
         log_warn("kernels: ggml's CPU backend does not export the Q5_0 dot product hearth "
                  "replaces; ggml's own stays");
-    else if (!self_check5())
+    else if (!self_check_dot(g_ref_dot5, kernels_vec_dot_q5_0, sizeof(struct q5block),
+                             9876))
         log_warn("kernels: hearth's Q5_0 dot product disagrees with this ggml's reference "
                  "code; ggml's own stays");
     else

@@ -24,11 +24,6 @@
  * layer matrices are far below, longer rows go to ggml) */
 #define ROW_BYTES (32u << 10)
 
-/* The leading fields of ggml's struct ggml_compute_params, as in attn.c. */
-struct thread_ids {
-    int ith, nth;
-};
-
 typedef bool (*extra_fn)(struct ggml_compute_params *, struct ggml_tensor *);
 typedef const struct ggml_type_traits_cpu *(*traits_fn)(enum ggml_type);
 typedef ggml_backend_buffer_type_t (*buft_fn)(void);
@@ -151,7 +146,7 @@ static bool rows_q5_0(const struct ggml_tensor *op)
  * rows, which it converts to Q8_0 itself (no barrier). Without memory for
  * the converted rows it goes one activation row at a time; every thread
  * computes its share either way, so they never disagree on who does what. */
-static void compute_rows_q5_0(const struct thread_ids *t, struct ggml_tensor *op)
+static void compute_rows_q5_0(const struct cpuexec_thread *t, struct ggml_tensor *op)
 {
     const struct ggml_tensor *w = op->src[0], *x = op->src[1];
     const int K = (int)w->ne[0], nb = K / 32, M = (int)x->ne[1];
@@ -192,7 +187,7 @@ static void compute_rows_q5_0(const struct thread_ids *t, struct ggml_tensor *op
 bool ggml_cpu_extra_compute_forward(struct ggml_compute_params *params, struct ggml_tensor *op)
 {
     if (g_on && rows_q5_0(op)) {
-        const struct thread_ids *t = (const struct thread_ids *)(const void *)params;
+        const struct cpuexec_thread th = cpuexec_thread_of(params), *t = &th;
         compute_rows_q5_0(t, op);
         if (t->ith == 0)
             atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
@@ -200,7 +195,7 @@ bool ggml_cpu_extra_compute_forward(struct ggml_compute_params *params, struct g
     }
     const struct way *y = g_on ? ours(op) : NULL;
     if (y) {
-        const struct thread_ids *t = (const struct thread_ids *)(const void *)params;
+        const struct cpuexec_thread th = cpuexec_thread_of(params), *t = &th;
         const struct ggml_tensor *w = op->src[0], *x = op->src[1];
         const int K = (int)w->ne[0];
         /* equal shares: 8-row groups of a repacked matrix, or rows */

@@ -4,9 +4,9 @@
  * (no resident growth), and the pause switch is the kernel's.
  */
 #include "check.h"
+#include "core/smaps.h"
 #include "core/thp.h"
 
-#include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/mman.h>
@@ -26,28 +26,28 @@ static bool thp_available(void)
     return ok;
 }
 
+struct sizes {
+    uintptr_t at;
+    unsigned long long rss, huge;
+};
+
+static bool sizes_one(const struct smaps_entry *e, void *ud)
+{
+    struct sizes *z = ud;
+    if (z->at < e->lo || z->at >= e->hi)
+        return true;
+    z->rss = e->rss;
+    z->huge = e->anon_huge;
+    return false;
+}
+
 /* Rss and AnonHugePages (bytes) of the mapping that holds `p`. */
 static void region_sizes(const void *p, unsigned long long *rss, unsigned long long *huge)
 {
-    *rss = *huge = 0;
-    FILE *f = fopen("/proc/self/smaps", "r");
-    if (!f)
-        return;
-    char line[4096];
-    bool in = false;
-    while (fgets(line, sizeof line, f)) {
-        uintptr_t lo, hi;
-        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &lo, &hi) == 2) {
-            in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
-            continue;
-        }
-        unsigned long long kb;
-        if (in && sscanf(line, "Rss: %llu kB", &kb) == 1)
-            *rss = kb * 1024;
-        else if (in && sscanf(line, "AnonHugePages: %llu kB", &kb) == 1)
-            *huge = kb * 1024;
-    }
-    fclose(f);
+    struct sizes z = { (uintptr_t)p, 0, 0 };
+    smaps_each(sizes_one, &z);
+    *rss = z.rss;
+    *huge = z.huge;
 }
 
 /* 16 MiB, 2 MiB-aligned, faulted in small pages (huge pages refused) */
