@@ -549,6 +549,24 @@ static bool self_check_dot(kernels_dot_fn ref, dot_kernel ours, size_t wsize, ui
     return true;
 }
 
+/* Whether hearth's dot product for `type` replaces ggml's: ggml exports
+ * its own and its reference, and hearth's agrees with the reference. */
+static bool decide_dot(const char *type, kernels_dot_fn ggml, kernels_dot_fn ref, dot_kernel ours,
+                       size_t wsize, uint32_t seed)
+{
+    if (!ggml || !ref) {
+        log_warn("kernels: ggml's CPU backend does not export the %s dot product hearth "
+                 "replaces; ggml's own stays", type);
+        return false;
+    }
+    if (!self_check_dot(ref, ours, wsize, seed)) {
+        log_warn("kernels: hearth's %s dot product disagrees with this ggml's reference "
+                 "code; ggml's own stays", type);
+        return false;
+    }
+    return true;
+}
+
 bool kernels_init(const char *mode)
 {
     pthread_once(&g_once, resolve);
@@ -556,7 +574,8 @@ bool kernels_init(const char *mode)
     if (mode && strcmp(mode, "off") == 0)
         return false;
     if (!kernels_cpu_ok()) {
-        log_info("kernels: this CPU lacks AVX-512 VNNI; ggml's own Q4_0 and Q8_0 kernels stay");
+        log_info("kernels: this CPU lacks AVX-512 VNNI; ggml's own Q4_0, Q8_0 and Q5_0 kernels "
+                 "stay");
         return false;
     }
     if (!g_ggml_gemv || !g_ggml_gemm || !g_ref_gemv || !g_ref_gemm)
@@ -567,24 +586,10 @@ bool kernels_init(const char *mode)
                  "(its weight layout changed?); ggml's own stay");
     else
         g_active = true;
-    if (!g_ggml_dot8 || !g_ref_dot8)
-        log_warn("kernels: ggml's CPU backend does not export the Q8_0 dot product hearth "
-                 "replaces; ggml's own stays");
-    else if (!self_check_dot(g_ref_dot8, kernels_vec_dot_q8_0, sizeof(struct ablock1),
-                             54321))
-        log_warn("kernels: hearth's Q8_0 dot product disagrees with this ggml's reference "
-                 "code; ggml's own stays");
-    else
-        g_active8 = true;
-    if (!g_ggml_dot5 || !g_ref_dot5)
-        log_warn("kernels: ggml's CPU backend does not export the Q5_0 dot product hearth "
-                 "replaces; ggml's own stays");
-    else if (!self_check_dot(g_ref_dot5, kernels_vec_dot_q5_0, sizeof(struct q5block),
-                             9876))
-        log_warn("kernels: hearth's Q5_0 dot product disagrees with this ggml's reference "
-                 "code; ggml's own stays");
-    else
-        g_active5 = true;
+    g_active8 = decide_dot("Q8_0", g_ggml_dot8, g_ref_dot8, kernels_vec_dot_q8_0,
+                           sizeof(struct ablock1), 54321);
+    g_active5 = decide_dot("Q5_0", g_ggml_dot5, g_ref_dot5, kernels_vec_dot_q5_0,
+                           sizeof(struct q5block), 9876);
     return g_active || g_active8 || g_active5;
 }
 

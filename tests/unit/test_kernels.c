@@ -130,6 +130,8 @@ TEST(init_follows_mode_and_cpu)
     CHECK(kernels_init(NULL) == g_vnni);
     CHECK(kernels_active_for("Q4_0") == g_vnni);
     CHECK(kernels_active_for("Q8_0") == g_vnni);
+    CHECK(kernels_active_for("Q5_0") == g_vnni);
+    CHECK(kernels_q5_0_active() == g_vnni);
     CHECK(!kernels_active_for("F16"));
 }
 
