@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "engine/cpuexec.h"
 #include "engine/kernels.h"
+#include "engine/pace.h"
 
 #include <ggml-alloc.h>
 #include <ggml-backend.h>
@@ -198,20 +199,26 @@ bool ggml_cpu_extra_compute_forward(struct ggml_compute_params *params, struct g
         const struct cpuexec_thread th = cpuexec_thread_of(params), *t = &th;
         const struct ggml_tensor *w = op->src[0], *x = op->src[1];
         const int K = (int)w->ne[0];
-        /* equal shares: 8-row groups of a repacked matrix, or rows */
+        /* shares of 8-row groups of a repacked matrix, or of rows, in
+         * proportion to each thread's rate (engine/pace.h) */
         const int64_t units = y->gemv ? w->ne[1] / 8 : w->ne[1];
-        const int64_t u0 = units * t->ith / t->nth, u1 = units * (t->ith + 1) / t->nth;
+        const size_t unit_bytes = y->gemv ? 8 * w->nb[1] : w->nb[1];
+        int64_t u0, u1;
+        pace_share(units, t->ith, t->nth, &u0, &u1);
+        pace_product_start(w->data, unit_bytes, units, t->ith, t->nth);
         _Alignas(64) uint8_t row[ROW_BYTES];
         if (u1 > u0) {
             y->from_float((const float *)x->data, row, K);   /* every thread its own copy */
             float *out = (float *)op->data;
+            uint64_t t0 = pace_ticks();
             if (y->gemv)
                 y->gemv(K, out + u0 * 8, (size_t)w->ne[1],
-                        (const char *)w->data + (size_t)(u0 * 8) * w->nb[1], row, 1,
+                        (const char *)w->data + (size_t)u0 * unit_bytes, row, 1,
                         (int)((u1 - u0) * 8));
             else
                 for (int64_t r = u0; r < u1; r++)
                     y->dot(K, out + r, 0, (const char *)w->data + r * w->nb[1], 0, row, 0, 1);
+            pace_product_done(t->ith, (size_t)(u1 - u0) * unit_bytes, pace_ticks() - t0);
         }
         if (t->ith == 0)
             atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);

@@ -10,8 +10,9 @@
  * others waiting again. On the 0.5B model a
  * step has 168 such operators, and the waits were about a seventh of the
  * threads' time. hearth's version lets every thread convert the row itself
- * (a few thousand floats, into its own stack) and take a fixed, equal share
- * of the matrix (8-row groups of a matrix ggml repacked, else rows), so the
+ * (a few thousand floats, into its own stack) and take a fixed share of
+ * the matrix (8-row groups of a matrix ggml repacked, else rows; equal, or
+ * in proportion to each thread's measured rate, engine/pace.h), so the
  * operator has no barrier inside and no shared counter. The conversion and
  * the multiplication are the functions ggml's operator would call (ggml's
  * own, or hearth's kernels where they replace them, engine/kernels.h), so

@@ -60,6 +60,7 @@
 #include "engine/attn.h"
 #include "engine/kernels.h"
 #include "engine/mulmat.h"
+#include "engine/pace.h"
 #endif
 #if W_OCR
 #include "engine/ocr.h"
@@ -325,6 +326,7 @@ int main(int argc, char **argv)
     kernels_init(kernels);      /* status asks kernels_active_for() */
     attn_init(kernels);         /* decode attention (engine/attn.h) */
     mulmat_init(kernels);       /* single-row products (engine/mulmat.h) */
+    pace_init(kernels);         /* shares, barrier, fetching (engine/pace.h) */
 #else
     (void)kernels;
 #endif
