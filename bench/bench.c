@@ -180,8 +180,17 @@ static void stop_pid(pid_t pid)
 struct timed {
     double t0, t_first, t_last;
     int chunks;
+    int tokens;              /* usage.completion_tokens, 0 if not sent */
     buf line;
 };
+
+/* Tokens generated after the first: a server may send several in a chunk
+ * (hearth's stream_interval), so count them from the usage both servers
+ * send at the end, and only fall back to chunks. */
+static int later_tokens(const struct timed *t)
+{
+    return t->tokens > 0 ? t->tokens - 1 : t->chunks - 1;
+}
 
 static size_t on_data(char *p, size_t sz, size_t n, void *ud)
 {
@@ -200,6 +209,9 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
             t->t_last = now;
             t->chunks++;
         }
+        const char *u = t->line.len > 6 ? strstr(t->line.data, "\"completion_tokens\":") : NULL;
+        if (u && !strncmp(t->line.data, "data: ", 6))
+            t->tokens = atoi(u + strlen("\"completion_tokens\":"));
         buf_reset(&t->line);
     }
     return len;
@@ -229,7 +241,8 @@ static struct timed stream_chat(int port, const char *body)
 static char *decode_body(const char *model, const char *prompt, int n, bool cache)
 {
     buf b = buf_make(0);
-    buf_printf(&b, "{\"model\":\"%s\",\"stream\":true,\"temperature\":0,\"ignore_eos\":true,"
+    buf_printf(&b, "{\"model\":\"%s\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+               "\"temperature\":0,\"ignore_eos\":true,"
                "\"max_tokens\":%d,\"cache_prompt\":%s,\"messages\":[{\"role\":\"user\","
                "\"content\":", model, n, cache ? "true" : "false");
     jw_cstr(&b, prompt);
@@ -276,14 +289,14 @@ static double decode_rate(int port, const char *model, int n)
     }
     double toks = 0, span = 0;
     if (n == 1) {
-        toks = ps[0].t.chunks - 1;
+        toks = later_tokens(&ps[0].t);
         span = ps[0].t.t_last - ps[0].t.t_first;
     } else {
         /* whole-run aggregate: all tokens over the time from the first
          * request's start to the last stream's end, minus prompt time */
         double t0 = 1e300, t1 = 0;
         for (int i = 0; i < n; i++) {
-            toks += ps[i].t.chunks - 1;
+            toks += later_tokens(&ps[i].t);
             if (ps[i].t.t_first < t0)
                 t0 = ps[i].t.t_first;
             if (ps[i].t.t_last > t1)
@@ -317,7 +330,8 @@ static double turn5(int port, const char *model, bool cache)
         buf_printf(&msgs, ",{\"role\":\"user\",\"content\":\"Question %d: tell me more about "
                           "sailing in rough weather and how to stay safe on a small boat.\"}", turn);
         buf b = buf_make(0);
-        buf_printf(&b, "{\"model\":\"%s\",\"stream\":true,\"temperature\":0,\"ignore_eos\":true,"
+        buf_printf(&b, "{\"model\":\"%s\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+               "\"temperature\":0,\"ignore_eos\":true,"
                    "\"max_tokens\":48,\"cache_prompt\":%s,\"messages\":%s]}", model,
                    cache ? "true" : "false", msgs.data);
         struct timed t = stream_chat(port, b.data);

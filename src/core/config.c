@@ -56,6 +56,7 @@ void config_defaults(config *c)
     c->parallel = 4;
     c->ctx_size = 4096;
     c->batch_size = 512;
+    c->stream_interval = 10;
     c->max_body = 8u << 20;
     c->max_upload = 25u << 20;
     c->queue_size = 64;
@@ -219,6 +220,9 @@ int config_set(config *c, const char *key, const char *v, char *err, size_t el)
     } else if (strcmp(key, "batch-size") == 0) {
         if (parse_int(v, 16, 1 << 16, &c->batch_size) < 0)
             goto bad_int;
+    } else if (strcmp(key, "stream-interval") == 0) {
+        if (parse_int(v, 0, 1000, &c->stream_interval) < 0)
+            goto bad_int;
     } else if (strcmp(key, "queue-size") == 0) {
         if (parse_int(v, 0, 100000, &c->queue_size) < 0)
             goto bad_int;
@@ -369,6 +373,8 @@ void config_print_help(const char *prog)
            "  --parallel N           concurrent sequences (slots) per model (default 4)\n"
            "  --ctx-size N           context tokens per slot (default 4096)\n"
            "  --batch-size N         max tokens per decode step (default 512)\n"
+           "  --stream-interval MS   streamed text goes out at most every MS milliseconds,\n"
+           "                         the first piece at once (default 10; 0 = every token)\n"
            "  --queue-size N         requests that may wait per model before 503 (default 64)\n"
            "  --max-body SIZE        request body cap, e.g. 8M (default 8M)\n"
            "  --max-upload SIZE      uploaded file cap for transcription (default 25M)\n"

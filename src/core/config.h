@@ -33,6 +33,7 @@ typedef struct config {
     int   parallel;           /* sequences (slots) per LLM worker */
     int   ctx_size;           /* context tokens per slot */
     int   batch_size;         /* tokens per decode step (prompt chunking) */
+    int   stream_interval;    /* ms between sends of streamed text (0 = every token) */
     size_t max_body;          /* request body cap, bytes */
     size_t max_upload;        /* uploaded file cap (audio, images), bytes */
     int   queue_size;         /* waiting requests per model before 503 */

@@ -50,7 +50,8 @@ struct slot {
     struct llama_sampler *smpl;
     bool greedy;            /* smpl is plain greedy: take the argmax directly */
     textstream ts;
-    double t_accept, t_first;
+    buf held;               /* text decoded but not yet sent (stream_interval_ms) */
+    double t_accept, t_first, t_sent;
     uint64_t used;          /* LRU tick */
 };
 
@@ -63,6 +64,7 @@ struct llm {
     int nslots;
     int n_ctx_slot;
     int batch_size;
+    int stream_interval_ms;
     struct llama_batch batch;
     uint64_t tick;
     buf out;                /* scratch for deltas */
@@ -101,6 +103,7 @@ llm *llm_load(const llm_params *p, const llm_sink *sink, char *err, size_t el)
     m->sink = *sink;
     m->nslots = p->parallel > 0 ? p->parallel : 1;
     m->batch_size = p->batch_size > 0 ? p->batch_size : 512;
+    m->stream_interval_ms = p->stream_interval_ms > 0 ? p->stream_interval_ms : 0;
 
     struct llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = 0;
@@ -174,6 +177,7 @@ static void slot_release(struct slot *s)
         llama_sampler_free(s->smpl);
     s->smpl = NULL;
     ts_free(&s->ts);
+    buf_free(&s->held);
     tokvec_free(&s->prompt);
     s->active = s->cancelled = false;
     s->feed_last = false;
@@ -225,16 +229,17 @@ static double num(const json *req, const char *k, double def)
 
 /* The first largest logit, as llama.cpp's greedy sampler picks it, without
  * its copy of the whole vocabulary into a candidate array (~0.1 ms a token). */
+/* The first index of the largest logit: the maximum first (a loop the
+ * compiler vectorizes), then where it is. */
 static llama_token argmax(const float *logits, int n)
 {
-    int best = 0;
     float bv = logits[0];
     for (int i = 1; i < n; i++)
-        if (logits[i] > bv) {
-            bv = logits[i];
-            best = i;
-        }
-    return best;
+        bv = logits[i] > bv ? logits[i] : bv;
+    for (int i = 0; i < n; i++)
+        if (logits[i] == bv)
+            return i;
+    return 0;                        /* logits[0] is NaN */
 }
 
 /* *greedy is set when the chain is plain greedy decoding. */
@@ -403,17 +408,22 @@ int llm_submit(llm *m, uint32_t id, const json *req)
     s->used = ++m->tick;
     s->t_accept = now_ms();
     s->t_first = 0;
+    s->t_sent = 0;
+    s->held = buf_make(0);
     m->sink.start(m->sink.ud, id, s->prompt.n, keep);
     return 0;
 }
 
 static void finish(llm *m, struct slot *s, const char *reason)
 {
-    buf_reset(&m->out);
-    if (strcmp(reason, "cancelled") != 0)
+    if (strcmp(reason, "cancelled") != 0) {
+        buf_reset(&m->out);
         ts_flush(&s->ts, &m->out);
-    if (m->out.len)
-        m->sink.delta(m->sink.ud, s->req, m->out.data, m->out.len);
+        buf_append(&s->held, m->out.data, m->out.len);
+        if (s->held.len)
+            m->sink.delta(m->sink.ud, s->req, s->held.data, s->held.len);
+    }
+    buf_reset(&s->held);
     double t = now_ms();
     llm_usage u = {
         .prompt_tokens = s->prompt.n,
@@ -467,8 +477,15 @@ static void on_token(llm *m, struct slot *s, llama_token tok)
         n = 0;
     buf_reset(&m->out);
     bool stopped = ts_feed(&s->ts, piece, (size_t)n, &m->out);
-    if (m->out.len)
-        m->sink.delta(m->sink.ud, s->req, m->out.data, m->out.len);
+    buf_append(&s->held, m->out.data, m->out.len);
+    /* the first text at once, then at most every stream_interval_ms: each
+     * send wakes the daemon and the client */
+    double now = now_ms();
+    if (s->held.len && (!s->t_sent || now - s->t_sent >= m->stream_interval_ms)) {
+        m->sink.delta(m->sink.ud, s->req, s->held.data, s->held.len);
+        buf_reset(&s->held);
+        s->t_sent = now;
+    }
     if (stopped) {
         finish(m, s, "stop");
         return;

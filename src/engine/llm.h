@@ -34,6 +34,7 @@ typedef struct llm_params {
     int parallel;       /* slots */
     int ctx_size;       /* tokens per slot */
     int batch_size;     /* max tokens per decode */
+    int stream_interval_ms; /* send generated text at most this often (the first at once) */
     bool accel;         /* the BLAS backend is loaded (worker/accel.h) */
 } llm_params;
 

@@ -355,17 +355,19 @@ static void describe_holders_locked(sched *s, char *out, size_t n)
 static int spawn_locked(struct model *m, char *err, size_t el)
 {
     const config *c = m->s->cfg;
-    char th[16], par[16], ctx[16], bat[16];
+    char th[16], par[16], ctx[16], bat[16], si[16];
     snprintf(th, sizeof th, "%d", c->threads);
     snprintf(par, sizeof par, "%d", c->parallel);
     snprintf(ctx, sizeof ctx, "%d", c->ctx_size);
     snprintf(bat, sizeof bat, "%d", c->batch_size);
+    snprintf(si, sizeof si, "%d", c->stream_interval);
     /* each kind of model has its worker binary (worker/worker_main.c) */
     char exe[4200];
     snprintf(exe, sizeof exe, "%s%s", m->s->exe,
              m->kind == MODEL_KIND_TRANSCRIPTION ? "-asr" : m->kind == MODEL_KIND_OCR ? "-ocr" : "");
     char *argv[] = { exe, "--model", m->path, "--name", m->name, "--threads", th,
                      "--parallel", par, "--ctx-size", ctx, "--batch-size", bat,
+                     "--stream-interval", si,
                      "--log-level", c->log_level, "--blas", c->blas, "--kernels", c->kernels,
                      NULL };
     worker_events ev = { m, on_worker_frame, on_worker_exit };

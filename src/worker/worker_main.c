@@ -127,7 +127,8 @@ static void on_error(void *ud, uint32_t id, int status, const char *code, const 
 static void usage(void)
 {
     printf("Usage: hearth-worker --model PATH [--threads N] [--parallel N] [--ctx-size N]\n"
-           "                     [--batch-size N] [--name NAME] [--log-level LEVEL]\n"
+           "                     [--batch-size N] [--stream-interval MS] [--name NAME]\n"
+           "                     [--log-level LEVEL]\n"
            "                     [--blas auto|off|PATH] [--kernels auto|off]\n"
            "\n"
            "The inference process hearthd spawns for one model. It is not meant to be run\n"
@@ -267,6 +268,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--parallel")) p.parallel = atoi(v);
         else if (!strcmp(a, "--ctx-size")) p.ctx_size = atoi(v);
         else if (!strcmp(a, "--batch-size")) p.batch_size = atoi(v);
+        else if (!strcmp(a, "--stream-interval")) p.stream_interval_ms = atoi(v);
         else if (!strcmp(a, "--name")) name = v;
         else if (!strcmp(a, "--blas")) blas = v;
         else if (!strcmp(a, "--kernels")) kernels = v;

@@ -52,6 +52,7 @@ TEST(defaults)
     CHECK_EQ_INT(c.threads, 0);
     CHECK_EQ_INT(c.ctx_size, 4096);
     CHECK_EQ_INT(c.batch_size, 512);
+    CHECK_EQ_INT(c.stream_interval, 10);
     CHECK_EQ_INT(c.max_body, 8u << 20);
     CHECK_EQ_INT(c.queue_size, 64);
     CHECK_EQ_INT(c.max_connections, 128);
@@ -167,6 +168,12 @@ TEST(set_ints)
     CHECK_EQ_INT(c.batch_size, 16);
     CHECK_EQ_INT(config_set(&c, "batch-size", "15", err, sizeof err), -1);
     CHECK_EQ_INT(config_set(&c, "batch-size", "65537", err, sizeof err), -1);
+    CHECK_EQ_INT(config_set(&c, "stream-interval", "0", err, sizeof err), 0);
+    CHECK_EQ_INT(c.stream_interval, 0);
+    CHECK_EQ_INT(config_set(&c, "stream-interval", "1000", err, sizeof err), 0);
+    CHECK_EQ_INT(c.stream_interval, 1000);
+    CHECK_EQ_INT(config_set(&c, "stream-interval", "1001", err, sizeof err), -1);
+    CHECK_EQ_INT(config_set(&c, "stream-interval", "-1", err, sizeof err), -1);
 
     CHECK_EQ_INT(config_set(&c, "queue-size", "0", err, sizeof err), 0);
     CHECK_EQ_INT(c.queue_size, 0);
