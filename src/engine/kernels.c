@@ -67,7 +67,8 @@ _Static_assert(sizeof(struct ablock1) == 34, "ggml's block_q8_0");
 #define PREFETCH_BLOCKS 32
 #endif
 
-#define KTARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
+#define KTARGET \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma,bmi2")))
 
 KTARGET static inline float h2f(uint16_t h)
 {
@@ -374,6 +375,97 @@ KTARGET void kernels_vec_dot_q5_0(int n, float *s, const void *vx, const void *v
     *s = sum;
 }
 
+/* Two Q5_0 blocks' elements as x+16, in the order [block l elements 0-15 |
+ * block l+1 elements 0-15 | block l 16-31 | block l+1 16-31]: one pair of
+ * 128-bit loads, one nibble split, and the fifth bits as one byte mask. */
+KTARGET static inline __m512i q5_pair(const struct q5block *x)
+{
+    const __m256i m0f = _mm256_set1_epi8(0x0F);
+    const __m256i q = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)x[0].qs)),
+        _mm_loadu_si128((const __m128i *)x[1].qs), 1);
+    const __m256i lo = _mm256_and_si256(q, m0f), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m0f);
+    uint32_t h0, h1;
+    memcpy(&h0, x[0].qh, 4);
+    memcpy(&h1, x[1].qh, 4);
+    /* h0's halves to bytes 0-15 and 32-47, h1's to 16-31 and 48-63 */
+    const uint64_t m = _pdep_u64(h0, 0x0000FFFF0000FFFFull) | _pdep_u64(h1, 0xFFFF0000FFFF0000ull);
+    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    return _mm512_mask_add_epi8(v, m, v, _mm512_set1_epi8(16));
+}
+
+/* The weight scales of blocks l and l+1 in q5_pair's lane order. */
+KTARGET static inline __m512 q5_pair_wscales(const struct q5block *x)
+{
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
+    __m128 d = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)x[0].d | (uint32_t)x[1].d << 16)));
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d));
+}
+
+KTARGET void kernels_q5_0_gemv(int n, float *out, const void *vw, size_t row_bytes, int rows,
+                               const void *va)
+{
+    const int nb = n / 32, np = nb / 2;
+    const struct ablock1 *y = va;
+    if (np > KERNELS_Q5_0_GEMV_MAX_N / 64) {
+        for (int r = 0; r < rows; r++)
+            kernels_vec_dot_q5_0(n, out + r, (const char *)vw + (size_t)r * row_bytes, va);
+        return;
+    }
+    /* the activation once per call: its quants in q5_pair's order, 16 times
+     * their sums taken off in advance, its scales in the same lanes */
+    __m512i qa[KERNELS_Q5_0_GEMV_MAX_N / 64], negc[KERNELS_Q5_0_GEMV_MAX_N / 64];
+    __m512 ya[KERNELS_Q5_0_GEMV_MAX_N / 64];
+    const __m512i k16 = _mm512_set1_epi8(16), zero = _mm512_setzero_si512();
+    const __m512i yidx = _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
+    for (int p = 0; p < np; p++) {
+        const struct ablock1 *b = y + 2 * p;
+        __m256i a0 = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)b[0].qs)),
+            _mm_loadu_si128((const __m128i *)b[1].qs), 1);
+        __m256i a1 = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(b[0].qs + 16))),
+            _mm_loadu_si128((const __m128i *)(b[1].qs + 16)), 1);
+        qa[p] = _mm512_inserti64x4(_mm512_castsi256_si512(a0), a1, 1);
+        negc[p] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k16, qa[p]));
+        __m128 d = _mm_cvtph_ps(_mm_setr_epi16((short)b[0].d, (short)b[1].d, 0, 0, 0, 0, 0, 0));
+        ya[p] = _mm512_permutexvar_ps(yidx, _mm512_castps128_ps512(d));
+    }
+    for (int r = 0; r < rows; r++) {
+        const struct q5block *x = (const void *)((const char *)vw + (size_t)r * row_bytes);
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+        int l = 0;
+        /* the same sums in the same order as kernels_vec_dot_q5_0, lanes
+         * permuted: the same bits once they are put back */
+        for (; l + 3 < nb; l += 4) {
+            _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS), _MM_HINT_T0);
+            _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS) + 64, _MM_HINT_T0);
+            const int p = l / 2;
+            __m512i t0 = _mm512_dpbusd_epi32(negc[p], q5_pair(x + l), qa[p]);
+            __m512i t1 = _mm512_dpbusd_epi32(negc[p + 1], q5_pair(x + l + 2), qa[p + 1]);
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0),
+                                   _mm512_mul_ps(q5_pair_wscales(x + l), ya[p]), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1),
+                                   _mm512_mul_ps(q5_pair_wscales(x + l + 2), ya[p + 1]), acc1);
+        }
+        for (; l + 1 < nb; l += 2) {
+            const int p = l / 2;
+            __m512i t = _mm512_dpbusd_epi32(negc[p], q5_pair(x + l), qa[p]);
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t),
+                                   _mm512_mul_ps(q5_pair_wscales(x + l), ya[p]), acc0);
+        }
+        __m512 acc = _mm512_add_ps(acc0, acc1);
+        acc = _mm512_shuffle_f32x4(acc, acc, _MM_SHUFFLE(3, 1, 2, 0));
+        float sum = _mm512_reduce_add_ps(acc);
+        if (l < nb) {
+            float tail;
+            kernels_vec_dot_q5_0(32, &tail, x + l, y + l);
+            sum += tail;
+        }
+        out[r] = sum;
+    }
+}
+
 /* One Q5_0 weight row against m activation rows (Q8_0 rows of nb blocks,
  * `da` their scales as floats): each weight block is unpacked once for up
  * to 8 rows. out[j * stride] = the dot product with row j. */
@@ -420,6 +512,7 @@ static kernels_dot_fn g_ggml_dot5, g_ref_dot5;  /* and for Q5_0 x Q8_0 */
 static bool g_active;                           /* hearth's Q4_0 kernels in use */
 static bool g_active8;                          /* hearth's Q8_0 kernel in use */
 static bool g_active5;                          /* hearth's Q5_0 kernel in use */
+static bool g_rows5;                            /* and its rows kernel */
 
 bool kernels_cpu_ok(void)
 {
@@ -427,7 +520,7 @@ bool kernels_cpu_ok(void)
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
            __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") &&
-           __builtin_cpu_supports("fma");
+           __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
 }
 
 static int find_backend(struct dl_phdr_info *info, size_t size, void *ud)
@@ -567,10 +660,40 @@ static bool decide_dot(const char *type, kernels_dot_fn ggml, kernels_dot_fn ref
     return true;
 }
 
+/* The Q5_0 rows kernel against hearth's Q5_0 dot product row by row: the
+ * same bits, for widths with and without an odd last block, rows of their
+ * own width or padded apart. */
+static bool self_check_q5_rows(void)
+{
+    enum { NB = 29, ROWS = 5, PAD = 6 };
+    static uint8_t w[ROWS * (NB * sizeof(struct q5block) + PAD)], a[NB * sizeof(struct ablock1)];
+    uint32_t seed = 2468;
+    fill(w, sizeof w, &seed, 1, 0);
+    fill(a, sizeof a, &seed, sizeof(struct ablock1), 1);
+    const int widths[] = { 1, 2, 3, 4, 5, 7, 8, 28, 29 };
+    for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++)
+        for (int pad = 0; pad <= PAD; pad += PAD) {
+            const int nb = widths[i];
+            const size_t rb = (size_t)nb * sizeof(struct q5block) + (size_t)pad;
+            for (int r = 0; r < ROWS; r++)      /* sane scales in every block */
+                for (int l = 0; l < nb; l++) {
+                    uint16_t h = (uint16_t)((8u << 10) | ((r * 31 + l * 7) & 0x3FF));
+                    memcpy(w + (size_t)r * rb + (size_t)l * sizeof(struct q5block), &h, 2);
+                }
+            float want[ROWS], got[ROWS];
+            for (int r = 0; r < ROWS; r++)
+                kernels_vec_dot_q5_0(nb * 32, &want[r], w + (size_t)r * rb, a);
+            kernels_q5_0_gemv(nb * 32, got, w, rb, ROWS, a);
+            if (memcmp(want, got, sizeof want) != 0)
+                return false;
+        }
+    return true;
+}
+
 bool kernels_init(const char *mode)
 {
     pthread_once(&g_once, resolve);
-    g_active = g_active8 = g_active5 = false;
+    g_active = g_active8 = g_active5 = g_rows5 = false;
     if (mode && strcmp(mode, "off") == 0)
         return false;
     if (!kernels_cpu_ok()) {
@@ -590,7 +713,16 @@ bool kernels_init(const char *mode)
                            sizeof(struct ablock1), 54321);
     g_active5 = decide_dot("Q5_0", g_ggml_dot5, g_ref_dot5, kernels_vec_dot_q5_0,
                            sizeof(struct q5block), 9876);
+    g_rows5 = g_active5 && self_check_q5_rows();
+    if (g_active5 && !g_rows5)
+        log_warn("kernels: hearth's Q5_0 rows kernel disagrees with its dot product; rows go "
+                 "one by one");
     return g_active || g_active8 || g_active5;
+}
+
+bool kernels_q5_0_gemv_active(void)
+{
+    return g_rows5;
 }
 
 bool kernels_q5_0_active(void)

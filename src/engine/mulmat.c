@@ -29,6 +29,7 @@ typedef bool (*extra_fn)(struct ggml_compute_params *, struct ggml_tensor *);
 typedef const struct ggml_type_traits_cpu *(*traits_fn)(enum ggml_type);
 typedef ggml_backend_buffer_type_t (*buft_fn)(void);
 typedef void (*gemv_fn)(int, float *, size_t, const void *, const void *, int, int);
+typedef void (*rows_fn)(int, float *, const void *, size_t, int, const void *);
 
 /* How one type is multiplied: for plain matrices ggml's dot product per row
  * (hearth's for Q8_0, bound by name); for repacked ones the gemv over groups
@@ -39,6 +40,7 @@ struct way {
     enum ggml_type row_type;
     ggml_from_float_t from_float;
     ggml_vec_dot_t dot;           /* plain */
+    rows_fn rows;                 /* plain, many rows at once (or NULL) */
     gemv_fn gemv;                 /* repacked */
 };
 
@@ -89,14 +91,19 @@ static void plan_ways(void)
         const struct ggml_type_traits_cpu *r = g_traits(t->vec_dot_type);
         if (!r || !r->from_float)
             continue;
-        g_plain[plain[i]] = (struct way){ false, t->vec_dot_type, r->from_float, t->vec_dot, NULL };
+        g_plain[plain[i]] = (struct way){ false, t->vec_dot_type, r->from_float, t->vec_dot, NULL,
+                                          NULL };
     }
+    /* plain Q5_0 rows through hearth's kernel, which prepares the row once */
+    if (g_plain[GGML_TYPE_Q5_0].dot && kernels_q5_0_gemv_active())
+        g_plain[GGML_TYPE_Q5_0].rows = kernels_q5_0_gemv;
     for (size_t i = 0; i < sizeof packed / sizeof packed[0]; i++) {
         const struct ggml_type_traits_cpu *r = g_traits(packed[i].row);
         gemv_fn g = packed[i].gemv ? (gemv_fn)kernels_backend_symbol(packed[i].gemv)
                                    : kernels_active_for("Q4_0") ? q4_0_gemv : NULL;
         if (r && r->from_float && g)
-            g_packed[packed[i].type] = (struct way){ false, packed[i].row, r->from_float, NULL, g };
+            g_packed[packed[i].type] = (struct way){ false, packed[i].row, r->from_float, NULL, NULL,
+                                                     g };
     }
 }
 
@@ -215,6 +222,9 @@ bool ggml_cpu_extra_compute_forward(struct ggml_compute_params *params, struct g
                 y->gemv(K, out + u0 * 8, (size_t)w->ne[1],
                         (const char *)w->data + (size_t)u0 * unit_bytes, row, 1,
                         (int)((u1 - u0) * 8));
+            else if (y->rows)
+                y->rows(K, out + u0, (const char *)w->data + u0 * w->nb[1], w->nb[1],
+                        (int)(u1 - u0), row);
             else
                 for (int64_t r = u0; r < u1; r++)
                     y->dot(K, out + r, 0, (const char *)w->data + r * w->nb[1], 0, row, 0, 1);

@@ -132,6 +132,7 @@ TEST(init_follows_mode_and_cpu)
     CHECK(kernels_active_for("Q8_0") == g_vnni);
     CHECK(kernels_active_for("Q5_0") == g_vnni);
     CHECK(kernels_q5_0_active() == g_vnni);
+    CHECK(kernels_q5_0_gemv_active() == g_vnni);
     CHECK(!kernels_active_for("F16"));
 }
 
@@ -298,6 +299,13 @@ TEST(q5_0_dot_matches_ggml)
                 }
                 kernels_q5_0_rows(n, xr, y, da, 1, &many[r], 1);
             }
+            /* the decode kernel: the whole matrix against the row, the dot
+             * product's bits; and a window of rows from the middle */
+            float all[16], mid[16];
+            kernels_q5_0_gemv(n, all, x, (size_t)(n / 32) * 22, rows, y);
+            CHECK(memcmp(all, got, sizeof all) == 0);
+            kernels_q5_0_gemv(n, mid, x + (size_t)5 * (n / 32) * 22, (size_t)(n / 32) * 22, 7, y);
+            CHECK(memcmp(mid, got + 5, 7 * sizeof(float)) == 0);
             double e_ref = worst(got, ref, rows), e_opt = worst(got, opt, rows);
             double e_many = worst(many, ref, rows);
             if (!(e_ref < TOL && e_opt < TOL && e_many < TOL))
