@@ -320,15 +320,9 @@ static bool check(void)
     size_t size = ggml_graph_overhead() + 8 * ggml_tensor_overhead() +
                   (size_t)D * NKV * HKV * NS * 2 * 2 + (size_t)NKV * NS * 2 +
                   (size_t)D * H * NS * 4 * 2 + (16u << 10);
-    void *mem = cpuexec_scratch(size);
-    if (!mem)
+    struct ggml_context *ctx = cpuexec_context(size);
+    if (!ctx)
         return false;
-    struct ggml_init_params ip = { size, mem, false };
-    struct ggml_context *ctx = ggml_init(ip);
-    if (!ctx) {
-        cpuexec_scratch_free(mem, size);
-        return false;
-    }
     bool ok = false;
     struct ggml_tensor *q = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, D, 1, H, NS);
     struct ggml_tensor *k = ggml_new_tensor_4d(ctx, GGML_TYPE_F16, D, NKV, HKV, NS);
@@ -367,8 +361,7 @@ static bool check(void)
         if (!(fabsf(got[i] - want[i]) <= 1e-2f * fabsf(want[i]) + 2e-3f))
             ok = false;
 out:
-    ggml_free(ctx);
-    cpuexec_scratch_free(mem, size);
+    cpuexec_context_free(ctx);
     return ok;
 }
 

@@ -27,6 +27,28 @@ void cpuexec_scratch_free(void *p, size_t size)
         munmap(p, size);
 }
 
+struct ggml_context *cpuexec_context(size_t size)
+{
+    void *mem = cpuexec_scratch(size);
+    if (!mem)
+        return NULL;
+    struct ggml_init_params ip = { size, mem, false };
+    struct ggml_context *ctx = ggml_init(ip);
+    if (!ctx)
+        cpuexec_scratch_free(mem, size);
+    return ctx;
+}
+
+void cpuexec_context_free(struct ggml_context *ctx)
+{
+    if (!ctx)
+        return;
+    void *mem = ggml_get_mem_buffer(ctx);
+    size_t size = ggml_get_mem_size(ctx);
+    ggml_free(ctx);
+    cpuexec_scratch_free(mem, size);
+}
+
 bool cpuexec_run(struct ggml_cgraph *gf, int threads)
 {
     plan_fn plan = (plan_fn)kernels_backend_symbol("ggml_graph_plan");

@@ -9,7 +9,8 @@
  * buffers this size in huge pages, see worker/supervisor.c).
  *
  * Ownership: cpuexec_scratch() memory is the caller's until
- * cpuexec_scratch_free() with the same size.
+ * cpuexec_scratch_free() with the same size; a cpuexec_context() until
+ * cpuexec_context_free().
  */
 #ifndef HEARTH_CPUEXEC_H
 #define HEARTH_CPUEXEC_H
@@ -37,6 +38,11 @@ static inline struct cpuexec_thread cpuexec_thread_of(const struct ggml_compute_
 /* `size` bytes of zeroed memory, or NULL. */
 void *cpuexec_scratch(size_t size);
 void cpuexec_scratch_free(void *p, size_t size);      /* NULL is fine */
+
+/* A ggml context that allocates its tensors in `size` bytes of scratch
+ * memory, or NULL; cpuexec_context_free() frees both (NULL is fine). */
+struct ggml_context *cpuexec_context(size_t size);
+void cpuexec_context_free(struct ggml_context *ctx);
 
 /* The graph through ggml_graph_plan/ggml_graph_compute of the loaded CPU
  * backend on `threads` threads (its work buffer from cpuexec_scratch).

@@ -269,9 +269,7 @@ static bool check(enum ggml_type type, bool packed, int rows)
     struct ggml_context *wctx = ggml_init(wp);
     size_t size = ggml_graph_overhead() + 8 * ggml_tensor_overhead() + K * 4 * MAXR +
                   N * 4 * 2 * MAXR + (16u << 10);
-    void *mem = cpuexec_scratch(size);
-    struct ggml_init_params cp = { size, mem, false };
-    struct ggml_context *ctx = mem ? ggml_init(cp) : NULL;
+    struct ggml_context *ctx = cpuexec_context(size);
     ggml_backend_buffer_t buf = NULL;
     float *src = malloc(sizeof(float) * K * N);
     void *q = malloc(ggml_row_size(type, K) * N);
@@ -322,10 +320,7 @@ static bool check(enum ggml_type type, bool packed, int rows)
     }
 out:
     ggml_backend_buffer_free(buf);
-    if (ctx)
-        ggml_free(ctx);
-    if (mem)
-        cpuexec_scratch_free(mem, size);
+    cpuexec_context_free(ctx);
     if (wctx)
         ggml_free(wctx);
     free(src);

@@ -382,15 +382,9 @@ static bool check(void)
     size_t size = ggml_graph_overhead() + 12 * ggml_tensor_overhead() +
                   sizeof(float) * ((size_t)K * M + (size_t)M * N + (size_t)K * R +
                                    6 * (size_t)M * R) + (64u << 10);
-    void *mem = cpuexec_scratch(size);
-    if (!mem)
+    struct ggml_context *ctx = cpuexec_context(size);
+    if (!ctx)
         return false;
-    struct ggml_init_params ip = { size, mem, false };
-    struct ggml_context *ctx = ggml_init(ip);
-    if (!ctx) {
-        cpuexec_scratch_free(mem, size);
-        return false;
-    }
     struct ggml_tensor *w1 = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, K, M);
     struct ggml_tensor *w2 = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, M, N);
     struct ggml_tensor *x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, K, R);
@@ -427,8 +421,7 @@ static bool check(void)
     }
     ok = true;
 out:
-    ggml_free(ctx);
-    cpuexec_scratch_free(mem, size);
+    cpuexec_context_free(ctx);
     return ok;
 }
 
