@@ -12,7 +12,8 @@
 typedef struct ggml_cplan (*plan_fn)(const struct ggml_cgraph *, int, struct ggml_threadpool *);
 typedef enum ggml_status (*compute_fn)(struct ggml_cgraph *, struct ggml_cplan *);
 
-void *cpuexec_scratch(size_t size)
+/* `size` bytes of zeroed memory in 4 KiB pages, or NULL. */
+static void *cpuexec_scratch(size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
@@ -21,7 +22,7 @@ void *cpuexec_scratch(size_t size)
     return p;
 }
 
-void cpuexec_scratch_free(void *p, size_t size)
+static void cpuexec_scratch_free(void *p, size_t size)
 {
     if (p)
         munmap(p, size);

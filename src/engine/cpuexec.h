@@ -8,8 +8,7 @@
  * so a check leaves nothing in a worker's resident set (malloc would put
  * buffers this size in huge pages, see worker/supervisor.c).
  *
- * Ownership: cpuexec_scratch() memory is the caller's until
- * cpuexec_scratch_free() with the same size; a cpuexec_context() until
+ * Ownership: a cpuexec_context() is the caller's until
  * cpuexec_context_free().
  */
 #ifndef HEARTH_CPUEXEC_H
@@ -35,17 +34,13 @@ static inline struct cpuexec_thread cpuexec_thread_of(const struct ggml_compute_
     return *(const struct cpuexec_thread *)(const void *)params;
 }
 
-/* `size` bytes of zeroed memory, or NULL. */
-void *cpuexec_scratch(size_t size);
-void cpuexec_scratch_free(void *p, size_t size);      /* NULL is fine */
-
 /* A ggml context that allocates its tensors in `size` bytes of scratch
  * memory, or NULL; cpuexec_context_free() frees both (NULL is fine). */
 struct ggml_context *cpuexec_context(size_t size);
 void cpuexec_context_free(struct ggml_context *ctx);
 
 /* The graph through ggml_graph_plan/ggml_graph_compute of the loaded CPU
- * backend on `threads` threads (its work buffer from cpuexec_scratch).
+ * backend on `threads` threads (its work buffer in scratch memory).
  * False when the backend is missing or the computation failed. */
 bool cpuexec_run(struct ggml_cgraph *gf, int threads);
 

@@ -228,9 +228,9 @@ static double num(const json *req, const char *k, double def)
 }
 
 /* The first largest logit, as llama.cpp's greedy sampler picks it, without
- * its copy of the whole vocabulary into a candidate array (~0.1 ms a token). */
-/* The first index of the largest logit: the maximum first (a loop the
- * compiler vectorizes), then where it is. */
+ * its copy of the whole vocabulary into a candidate array (~0.1 ms a
+ * token): the maximum first (a loop the compiler vectorizes), then where
+ * it is. */
 static llama_token argmax(const float *logits, int n)
 {
     float bv = logits[0];
@@ -549,6 +549,8 @@ int llm_step(llm *m)
                 continue;
             llama_memory_seq_rm(mem, s->seq, -1, -1);
             s->cache.n = 0;
+            if (s->held.len)         /* text generated before the failure */
+                m->sink.delta(m->sink.ud, s->req, s->held.data, s->held.len);
             m->sink.error(m->sink.ud, s->req, 500, "decode_failed",
                           "the model failed to evaluate the batch");
             slot_release(s);

@@ -67,11 +67,8 @@
 #endif
 #include "worker/wire.h"
 #if W_LLM || W_ASR
+#include "engine/backends.h"
 #include "worker/accel.h"
-#endif
-
-#ifndef HEARTH_GGML_BACKENDS
-#define HEARTH_GGML_BACKENDS ""
 #endif
 
 static int g_fd = 3;
@@ -245,8 +242,8 @@ int main(int argc, char **argv)
     /* One malloc arena for every thread. glibc gives each new thread that
      * allocates its own arena, and with huge pages for malloc (the worker's
      * GLIBC_TUNABLES, worker/supervisor.c) an arena's first allocation
-     * makes 2 MiB resident: ggml's threads and the huge-page fold's thread
-     * added 1-2 MiB to a small model's footprint. This worker's threads
+     * makes 2 MiB resident: ggml's threads added 1-2 MiB to a small model's
+     * footprint. This worker's threads
      * allocate little, so they do not contend for the one arena. */
     mallopt(M_ARENA_MAX, 1);
 #endif
@@ -315,13 +312,7 @@ int main(int argc, char **argv)
     (void)is_embed;
 #endif
 #if W_LLM || W_ASR
-    const char *bdir = getenv("HEARTH_GGML_BACKENDS");
-    if (!bdir || !*bdir)
-        bdir = HEARTH_GGML_BACKENDS;
-    if (*bdir)
-        ggml_backend_load_all_from_path(bdir);
-    else
-        ggml_backend_load_all();
+    backends_load();
 #endif
 #if W_LLM
     llama_backend_init();

@@ -6,8 +6,8 @@
  * shapes models have, and every case it was not written for still reaches
  * ggml's operator untouched.
  */
-#include "backend.h"
 #include "check.h"
+#include "engine/backends.h"
 #include "engine/attn.h"
 #include "engine/kernels.h"
 
@@ -222,7 +222,7 @@ TEST(other_cases_reach_ggml)
 
 int main(void)
 {
-    test_load_backend();
+    backends_load();
     g_compute = (compute_fn)kernels_backend_symbol("ggml_graph_compute_with_ctx");
     g_avx512 = kernels_cpu_ok();
     /* each test forks; ggml's thread pool starts in the child */

@@ -5,8 +5,8 @@
  * on extreme values, and the entry points under ggml's names forward to
  * ggml's own kernels when hearth's are off.
  */
-#include "backend.h"
 #include "check.h"
+#include "engine/backends.h"
 #include "engine/kernels.h"
 
 #include <ggml-backend.h>
@@ -365,7 +365,7 @@ TEST(entry_points_dispatch)
 
 int main(void)
 {
-    test_load_backend();
+    backends_load();
     kernels_ggml(g_ggml);
     kernels_ggml_dot8(g_dot8);
     kernels_ggml_dot5(g_dot5);

@@ -7,8 +7,8 @@
  * repacked matrices of every type hearth schedules (quantized by ggml);
  * every other product still reaches ggml's.
  */
-#include "backend.h"
 #include "check.h"
+#include "engine/backends.h"
 #include "engine/kernels.h"
 #include "engine/mulmat.h"
 
@@ -219,7 +219,7 @@ static void quiet(enum ggml_log_level level, const char *text, void *ud)
 int main(void)
 {
     ggml_log_set(quiet, NULL);          /* not ggml's line per repacked matrix */
-    test_load_backend();
+    backends_load();
     g_compute = (compute_fn)kernels_backend_symbol("ggml_graph_compute_with_ctx");
     buft_fn repack = (buft_fn)kernels_backend_symbol("_Z35ggml_backend_cpu_repack_buffer_typev");
     g_repack = repack ? repack() : NULL;

@@ -6,8 +6,8 @@
  * and again is learned as a schedule, is fetched ahead while threads wait,
  * and still gives ggml's result to the bit.
  */
-#include "backend.h"
 #include "check.h"
+#include "engine/backends.h"
 #include "engine/kernels.h"
 #include "engine/mulmat.h"
 #include "engine/pace.h"
@@ -261,7 +261,7 @@ static void quiet(enum ggml_log_level level, const char *text, void *ud)
 int main(void)
 {
     ggml_log_set(quiet, NULL);
-    test_load_backend();
+    backends_load();
     g_compute = (compute_fn)kernels_backend_symbol("ggml_graph_compute_with_ctx");
     buft_fn repack = (buft_fn)kernels_backend_symbol("_Z35ggml_backend_cpu_repack_buffer_typev");
     g_repack = repack ? repack() : NULL;
