@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/mapped.h"
 #include "core/thp.h"
+#include "engine/argmax.h"
 #include "engine/kernels.h"
 #include "core/textstream.h"
 #include "engine/prompt.h"
@@ -225,21 +226,6 @@ static double num(const json *req, const char *k, double def)
 {
     const json *v = json_get(req, k);
     return v && v->type == JSON_NUMBER ? v->number : def;
-}
-
-/* The first largest logit, as llama.cpp's greedy sampler picks it, without
- * its copy of the whole vocabulary into a candidate array (~0.1 ms a
- * token): the maximum first (a loop the compiler vectorizes), then where
- * it is. */
-static llama_token argmax(const float *logits, int n)
-{
-    float bv = logits[0];
-    for (int i = 1; i < n; i++)
-        bv = logits[i] > bv ? logits[i] : bv;
-    for (int i = 0; i < n; i++)
-        if (logits[i] == bv)
-            return i;
-    return 0;                        /* logits[0] is NaN */
 }
 
 /* *greedy is set when the chain is plain greedy decoding. */
@@ -570,7 +556,7 @@ int llm_step(llm *m)
         }
         if (s->i_batch >= 0) {
             const float *lg = s->greedy ? llama_get_logits_ith(m->ctx, s->i_batch) : NULL;
-            llama_token t = lg ? argmax(lg, llama_vocab_n_tokens(m->vocab))
+            llama_token t = lg ? argmax_f32(lg, llama_vocab_n_tokens(m->vocab))
                                : llama_sampler_sample(s->smpl, m->ctx, s->i_batch);
             on_token(m, s, t);
         }
