@@ -251,21 +251,18 @@ KTARGET void kernels_gemm_q4_0(int n, float *s, size_t bs, const void *vx, const
 
 /* ---- Q8_0 x Q8_0: one weight row against one activation row -------------- */
 
-/* The scales of blocks l and l+1, each over its 8 int32 lanes. */
-KTARGET static inline __m512 pair_scales(const struct ablock1 *x, const struct ablock1 *y, int l)
-{
-    __m128 d = _mm_cvtph_ps(_mm_setr_epi16((short)x[l].d, (short)x[l + 1].d, (short)y[l].d,
-                                           (short)y[l + 1].d, 0, 0, 0, 0));
-    __m128 p = _mm_mul_ps(d, _mm_movehl_ps(d, d));          /* dx0*dy0, dx1*dy1 */
-    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(p));
-}
-
 /* Two blocks' quants side by side in one register. */
 KTARGET static inline __m512i pair_quants(const struct ablock1 *b, int l)
 {
     return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b[l].qs)),
                               _mm256_loadu_si256((const __m256i *)b[l + 1].qs), 1);
+}
+
+/* The scales of two Q8_0 blocks over their 8 lanes each. */
+KTARGET static inline __m512 pair_dscales(const struct ablock1 *b)
+{
+    __m256i h = _mm256_set1_epi16((short)b[0].d);
+    return _mm512_cvtph_ps(_mm256_mask_set1_epi16(h, 0xFF00, (short)b[1].d));
 }
 
 /* vpdpbusd multiplies unsigned by signed bytes: the weights are taken as
@@ -287,14 +284,14 @@ KTARGET void kernels_vec_dot_q8_0(int n, float *s, const void *vx, const void *v
         __m512i t1 = _mm512_dpbusd_epi32(zero, _mm512_xor_si512(pair_quants(x, l + 2), k80), q1);
         t0 = _mm512_sub_epi32(t0, _mm512_dpbusd_epi32(zero, k80, q0));
         t1 = _mm512_sub_epi32(t1, _mm512_dpbusd_epi32(zero, k80, q1));
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0), pair_scales(x, y, l), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1), pair_scales(x, y, l + 2), acc1);
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0), _mm512_mul_ps(pair_dscales(x + l), pair_dscales(y + l)), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1), _mm512_mul_ps(pair_dscales(x + l + 2), pair_dscales(y + l + 2)), acc1);
     }
     for (; l + 1 < nb; l += 2) {
         __m512i q = pair_quants(y, l);
         __m512i t = _mm512_dpbusd_epi32(zero, _mm512_xor_si512(pair_quants(x, l), k80), q);
         t = _mm512_sub_epi32(t, _mm512_dpbusd_epi32(zero, k80, q));
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), pair_scales(x, y, l), acc0);
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(pair_dscales(x + l), pair_dscales(y + l)), acc0);
     }
     float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
     if (l < nb) {
@@ -304,6 +301,64 @@ KTARGET void kernels_vec_dot_q8_0(int n, float *s, const void *vx, const void *v
         sum += (float)dot * (h2f(x[l].d) * h2f(y[l].d));
     }
     *s = sum;
+}
+
+/* Rows of a plain Q8_0 matrix against one activation row, the activation
+ * prepared once: its quants, 128 times their sums taken off in advance, its
+ * scales over the lanes of their blocks. Each pair of weight blocks then
+ * costs two loads, a flip of the sign bits, one vpdpbusd and the scales:
+ * the same sums in the same lanes and order as kernels_vec_dot_q8_0, so the
+ * same bits. */
+KTARGET void kernels_q8_0_gemv(int n, float *out, const void *vw, size_t row_bytes, int rows,
+                               const void *va)
+{
+    const int nb = n / 32, np = nb / 2;
+    const struct ablock1 *y = va;
+    if (np > KERNELS_Q8_0_GEMV_MAX_N / 64) {
+        for (int r = 0; r < rows; r++)
+            kernels_vec_dot_q8_0(n, out + r, (const char *)vw + (size_t)r * row_bytes, va);
+        return;
+    }
+    __m512i qa[KERNELS_Q8_0_GEMV_MAX_N / 64], negc[KERNELS_Q8_0_GEMV_MAX_N / 64];
+    __m512 ya[KERNELS_Q8_0_GEMV_MAX_N / 64];
+    const __m512i k80 = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
+    for (int p = 0; p < np; p++) {
+        qa[p] = pair_quants(y, 2 * p);
+        negc[p] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k80, qa[p]));
+        ya[p] = pair_dscales(y + 2 * p);
+    }
+    for (int r = 0; r < rows; r++) {
+        const struct ablock1 *x = (const void *)((const char *)vw + (size_t)r * row_bytes);
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+        const __m512i *q = qa, *c = negc;
+        const __m512 *d = ya;
+        int l = 0;
+        for (; l + 3 < nb; l += 4, q += 2, c += 2, d += 2) {
+            _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS), _MM_HINT_T0);
+            _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS) + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS) + 128, _MM_HINT_T0);
+            __m512i t0 = _mm512_dpbusd_epi32(c[0], _mm512_xor_si512(pair_quants(x, l), k80), q[0]);
+            __m512i t1 = _mm512_dpbusd_epi32(c[1], _mm512_xor_si512(pair_quants(x, l + 2), k80),
+                                             q[1]);
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0), _mm512_mul_ps(pair_dscales(x + l), d[0]),
+                                   acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1),
+                                   _mm512_mul_ps(pair_dscales(x + l + 2), d[1]), acc1);
+        }
+        for (; l + 1 < nb; l += 2, q++, c++, d++) {
+            __m512i t = _mm512_dpbusd_epi32(c[0], _mm512_xor_si512(pair_quants(x, l), k80), q[0]);
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(pair_dscales(x + l), d[0]),
+                                   acc0);
+        }
+        float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+        if (l < nb) {
+            int dot = 0;
+            for (int i = 0; i < 32; i++)
+                dot += x[l].qs[i] * y[l].qs[i];
+            sum += (float)dot * (h2f(x[l].d) * h2f(y[l].d));
+        }
+        out[r] = sum;
+    }
 }
 
 /* ---- Q5_0 x Q8_0: one weight row against one activation row -------------- */
@@ -321,13 +376,32 @@ KTARGET static inline __m256i q5_bytes(const struct q5block *b)
     return _mm256_or_si256(nib, _mm256_maskz_mov_epi8((__mmask32)qh, _mm256_set1_epi8(16)));
 }
 
-KTARGET static inline __m512 pair_scales5(const struct q5block *x, const struct ablock1 *y, int l)
+/* Two Q5_0 blocks' elements as x+16, in element order (block l's 32, then
+ * block l+1's, as kernels_vec_dot_q5_0 has them): one 256-bit load of both
+ * blocks' nibbles spread to the four quarters, one shift of the upper
+ * nibbles, and the fifth bits, which are already in element order, as one
+ * 64-bit mask. */
+KTARGET static inline __m512i q5_pair(const struct q5block *x)
 {
-    __m128 d = _mm_cvtph_ps(_mm_setr_epi16((short)x[l].d, (short)x[l + 1].d, (short)y[l].d,
-                                           (short)y[l + 1].d, 0, 0, 0, 0));
-    __m128 p = _mm_mul_ps(d, _mm_movehl_ps(d, d));
-    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(p));
+    const __m256i q = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)x[0].qs)),
+        _mm_loadu_si128((const __m128i *)x[1].qs), 1);
+    const __m512i idx = _mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0);
+    __m512i v = _mm512_permutexvar_epi64(idx, _mm512_castsi256_si512(q));
+    v = _mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4);     /* words of the upper nibbles */
+    v = _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
+    uint32_t h0, h1;
+    memcpy(&h0, x[0].qh, 4);
+    memcpy(&h1, x[1].qh, 4);
+    return _mm512_mask_add_epi8(v, (uint64_t)h1 << 32 | h0, v, _mm512_set1_epi8(16));
+}
+
+/* The weight scales of blocks l and l+1 over their 8 lanes each. */
+KTARGET static inline __m512 q5_pair_wscales(const struct q5block *x)
+{
+    __m256i h = _mm256_set1_epi16((short)x[0].d);
+    h = _mm256_mask_set1_epi16(h, 0xFF00, (short)x[1].d);
+    return _mm512_cvtph_ps(h);
 }
 
 /* vpdpbusd on the elements as x+16 (unsigned), with 16 times the
@@ -344,21 +418,19 @@ KTARGET void kernels_vec_dot_q5_0(int n, float *s, const void *vx, const void *v
         _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS), _MM_HINT_T0);
         _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS) + 64, _MM_HINT_T0);
         __m512i q0 = pair_quants(y, l), q1 = pair_quants(y, l + 2);
-        __m512i w0 = _mm512_inserti64x4(_mm512_castsi256_si512(q5_bytes(x + l)), q5_bytes(x + l + 1), 1);
-        __m512i w1 = _mm512_inserti64x4(_mm512_castsi256_si512(q5_bytes(x + l + 2)),
-                                        q5_bytes(x + l + 3), 1);
+        __m512i w0 = q5_pair(x + l), w1 = q5_pair(x + l + 2);
         __m512i t0 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w0, q0),
                                       _mm512_dpbusd_epi32(zero, k16, q0));
         __m512i t1 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w1, q1),
                                       _mm512_dpbusd_epi32(zero, k16, q1));
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0), pair_scales5(x, y, l), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1), pair_scales5(x, y, l + 2), acc1);
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0), _mm512_mul_ps(q5_pair_wscales(x + l), pair_dscales(y + l)), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1), _mm512_mul_ps(q5_pair_wscales(x + l + 2), pair_dscales(y + l + 2)), acc1);
     }
     for (; l + 1 < nb; l += 2) {
         __m512i q = pair_quants(y, l);
-        __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(q5_bytes(x + l)), q5_bytes(x + l + 1), 1);
+        __m512i w = q5_pair(x + l);
         __m512i t = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w, q), _mm512_dpbusd_epi32(zero, k16, q));
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), pair_scales5(x, y, l), acc0);
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(q5_pair_wscales(x + l), pair_dscales(y + l)), acc0);
     }
     float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
     if (l < nb) {
@@ -375,33 +447,6 @@ KTARGET void kernels_vec_dot_q5_0(int n, float *s, const void *vx, const void *v
     *s = sum;
 }
 
-/* Two Q5_0 blocks' elements as x+16, in the order [block l elements 0-15 |
- * block l+1 elements 0-15 | block l 16-31 | block l+1 16-31]: one pair of
- * 128-bit loads, one nibble split, and the fifth bits as one byte mask. */
-KTARGET static inline __m512i q5_pair(const struct q5block *x)
-{
-    const __m256i m0f = _mm256_set1_epi8(0x0F);
-    const __m256i q = _mm256_inserti128_si256(
-        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)x[0].qs)),
-        _mm_loadu_si128((const __m128i *)x[1].qs), 1);
-    const __m256i lo = _mm256_and_si256(q, m0f), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m0f);
-    uint32_t h0, h1;
-    memcpy(&h0, x[0].qh, 4);
-    memcpy(&h1, x[1].qh, 4);
-    /* h0's halves to bytes 0-15 and 32-47, h1's to 16-31 and 48-63 */
-    const uint64_t m = _pdep_u64(h0, 0x0000FFFF0000FFFFull) | _pdep_u64(h1, 0xFFFF0000FFFF0000ull);
-    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-    return _mm512_mask_add_epi8(v, m, v, _mm512_set1_epi8(16));
-}
-
-/* The weight scales of blocks l and l+1 in q5_pair's lane order. */
-KTARGET static inline __m512 q5_pair_wscales(const struct q5block *x)
-{
-    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
-    __m128 d = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)x[0].d | (uint32_t)x[1].d << 16)));
-    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d));
-}
-
 KTARGET void kernels_q5_0_gemv(int n, float *out, const void *vw, size_t row_bytes, int rows,
                                const void *va)
 {
@@ -412,51 +457,41 @@ KTARGET void kernels_q5_0_gemv(int n, float *out, const void *vw, size_t row_byt
             kernels_vec_dot_q5_0(n, out + r, (const char *)vw + (size_t)r * row_bytes, va);
         return;
     }
-    /* the activation once per call: its quants in q5_pair's order, 16 times
-     * their sums taken off in advance, its scales in the same lanes */
+    /* the activation once per call: its quants, 16 times their sums taken
+     * off in advance, its scales over the lanes of their blocks */
     __m512i qa[KERNELS_Q5_0_GEMV_MAX_N / 64], negc[KERNELS_Q5_0_GEMV_MAX_N / 64];
     __m512 ya[KERNELS_Q5_0_GEMV_MAX_N / 64];
     const __m512i k16 = _mm512_set1_epi8(16), zero = _mm512_setzero_si512();
-    const __m512i yidx = _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
     for (int p = 0; p < np; p++) {
-        const struct ablock1 *b = y + 2 * p;
-        __m256i a0 = _mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)b[0].qs)),
-            _mm_loadu_si128((const __m128i *)b[1].qs), 1);
-        __m256i a1 = _mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(b[0].qs + 16))),
-            _mm_loadu_si128((const __m128i *)(b[1].qs + 16)), 1);
-        qa[p] = _mm512_inserti64x4(_mm512_castsi256_si512(a0), a1, 1);
+        qa[p] = pair_quants(y, 2 * p);
         negc[p] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k16, qa[p]));
-        __m128 d = _mm_cvtph_ps(_mm_setr_epi16((short)b[0].d, (short)b[1].d, 0, 0, 0, 0, 0, 0));
-        ya[p] = _mm512_permutexvar_ps(yidx, _mm512_castps128_ps512(d));
+        __m256i h = _mm256_set1_epi16((short)y[2 * p].d);
+        ya[p] = _mm512_cvtph_ps(_mm256_mask_set1_epi16(h, 0xFF00, (short)y[2 * p + 1].d));
     }
     for (int r = 0; r < rows; r++) {
         const struct q5block *x = (const void *)((const char *)vw + (size_t)r * row_bytes);
         __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
         int l = 0;
-        /* the same sums in the same order as kernels_vec_dot_q5_0, lanes
-         * permuted: the same bits once they are put back */
-        for (; l + 3 < nb; l += 4) {
+        /* the same sums in the same lanes and order as kernels_vec_dot_q5_0:
+         * the same bits */
+        const __m512i *q = qa, *c = negc;
+        const __m512 *d = ya;
+        for (; l + 3 < nb; l += 4, q += 2, c += 2, d += 2) {
             _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS), _MM_HINT_T0);
             _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS) + 64, _MM_HINT_T0);
-            const int p = l / 2;
-            __m512i t0 = _mm512_dpbusd_epi32(negc[p], q5_pair(x + l), qa[p]);
-            __m512i t1 = _mm512_dpbusd_epi32(negc[p + 1], q5_pair(x + l + 2), qa[p + 1]);
+            __m512i t0 = _mm512_dpbusd_epi32(c[0], q5_pair(x + l), q[0]);
+            __m512i t1 = _mm512_dpbusd_epi32(c[1], q5_pair(x + l + 2), q[1]);
             acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0),
-                                   _mm512_mul_ps(q5_pair_wscales(x + l), ya[p]), acc0);
+                                   _mm512_mul_ps(q5_pair_wscales(x + l), d[0]), acc0);
             acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1),
-                                   _mm512_mul_ps(q5_pair_wscales(x + l + 2), ya[p + 1]), acc1);
+                                   _mm512_mul_ps(q5_pair_wscales(x + l + 2), d[1]), acc1);
         }
-        for (; l + 1 < nb; l += 2) {
-            const int p = l / 2;
-            __m512i t = _mm512_dpbusd_epi32(negc[p], q5_pair(x + l), qa[p]);
+        for (; l + 1 < nb; l += 2, q++, c++, d++) {
+            __m512i t = _mm512_dpbusd_epi32(c[0], q5_pair(x + l), q[0]);
             acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t),
-                                   _mm512_mul_ps(q5_pair_wscales(x + l), ya[p]), acc0);
+                                   _mm512_mul_ps(q5_pair_wscales(x + l), d[0]), acc0);
         }
-        __m512 acc = _mm512_add_ps(acc0, acc1);
-        acc = _mm512_shuffle_f32x4(acc, acc, _MM_SHUFFLE(3, 1, 2, 0));
-        float sum = _mm512_reduce_add_ps(acc);
+        float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
         if (l < nb) {
             float tail;
             kernels_vec_dot_q5_0(32, &tail, x + l, y + l);
@@ -513,6 +548,7 @@ static bool g_active;                           /* hearth's Q4_0 kernels in use 
 static bool g_active8;                          /* hearth's Q8_0 kernel in use */
 static bool g_active5;                          /* hearth's Q5_0 kernel in use */
 static bool g_rows5;                            /* and its rows kernel */
+static bool g_rows8;                            /* hearth's Q8_0 rows kernel in use */
 
 bool kernels_cpu_ok(void)
 {
@@ -660,30 +696,33 @@ static bool decide_dot(const char *type, kernels_dot_fn ggml, kernels_dot_fn ref
     return true;
 }
 
-/* The Q5_0 rows kernel against hearth's Q5_0 dot product row by row: the
- * same bits, for widths with and without an odd last block, rows of their
- * own width or padded apart. */
-static bool self_check_q5_rows(void)
+/* A plain rows kernel against its dot product row by row: the same bits,
+ * for widths with and without an odd last block, rows of their own width
+ * or padded apart. */
+typedef void (*gemv_kernel)(int n, float *out, const void *vw, size_t row_bytes, int rows,
+                            const void *va);
+
+static bool self_check_rows(gemv_kernel gemv, dot_kernel dot, size_t wsize, uint32_t seed)
 {
     enum { NB = 29, ROWS = 5, PAD = 6 };
-    static uint8_t w[ROWS * (NB * sizeof(struct q5block) + PAD)], a[NB * sizeof(struct ablock1)];
-    uint32_t seed = 2468;
+    _Static_assert(sizeof(struct q5block) <= sizeof(struct ablock1), "w holds either");
+    static uint8_t w[ROWS * (NB * sizeof(struct ablock1) + PAD)], a[NB * sizeof(struct ablock1)];
     fill(w, sizeof w, &seed, 1, 0);
     fill(a, sizeof a, &seed, sizeof(struct ablock1), 1);
     const int widths[] = { 1, 2, 3, 4, 5, 7, 8, 28, 29 };
     for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++)
         for (int pad = 0; pad <= PAD; pad += PAD) {
             const int nb = widths[i];
-            const size_t rb = (size_t)nb * sizeof(struct q5block) + (size_t)pad;
+            const size_t rb = (size_t)nb * wsize + (size_t)pad;
             for (int r = 0; r < ROWS; r++)      /* sane scales in every block */
                 for (int l = 0; l < nb; l++) {
                     uint16_t h = (uint16_t)((8u << 10) | ((r * 31 + l * 7) & 0x3FF));
-                    memcpy(w + (size_t)r * rb + (size_t)l * sizeof(struct q5block), &h, 2);
+                    memcpy(w + (size_t)r * rb + (size_t)l * wsize, &h, 2);
                 }
             float want[ROWS], got[ROWS];
             for (int r = 0; r < ROWS; r++)
-                kernels_vec_dot_q5_0(nb * 32, &want[r], w + (size_t)r * rb, a);
-            kernels_q5_0_gemv(nb * 32, got, w, rb, ROWS, a);
+                dot(nb * 32, &want[r], w + (size_t)r * rb, a);
+            gemv(nb * 32, got, w, rb, ROWS, a);
             if (memcmp(want, got, sizeof want) != 0)
                 return false;
         }
@@ -693,7 +732,7 @@ static bool self_check_q5_rows(void)
 bool kernels_init(const char *mode)
 {
     pthread_once(&g_once, resolve);
-    g_active = g_active8 = g_active5 = g_rows5 = false;
+    g_active = g_active8 = g_active5 = g_rows5 = g_rows8 = false;
     if (mode && strcmp(mode, "off") == 0)
         return false;
     if (!kernels_cpu_ok()) {
@@ -713,11 +752,22 @@ bool kernels_init(const char *mode)
                            sizeof(struct ablock1), 54321);
     g_active5 = decide_dot("Q5_0", g_ggml_dot5, g_ref_dot5, kernels_vec_dot_q5_0,
                            sizeof(struct q5block), 9876);
-    g_rows5 = g_active5 && self_check_q5_rows();
+    g_rows5 = g_active5 && self_check_rows(kernels_q5_0_gemv, kernels_vec_dot_q5_0,
+                                           sizeof(struct q5block), 2468);
+    g_rows8 = g_active8 && self_check_rows(kernels_q8_0_gemv, kernels_vec_dot_q8_0,
+                                           sizeof(struct ablock1), 1357);
+    if (g_active8 && !g_rows8)
+        log_warn("kernels: hearth's Q8_0 rows kernel disagrees with its dot product; rows go "
+                 "one by one");
     if (g_active5 && !g_rows5)
         log_warn("kernels: hearth's Q5_0 rows kernel disagrees with its dot product; rows go "
                  "one by one");
     return g_active || g_active8 || g_active5;
+}
+
+bool kernels_q8_0_gemv_active(void)
+{
+    return g_rows8;
 }
 
 bool kernels_q5_0_gemv_active(void)

@@ -78,6 +78,12 @@ void kernels_q5_0_rows(int n, const void *vw, const void *va, const float *da, i
 #define KERNELS_Q5_0_GEMV_MAX_N 8192
 void kernels_q5_0_gemv(int n, float *out, const void *vw, size_t row_bytes, int rows,
                        const void *va);
+/* The same for a plain Q8_0 matrix: the same bits as kernels_vec_dot_q8_0. */
+#define KERNELS_Q8_0_GEMV_MAX_N 8192
+void kernels_q8_0_gemv(int n, float *out, const void *vw, size_t row_bytes, int rows,
+                       const void *va);
+/* True when kernels_q8_0_gemv is checked and in use (with the dot product). */
+bool kernels_q8_0_gemv_active(void);
 /* True when kernels_q5_0_gemv is checked and in use (with the dot product). */
 bool kernels_q5_0_gemv_active(void);
 /* True when hearth's Q5_0 dot product is in use. */

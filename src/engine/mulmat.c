@@ -94,9 +94,11 @@ static void plan_ways(void)
         g_plain[plain[i]] = (struct way){ false, t->vec_dot_type, r->from_float, t->vec_dot, NULL,
                                           NULL };
     }
-    /* plain Q5_0 rows through hearth's kernel, which prepares the row once */
+    /* plain Q5_0 and Q8_0 rows through hearth's kernels, which prepare the row once */
     if (g_plain[GGML_TYPE_Q5_0].dot && kernels_q5_0_gemv_active())
         g_plain[GGML_TYPE_Q5_0].rows = kernels_q5_0_gemv;
+    if (g_plain[GGML_TYPE_Q8_0].dot && kernels_q8_0_gemv_active())
+        g_plain[GGML_TYPE_Q8_0].rows = kernels_q8_0_gemv;
     for (size_t i = 0; i < sizeof packed / sizeof packed[0]; i++) {
         const struct ggml_type_traits_cpu *r = g_traits(packed[i].row);
         gemv_fn g = packed[i].gemv ? (gemv_fn)kernels_backend_symbol(packed[i].gemv)

@@ -133,6 +133,7 @@ TEST(init_follows_mode_and_cpu)
     CHECK(kernels_active_for("Q5_0") == g_vnni);
     CHECK(kernels_q5_0_active() == g_vnni);
     CHECK(kernels_q5_0_gemv_active() == g_vnni);
+    CHECK(kernels_q8_0_gemv_active() == g_vnni);
     CHECK(!kernels_active_for("F16"));
 }
 
@@ -245,6 +246,14 @@ TEST(q8_0_dot_matches_ggml)
                 g_dot8[0](n, &opt[r], 0, xr, 0, y, 0, 1);
                 kernels_vec_dot_q8_0(n, &got[r], xr, y);
             }
+            /* the decode kernel: the whole matrix against the row, the dot
+             * product's bits; and a window of rows from the middle */
+            float all[16], mid[16];
+            kernels_q8_0_gemv(n, all, x, (size_t)(n / 32) * ABLOCK1, rows, y);
+            CHECK(memcmp(all, got, sizeof all) == 0);
+            kernels_q8_0_gemv(n, mid, x + (size_t)5 * (n / 32) * ABLOCK1, (size_t)(n / 32) * ABLOCK1,
+                              7, y);
+            CHECK(memcmp(mid, got + 5, 7 * sizeof(float)) == 0);
             double e_ref = worst(got, ref, rows), e_opt = worst(got, opt, rows);
             if (!(e_ref < TOL && e_opt < TOL))
                 fprintf(stderr, "  q8_0 n=%d extreme=%d: %.2e vs reference, %.2e vs ggml\n", n,
