@@ -21,6 +21,7 @@
 #include "core/thp.h"
 #include "engine/argmax.h"
 #include "engine/kernels.h"
+#include "engine/kquant.h"
 #include "core/textstream.h"
 #include "engine/prompt.h"
 #include "engine/tokvec.h"
@@ -209,8 +210,9 @@ int llm_describe(llm *m, buf *out)
     char desc[256] = "";
     llama_model_desc(m->model, desc, sizeof desc);
     const char *tmpl = llama_model_chat_template(m->model, NULL);
-    /* +vnni: hearth's kernels multiply this model's Q4_0 or Q8_0 matrices */
-    bool vnni = kernels_active_for(desc);
+    /* +vnni: hearth's kernels multiply this model's Q4_0, Q8_0, Q5_0 or Q4_K
+     * matrices */
+    bool vnni = kernels_active_for(desc) || (kquant_active() && strstr(desc, "Q4_K"));
     buf_printf(out, "{\"slots\":%d,\"n_ctx_slot\":%d,\"n_ctx_train\":%d,\"n_vocab\":%d,"
                "\"n_params\":%llu,\"size\":%llu,\"has_chat_template\":%s,\"backend\":\"%s\","
                "\"desc\":",

@@ -10,6 +10,8 @@
 #include "check.h"
 #include "engine/backends.h"
 #include "engine/kernels.h"
+#include "engine/kquant.h"
+#include "engine/kquant.h"
 #include "engine/mulmat.h"
 
 #include <ggml-alloc.h>
@@ -191,6 +193,88 @@ TEST(prompt_rows_q5_0_match_ggml)
     }
 }
 
+/* One activation row against a repacked Q4_K matrix through hearth's Q4_K
+ * kernel (engine/kquant.h), with both results held against the exact
+ * product of the dequantized weights and the dequantized Q8_K activation:
+ * hearth's may differ from ggml's (another summation order), but must be
+ * at least as close to the exact value. The activation has a mean (values
+ * in -2..6), so Q4_K's unsigned quants make terms ~10^3 times the result:
+ * the case where float summation order shows. */
+static void q4_K_against_exact(int k, int n, int threads, double *e_ggml, double *e_ours)
+{
+    struct ggml_init_params wp = { 4 * ggml_tensor_overhead(), NULL, true };
+    struct ggml_context *wctx = ggml_init(wp);
+    struct ggml_tensor *w = ggml_new_tensor_2d(wctx, GGML_TYPE_Q4_K, k, n);
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(wctx, g_repack);
+    CHECK(buf != NULL);
+    size_t bytes;
+    void *q = quant_rows(GGML_TYPE_Q4_K, k, n, &bytes);
+    ggml_backend_tensor_set(w, q, 0, bytes);
+    float *wf = malloc(sizeof(float) * (size_t)k * n);
+    ggml_get_type_traits(GGML_TYPE_Q4_K)->to_float(q, wf, (int64_t)k * n);
+    free(q);
+    struct ggml_init_params cp = { 64u << 20, NULL, false };
+    struct ggml_context *ctx = ggml_init(cp);
+    struct ggml_tensor *x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, k, 1);
+    float *xd = x->data;
+    for (int i = 0; i < k; i++)
+        xd[i] = (float)rnd() / 8388608.0f * 4.0f - 2.0f;
+    /* the activation as the kernels see it: quantized to Q8_K */
+    void *xq = malloc(ggml_row_size(GGML_TYPE_Q8_K, k));
+    float *xf = malloc(sizeof(float) * (size_t)k);
+    typedef const struct ggml_type_traits_cpu *(*traits_fn)(enum ggml_type);
+    traits_fn traits = (traits_fn)kernels_backend_symbol("ggml_get_type_traits_cpu");
+    traits(GGML_TYPE_Q8_K)->from_float(xd, xq, k);
+    for (int i = 0; i < k; i++) {                 /* block_q8_K: float d, int8 qs[256], ... */
+        const uint8_t *blk = (const uint8_t *)xq + (size_t)(i / 256) * 292;
+        float d;
+        memcpy(&d, blk, 4);
+        xf[i] = d * (float)(int8_t)blk[4 + i % 256];
+    }
+    struct ggml_tensor *y = ggml_mul_mat(ctx, w, x);
+    struct ggml_cgraph *gf = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf, y);
+    float *want = malloc(sizeof(float) * (size_t)n);
+    mulmat_set(false);
+    CHECK(g_compute(ctx, gf, threads) == GGML_STATUS_SUCCESS);
+    memcpy(want, y->data, sizeof(float) * (size_t)n);
+    long before = mulmat_calls();
+    mulmat_set(true);
+    CHECK(g_compute(ctx, gf, threads) == GGML_STATUS_SUCCESS);
+    CHECK(mulmat_calls() > before);
+    const float *got = y->data;
+    *e_ggml = *e_ours = 0;
+    for (int r = 0; r < n; r++) {
+        double exact = 0;
+        for (int i = 0; i < k; i++)
+            exact += (double)wf[(size_t)r * k + i] * xf[i];
+        *e_ggml = fmax(*e_ggml, fabs(want[r] - exact) / (fabs(exact) + 1.0));
+        *e_ours = fmax(*e_ours, fabs(got[r] - exact) / (fabs(exact) + 1.0));
+    }
+    free(want), free(wf), free(xq), free(xf);
+    ggml_free(ctx);
+    ggml_backend_buffer_free(buf);
+    ggml_free(wctx);
+}
+
+TEST(single_rows_q4_K_as_close_as_ggml)
+{
+    kernels_init("auto");
+    if (!g_vnni || !kquant_init("auto") || !mulmat_init("auto"))
+        return;
+    const int shapes[][2] = { { 2048, 5632 }, { 5632, 2048 }, { 4864, 896 }, { 256, 24 } };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5) {
+            double eg, eo;
+            q4_K_against_exact(shapes[i][0], shapes[i][1], threads, &eg, &eo);
+            if (getenv("VERBOSE") || !(eo <= eg * 1.25 + 2e-5 && eo < 1e-3))
+                fprintf(stderr, "  q4_K %dx%d, %d threads: ggml %.2e, hearth %.2e from exact\n",
+                        shapes[i][0], shapes[i][1], threads, eg, eo);
+            CHECK(eo <= eg * 1.25 + 2e-5);
+            CHECK(eo < 1e-3);
+        }
+}
+
 TEST(other_products_reach_ggml)
 {
     kernels_init("auto");
@@ -231,6 +315,7 @@ int main(void)
     RUN(init_follows_mode_and_kernels);
     RUN(single_rows_match_ggml_bit_for_bit);
     RUN(prompt_rows_q5_0_match_ggml);
+    RUN(single_rows_q4_K_as_close_as_ggml);
     RUN(other_products_reach_ggml);
     return check_summary();
 }

@@ -1,0 +1,253 @@
+/*
+ * kquant.c: Q4_K x Q8_K single-row kernel over ggml's 8-row repacked
+ * layout, with AVX-512 VNNI (see kquant.h).
+ *
+ * Per 8 rows and 256 elements:
+ *  - each 64-byte load holds 8 bytes of each row; its low nibbles meet 8
+ *    activation bytes of sub-block 2p and its high nibbles the 8 bytes 32
+ *    further, of sub-block 2p+1 (vpdpbusd, two int32 lanes per row);
+ *  - after the four loads of a sub-block pair, each lane holds a sum of 16
+ *    products of a 4-bit and an 8-bit value (|x| <= 30720, an int16), so
+ *    vpmaddwd multiplies it by the sub-block's 6-bit scale exactly;
+ *  - the 8 rows' scales and mins come out of their 6-bit packing for all 8
+ *    sub-blocks at once (three dword permutes of the 96 bytes);
+ *  - the mins meet the activation's sub-block sums with vpmaddwd, two
+ *    sub-blocks a time, from pairs prepared once per call;
+ *  - per 256 elements, the two lanes of each row fold in integers and
+ *    d_j*S - dmin_j*M is taken in float with one rounding (fmsub) before
+ *    the superblocks add up: Q4_K's quants are unsigned, so against a row
+ *    with a mean both terms run to ~10^3 times the result, and ggml's
+ *    kernel, which sums each term on its own, loses ~1e-3 of the result
+ *    there (measured on ggml's own quantization of a 4864-wide row).
+ */
+#include "engine/kquant.h"
+
+#include "core/log.h"
+#include "engine/kernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KTARGET \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
+
+struct q4kx8 {      /* ggml's block_q4_Kx8 */
+    uint16_t d[8];
+    uint16_t dmin[8];
+    uint8_t scales[96];
+    uint8_t qs[1024];
+};
+struct q8k {        /* ggml's block_q8_K */
+    float d;
+    int8_t qs[256];
+    int16_t bsums[16];
+};
+_Static_assert(sizeof(struct q4kx8) == 1152, "ggml's block_q4_Kx8");
+_Static_assert(sizeof(struct q8k) == 292, "ggml's block_q8_K");
+
+/* rows up to this many elements take hearth's kernel; wider ones ggml's */
+#define MAX_SUPERBLOCKS 64
+
+typedef void (*gemv_fn)(int, float *, size_t, const void *, const void *, int, int);
+
+static gemv_fn g_ggml;      /* ggml's optimized kernel: rows too wide for ours */
+static bool g_on;
+
+/* The 8 rows' 6-bit scales and mins of the 8 sub-blocks: lane s of sc_lo
+ * holds sub-block s's scales of rows 0-3 (a byte each), sc_hi rows 4-7;
+ * mn_lo and mn_hi the same for the mins. */
+KTARGET static inline void unpack_scales(const uint8_t *p, __m256i *sc_lo, __m256i *sc_hi,
+                                         __m256i *mn_lo, __m256i *mn_hi)
+{
+    const __m512i a = _mm512_loadu_si512(p);                                /* dwords 0-15 */
+    const __m512i b = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 64)));
+    const __m512i i01 = _mm512_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21, 1, 4, 7, 10, 13, 16, 19, 22);
+    const __m512i i2 = _mm512_setr_epi32(2, 5, 8, 11, 14, 17, 20, 23, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i u01 = _mm512_permutex2var_epi32(a, i01, b);
+    const __m256i u0 = _mm512_castsi512_si256(u01), u1 = _mm512_extracti64x4_epi64(u01, 1);
+    const __m256i u2 = _mm512_castsi512_si256(_mm512_permutex2var_epi32(a, i2, b));
+    const __m256i m3f = _mm256_set1_epi32(0x3f3f3f3f), m0f = _mm256_set1_epi32(0x0f0f0f0f);
+    const __m256i m03 = _mm256_set1_epi32(0x03030303);
+    *sc_lo = _mm256_and_si256(u0, m3f);
+    *mn_lo = _mm256_and_si256(u1, m3f);
+    *sc_hi = _mm256_or_si256(_mm256_and_si256(u2, m0f),
+                             _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u0, 6), m03), 4));
+    *mn_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), m0f),
+                             _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u1, 6), m03), 4));
+}
+
+/* Sub-block scales of 8 rows as 16 int32 lanes, two per row (the layout
+ * of the vpdpbusd sums): from the 8 bytes in lane s of lo|hi. */
+KTARGET static inline __m512i lanes_of(const uint32_t *lo, const uint32_t *hi, int s)
+{
+    const __m128i b = _mm_setr_epi32((int)lo[s], (int)hi[s], 0, 0);
+    return _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(b, b));
+}
+
+KTARGET void kquant_gemv_q4_K(int n, float *s, size_t bs, const void *vx, const void *vy, int nr,
+                              int nc)
+{
+    (void)bs;
+    (void)nr;
+    const int nb = n / 256;
+    if (nb > MAX_SUPERBLOCKS) {
+        g_ggml(n, s, bs, vx, vy, nr, nc);
+        return;
+    }
+    const struct q8k *a = vy;
+    /* the activation's sub-block sums in pairs, one int16 pair per dword,
+     * for the mins (sub-blocks 2t and 2t+1 in dword t) */
+    __m256i bpair[MAX_SUPERBLOCKS][4];
+    for (int l = 0; l < nb; l++) {
+        const __m256i b16 = _mm256_loadu_si256((const __m256i *)a[l].bsums);
+        const __m256i b32 = _mm256_madd_epi16(b16, _mm256_set1_epi16(1)); /* 8 sub-block sums */
+        const __m256i p16 = _mm256_packs_epi32(b32, b32);  /* |sum| <= 32*128: exact */
+        /* after packs: words 0-3 = sums 0-3, words 8-11 = sums 4-7 */
+        const __m128i lo = _mm256_castsi256_si128(p16), hi = _mm256_extracti128_si256(p16, 1);
+        uint32_t pairs[4];                                   /* sums 2t, 2t+1 in dword t */
+        _mm_storeu_si128((__m128i *)pairs, _mm_unpacklo_epi64(lo, hi));
+        for (int t = 0; t < 4; t++)
+            bpair[l][t] = _mm256_set1_epi32((int)pairs[t]);
+    }
+    const __m512i m0f = _mm512_set1_epi8(0x0F);
+    const struct q4kx8 *x = vx;
+    for (int g = 0; g < nc / 8; g++, x += nb) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int l = 0; l < nb; l++) {
+            const struct q4kx8 *b = x + l;
+            const int8_t *aq = a[l].qs;
+            _mm_prefetch((const char *)(b + 4), _MM_HINT_T0);
+            __m256i sc_lo, sc_hi, mn_lo, mn_hi;
+            unpack_scales(b->scales, &sc_lo, &sc_hi, &mn_lo, &mn_hi);
+            uint32_t slo[8], shi[8];
+            _mm256_storeu_si256((__m256i *)slo, sc_lo);
+            _mm256_storeu_si256((__m256i *)shi, sc_hi);
+            __m512i sum = _mm512_setzero_si512();
+            for (int p = 0; p < 4; p++) {
+                const uint8_t *q = b->qs + p * 256;
+                _mm_prefetch((const char *)q + 4 * 1152, _MM_HINT_T0);
+                _mm_prefetch((const char *)q + 4 * 1152 + 64, _MM_HINT_T0);
+                _mm_prefetch((const char *)q + 4 * 1152 + 128, _MM_HINT_T0);
+                _mm_prefetch((const char *)q + 4 * 1152 + 192, _MM_HINT_T0);
+                __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+                for (int kk = 0; kk < 4; kk++) {
+                    const __m512i w = _mm512_loadu_si512(q + kk * 64);
+                    int64_t a0, a1;
+                    memcpy(&a0, aq + p * 64 + kk * 8, 8);
+                    memcpy(&a1, aq + p * 64 + 32 + kk * 8, 8);
+                    lo = _mm512_dpbusd_epi32(lo, _mm512_and_si512(w, m0f), _mm512_set1_epi64(a0));
+                    hi = _mm512_dpbusd_epi32(hi, _mm512_and_si512(_mm512_srli_epi16(w, 4), m0f),
+                                             _mm512_set1_epi64(a1));
+                }
+                sum = _mm512_add_epi32(sum, _mm512_madd_epi16(lo, lanes_of(slo, shi, 2 * p)));
+                sum = _mm512_add_epi32(sum, _mm512_madd_epi16(hi, lanes_of(slo, shi, 2 * p + 1)));
+            }
+            /* the mins: rows' m_s (bytes of mn_lo|mn_hi lane s) times the
+             * activation's sums, two sub-blocks per vpmaddwd */
+            uint32_t mlo[8], mhi[8];
+            _mm256_storeu_si256((__m256i *)mlo, mn_lo);
+            _mm256_storeu_si256((__m256i *)mhi, mn_hi);
+            __m256i msum = _mm256_setzero_si256();
+            for (int t = 0; t < 4; t++) {
+                const __m128i m0 = _mm_setr_epi32((int)mlo[2 * t], (int)mhi[2 * t], 0, 0);
+                const __m128i m1 = _mm_setr_epi32((int)mlo[2 * t + 1], (int)mhi[2 * t + 1], 0, 0);
+                const __m256i mm = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m0, m1));
+                msum = _mm256_add_epi32(msum, _mm256_madd_epi16(mm, bpair[l][t]));
+            }
+            /* one value per row and superblock: the two lanes of each row
+             * folded (exact, in integers), then d*S - dmin*M rounded once,
+             * before the superblocks add up: with unsigned quants against a
+             * row with a mean, both terms run to ~10^3 times the result */
+            const __m512i fold = _mm512_add_epi32(sum, _mm512_srli_epi64(sum, 32));
+            const __m256 s8 = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(fold));
+            const __m256 ad = _mm256_set1_ps(a[l].d);
+            const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d)), ad);
+            const __m256 dm = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin)), ad);
+            acc = _mm256_add_ps(acc, _mm256_fmsub_ps(s8, dd, _mm256_mul_ps(_mm256_cvtepi32_ps(msum), dm)));
+        }
+        _mm256_storeu_ps(s + g * 8, acc);
+    }
+}
+
+/* ---- decision -------------------------------------------------------- */
+
+static uint32_t rnd(uint32_t *seed)
+{
+    *seed = *seed * 1664525u + 1013904223u;
+    return *seed >> 8;
+}
+
+/* Random groups of 8 rows with sane fp16 scales, and an activation row of
+ * int8 values with its sums, as quantize_row_q8_K makes them. */
+static void fill(struct q4kx8 *w, int groups, int nb, struct q8k *a, uint32_t seed)
+{
+    for (int i = 0; i < groups * nb; i++) {
+        uint8_t *p = (uint8_t *)&w[i];
+        for (size_t k = 0; k < sizeof w[i]; k++)
+            p[k] = (uint8_t)rnd(&seed);
+        for (int j = 0; j < 8; j++) {
+            w[i].d[j] = (uint16_t)(0x2000 | (rnd(&seed) & 0x0FFF));      /* ~2^-7 .. 2^-5 */
+            w[i].dmin[j] = (uint16_t)(0x2000 | (rnd(&seed) & 0x0FFF));
+        }
+    }
+    for (int l = 0; l < nb; l++) {
+        a[l].d = 0.01f + (float)(rnd(&seed) % 100) / 1000.0f;
+        for (int k = 0; k < 256; k++)
+            a[l].qs[k] = (int8_t)((int)(rnd(&seed) % 255) - 127);
+        for (int k = 0; k < 16; k++) {
+            int sum = 0;
+            for (int i = 0; i < 16; i++)
+                sum += a[l].qs[k * 16 + i];
+            a[l].bsums[k] = (int16_t)sum;
+        }
+    }
+}
+
+static bool self_check(gemv_fn ref)
+{
+    enum { GROUPS = 3, NB = 5 };
+    static struct q4kx8 w[GROUPS * NB];
+    static struct q8k a[NB];
+    for (int nb = 1; nb <= NB; nb++) {
+        fill(w, GROUPS, nb, a, 777u + (uint32_t)nb);
+        float want[GROUPS * 8], got[GROUPS * 8];
+        ref(nb * 256, want, 0, w, a, 1, GROUPS * 8);
+        kquant_gemv_q4_K(nb * 256, got, 0, w, a, 1, GROUPS * 8);
+        double scale = 0;
+        for (int i = 0; i < GROUPS * 8; i++)
+            scale = fmax(scale, fabs(want[i]));
+        for (int i = 0; i < GROUPS * 8; i++)
+            if (!(fabs(got[i] - want[i]) <= 1e-5 * scale + 1e-6))
+                return false;
+    }
+    return true;
+}
+
+bool kquant_init(const char *mode)
+{
+    g_on = false;
+    if (mode && strcmp(mode, "off") == 0)
+        return false;
+    if (!kernels_cpu_ok())
+        return false;
+    g_ggml = (gemv_fn)kernels_backend_symbol("ggml_gemv_q4_K_8x8_q8_K");
+    if (!g_ggml) {
+        log_warn("kquant: ggml's CPU backend does not export its Q4_K kernels; ggml's stay");
+        return false;
+    }
+    if (!self_check(g_ggml)) {
+        log_warn("kquant: hearth's Q4_K kernel disagrees with ggml's reference (its repacked "
+                 "layout changed?); ggml's stays");
+        return false;
+    }
+    g_on = true;
+    return true;
+}
+
+bool kquant_active(void)
+{
+    return g_on;
+}

@@ -1,0 +1,43 @@
+/*
+ * kquant.h: hearth's decode kernel for Q4_K weights, the type most
+ * downloadable models (Q4_K_M) are mostly made of.
+ *
+ * ggml's CPU backend repacks Q4_K matrices into groups of 8 rows
+ * (block_q4_Kx8) and multiplies one activation row (block_q8_K) with
+ * ggml_gemv_q4_K_8x8_q8_K, which streams ~30 GB/s per core from cache on
+ * this machine: slower than memory, so a decode step waits on arithmetic.
+ * kquant_gemv_q4_K takes the same layout and arguments; it adds 8 rows'
+ * products of a 64-byte load with two vpdpbusd, scales whole sub-blocks in
+ * integers (vpmaddwd) and converts to float once per 256 elements.
+ *
+ * Layout (ggml's), per 8 rows and 256 elements: 8 fp16 scales d, 8 fp16
+ * mins dmin, 96 bytes of 6-bit sub-block scales and mins (12 bytes per
+ * sub-block s, the 8 rows' values packed as in a plain Q4_K block), then
+ * 1024 bytes where byte k*64 + j*8 + i of row j holds, in its low nibble,
+ * element (k/4)*64 + (k%4)*8 + i and, in its high nibble, the element 32
+ * after it. Row j's value is sum over sub-blocks s of
+ * d_j*sc_sj*(q . a_s) - dmin_j*m_sj*(sum of a_s), times the activation's
+ * scale.
+ *
+ * Used by engine/mulmat.c for single-row products once kquant_init() has
+ * compared it with ggml's reference; the result is not bit-identical to
+ * ggml's (the float sums run in another order), it agrees within rounding.
+ * Needs AVX-512 VNNI (kernels_cpu_ok()).
+ */
+#ifndef HEARTH_KQUANT_H
+#define HEARTH_KQUANT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* ggml's gemv signature: s[x*8 + j] for the nc/8 groups of vx against the
+ * block_q8_K row vy (nr must be 1; bs is unused). */
+void kquant_gemv_q4_K(int n, float *s, size_t bs, const void *vx, const void *vy, int nr, int nc);
+
+/* Check hearth's Q4_K kernel against ggml's reference (its exported
+ * ggml_gemv_q4_K_8x8_q8_K_generic) on random blocks; "off" skips it.
+ * Returns true when the kernel is in use. */
+bool kquant_init(const char *mode);
+bool kquant_active(void);
+
+#endif
