@@ -45,7 +45,14 @@ struct q8k {        /* ggml's block_q8_K */
     int8_t qs[256];
     int16_t bsums[16];
 };
+struct q6k {        /* ggml's block_q6_K */
+    uint8_t ql[128];    /* low 4 bits */
+    uint8_t qh[64];     /* high 2 bits */
+    int8_t scales[16];  /* one per 16 elements */
+    uint16_t d;
+};
 _Static_assert(sizeof(struct q4kx8) == 1152, "ggml's block_q4_Kx8");
+_Static_assert(sizeof(struct q6k) == 210, "ggml's block_q6_K");
 _Static_assert(sizeof(struct q8k) == 292, "ggml's block_q8_K");
 
 /* rows up to this many elements take hearth's kernel; wider ones ggml's */
@@ -53,8 +60,11 @@ _Static_assert(sizeof(struct q8k) == 292, "ggml's block_q8_K");
 
 typedef void (*gemv_fn)(int, float *, size_t, const void *, const void *, int, int);
 
+typedef void (*dot_fn)(int, float *, size_t, const void *, size_t, const void *, size_t, int);
+
 static gemv_fn g_ggml;      /* ggml's optimized kernel: rows too wide for ours */
-static bool g_on;
+static dot_fn g_dot6;       /* ggml's Q6_K dot product, likewise */
+static bool g_on, g_on6;
 
 /* The 8 rows' 6-bit scales and mins of the 8 sub-blocks: lane s of sc_lo
  * holds sub-block s's scales of rows 0-3 (a byte each), sc_hi rows 4-7;
@@ -172,6 +182,82 @@ KTARGET void kquant_gemv_q4_K(int n, float *s, size_t bs, const void *vx, const 
     }
 }
 
+/* ---- Q6_K x Q8_K: rows of a plain matrix against one activation row ---- */
+
+/* Four 16-element groups' scales (signed bytes), each over its 4 lanes of
+ * a vpdpbusd sum as a zero-extended int16 for vpmaddwd (low half the
+ * scale, high half 0). */
+KTARGET static inline __m512i q6_scales(__m256i sc16, int c)
+{
+    static const uint16_t idx[4][16] = {
+        { 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3 },
+        { 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7 },
+        { 8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11 },
+        { 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15 },
+    };
+    const __m256i w = _mm256_permutexvar_epi16(_mm256_loadu_si256((const __m256i *)idx[c]), sc16);
+    return _mm512_cvtepu16_epi32(w);
+}
+
+KTARGET void kquant_q6_K_rows(int n, float *out, const void *vw, size_t row_bytes, int rows,
+                              const void *va)
+{
+    const int nb = n / 256;
+    const struct q8k *a = va;
+    if (nb > MAX_SUPERBLOCKS) {
+        for (int r = 0; r < rows; r++)
+            g_dot6(n, out + r, 0, (const char *)vw + (size_t)r * row_bytes, 0, va, 0, 1);
+        return;
+    }
+    /* the activation once per call: 32 times the sum of each lane's 4
+     * values taken off in advance (the quants are stored as q+32) */
+    __m512i negc[MAX_SUPERBLOCKS][4];
+    const __m512i k32 = _mm512_set1_epi8(32), zero = _mm512_setzero_si512();
+    for (int l = 0; l < nb; l++)
+        for (int c = 0; c < 4; c++)
+            negc[l][c] = _mm512_sub_epi32(
+                zero, _mm512_dpbusd_epi32(zero, k32, _mm512_loadu_si512(a[l].qs + 64 * c)));
+    const __m512i m0f = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    /* the high bits of elements l and l+32 (A) and l+64 and l+96 (B) of a
+     * 128-element half: qh bits 0-1 and 2-3 moved up to bits 4-5, bits 4-5
+     * in place and 6-7 moved down */
+    const __m512i up = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i down = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    for (int r = 0; r < rows; r++) {
+        const struct q6k *x = (const void *)((const char *)vw + (size_t)r * row_bytes);
+        __m512 acc = _mm512_setzero_ps();
+        for (int l = 0; l < nb; l++) {
+            const struct q6k *b = x + l;
+            _mm_prefetch((const char *)(b + 16), _MM_HINT_T0);
+            _mm_prefetch((const char *)(b + 16) + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)(b + 16) + 128, _MM_HINT_T0);
+            _mm_prefetch((const char *)(b + 16) + 192, _MM_HINT_T0);
+            const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+            __m512i sum = _mm512_setzero_si512();
+            for (int h = 0; h < 2; h++) {
+                const __m512i ql = _mm512_loadu_si512(b->ql + 64 * h);
+                const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b->qh + 32 * h)));
+                /* 0xEA: (A & B) | C */
+                const __m512i qa = _mm512_ternarylogic_epi32(
+                    ql, m0f, _mm512_and_si512(_mm512_sllv_epi16(qh, up), m30), 0xEA);
+                const __m512i qb = _mm512_ternarylogic_epi32(
+                    _mm512_srli_epi16(ql, 4), m0f, _mm512_and_si512(_mm512_srlv_epi16(qh, down), m30),
+                    0xEA);
+                const __m512i ta = _mm512_dpbusd_epi32(negc[l][2 * h], qa,
+                                                       _mm512_loadu_si512(a[l].qs + 128 * h));
+                const __m512i tb = _mm512_dpbusd_epi32(negc[l][2 * h + 1], qb,
+                                                       _mm512_loadu_si512(a[l].qs + 128 * h + 64));
+                /* |lane| <= 4 * 32 * 127: an int16, times its group's scale */
+                sum = _mm512_add_epi32(sum, _mm512_madd_epi16(ta, q6_scales(sc16, 2 * h)));
+                sum = _mm512_add_epi32(sum, _mm512_madd_epi16(tb, q6_scales(sc16, 2 * h + 1)));
+            }
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
+                                  _mm512_set1_ps(_cvtsh_ss(b->d) * a[l].d), acc);
+        }
+        out[r] = _mm512_reduce_add_ps(acc);
+    }
+}
+
 /* ---- decision -------------------------------------------------------- */
 
 static uint32_t rnd(uint32_t *seed)
@@ -226,28 +312,79 @@ static bool self_check(gemv_fn ref)
     return true;
 }
 
+/* Random Q6_K rows (every byte random but the fp16 scale) against the same
+ * kind of activation row as above, hearth's rows kernel against ggml's dot
+ * product row by row. */
+static bool self_check6(void)
+{
+    enum { ROWS = 5, NB = 5 };
+    static struct q6k w[ROWS * NB];
+    static struct q4kx8 unused[NB];
+    static struct q8k a[NB];
+    for (int nb = 1; nb <= NB; nb++) {
+        fill(unused, 1, nb, a, 4321u + (uint32_t)nb);
+        uint32_t seed = 99u + (uint32_t)nb;
+        for (int i = 0; i < ROWS * nb; i++) {
+            uint8_t *p = (uint8_t *)&w[i];
+            for (size_t k = 0; k < sizeof w[i]; k++)
+                p[k] = (uint8_t)rnd(&seed);
+            w[i].d = (uint16_t)(0x2000 | (rnd(&seed) & 0x0FFF));
+        }
+        const size_t rb = (size_t)nb * sizeof(struct q6k);
+        float want[ROWS], got[ROWS];
+        for (int r = 0; r < ROWS; r++)
+            g_dot6(nb * 256, &want[r], 0, (const char *)w + r * rb, 0, a, 0, 1);
+        kquant_q6_K_rows(nb * 256, got, w, rb, ROWS, a);
+        double scale = 0;
+        for (int i = 0; i < ROWS; i++)
+            scale = fmax(scale, fabs(want[i]));
+        for (int i = 0; i < ROWS; i++)
+            if (!(fabs(got[i] - want[i]) <= 1e-5 * scale + 1e-6))
+                return false;
+    }
+    return true;
+}
+
 bool kquant_init(const char *mode)
 {
-    g_on = false;
+    g_on = g_on6 = false;
     if (mode && strcmp(mode, "off") == 0)
         return false;
     if (!kernels_cpu_ok())
         return false;
+    /* ggml's plain-C code reads fp16 through a table its init fills */
+    typedef void (*init_fn)(void);
+    init_fn cpu_init = (init_fn)kernels_backend_symbol("ggml_cpu_init");
+    if (cpu_init)
+        cpu_init();
+    gemv_fn ref = (gemv_fn)kernels_backend_symbol("ggml_gemv_q4_K_8x8_q8_K_generic");
     g_ggml = (gemv_fn)kernels_backend_symbol("ggml_gemv_q4_K_8x8_q8_K");
-    if (!g_ggml) {
+    if (!ref || !g_ggml) {
         log_warn("kquant: ggml's CPU backend does not export its Q4_K kernels; ggml's stay");
         return false;
     }
-    if (!self_check(g_ggml)) {
+    if (!self_check(ref)) {
         log_warn("kquant: hearth's Q4_K kernel disagrees with ggml's reference (its repacked "
                  "layout changed?); ggml's stays");
         return false;
     }
     g_on = true;
+    g_dot6 = (dot_fn)kernels_backend_symbol("ggml_vec_dot_q6_K_q8_K");
+    if (!g_dot6)
+        log_warn("kquant: ggml's CPU backend does not export its Q6_K dot product; ggml's stays");
+    else if (!self_check6())
+        log_warn("kquant: hearth's Q6_K kernel disagrees with ggml's dot product; ggml's stays");
+    else
+        g_on6 = true;
     return true;
 }
 
 bool kquant_active(void)
 {
     return g_on;
+}
+
+bool kquant_q6_K_active(void)
+{
+    return g_on6;
 }

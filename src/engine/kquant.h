@@ -1,6 +1,7 @@
 /*
- * kquant.h: hearth's decode kernel for Q4_K weights, the type most
- * downloadable models (Q4_K_M) are mostly made of.
+ * kquant.h: hearth's decode kernels for Q4_K and Q6_K weights, the types
+ * most downloadable models (Q4_K_M, and Q6_K for the output matrix and half
+ * the down projections) are made of.
  *
  * ggml's CPU backend repacks Q4_K matrices into groups of 8 rows
  * (block_q4_Kx8) and multiplies one activation row (block_q8_K) with
@@ -20,8 +21,10 @@
  * scale.
  *
  * Used by engine/mulmat.c for single-row products once kquant_init() has
- * compared it with ggml's reference; the result is not bit-identical to
- * ggml's (the float sums run in another order), it agrees within rounding.
+ * compared it with ggml's plain-C reference. The result is not bit-identical to ggml's (the float sums run in another order); it
+ * agrees within rounding and is closer to the exact product (ggml sums the
+ * scale and min terms apart, each ~10^3 times the result on a row with a
+ * mean; tests/unit/test_mulmat.c measures both against the exact value).
  * Needs AVX-512 VNNI (kernels_cpu_ok()).
  */
 #ifndef HEARTH_KQUANT_H
@@ -34,10 +37,24 @@
  * block_q8_K row vy (nr must be 1; bs is unused). */
 void kquant_gemv_q4_K(int n, float *s, size_t bs, const void *vx, const void *vy, int nr, int nc);
 
-/* Check hearth's Q4_K kernel against ggml's reference (its exported
- * ggml_gemv_q4_K_8x8_q8_K_generic) on random blocks; "off" skips it.
- * Returns true when the kernel is in use. */
+/* Rows [0, rows) of a plain Q6_K matrix (n elements each, row_bytes apart
+ * from vw) against one block_q8_K activation row: out[r]. The activation's
+ * block sums are taken once per call; each 128 elements of a row cost two
+ * 64-byte unpacks (4 low bits, 2 high bits), two vpdpbusd and the 16-element
+ * scales in integers (vpmaddwd), with one float step per 256 elements.
+ * Equal to ggml's dot product to rounding. Rows wider than 16384 elements
+ * go to ggml's dot product. */
+void kquant_q6_K_rows(int n, float *out, const void *vw, size_t row_bytes, int rows,
+                      const void *va);
+
+/* Check hearth's Q4_K kernel against ggml's plain-C reference
+ * (ggml_gemv_q4_K_8x8_q8_K_generic) and its Q6_K kernel against ggml's
+ * dot product on random blocks; "off" skips both. Returns true when the
+ * Q4_K kernel is in use. */
 bool kquant_init(const char *mode);
 bool kquant_active(void);
+/* The Q6_K rows kernel, checked by kquant_init against ggml's exported
+ * ggml_vec_dot_q6_K_q8_K: true when in use. */
+bool kquant_q6_K_active(void);
 
 #endif

@@ -1,9 +1,9 @@
 /*
  * test_kquant.c: unit tests for src/engine/kquant.{h,c}: hearth's Q4_K
  * decode kernel gives what ggml's own kernel (from the real CPU backend)
- * gives on ggml's repacked layout, for every superblock count up to past
- * its limit, with extreme scales, quants and activations; its decision
- * follows the mode.
+ * gives on ggml's repacked layout, and its Q6_K rows kernel what ggml's dot
+ * product gives, for superblock counts up to past their limit, with
+ * extreme scales, quants and activations; the decision follows the mode.
  */
 #include "check.h"
 #include "engine/backends.h"
@@ -19,7 +19,9 @@
 enum { WBLOCK = 1152, ABLOCK = 292 };
 
 typedef void (*gemv_fn)(int, float *, size_t, const void *, const void *, int, int);
+typedef void (*dot_fn)(int, float *, size_t, const void *, size_t, const void *, size_t, int);
 static gemv_fn g_ggml;
+static dot_fn g_dot6;           /* ggml's Q6_K dot product */
 static bool g_vnni;
 
 static uint32_t g_seed = 99;
@@ -95,6 +97,7 @@ static double worst(const float *got, const float *want, int nc, const uint8_t *
 TEST(backend_exports_the_kernel)
 {
     CHECK(g_ggml != NULL);
+    CHECK(g_dot6 != NULL);
 }
 
 TEST(init_follows_mode_and_cpu)
@@ -104,6 +107,9 @@ TEST(init_follows_mode_and_cpu)
     CHECK(kquant_init("auto") == g_vnni);
     CHECK(kquant_active() == g_vnni);
     CHECK(kquant_init(NULL) == g_vnni);
+    CHECK(kquant_q6_K_active() == g_vnni);
+    kquant_init("off");
+    CHECK(!kquant_q6_K_active());
 }
 
 TEST(matches_ggml)
@@ -142,14 +148,69 @@ TEST(a_window_of_groups)
     free(w), free(a);
 }
 
+/* Q6_K rows: random bytes with fp16 scales near 2^-6 (or the largest
+ * normal one); extreme: every 6-bit quant 63 or 0 (x-32 at both ends) and
+ * every 16-element scale -128 */
+static uint8_t *rows6(int nb, int rows, bool extreme)
+{
+    enum { B6 = 210 };
+    size_t n = (size_t)nb * rows * B6;
+    uint8_t *w = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        w[i] = extreme ? ((rnd() >> 11 & 1) ? 0xFF : 0x00) : (uint8_t)rnd();
+    for (size_t b = 0; b < n; b += B6) {
+        if (extreme)
+            memset(w + b + 192, 0x80, 16);
+        uint16_t h = extreme ? (uint16_t)0x7BFF : (uint16_t)(((8u + rnd() % 3) << 10) | (rnd() & 0x3FF));
+        memcpy(w + b + 208, &h, 2);
+    }
+    return w;
+}
+
+TEST(q6_K_rows_match_ggml)
+{
+    if (!g_vnni || !g_dot6 || !kquant_init("auto") || !kquant_q6_K_active())
+        return;
+    const int nbs[] = { 1, 2, 3, 7, 8, 19, 22, 32, 64, 65 };
+    for (size_t i = 0; i < sizeof nbs / sizeof nbs[0]; i++)
+        for (int extreme = 0; extreme < 2; extreme++) {
+            const int nb = nbs[i], rows = 9;
+            const size_t rb = (size_t)nb * 210;
+            uint8_t *w = rows6(nb, rows, extreme), *a = activation(nb, extreme);
+            float want[9], got[9];
+            for (int r = 0; r < rows; r++)
+                g_dot6(nb * 256, &want[r], 0, w + r * rb, 0, a, 0, 1);
+            kquant_q6_K_rows(nb * 256, got, w, rb, rows, a);
+            /* relative to the largest term: d * 128 * 32 * 127 * 256 * |a.d| */
+            double bound = 0, e = 0;
+            for (int r = 0; r < rows; r++)
+                for (int l = 0; l < nb; l++) {
+                    uint16_t h;
+                    float ad;
+                    memcpy(&h, w + r * rb + (size_t)l * 210 + 208, 2);
+                    memcpy(&ad, a + (size_t)l * ABLOCK, 4);
+                    bound = fmax(bound, fabs(ggml_fp16_to_fp32(h)) * 128 * 32 * 127 * 256 * fabs(ad));
+                }
+            for (int r = 0; r < rows; r++)
+                e = fmax(e, fabs((double)got[r] - want[r]));
+            e /= bound * nb;
+            if (!(e < 1e-6))
+                fprintf(stderr, "  q6_K nb=%d extreme=%d: %.2e\n", nb, extreme, e);
+            CHECK(e < 1e-6);
+            free(w), free(a);
+        }
+}
+
 int main(void)
 {
     backends_load();
     g_ggml = (gemv_fn)kernels_backend_symbol("ggml_gemv_q4_K_8x8_q8_K");
+    g_dot6 = (dot_fn)kernels_backend_symbol("ggml_vec_dot_q6_K_q8_K");
     g_vnni = kernels_cpu_ok();
     RUN(backend_exports_the_kernel);
     RUN(init_follows_mode_and_cpu);
     RUN(matches_ggml);
     RUN(a_window_of_groups);
+    RUN(q6_K_rows_match_ggml);
     return check_summary();
 }

@@ -193,25 +193,28 @@ TEST(prompt_rows_q5_0_match_ggml)
     }
 }
 
-/* One activation row against a repacked Q4_K matrix through hearth's Q4_K
- * kernel (engine/kquant.h), with both results held against the exact
+/* One activation row against a repacked Q4_K or a plain Q6_K matrix
+ * through hearth's kernels (engine/kquant.h), with both results held
+ * against the exact
  * product of the dequantized weights and the dequantized Q8_K activation:
  * hearth's may differ from ggml's (another summation order), but must be
  * at least as close to the exact value. The activation has a mean (values
  * in -2..6), so Q4_K's unsigned quants make terms ~10^3 times the result:
  * the case where float summation order shows. */
-static void q4_K_against_exact(int k, int n, int threads, double *e_ggml, double *e_ours)
+static void k_against_exact(enum ggml_type type, bool repacked, int k, int n, int threads,
+                            double *e_ggml, double *e_ours)
 {
     struct ggml_init_params wp = { 4 * ggml_tensor_overhead(), NULL, true };
     struct ggml_context *wctx = ggml_init(wp);
-    struct ggml_tensor *w = ggml_new_tensor_2d(wctx, GGML_TYPE_Q4_K, k, n);
-    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(wctx, g_repack);
+    struct ggml_tensor *w = ggml_new_tensor_2d(wctx, type, k, n);
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(
+        wctx, repacked ? g_repack : ggml_backend_cpu_buffer_type());
     CHECK(buf != NULL);
     size_t bytes;
-    void *q = quant_rows(GGML_TYPE_Q4_K, k, n, &bytes);
+    void *q = quant_rows(type, k, n, &bytes);
     ggml_backend_tensor_set(w, q, 0, bytes);
     float *wf = malloc(sizeof(float) * (size_t)k * n);
-    ggml_get_type_traits(GGML_TYPE_Q4_K)->to_float(q, wf, (int64_t)k * n);
+    ggml_get_type_traits(type)->to_float(q, wf, (int64_t)k * n);
     free(q);
     struct ggml_init_params cp = { 64u << 20, NULL, false };
     struct ggml_context *ctx = ggml_init(cp);
@@ -257,19 +260,29 @@ static void q4_K_against_exact(int k, int n, int threads, double *e_ggml, double
     ggml_free(wctx);
 }
 
-TEST(single_rows_q4_K_as_close_as_ggml)
+TEST(single_rows_k_quants_as_close_as_ggml)
 {
     kernels_init("auto");
-    if (!g_vnni || !kquant_init("auto") || !mulmat_init("auto"))
+    if (!g_vnni || !kquant_init("auto") || !kquant_q6_K_active() || !mulmat_init("auto"))
         return;
-    const int shapes[][2] = { { 2048, 5632 }, { 5632, 2048 }, { 4864, 896 }, { 256, 24 } };
+    const struct {
+        enum ggml_type type;
+        bool repacked;
+        int k, n;
+    } shapes[] = {
+        { GGML_TYPE_Q4_K, true, 2048, 5632 }, { GGML_TYPE_Q4_K, true, 5632, 2048 },
+        { GGML_TYPE_Q4_K, true, 4864, 896 },  { GGML_TYPE_Q4_K, true, 256, 24 },
+        { GGML_TYPE_Q6_K, false, 8192, 512 }, { GGML_TYPE_Q6_K, false, 2048, 3200 },
+        { GGML_TYPE_Q6_K, false, 256, 7 },
+    };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5) {
             double eg, eo;
-            q4_K_against_exact(shapes[i][0], shapes[i][1], threads, &eg, &eo);
+            k_against_exact(shapes[i].type, shapes[i].repacked, shapes[i].k, shapes[i].n, threads,
+                            &eg, &eo);
             if (getenv("VERBOSE") || !(eo <= eg * 1.25 + 2e-5 && eo < 1e-3))
-                fprintf(stderr, "  q4_K %dx%d, %d threads: ggml %.2e, hearth %.2e from exact\n",
-                        shapes[i][0], shapes[i][1], threads, eg, eo);
+                fprintf(stderr, "  %s %dx%d, %d threads: ggml %.2e, hearth %.2e from exact\n",
+                        ggml_type_name(shapes[i].type), shapes[i].k, shapes[i].n, threads, eg, eo);
             CHECK(eo <= eg * 1.25 + 2e-5);
             CHECK(eo < 1e-3);
         }
@@ -315,7 +328,7 @@ int main(void)
     RUN(init_follows_mode_and_kernels);
     RUN(single_rows_match_ggml_bit_for_bit);
     RUN(prompt_rows_q5_0_match_ggml);
-    RUN(single_rows_q4_K_as_close_as_ggml);
+    RUN(single_rows_k_quants_as_close_as_ggml);
     RUN(other_products_reach_ggml);
     return check_summary();
 }
