@@ -66,7 +66,8 @@ KERNEL_EXPORTS = -Wl,--export-dynamic-symbol=ggml_gemv_q4_0_8x8_q8_0 \
                  -Wl,--export-dynamic-symbol=ggml_compute_forward_flash_attn_ext \
                  -Wl,--export-dynamic-symbol=ggml_cpu_extra_compute_forward \
                  -Wl,--export-dynamic-symbol=ggml_barrier \
-                 -Wl,--export-dynamic-symbol=ggml_graph_compute
+                 -Wl,--export-dynamic-symbol=ggml_graph_compute \
+                 -Wl,--export-dynamic-symbol=ggml_gemm_q4_K_8x8_q8_K
 CLI_OBJ    = $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC) $(CORE_SRC))
 
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)

@@ -303,6 +303,21 @@ KTARGET void kernels_vec_dot_q8_0(int n, float *s, const void *vx, const void *v
     *s = sum;
 }
 
+/* An activation row prepared once for the gemv kernels, per pair of
+ * blocks: its quants, `bias` times their sums per lane taken off (the
+ * weights are stored as x+bias for vpdpbusd), its scales over the lanes of
+ * their blocks. */
+KTARGET static inline void prepare_pairs(const struct ablock1 *y, int np, char bias, __m512i *qa,
+                                         __m512i *negc, __m512 *ya)
+{
+    const __m512i b = _mm512_set1_epi8(bias), zero = _mm512_setzero_si512();
+    for (int p = 0; p < np; p++) {
+        qa[p] = pair_quants(y, 2 * p);
+        negc[p] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, b, qa[p]));
+        ya[p] = pair_dscales(y + 2 * p);
+    }
+}
+
 /* Rows of a plain Q8_0 matrix against one activation row, the activation
  * prepared once: its quants, 128 times their sums taken off in advance, its
  * scales over the lanes of their blocks. Each pair of weight blocks then
@@ -321,12 +336,8 @@ KTARGET void kernels_q8_0_gemv(int n, float *out, const void *vw, size_t row_byt
     }
     __m512i qa[KERNELS_Q8_0_GEMV_MAX_N / 64], negc[KERNELS_Q8_0_GEMV_MAX_N / 64];
     __m512 ya[KERNELS_Q8_0_GEMV_MAX_N / 64];
-    const __m512i k80 = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
-    for (int p = 0; p < np; p++) {
-        qa[p] = pair_quants(y, 2 * p);
-        negc[p] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k80, qa[p]));
-        ya[p] = pair_dscales(y + 2 * p);
-    }
+    const __m512i k80 = _mm512_set1_epi8((char)0x80);
+    prepare_pairs(y, np, (char)0x80, qa, negc, ya);
     for (int r = 0; r < rows; r++) {
         const struct ablock1 *x = (const void *)((const char *)vw + (size_t)r * row_bytes);
         __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
@@ -461,13 +472,7 @@ KTARGET void kernels_q5_0_gemv(int n, float *out, const void *vw, size_t row_byt
      * off in advance, its scales over the lanes of their blocks */
     __m512i qa[KERNELS_Q5_0_GEMV_MAX_N / 64], negc[KERNELS_Q5_0_GEMV_MAX_N / 64];
     __m512 ya[KERNELS_Q5_0_GEMV_MAX_N / 64];
-    const __m512i k16 = _mm512_set1_epi8(16), zero = _mm512_setzero_si512();
-    for (int p = 0; p < np; p++) {
-        qa[p] = pair_quants(y, 2 * p);
-        negc[p] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k16, qa[p]));
-        __m256i h = _mm256_set1_epi16((short)y[2 * p].d);
-        ya[p] = _mm512_cvtph_ps(_mm256_mask_set1_epi16(h, 0xFF00, (short)y[2 * p + 1].d));
-    }
+    prepare_pairs(y, np, 16, qa, negc, ya);
     for (int r = 0; r < rows; r++) {
         const struct q5block *x = (const void *)((const char *)vw + (size_t)r * row_bytes);
         __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();

@@ -26,6 +26,7 @@
 #include "engine/kernels.h"
 
 #include <immintrin.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -63,8 +64,16 @@ typedef void (*gemv_fn)(int, float *, size_t, const void *, const void *, int, i
 typedef void (*dot_fn)(int, float *, size_t, const void *, size_t, const void *, size_t, int);
 
 static gemv_fn g_ggml;      /* ggml's optimized kernel: rows too wide for ours */
+static gemv_fn g_ggml_gemm; /* and its 4-row one */
+static bool g_gemm_on;      /* hearth's 4-row Q4_K kernel: checked, in use */
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static dot_fn g_dot6;       /* ggml's Q6_K dot product, likewise */
 static bool g_on, g_on6;
+
+static void resolve(void)
+{
+    g_ggml_gemm = (gemv_fn)kernels_backend_symbol("ggml_gemm_q4_K_8x8_q8_K");
+}
 
 /* The 8 rows' 6-bit scales and mins of the 8 sub-blocks: lane s of sc_lo
  * holds sub-block s's scales of rows 0-3 (a byte each), sc_hi rows 4-7;
@@ -179,6 +188,167 @@ KTARGET void kquant_gemv_q4_K(int n, float *s, size_t bs, const void *vx, const 
             acc = _mm256_add_ps(acc, _mm256_fmsub_ps(s8, dd, _mm256_mul_ps(_mm256_cvtepi32_ps(msum), dm)));
         }
         _mm256_storeu_ps(s + g * 8, acc);
+    }
+}
+
+/* ---- Q4_K x Q8_K: groups of 4 activation rows (a prompt) --------------- */
+
+struct q8kx4 {      /* ggml's block_q8_Kx4: 4 rows' superblocks interleaved */
+    float d[4];
+    int8_t qs[1024];    /* byte (e/8)*32 + m*8 + e%8: element e of row m */
+    int16_t bsums[64];  /* sums of 16: group g of row m at 16*(g/4) + 4*m + g%4 */
+};
+_Static_assert(sizeof(struct q8kx4) == 1168, "ggml's block_q8_Kx4");
+
+#define KTARGET_VBMI \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,f16c,fma")))
+
+/* vpermb indices: for sub-block s, dword lane d takes the scale byte of
+ * row d/2 from [sc_lo | sc_hi] (bytes 4s+j of sc_lo for rows j < 4, of
+ * sc_hi for the rest) */
+static uint8_t g_scale_idx[8][64];
+
+static void make_scale_idx(void)
+{
+    for (int s = 0; s < 8; s++)
+        for (int d = 0; d < 16; d++) {
+            int j = d / 2;
+            for (int b = 0; b < 4; b++)
+                g_scale_idx[s][4 * d + b] = (uint8_t)(j < 4 ? 4 * s + j : 32 + 4 * s + j - 4);
+        }
+}
+
+/* R groups of 4 activation rows (R = 1 or 2) against one group of 8
+ * weight rows, all superblocks: each weight load meets 4R rows. */
+KTARGET_VBMI static inline __attribute__((always_inline)) void
+gemm_group(int R, int nb, const struct q4kx8 *x, const struct q8kx4 *const *a,
+           const uint32_t (*pairs)[8][4], float *const *out)
+{
+    const __m512i m0f = _mm512_set1_epi8(0x0F);
+    __m256 acc[8];
+    #pragma GCC unroll 8
+    for (int m = 0; m < 4 * R; m++)
+        acc[m] = _mm256_setzero_ps();
+    for (int l = 0; l < nb; l++) {
+        const struct q4kx8 *b = x + l;
+        _mm_prefetch((const char *)(b + 2), _MM_HINT_T0);
+        __m256i sc_lo, sc_hi, mn_lo, mn_hi;
+        unpack_scales(b->scales, &sc_lo, &sc_hi, &mn_lo, &mn_hi);
+        const __m512i scv = _mm512_inserti64x4(_mm512_castsi256_si512(sc_lo), sc_hi, 1);
+        __m512i sum[8];
+        #pragma GCC unroll 8
+        for (int m = 0; m < 4 * R; m++)
+            sum[m] = _mm512_setzero_si512();
+        #pragma GCC unroll 8
+        for (int p = 0; p < 4; p++) {
+            const uint8_t *q = b->qs + p * 256;
+            __m512i lo[8], hi[8];
+            #pragma GCC unroll 8
+            for (int m = 0; m < 4 * R; m++)
+                lo[m] = hi[m] = _mm512_setzero_si512();
+            #pragma GCC unroll 8
+            for (int kk = 0; kk < 4; kk++) {
+                const __m512i w = _mm512_loadu_si512(q + kk * 64);
+                const __m512i wl = _mm512_and_si512(w, m0f);
+                const __m512i wh = _mm512_and_si512(_mm512_srli_epi16(w, 4), m0f);
+                #pragma GCC unroll 8
+                for (int m = 0; m < 4 * R; m++) {
+                    const int8_t *ak = a[m / 4][l].qs + p * 256 + kk * 32 + (m % 4) * 8;
+                    int64_t a0, a1;
+                    memcpy(&a0, ak, 8);
+                    memcpy(&a1, ak + 128, 8);
+                    lo[m] = _mm512_dpbusd_epi32(lo[m], wl, _mm512_set1_epi64(a0));
+                    hi[m] = _mm512_dpbusd_epi32(hi[m], wh, _mm512_set1_epi64(a1));
+                }
+            }
+            const __mmask64 low = 0x1111111111111111ull;
+            const __m512i s0 = _mm512_maskz_permutexvar_epi8(
+                low, _mm512_loadu_si512(g_scale_idx[2 * p]), scv);
+            const __m512i s1 = _mm512_maskz_permutexvar_epi8(
+                low, _mm512_loadu_si512(g_scale_idx[2 * p + 1]), scv);
+            #pragma GCC unroll 8
+            for (int m = 0; m < 4 * R; m++)
+                sum[m] = _mm512_add_epi32(sum[m], _mm512_add_epi32(_mm512_madd_epi16(lo[m], s0),
+                                                                   _mm512_madd_epi16(hi[m], s1)));
+        }
+        /* the rows' mins: sub-blocks 2t and 2t+1 as an int16 pair per row,
+         * the same for every activation row; two activation rows per
+         * 512-bit vpmaddwd */
+        uint32_t mlo[8], mhi[8];
+        _mm256_storeu_si256((__m256i *)mlo, mn_lo);
+        _mm256_storeu_si256((__m256i *)mhi, mn_hi);
+        __m512i mm[4];
+        #pragma GCC unroll 8
+        for (int t = 0; t < 4; t++) {
+            const __m128i m0 = _mm_setr_epi32((int)mlo[2 * t], (int)mhi[2 * t], 0, 0);
+            const __m128i m1 = _mm_setr_epi32((int)mlo[2 * t + 1], (int)mhi[2 * t + 1], 0, 0);
+            const __m256i v = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m0, m1));
+            mm[t] = _mm512_inserti64x4(_mm512_castsi256_si512(v), v, 1);
+        }
+        const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d));
+        const __m256 dmin8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin));
+        #pragma GCC unroll 8
+        for (int m = 0; m < 4 * R; m += 2) {
+            __m512i msum = _mm512_setzero_si512();
+            #pragma GCC unroll 8
+            for (int t = 0; t < 4; t++) {
+                const __m512i bp = _mm512_inserti64x4(_mm512_set1_epi32((int)pairs[l][m][t]),
+                                                      _mm256_set1_epi32((int)pairs[l][m + 1][t]), 1);
+                msum = _mm512_add_epi32(msum, _mm512_madd_epi16(mm[t], bp));
+            }
+            #pragma GCC unroll 8
+            for (int h = 0; h < 2; h++) {
+                const int r = m + h;
+                const __m256i ms = h ? _mm512_extracti64x4_epi64(msum, 1) : _mm512_castsi512_si256(msum);
+                const __m512i fold = _mm512_add_epi32(sum[r], _mm512_srli_epi64(sum[r], 32));
+                const __m256 s8 = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(fold));
+                const __m256 ad = _mm256_set1_ps(a[r / 4][l].d[r % 4]);
+                acc[r] = _mm256_add_ps(acc[r], _mm256_fmsub_ps(s8, _mm256_mul_ps(d8, ad),
+                                                               _mm256_mul_ps(_mm256_cvtepi32_ps(ms),
+                                                                             _mm256_mul_ps(dmin8, ad))));
+            }
+        }
+    }
+    #pragma GCC unroll 8
+    for (int m = 0; m < 4 * R; m++)
+        _mm256_storeu_ps(out[m], acc[m]);
+}
+
+/* The same sums as kquant_gemv_q4_K for 4 activation rows at a time (two
+ * groups of 4 when there are), as ggml_gemm_q4_K_8x8_q8_K takes them:
+ * s[(4y + m)*bs + 8x + j] for activation row 4y+m and weight row 8x+j. */
+KTARGET_VBMI void kquant_gemm_q4_K(int n, float *s, size_t bs, const void *vx, const void *vy,
+                                   int nr, int nc)
+{
+    const int nb = n / 256;
+    if (nb > MAX_SUPERBLOCKS) {
+        g_ggml_gemm(n, s, bs, vx, vy, nr, nc);
+        return;
+    }
+    for (int y = 0; y < nr / 4;) {
+        const int R = nr / 4 - y >= 2 ? 2 : 1;
+        const struct q8kx4 *a[2] = { (const struct q8kx4 *)vy + (size_t)y * nb,
+                                     (const struct q8kx4 *)vy + (size_t)(y + R - 1) * nb };
+        /* each activation row's sub-block sums in pairs, one int16 pair per
+         * dword: sub-blocks 2t and 2t+1 of row m in pairs[l][m][t] */
+        uint32_t pairs[MAX_SUPERBLOCKS][8][4];
+        for (int l = 0; l < nb; l++)
+            for (int m = 0; m < 4 * R; m++)
+                for (int t = 0; t < 4; t++) {
+                    const int16_t *b = a[m / 4][l].bsums + 16 * t + 4 * (m % 4);
+                    pairs[l][m][t] = (uint16_t)(b[0] + b[1]) | (uint32_t)(uint16_t)(b[2] + b[3]) << 16;
+                }
+        const struct q4kx8 *x = vx;
+        for (int g = 0; g < nc / 8; g++, x += nb) {
+            float *out[8];
+            for (int m = 0; m < 4 * R; m++)
+                out[m] = s + (size_t)(4 * y + m) * bs + 8 * g;
+            if (R == 2)
+                gemm_group(2, nb, x, a, (const uint32_t(*)[8][4])pairs, out);
+            else
+                gemm_group(1, nb, x, a, (const uint32_t(*)[8][4])pairs, out);
+        }
+        y += R;
     }
 }
 
@@ -345,9 +515,46 @@ static bool self_check6(void)
     return true;
 }
 
+/* Random groups of weights against 4, 8 and 12 random activation rows in
+ * ggml's 4-row layout (both of the kernel's paths), against ggml's plain-C
+ * reference. */
+static bool self_check_gemm(gemv_fn ref)
+{
+    enum { GROUPS = 2, NB = 3, NR = 12 };
+    static struct q4kx8 w[GROUPS * NB];
+    static struct q8k one[NB];
+    static struct q8kx4 a[NR / 4 * NB];
+    fill(w, GROUPS, NB, one, 2024u);
+    uint32_t seed = 77;
+    for (int i = 0; i < NR / 4 * NB; i++) {
+        for (int m = 0; m < 4; m++)
+            a[i].d[m] = 0.01f + (float)(rnd(&seed) % 100) / 1000.0f;
+        memset(a[i].bsums, 0, sizeof a[i].bsums);
+        for (int e = 0; e < 256; e++)
+            for (int m = 0; m < 4; m++) {
+                int8_t v = (int8_t)((int)(rnd(&seed) % 255) - 127);
+                a[i].qs[(e / 8) * 32 + m * 8 + e % 8] = v;
+                a[i].bsums[16 * (e / 64) + 4 * m + (e / 16) % 4] += v;
+            }
+    }
+    for (int nr = 4; nr <= NR; nr += 4) {
+        float want[NR * GROUPS * 8], got[NR * GROUPS * 8];
+        ref(NB * 256, want, GROUPS * 8, w, a, nr, GROUPS * 8);
+        kquant_gemm_q4_K(NB * 256, got, GROUPS * 8, w, a, nr, GROUPS * 8);
+        double scale = 0;
+        for (int i = 0; i < nr * GROUPS * 8; i++)
+            scale = fmax(scale, fabs(want[i]));
+        for (int i = 0; i < nr * GROUPS * 8; i++)
+            if (!(fabs(got[i] - want[i]) <= 1e-5 * scale + 1e-6))
+                return false;
+    }
+    return true;
+}
+
 bool kquant_init(const char *mode)
 {
-    g_on = g_on6 = false;
+    g_on = g_on6 = g_gemm_on = false;
+    pthread_once(&g_once, resolve);
     if (mode && strcmp(mode, "off") == 0)
         return false;
     if (!kernels_cpu_ok())
@@ -359,6 +566,7 @@ bool kquant_init(const char *mode)
         cpu_init();
     gemv_fn ref = (gemv_fn)kernels_backend_symbol("ggml_gemv_q4_K_8x8_q8_K_generic");
     g_ggml = (gemv_fn)kernels_backend_symbol("ggml_gemv_q4_K_8x8_q8_K");
+    make_scale_idx();
     if (!ref || !g_ggml) {
         log_warn("kquant: ggml's CPU backend does not export its Q4_K kernels; ggml's stay");
         return false;
@@ -369,6 +577,17 @@ bool kquant_init(const char *mode)
         return false;
     }
     g_on = true;
+    gemv_fn ref_gemm = (gemv_fn)kernels_backend_symbol("ggml_gemm_q4_K_8x8_q8_K_generic");
+    if (!g_ggml_gemm || !ref_gemm)
+        log_warn("kquant: ggml's CPU backend does not export its 4-row Q4_K kernels; ggml's "
+                 "stays");
+    else if (!__builtin_cpu_supports("avx512vbmi"))
+        log_info("kquant: this CPU lacks AVX-512 VBMI; ggml's 4-row Q4_K kernel stays");
+    else if (!self_check_gemm(ref_gemm))
+        log_warn("kquant: hearth's 4-row Q4_K kernel disagrees with ggml's reference; ggml's "
+                 "stays");
+    else
+        g_gemm_on = true;
     g_dot6 = (dot_fn)kernels_backend_symbol("ggml_vec_dot_q6_K_q8_K");
     if (!g_dot6)
         log_warn("kquant: ggml's CPU backend does not export its Q6_K dot product; ggml's stays");
@@ -387,4 +606,27 @@ bool kquant_active(void)
 bool kquant_q6_K_active(void)
 {
     return g_on6;
+}
+
+bool kquant_gemm_active(void)
+{
+    return g_gemm_on;
+}
+
+/* ggml's CPU backend calls its 4-row Q4_K kernel through its PLT: the
+ * worker exports this definition (engine/kernels.h explains the binding),
+ * which forwards to ggml's own unless hearth's is checked and on. */
+void ggml_gemm_q4_K_8x8_q8_K(int n, float *s, size_t bs, const void *vx, const void *vy, int nr,
+                             int nc);
+void ggml_gemm_q4_K_8x8_q8_K(int n, float *s, size_t bs, const void *vx, const void *vy, int nr,
+                             int nc)
+{
+    if (g_gemm_on) {
+        kquant_gemm_q4_K(n, s, bs, vx, vy, nr, nc);
+        return;
+    }
+    pthread_once(&g_once, resolve);
+    if (!g_ggml_gemm)
+        abort();                     /* called from a ggml we never found */
+    g_ggml_gemm(n, s, bs, vx, vy, nr, nc);
 }

@@ -37,6 +37,14 @@
  * block_q8_K row vy (nr must be 1; bs is unused). */
 void kquant_gemv_q4_K(int n, float *s, size_t bs, const void *vx, const void *vy, int nr, int nc);
 
+/* ggml's 4-row signature (ggml_gemm_q4_K_8x8_q8_K): groups of 4 activation
+ * rows interleaved as block_q8_Kx4 against the nc/8 groups of vx:
+ * s[(4y + m)*bs + 8x + j]. Each 64-byte weight load meets 8 activation
+ * rows (two groups) in 16 vpdpbusd, so unpacking and scales are paid once
+ * per 8 rows; the scale lanes come from one vpermb each. Needs AVX-512 VBMI
+ * too. 2.5x ggml's in cache. */
+void kquant_gemm_q4_K(int n, float *s, size_t bs, const void *vx, const void *vy, int nr, int nc);
+
 /* Rows [0, rows) of a plain Q6_K matrix (n elements each, row_bytes apart
  * from vw) against one block_q8_K activation row: out[r]. The activation's
  * block sums are taken once per call; each 128 elements of a row cost two
@@ -56,5 +64,9 @@ bool kquant_active(void);
 /* The Q6_K rows kernel, checked by kquant_init against ggml's exported
  * ggml_vec_dot_q6_K_q8_K: true when in use. */
 bool kquant_q6_K_active(void);
+/* The 4-row Q4_K kernel, checked against ggml's plain-C reference: true
+ * when the worker's ggml_gemm_q4_K_8x8_q8_K (which ggml's prompts reach by
+ * name) runs it. */
+bool kquant_gemm_active(void);
 
 #endif

@@ -2,8 +2,10 @@
  * test_kquant.c: unit tests for src/engine/kquant.{h,c}: hearth's Q4_K
  * decode kernel gives what ggml's own kernel (from the real CPU backend)
  * gives on ggml's repacked layout, and its Q6_K rows kernel what ggml's dot
- * product gives, for superblock counts up to past their limit, with
- * extreme scales, quants and activations; the decision follows the mode.
+ * product gives, and its 4-row Q4_K kernel what ggml's plain-C reference
+ * gives on ggml's interleaved activations, for superblock counts up to past
+ * their limit, with extreme scales, quants and activations; the decisions
+ * follow the mode.
  */
 #include "check.h"
 #include "engine/backends.h"
@@ -22,6 +24,7 @@ typedef void (*gemv_fn)(int, float *, size_t, const void *, const void *, int, i
 typedef void (*dot_fn)(int, float *, size_t, const void *, size_t, const void *, size_t, int);
 static gemv_fn g_ggml;
 static dot_fn g_dot6;           /* ggml's Q6_K dot product */
+static gemv_fn g_gemm_ref;      /* ggml's plain-C 4-row Q4_K kernel */
 static bool g_vnni;
 
 static uint32_t g_seed = 99;
@@ -98,6 +101,7 @@ TEST(backend_exports_the_kernel)
 {
     CHECK(g_ggml != NULL);
     CHECK(g_dot6 != NULL);
+    CHECK(g_gemm_ref != NULL);
 }
 
 TEST(init_follows_mode_and_cpu)
@@ -108,8 +112,10 @@ TEST(init_follows_mode_and_cpu)
     CHECK(kquant_active() == g_vnni);
     CHECK(kquant_init(NULL) == g_vnni);
     CHECK(kquant_q6_K_active() == g_vnni);
+    CHECK(kquant_gemm_active() == (g_vnni && __builtin_cpu_supports("avx512vbmi")));
     kquant_init("off");
     CHECK(!kquant_q6_K_active());
+    CHECK(!kquant_gemm_active());
 }
 
 TEST(matches_ggml)
@@ -201,16 +207,78 @@ TEST(q6_K_rows_match_ggml)
         }
 }
 
+/* 4-row groups of activations in ggml's interleaved layout (block_q8_Kx4:
+ * 4 float scales, byte (e/8)*32 + m*8 + e%8 for element e of row m, the
+ * sums of 16 at 16*(g/4) + 4*m + g%4) */
+static uint8_t *activation4(int nb, int groups, bool extreme)
+{
+    enum { A4 = 1168 };
+    uint8_t *a = calloc((size_t)nb * groups, A4);
+    for (int i = 0; i < nb * groups; i++) {
+        uint8_t *b = a + (size_t)i * A4;
+        for (int m = 0; m < 4; m++) {
+            float d = extreme ? 1.0f : 0.001f + (float)(rnd() % 1000) / 1e5f;
+            memcpy(b + 4 * m, &d, 4);
+        }
+        int8_t *q = (int8_t *)(b + 16);
+        int16_t sums[64] = { 0 };
+        for (int e = 0; e < 256; e++)
+            for (int m = 0; m < 4; m++) {
+                int8_t v = (int8_t)(extreme ? ((rnd() >> 11 & 1) ? 127 : -127) : (int)(rnd() % 255) - 127);
+                q[(e / 8) * 32 + m * 8 + e % 8] = v;
+                sums[16 * (e / 64) + 4 * m + (e / 16) % 4] = (int16_t)(sums[16 * (e / 64) + 4 * m + (e / 16) % 4] + v);
+            }
+        memcpy(b + 16 + 1024, sums, sizeof sums);
+    }
+    return a;
+}
+
+TEST(gemm_matches_ggml)
+{
+    if (!g_vnni || !g_gemm_ref || !kquant_init("auto") || !kquant_gemm_active())
+        return;
+    /* superblock counts as above; 4, 8 and 12 activation rows (the kernel's
+     * paths of 8 and 4 rows); 3 groups of weight rows */
+    const int nbs[] = { 1, 2, 3, 8, 19, 22, 64, 65 };
+    for (size_t i = 0; i < sizeof nbs / sizeof nbs[0]; i++)
+        for (int nr = 4; nr <= 12; nr += 4)
+            for (int extreme = 0; extreme < 2; extreme++) {
+                const int nb = nbs[i], groups = 3, nc = 8 * groups;
+                uint8_t *w = weights(nb, groups, extreme), *a = activation4(nb, nr / 4, extreme);
+                float want[12 * 24], got[12 * 24];
+                g_gemm_ref(nb * 256, want, nc, w, a, nr, nc);
+                kquant_gemm_q4_K(nb * 256, got, nc, w, a, nr, nc);
+                /* the same bound as for one row, from each group's scales */
+                double bound = 0, e = 0;
+                for (size_t b = 0; b < (size_t)nb * groups; b++)
+                    for (int j = 0; j < 16; j++) {
+                        uint16_t h;
+                        memcpy(&h, w + b * WBLOCK + 2 * j, 2);
+                        bound = fmax(bound, fabs(ggml_fp16_to_fp32(h)) * 63 * 16 * 127 * 256 *
+                                                (extreme ? 1.0 : 0.011));
+                    }
+                for (int k = 0; k < nr * nc; k++)
+                    e = fmax(e, fabs((double)got[k] - want[k]));
+                e /= bound * nb;
+                if (!(e < 1e-6))
+                    fprintf(stderr, "  q4_K gemm nb=%d nr=%d extreme=%d: %.2e\n", nb, nr, extreme, e);
+                CHECK(e < 1e-6);
+                free(w), free(a);
+            }
+}
+
 int main(void)
 {
     backends_load();
     g_ggml = (gemv_fn)kernels_backend_symbol("ggml_gemv_q4_K_8x8_q8_K");
     g_dot6 = (dot_fn)kernels_backend_symbol("ggml_vec_dot_q6_K_q8_K");
+    g_gemm_ref = (gemv_fn)kernels_backend_symbol("ggml_gemm_q4_K_8x8_q8_K_generic");
     g_vnni = kernels_cpu_ok();
     RUN(backend_exports_the_kernel);
     RUN(init_follows_mode_and_cpu);
     RUN(matches_ggml);
     RUN(a_window_of_groups);
     RUN(q6_K_rows_match_ggml);
+    RUN(gemm_matches_ggml);
     return check_summary();
 }
