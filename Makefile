@@ -57,7 +57,7 @@ ASR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-asr.o $(WORKER_COMMON) \
              $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/accel.c src/engine/asr.c src/engine/audio.c)
 OCR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-ocr.o $(WORKER_COMMON) \
              $(patsubst %.c,$(BUILD)/obj/%.o,src/engine/ocr.c)
-# hearth's Q4_0 kernels take the place of ggml's by name (engine/kernels.h):
+# hearth's kernels take the place of ggml's by name (engine/kernels.h, kquant.h):
 # the worker exports them so that ggml's CPU backend binds to them
 KERNEL_EXPORTS = -Wl,--export-dynamic-symbol=ggml_gemv_q4_0_8x8_q8_0 \
                  -Wl,--export-dynamic-symbol=ggml_gemm_q4_0_8x8_q8_0 \

@@ -1,8 +1,10 @@
 /*
- * kquant.c: Q4_K x Q8_K single-row kernel over ggml's 8-row repacked
- * layout, with AVX-512 VNNI (see kquant.h).
+ * kquant.c: K-quant kernels with AVX-512 VNNI (see kquant.h): Q4_K against
+ * one activation row and against groups of 4 over ggml's 8-row repacked
+ * layout, Q6_K rows of a plain matrix, and the start-up checks against
+ * ggml's own code.
  *
- * Per 8 rows and 256 elements:
+ * Q4_K, per 8 weight rows and 256 elements:
  *  - each 64-byte load holds 8 bytes of each row; its low nibbles meet 8
  *    activation bytes of sub-block 2p and its high nibbles the 8 bytes 32
  *    further, of sub-block 2p+1 (vpdpbusd, two int32 lanes per row);
@@ -63,12 +65,13 @@ typedef void (*gemv_fn)(int, float *, size_t, const void *, const void *, int, i
 
 typedef void (*dot_fn)(int, float *, size_t, const void *, size_t, const void *, size_t, int);
 
-static gemv_fn g_ggml;      /* ggml's optimized kernel: rows too wide for ours */
-static gemv_fn g_ggml_gemm; /* and its 4-row one */
-static bool g_gemm_on;      /* hearth's 4-row Q4_K kernel: checked, in use */
+/* ggml's own kernels, for rows too wide for hearth's and when hearth's are off */
+static gemv_fn g_ggml;      /* Q4_K, one activation row */
+static gemv_fn g_ggml_gemm; /* Q4_K, groups of 4 (the worker's export forwards here) */
+static dot_fn g_dot6;       /* Q6_K dot product */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static dot_fn g_dot6;       /* ggml's Q6_K dot product, likewise */
-static bool g_on, g_on6;
+/* hearth's kernels checked and in use: Q4_K one row, Q6_K rows, Q4_K 4 rows */
+static bool g_on, g_on6, g_gemm_on;
 
 static void resolve(void)
 {

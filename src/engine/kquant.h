@@ -1,7 +1,8 @@
 /*
- * kquant.h: hearth's decode kernels for Q4_K and Q6_K weights, the types
- * most downloadable models (Q4_K_M, and Q6_K for the output matrix and half
- * the down projections) are made of.
+ * kquant.h: hearth's kernels for Q4_K and Q6_K weights, the types most
+ * downloadable models (Q4_K_M: Q4_K, and Q6_K for the output matrix and
+ * half the down and V projections) are made of: Q4_K against one activation
+ * row (decode) and against groups of 4 (prompts), Q6_K rows (decode).
  *
  * ggml's CPU backend repacks Q4_K matrices into groups of 8 rows
  * (block_q4_Kx8) and multiplies one activation row (block_q8_K) with
@@ -20,12 +21,18 @@
  * d_j*sc_sj*(q . a_s) - dmin_j*m_sj*(sum of a_s), times the activation's
  * scale.
  *
- * Used by engine/mulmat.c for single-row products once kquant_init() has
- * compared it with ggml's plain-C reference. The result is not bit-identical to ggml's (the float sums run in another order); it
- * agrees within rounding and is closer to the exact product (ggml sums the
- * scale and min terms apart, each ~10^3 times the result on a row with a
- * mean; tests/unit/test_mulmat.c measures both against the exact value).
- * Needs AVX-512 VNNI (kernels_cpu_ok()).
+ * The one-row kernels are used by engine/mulmat.c for single-row products,
+ * the 4-row one by ggml's prompts through the worker's export of
+ * ggml_gemm_q4_K_8x8_q8_K (this file defines it; it forwards to ggml's own
+ * when hearth's is off), once kquant_init() has compared each with ggml's
+ * code. The results are not bit-identical to ggml's (the float sums run in
+ * another order); they agree within rounding and are closer to the exact
+ * product (ggml sums the scale and min terms apart, each ~10^3 times the
+ * result on a row with a mean; tests/unit/test_mulmat.c measures both
+ * against the exact value). Needs AVX-512 VNNI (kernels_cpu_ok()).
+ *
+ * Ownership: nothing to free; the decisions hold for the process and are
+ * made before any model is loaded.
  */
 #ifndef HEARTH_KQUANT_H
 #define HEARTH_KQUANT_H
@@ -55,10 +62,11 @@ void kquant_gemm_q4_K(int n, float *s, size_t bs, const void *vx, const void *vy
 void kquant_q6_K_rows(int n, float *out, const void *vw, size_t row_bytes, int rows,
                       const void *va);
 
-/* Check hearth's Q4_K kernel against ggml's plain-C reference
- * (ggml_gemv_q4_K_8x8_q8_K_generic) and its Q6_K kernel against ggml's
- * dot product on random blocks; "off" skips both. Returns true when the
- * Q4_K kernel is in use. */
+/* Check hearth's Q4_K kernels against ggml's plain-C references
+ * (ggml_gemv_q4_K_8x8_q8_K_generic, ggml_gemm_q4_K_8x8_q8_K_generic) and
+ * its Q6_K kernel against ggml's dot product on random blocks; "off" skips
+ * all. Call after kernels_init() and before any model is loaded. Returns
+ * true when the one-row Q4_K kernel is in use. */
 bool kquant_init(const char *mode);
 bool kquant_active(void);
 /* The Q6_K rows kernel, checked by kquant_init against ggml's exported

@@ -318,7 +318,7 @@ int main(int argc, char **argv)
 #if W_LLM
     llama_backend_init();
     kernels_init(kernels);      /* status asks kernels_active_for() */
-    kquant_init(kernels);       /* the Q4_K decode kernel (engine/kquant.h) */
+    kquant_init(kernels);       /* Q4_K and Q6_K kernels (engine/kquant.h) */
     attn_init(kernels);         /* decode attention (engine/attn.h) */
     mulmat_init(kernels);       /* single-row products (engine/mulmat.h) */
     pace_init(kernels);         /* shares, barrier, fetching (engine/pace.h) */
