@@ -509,35 +509,54 @@ KTARGET void kernels_q5_0_gemv(int n, float *out, const void *vw, size_t row_byt
 /* One Q5_0 weight row against m activation rows (Q8_0 rows of nb blocks,
  * `da` their scales as floats): each weight block is unpacked once for up
  * to 8 rows. out[j * stride] = the dot product with row j. */
+/* R (1 to 8) activation rows from row j0 against one Q5_0 weight row; R is
+ * a constant in each inlined copy, so the accumulators stay in registers. */
+KTARGET static inline __attribute__((always_inline)) void
+q5_rows(int R, int nb, const struct q5block *w, const struct ablock1 *a, const float *da, int j0,
+        float *out, size_t stride)
+{
+    const __m256i k16 = _mm256_set1_epi8(16), zero = _mm256_setzero_si256();
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < R; j++)
+        acc[j] = _mm256_setzero_ps();
+    for (int l = 0; l < nb; l++) {
+        const __m256i x = q5_bytes(w + l);
+        const float dx = h2f(w[l].d);
+#pragma GCC unroll 8
+        for (int j = 0; j < R; j++) {
+            const size_t at = (size_t)(j0 + j) * nb + l;
+            const __m256i q = _mm256_loadu_si256((const __m256i *)a[at].qs);
+            const __m256i t = _mm256_sub_epi32(_mm256_dpbusd_epi32(zero, x, q),
+                                               _mm256_dpbusd_epi32(zero, k16, q));
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_set1_ps(dx * da[at]), acc[j]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < R; j++) {
+        __m128 v = _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1));
+        v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+        v = _mm_add_ss(v, _mm_movehdup_ps(v));
+        out[(size_t)(j0 + j) * stride] = _mm_cvtss_f32(v);
+    }
+}
+
 KTARGET void kernels_q5_0_rows(int n, const void *vw, const void *va, const float *da, int m,
                                float *out, size_t stride)
 {
     const int nb = n / 32;
     const struct q5block *w = vw;
     const struct ablock1 *a = va;
-    const __m256i k16 = _mm256_set1_epi8(16), zero = _mm256_setzero_si256();
     for (int j0 = 0; j0 < m; j0 += 8) {
-        const int rows = m - j0 < 8 ? m - j0 : 8;
-        __m256 acc[8];
-        for (int j = 0; j < 8; j++)
-            acc[j] = _mm256_setzero_ps();
-        for (int l = 0; l < nb; l++) {
-            const __m256i x = q5_bytes(w + l);
-            const float dx = h2f(w[l].d);
-            for (int j = 0; j < rows; j++) {
-                const size_t at = (size_t)(j0 + j) * nb + l;
-                const __m256i q = _mm256_loadu_si256((const __m256i *)a[at].qs);
-                const __m256i t = _mm256_sub_epi32(_mm256_dpbusd_epi32(zero, x, q),
-                                                   _mm256_dpbusd_epi32(zero, k16, q));
-                acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t), _mm256_set1_ps(dx * da[at]),
-                                         acc[j]);
-            }
-        }
-        for (int j = 0; j < rows; j++) {
-            __m128 v = _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1));
-            v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-            v = _mm_add_ss(v, _mm_movehdup_ps(v));
-            out[(size_t)(j0 + j) * stride] = _mm_cvtss_f32(v);
+        switch (m - j0 < 8 ? m - j0 : 8) {
+        case 8: q5_rows(8, nb, w, a, da, j0, out, stride); break;
+        case 7: q5_rows(7, nb, w, a, da, j0, out, stride); break;
+        case 6: q5_rows(6, nb, w, a, da, j0, out, stride); break;
+        case 5: q5_rows(5, nb, w, a, da, j0, out, stride); break;
+        case 4: q5_rows(4, nb, w, a, da, j0, out, stride); break;
+        case 3: q5_rows(3, nb, w, a, da, j0, out, stride); break;
+        case 2: q5_rows(2, nb, w, a, da, j0, out, stride); break;
+        default: q5_rows(1, nb, w, a, da, j0, out, stride); break;
         }
     }
 }
