@@ -20,24 +20,24 @@ for t in q4_0 q8_0; do
   [ -f "$MODELS/q05-$t.gguf" ] || "$BUILD/hearth" synth --preset 0.5b --type $t \
       --vocab-from "$VOCAB" --quiet --out "$MODELS/q05-$t.gguf"
 done
+# requantize SRC DST: DST in Q4_K_M by Debian's llama-quantize (from the
+# private prefix), unless it is there; nothing when it fails
+requantize() {
+  [ -f "$2" ] && return 0
+  (cd "$LIB/ggml/backends0" && "$LIB/ld-linux-x86-64.so.2" --library-path "$LIB:$LIB/llama" \
+     "$OLDPWD/deps/prefix/usr/bin/llama-quantize" --allow-requantize "$1" "$2" Q4_K_M \
+     >/dev/null 2>&1) || rm -f "$2"
+}
 # the same shape in Q4_K_M, the mix most downloadable models come in (Q4_K
 # and Q6_K matrices), made from the Q8_0 twin by llama-quantize
-if [ ! -f "$MODELS/q05-q4_k_m.gguf" ]; then
-  (cd "$LIB/ggml/backends0" && "$LIB/ld-linux-x86-64.so.2" --library-path "$LIB:$LIB/llama" \
-     "$OLDPWD/deps/prefix/usr/bin/llama-quantize" --allow-requantize "$MODELS/q05-q8_0.gguf" \
-     "$MODELS/q05-q4_k_m.gguf" Q4_K_M >/dev/null 2>&1) || rm -f "$MODELS/q05-q4_k_m.gguf"
-fi
+requantize "$MODELS/q05-q8_0.gguf" "$MODELS/q05-q4_k_m.gguf"
 KM=""
 [ -f "$MODELS/q05-q4_k_m.gguf" ] && KM=$MODELS/q05-q4_k_m.gguf
 [ -f "$MODELS/q1b-q4_0.gguf" ] || "$BUILD/hearth" synth --preset 1b --type q4_0 \
     --vocab-from "$VOCAB" --quiet --out "$MODELS/q1b-q4_0.gguf"
 # the ~1B shape in Q4_K_M: 2048 wide, so real Q4_K and Q6_K matrices (the
 # weights are random either way, so requantizing the Q4_0 twin is fair)
-if [ ! -f "$MODELS/q1b-q4_k_m.gguf" ]; then
-  (cd "$LIB/ggml/backends0" && "$LIB/ld-linux-x86-64.so.2" --library-path "$LIB:$LIB/llama" \
-     "$OLDPWD/deps/prefix/usr/bin/llama-quantize" --allow-requantize "$MODELS/q1b-q4_0.gguf" \
-     "$MODELS/q1b-q4_k_m.gguf" Q4_K_M >/dev/null 2>&1) || rm -f "$MODELS/q1b-q4_k_m.gguf"
-fi
+requantize "$MODELS/q1b-q4_0.gguf" "$MODELS/q1b-q4_k_m.gguf"
 KM1=""
 [ -f "$MODELS/q1b-q4_k_m.gguf" ] && KM1=$MODELS/q1b-q4_k_m.gguf
 [ -f "$MODELS/minilm-f16.gguf" ] || HEARTH_SHARED=$SHARED "$BUILD/hearth" synth --preset minilm \

@@ -318,60 +318,6 @@ KTARGET static inline void prepare_pairs(const struct ablock1 *y, int np, char b
     }
 }
 
-/* Rows of a plain Q8_0 matrix against one activation row, the activation
- * prepared once: its quants, 128 times their sums taken off in advance, its
- * scales over the lanes of their blocks. Each pair of weight blocks then
- * costs two loads, a flip of the sign bits, one vpdpbusd and the scales:
- * the same sums in the same lanes and order as kernels_vec_dot_q8_0, so the
- * same bits. */
-KTARGET void kernels_q8_0_gemv(int n, float *out, const void *vw, size_t row_bytes, int rows,
-                               const void *va)
-{
-    const int nb = n / 32, np = nb / 2;
-    const struct ablock1 *y = va;
-    if (np > KERNELS_Q8_0_GEMV_MAX_N / 64) {
-        for (int r = 0; r < rows; r++)
-            kernels_vec_dot_q8_0(n, out + r, (const char *)vw + (size_t)r * row_bytes, va);
-        return;
-    }
-    __m512i qa[KERNELS_Q8_0_GEMV_MAX_N / 64], negc[KERNELS_Q8_0_GEMV_MAX_N / 64];
-    __m512 ya[KERNELS_Q8_0_GEMV_MAX_N / 64];
-    const __m512i k80 = _mm512_set1_epi8((char)0x80);
-    prepare_pairs(y, np, (char)0x80, qa, negc, ya);
-    for (int r = 0; r < rows; r++) {
-        const struct ablock1 *x = (const void *)((const char *)vw + (size_t)r * row_bytes);
-        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-        const __m512i *q = qa, *c = negc;
-        const __m512 *d = ya;
-        int l = 0;
-        for (; l + 3 < nb; l += 4, q += 2, c += 2, d += 2) {
-            _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS), _MM_HINT_T0);
-            _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS) + 64, _MM_HINT_T0);
-            _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS) + 128, _MM_HINT_T0);
-            __m512i t0 = _mm512_dpbusd_epi32(c[0], _mm512_xor_si512(pair_quants(x, l), k80), q[0]);
-            __m512i t1 = _mm512_dpbusd_epi32(c[1], _mm512_xor_si512(pair_quants(x, l + 2), k80),
-                                             q[1]);
-            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0), _mm512_mul_ps(pair_dscales(x + l), d[0]),
-                                   acc0);
-            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1),
-                                   _mm512_mul_ps(pair_dscales(x + l + 2), d[1]), acc1);
-        }
-        for (; l + 1 < nb; l += 2, q++, c++, d++) {
-            __m512i t = _mm512_dpbusd_epi32(c[0], _mm512_xor_si512(pair_quants(x, l), k80), q[0]);
-            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(pair_dscales(x + l), d[0]),
-                                   acc0);
-        }
-        float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-        if (l < nb) {
-            int dot = 0;
-            for (int i = 0; i < 32; i++)
-                dot += x[l].qs[i] * y[l].qs[i];
-            sum += (float)dot * (h2f(x[l].d) * h2f(y[l].d));
-        }
-        out[r] = sum;
-    }
-}
-
 /* ---- Q5_0 x Q8_0: one weight row against one activation row -------------- */
 
 /* A block's 32 elements as unsigned bytes 0..31 (x+16): the nibbles, and
@@ -458,52 +404,86 @@ KTARGET void kernels_vec_dot_q5_0(int n, float *s, const void *vx, const void *v
     *s = sum;
 }
 
-KTARGET void kernels_q5_0_gemv(int n, float *out, const void *vw, size_t row_bytes, int rows,
-                               const void *va)
+/* ---- plain Q8_0 and Q5_0 rows against one activation row ---------------- */
+
+/* A pair of weight blocks as unsigned bytes (x+128 for Q8_0, x+16 for
+ * Q5_0) and their scales over the lanes of their blocks. */
+KTARGET static inline __m512i pair_weights(bool q5, const char *x, int l)
+{
+    return q5 ? q5_pair((const struct q5block *)x + l)
+              : _mm512_xor_si512(pair_quants((const struct ablock1 *)x, l),
+                                 _mm512_set1_epi8((char)0x80));
+}
+
+KTARGET static inline __m512 pair_wscales(bool q5, const char *x, int l)
+{
+    return q5 ? q5_pair_wscales((const struct q5block *)x + l)
+              : pair_dscales((const struct ablock1 *)x + l);
+}
+
+/* Rows of a plain matrix against one activation row, the activation
+ * prepared once (prepare_pairs); each pair of weight blocks then costs its
+ * loads and unpacking, one vpdpbusd and the scales. The same sums in the
+ * same lanes and order as the type's dot product (kernels_vec_dot_q8_0 or
+ * _q5_0), so the same bits. q5 is a constant in each caller. */
+KTARGET static inline __attribute__((always_inline)) void
+gemv_plain(bool q5, int n, float *out, const void *vw, size_t row_bytes, int rows, const void *va)
 {
     const int nb = n / 32, np = nb / 2;
+    const size_t bsize = q5 ? sizeof(struct q5block) : sizeof(struct ablock1);
+    void (*dot)(int, float *, const void *, const void *) =
+        q5 ? kernels_vec_dot_q5_0 : kernels_vec_dot_q8_0;
     const struct ablock1 *y = va;
-    if (np > KERNELS_Q5_0_GEMV_MAX_N / 64) {
+    if (np > KERNELS_GEMV_MAX_N / 64) {
         for (int r = 0; r < rows; r++)
-            kernels_vec_dot_q5_0(n, out + r, (const char *)vw + (size_t)r * row_bytes, va);
+            dot(n, out + r, (const char *)vw + (size_t)r * row_bytes, va);
         return;
     }
-    /* the activation once per call: its quants, 16 times their sums taken
-     * off in advance, its scales over the lanes of their blocks */
-    __m512i qa[KERNELS_Q5_0_GEMV_MAX_N / 64], negc[KERNELS_Q5_0_GEMV_MAX_N / 64];
-    __m512 ya[KERNELS_Q5_0_GEMV_MAX_N / 64];
-    prepare_pairs(y, np, 16, qa, negc, ya);
+    __m512i qa[KERNELS_GEMV_MAX_N / 64], negc[KERNELS_GEMV_MAX_N / 64];
+    __m512 ya[KERNELS_GEMV_MAX_N / 64];
+    prepare_pairs(y, np, q5 ? 16 : (char)0x80, qa, negc, ya);
     for (int r = 0; r < rows; r++) {
-        const struct q5block *x = (const void *)((const char *)vw + (size_t)r * row_bytes);
+        const char *x = (const char *)vw + (size_t)r * row_bytes;
         __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-        int l = 0;
-        /* the same sums in the same lanes and order as kernels_vec_dot_q5_0:
-         * the same bits */
         const __m512i *q = qa, *c = negc;
         const __m512 *d = ya;
+        int l = 0;
         for (; l + 3 < nb; l += 4, q += 2, c += 2, d += 2) {
-            _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS), _MM_HINT_T0);
-            _mm_prefetch((const char *)(x + l + PREFETCH_BLOCKS) + 64, _MM_HINT_T0);
-            __m512i t0 = _mm512_dpbusd_epi32(c[0], q5_pair(x + l), q[0]);
-            __m512i t1 = _mm512_dpbusd_epi32(c[1], q5_pair(x + l + 2), q[1]);
+            const char *ahead = x + (size_t)(l + PREFETCH_BLOCKS) * bsize;
+            for (size_t o = 0; o < 4 * bsize; o += 64)
+                _mm_prefetch(ahead + o, _MM_HINT_T0);
+            __m512i t0 = _mm512_dpbusd_epi32(c[0], pair_weights(q5, x, l), q[0]);
+            __m512i t1 = _mm512_dpbusd_epi32(c[1], pair_weights(q5, x, l + 2), q[1]);
             acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0),
-                                   _mm512_mul_ps(q5_pair_wscales(x + l), d[0]), acc0);
+                                   _mm512_mul_ps(pair_wscales(q5, x, l), d[0]), acc0);
             acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1),
-                                   _mm512_mul_ps(q5_pair_wscales(x + l + 2), d[1]), acc1);
+                                   _mm512_mul_ps(pair_wscales(q5, x, l + 2), d[1]), acc1);
         }
         for (; l + 1 < nb; l += 2, q++, c++, d++) {
-            __m512i t = _mm512_dpbusd_epi32(c[0], q5_pair(x + l), q[0]);
+            __m512i t = _mm512_dpbusd_epi32(c[0], pair_weights(q5, x, l), q[0]);
             acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t),
-                                   _mm512_mul_ps(q5_pair_wscales(x + l), d[0]), acc0);
+                                   _mm512_mul_ps(pair_wscales(q5, x, l), d[0]), acc0);
         }
         float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-        if (l < nb) {
+        if (l < nb) {                   /* an odd last block, as the dot product adds it */
             float tail;
-            kernels_vec_dot_q5_0(32, &tail, x + l, y + l);
+            dot(32, &tail, x + (size_t)l * bsize, y + l);
             sum += tail;
         }
         out[r] = sum;
     }
+}
+
+KTARGET void kernels_q8_0_gemv(int n, float *out, const void *vw, size_t row_bytes, int rows,
+                               const void *va)
+{
+    gemv_plain(false, n, out, vw, row_bytes, rows, va);
+}
+
+KTARGET void kernels_q5_0_gemv(int n, float *out, const void *vw, size_t row_bytes, int rows,
+                               const void *va)
+{
+    gemv_plain(true, n, out, vw, row_bytes, rows, va);
 }
 
 /* One Q5_0 weight row against m activation rows (Q8_0 rows of nb blocks,

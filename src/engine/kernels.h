@@ -70,16 +70,14 @@ void kernels_vec_dot_q5_0(int n, float *s, const void *vx, const void *vy);
  * weight block is unpacked once per 8 rows (prompts; engine/mulmat.h). */
 void kernels_q5_0_rows(int n, const void *vw, const void *va, const float *da, int m,
                        float *out, size_t stride);
-/* Rows [0, rows) of a plain Q5_0 matrix (n elements each, row_bytes apart
- * from vw) against one Q8_0 activation row: out[r], the same bits as
- * kernels_vec_dot_q5_0 row by row, with the activation prepared once
- * (single-row products, engine/mulmat.h). Rows wider than
- * KERNELS_Q5_0_GEMV_MAX_N elements go row by row. */
-#define KERNELS_Q5_0_GEMV_MAX_N 8192
+/* Rows [0, rows) of a plain Q5_0 (Q8_0) matrix (n elements each, row_bytes
+ * apart from vw) against one Q8_0 activation row: out[r], the same bits as
+ * kernels_vec_dot_q5_0 (_q8_0) row by row, with the activation prepared
+ * once (single-row products, engine/mulmat.h). Rows wider than
+ * KERNELS_GEMV_MAX_N elements go row by row. */
+#define KERNELS_GEMV_MAX_N 8192
 void kernels_q5_0_gemv(int n, float *out, const void *vw, size_t row_bytes, int rows,
                        const void *va);
-/* The same for a plain Q8_0 matrix: the same bits as kernels_vec_dot_q8_0. */
-#define KERNELS_Q8_0_GEMV_MAX_N 8192
 void kernels_q8_0_gemv(int n, float *out, const void *vw, size_t row_bytes, int rows,
                        const void *va);
 /* True when kernels_q8_0_gemv is checked and in use (with the dot product). */

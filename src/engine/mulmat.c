@@ -33,9 +33,10 @@ typedef void (*gemv_fn)(int, float *, size_t, const void *, const void *, int, i
 typedef void (*rows_fn)(int, float *, const void *, size_t, int, const void *);
 
 /* How one type is multiplied: for plain matrices ggml's dot product per row
- * (hearth's for Q8_0, bound by name); for repacked ones the gemv over groups
- * of 8 rows that ggml would call (hearth's kernel for Q4_0). Both take the
- * row converted by `from_float` to `row_type`. */
+ * (hearth's for Q8_0 and Q5_0, bound by name), or hearth's kernel for a
+ * whole share of rows (Q8_0, Q5_0, Q6_K); for repacked ones the gemv over
+ * groups of 8 rows that ggml would call (hearth's kernels for Q4_0 and
+ * Q4_K). All take the row converted by `from_float` to `row_type`. */
 struct way {
     bool on;                      /* checked against ggml and in use */
     enum ggml_type row_type;
@@ -270,8 +271,9 @@ static void quiet(enum ggml_log_level level, const char *text, void *ud)
 /* A real matrix of `type` (in ggml's repacked buffer when `packed`, else in
  * its plain host buffer; its values quantized by ggml from random floats)
  * times `rows` activation rows, through ggml's executor on two threads:
- * ggml's operator and hearth's must agree, to the bit for one row (the same
- * functions), to float rounding for several (another summation order). */
+ * ggml's operator and hearth's must agree, to the bit for one row when the
+ * way is `exact` (the same sums), else to float rounding (another
+ * summation order, and several rows). */
 static bool check(enum ggml_type type, bool packed, int rows, bool exact)
 {
     if (ggml_quantize_requires_imatrix(type))
