@@ -54,6 +54,13 @@ struct q6k {        /* ggml's block_q6_K */
     int8_t scales[16];  /* one per 16 elements */
     uint16_t d;
 };
+struct q5k {        /* ggml's block_q5_K */
+    uint16_t d, dmin;
+    uint8_t scales[12]; /* 6-bit sub-block scales and mins, packed as Q4_K's */
+    uint8_t qh[32];     /* the fifth bit */
+    uint8_t qs[128];    /* low 4 bits */
+};
+_Static_assert(sizeof(struct q5k) == 176, "ggml's block_q5_K");
 _Static_assert(sizeof(struct q4kx8) == 1152, "ggml's block_q4_Kx8");
 _Static_assert(sizeof(struct q6k) == 210, "ggml's block_q6_K");
 _Static_assert(sizeof(struct q8k) == 292, "ggml's block_q8_K");
@@ -69,9 +76,10 @@ typedef void (*dot_fn)(int, float *, size_t, const void *, size_t, const void *,
 static gemv_fn g_ggml;      /* Q4_K, one activation row */
 static gemv_fn g_ggml_gemm; /* Q4_K, groups of 4 (the worker's export forwards here) */
 static dot_fn g_dot6;       /* Q6_K dot product */
+static dot_fn g_dot5;       /* Q5_K dot product */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 /* hearth's kernels checked and in use: Q4_K one row, Q6_K rows, Q4_K 4 rows */
-static bool g_on, g_on6, g_gemm_on;
+static bool g_on, g_on6, g_on5, g_gemm_on;
 
 static void resolve(void)
 {
@@ -431,6 +439,111 @@ KTARGET void kquant_q6_K_rows(int n, float *out, const void *vw, size_t row_byte
     }
 }
 
+/* ---- Q5_K x Q8_K: rows of a plain matrix against one activation row ---- */
+
+/* vpermw indices: for 128 elements h, the scale of each int16 of
+ * vpackssdw(ta, tb) (engine comment below): in 128-bit lane k, four of
+ * sub-block 4h + 2*(k/2) (from ta), then four of 4h + 1 + 2*(k/2) (tb). */
+static const uint16_t g_q5_idx[2][32] = {
+    { 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1,
+      2, 2, 2, 2, 3, 3, 3, 3, 2, 2, 2, 2, 3, 3, 3, 3 },
+    { 4, 4, 4, 4, 5, 5, 5, 5, 4, 4, 4, 4, 5, 5, 5, 5,
+      6, 6, 6, 6, 7, 7, 7, 7, 6, 6, 6, 6, 7, 7, 7, 7 },
+};
+
+KTARGET void kquant_q5_K_rows(int n, float *out, const void *vw, size_t row_bytes, int rows,
+                              const void *va)
+{
+    const int nb = n / 256;
+    const struct q8k *a = va;
+    if (nb > MAX_SUPERBLOCKS) {
+        for (int r = 0; r < rows; r++)
+            g_dot5(n, out + r, 0, (const char *)vw + (size_t)r * row_bytes, 0, va, 0, 1);
+        return;
+    }
+    /* the activation once per call, in the order the unpacked quants come
+     * in: per 128 elements, the low nibbles of two 64-element chunks
+     * (elements 0-31 and 64-95) and their high nibbles (32-63, 96-127);
+     * and each sub-block's sum, for the mins */
+    __m512i act[MAX_SUPERBLOCKS][4];
+    __m128i bsum[MAX_SUPERBLOCKS];
+    for (int l = 0; l < nb; l++) {
+        for (int h = 0; h < 2; h++) {
+            const int8_t *y = a[l].qs + 128 * h;
+            act[l][2 * h] = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y)),
+                _mm256_loadu_si256((const __m256i *)(y + 64)), 1);
+            act[l][2 * h + 1] = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(y + 32))),
+                _mm256_loadu_si256((const __m256i *)(y + 96)), 1);
+        }
+        /* sub-block s is bsums 2s and 2s+1; |sum| <= 32 * 128 */
+        const __m256i b16 = _mm256_loadu_si256((const __m256i *)a[l].bsums);
+        bsum[l] = _mm256_cvtepi32_epi16(_mm256_madd_epi16(b16, _mm256_set1_epi16(1)));
+    }
+    const __m512i m0f = _mm512_set1_epi8(0x0F), m10 = _mm512_set1_epi8(0x10);
+    const __m512i idx0 = _mm512_loadu_si512(g_q5_idx[0]), idx1 = _mm512_loadu_si512(g_q5_idx[1]);
+    /* the fifth bit of the low (A) and high (B) nibbles: per 128 elements
+     * h, qh bits 4h and 4h+2 (A) and 4h+1 and 4h+3 (B) of the two chunks,
+     * moved to bit 4 (left for h = 0, right for h = 1) */
+    const __m512i la0 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i lb0 = _mm512_inserti64x4(_mm512_set1_epi16(3), _mm256_set1_epi16(1), 1);
+    const __m512i ra1 = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+    const __m512i rb1 = _mm512_inserti64x4(_mm512_set1_epi16(1), _mm256_set1_epi16(3), 1);
+    for (int r = 0; r < rows; r++) {
+        const struct q5k *x = (const void *)((const char *)vw + (size_t)r * row_bytes);
+        /* in double: the scale and min terms add up apart, and with
+         * unsigned quants against a row with a mean both run to ~10^3
+         * times the result (float sums lose ~1e-3 of it, as ggml's do) */
+        __m512d acc = _mm512_setzero_pd();
+        __m256d accm = _mm256_setzero_pd();
+        for (int l = 0; l < nb; l++) {
+            const struct q5k *b = x + l;
+            _mm_prefetch((const char *)(b + 16), _MM_HINT_T0);
+            _mm_prefetch((const char *)(b + 16) + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)(b + 16) + 128, _MM_HINT_T0);
+            /* ggml's 6-bit unpacking: scales in u[0..1], mins in u[2..3] */
+            uint32_t u[4];
+            memcpy(u, b->scales, 12);
+            u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+            const uint32_t m01 = u[1] & 0x3f3f3f3f;
+            u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+            u[2] = m01;
+            u[0] &= 0x3f3f3f3f;
+            const __m512i sc = _mm512_castsi128_si512(
+                _mm_cvtepu8_epi16(_mm_setr_epi32((int)u[0], (int)u[1], 0, 0)));
+            const __m128i mn = _mm_cvtepu8_epi16(_mm_setr_epi32((int)u[2], (int)u[3], 0, 0));
+            const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b->qh));
+            __m512i sum = _mm512_setzero_si512();
+            for (int h = 0; h < 2; h++) {
+                const __m512i ql = _mm512_loadu_si512(b->qs + 64 * h);
+                const __m512i ha = h ? _mm512_srlv_epi16(qh, ra1) : _mm512_sllv_epi16(qh, la0);
+                const __m512i hb = h ? _mm512_srlv_epi16(qh, rb1) : _mm512_sllv_epi16(qh, lb0);
+                /* 0xEA: (A & B) | C */
+                const __m512i qa = _mm512_ternarylogic_epi32(ql, m0f, _mm512_and_si512(ha, m10), 0xEA);
+                const __m512i qb = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), m0f,
+                                                             _mm512_and_si512(hb, m10), 0xEA);
+                const __m512i zero = _mm512_setzero_si512();
+                const __m512i ta = _mm512_dpbusd_epi32(zero, qa, act[l][2 * h]);
+                const __m512i tb = _mm512_dpbusd_epi32(zero, qb, act[l][2 * h + 1]);
+                /* |lane| <= 4 * 31 * 128: both into int16s exactly, each
+                 * times its sub-block's scale, neighbours added */
+                const __m512i p = _mm512_packs_epi32(ta, tb);
+                sum = _mm512_add_epi32(
+                    sum, _mm512_madd_epi16(p, _mm512_permutexvar_epi16(h ? idx1 : idx0, sc)));
+            }
+            const double da = a[l].d;
+            const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sum),
+                                                _mm512_extracti64x4_epi64(sum, 1));
+            acc = _mm512_fmadd_pd(_mm512_cvtepi32_pd(s8), _mm512_set1_pd(_cvtsh_ss(b->d) * da), acc);
+            accm = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm_madd_epi16(mn, bsum[l])),
+                                   _mm256_set1_pd(_cvtsh_ss(b->dmin) * da), accm);
+        }
+        const __m128d m2 = _mm_add_pd(_mm256_castpd256_pd128(accm), _mm256_extractf128_pd(accm, 1));
+        out[r] = (float)(_mm512_reduce_add_pd(acc) - _mm_cvtsd_f64(_mm_add_sd(m2, _mm_unpackhi_pd(m2, m2))));
+    }
+}
+
 /* ---- decision -------------------------------------------------------- */
 
 static uint32_t rnd(uint32_t *seed)
@@ -518,6 +631,40 @@ static bool self_check6(void)
     return true;
 }
 
+/* Random Q5_K rows (every byte random but the fp16 scales) against the
+ * same kind of activation row, hearth's rows kernel against ggml's dot
+ * product row by row. */
+static bool self_check5(void)
+{
+    enum { ROWS = 5, NB = 5 };
+    static struct q5k w[ROWS * NB];
+    static struct q4kx8 unused[NB];
+    static struct q8k a[NB];
+    for (int nb = 1; nb <= NB; nb++) {
+        fill(unused, 1, nb, a, 8765u + (uint32_t)nb);
+        uint32_t seed = 55u + (uint32_t)nb;
+        for (int i = 0; i < ROWS * nb; i++) {
+            uint8_t *p = (uint8_t *)&w[i];
+            for (size_t k = 0; k < sizeof w[i]; k++)
+                p[k] = (uint8_t)rnd(&seed);
+            w[i].d = (uint16_t)(0x2000 | (rnd(&seed) & 0x0FFF));
+            w[i].dmin = (uint16_t)(0x2000 | (rnd(&seed) & 0x0FFF));
+        }
+        const size_t rb = (size_t)nb * sizeof(struct q5k);
+        float want[ROWS], got[ROWS];
+        for (int r = 0; r < ROWS; r++)
+            g_dot5(nb * 256, &want[r], 0, (const char *)w + r * rb, 0, a, 0, 1);
+        kquant_q5_K_rows(nb * 256, got, w, rb, ROWS, a);
+        double scale = 0;
+        for (int i = 0; i < ROWS; i++)
+            scale = fmax(scale, fabs(want[i]));
+        for (int i = 0; i < ROWS; i++)
+            if (!(fabs(got[i] - want[i]) <= 1e-5 * scale + 1e-6))
+                return false;
+    }
+    return true;
+}
+
 /* Random groups of weights against 4, 8 and 12 random activation rows in
  * ggml's 4-row layout (both of the kernel's paths), against ggml's plain-C
  * reference. */
@@ -556,7 +703,7 @@ static bool self_check_gemm(gemv_fn ref)
 
 bool kquant_init(const char *mode)
 {
-    g_on = g_on6 = g_gemm_on = false;
+    g_on = g_on6 = g_on5 = g_gemm_on = false;
     pthread_once(&g_once, resolve);
     if (mode && strcmp(mode, "off") == 0)
         return false;
@@ -598,6 +745,13 @@ bool kquant_init(const char *mode)
         log_warn("kquant: hearth's Q6_K kernel disagrees with ggml's dot product; ggml's stays");
     else
         g_on6 = true;
+    g_dot5 = (dot_fn)kernels_backend_symbol("ggml_vec_dot_q5_K_q8_K");
+    if (!g_dot5)
+        log_warn("kquant: ggml's CPU backend does not export its Q5_K dot product; ggml's stays");
+    else if (!self_check5())
+        log_warn("kquant: hearth's Q5_K kernel disagrees with ggml's dot product; ggml's stays");
+    else
+        g_on5 = true;
     return true;
 }
 
@@ -609,6 +763,11 @@ bool kquant_active(void)
 bool kquant_q6_K_active(void)
 {
     return g_on6;
+}
+
+bool kquant_q5_K_active(void)
+{
+    return g_on5;
 }
 
 bool kquant_gemm_active(void)

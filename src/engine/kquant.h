@@ -62,6 +62,15 @@ void kquant_gemm_q4_K(int n, float *s, size_t bs, const void *vx, const void *vy
 void kquant_q6_K_rows(int n, float *out, const void *vw, size_t row_bytes, int rows,
                       const void *va);
 
+/* The same for a plain Q5_K matrix (Q5_K_M models): each 128 elements of
+ * a row cost one 64-byte load of low bits, the fifth bits from one
+ * 32-byte load shifted into place, two vpdpbusd against the activation
+ * reordered once per call, and the sub-block scales in integers; the
+ * mins meet the activation's block sums once per 256 elements. Equal to
+ * ggml's dot product to rounding. */
+void kquant_q5_K_rows(int n, float *out, const void *vw, size_t row_bytes, int rows,
+                      const void *va);
+
 /* Check hearth's Q4_K kernels against ggml's plain-C references
  * (ggml_gemv_q4_K_8x8_q8_K_generic, ggml_gemm_q4_K_8x8_q8_K_generic) and
  * its Q6_K kernel against ggml's dot product on random blocks; "off" skips
@@ -72,6 +81,8 @@ bool kquant_active(void);
 /* The Q6_K rows kernel, checked by kquant_init against ggml's exported
  * ggml_vec_dot_q6_K_q8_K: true when in use. */
 bool kquant_q6_K_active(void);
+/* The Q5_K rows kernel, checked against ggml_vec_dot_q5_K_q8_K. */
+bool kquant_q5_K_active(void);
 /* The 4-row Q4_K kernel, checked against ggml's plain-C reference: true
  * when the worker's ggml_gemm_q4_K_8x8_q8_K (which ggml's prompts reach by
  * name) runs it. */

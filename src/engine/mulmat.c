@@ -102,10 +102,14 @@ static void plan_ways(void)
         g_plain[GGML_TYPE_Q5_0].rows = kernels_q5_0_gemv;
     if (g_plain[GGML_TYPE_Q8_0].dot && kernels_q8_0_gemv_active())
         g_plain[GGML_TYPE_Q8_0].rows = kernels_q8_0_gemv;
-    /* plain Q6_K rows through hearth's kernel (engine/kquant.h): to rounding */
+    /* plain Q6_K and Q5_K rows through hearth's kernels (engine/kquant.h): to rounding */
     if (g_plain[GGML_TYPE_Q6_K].dot && kquant_q6_K_active()) {
         g_plain[GGML_TYPE_Q6_K].rows = kquant_q6_K_rows;
         g_plain[GGML_TYPE_Q6_K].exact = false;
+    }
+    if (g_plain[GGML_TYPE_Q5_K].dot && kquant_q5_K_active()) {
+        g_plain[GGML_TYPE_Q5_K].rows = kquant_q5_K_rows;
+        g_plain[GGML_TYPE_Q5_K].exact = false;
     }
     for (size_t i = 0; i < sizeof packed / sizeof packed[0]; i++) {
         const struct ggml_type_traits_cpu *r = g_traits(packed[i].row);

@@ -1,8 +1,8 @@
 /*
  * test_kquant.c: unit tests for src/engine/kquant.{h,c}: hearth's Q4_K
  * decode kernel gives what ggml's own kernel (from the real CPU backend)
- * gives on ggml's repacked layout, and its Q6_K rows kernel what ggml's dot
- * product gives, and its 4-row Q4_K kernel what ggml's plain-C reference
+ * gives on ggml's repacked layout, and its Q6_K and Q5_K rows kernels what
+ * ggml's dot products give, and its 4-row Q4_K kernel what ggml's plain-C reference
  * gives on ggml's interleaved activations, for superblock counts up to past
  * their limit, with extreme scales, quants and activations; the decisions
  * follow the mode.
@@ -24,6 +24,7 @@ typedef void (*gemv_fn)(int, float *, size_t, const void *, const void *, int, i
 typedef void (*dot_fn)(int, float *, size_t, const void *, size_t, const void *, size_t, int);
 static gemv_fn g_ggml;
 static dot_fn g_dot6;           /* ggml's Q6_K dot product */
+static dot_fn g_dot5;           /* ggml's Q5_K dot product */
 static gemv_fn g_gemm_ref;      /* ggml's plain-C 4-row Q4_K kernel */
 static bool g_vnni;
 
@@ -112,9 +113,11 @@ TEST(init_follows_mode_and_cpu)
     CHECK(kquant_active() == g_vnni);
     CHECK(kquant_init(NULL) == g_vnni);
     CHECK(kquant_q6_K_active() == g_vnni);
+    CHECK(kquant_q5_K_active() == g_vnni);
     CHECK(kquant_gemm_active() == (g_vnni && __builtin_cpu_supports("avx512vbmi")));
     kquant_init("off");
     CHECK(!kquant_q6_K_active());
+    CHECK(!kquant_q5_K_active());
     CHECK(!kquant_gemm_active());
 }
 
@@ -207,6 +210,59 @@ TEST(q6_K_rows_match_ggml)
         }
 }
 
+/* Q5_K rows: random bytes with fp16 d and dmin near 2^-6 (or the largest
+ * normal ones); extreme: every quant 31 and every 6-bit scale and min 63 */
+static uint8_t *rows5(int nb, int rows, bool extreme)
+{
+    enum { B5 = 176 };
+    size_t n = (size_t)nb * rows * B5;
+    uint8_t *w = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        w[i] = extreme ? 0xFF : (uint8_t)rnd();
+    for (size_t b = 0; b < n; b += B5)
+        for (int j = 0; j < 2; j++) {
+            uint16_t h = extreme ? (uint16_t)0x7BFF : (uint16_t)(((8u + rnd() % 3) << 10) | (rnd() & 0x3FF));
+            memcpy(w + b + 2 * j, &h, 2);
+        }
+    return w;
+}
+
+TEST(q5_K_rows_match_ggml)
+{
+    if (!g_vnni || !g_dot5 || !kquant_init("auto") || !kquant_q5_K_active())
+        return;
+    const int nbs[] = { 1, 2, 3, 7, 8, 19, 22, 32, 64, 65 };
+    for (size_t i = 0; i < sizeof nbs / sizeof nbs[0]; i++)
+        for (int extreme = 0; extreme < 2; extreme++) {
+            const int nb = nbs[i], rows = 9;
+            const size_t rb = (size_t)nb * 176;
+            uint8_t *w = rows5(nb, rows, extreme), *a = activation(nb, extreme);
+            float want[9], got[9];
+            for (int r = 0; r < rows; r++)
+                g_dot5(nb * 256, &want[r], 0, w + r * rb, 0, a, 0, 1);
+            kquant_q5_K_rows(nb * 256, got, w, rb, rows, a);
+            /* relative to the largest term: max(d, dmin) * 63 * 32 * 127 * 256 * |a.d| */
+            double bound = 0, e = 0;
+            for (int r = 0; r < rows; r++)
+                for (int l = 0; l < nb; l++) {
+                    float ad;
+                    memcpy(&ad, a + (size_t)l * ABLOCK, 4);
+                    for (int j = 0; j < 2; j++) {
+                        uint16_t h;
+                        memcpy(&h, w + r * rb + (size_t)l * 176 + 2 * j, 2);
+                        bound = fmax(bound, fabs(ggml_fp16_to_fp32(h)) * 63 * 32 * 127 * 256 * fabs(ad));
+                    }
+                }
+            for (int r = 0; r < rows; r++)
+                e = fmax(e, fabs((double)got[r] - want[r]));
+            e /= bound * nb;
+            if (!(e < 1e-6))
+                fprintf(stderr, "  q5_K nb=%d extreme=%d: %.2e\n", nb, extreme, e);
+            CHECK(e < 1e-6);
+            free(w), free(a);
+        }
+}
+
 /* 4-row groups of activations in ggml's interleaved layout (block_q8_Kx4:
  * 4 float scales, byte (e/8)*32 + m*8 + e%8 for element e of row m, the
  * sums of 16 at 16*(g/4) + 4*m + g%4) */
@@ -272,6 +328,7 @@ int main(void)
     backends_load();
     g_ggml = (gemv_fn)kernels_backend_symbol("ggml_gemv_q4_K_8x8_q8_K");
     g_dot6 = (dot_fn)kernels_backend_symbol("ggml_vec_dot_q6_K_q8_K");
+    g_dot5 = (dot_fn)kernels_backend_symbol("ggml_vec_dot_q5_K_q8_K");
     g_gemm_ref = (gemv_fn)kernels_backend_symbol("ggml_gemm_q4_K_8x8_q8_K_generic");
     g_vnni = kernels_cpu_ok();
     RUN(backend_exports_the_kernel);
@@ -279,6 +336,7 @@ int main(void)
     RUN(matches_ggml);
     RUN(a_window_of_groups);
     RUN(q6_K_rows_match_ggml);
+    RUN(q5_K_rows_match_ggml);
     RUN(gemm_matches_ggml);
     return check_summary();
 }

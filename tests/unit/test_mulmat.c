@@ -193,7 +193,7 @@ TEST(prompt_rows_q5_0_match_ggml)
     }
 }
 
-/* One activation row against a repacked Q4_K or a plain Q6_K matrix
+/* One activation row against a repacked Q4_K or a plain Q6_K or Q5_K matrix
  * through hearth's kernels (engine/kquant.h), with both results held
  * against the exact
  * product of the dequantized weights and the dequantized Q8_K activation:
@@ -263,7 +263,8 @@ static void k_against_exact(enum ggml_type type, bool repacked, int k, int n, in
 TEST(single_rows_k_quants_as_close_as_ggml)
 {
     kernels_init("auto");
-    if (!g_vnni || !kquant_init("auto") || !kquant_q6_K_active() || !mulmat_init("auto"))
+    if (!g_vnni || !kquant_init("auto") || !kquant_q6_K_active() || !kquant_q5_K_active() ||
+        !mulmat_init("auto"))
         return;
     const struct {
         enum ggml_type type;
@@ -274,6 +275,8 @@ TEST(single_rows_k_quants_as_close_as_ggml)
         { GGML_TYPE_Q4_K, true, 4864, 896 },  { GGML_TYPE_Q4_K, true, 256, 24 },
         { GGML_TYPE_Q6_K, false, 8192, 512 }, { GGML_TYPE_Q6_K, false, 2048, 3200 },
         { GGML_TYPE_Q6_K, false, 256, 7 },
+        { GGML_TYPE_Q5_K, false, 2048, 5632 }, { GGML_TYPE_Q5_K, false, 8192, 512 },
+        { GGML_TYPE_Q5_K, false, 256, 7 },
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5) {
