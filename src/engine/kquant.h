@@ -1,8 +1,9 @@
 /*
- * kquant.h: hearth's kernels for Q4_K and Q6_K weights, the types most
+ * kquant.h: hearth's kernels for Q4_K, Q5_K and Q6_K weights, the types most
  * downloadable models (Q4_K_M: Q4_K, and Q6_K for the output matrix and
- * half the down and V projections) are made of: Q4_K against one activation
- * row (decode) and against groups of 4 (prompts), Q6_K rows (decode).
+ * half the down and V projections; Q5_K_M: Q5_K and Q6_K) are made of: Q4_K
+ * against one activation row (decode) and against groups of 4 (prompts),
+ * Q5_K and Q6_K rows (decode).
  *
  * ggml's CPU backend repacks Q4_K matrices into groups of 8 rows
  * (block_q4_Kx8) and multiplies one activation row (block_q8_K) with
@@ -73,7 +74,7 @@ void kquant_q5_K_rows(int n, float *out, const void *vw, size_t row_bytes, int r
 
 /* Check hearth's Q4_K kernels against ggml's plain-C references
  * (ggml_gemv_q4_K_8x8_q8_K_generic, ggml_gemm_q4_K_8x8_q8_K_generic) and
- * its Q6_K kernel against ggml's dot product on random blocks; "off" skips
+ * its Q6_K and Q5_K kernels against ggml's dot products on random blocks; "off" skips
  * all. Call after kernels_init() and before any model is loaded. Returns
  * true when the one-row Q4_K kernel is in use. */
 bool kquant_init(const char *mode);
