@@ -65,6 +65,12 @@ _Static_assert(sizeof(struct q4kx8) == 1152, "ggml's block_q4_Kx8");
 _Static_assert(sizeof(struct q6k) == 210, "ggml's block_q6_K");
 _Static_assert(sizeof(struct q8k) == 292, "ggml's block_q8_K");
 
+/* how far ahead the rows kernels (Q6_K, Q5_K) fetch a plain matrix: 16
+ * superblocks (~3 KiB) before; the distance of engine/kernels.c in bytes */
+#ifndef ROWS_PREFETCH_BYTES
+#define ROWS_PREFETCH_BYTES 4608
+#endif
+
 /* rows up to this many elements take hearth's kernel; wider ones ggml's */
 #define MAX_SUPERBLOCKS 64
 
@@ -409,10 +415,11 @@ KTARGET void kquant_q6_K_rows(int n, float *out, const void *vw, size_t row_byte
         __m512 acc = _mm512_setzero_ps();
         for (int l = 0; l < nb; l++) {
             const struct q6k *b = x + l;
-            _mm_prefetch((const char *)(b + 16), _MM_HINT_T0);
-            _mm_prefetch((const char *)(b + 16) + 64, _MM_HINT_T0);
-            _mm_prefetch((const char *)(b + 16) + 128, _MM_HINT_T0);
-            _mm_prefetch((const char *)(b + 16) + 192, _MM_HINT_T0);
+            const char *ahead = (const char *)b + ROWS_PREFETCH_BYTES;
+            _mm_prefetch(ahead, _MM_HINT_T0);
+            _mm_prefetch(ahead + 64, _MM_HINT_T0);
+            _mm_prefetch(ahead + 128, _MM_HINT_T0);
+            _mm_prefetch(ahead + 192, _MM_HINT_T0);
             const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
             __m512i sum = _mm512_setzero_si512();
             for (int h = 0; h < 2; h++) {
@@ -499,9 +506,10 @@ KTARGET void kquant_q5_K_rows(int n, float *out, const void *vw, size_t row_byte
         __m256d accm = _mm256_setzero_pd();
         for (int l = 0; l < nb; l++) {
             const struct q5k *b = x + l;
-            _mm_prefetch((const char *)(b + 16), _MM_HINT_T0);
-            _mm_prefetch((const char *)(b + 16) + 64, _MM_HINT_T0);
-            _mm_prefetch((const char *)(b + 16) + 128, _MM_HINT_T0);
+            const char *ahead = (const char *)b + ROWS_PREFETCH_BYTES;
+            _mm_prefetch(ahead, _MM_HINT_T0);
+            _mm_prefetch(ahead + 64, _MM_HINT_T0);
+            _mm_prefetch(ahead + 128, _MM_HINT_T0);
             /* ggml's 6-bit unpacking: scales in u[0..1], mins in u[2..3] */
             uint32_t u[4];
             memcpy(u, b->scales, 12);
