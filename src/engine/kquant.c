@@ -1,8 +1,8 @@
 /*
  * kquant.c: K-quant kernels with AVX-512 VNNI (see kquant.h): Q4_K against
  * one activation row and against groups of 4 over ggml's 8-row repacked
- * layout, Q6_K rows of a plain matrix, and the start-up checks against
- * ggml's own code.
+ * layout, Q6_K and Q5_K rows of a plain matrix, and the start-up checks
+ * against ggml's own code.
  *
  * Q4_K, per 8 weight rows and 256 elements:
  *  - each 64-byte load holds 8 bytes of each row; its low nibbles meet 8
@@ -84,7 +84,8 @@ static gemv_fn g_ggml_gemm; /* Q4_K, groups of 4 (the worker's export forwards h
 static dot_fn g_dot6;       /* Q6_K dot product */
 static dot_fn g_dot5;       /* Q5_K dot product */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-/* hearth's kernels checked and in use: Q4_K one row, Q6_K rows, Q4_K 4 rows */
+/* hearth's kernels checked and in use: Q4_K one row, Q6_K rows, Q5_K rows,
+ * Q4_K 4 rows */
 static bool g_on, g_on6, g_on5, g_gemm_on;
 
 static void resolve(void)

@@ -263,8 +263,7 @@ static void k_against_exact(enum ggml_type type, bool repacked, int k, int n, in
 TEST(single_rows_k_quants_as_close_as_ggml)
 {
     kernels_init("auto");
-    if (!g_vnni || !kquant_init("auto") || !kquant_q6_K_active() || !kquant_q5_K_active() ||
-        !mulmat_init("auto"))
+    if (!g_vnni || !kquant_init("auto") || !kquant_q6_K_active() || !mulmat_init("auto"))
         return;
     const struct {
         enum ggml_type type;
@@ -278,8 +277,11 @@ TEST(single_rows_k_quants_as_close_as_ggml)
         { GGML_TYPE_Q5_K, false, 2048, 5632 }, { GGML_TYPE_Q5_K, false, 8192, 512 },
         { GGML_TYPE_Q5_K, false, 256, 7 },
     };
+    CHECK(kquant_q5_K_active());
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5) {
+            if (shapes[i].type == GGML_TYPE_Q5_K && !kquant_q5_K_active())
+                continue;
             double eg, eo;
             k_against_exact(shapes[i].type, shapes[i].repacked, shapes[i].k, shapes[i].n, threads,
                             &eg, &eo);
@@ -288,6 +290,11 @@ TEST(single_rows_k_quants_as_close_as_ggml)
                         ggml_type_name(shapes[i].type), shapes[i].k, shapes[i].n, threads, eg, eo);
             CHECK(eo <= eg * 1.25 + 2e-5);
             CHECK(eo < 1e-3);
+            /* hearth's Q5_K kernel, not ggml's dot product, computed it:
+             * it keeps the scale and min terms in double, so on wide rows
+             * it is far closer to the exact value (measured: ~100x) */
+            if (shapes[i].type == GGML_TYPE_Q5_K && shapes[i].k >= 2048)
+                CHECK(eo * 10 < eg);
         }
 }
 
