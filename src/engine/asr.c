@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,12 +40,38 @@ struct asr {
     int threads;
     bool accel;                 /* the BLAS backend is loaded (worker/accel.h) */
     whisper_file_info info;
+    bool (*should_abort)(void *ud);     /* asr_set_abort() */
+    void *abort_ud;
+    bool aborted;               /* the check said stop during this request */
 };
 
-/* whisper.cpp and ggml log lines: info and below at debug, the rest as is. */
+/* set while a transcription stops on request: whisper.cpp then reports a
+ * "failed to decode", which is no failure (whisper_log_route) */
+static atomic_bool g_stopping;
+
+void asr_set_abort(asr *a, bool (*should_abort)(void *ud), void *ud)
+{
+    a->should_abort = should_abort;
+    a->abort_ud = ud;
+}
+
+/* whisper's abort callback (also ggml's, between graph nodes): asks the
+ * caller's check, and remembers a yes */
+static bool abort_check(void *data)
+{
+    asr *a = data;
+    if (!a->aborted && a->should_abort && a->should_abort(a->abort_ud))
+        a->aborted = g_stopping = true;
+    return a->aborted;
+}
+
+/* whisper.cpp and ggml log lines: info and below at debug, the rest as is
+ * (all at debug while a cancelled transcription winds down). */
 static void whisper_log_route(enum ggml_log_level level, const char *text, void *user)
 {
     (void)user;
+    if (g_stopping)
+        level = GGML_LOG_LEVEL_DEBUG;
     size_t n = text ? strlen(text) : 0;
     while (n && (text[n - 1] == '\n' || text[n - 1] == '\r'))
         n--;
@@ -419,7 +446,17 @@ static int run_whisper(asr *a, const req *r, const float *pcm, size_t n, char *e
     p.token_timestamps = r->words;
     p.suppress_nst = true;                      /* as OpenAI's default suppress_tokens */
     p.print_progress = p.print_realtime = p.print_timestamps = p.print_special = false;
+    a->aborted = false;
+    if (a->should_abort) {
+        p.abort_callback = abort_check;
+        p.abort_callback_user_data = a;
+    }
     int rc = whisper_full(a->ctx, p, pcm, (int)n);
+    g_stopping = false;
+    if (a->aborted) {
+        snprintf(err, el, "cancelled");
+        return -1;
+    }
     if (rc != 0) {
         log_warn("whisper_full failed: code %d", rc);
         snprintf(err, el, "the speech model failed on this recording (code %d)", rc);
@@ -485,8 +522,14 @@ int asr_transcribe(asr *a, const json *opts, buf *out, int *status, char *err, s
     }
     *status = 500;
     double t_dec = now_s();
-    if (run_whisper(a, &r, pcm, n, err, el))
+    if (run_whisper(a, &r, pcm, n, err, el)) {
+        if (a->aborted) {
+            *status = 499;
+            log_info("transcription of %.1f s of audio cancelled after %.2f s", d.duration,
+                     now_s() - t_dec);
+        }
         goto out;
+    }
     double t_run = now_s();
 
     whisper_token eot = whisper_token_eot(a->ctx);

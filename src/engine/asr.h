@@ -78,4 +78,10 @@ int asr_describe(asr *a, buf *out);
  */
 int asr_transcribe(asr *a, const json *opts, buf *out, int *status, char *err, size_t errlen);
 
+/* A check that asr_transcribe() calls while whisper runs (between graph
+ * nodes and decoding steps, so it must be cheap): when it returns true the
+ * transcription stops and asr_transcribe() fails with *status 499 and
+ * "cancelled". NULL removes it. The caller keeps ud alive. */
+void asr_set_abort(asr *a, bool (*should_abort)(void *ud), void *ud);
+
 #endif

@@ -114,3 +114,18 @@ int wire_reader_next(wire_reader *r, wire_hdr *h, const char **payload)
     r->taken = WIRE_HDR_SIZE + h->len;
     return 1;
 }
+
+bool wire_reader_holds(const wire_reader *r, unsigned type, uint32_t id, bool any_id)
+{
+    size_t off = r->taken;
+    while (r->in.len - off >= WIRE_HDR_SIZE) {
+        wire_hdr h;
+        memcpy(&h, r->in.data + off, sizeof h);
+        if (wire_hdr_check(&h) < 0 || r->in.len - off - WIRE_HDR_SIZE < h.len)
+            return false;
+        if (h.type == type && (any_id || h.id == id))
+            return true;
+        off += WIRE_HDR_SIZE + h.len;
+    }
+    return false;
+}

@@ -17,6 +17,7 @@
 #ifndef HEARTH_WIRE_H
 #define HEARTH_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,6 +68,11 @@ long wire_reader_fill(wire_reader *r, int fd);
 /* 1: a frame is in *h / *payload (valid until the next call); 0: need more
  * bytes; -1: the stream is corrupt (bad magic/version/type/length). */
 int  wire_reader_next(wire_reader *r, wire_hdr *h, const char **payload);
+
+/* True when the bytes read but not yet handed out hold a complete frame of
+ * this type (for any id when any_id, else for this id). Consumes nothing:
+ * a worker busy in one request looks ahead for a cancel this way. */
+bool wire_reader_holds(const wire_reader *r, unsigned type, uint32_t id, bool any_id);
 
 /* Validate a header alone (used by the reader and by tests). */
 int wire_hdr_check(const wire_hdr *h);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* One source, three binaries, so a worker maps only the libraries of its own
@@ -144,6 +145,52 @@ struct engine {
     const char *name;
 };
 
+/* Frames that arrived while a document request ran: read by
+ * doc_cancelled() to look for a cancel, handed to the main loop after. */
+static wire_reader g_ahead;
+
+#if W_ASR
+static uint32_t g_doc_id;           /* the document request running */
+static double g_doc_look;           /* when doc_cancelled() may read again */
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* While a transcription runs (engine/asr.h calls this between graph nodes):
+ * at most every 20 ms, read what the daemon sent and stop for a cancel of
+ * this request, a shutdown, or a daemon that went away. */
+static bool doc_cancelled(void *ud)
+{
+    (void)ud;
+    double now = mono_s();
+    if (now < g_doc_look)
+        return false;
+    g_doc_look = now + 0.02;
+    struct pollfd pfd = { .fd = g_fd, .events = POLLIN };
+    if (poll(&pfd, 1, 0) > 0) {
+        long n = wire_reader_fill(&g_ahead, g_fd);
+        if (n == 0)
+            return true;            /* the daemon is gone: nobody wants the result */
+    }
+    return wire_reader_holds(&g_ahead, WIRE_CANCEL, g_doc_id, false) ||
+           wire_reader_holds(&g_ahead, WIRE_SHUTDOWN, 0, true);
+}
+#endif
+
+/* The frames doc_cancelled() read go after those the main reader holds
+ * (call between frames: the last frame's payload may move). */
+static void take_ahead(wire_reader *r)
+{
+    if (!g_ahead.in.len)
+        return;
+    buf_append(&r->in, g_ahead.in.data, g_ahead.in.len);
+    g_ahead.in.len = 0;
+}
+
 /* A one-shot engine (speech, OCR): run it, send the document or the error. */
 static void run_document(struct engine *en, uint32_t id, const json *req)
 {
@@ -154,8 +201,12 @@ static void run_document(struct engine *en, uint32_t id, const json *req)
     (void)en;
     (void)req;
 #if W_ASR
-    if (en->asr)
+    if (en->asr) {
+        g_doc_id = id;
+        g_doc_look = 0;
+        asr_set_abort(en->asr, doc_cancelled, NULL);
         rc = asr_transcribe(en->asr, req, &out, &status, err, sizeof err);
+    }
 #endif
 #if W_OCR
     if (en->ocr)
@@ -173,7 +224,8 @@ static void run_document(struct engine *en, uint32_t id, const json *req)
         }
     } else {
         on_error(NULL, id, status, status == 413 ? "input_too_large"
-                                   : status == 400 ? "invalid_input" : "engine_failed", err);
+                                   : status == 400 ? "invalid_input"
+                                   : status == 499 ? "cancelled" : "engine_failed", err);
     }
     buf_free(&out);
 }
@@ -377,6 +429,7 @@ int main(int argc, char **argv)
     fcntl(g_fd, F_SETFL, fcntl(g_fd, F_GETFL) | O_NONBLOCK);
     wire_reader r;
     wire_reader_init(&r);
+    wire_reader_init(&g_ahead);
     int quit = 0;
 #if W_LLM
     /* the model loaded in small pages: fold them into huge ones while idle */
@@ -399,8 +452,10 @@ int main(int argc, char **argv)
             wire_hdr h;
             const char *payload;
             int k;
-            while ((k = wire_reader_next(&r, &h, &payload)) == 1)
+            while ((k = wire_reader_next(&r, &h, &payload)) == 1) {
                 handle_frame(&en, &h, payload, &quit);
+                take_ahead(&r);
+            }
             if (k < 0) {
                 log_error("corrupt frame from daemon; exiting");
                 break;
@@ -419,6 +474,7 @@ int main(int argc, char **argv)
 #endif
     }
     wire_reader_free(&r);
+    wire_reader_free(&g_ahead);
 #if W_LLM
     thp_fold_free(fold);
     llm_free(en.llm);

@@ -2,7 +2,8 @@
  * e2e_audio.c: POST /v1/audio/transcriptions and /translations against the
  * real daemon, on a synthesized whisper-tiny-shape model (random weights: the
  * text is meaningless, so these tests check the path, the formats and the
- * error handling; quality waits for a real model). Recordings: the shared
+ * error handling, and that a client who gives up stops the work; quality
+ * waits for a real model). Recordings: the shared
  * speech clips, converted to other containers by tests/run.sh with ffmpeg.
  * See harness.h for the environment.
  */
@@ -143,6 +144,63 @@ static void t_long_recording(void)
     CHECK(num_at(j, "duration") > 32.9 && num_at(j, "duration") < 33.1);
     CHECK(json_get(j, "segments") && json_get(j, "segments")->type == JSON_ARRAY);
     arena_free(a);
+    resp_free(&r);
+}
+
+/* True once the file at path holds needle (checked every 100 ms, up to
+ * timeout_s seconds). */
+static bool log_holds(const char *path, const char *needle, double timeout_s)
+{
+    for (double waited = 0; waited <= timeout_s; waited += 0.1) {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            char line[1024];
+            bool hit = false;
+            while (!hit && fgets(line, sizeof line, f))
+                hit = strstr(line, needle) != NULL;
+            fclose(f);
+            if (hit)
+                return true;
+        }
+        usleep(100000);
+    }
+    return false;
+}
+
+/* A client that gives up on a long transcription stops it: the worker
+ * says so in the log (whisper.cpp would take ~15 s here), nothing is
+ * logged as an error, and the next request is served. */
+static void t_cancel_running(void)
+{
+    char p[700], wav[700];
+    snprintf(p, sizeof p, "%s/long.mp3", g_tmp);
+    snprintf(wav, sizeof wav, "%s/jfk.wav", g_speech);
+    const char *fields[] = { "model", "whisper", NULL };
+    struct resp r = { 0, buf_make(0), buf_make(0) };
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/audio/transcriptions", W.port);
+    CURL *c = curl_easy_init();
+    curl_mime *mime = curl_mime_init(c);
+    curl_mimepart *part = curl_mime_addpart(mime);
+    curl_mime_name(part, "file");
+    curl_mime_filedata(part, p);
+    part = curl_mime_addpart(mime);
+    curl_mime_name(part, "model");
+    curl_mime_data(part, "whisper", CURL_ZERO_TERMINATED);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1500L);          /* the client gives up */
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+    CHECK(curl_easy_perform(c) == CURLE_OPERATION_TIMEDOUT);
+    curl_mime_free(mime);
+    curl_easy_cleanup(c);
+    resp_free(&r);
+    CHECK(log_holds(W.log, "transcription of 33.0 s of audio cancelled", 60));
+    CHECK(!log_holds(W.log, "failed to decode", 0));
+    r = transcribe(wav, NULL, 0, "jfk.wav", fields, false);
+    CHECK(r.status == 200);
     resp_free(&r);
 }
 
@@ -336,6 +394,7 @@ int main(void)
     run("formats", t_formats);
     run("containers", t_containers);
     run("long_recording", t_long_recording);
+    run("cancel_running", t_cancel_running);
     run("hostile_inputs", t_hostile_inputs);
     run("multipart_errors", t_multipart_errors);
     run("upload_cap", t_upload_cap);

@@ -213,6 +213,43 @@ TEST(several_frames_one_read)
     close(sv[1]);
 }
 
+/* Looking ahead for a frame consumes nothing, needs the whole frame, and
+ * tells ids and types apart. */
+TEST(holds_looks_ahead)
+{
+    int sv[2];
+    CHECK_EQ_INT(pair(sv), 0);
+    CHECK_EQ_INT(wire_send(sv[1], WIRE_REQUEST, 7, "{}", 2), 0);
+    CHECK_EQ_INT(wire_send(sv[1], WIRE_CANCEL, 5, NULL, 0), 0);
+    wire_reader r;
+    wire_reader_init(&r);
+    CHECK(!wire_reader_holds(&r, WIRE_CANCEL, 5, false));       /* nothing read yet */
+    CHECK(wire_reader_fill(&r, sv[0]) > 0);
+    CHECK(wire_reader_holds(&r, WIRE_CANCEL, 5, false));
+    CHECK(wire_reader_holds(&r, WIRE_CANCEL, 0, true));
+    CHECK(!wire_reader_holds(&r, WIRE_CANCEL, 7, false));       /* another request's */
+    CHECK(!wire_reader_holds(&r, WIRE_SHUTDOWN, 0, true));
+    wire_hdr h;
+    const char *p;
+    CHECK_EQ_INT(wire_reader_next(&r, &h, &p), 1);              /* still all there */
+    CHECK_EQ_INT(h.type, WIRE_REQUEST);
+    CHECK_EQ_INT(wire_reader_next(&r, &h, &p), 1);
+    CHECK_EQ_INT(h.type, WIRE_CANCEL);
+    CHECK(!wire_reader_holds(&r, WIRE_CANCEL, 5, false));       /* handed out: gone */
+    /* half a frame is not a frame */
+    CHECK_EQ_INT(wire_send(sv[1], WIRE_SHUTDOWN, 0, "xyz", 3), 0);
+    char part[WIRE_HDR_SIZE + 1];
+    CHECK_EQ_INT((int)read(sv[0], part, sizeof part), (int)sizeof part);
+    CHECK_EQ_INT(wire_reader_next(&r, &h, &p), 0);
+    buf_append(&r.in, part, sizeof part);
+    CHECK(!wire_reader_holds(&r, WIRE_SHUTDOWN, 0, true));
+    CHECK(wire_reader_fill(&r, sv[0]) > 0);
+    CHECK(wire_reader_holds(&r, WIRE_SHUTDOWN, 0, true));
+    wire_reader_free(&r);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 TEST(frame_split_across_reads)
 {
     int sv[2];
@@ -486,6 +523,7 @@ int main(void)
     RUN(type_names);
     RUN(send_and_read_frames);
     RUN(several_frames_one_read);
+    RUN(holds_looks_ahead);
     RUN(frame_split_across_reads);
     RUN(payload_valid_until_next_call);
     RUN(corrupt_frames);
