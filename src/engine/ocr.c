@@ -28,7 +28,39 @@ struct ocr {
         TessBaseAPI *api;
     } inst[MAX_LANGS];
     TessBaseAPI *osd;
+    bool (*should_abort)(void *ud);     /* ocr_set_abort() */
+    void *abort_ud;
+    bool aborted;                       /* the check said stop during this request */
+    ETEXT_DESC *monitor;                /* asks the check while Tesseract recognises */
 };
+
+/* The caller's check, remembered once it said stop. */
+static bool stop_now(ocr *o)
+{
+    if (!o->aborted && o->should_abort && o->should_abort(o->abort_ud))
+        o->aborted = true;
+    return o->aborted;
+}
+
+/* Tesseract's cancel callback, called as it recognises words. */
+static bool tess_cancel(void *cancel_this, int words)
+{
+    (void)words;
+    return stop_now(cancel_this);
+}
+
+void ocr_set_abort(ocr *o, bool (*should_abort)(void *ud), void *ud)
+{
+    o->should_abort = should_abort;
+    o->abort_ud = ud;
+    if (should_abort && !o->monitor) {
+        o->monitor = TessMonitorCreate();
+        if (o->monitor) {
+            TessMonitorSetCancelFunc(o->monitor, tess_cancel);
+            TessMonitorSetCancelThis(o->monitor, o);
+        }
+    }
+}
 
 ocr *ocr_load(const char *tessdata, char *err, size_t el)
 {
@@ -71,6 +103,8 @@ void ocr_free(ocr *o)
             TessBaseAPIDelete(o->inst[i].api);
     if (o->osd)
         TessBaseAPIDelete(o->osd);
+    if (o->monitor)
+        TessMonitorDelete(o->monitor);
     free(o);
 }
 
@@ -172,11 +206,14 @@ static void elements(buf *b, TessBaseAPI *api, TessPageIteratorLevel lv)
 static int ocr_page(ocr *o, TessBaseAPI *api, PIX *pix, int pageno, buf *pages, buf *all)
 {
     int deg;
+    if (stop_now(o))
+        return -1;
     PIX *up = upright(o, pix, &deg);
     if (!up)
         return -1;
     TessBaseAPISetImage2(api, up);
-    if (TessBaseAPIRecognize(api, NULL) != 0) {
+    if (TessBaseAPIRecognize(api, o->should_abort ? o->monitor : NULL) != 0 || o->aborted) {
+        TessBaseAPIClear(api);
         pixDestroy(&up);
         return -1;
     }
@@ -287,8 +324,8 @@ static int run_image(ocr *o, TessBaseAPI *api, const unsigned char *d, size_t n,
     if (rc == 0)
         return 0;
 engine:
-    *status = 500;
-    snprintf(err, el, "the OCR engine failed on this image");
+    *status = o->aborted ? 499 : 500;
+    snprintf(err, el, o->aborted ? "cancelled" : "the OCR engine failed on this image");
     return -1;
 }
 
@@ -388,8 +425,11 @@ static int run_pdf(ocr *o, TessBaseAPI *api, const unsigned char *d, size_t n, b
             if (prc < 0) {
                 g_free(text);
                 g_object_unref(page);
-                *status = 500;
-                snprintf(err, el, "the OCR engine failed on page %d", i + 1);
+                *status = o->aborted ? 499 : 500;
+                if (o->aborted)
+                    snprintf(err, el, "cancelled");
+                else
+                    snprintf(err, el, "the OCR engine failed on page %d", i + 1);
                 goto out;
             }
         }
@@ -435,9 +475,12 @@ int ocr_run(ocr *o, const json *opts, buf *out, int *status, char *err, size_t e
     }
     buf pages = buf_make(0), all = buf_make(64u << 20);
     buf_putc(&pages, '[');
+    o->aborted = false;
     int rc = n >= 5 && memcmp(d, "%PDF-", 5) == 0
                  ? run_pdf(o, api, d, n, &pages, &all, status, err, el)
                  : run_image(o, api, d, n, &pages, &all, status, err, el);
+    if (rc < 0 && o->aborted)
+        log_info("OCR of a %zu-byte file cancelled", n);
     if (rc == 0) {
         buf_putc(&pages, ']');
         buf_puts(out, "{\"text\":");

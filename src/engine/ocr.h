@@ -17,6 +17,8 @@
 #ifndef HEARTH_OCR_H
 #define HEARTH_OCR_H
 
+#include <stdbool.h>
+
 #include "core/buf.h"
 #include "core/json.h"
 
@@ -39,5 +41,10 @@ int  ocr_describe(ocr *o, buf *out);
  * On failure -1, *status (400 unreadable, 413 over a cap, 500 engine) and a
  * message without any path in err. */
 int  ocr_run(ocr *o, const json *opts, buf *out, int *status, char *err, size_t errlen);
+
+/* A check that ocr_run() calls between pages and while Tesseract
+ * recognises (often, so it must be cheap): when it returns true the run
+ * stops and fails with *status 499 and "cancelled". NULL removes it. */
+void ocr_set_abort(ocr *o, bool (*should_abort)(void *ud), void *ud);
 
 #endif

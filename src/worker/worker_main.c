@@ -149,7 +149,7 @@ struct engine {
  * doc_cancelled() to look for a cancel, handed to the main loop after. */
 static wire_reader g_ahead;
 
-#if W_ASR
+#if W_ASR || W_OCR
 static uint32_t g_doc_id;           /* the document request running */
 static double g_doc_look;           /* when doc_cancelled() may read again */
 
@@ -160,7 +160,8 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* While a transcription runs (engine/asr.h calls this between graph nodes):
+/* While a transcription or OCR runs (engine/asr.h calls this between graph
+ * nodes, engine/ocr.h between pages and words):
  * at most every 20 ms, read what the daemon sent and stop for a cancel of
  * this request, a shutdown, or a daemon that went away. */
 static bool doc_cancelled(void *ud)
@@ -209,8 +210,12 @@ static void run_document(struct engine *en, uint32_t id, const json *req)
     }
 #endif
 #if W_OCR
-    if (en->ocr)
+    if (en->ocr) {
+        g_doc_id = id;
+        g_doc_look = 0;
+        ocr_set_abort(en->ocr, doc_cancelled, NULL);
         rc = ocr_run(en->ocr, req, &out, &status, err, sizeof err);
+    }
 #endif
     if (rc == 0) {
         on_start(NULL, id, 0, 0);

@@ -147,26 +147,6 @@ static void t_long_recording(void)
     resp_free(&r);
 }
 
-/* True once the file at path holds needle (checked every 100 ms, up to
- * timeout_s seconds). */
-static bool log_holds(const char *path, const char *needle, double timeout_s)
-{
-    for (double waited = 0; waited <= timeout_s; waited += 0.1) {
-        FILE *f = fopen(path, "r");
-        if (f) {
-            char line[1024];
-            bool hit = false;
-            while (!hit && fgets(line, sizeof line, f))
-                hit = strstr(line, needle) != NULL;
-            fclose(f);
-            if (hit)
-                return true;
-        }
-        usleep(100000);
-    }
-    return false;
-}
-
 /* A client that gives up on a long transcription stops it: the worker
  * says so in the log (whisper.cpp would take ~15 s here), nothing is
  * logged as an error, and the next request is served. */

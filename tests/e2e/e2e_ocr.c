@@ -14,6 +14,9 @@
 static struct daemon O;
 static char g_ocr[600];
 
+static long g_give_up_ms;        /* > 0: the client gives up after this long */
+static CURLcode g_curl_rc;       /* how the last request ended */
+
 static struct resp ocr_file(const char *path, const char *bytes, size_t n, const char *lang)
 {
     struct resp r = { 0, buf_make(0), buf_make(0) };
@@ -37,9 +40,11 @@ static struct resp ocr_file(const char *path, const char *bytes, size_t n, const
     curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
+    if (g_give_up_ms > 0)
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, g_give_up_ms);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
-    if (curl_easy_perform(c) == CURLE_OK)
+    if ((g_curl_rc = curl_easy_perform(c)) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
     curl_mime_free(mime);
     curl_easy_cleanup(c);
@@ -263,6 +268,25 @@ static void t_pdfs(void)
     }
 }
 
+/* A client that gives up on a long document (8 scanned pages, several
+ * seconds of Tesseract) stops it: the worker logs the cancel, and the next
+ * request is served. */
+static void t_cancel_running(void)
+{
+    char p[700], one[700];
+    snprintf(p, sizeof p, "%s/eight-pages.tif", g_tmp);
+    snprintf(one, sizeof one, "%s/phototest.tif", g_ocr);
+    g_give_up_ms = 1500;
+    struct resp r = ocr_file(p, NULL, 0, NULL);
+    g_give_up_ms = 0;
+    CHECK(g_curl_rc == CURLE_OPERATION_TIMEDOUT);
+    resp_free(&r);
+    CHECK(log_holds(O.log, "OCR of a", 60) && log_holds(O.log, "-byte file cancelled", 0));
+    r = ocr_file(one, NULL, 0, NULL);
+    CHECK(r.status == 200);
+    resp_free(&r);
+}
+
 static void t_multipage_tiff(void)
 {
     char p[700];
@@ -345,6 +369,7 @@ int main(void)
     run("json_base64", t_json_base64);
     run("pdfs", t_pdfs);
     run("multipage_tiff", t_multipage_tiff);
+    run("cancel_running", t_cancel_running);
     run("hostile", t_hostile);
     run("cli_ocr", t_cli_ocr);
     stop_daemon(&O);

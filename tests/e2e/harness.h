@@ -362,6 +362,26 @@ static inline char *completion_body(const char *model, const char *prompt, const
     return buf_detach(&b, NULL);
 }
 
+/* True once the file at path holds needle (checked every 100 ms, up to
+ * timeout_s seconds). */
+static inline bool log_holds(const char *path, const char *needle, double timeout_s)
+{
+    for (double waited = 0; waited <= timeout_s; waited += 0.1) {
+        FILE *f = fopen(path, "r");
+        if (f) {
+            char line[1024];
+            bool hit = false;
+            while (!hit && fgets(line, sizeof line, f))
+                hit = strstr(line, needle) != NULL;
+            fclose(f);
+            if (hit)
+                return true;
+        }
+        usleep(100000);
+    }
+    return false;
+}
+
 static inline bool healthy(struct daemon *d)
 {
     struct resp r = http(d, "GET", "/health", NULL, 0);
