@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <leptonica/allheaders.h>
+#include <math.h>
 #include <poppler.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,6 +360,53 @@ static int visible_chars(const char *t)
     return n;
 }
 
+/* A text layer's lines (or words) with their boxes, in the shape OCR gives:
+ * poppler has one rectangle per character of the page's text (points, from
+ * the top left); an element's box is the union of its visible characters'.
+ * A layout that does not match the text gives an empty list. */
+static void layer_elements(buf *b, const char *text, const PopplerRectangle *r, guint nr,
+                           bool lines)
+{
+    buf_putc(b, '[');
+    if (!text || !r || (glong)nr != g_utf8_strlen(text, -1)) {
+        buf_putc(b, ']');
+        return;
+    }
+    bool first = true, open = false;
+    const char *start = NULL, *end = NULL;
+    double x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+    guint k = 0;
+    for (const char *p = text;; p = g_utf8_next_char(p), k++) {
+        gunichar c = *p ? g_utf8_get_char(p) : 0;
+        bool brk = !c || (lines ? c == '\n' : g_unichar_isspace(c));
+        if (!brk && !g_unichar_isspace(c)) {
+            const PopplerRectangle *q = &r[k];
+            if (!open) {
+                open = true;
+                start = p;
+                x0 = q->x1, y0 = q->y1, x1 = q->x2, y1 = q->y2;
+            } else {
+                x0 = fmin(x0, q->x1), y0 = fmin(y0, q->y1);
+                x1 = fmax(x1, q->x2), y1 = fmax(y1, q->y2);
+            }
+            end = g_utf8_next_char(p);
+        }
+        if (brk && open) {
+            if (!first)
+                buf_putc(b, ',');
+            first = false;
+            buf_puts(b, "{\"text\":");
+            jw_str(b, start, (size_t)(end - start));
+            buf_printf(b, ",\"bbox\":[%d,%d,%d,%d],\"confidence\":100.0}", (int)floor(x0),
+                       (int)floor(y0), (int)ceil(x1), (int)ceil(y1));
+            open = false;
+        }
+        if (!c)
+            break;
+    }
+    buf_putc(b, ']');
+}
+
 static int run_pdf(ocr *o, TessBaseAPI *api, const unsigned char *d, size_t n, buf *pages,
                    buf *all, int *status, char *err, size_t el)
 {
@@ -396,7 +444,16 @@ static int run_pdf(ocr *o, TessBaseAPI *api, const unsigned char *d, size_t n, b
             buf_printf(pages, "{\"page\":%d,\"source\":\"text_layer\",\"orientation\":0,"
                        "\"width\":%d,\"height\":%d,\"text\":", i + 1, (int)pw, (int)ph);
             jw_cstr(pages, text);
-            buf_puts(pages, ",\"lines\":[],\"words\":[]}");
+            PopplerRectangle *rects = NULL;
+            guint nr = 0;
+            if (!poppler_page_get_text_layout(page, &rects, &nr))
+                nr = 0;
+            buf_puts(pages, ",\"lines\":");
+            layer_elements(pages, text, rects, nr, true);
+            buf_puts(pages, ",\"words\":");
+            layer_elements(pages, text, rects, nr, false);
+            buf_putc(pages, '}');
+            g_free(rects);
             buf_puts(all, text);
             buf_putc(all, '\n');
         } else {

@@ -242,6 +242,19 @@ static void t_pdfs(void)
     CHECK(r.status == 200 && str_at(j, "pages.0.source") &&
           !strcmp(str_at(j, "pages.0.source"), "text_layer"));
     CHECK(str_at(j, "text") && strstr(str_at(j, "text"), "Hello hearth"));
+    /* the text layer's words and line, with boxes inside the page (points) */
+    const json *words = path(j, "pages.0.words");
+    CHECK(words && words->type == JSON_ARRAY && words->len == 7);
+    CHECK(str_at(j, "pages.0.words.0.text") && !strcmp(str_at(j, "pages.0.words.0.text"), "Hello"));
+    CHECK(str_at(j, "pages.0.words.6.text") && !strcmp(str_at(j, "pages.0.words.6.text"), "layer."));
+    CHECK(str_at(j, "pages.0.lines.0.text") &&
+          !strcmp(str_at(j, "pages.0.lines.0.text"), "Hello hearth, this is a text layer."));
+    double pw = num_at(j, "pages.0.width"), ph = num_at(j, "pages.0.height");
+    double x0 = num_at(j, "pages.0.words.0.bbox.0"), y0 = num_at(j, "pages.0.words.0.bbox.1");
+    double x1 = num_at(j, "pages.0.words.0.bbox.2"), y1 = num_at(j, "pages.0.words.0.bbox.3");
+    double nx0 = num_at(j, "pages.0.words.1.bbox.0");
+    CHECK(x0 >= 0 && y0 >= 0 && x0 < x1 && y0 < y1 && x1 <= pw && y1 <= ph);
+    CHECK(nx0 > x1);                         /* "hearth," right of "Hello" */
     arena_free(a);
     resp_free(&r);
     /* a scanned page: the phototest image as a JPEG inside the PDF */
