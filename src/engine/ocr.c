@@ -360,15 +360,27 @@ static int visible_chars(const char *t)
     return n;
 }
 
+/* Unicode's directional marks and embeddings, which poppler puts around
+ * right-to-left runs of a page's text without a rectangle of their own. */
+static bool bidi_control(gunichar c)
+{
+    return c == 0x200E || c == 0x200F || (c >= 0x202A && c <= 0x202E) ||
+           (c >= 0x2066 && c <= 0x2069);
+}
+
 /* A text layer's lines (or words) with their boxes, in the shape OCR gives:
  * poppler has one rectangle per character of the page's text (points, from
- * the top left); an element's box is the union of its visible characters'.
- * A layout that does not match the text gives an empty list. */
+ * the top left; directional marks have none); an element's box is the union
+ * of its visible characters', clamped to the page (pw x ph). A layout that
+ * does not match the text gives an empty list. */
 static void layer_elements(buf *b, const char *text, const PopplerRectangle *r, guint nr,
-                           bool lines)
+                           double pw, double ph, bool lines)
 {
     buf_putc(b, '[');
-    if (!text || !r || (glong)nr != g_utf8_strlen(text, -1)) {
+    guint chars = 0;
+    for (const char *p = text; p && *p; p = g_utf8_next_char(p))
+        chars += !bidi_control(g_utf8_get_char(p));
+    if (!text || !r || nr != chars) {
         buf_putc(b, ']');
         return;
     }
@@ -376,8 +388,10 @@ static void layer_elements(buf *b, const char *text, const PopplerRectangle *r, 
     const char *start = NULL, *end = NULL;
     double x0 = 0, y0 = 0, x1 = 0, y1 = 0;
     guint k = 0;
-    for (const char *p = text;; p = g_utf8_next_char(p), k++) {
+    for (const char *p = text;; p = g_utf8_next_char(p)) {
         gunichar c = *p ? g_utf8_get_char(p) : 0;
+        if (c && bidi_control(c))
+            continue;
         bool brk = !c || (lines ? c == '\n' : g_unichar_isspace(c));
         if (!brk && !g_unichar_isspace(c)) {
             const PopplerRectangle *q = &r[k];
@@ -397,12 +411,14 @@ static void layer_elements(buf *b, const char *text, const PopplerRectangle *r, 
             first = false;
             buf_puts(b, "{\"text\":");
             jw_str(b, start, (size_t)(end - start));
-            buf_printf(b, ",\"bbox\":[%d,%d,%d,%d],\"confidence\":100.0}", (int)floor(x0),
-                       (int)floor(y0), (int)ceil(x1), (int)ceil(y1));
+            buf_printf(b, ",\"bbox\":[%d,%d,%d,%d],\"confidence\":100.0}",
+                       (int)fmax(0, floor(x0)), (int)fmax(0, floor(y0)),
+                       (int)fmin(floor(pw), ceil(x1)), (int)fmin(floor(ph), ceil(y1)));
             open = false;
         }
         if (!c)
             break;
+        k++;
     }
     buf_putc(b, ']');
 }
@@ -449,9 +465,9 @@ static int run_pdf(ocr *o, TessBaseAPI *api, const unsigned char *d, size_t n, b
             if (!poppler_page_get_text_layout(page, &rects, &nr))
                 nr = 0;
             buf_puts(pages, ",\"lines\":");
-            layer_elements(pages, text, rects, nr, true);
+            layer_elements(pages, text, rects, nr, pw, ph, true);
             buf_puts(pages, ",\"words\":");
-            layer_elements(pages, text, rects, nr, false);
+            layer_elements(pages, text, rects, nr, pw, ph, false);
             buf_putc(pages, '}');
             g_free(rects);
             buf_puts(all, text);

@@ -145,13 +145,15 @@ struct engine {
     const char *name;
 };
 
-/* Frames that arrived while a document request ran: read by
- * doc_cancelled() to look for a cancel, handed to the main loop after. */
-static wire_reader g_ahead;
+/* The main loop's reader: doc_cancelled() reads into it while a document
+ * request runs (the request's payload is no longer needed then: the JSON
+ * holds copies), and the frames it brings are handled after, in order. */
+static wire_reader *g_reader;
 
 #if W_ASR || W_OCR
 static uint32_t g_doc_id;           /* the document request running */
 static double g_doc_look;           /* when doc_cancelled() may read again */
+static bool g_doc_shutdown;         /* it stopped for a shutdown, not a cancel */
 
 static double mono_s(void)
 {
@@ -161,9 +163,9 @@ static double mono_s(void)
 }
 
 /* While a transcription or OCR runs (engine/asr.h calls this between graph
- * nodes, engine/ocr.h between pages and words):
- * at most every 20 ms, read what the daemon sent and stop for a cancel of
- * this request, a shutdown, or a daemon that went away. */
+ * nodes, engine/ocr.h between pages and words): at most every 20 ms, read
+ * what the daemon sent and stop for a cancel of this request (already
+ * buffered or new), a shutdown, or a daemon that went away. */
 static bool doc_cancelled(void *ud)
 {
     (void)ud;
@@ -172,24 +174,34 @@ static bool doc_cancelled(void *ud)
         return false;
     g_doc_look = now + 0.02;
     struct pollfd pfd = { .fd = g_fd, .events = POLLIN };
-    if (poll(&pfd, 1, 0) > 0) {
-        long n = wire_reader_fill(&g_ahead, g_fd);
-        if (n == 0)
-            return true;            /* the daemon is gone: nobody wants the result */
+    if (poll(&pfd, 1, 0) > 0 && wire_reader_fill(g_reader, g_fd) == 0) {
+        g_doc_shutdown = true;      /* the daemon is gone: nobody wants the result */
+        return true;
     }
-    return wire_reader_holds(&g_ahead, WIRE_CANCEL, g_doc_id, false) ||
-           wire_reader_holds(&g_ahead, WIRE_SHUTDOWN, 0, true);
+    if (wire_reader_holds(g_reader, WIRE_SHUTDOWN, 0, true)) {
+        g_doc_shutdown = true;
+        return true;
+    }
+    return wire_reader_holds(g_reader, WIRE_CANCEL, g_doc_id, false);
+}
+
+static void doc_begins(uint32_t id)
+{
+    g_doc_id = id;
+    g_doc_look = 0;
+    g_doc_shutdown = false;
 }
 #endif
 
-/* The frames doc_cancelled() read go after those the main reader holds
- * (call between frames: the last frame's payload may move). */
-static void take_ahead(wire_reader *r)
+/* True when the document request stopped for a shutdown (or a daemon that
+ * went away) rather than for its client's cancel. */
+static bool g_doc_shutdown_now(void)
 {
-    if (!g_ahead.in.len)
-        return;
-    buf_append(&r->in, g_ahead.in.data, g_ahead.in.len);
-    g_ahead.in.len = 0;
+#if W_ASR || W_OCR
+    return g_doc_shutdown;
+#else
+    return false;
+#endif
 }
 
 /* A one-shot engine (speech, OCR): run it, send the document or the error. */
@@ -203,16 +215,14 @@ static void run_document(struct engine *en, uint32_t id, const json *req)
     (void)req;
 #if W_ASR
     if (en->asr) {
-        g_doc_id = id;
-        g_doc_look = 0;
+        doc_begins(id);
         asr_set_abort(en->asr, doc_cancelled, NULL);
         rc = asr_transcribe(en->asr, req, &out, &status, err, sizeof err);
     }
 #endif
 #if W_OCR
     if (en->ocr) {
-        g_doc_id = id;
-        g_doc_look = 0;
+        doc_begins(id);
         ocr_set_abort(en->ocr, doc_cancelled, NULL);
         rc = ocr_run(en->ocr, req, &out, &status, err, sizeof err);
     }
@@ -227,6 +237,8 @@ static void run_document(struct engine *en, uint32_t id, const json *req)
             llm_usage u = { 0 };
             on_done(NULL, id, "stop", &u);
         }
+    } else if (status == 499 && g_doc_shutdown_now()) {
+        on_error(NULL, id, 503, "shutting_down", "the server is shutting down");
     } else {
         on_error(NULL, id, status, status == 413 ? "input_too_large"
                                    : status == 400 ? "invalid_input"
@@ -434,7 +446,7 @@ int main(int argc, char **argv)
     fcntl(g_fd, F_SETFL, fcntl(g_fd, F_GETFL) | O_NONBLOCK);
     wire_reader r;
     wire_reader_init(&r);
-    wire_reader_init(&g_ahead);
+    g_reader = &r;
     int quit = 0;
 #if W_LLM
     /* the model loaded in small pages: fold them into huge ones while idle */
@@ -457,10 +469,8 @@ int main(int argc, char **argv)
             wire_hdr h;
             const char *payload;
             int k;
-            while ((k = wire_reader_next(&r, &h, &payload)) == 1) {
+            while ((k = wire_reader_next(&r, &h, &payload)) == 1)
                 handle_frame(&en, &h, payload, &quit);
-                take_ahead(&r);
-            }
             if (k < 0) {
                 log_error("corrupt frame from daemon; exiting");
                 break;
@@ -478,8 +488,8 @@ int main(int argc, char **argv)
         }
 #endif
     }
+    g_reader = NULL;
     wire_reader_free(&r);
-    wire_reader_free(&g_ahead);
 #if W_LLM
     thp_fold_free(fold);
     llm_free(en.llm);

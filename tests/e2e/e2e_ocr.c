@@ -281,13 +281,13 @@ static void t_pdfs(void)
     }
 }
 
-/* A client that gives up on a long document (8 scanned pages, several
- * seconds of Tesseract) stops it: the worker logs the cancel, and the next
+/* A client that gives up on a long document (16 scanned pages, ~10 s of
+ * Tesseract here) stops it: the worker logs the cancel, and the next
  * request is served. */
 static void t_cancel_running(void)
 {
     char p[700], one[700];
-    snprintf(p, sizeof p, "%s/eight-pages.tif", g_tmp);
+    snprintf(p, sizeof p, "%s/many-pages.tif", g_tmp);
     snprintf(one, sizeof one, "%s/phototest.tif", g_ocr);
     g_give_up_ms = 1500;
     struct resp r = ocr_file(p, NULL, 0, NULL);
