@@ -65,7 +65,9 @@ static void announce(worker *w, int state, const char *err)
 static void describe_exit(int status, char *why, size_t n)
 {
     if (WIFSIGNALED(status))
-        snprintf(why, n, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+        snprintf(why, n, "killed by signal %d (%s)%s", WTERMSIG(status), strsignal(WTERMSIG(status)),
+                 WTERMSIG(status) == SIGBUS ? ": a mapped model file was truncated or replaced "
+                                              "while in use?" : "");
     else if (WIFEXITED(status))
         snprintf(why, n, "exited with status %d", WEXITSTATUS(status));
     else

@@ -13,6 +13,7 @@
 #include <malloc.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,29 @@
 #endif
 
 static int g_fd = 3;
+
+/* A read of mapped memory past the end of its file (a model file truncated
+ * or replaced while loaded): say so once, then die of the signal as before,
+ * for the supervisor to see and restart. Several threads may fault at once:
+ * the others wait for the message before they go. */
+static atomic_int g_bus;            /* 0, 1 writing the message, 2 written */
+
+static void on_sigbus(int sig)
+{
+    static const char msg[] = "hearth-worker: bus error reading mapped memory: the model file "
+                              "was truncated or replaced while in use\n";
+    int none = 0;
+    if (atomic_compare_exchange_strong(&g_bus, &none, 1)) {
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+        atomic_store(&g_bus, 2);
+    } else {
+        while (atomic_load(&g_bus) != 2)
+            ;
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
 
 static void send_or_die(unsigned type, uint32_t id, const void *p, size_t n)
 {
@@ -358,6 +382,9 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = { 0 };
+    sa.sa_handler = on_sigbus;
+    sigaction(SIGBUS, &sa, NULL);
     char proc[48];
     snprintf(proc, sizeof proc, "worker:%s", name);
     log_set_process(proc);

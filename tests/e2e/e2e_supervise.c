@@ -515,6 +515,45 @@ static void t_hostile_model_files(void)
     CHECK(stop_daemon(&F) == 0);
 }
 
+/* A model file cut short while its worker has it mapped: the worker dies
+ * of the bus error and says why, the request gets 502 worker_crashed, the
+ * reload finds the file invalid (a clear 500), and the daemon stays up. */
+static void t_truncated_while_loaded(void)
+{
+    char live[600], m[700];
+    snprintf(live, sizeof live, "%s/live.gguf", g_tmp);
+    FILE *f = fopen(g_tiny, "rb");
+    char *data = malloc(1 << 22);
+    size_t n = f ? fread(data, 1, 1 << 22, f) : 0;
+    if (f)
+        fclose(f);
+    write_file(live, data, n);
+    free(data);
+    snprintf(m, sizeof m, "live=%s", live);
+    struct daemon L = { 0 };
+    char *args[] = { "--model", m, NULL };
+    CHECK(start_daemon(&L, "daemonL", args) == 0);
+    char *b = chat_body("live", "hi", "\"max_tokens\":2");
+    struct resp r = post(&L, "/v1/chat/completions", b);
+    CHECK(r.status == 200);
+    resp_free(&r);
+    CHECK(truncate(live, (off_t)(n / 2)) == 0);
+    char *b2 = chat_body("live", "hello there, again", "\"max_tokens\":2");
+    r = post(&L, "/v1/chat/completions", b2);
+    CHECK(r.status == 502 && r.body.data && strstr(r.body.data, "worker_crashed"));
+    resp_free(&r);
+    CHECK(log_holds(L.log, "the model file was truncated or replaced while in use", 10));
+    r = post(&L, "/v1/chat/completions", b);
+    CHECK(r.status == 500 && r.body.data && strstr(r.body.data, "invalid model file"));
+    resp_free(&r);
+    r = http(&L, "GET", "/health", NULL, 0);
+    CHECK(r.status == 200 && r.body.data && strstr(r.body.data, "degraded"));
+    resp_free(&r);
+    free(b);
+    free(b2);
+    CHECK(stop_daemon(&L) == 0);
+}
+
 static void t_sighup_reload(void)
 {
     char conf[600];
@@ -641,6 +680,7 @@ int main(void)
     run("sigterm_drains", t_sigterm_drains);
     run("no_orphan_after_sigkill", t_no_orphan_after_sigkill);
     run("hostile_model_files", t_hostile_model_files);
+    run("truncated_while_loaded", t_truncated_while_loaded);
     run("model_over_budget", t_model_over_budget);
     run("sighup_reload", t_sighup_reload);
     stop_daemon(&C);
