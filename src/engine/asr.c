@@ -31,6 +31,7 @@
 #include "core/ggml_legacy.h"
 #include "core/log.h"
 #include "engine/audio.h"
+#include "engine/stopcheck.h"
 
 #define ASR_MAX_SEGMENTS_JSON (48u << 20)
 #define ASR_MAX_WORDS_JSON    (48u << 20)
@@ -40,9 +41,7 @@ struct asr {
     int threads;
     bool accel;                 /* the BLAS backend is loaded (worker/accel.h) */
     whisper_file_info info;
-    bool (*should_abort)(void *ud);     /* asr_set_abort() */
-    void *abort_ud;
-    bool aborted;               /* the check said stop during this request */
+    struct stop_check stop;     /* asr_set_abort() */
 };
 
 /* set while a transcription stops on request: whisper.cpp then reports a
@@ -51,8 +50,7 @@ static atomic_bool g_stopping;
 
 void asr_set_abort(asr *a, bool (*should_abort)(void *ud), void *ud)
 {
-    a->should_abort = should_abort;
-    a->abort_ud = ud;
+    a->stop = (struct stop_check){ should_abort, ud, false };
 }
 
 /* whisper's abort callback (also ggml's, between graph nodes): asks the
@@ -60,9 +58,10 @@ void asr_set_abort(asr *a, bool (*should_abort)(void *ud), void *ud)
 static bool abort_check(void *data)
 {
     asr *a = data;
-    if (!a->aborted && a->should_abort && a->should_abort(a->abort_ud))
-        a->aborted = g_stopping = true;
-    return a->aborted;
+    if (!stop_check_now(&a->stop))
+        return false;
+    g_stopping = true;
+    return true;
 }
 
 /* whisper.cpp and ggml log lines: info and below at debug, the rest as is
@@ -446,14 +445,14 @@ static int run_whisper(asr *a, const req *r, const float *pcm, size_t n, char *e
     p.token_timestamps = r->words;
     p.suppress_nst = true;                      /* as OpenAI's default suppress_tokens */
     p.print_progress = p.print_realtime = p.print_timestamps = p.print_special = false;
-    a->aborted = false;
-    if (a->should_abort) {
+    stop_check_reset(&a->stop);
+    if (a->stop.should_stop) {
         p.abort_callback = abort_check;
         p.abort_callback_user_data = a;
     }
     int rc = whisper_full(a->ctx, p, pcm, (int)n);
     g_stopping = false;
-    if (a->aborted) {
+    if (a->stop.stopped) {
         snprintf(err, el, "cancelled");
         return -1;
     }
@@ -523,7 +522,7 @@ int asr_transcribe(asr *a, const json *opts, buf *out, int *status, char *err, s
     *status = 500;
     double t_dec = now_s();
     if (run_whisper(a, &r, pcm, n, err, el)) {
-        if (a->aborted) {
+        if (a->stop.stopped) {
             *status = 499;
             log_info("transcription of %.1f s of audio cancelled after %.2f s", d.duration,
                      now_s() - t_dec);

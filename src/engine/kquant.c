@@ -30,6 +30,7 @@
 #include <immintrin.h>
 #include <pthread.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,8 @@ _Static_assert(sizeof(struct q8k) == 292, "ggml's block_q8_K");
 typedef void (*gemv_fn)(int, float *, size_t, const void *, const void *, int, int);
 
 typedef void (*dot_fn)(int, float *, size_t, const void *, size_t, const void *, size_t, int);
+
+typedef void (*rows_fn)(int, float *, const void *, size_t, int, const void *);
 
 /* ggml's own kernels, for rows too wide for hearth's and when hearth's are off */
 static gemv_fn g_ggml;      /* Q4_K, one activation row */
@@ -555,6 +558,18 @@ KTARGET void kquant_q5_K_rows(int n, float *out, const void *vw, size_t row_byte
 
 /* ---- decision -------------------------------------------------------- */
 
+/* Equal to rounding: within 1e-5 of the largest wanted value. */
+static bool close_enough(const float *got, const float *want, int n)
+{
+    double scale = 0;
+    for (int i = 0; i < n; i++)
+        scale = fmax(scale, fabs(want[i]));
+    for (int i = 0; i < n; i++)
+        if (!(fabs(got[i] - want[i]) <= 1e-5 * scale + 1e-6))
+            return false;
+    return true;
+}
+
 static uint32_t rnd(uint32_t *seed)
 {
     *seed = *seed * 1664525u + 1013904223u;
@@ -597,79 +612,44 @@ static bool self_check(gemv_fn ref)
         float want[GROUPS * 8], got[GROUPS * 8];
         ref(nb * 256, want, 0, w, a, 1, GROUPS * 8);
         kquant_gemv_q4_K(nb * 256, got, 0, w, a, 1, GROUPS * 8);
-        double scale = 0;
-        for (int i = 0; i < GROUPS * 8; i++)
-            scale = fmax(scale, fabs(want[i]));
-        for (int i = 0; i < GROUPS * 8; i++)
-            if (!(fabs(got[i] - want[i]) <= 1e-5 * scale + 1e-6))
-                return false;
+        if (!close_enough(got, want, GROUPS * 8))
+            return false;
     }
     return true;
 }
 
-/* Random Q6_K rows (every byte random but the fp16 scale) against the same
- * kind of activation row as above, hearth's rows kernel against ggml's dot
+/* Random rows of a plain K-quant type (blocks of bsize bytes, every byte
+ * random but the fp16 scales at the nscales offsets in `scales`) against
+ * the same kind of activation row, hearth's rows kernel against ggml's dot
  * product row by row. */
-static bool self_check6(void)
+static bool self_check_rows(rows_fn kernel, dot_fn dot, size_t bsize, const size_t *scales,
+                            int nscales, uint32_t seed0)
 {
-    enum { ROWS = 5, NB = 5 };
-    static struct q6k w[ROWS * NB];
+    enum { ROWS = 5, NB = 5, MAX_BLOCK = 256 };
+    static uint8_t w[ROWS * NB * MAX_BLOCK];
     static struct q4kx8 unused[NB];
     static struct q8k a[NB];
+    if (bsize > MAX_BLOCK)
+        return false;
     for (int nb = 1; nb <= NB; nb++) {
-        fill(unused, 1, nb, a, 4321u + (uint32_t)nb);
-        uint32_t seed = 99u + (uint32_t)nb;
-        for (int i = 0; i < ROWS * nb; i++) {
-            uint8_t *p = (uint8_t *)&w[i];
-            for (size_t k = 0; k < sizeof w[i]; k++)
+        fill(unused, 1, nb, a, seed0 + (uint32_t)nb);
+        uint32_t seed = seed0 * 7u + (uint32_t)nb;
+        for (size_t i = 0; i < ROWS * (size_t)nb; i++) {
+            uint8_t *p = w + i * bsize;
+            for (size_t k = 0; k < bsize; k++)
                 p[k] = (uint8_t)rnd(&seed);
-            w[i].d = (uint16_t)(0x2000 | (rnd(&seed) & 0x0FFF));
+            for (int j = 0; j < nscales; j++) {
+                uint16_t h = (uint16_t)(0x2000 | (rnd(&seed) & 0x0FFF));
+                memcpy(p + scales[j], &h, 2);
+            }
         }
-        const size_t rb = (size_t)nb * sizeof(struct q6k);
+        const size_t rb = (size_t)nb * bsize;
         float want[ROWS], got[ROWS];
         for (int r = 0; r < ROWS; r++)
-            g_dot6(nb * 256, &want[r], 0, (const char *)w + r * rb, 0, a, 0, 1);
-        kquant_q6_K_rows(nb * 256, got, w, rb, ROWS, a);
-        double scale = 0;
-        for (int i = 0; i < ROWS; i++)
-            scale = fmax(scale, fabs(want[i]));
-        for (int i = 0; i < ROWS; i++)
-            if (!(fabs(got[i] - want[i]) <= 1e-5 * scale + 1e-6))
-                return false;
-    }
-    return true;
-}
-
-/* Random Q5_K rows (every byte random but the fp16 scales) against the
- * same kind of activation row, hearth's rows kernel against ggml's dot
- * product row by row. */
-static bool self_check5(void)
-{
-    enum { ROWS = 5, NB = 5 };
-    static struct q5k w[ROWS * NB];
-    static struct q4kx8 unused[NB];
-    static struct q8k a[NB];
-    for (int nb = 1; nb <= NB; nb++) {
-        fill(unused, 1, nb, a, 8765u + (uint32_t)nb);
-        uint32_t seed = 55u + (uint32_t)nb;
-        for (int i = 0; i < ROWS * nb; i++) {
-            uint8_t *p = (uint8_t *)&w[i];
-            for (size_t k = 0; k < sizeof w[i]; k++)
-                p[k] = (uint8_t)rnd(&seed);
-            w[i].d = (uint16_t)(0x2000 | (rnd(&seed) & 0x0FFF));
-            w[i].dmin = (uint16_t)(0x2000 | (rnd(&seed) & 0x0FFF));
-        }
-        const size_t rb = (size_t)nb * sizeof(struct q5k);
-        float want[ROWS], got[ROWS];
-        for (int r = 0; r < ROWS; r++)
-            g_dot5(nb * 256, &want[r], 0, (const char *)w + r * rb, 0, a, 0, 1);
-        kquant_q5_K_rows(nb * 256, got, w, rb, ROWS, a);
-        double scale = 0;
-        for (int i = 0; i < ROWS; i++)
-            scale = fmax(scale, fabs(want[i]));
-        for (int i = 0; i < ROWS; i++)
-            if (!(fabs(got[i] - want[i]) <= 1e-5 * scale + 1e-6))
-                return false;
+            dot(nb * 256, &want[r], 0, w + r * rb, 0, a, 0, 1);
+        kernel(nb * 256, got, w, rb, ROWS, a);
+        if (!close_enough(got, want, ROWS))
+            return false;
     }
     return true;
 }
@@ -700,12 +680,8 @@ static bool self_check_gemm(gemv_fn ref)
         float want[NR * GROUPS * 8], got[NR * GROUPS * 8];
         ref(NB * 256, want, GROUPS * 8, w, a, nr, GROUPS * 8);
         kquant_gemm_q4_K(NB * 256, got, GROUPS * 8, w, a, nr, GROUPS * 8);
-        double scale = 0;
-        for (int i = 0; i < nr * GROUPS * 8; i++)
-            scale = fmax(scale, fabs(want[i]));
-        for (int i = 0; i < nr * GROUPS * 8; i++)
-            if (!(fabs(got[i] - want[i]) <= 1e-5 * scale + 1e-6))
-                return false;
+        if (!close_enough(got, want, nr * GROUPS * 8))
+            return false;
     }
     return true;
 }
@@ -750,14 +726,17 @@ bool kquant_init(const char *mode)
     g_dot6 = (dot_fn)kernels_backend_symbol("ggml_vec_dot_q6_K_q8_K");
     if (!g_dot6)
         log_warn("kquant: ggml's CPU backend does not export its Q6_K dot product; ggml's stays");
-    else if (!self_check6())
+    else if (!self_check_rows(kquant_q6_K_rows, g_dot6, sizeof(struct q6k),
+                              (const size_t[]){ offsetof(struct q6k, d) }, 1, 4321u))
         log_warn("kquant: hearth's Q6_K kernel disagrees with ggml's dot product; ggml's stays");
     else
         g_on6 = true;
     g_dot5 = (dot_fn)kernels_backend_symbol("ggml_vec_dot_q5_K_q8_K");
     if (!g_dot5)
         log_warn("kquant: ggml's CPU backend does not export its Q5_K dot product; ggml's stays");
-    else if (!self_check5())
+    else if (!self_check_rows(kquant_q5_K_rows, g_dot5, sizeof(struct q5k),
+                              (const size_t[]){ offsetof(struct q5k, d), offsetof(struct q5k, dmin) },
+                              2, 8765u))
         log_warn("kquant: hearth's Q5_K kernel disagrees with ggml's dot product; ggml's stays");
     else
         g_on5 = true;

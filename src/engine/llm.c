@@ -210,9 +210,10 @@ int llm_describe(llm *m, buf *out)
     char desc[256] = "";
     llama_model_desc(m->model, desc, sizeof desc);
     const char *tmpl = llama_model_chat_template(m->model, NULL);
-    /* +vnni: hearth's kernels multiply this model's Q4_0, Q8_0, Q5_0 or Q4_K
-     * matrices */
-    bool vnni = kernels_active_for(desc) || (kquant_active() && strstr(desc, "Q4_K"));
+    /* +vnni: hearth's kernels multiply this model's Q4_0, Q8_0, Q5_0, Q4_K
+     * or Q5_K matrices (a Q4_K_M or Q5_K_M file names its main type) */
+    bool vnni = kernels_active_for(desc) || (kquant_active() && strstr(desc, "Q4_K")) ||
+                (kquant_q5_K_active() && strstr(desc, "Q5_K"));
     buf_printf(out, "{\"slots\":%d,\"n_ctx_slot\":%d,\"n_ctx_train\":%d,\"n_vocab\":%d,"
                "\"n_params\":%llu,\"size\":%llu,\"has_chat_template\":%s,\"backend\":\"%s\","
                "\"desc\":",

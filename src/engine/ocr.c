@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "engine/stopcheck.h"
 
 #define MAX_LANGS 4
 #define PDF_DPI 300.0
@@ -29,31 +30,20 @@ struct ocr {
         TessBaseAPI *api;
     } inst[MAX_LANGS];
     TessBaseAPI *osd;
-    bool (*should_abort)(void *ud);     /* ocr_set_abort() */
-    void *abort_ud;
-    bool aborted;                       /* the check said stop during this request */
+    struct stop_check stop;             /* ocr_set_abort() */
     ETEXT_DESC *monitor;                /* asks the check while Tesseract recognises */
 };
-
-/* The caller's check, remembered once it said stop. */
-static bool stop_now(ocr *o)
-{
-    if (!o->aborted && o->should_abort && o->should_abort(o->abort_ud))
-        o->aborted = true;
-    return o->aborted;
-}
 
 /* Tesseract's cancel callback, called as it recognises words. */
 static bool tess_cancel(void *cancel_this, int words)
 {
     (void)words;
-    return stop_now(cancel_this);
+    return stop_check_now(&((ocr *)cancel_this)->stop);
 }
 
 void ocr_set_abort(ocr *o, bool (*should_abort)(void *ud), void *ud)
 {
-    o->should_abort = should_abort;
-    o->abort_ud = ud;
+    o->stop = (struct stop_check){ should_abort, ud, false };
     if (should_abort && !o->monitor) {
         o->monitor = TessMonitorCreate();
         if (o->monitor) {
@@ -61,6 +51,15 @@ void ocr_set_abort(ocr *o, bool (*should_abort)(void *ud), void *ud)
             TessMonitorSetCancelThis(o->monitor, o);
         }
     }
+}
+
+/* ocr_page()'s answer when the result outgrew its cap */
+#define OCR_TOO_LARGE (-3)
+
+static void too_large(int *status, char *err, size_t el)
+{
+    *status = 413;
+    snprintf(err, el, "the recognised text is larger than the %u MB limit", OCR_MAX_RESULT >> 20);
 }
 
 ocr *ocr_load(const char *tessdata, char *err, size_t el)
@@ -164,17 +163,17 @@ static PIX *upright(ocr *o, PIX *pix, int *deg)
     return pixClone(pix);
 }
 
-static void bbox(buf *b, const TessResultIterator *it, TessPageIteratorLevel lv)
+static int bbox(buf *b, const TessResultIterator *it, TessPageIteratorLevel lv)
 {
     int x0 = 0, y0 = 0, x1 = 0, y1 = 0;
     TessPageIteratorBoundingBox(TessResultIteratorGetPageIteratorConst(it), lv, &x0, &y0, &x1, &y1);
-    buf_printf(b, "[%d,%d,%d,%d]", x0, y0, x1, y1);
+    return buf_printf(b, "[%d,%d,%d,%d]", x0, y0, x1, y1);
 }
 
-/* Elements of one level as a JSON array. */
-static void elements(buf *b, TessBaseAPI *api, TessPageIteratorLevel lv)
+/* Elements of one level as a JSON array; -1 when b's cap was hit. */
+static int elements(buf *b, TessBaseAPI *api, TessPageIteratorLevel lv)
 {
-    buf_putc(b, '[');
+    int e = buf_putc(b, '[');
     TessResultIterator *it = TessBaseAPIGetIterator(api);
     bool first = true;
     if (it) {
@@ -187,55 +186,51 @@ static void elements(buf *b, TessBaseAPI *api, TessPageIteratorLevel lv)
                 t[--n] = '\0';
             if (n) {
                 if (!first)
-                    buf_putc(b, ',');
+                    e |= buf_putc(b, ',');
                 first = false;
-                buf_puts(b, "{\"text\":");
-                jw_str(b, t, n);
-                buf_puts(b, ",\"bbox\":");
-                bbox(b, it, lv);
-                buf_printf(b, ",\"confidence\":%.1f}", (double)TessResultIteratorConfidence(it, lv));
+                e |= buf_puts(b, "{\"text\":") | jw_str(b, t, n) | buf_puts(b, ",\"bbox\":") |
+                     bbox(b, it, lv) |
+                     buf_printf(b, ",\"confidence\":%.1f}",
+                                (double)TessResultIteratorConfidence(it, lv));
             }
             TessDeleteText(t);
         } while (TessResultIteratorNext(it, lv));
         TessResultIteratorDelete(it);
     }
-    buf_putc(b, ']');
+    return e | buf_putc(b, ']');
 }
 
 /* Recognise one page image; appends the page object to pages and its text
- * to all. */
+ * to all. -1: the engine failed or was stopped; OCR_TOO_LARGE: a cap was
+ * hit. */
 static int ocr_page(ocr *o, TessBaseAPI *api, PIX *pix, int pageno, buf *pages, buf *all)
 {
     int deg;
-    if (stop_now(o))
+    if (stop_check_now(&o->stop))
         return -1;
     PIX *up = upright(o, pix, &deg);
     if (!up)
         return -1;
     TessBaseAPISetImage2(api, up);
-    if (TessBaseAPIRecognize(api, o->should_abort ? o->monitor : NULL) != 0 || o->aborted) {
+    if (TessBaseAPIRecognize(api, o->stop.should_stop ? o->monitor : NULL) != 0 || o->stop.stopped) {
         TessBaseAPIClear(api);
         pixDestroy(&up);
         return -1;
     }
     char *text = TessBaseAPIGetUTF8Text(api);
-    if (pages->len > 1)
-        buf_putc(pages, ',');
-    buf_printf(pages, "{\"page\":%d,\"source\":\"ocr\",\"orientation\":%d,\"width\":%d,"
-               "\"height\":%d,\"confidence\":%d,\"text\":", pageno, deg, (int)pixGetWidth(up),
-               (int)pixGetHeight(up), TessBaseAPIMeanTextConf(api));
-    jw_cstr(pages, text ? text : "");
-    buf_puts(pages, ",\"lines\":");
-    elements(pages, api, RIL_TEXTLINE);
-    buf_puts(pages, ",\"words\":");
-    elements(pages, api, RIL_WORD);
-    buf_putc(pages, '}');
+    int e = pages->len > 1 ? buf_putc(pages, ',') : 0;
+    e |= buf_printf(pages, "{\"page\":%d,\"source\":\"ocr\",\"orientation\":%d,\"width\":%d,"
+                    "\"height\":%d,\"confidence\":%d,\"text\":", pageno, deg,
+                    (int)pixGetWidth(up), (int)pixGetHeight(up), TessBaseAPIMeanTextConf(api));
+    e |= jw_cstr(pages, text ? text : "") | buf_puts(pages, ",\"lines\":") |
+         elements(pages, api, RIL_TEXTLINE) | buf_puts(pages, ",\"words\":") |
+         elements(pages, api, RIL_WORD) | buf_putc(pages, '}');
     if (text)
-        buf_puts(all, text);
+        e |= buf_puts(all, text);
     TessDeleteText(text);
     TessBaseAPIClear(api);
     pixDestroy(&up);
-    return 0;
+    return e ? OCR_TOO_LARGE : 0;
 }
 
 static int read_file(const char *path, unsigned char **data, size_t *n)
@@ -304,6 +299,10 @@ static int run_image(ocr *o, TessBaseAPI *api, const unsigned char *d, size_t n,
                          OCR_MAX_PIXELS / 1000000);
                 return -1;
             }
+            if (rc == OCR_TOO_LARGE) {
+                too_large(status, err, el);
+                return -1;
+            }
             if (rc < 0)
                 goto engine;
         } while (off != 0);
@@ -324,9 +323,13 @@ static int run_image(ocr *o, TessBaseAPI *api, const unsigned char *d, size_t n,
     pixDestroy(&pix);
     if (rc == 0)
         return 0;
+    if (rc == OCR_TOO_LARGE) {
+        too_large(status, err, el);
+        return -1;
+    }
 engine:
-    *status = o->aborted ? 499 : 500;
-    snprintf(err, el, o->aborted ? "cancelled" : "the OCR engine failed on this image");
+    *status = o->stop.stopped ? 499 : 500;
+    snprintf(err, el, o->stop.stopped ? "cancelled" : "the OCR engine failed on this image");
     return -1;
 }
 
@@ -373,17 +376,15 @@ static bool bidi_control(gunichar c)
  * the top left; directional marks have none); an element's box is the union
  * of its visible characters', clamped to the page (pw x ph). A layout that
  * does not match the text gives an empty list. */
-static void layer_elements(buf *b, const char *text, const PopplerRectangle *r, guint nr,
-                           double pw, double ph, bool lines)
+static int layer_elements(buf *b, const char *text, const PopplerRectangle *r, guint nr,
+                          double pw, double ph, bool lines)
 {
-    buf_putc(b, '[');
+    int e = buf_putc(b, '[');
     guint chars = 0;
     for (const char *p = text; p && *p; p = g_utf8_next_char(p))
         chars += !bidi_control(g_utf8_get_char(p));
-    if (!text || !r || nr != chars) {
-        buf_putc(b, ']');
-        return;
-    }
+    if (!text || !r || nr != chars)
+        return e | buf_putc(b, ']');
     bool first = true, open = false;
     const char *start = NULL, *end = NULL;
     double x0 = 0, y0 = 0, x1 = 0, y1 = 0;
@@ -407,20 +408,19 @@ static void layer_elements(buf *b, const char *text, const PopplerRectangle *r, 
         }
         if (brk && open) {
             if (!first)
-                buf_putc(b, ',');
+                e |= buf_putc(b, ',');
             first = false;
-            buf_puts(b, "{\"text\":");
-            jw_str(b, start, (size_t)(end - start));
-            buf_printf(b, ",\"bbox\":[%d,%d,%d,%d],\"confidence\":100.0}",
-                       (int)fmax(0, floor(x0)), (int)fmax(0, floor(y0)),
-                       (int)fmin(floor(pw), ceil(x1)), (int)fmin(floor(ph), ceil(y1)));
+            e |= buf_puts(b, "{\"text\":") | jw_str(b, start, (size_t)(end - start)) |
+                 buf_printf(b, ",\"bbox\":[%d,%d,%d,%d],\"confidence\":100.0}",
+                            (int)fmax(0, floor(x0)), (int)fmax(0, floor(y0)),
+                            (int)fmin(floor(pw), ceil(x1)), (int)fmin(floor(ph), ceil(y1)));
             open = false;
         }
         if (!c)
             break;
         k++;
     }
-    buf_putc(b, ']');
+    return e | buf_putc(b, ']');
 }
 
 static int run_pdf(ocr *o, TessBaseAPI *api, const unsigned char *d, size_t n, buf *pages,
@@ -455,23 +455,26 @@ static int run_pdf(ocr *o, TessBaseAPI *api, const unsigned char *d, size_t n, b
         double pw = 0, ph = 0;
         poppler_page_get_size(page, &pw, &ph);
         if (visible_chars(text) >= TEXT_LAYER_MIN) {
-            if (pages->len > 1)
-                buf_putc(pages, ',');
-            buf_printf(pages, "{\"page\":%d,\"source\":\"text_layer\",\"orientation\":0,"
-                       "\"width\":%d,\"height\":%d,\"text\":", i + 1, (int)pw, (int)ph);
-            jw_cstr(pages, text);
+            int e = pages->len > 1 ? buf_putc(pages, ',') : 0;
+            e |= buf_printf(pages, "{\"page\":%d,\"source\":\"text_layer\",\"orientation\":0,"
+                            "\"width\":%d,\"height\":%d,\"text\":", i + 1, (int)pw, (int)ph);
+            e |= jw_cstr(pages, text);
             PopplerRectangle *rects = NULL;
             guint nr = 0;
             if (!poppler_page_get_text_layout(page, &rects, &nr))
                 nr = 0;
-            buf_puts(pages, ",\"lines\":");
-            layer_elements(pages, text, rects, nr, pw, ph, true);
-            buf_puts(pages, ",\"words\":");
-            layer_elements(pages, text, rects, nr, pw, ph, false);
-            buf_putc(pages, '}');
+            e |= buf_puts(pages, ",\"lines\":") |
+                 layer_elements(pages, text, rects, nr, pw, ph, true) |
+                 buf_puts(pages, ",\"words\":") |
+                 layer_elements(pages, text, rects, nr, pw, ph, false) | buf_putc(pages, '}');
             g_free(rects);
-            buf_puts(all, text);
-            buf_putc(all, '\n');
+            e |= buf_puts(all, text) | buf_putc(all, '\n');
+            if (e) {
+                g_free(text);
+                g_object_unref(page);
+                too_large(status, err, el);
+                goto out;
+            }
         } else {
             double scale = PDF_DPI / 72.0;
             int w = (int)(pw * scale), h = (int)(ph * scale);
@@ -498,11 +501,12 @@ static int run_pdf(ocr *o, TessBaseAPI *api, const unsigned char *d, size_t n, b
             if (prc < 0) {
                 g_free(text);
                 g_object_unref(page);
-                *status = o->aborted ? 499 : 500;
-                if (o->aborted)
-                    snprintf(err, el, "cancelled");
+                if (prc == OCR_TOO_LARGE)
+                    too_large(status, err, el);
+                else if (o->stop.stopped)
+                    *status = 499, snprintf(err, el, "cancelled");
                 else
-                    snprintf(err, el, "the OCR engine failed on page %d", i + 1);
+                    *status = 500, snprintf(err, el, "the OCR engine failed on page %d", i + 1);
                 goto out;
             }
         }
@@ -546,21 +550,24 @@ int ocr_run(ocr *o, const json *opts, buf *out, int *status, char *err, size_t e
         free(d);
         return -1;
     }
-    buf pages = buf_make(0), all = buf_make(64u << 20);
+    buf pages = buf_make(OCR_MAX_RESULT), all = buf_make(OCR_MAX_RESULT);
     buf_putc(&pages, '[');
-    o->aborted = false;
+    stop_check_reset(&o->stop);
     int rc = n >= 5 && memcmp(d, "%PDF-", 5) == 0
                  ? run_pdf(o, api, d, n, &pages, &all, status, err, el)
                  : run_image(o, api, d, n, &pages, &all, status, err, el);
-    if (rc < 0 && o->aborted)
+    if (rc < 0 && o->stop.stopped)
         log_info("OCR of a %zu-byte file cancelled", n);
     if (rc == 0) {
-        buf_putc(&pages, ']');
-        buf_puts(out, "{\"text\":");
-        jw_str(out, all.data ? all.data : "", all.len);
-        buf_puts(out, ",\"pages\":");
-        buf_append(out, pages.data, pages.len);
-        buf_putc(out, '}');
+        buf res = buf_make(0);       /* out is untouched on failure */
+        if (buf_putc(&pages, ']') || buf_puts(&res, "{\"text\":") ||
+            jw_str(&res, all.data ? all.data : "", all.len) || buf_puts(&res, ",\"pages\":") ||
+            buf_append(&res, pages.data, pages.len) || buf_putc(&res, '}') ||
+            buf_append(out, res.data, res.len)) {
+            too_large(status, err, el);
+            rc = -1;
+        }
+        buf_free(&res);
     }
     buf_free(&pages);
     buf_free(&all);

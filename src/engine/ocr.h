@@ -8,7 +8,8 @@
  * OSD) and corrected before recognition.
  *
  * Caps, checked before anything is decoded where the format allows: pixels
- * per page (OCR_MAX_PIXELS), pages per document (OCR_MAX_PAGES), output text.
+ * per page (OCR_MAX_PIXELS), pages per document (OCR_MAX_PAGES), the result
+ * (OCR_MAX_RESULT; over it, 413).
  * A decompression bomb is refused with 413, never decoded.
  *
  * One Tesseract instance per language set, created on first use and reused
@@ -25,6 +26,9 @@
 #define OCR_MAX_PIXELS (60u * 1000 * 1000)
 #define OCR_MAX_PAGES  300
 #define OCR_MAX_FILE   (256u << 20)
+/* the recognised text, and the pages' JSON (text, lines, words and boxes),
+ * each at most this large: a result must fit one wire frame */
+#define OCR_MAX_RESULT (16u << 20)
 
 typedef struct ocr ocr;
 

@@ -219,7 +219,7 @@ static void doc_begins(uint32_t id)
 
 /* True when the document request stopped for a shutdown (or a daemon that
  * went away) rather than for its client's cancel. */
-static bool g_doc_shutdown_now(void)
+static bool doc_stopped_for_shutdown(void)
 {
 #if W_ASR || W_OCR
     return g_doc_shutdown;
@@ -261,7 +261,7 @@ static void run_document(struct engine *en, uint32_t id, const json *req)
             llm_usage u = { 0 };
             on_done(NULL, id, "stop", &u);
         }
-    } else if (status == 499 && g_doc_shutdown_now()) {
+    } else if (status == 499 && doc_stopped_for_shutdown()) {
         on_error(NULL, id, 503, "shutting_down", "the server is shutting down");
     } else {
         on_error(NULL, id, status, status == 413 ? "input_too_large"
@@ -414,7 +414,7 @@ int main(int argc, char **argv)
 #if W_LLM
     llama_backend_init();
     kernels_init(kernels);      /* status asks kernels_active_for() */
-    kquant_init(kernels);       /* Q4_K and Q6_K kernels (engine/kquant.h) */
+    kquant_init(kernels);       /* Q4_K, Q5_K and Q6_K kernels (engine/kquant.h) */
     attn_init(kernels);         /* decode attention (engine/attn.h) */
     mulmat_init(kernels);       /* single-row products (engine/mulmat.h) */
     pace_init(kernels);         /* shares, barrier, fetching (engine/pace.h) */

@@ -13,6 +13,8 @@
 
 static struct daemon W;
 static char g_speech[600];
+static long g_give_up_ms;        /* > 0: the client gives up after this long */
+static CURLcode g_curl_rc;       /* how the last request ended */
 
 /* multipart POST with a file from disk (or raw bytes) and text fields */
 static struct resp transcribe(const char *path_or_null, const char *bytes, size_t nbytes,
@@ -40,11 +42,13 @@ static struct resp transcribe(const char *path_or_null, const char *bytes, size_
     curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
+    if (g_give_up_ms > 0)
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, g_give_up_ms);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.headers);
-    if (curl_easy_perform(c) == CURLE_OK)
+    if ((g_curl_rc = curl_easy_perform(c)) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
     curl_mime_free(mime);
     curl_easy_cleanup(c);
@@ -156,26 +160,10 @@ static void t_cancel_running(void)
     snprintf(p, sizeof p, "%s/long.mp3", g_tmp);
     snprintf(wav, sizeof wav, "%s/jfk.wav", g_speech);
     const char *fields[] = { "model", "whisper", NULL };
-    struct resp r = { 0, buf_make(0), buf_make(0) };
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/audio/transcriptions", W.port);
-    CURL *c = curl_easy_init();
-    curl_mime *mime = curl_mime_init(c);
-    curl_mimepart *part = curl_mime_addpart(mime);
-    curl_mime_name(part, "file");
-    curl_mime_filedata(part, p);
-    part = curl_mime_addpart(mime);
-    curl_mime_name(part, "model");
-    curl_mime_data(part, "whisper", CURL_ZERO_TERMINATED);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1500L);          /* the client gives up */
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
-    CHECK(curl_easy_perform(c) == CURLE_OPERATION_TIMEDOUT);
-    curl_mime_free(mime);
-    curl_easy_cleanup(c);
+    g_give_up_ms = 1500;
+    struct resp r = transcribe(p, NULL, 0, "long.mp3", fields, false);
+    g_give_up_ms = 0;
+    CHECK(g_curl_rc == CURLE_OPERATION_TIMEDOUT);
     resp_free(&r);
     CHECK(log_holds(W.log, "transcription of 33.0 s of audio cancelled", 60));
     CHECK(!log_holds(W.log, "failed to decode", 0));

@@ -210,12 +210,14 @@ static void write_pdf(const char *path, int pages, const char *text, const char 
         fprintf(f, " %d 0 R", 10 + i);
     fprintf(f, " ] >> endobj\n");
     fprintf(f, "3 0 obj << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> endobj\n");
-    char content[512] = "";
+    size_t cn = (text ? strlen(text) : 0) + 128;
+    char *content = calloc(1, cn);
     if (text)
-        snprintf(content, sizeof content, "BT /F1 14 Tf 72 700 Td (%s) Tj ET", text);
+        snprintf(content, cn, "BT /F1 14 Tf 72 700 Td (%s) Tj ET", text);
     else if (jpeg)
-        snprintf(content, sizeof content, "q %d 0 0 %d 0 0 cm /Im0 Do Q", jw, jh);
+        snprintf(content, cn, "q %d 0 0 %d 0 0 cm /Im0 Do Q", jw, jh);
     fprintf(f, "4 0 obj << /Length %zu >> stream\n%s\nendstream endobj\n", strlen(content), content);
+    free(content);
     if (jpeg) {
         fprintf(f, "5 0 obj << /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace "
                    "/DeviceRGB /BitsPerComponent 8 /Filter /DCTDecode /Length %zu >> stream\n",
@@ -295,6 +297,35 @@ static void t_cancel_running(void)
     CHECK(g_curl_rc == CURLE_OPERATION_TIMEDOUT);
     resp_free(&r);
     CHECK(log_holds(O.log, "OCR of a", 60) && log_holds(O.log, "-byte file cancelled", 0));
+    r = ocr_file(one, NULL, 0, NULL);
+    CHECK(r.status == 200);
+    resp_free(&r);
+}
+
+/* A text layer whose lines and words outgrow the result cap (300 pages of
+ * 3,000 words each: ~50 MB of JSON) gets a 413, and the worker serves the
+ * next request. The text carries its own line breaks (Td operators). */
+static void t_result_cap(void)
+{
+    buf t = buf_make(0);
+    for (int line = 0; line < 100; line++) {
+        if (line)
+            buf_puts(&t, ") Tj 0 -6 Td (");
+        for (int w = 0; w < 30; w++)
+            buf_puts(&t, w ? " w" : "w");
+    }
+    char p[700], one[700];
+    snprintf(p, sizeof p, "%s/wordy.pdf", g_tmp);
+    snprintf(one, sizeof one, "%s/phototest.tif", g_ocr);
+    write_pdf(p, 300, t.data, NULL, 0, 0, 0);
+    buf_free(&t);
+    struct resp r = ocr_file(p, NULL, 0, NULL);
+    arena *a = arena_new(0);
+    const json *j = parse(a, &r.body);
+    CHECK(r.status == 413 && is_error_shape(j, NULL));
+    CHECK(str_at(j, "error.message") && strstr(str_at(j, "error.message"), "16 MB"));
+    arena_free(a);
+    resp_free(&r);
     r = ocr_file(one, NULL, 0, NULL);
     CHECK(r.status == 200);
     resp_free(&r);
@@ -382,6 +413,7 @@ int main(void)
     run("json_base64", t_json_base64);
     run("pdfs", t_pdfs);
     run("multipage_tiff", t_multipage_tiff);
+    run("result_cap", t_result_cap);
     run("cancel_running", t_cancel_running);
     run("hostile", t_hostile);
     run("cli_ocr", t_cli_ocr);

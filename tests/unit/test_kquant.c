@@ -176,38 +176,61 @@ static uint8_t *rows6(int nb, int rows, bool extreme)
     return w;
 }
 
-TEST(q6_K_rows_match_ggml)
+/* A plain K-quant type's rows kernel against ggml's dot product. */
+struct rows_case {
+    const char *name;
+    size_t bsize;                 /* bytes per superblock */
+    size_t scale_off[2];          /* its fp16 scales (d, and dmin where there is one) */
+    int nscales;
+    double term;                  /* largest |quant x scale| of one element, for the bound */
+    uint8_t *(*gen)(int nb, int rows, bool extreme);
+    dot_fn dot;
+    void (*kernel)(int, float *, const void *, size_t, int, const void *);
+};
+
+/* Superblock counts up to past the kernel's limit, random and extreme: the
+ * error relative to the largest term (scale * term * 32 * 127 * 256 * |a.d|)
+ * under 1e-6. */
+static void rows_match(const struct rows_case *c)
 {
-    if (!g_vnni || !g_dot6 || !kquant_init("auto") || !kquant_q6_K_active())
-        return;
     const int nbs[] = { 1, 2, 3, 7, 8, 19, 22, 32, 64, 65 };
     for (size_t i = 0; i < sizeof nbs / sizeof nbs[0]; i++)
         for (int extreme = 0; extreme < 2; extreme++) {
             const int nb = nbs[i], rows = 9;
-            const size_t rb = (size_t)nb * 210;
-            uint8_t *w = rows6(nb, rows, extreme), *a = activation(nb, extreme);
+            const size_t rb = (size_t)nb * c->bsize;
+            uint8_t *w = c->gen(nb, rows, extreme), *a = activation(nb, extreme);
             float want[9], got[9];
             for (int r = 0; r < rows; r++)
-                g_dot6(nb * 256, &want[r], 0, w + r * rb, 0, a, 0, 1);
-            kquant_q6_K_rows(nb * 256, got, w, rb, rows, a);
-            /* relative to the largest term: d * 128 * 32 * 127 * 256 * |a.d| */
+                c->dot(nb * 256, &want[r], 0, w + r * rb, 0, a, 0, 1);
+            c->kernel(nb * 256, got, w, rb, rows, a);
             double bound = 0, e = 0;
             for (int r = 0; r < rows; r++)
                 for (int l = 0; l < nb; l++) {
-                    uint16_t h;
                     float ad;
-                    memcpy(&h, w + r * rb + (size_t)l * 210 + 208, 2);
                     memcpy(&ad, a + (size_t)l * ABLOCK, 4);
-                    bound = fmax(bound, fabs(ggml_fp16_to_fp32(h)) * 128 * 32 * 127 * 256 * fabs(ad));
+                    for (int j = 0; j < c->nscales; j++) {
+                        uint16_t h;
+                        memcpy(&h, w + r * rb + (size_t)l * c->bsize + c->scale_off[j], 2);
+                        bound = fmax(bound, fabs(ggml_fp16_to_fp32(h)) * c->term * 32 * 127 *
+                                                256 * fabs(ad));
+                    }
                 }
             for (int r = 0; r < rows; r++)
                 e = fmax(e, fabs((double)got[r] - want[r]));
             e /= bound * nb;
             if (!(e < 1e-6))
-                fprintf(stderr, "  q6_K nb=%d extreme=%d: %.2e\n", nb, extreme, e);
+                fprintf(stderr, "  %s nb=%d extreme=%d: %.2e\n", c->name, nb, extreme, e);
             CHECK(e < 1e-6);
             free(w), free(a);
         }
+}
+
+TEST(q6_K_rows_match_ggml)
+{
+    if (!g_vnni || !g_dot6 || !kquant_init("auto") || !kquant_q6_K_active())
+        return;
+    const struct rows_case c = { "q6_K", 210, { 208 }, 1, 128, rows6, g_dot6, kquant_q6_K_rows };
+    rows_match(&c);
 }
 
 /* Q5_K rows: random bytes with fp16 d and dmin near 2^-6 (or the largest
@@ -231,36 +254,8 @@ TEST(q5_K_rows_match_ggml)
 {
     if (!g_vnni || !g_dot5 || !kquant_init("auto") || !kquant_q5_K_active())
         return;
-    const int nbs[] = { 1, 2, 3, 7, 8, 19, 22, 32, 64, 65 };
-    for (size_t i = 0; i < sizeof nbs / sizeof nbs[0]; i++)
-        for (int extreme = 0; extreme < 2; extreme++) {
-            const int nb = nbs[i], rows = 9;
-            const size_t rb = (size_t)nb * 176;
-            uint8_t *w = rows5(nb, rows, extreme), *a = activation(nb, extreme);
-            float want[9], got[9];
-            for (int r = 0; r < rows; r++)
-                g_dot5(nb * 256, &want[r], 0, w + r * rb, 0, a, 0, 1);
-            kquant_q5_K_rows(nb * 256, got, w, rb, rows, a);
-            /* relative to the largest term: max(d, dmin) * 63 * 32 * 127 * 256 * |a.d| */
-            double bound = 0, e = 0;
-            for (int r = 0; r < rows; r++)
-                for (int l = 0; l < nb; l++) {
-                    float ad;
-                    memcpy(&ad, a + (size_t)l * ABLOCK, 4);
-                    for (int j = 0; j < 2; j++) {
-                        uint16_t h;
-                        memcpy(&h, w + r * rb + (size_t)l * 176 + 2 * j, 2);
-                        bound = fmax(bound, fabs(ggml_fp16_to_fp32(h)) * 63 * 32 * 127 * 256 * fabs(ad));
-                    }
-                }
-            for (int r = 0; r < rows; r++)
-                e = fmax(e, fabs((double)got[r] - want[r]));
-            e /= bound * nb;
-            if (!(e < 1e-6))
-                fprintf(stderr, "  q5_K nb=%d extreme=%d: %.2e\n", nb, extreme, e);
-            CHECK(e < 1e-6);
-            free(w), free(a);
-        }
+    const struct rows_case c = { "q5_K", 176, { 0, 2 }, 2, 63, rows5, g_dot5, kquant_q5_K_rows };
+    rows_match(&c);
 }
 
 /* 4-row groups of activations in ggml's interleaved layout (block_q8_Kx4:
