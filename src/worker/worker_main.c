@@ -62,6 +62,7 @@
 #include "engine/attn.h"
 #include "engine/kernels.h"
 #include "engine/kquant.h"
+#include "engine/q8k.h"
 #include "engine/mulmat.h"
 #include "engine/pace.h"
 #endif
@@ -415,6 +416,7 @@ int main(int argc, char **argv)
     llama_backend_init();
     kernels_init(kernels);      /* status asks kernels_active_for() */
     kquant_init(kernels);       /* Q4_K, Q5_K and Q6_K kernels (engine/kquant.h) */
+    q8k_init(kernels);          /* K-quants' activation rows (engine/q8k.h) */
     attn_init(kernels);         /* decode attention (engine/attn.h) */
     mulmat_init(kernels);       /* single-row products (engine/mulmat.h) */
     pace_init(kernels);         /* shares, barrier, fetching (engine/pace.h) */
