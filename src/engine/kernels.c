@@ -368,8 +368,10 @@ KTARGET static inline __m512 q5_pair_wscales(const struct q5block *x)
 }
 
 /* vpdpbusd on the elements as x+16 (unsigned), with 16 times the
- * activations' sum taken off: exact. Two blocks per 512-bit register. */
-KTARGET void kernels_vec_dot_q5_0(int n, float *s, const void *vx, const void *vy)
+ * activations' sum taken off: exact. Two blocks per 512-bit register. The
+ * dot product on CPUs without AVX-512 VBMI and BITALG (else the quads'
+ * below), and for the last blocks of a row that are not a quad. */
+KTARGET static void q5_dot_pairs(int n, float *s, const void *vx, const void *vy)
 {
     const int nb = n / 32;
     const struct q5block *x = vx;
@@ -438,7 +440,7 @@ gemv_plain(bool q5, int n, float *out, const void *vw, size_t row_bytes, int row
     const int nb = n / 32, np = nb / 2;
     const size_t bsize = q5 ? sizeof(struct q5block) : sizeof(struct ablock1);
     void (*dot)(int, float *, const void *, const void *) =
-        q5 ? kernels_vec_dot_q5_0 : kernels_vec_dot_q8_0;
+        q5 ? q5_dot_pairs : kernels_vec_dot_q8_0;
     const struct ablock1 *y = va;
     if (np > KERNELS_GEMV_MAX_N / 64) {
         for (int r = 0; r < rows; r++)
@@ -486,10 +488,222 @@ KTARGET void kernels_q8_0_gemv(int n, float *out, const void *vw, size_t row_byt
     gemv_plain(false, n, out, vw, row_bytes, rows, va);
 }
 
+/* ---- Q5_0 rows in quads of blocks (AVX-512 VBMI and BITALG) -------------- */
+
+/* Four Q5_0 blocks are 88 bytes: two overlapping 64-byte loads hold them,
+ * and vpermt2b gathers from those what a quad needs in two registers:
+ * the 64 bytes of nibbles (block b's at bytes 16b..16b+15), and per 64-bit
+ * lane k the fifth bits of block k/2 (low 32 bits) and its scale (bits
+ * 32-47). The low nibbles are the quad's elements 0-15 of each block, the
+ * high ones 16-31; vpshufbitqmb turns the fifth bits into a byte mask for
+ * each in one step. The activation is laid out to match once per call:
+ * per quad, elements 0-15 of each block in one register and 16-31 in
+ * another, 16 times their sum, and the scales over each block's 4 lanes.
+ * Against the pairs' code: a third fewer operations, no scalar loads, no
+ * round trip through general registers. Measured here: 50-55 against
+ * 35-39 GB/s in cache, 36.5 against 33 from memory on one core; the 0.5B
+ * Q4_K_M (half its bytes Q5_0) decodes 4% faster side by side at ~80 GB/s.
+ * The tables must stay in registers for a whole call: reloaded per row,
+ * the quads streamed at 31 GB/s from memory. */
+#define XTARGET                                                                             \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,"      \
+                          "avx512bitalg,f16c,fma,bmi2")))
+#define QUAD_MAX (KERNELS_GEMV_MAX_N / 128)
+
+struct quad_act {           /* an activation row, laid out for the quads */
+    __m512i lo[QUAD_MAX], hi[QUAD_MAX], negc[QUAD_MAX];
+    __m512 d[QUAD_MAX];
+};
+
+/* index of byte o (0..87) of a quad in the pair of loads at 0 and 24 */
+static uint8_t quad_at(int o)
+{
+    return (uint8_t)(o < 64 ? o : 64 + o - 24);
+}
+
+struct quad_idx {
+    _Alignas(64) uint8_t nib[64], head[64], bit_lo[64], bit_hi[64];
+    _Alignas(64) uint16_t scale[32];
+};
+
+static struct quad_idx g_quad;
+static pthread_once_t g_quad_once = PTHREAD_ONCE_INIT;
+
+static void quad_tables(void)
+{
+    struct quad_idx *q = &g_quad;
+    for (int p = 0; p < 64; p++) {
+        q->nib[p] = quad_at(22 * (p / 16) + 6 + p % 16);
+        q->bit_lo[p] = (uint8_t)(p % 16);           /* byte p lies in lane p/8: block p/16 */
+        q->bit_hi[p] = (uint8_t)(16 + p % 16);
+    }
+    for (int k = 0; k < 8; k++) {
+        const int b = k / 2;
+        for (int j = 0; j < 4; j++)
+            q->head[8 * k + j] = quad_at(22 * b + 2 + j);       /* qh */
+        q->head[8 * k + 4] = quad_at(22 * b);                   /* d */
+        q->head[8 * k + 5] = quad_at(22 * b + 1);
+        q->head[8 * k + 6] = q->head[8 * k + 7] = 0;
+    }
+    for (int i = 0; i < 32; i++)    /* dword lane i: block i/4's scale, word 8(i/4)+2 */
+        q->scale[i] = (uint16_t)(8 * ((i % 16) / 4) + 2);
+}
+
+static bool g_quads_off;            /* tests: the pairs' code on any CPU */
+
+static bool quads_ok(void)
+{
+    return !g_quads_off && __builtin_cpu_supports("avx512vbmi") &&
+           __builtin_cpu_supports("avx512bitalg");
+}
+
+bool kernels_q5_0_quads(bool on)
+{
+    g_quads_off = !on;
+    return quads_ok();
+}
+
+XTARGET static void quad_prepare(const struct ablock1 *y, int nq, struct quad_act *a)
+{
+    const __m512i b16 = _mm512_set1_epi8(16), zero = _mm512_setzero_si512();
+    for (int g = 0; g < nq; g++) {
+        const struct ablock1 *b = y + 4 * g;
+        __m512i lo = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)b[0].qs));
+        __m512i hi = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(b[0].qs + 16)));
+        for (int k = 1; k < 4; k++) {
+            lo = _mm512_mask_broadcast_i32x4(lo, (__mmask16)(0xF << 4 * k),
+                                             _mm_loadu_si128((const __m128i *)b[k].qs));
+            hi = _mm512_mask_broadcast_i32x4(hi, (__mmask16)(0xF << 4 * k),
+                                             _mm_loadu_si128((const __m128i *)(b[k].qs + 16)));
+        }
+        a->lo[g] = lo;
+        a->hi[g] = hi;
+        a->negc[g] = _mm512_sub_epi32(
+            zero, _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, b16, lo), b16, hi));
+        __m512 d = _mm512_set1_ps(h2f(b[0].d));
+        for (int k = 1; k < 4; k++)
+            d = _mm512_mask_mov_ps(d, (__mmask16)(0xF << 4 * k), _mm512_set1_ps(h2f(b[k].d)));
+        a->d[g] = d;
+    }
+}
+
+/* Quad g of a row at x, into acc. */
+struct quad_regs {          /* the tables, in registers for a whole call */
+    __m512i nib, head, bit_lo, bit_hi, scale;
+};
+
+XTARGET static inline __attribute__((always_inline)) struct quad_regs quad_regs(void)
+{
+    return (struct quad_regs){ _mm512_load_si512(g_quad.nib), _mm512_load_si512(g_quad.head),
+                               _mm512_load_si512(g_quad.bit_lo), _mm512_load_si512(g_quad.bit_hi),
+                               _mm512_load_si512(g_quad.scale) };
+}
+
+XTARGET static inline __attribute__((always_inline)) __m512
+quad_one(const struct quad_regs *k, const char *x, int g, const struct quad_act *a, __m512 acc)
+{
+    const __m512i m0f = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(16);
+    const char *b = x + (size_t)g * 88;
+    const __m512i l0 = _mm512_loadu_si512(b), l1 = _mm512_loadu_si512(b + 24);
+    const __m512i q = _mm512_permutex2var_epi8(l0, k->nib, l1);
+    const __m512i h = _mm512_permutex2var_epi8(l0, k->head, l1);
+    __m512i lo = _mm512_and_si512(q, m0f), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m0f);
+    lo = _mm512_mask_add_epi8(lo, _mm512_bitshuffle_epi64_mask(h, k->bit_lo), lo, b16);
+    hi = _mm512_mask_add_epi8(hi, _mm512_bitshuffle_epi64_mask(h, k->bit_hi), hi, b16);
+    const __m512 ws =
+        _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(k->scale, h)));
+    const __m512i t =
+        _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a->negc[g], lo, a->lo[g]), hi, a->hi[g]);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(ws, a->d[g]), acc);
+}
+
+/* One row's quads: even ones into one accumulator, odd ones into another.
+ * With `pf` (streaming a matrix), each line 4.5 KiB ahead is fetched once,
+ * *pf the next one not yet asked for: the pairs' way of two fetches per
+ * step, some lines twice, left these quads at 24 GB/s from memory on one
+ * core (the pairs 31); once per line, 36. */
+XTARGET static inline __attribute__((always_inline)) float
+quad_row(const struct quad_regs *k, const char *x, int nq, const struct quad_act *a,
+         const char **pfp)
+{
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    /* in a register for the loop: a store through pfp could alias the tables */
+    const char *pf = NULL;
+    if (pfp) {
+        const char *start = (const char *)((uintptr_t)(x + PLAIN_PREFETCH_BYTES) & ~(uintptr_t)63);
+        pf = *pfp;
+        if (pf < start || pf > start + PLAIN_PREFETCH_BYTES)      /* not the last row's end */
+            pf = start;
+    }
+    int g = 0;
+    for (; g + 1 < nq; g += 2) {
+        if (pfp)
+            for (const char *end = x + (size_t)(g + 2) * 88 + PLAIN_PREFETCH_BYTES; pf < end;
+                 pf += 64)
+                _mm_prefetch(pf, _MM_HINT_T0);
+        acc0 = quad_one(k, x, g, a, acc0);
+        acc1 = quad_one(k, x, g + 1, a, acc1);
+    }
+    if (g < nq)
+        acc0 = quad_one(k, x, g, a, acc0);
+    if (pfp)
+        *pfp = pf;
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+/* The quads of a row, then the blocks after the last quad in pairs; the
+ * same for the dot product and for rows, so both give the same bits. */
+XTARGET static inline __attribute__((always_inline)) float
+quad_dot(const struct quad_regs *k, int nb, const char *x, const struct ablock1 *y,
+         const struct quad_act *a, const char **pf)
+{
+    const int nq = nb / 4;
+    float sum = quad_row(k, x, nq, a, pf);
+    if (nb > 4 * nq) {
+        float tail;
+        q5_dot_pairs(32 * (nb - 4 * nq), &tail, x + (size_t)nq * 88, y + 4 * nq);
+        sum += tail;
+    }
+    return sum;
+}
+
+XTARGET static float quad_vec_dot(int nb, const void *vx, const void *vy)
+{
+    pthread_once(&g_quad_once, quad_tables);
+    struct quad_act a;
+    quad_prepare(vy, nb / 4, &a);
+    const struct quad_regs k = quad_regs();
+    return quad_dot(&k, nb, vx, vy, &a, NULL);
+}
+
+void kernels_vec_dot_q5_0(int n, float *s, const void *vx, const void *vy)
+{
+    if (quads_ok() && n / 128 <= QUAD_MAX)
+        *s = quad_vec_dot(n / 32, vx, vy);
+    else
+        q5_dot_pairs(n, s, vx, vy);
+}
+
+XTARGET static void quad_gemv(int n, float *out, const void *vw, size_t row_bytes, int rows,
+                              const void *va)
+{
+    const int nb = n / 32;
+    pthread_once(&g_quad_once, quad_tables);
+    struct quad_act a;
+    quad_prepare(va, nb / 4, &a);
+    const struct quad_regs k = quad_regs();
+    const char *pf = NULL;
+    for (int r = 0; r < rows; r++)
+        out[r] = quad_dot(&k, nb, (const char *)vw + (size_t)r * row_bytes, va, &a, &pf);
+}
+
 KTARGET void kernels_q5_0_gemv(int n, float *out, const void *vw, size_t row_bytes, int rows,
                                const void *va)
 {
-    gemv_plain(true, n, out, vw, row_bytes, rows, va);
+    if (quads_ok() && n / 128 <= QUAD_MAX)
+        quad_gemv(n, out, vw, row_bytes, rows, va);
+    else
+        gemv_plain(true, n, out, vw, row_bytes, rows, va);
 }
 
 /* One Q5_0 weight row against m activation rows (Q8_0 rows of nb blocks,

@@ -289,7 +289,12 @@ TEST(q5_0_dot_matches_ggml)
     if (!g_vnni)
         return;
     static const int lens[] = { 896, 2048, 4864 };
+    /* by quads of blocks (where the CPU has VBMI and BITALG) and by pairs */
+    for (int quads = 1; quads >= 0; quads--)
     for (int k = -20; k < (int)(sizeof lens / sizeof lens[0]); k++) {
+        CHECK(kernels_q5_0_quads(quads) ==
+              (quads && __builtin_cpu_supports("avx512vbmi") &&
+               __builtin_cpu_supports("avx512bitalg")));
         int n = k < 0 ? -k * 32 : lens[k], rows = 16;
         for (int extreme = 0; extreme < 2; extreme++) {
             uint8_t *x = rows5(n, rows, extreme), *y = rows8(n, 1, true, extreme);
@@ -326,6 +331,7 @@ TEST(q5_0_dot_matches_ggml)
             free(x), free(y);
         }
     }
+    kernels_q5_0_quads(true);
 }
 
 /* The entry points under ggml's names: ggml's own results, bit for bit,
