@@ -514,42 +514,60 @@ static int llama_bench(const char *model, double *pp, double *tg)
     return pclose(f) == 0 && *pp > 0 && *tg > 0 ? 0 : -1;
 }
 
+/* One raw prompt of ~500 words the tokenizer maps to ~7 tokens per 5, then
+ * `pad` times " the", starting with digit `salt`: hearth's prompt tokens
+ * and milliseconds from its own timings. */
+static int prompt_once(struct daemon *d, const char *model, int salt, int pad, double *n,
+                       double *ms)
+{
+    buf b = buf_make(0);
+    buf_printf(&b, "{\"model\":\"%s\",\"max_tokens\":1,\"temperature\":0,"
+               "\"cache_prompt\":false,\"prompt\":\"%d", model, salt % 10);
+    for (int i = 0; i < 71; i++)
+        buf_puts(&b, " the quick brown fox jumps");
+    for (int i = 0; i < pad; i++)
+        buf_puts(&b, " the");
+    buf_puts(&b, "\"}");
+    struct resp r = post(d, "/v1/completions", b.data);
+    arena *a = arena_new(0);
+    const json *j = parse(a, &r.body);
+    *n = num_at(j, "timings.prompt_n");
+    *ms = num_at(j, "timings.prompt_ms");
+    arena_free(a);
+    resp_free(&r);
+    buf_free(&b);
+    return r.status == 200 && *ms > 0 ? 0 : -1;
+}
+
 /* hearth's prompt tokens/s for a 512-token raw prompt (llama-bench's pp512),
  * from its own timings (the engine's time, as llama-bench measures its
- * own). The text is words the tokenizer maps to ~7 tokens per 5 words,
- * then `*pad` times " the" (one token each) to reach 512: when *pad is
- * negative it is found first, from the count one request reports. The
- * count matters here: ggml's prompt kernels work in tiles of 32 rows, and
- * llama-bench's own pp499 is ~2.5% slower than its pp512. */
+ * own). The count matters: ggml's prompt kernels work in tiles of 32 rows,
+ * and llama-bench's own pp499 is ~2.5% slower than its pp512. When *pad is
+ * negative, the padding that makes 512 tokens is found first, by requests
+ * that start with other digits (hearth reuses a cached prefix, whatever a
+ * request says, so they must not share the measured prompt's start). */
 static double prompt_rate(struct daemon *d, const char *model, int salt, int *pad,
                           int *n_tokens)
 {
-    for (;;) {
-        buf b = buf_make(0);
-        buf_printf(&b, "{\"model\":\"%s\",\"max_tokens\":1,\"temperature\":0,"
-                   "\"cache_prompt\":false,\"prompt\":\"%d", model, salt % 10);
-        for (int i = 0; i < 71; i++)
-            buf_puts(&b, " the quick brown fox jumps");
-        for (int i = 0; i < *pad; i++)
-            buf_puts(&b, " the");
-        buf_puts(&b, "\"}");
-        struct resp r = post(d, "/v1/completions", b.data);
-        arena *a = arena_new(0);
-        const json *j = parse(a, &r.body);
-        double n = num_at(j, "timings.prompt_n"), ms = num_at(j, "timings.prompt_ms");
-        arena_free(a);
-        resp_free(&r);
-        buf_free(&b);
-        if (r.status != 200 || ms <= 0)
-            return 0;
-        if (*pad < 0) {              /* the first request only counts */
-            *pad = n < 512 ? 512 - (int)n : 0;
-            continue;
+    double n, ms;
+    if (*pad < 0) {
+        int p = 0;
+        for (int k = 0; k < 4; k++) {
+            if (prompt_once(d, model, salt + 9 - k, p, &n, &ms) < 0)
+                return 0;
+            if ((int)n == 512)
+                break;
+            p += 512 - (int)n;
+            if (p < 0)
+                p = 0;
         }
-        if (n_tokens)
-            *n_tokens = (int)n;
-        return n * 1000 / ms;
+        *pad = p;
     }
+    if (prompt_once(d, model, salt, *pad, &n, &ms) < 0)
+        return 0;
+    if (n_tokens)
+        *n_tokens = (int)n;
+    return n * 1000 / ms;
 }
 
 /* Rows against llama-bench for one model served by d as `name`. */
