@@ -567,6 +567,12 @@ static double prompt_rate(struct daemon *d, const char *model, int salt, int *pa
         return 0;
     if (n_tokens)
         *n_tokens = (int)n;
+    /* n counts the tokens computed, not a reused start (the first one or
+     * two, shared with whatever a slot held): the next run is padded to
+     * what this one lacked */
+    *pad += 512 - (int)n;
+    if (*pad < 0)
+        *pad = 0;
     return n * 1000 / ms;
 }
 
