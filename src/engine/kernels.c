@@ -783,19 +783,31 @@ bool kernels_cpu_ok(void)
            __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
 }
 
-static int find_backend(struct dl_phdr_info *info, size_t size, void *ud)
+struct find_lib {
+    const char *part;                /* of the loaded library's path */
+    void *handle;
+};
+
+static int find_lib(struct dl_phdr_info *info, size_t size, void *ud)
 {
     (void)size;
-    void **handle = ud;
-    if (!*handle && info->dlpi_name && strstr(info->dlpi_name, "libggml-cpu"))
-        *handle = dlopen(info->dlpi_name, RTLD_NOW | RTLD_NOLOAD);
+    struct find_lib *f = ud;
+    if (!f->handle && info->dlpi_name && strstr(info->dlpi_name, f->part))
+        f->handle = dlopen(info->dlpi_name, RTLD_NOW | RTLD_NOLOAD);
     return 0;
 }
 
-void *kernels_backend_symbol(const char *name)
+/* A handle on the loaded library whose path holds `part` (dlclose it), or NULL. */
+static void *loaded_lib(const char *part)
 {
-    void *h = NULL;
-    dl_iterate_phdr(find_backend, &h);
+    struct find_lib f = { part, NULL };
+    dl_iterate_phdr(find_lib, &f);
+    return f.handle;
+}
+
+void *kernels_library_symbol(const char *lib, const char *name)
+{
+    void *h = loaded_lib(lib);
     if (!h)
         return NULL;
     void *sym = dlsym(h, name);
@@ -803,11 +815,15 @@ void *kernels_backend_symbol(const char *name)
     return sym;
 }
 
+void *kernels_backend_symbol(const char *name)
+{
+    return kernels_library_symbol("libggml-cpu", name);
+}
+
 /* The loaded ggml CPU backend's own definitions of the kernels. */
 static void resolve(void)
 {
-    void *h = NULL;
-    dl_iterate_phdr(find_backend, &h);
+    void *h = loaded_lib("libggml-cpu");
     if (!h)
         return;
     /* the reference code reads ggml's fp16 table, which this fills */

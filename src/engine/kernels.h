@@ -109,6 +109,8 @@ void kernels_ggml_dot5(kernels_dot_fn out[2]);
 /* A symbol of the loaded ggml CPU backend (its own definition, not the
  * worker's replacement), or NULL when no backend or no such symbol. */
 void *kernels_backend_symbol(const char *name);
+/* The same in the loaded library whose path holds `lib` (e.g. "libggml-base"). */
+void *kernels_library_symbol(const char *lib, const char *name);
 
 /* True when this CPU can run hearth's kernels. */
 bool kernels_cpu_ok(void);

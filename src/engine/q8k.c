@@ -6,8 +6,6 @@
 #include "core/log.h"
 #include "engine/kernels.h"
 
-#include <dlfcn.h>
-#include <link.h>
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
@@ -27,24 +25,10 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static q8k_fn g_ggml;       /* libggml-base's own */
 static bool g_on;
 
-static int find_base(struct dl_phdr_info *info, size_t size, void *ud)
-{
-    (void)size;
-    void **handle = ud;
-    if (!*handle && info->dlpi_name && strstr(info->dlpi_name, "libggml-base"))
-        *handle = dlopen(info->dlpi_name, RTLD_NOW | RTLD_NOLOAD);
-    return 0;
-}
-
 /* libggml-base's own definition (not the executable's, which is this file's) */
 static void resolve(void)
 {
-    void *h = NULL;
-    dl_iterate_phdr(find_base, &h);
-    if (h) {
-        g_ggml = (q8k_fn)dlsym(h, "quantize_row_q8_K_ref");
-        dlclose(h);                  /* drops only the reference NOLOAD took */
-    }
+    g_ggml = (q8k_fn)kernels_library_symbol("libggml-base", "quantize_row_q8_K_ref");
 }
 
 q8k_fn q8k_ggml(void)
