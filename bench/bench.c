@@ -514,7 +514,7 @@ static int llama_bench(const char *model, double *pp, double *tg)
     return pclose(f) == 0 && *pp > 0 && *tg > 0 ? 0 : -1;
 }
 
-/* One raw prompt of ~500 words the tokenizer maps to ~7 tokens per 5, then
+/* One raw prompt of 356 words the tokenizer maps to ~7 tokens per 5, then
  * `pad` times " the", starting with digit `salt`: hearth's prompt tokens
  * and milliseconds from its own timings. */
 static int prompt_once(struct daemon *d, const char *model, int salt, int pad, double *n,
@@ -522,7 +522,7 @@ static int prompt_once(struct daemon *d, const char *model, int salt, int pad, d
 {
     buf b = buf_make(0);
     buf_printf(&b, "{\"model\":\"%s\",\"max_tokens\":1,\"temperature\":0,"
-               "\"cache_prompt\":false,\"prompt\":\"%d", model, salt % 10);
+               "\"cache_prompt\":false,\"prompt\":\"%d", model, salt);
     for (int i = 0; i < 71; i++)
         buf_puts(&b, " the quick brown fox jumps");
     for (int i = 0; i < pad; i++)
@@ -536,7 +536,7 @@ static int prompt_once(struct daemon *d, const char *model, int salt, int pad, d
     arena_free(a);
     resp_free(&r);
     buf_free(&b);
-    return r.status == 200 && *ms > 0 ? 0 : -1;
+    return r.status == 200 && *n > 0 && *ms > 0 ? 0 : -1;
 }
 
 /* hearth's prompt tokens/s for a 512-token raw prompt (llama-bench's pp512),
@@ -544,8 +544,10 @@ static int prompt_once(struct daemon *d, const char *model, int salt, int pad, d
  * own). The count matters: ggml's prompt kernels work in tiles of 32 rows,
  * and llama-bench's own pp499 is ~2.5% slower than its pp512. When *pad is
  * negative, the padding that makes 512 tokens is found first, by requests
- * that start with other digits (hearth reuses a cached prefix, whatever a
- * request says, so they must not share the measured prompt's start). */
+ * that start with the digits 9 to 6 (hearth reuses a cached prefix,
+ * whatever a request says, so they must not share a measured prompt's
+ * start); measured runs start with 0 to 5 (more than 6 runs repeat a start,
+ * and a repeat is then mostly reused). */
 static double prompt_rate(struct daemon *d, const char *model, int salt, int *pad,
                           int *n_tokens)
 {
@@ -553,7 +555,7 @@ static double prompt_rate(struct daemon *d, const char *model, int salt, int *pa
     if (*pad < 0) {
         int p = 0;
         for (int k = 0; k < 4; k++) {
-            if (prompt_once(d, model, salt + 9 - k, p, &n, &ms) < 0)
+            if (prompt_once(d, model, 9 - k, p, &n, &ms) < 0)
                 return 0;
             if ((int)n == 512)
                 break;
@@ -563,7 +565,7 @@ static double prompt_rate(struct daemon *d, const char *model, int salt, int *pa
         }
         *pad = p;
     }
-    if (prompt_once(d, model, salt, *pad, &n, &ms) < 0)
+    if (prompt_once(d, model, salt % 6, *pad, &n, &ms) < 0)
         return 0;
     if (n_tokens)
         *n_tokens = (int)n;

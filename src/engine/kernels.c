@@ -369,8 +369,7 @@ KTARGET static inline __m512 q5_pair_wscales(const struct q5block *x)
 
 /* vpdpbusd on the elements as x+16 (unsigned), with 16 times the
  * activations' sum taken off: exact. Two blocks per 512-bit register. The
- * dot product on CPUs without AVX-512 VBMI and BITALG (else the quads'
- * below), and for the last blocks of a row that are not a quad. */
+ * dot product, and the last blocks of a row that are not a quad. */
 KTARGET static void q5_dot_pairs(int n, float *s, const void *vx, const void *vy)
 {
     const int nb = n / 32;
@@ -587,7 +586,6 @@ XTARGET static void quad_prepare(const struct ablock1 *y, int nq, struct quad_ac
     }
 }
 
-/* Quad g of a row at x, into acc. */
 struct quad_regs {          /* the tables, in registers for a whole call */
     __m512i nib, head, bit_lo, bit_hi, scale;
 };
@@ -599,6 +597,7 @@ XTARGET static inline __attribute__((always_inline)) struct quad_regs quad_regs(
                                _mm512_load_si512(g_quad.scale) };
 }
 
+/* Quad g of a row at x, into acc. */
 XTARGET static inline __attribute__((always_inline)) __m512
 quad_one(const struct quad_regs *k, const char *x, int g, const struct quad_act *a, __m512 acc)
 {
@@ -617,48 +616,42 @@ quad_one(const struct quad_regs *k, const char *x, int g, const struct quad_act 
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(ws, a->d[g]), acc);
 }
 
-/* One row's quads: even ones into one accumulator, odd ones into another.
- * With `pf` (streaming a matrix), each line 4.5 KiB ahead is fetched once,
- * *pf the next one not yet asked for: the pairs' way of two fetches per
- * step, some lines twice, left these quads at 24 GB/s from memory on one
- * core (the pairs 31); once per line, 36. */
-XTARGET static inline __attribute__((always_inline)) float
-quad_row(const struct quad_regs *k, const char *x, int nq, const struct quad_act *a,
-         const char **pfp)
+/* Fetch every line from *pf up to `until` (addresses as integers: they
+ * run past the matrix, and prefetches do not fault). */
+static inline __attribute__((always_inline)) void fetch_to(uintptr_t *pf, uintptr_t until)
 {
+    for (; *pf < until; *pf += 64)
+        _mm_prefetch((const char *)*pf, _MM_HINT_T0);
+}
+
+/* One row's quads, even ones into one accumulator and odd ones into
+ * another, then its last blocks (fewer than four) by pairs; each line of
+ * the matrix PLAIN_PREFETCH_BYTES ahead is fetched once, *pf being the
+ * next one not asked for. The pairs' way, two fetches per step and some
+ * lines twice, left these quads at 24 GB/s from memory on one core (the
+ * pairs 31); once per line, 36. */
+XTARGET static inline __attribute__((always_inline)) float
+quad_row(const struct quad_regs *k, int nb, const char *x, size_t row_bytes,
+         const struct ablock1 *y, const struct quad_act *a, uintptr_t *pfp)
+{
+    const int nq = nb / 4;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     /* in a register for the loop: a store through pfp could alias the tables */
-    const char *pf = NULL;
-    if (pfp) {
-        const char *start = (const char *)((uintptr_t)(x + PLAIN_PREFETCH_BYTES) & ~(uintptr_t)63);
-        pf = *pfp;
-        if (pf < start || pf > start + PLAIN_PREFETCH_BYTES)      /* not the last row's end */
-            pf = start;
-    }
+    const uintptr_t ahead = (uintptr_t)x + PLAIN_PREFETCH_BYTES;
+    uintptr_t pf = *pfp;
+    if (pf < (ahead & ~(uintptr_t)63) || pf > ahead + 64)       /* not where the last row ended */
+        pf = ahead & ~(uintptr_t)63;
     int g = 0;
     for (; g + 1 < nq; g += 2) {
-        if (pfp)
-            for (const char *end = x + (size_t)(g + 2) * 88 + PLAIN_PREFETCH_BYTES; pf < end;
-                 pf += 64)
-                _mm_prefetch(pf, _MM_HINT_T0);
+        fetch_to(&pf, ahead + (uintptr_t)(g + 2) * 88);
         acc0 = quad_one(k, x, g, a, acc0);
         acc1 = quad_one(k, x, g + 1, a, acc1);
     }
     if (g < nq)
         acc0 = quad_one(k, x, g, a, acc0);
-    if (pfp)
-        *pfp = pf;
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-}
-
-/* The quads of a row, then the blocks after the last quad in pairs; the
- * same for the dot product and for rows, so both give the same bits. */
-XTARGET static inline __attribute__((always_inline)) float
-quad_dot(const struct quad_regs *k, int nb, const char *x, const struct ablock1 *y,
-         const struct quad_act *a, const char **pf)
-{
-    const int nq = nb / 4;
-    float sum = quad_row(k, x, nq, a, pf);
+    fetch_to(&pf, ahead + row_bytes);                           /* the rest of the row */
+    *pfp = pf;
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
     if (nb > 4 * nq) {
         float tail;
         q5_dot_pairs(32 * (nb - 4 * nq), &tail, x + (size_t)nq * 88, y + 4 * nq);
@@ -667,21 +660,10 @@ quad_dot(const struct quad_regs *k, int nb, const char *x, const struct ablock1 
     return sum;
 }
 
-XTARGET static float quad_vec_dot(int nb, const void *vx, const void *vy)
+/* Rows of n elements go by quads (at most QUAD_MAX of them) */
+static bool quads_for(int n)
 {
-    pthread_once(&g_quad_once, quad_tables);
-    struct quad_act a;
-    quad_prepare(vy, nb / 4, &a);
-    const struct quad_regs k = quad_regs();
-    return quad_dot(&k, nb, vx, vy, &a, NULL);
-}
-
-void kernels_vec_dot_q5_0(int n, float *s, const void *vx, const void *vy)
-{
-    if (quads_ok() && n / 128 <= QUAD_MAX)
-        *s = quad_vec_dot(n / 32, vx, vy);
-    else
-        q5_dot_pairs(n, s, vx, vy);
+    return quads_ok() && n / 128 <= QUAD_MAX;
 }
 
 XTARGET static void quad_gemv(int n, float *out, const void *vw, size_t row_bytes, int rows,
@@ -692,18 +674,40 @@ XTARGET static void quad_gemv(int n, float *out, const void *vw, size_t row_byte
     struct quad_act a;
     quad_prepare(va, nb / 4, &a);
     const struct quad_regs k = quad_regs();
-    const char *pf = NULL;
+    uintptr_t pf = 0;
     for (int r = 0; r < rows; r++)
-        out[r] = quad_dot(&k, nb, (const char *)vw + (size_t)r * row_bytes, va, &a, &pf);
+        out[r] = quad_row(&k, nb, (const char *)vw + (size_t)r * row_bytes, row_bytes, va, &a,
+                          &pf);
 }
 
-KTARGET void kernels_q5_0_gemv(int n, float *out, const void *vw, size_t row_bytes, int rows,
-                               const void *va)
+/* The pairs' rows, apart so that their arrays are not in the quads' frame. */
+KTARGET static __attribute__((noinline)) void pairs_gemv(int n, float *out, const void *vw,
+                                                         size_t row_bytes, int rows,
+                                                         const void *va)
 {
-    if (quads_ok() && n / 128 <= QUAD_MAX)
+    gemv_plain(true, n, out, vw, row_bytes, rows, va);
+}
+
+/* The dot product stays by pairs: laying a row out for quads costs as much
+ * as the products it would serve, once per weight row here (20.8 against
+ * 25.9 GB/s in cache when it was tried). */
+void kernels_vec_dot_q5_0(int n, float *s, const void *vx, const void *vy)
+{
+    q5_dot_pairs(n, s, vx, vy);
+}
+
+void kernels_q5_0_gemv(int n, float *out, const void *vw, size_t row_bytes, int rows,
+                       const void *va)
+{
+    if (quads_for(n))
         quad_gemv(n, out, vw, row_bytes, rows, va);
     else
-        gemv_plain(true, n, out, vw, row_bytes, rows, va);
+        pairs_gemv(n, out, vw, row_bytes, rows, va);
+}
+
+bool kernels_q5_0_gemv_exact(void)
+{
+    return !quads_ok();
 }
 
 /* One Q5_0 weight row against m activation rows (Q8_0 rows of nb blocks,
@@ -942,7 +946,10 @@ static bool decide_dot(const char *type, kernels_dot_fn ggml, kernels_dot_fn ref
 typedef void (*gemv_kernel)(int n, float *out, const void *vw, size_t row_bytes, int rows,
                             const void *va);
 
-static bool self_check_rows(gemv_kernel gemv, dot_kernel dot, size_t wsize, uint32_t seed)
+/* The rows kernel against the dot product row by row: the same bits when
+ * `exact`, else equal to rounding. */
+static bool self_check_rows(gemv_kernel gemv, dot_kernel dot, size_t wsize, uint32_t seed,
+                            bool exact)
 {
     enum { NB = 29, ROWS = 5, PAD = 6 };
     _Static_assert(sizeof(struct q5block) <= sizeof(struct ablock1), "w holds either");
@@ -963,7 +970,7 @@ static bool self_check_rows(gemv_kernel gemv, dot_kernel dot, size_t wsize, uint
             for (int r = 0; r < ROWS; r++)
                 dot(nb * 32, &want[r], w + (size_t)r * rb, a);
             gemv(nb * 32, got, w, rb, ROWS, a);
-            if (memcmp(want, got, sizeof want) != 0)
+            if (exact ? memcmp(want, got, sizeof want) != 0 : !close_enough(got, want, ROWS))
                 return false;
         }
     return true;
@@ -992,10 +999,21 @@ bool kernels_init(const char *mode)
                            sizeof(struct ablock1), 54321);
     g_active5 = decide_dot("Q5_0", g_ggml_dot5, g_ref_dot5, kernels_vec_dot_q5_0,
                            sizeof(struct q5block), 9876);
+    /* Q5_0 rows by quads (to rounding) where the CPU has them, else, or if
+     * they fail, by pairs (the dot product's bits) */
+    kernels_q5_0_quads(true);
     g_rows5 = g_active5 && self_check_rows(kernels_q5_0_gemv, kernels_vec_dot_q5_0,
-                                           sizeof(struct q5block), 2468);
+                                           sizeof(struct q5block), 2468,
+                                           kernels_q5_0_gemv_exact());
+    if (g_active5 && !g_rows5 && !kernels_q5_0_gemv_exact()) {
+        log_warn("kernels: hearth's Q5_0 rows by quads of blocks disagree with its dot "
+                 "product; pairs of blocks instead");
+        kernels_q5_0_quads(false);
+        g_rows5 = self_check_rows(kernels_q5_0_gemv, kernels_vec_dot_q5_0,
+                                  sizeof(struct q5block), 2468, true);
+    }
     g_rows8 = g_active8 && self_check_rows(kernels_q8_0_gemv, kernels_vec_dot_q8_0,
-                                           sizeof(struct ablock1), 1357);
+                                           sizeof(struct ablock1), 1357, true);
     if (g_active8 && !g_rows8)
         log_warn("kernels: hearth's Q8_0 rows kernel disagrees with its dot product; rows go "
                  "one by one");

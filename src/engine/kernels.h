@@ -75,7 +75,8 @@ void kernels_q5_0_rows(int n, const void *vw, const void *va, const float *da, i
  * kernels_vec_dot_q5_0 (_q8_0) row by row, with the activation prepared
  * once (single-row products, engine/mulmat.h). Rows wider than
  * KERNELS_GEMV_MAX_N elements go row by row. Q5_0 rows go by quads of
- * blocks where the CPU allows (kernels_q5_0_quads). */
+ * blocks where the CPU allows (kernels_q5_0_quads), equal to the dot
+ * product to rounding then (up to 8288 elements). */
 #define KERNELS_GEMV_MAX_N 8192
 void kernels_q5_0_gemv(int n, float *out, const void *vw, size_t row_bytes, int rows,
                        const void *va);
@@ -85,11 +86,14 @@ void kernels_q8_0_gemv(int n, float *out, const void *vw, size_t row_bytes, int 
 bool kernels_q8_0_gemv_active(void);
 /* True when kernels_q5_0_gemv is checked and in use (with the dot product). */
 bool kernels_q5_0_gemv_active(void);
-/* Q5_0 rows and dot products go by quads of blocks on CPUs with AVX-512
- * VBMI and BITALG (53 against 35 GB/s in cache), else by pairs; both ways
- * give the dot product's bits row by row. For tests: false forces pairs;
- * returns whether quads are in use. */
+/* Q5_0 rows (kernels_q5_0_gemv) go by quads of blocks on CPUs with AVX-512
+ * VBMI and BITALG (50-55 against 35-39 GB/s in cache), equal to the dot
+ * product to rounding; else by pairs, the dot product's bits. false forces
+ * pairs (tests, and kernels_init when the quads fail its check); returns
+ * whether quads are in use. */
 bool kernels_q5_0_quads(bool on);
+/* True when Q5_0 rows give the dot product's bits (they go by pairs). */
+bool kernels_q5_0_gemv_exact(void);
 /* True when hearth's Q5_0 dot product is in use. */
 bool kernels_q5_0_active(void);
 

@@ -98,8 +98,10 @@ static void plan_ways(void)
                                           NULL, true };
     }
     /* plain Q5_0 and Q8_0 rows through hearth's kernels, which prepare the row once */
-    if (g_plain[GGML_TYPE_Q5_0].dot && kernels_q5_0_gemv_active())
+    if (g_plain[GGML_TYPE_Q5_0].dot && kernels_q5_0_gemv_active()) {
         g_plain[GGML_TYPE_Q5_0].rows = kernels_q5_0_gemv;
+        g_plain[GGML_TYPE_Q5_0].exact = kernels_q5_0_gemv_exact();   /* quads: to rounding */
+    }
     if (g_plain[GGML_TYPE_Q8_0].dot && kernels_q8_0_gemv_active())
         g_plain[GGML_TYPE_Q8_0].rows = kernels_q8_0_gemv;
     /* plain Q6_K and Q5_K rows through hearth's kernels (engine/kquant.h): to rounding */

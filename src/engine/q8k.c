@@ -53,8 +53,9 @@ QTARGET static bool block(const float *x, struct q8k *y)
     if (odd)
         return false;
     const float am = _mm512_reduce_max_ps(amax);
-    if (am == 0.0f) {
-        memset(y, 0, sizeof *y);
+    if (am == 0.0f) {                /* as ggml: the sums are left as they were */
+        y->d = 0;
+        memset(y->qs, 0, sizeof y->qs);
         return true;
     }
     /* the first element of that magnitude gives the sign, as in ggml's scan */
@@ -105,39 +106,88 @@ QTARGET static bool block(const float *x, struct q8k *y)
     return true;
 }
 
-QTARGET void q8k_quantize(const float *restrict x, void *restrict vy, int64_t k)
+/* One block one element at a time, the format's definition as ggml's
+ * reference computes it, for the blocks the vector code leaves: the
+ * rounding goes through the float adder (1.5 * 2^23 added, the low
+ * mantissa bits taken), which is what gives an infinity's or a NaN's lane
+ * its byte. Compiled for the baseline (no FMA), so the product and the
+ * addition round apart, as in ggml's build. */
+static void block_scalar(const float *x, struct q8k *y)
 {
-    struct q8k *y = vy;
-    for (int64_t i = 0; i < k / 256; i++)
-        if (!block(x + 256 * i, y + i)) {
-            pthread_once(&g_once, resolve);
-            if (!g_ggml)
-                abort();             /* no ggml to fall back on: cannot happen in a worker */
-            g_ggml(x + 256 * i, y + i, 256);
+    float amax = 0, max = 0;
+    for (int j = 0; j < 256; j++)
+        if (fabsf(x[j]) > amax) {
+            amax = fabsf(x[j]);
+            max = x[j];
         }
+    if (amax == 0) {
+        y->d = 0;
+        memset(y->qs, 0, sizeof y->qs);
+        return;
+    }
+    const float iscale = -127.f / max;
+    for (int j = 0; j < 256; j++) {
+        const float p = iscale * x[j];
+        const float v = p + 12582912.f;
+        int32_t bits;
+        memcpy(&bits, &v, sizeof bits);
+        const int q = (bits & 0x007fffff) - 0x00400000;
+        y->qs[j] = (int8_t)(q < 127 ? q : 127);
+    }
+    for (int g = 0; g < 16; g++) {
+        int sum = 0;
+        for (int j = 0; j < 16; j++)
+            sum += y->qs[16 * g + j];
+        y->bsums[g] = (int16_t)sum;
+    }
+    y->d = 1 / iscale;
 }
 
-void quantize_row_q8_K_ref(const float *restrict x, void *restrict y, int64_t k)
+static _Thread_local long g_calls;  /* conversions by hearth's code, this thread */
+
+long q8k_calls(void)
+{
+    return g_calls;
+}
+
+void q8k_quantize(const float *restrict x, void *restrict vy, int64_t k)
+{
+    struct q8k *y = vy;
+    g_calls++;
+    for (int64_t i = 0; i < k / 256; i++)
+        if (!block(x + 256 * i, y + i))
+            block_scalar(x + 256 * i, y + i);
+}
+
+void quantize_row_q8_K_ref(const float *restrict x, void *restrict vy, int64_t k)
 {
     if (g_on) {
-        q8k_quantize(x, y, k);
+        q8k_quantize(x, vy, k);
         return;
     }
     pthread_once(&g_once, resolve);
-    if (!g_ggml)
-        abort();                     /* called from a ggml we never found */
-    g_ggml(x, y, k);
+    if (g_ggml) {
+        g_ggml(x, vy, k);
+        return;
+    }
+    struct q8k *y = vy;              /* no ggml found: the same bytes, slowly */
+    for (int64_t i = 0; i < k / 256; i++)
+        block_scalar(x + 256 * i, y + i);
 }
 
 /* Rows that exercise every branch: random magnitudes from 2^-30 to 2^30,
- * the largest magnitude twice with both signs (the first one's sign must
- * win), an all-zero block, values on the .5 rounding edges, subnormals,
- * and a block with an infinity and one with a NaN (ggml's code for those). */
+ * the largest magnitude twice with both signs in one vector and in two
+ * (the first one's sign must win), an all-zero block, values on the .5
+ * rounding edges, subnormals against a finite scale and alone (whose scale
+ * overflows), and a block with an infinity and one with a NaN. Against
+ * ggml's code (or, when it was not found, the scalar definition), over
+ * outputs that start as the same non-zero bytes, so a byte left as it was
+ * counts too. */
 static bool self_check(void)
 {
-    enum { NB = 12, K = NB * 256 };
+    enum { NB = 14, K = NB * 256 };
     float *x = malloc(sizeof(float) * K);
-    struct q8k *a = calloc(NB, sizeof *a), *b = calloc(NB, sizeof *b);
+    struct q8k *a = malloc(NB * sizeof *a), *b = malloc(NB * sizeof *b);
     bool ok = x && a && b;
     uint32_t seed = 8642;
     for (int round = 0; ok && round < 40; round++) {
@@ -150,17 +200,25 @@ static bool self_check(void)
         memset(x + 256, 0, sizeof(float) * 256);            /* block 1: zeros */
         x[2 * 256 + 7] = 3.5f;                              /* block 2: a tie of signs */
         x[2 * 256 + 100] = -3.5f;
-        x[3 * 256 + 50] = -2.0f;                            /* block 3: the other order */
-        x[3 * 256 + 200] = 2.0f;
-        for (int i = 0; i < 256; i++)                       /* block 4: halves */
-            x[4 * 256 + i] = (float)(i - 128) * 0.5f;
-        for (int i = 0; i < 256; i++)                       /* block 5: subnormals */
+        x[3 * 256 + 50] = -2.0f;                            /* block 3: in one vector */
+        x[3 * 256 + 53] = 2.0f;
+        for (int i = 0; i < 256; i++)                       /* block 4: .5 after scaling */
+            x[4 * 256 + i] = ((float)(i % 255) - 127.0f) + 0.5f * (float)(i % 2);
+        x[4 * 256 + 3] = -127.0f;
+        for (int i = 0; i < 256; i++)                       /* block 5: subnormals alone */
             x[5 * 256 + i] = ldexpf((float)(i % 17) - 8.0f, -140);
-        x[6 * 256 + 9] = round % 3 ? INFINITY : -INFINITY;  /* block 6: an infinity */
-        x[7 * 256 + 31] = NAN;                              /* block 7: a NaN */
-        memset(a, 0, sizeof *a * NB);
-        memset(b, 0, sizeof *b * NB);
-        g_ggml(x, a, K);
+        for (int i = 0; i < 256; i++)                       /* block 6: and with a scale */
+            x[6 * 256 + i] = ldexpf((float)(i % 17) - 8.0f, -133);
+        x[6 * 256 + 40] = ldexpf(1.0f, -118);
+        x[7 * 256 + 9] = round % 3 ? INFINITY : -INFINITY;  /* block 7: an infinity */
+        x[8 * 256 + 31] = NAN;                              /* block 8: a NaN */
+        memset(a, 0x5A, sizeof *a * NB);
+        memset(b, 0x5A, sizeof *b * NB);
+        if (g_ggml)
+            g_ggml(x, a, K);
+        else
+            for (int l = 0; l < NB; l++)
+                block_scalar(x + 256 * l, a + l);
         q8k_quantize(x, b, K);
         ok = memcmp(a, b, sizeof *a * NB) == 0;
     }
@@ -176,7 +234,7 @@ bool q8k_init(const char *mode)
     g_on = false;
     if (mode && strcmp(mode, "off") == 0)
         return false;
-    if (!kernels_cpu_ok() || !g_ggml)
+    if (!kernels_cpu_ok())
         return false;
     if (!self_check()) {
         log_warn("q8k: hearth's Q8_K conversion differs from ggml's; ggml's own stays");

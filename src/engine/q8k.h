@@ -12,10 +12,12 @@
  * every row. hearth's version does the same arithmetic 16 lanes at a time
  * with AVX-512, to the bit: the same scale (the first element of largest
  * magnitude, -127 divided by it), the same products rounded to nearest
- * even, the same clamp at 127 and the same sums. A block holding an
+ * even, the same clamp at 127 and the same sums (and an all-zero block's
+ * sums left as they were, as ggml leaves them). A block holding an
  * infinity or a NaN, or only values so small that -127 over the largest
- * overflows, goes to ggml's code, whose integer rounding trick gives those
- * lanes values a vector conversion does not.
+ * overflows, goes one element at a time through the format's definition
+ * as ggml computes it, whose rounding through the float adder gives those
+ * lanes bytes a vector conversion does not.
  *
  * The worker exports quantize_row_q8_K_ref under ggml's name and
  * signature, so the backend's call binds here; every call reads the
@@ -37,8 +39,11 @@ void quantize_row_q8_K_ref(const float *restrict x, void *restrict y, int64_t k)
 /* hearth's conversion called directly (tests, benchmarks), whatever the
  * decision; it needs AVX-512 (kernels_cpu_ok()). */
 void q8k_quantize(const float *restrict x, void *restrict y, int64_t k);
+/* Rows converted by hearth's code on the calling thread (tests). */
+long q8k_calls(void);
 
-/* ggml's own, from libggml-base (NULL when not found). */
+/* ggml's own, from libggml-base (NULL when not found: then "off" runs the
+ * one-element-at-a-time definition). */
 typedef void (*q8k_fn)(const float *restrict, void *restrict, int64_t);
 q8k_fn q8k_ggml(void);
 

@@ -284,52 +284,70 @@ static uint8_t *rows5(int n, int rows, bool extreme)
     return r;
 }
 
+/* One width of Q5_0 rows: the dot product and the prompt kernel against
+ * ggml's, the decode kernel against the dot product (its bits by pairs, to
+ * rounding by quads), and a window of rows equal to the whole. */
+static void q5_0_width(int n, bool quads)
+{
+    const int rows = 16;
+    for (int extreme = 0; extreme < 2; extreme++) {
+        uint8_t *x = rows5(n, rows, extreme), *y = rows8(n, 1, true, extreme);
+        float ref[16], opt[16], got[16], many[16];
+        for (int r = 0; r < rows; r++) {
+            const uint8_t *xr = x + (size_t)r * (n / 32) * 22;
+            g_dot5[1](n, &ref[r], 0, xr, 0, y, 0, 1);
+            g_dot5[0](n, &opt[r], 0, xr, 0, y, 0, 1);
+            kernels_vec_dot_q5_0(n, &got[r], xr, y);
+            /* the prompt kernel: one weight row against one activation row */
+            float da[1024];
+            for (int l = 0; l < n / 32; l++) {
+                uint16_t h;
+                memcpy(&h, y + (size_t)l * ABLOCK1, 2);
+                da[l] = ggml_fp16_to_fp32(h);
+            }
+            kernels_q5_0_rows(n, xr, y, da, 1, &many[r], 1);
+        }
+        /* the decode kernel: the whole matrix against the row, the dot
+         * product's bits by pairs (to rounding by quads); and a window
+         * of rows from the middle, the same bits as the whole */
+        float all[16], mid[16];
+        kernels_q5_0_gemv(n, all, x, (size_t)(n / 32) * 22, rows, y);
+        if (quads)
+            CHECK(worst(all, got, rows) < TOL);
+        else
+            CHECK(memcmp(all, got, sizeof all) == 0);
+        kernels_q5_0_gemv(n, mid, x + (size_t)5 * (n / 32) * 22, (size_t)(n / 32) * 22, 7, y);
+        CHECK(memcmp(mid, all + 5, 7 * sizeof(float)) == 0);
+        double e_ref = worst(got, ref, rows), e_opt = worst(got, opt, rows);
+        double e_many = worst(many, ref, rows);
+        if (!(e_ref < TOL && e_opt < TOL && e_many < TOL))
+            fprintf(stderr, "  q5_0 n=%d extreme=%d: %.2e vs reference, %.2e vs ggml, "
+                    "rows kernel %.2e\n", n, extreme, e_ref, e_opt, e_many);
+        CHECK(e_ref < TOL);
+        CHECK(e_opt < TOL);
+        CHECK(e_many < TOL);
+        free(x), free(y);
+    }
+}
+
 TEST(q5_0_dot_matches_ggml)
 {
     if (!g_vnni)
         return;
-    static const int lens[] = { 896, 2048, 4864 };
-    /* by quads of blocks (where the CPU has VBMI and BITALG) and by pairs */
-    for (int quads = 1; quads >= 0; quads--)
-    for (int k = -20; k < (int)(sizeof lens / sizeof lens[0]); k++) {
-        CHECK(kernels_q5_0_quads(quads) ==
-              (quads && __builtin_cpu_supports("avx512vbmi") &&
-               __builtin_cpu_supports("avx512bitalg")));
-        int n = k < 0 ? -k * 32 : lens[k], rows = 16;
-        for (int extreme = 0; extreme < 2; extreme++) {
-            uint8_t *x = rows5(n, rows, extreme), *y = rows8(n, 1, true, extreme);
-            float ref[16], opt[16], got[16], many[16];
-            for (int r = 0; r < rows; r++) {
-                const uint8_t *xr = x + (size_t)r * (n / 32) * 22;
-                g_dot5[1](n, &ref[r], 0, xr, 0, y, 0, 1);
-                g_dot5[0](n, &opt[r], 0, xr, 0, y, 0, 1);
-                kernels_vec_dot_q5_0(n, &got[r], xr, y);
-                /* the prompt kernel: one weight row against one activation row */
-                float da[1024];
-                for (int l = 0; l < n / 32; l++) {
-                    uint16_t h;
-                    memcpy(&h, y + (size_t)l * ABLOCK1, 2);
-                    da[l] = ggml_fp16_to_fp32(h);
-                }
-                kernels_q5_0_rows(n, xr, y, da, 1, &many[r], 1);
-            }
-            /* the decode kernel: the whole matrix against the row, the dot
-             * product's bits; and a window of rows from the middle */
-            float all[16], mid[16];
-            kernels_q5_0_gemv(n, all, x, (size_t)(n / 32) * 22, rows, y);
-            CHECK(memcmp(all, got, sizeof all) == 0);
-            kernels_q5_0_gemv(n, mid, x + (size_t)5 * (n / 32) * 22, (size_t)(n / 32) * 22, 7, y);
-            CHECK(memcmp(mid, got + 5, 7 * sizeof(float)) == 0);
-            double e_ref = worst(got, ref, rows), e_opt = worst(got, opt, rows);
-            double e_many = worst(many, ref, rows);
-            if (!(e_ref < TOL && e_opt < TOL && e_many < TOL))
-                fprintf(stderr, "  q5_0 n=%d extreme=%d: %.2e vs reference, %.2e vs ggml, "
-                        "rows kernel %.2e\n", n, extreme, e_ref, e_opt, e_many);
-            CHECK(e_ref < TOL);
-            CHECK(e_opt < TOL);
-            CHECK(e_many < TOL);
-            free(x), free(y);
-        }
+    /* real widths, 29 blocks (7 quads and one more), and past the quads'
+     * limit (8288) and the rows kernel's (8192) */
+    static const int lens[] = { 896, 928, 2048, 4864, 8192, 8320 };
+    const bool has_quads =
+        __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bitalg");
+    /* the decode kernel by quads of blocks (where the CPU has VBMI and
+     * BITALG), then by pairs */
+    for (int quads = has_quads; quads >= 0; quads--) {
+        CHECK(kernels_q5_0_quads(quads) == (bool)quads);
+        CHECK(kernels_q5_0_gemv_exact() == !quads);
+        for (int k = 1; k <= 20; k++)
+            q5_0_width(32 * k, quads);
+        for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++)
+            q5_0_width(lens[k], quads);
     }
     kernels_q5_0_quads(true);
 }

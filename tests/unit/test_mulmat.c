@@ -11,7 +11,6 @@
 #include "engine/backends.h"
 #include "engine/kernels.h"
 #include "engine/kquant.h"
-#include "engine/kquant.h"
 #include "engine/mulmat.h"
 
 #include <ggml-alloc.h>
@@ -142,6 +141,7 @@ TEST(init_follows_mode_and_kernels)
 TEST(single_rows_match_ggml_bit_for_bit)
 {
     kernels_init("auto");
+    kernels_q5_0_quads(false);      /* Q5_0 by pairs: the dot product's bits */
     if (!g_vnni || !mulmat_init("auto"))
         return;
     const struct case_ cases[] = {
@@ -172,6 +172,28 @@ TEST(single_rows_match_ggml_bit_for_bit)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5)
             CHECK(run_case(&cases[i], threads));
+}
+
+/* Q5_0 rows by quads of blocks (where the CPU has AVX-512 VBMI and
+ * BITALG): another summation order than the dot product ggml's operator
+ * calls, so equal to float rounding, on the 0.5B shapes, a width with a
+ * block after the last quad, and rows past the quads' limit. */
+TEST(single_rows_q5_0_quads_match_ggml)
+{
+    kernels_init("auto");
+    if (!g_vnni || !kernels_q5_0_quads(true) || !mulmat_init("auto"))
+        return;
+    CHECK(mulmat_active_for(GGML_TYPE_Q5_0, false));
+    const struct case_ cases[] = {
+        { 896, 512, 1, GGML_TYPE_Q5_0, false },
+        { 4864, 896, 1, GGML_TYPE_Q5_0, false },
+        { 896, 4864, 1, GGML_TYPE_Q5_0, false },
+        { 928, 300, 1, GGML_TYPE_Q5_0, false },
+        { 96, 40, 1, GGML_TYPE_Q5_0, false },       /* no whole quad */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5)
+            CHECK(run_case_tol(&cases[i], threads, 1e-4f));
 }
 
 /* A prompt's rows against plain Q5_0 matrices (llama-quantize's fallback in
@@ -339,6 +361,7 @@ int main(void)
         return check_summary();
     RUN(init_follows_mode_and_kernels);
     RUN(single_rows_match_ggml_bit_for_bit);
+    RUN(single_rows_q5_0_quads_match_ggml);
     RUN(prompt_rows_q5_0_match_ggml);
     RUN(single_rows_k_quants_as_close_as_ggml);
     RUN(other_products_reach_ggml);
