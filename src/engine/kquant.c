@@ -478,6 +478,9 @@ KTARGET void kquant_q5_K_rows(int n, float *out, const void *vw, size_t row_byte
      * and each sub-block's sum, for the mins */
     __m512i act[MAX_SUPERBLOCKS][4];
     __m128i bsum[MAX_SUPERBLOCKS];
+    __m128d dav[MAX_SUPERBLOCKS];   /* the activation's scales, in double */
+    for (int l = 0; l < nb; l++)
+        dav[l] = _mm_set1_pd(a[l].d);
     for (int l = 0; l < nb; l++) {
         for (int h = 0; h < 2; h++) {
             const int8_t *y = a[l].qs + 128 * h;
@@ -544,12 +547,16 @@ KTARGET void kquant_q5_K_rows(int n, float *out, const void *vw, size_t row_byte
                 sum = _mm512_add_epi32(
                     sum, _mm512_madd_epi16(p, _mm512_permutexvar_epi16(h ? idx1 : idx0, sc)));
             }
-            const double da = a[l].d;
             const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sum),
                                                 _mm512_extracti64x4_epi64(sum, 1));
-            acc = _mm512_fmadd_pd(_mm512_cvtepi32_pd(s8), _mm512_set1_pd(_cvtsh_ss(b->d) * da), acc);
+            /* d and dmin together: to float, to double, times the
+             * activation's scale (exact in double) */
+            uint32_t dd;
+            memcpy(&dd, &b->d, 4);
+            const __m128d f = _mm_mul_pd(_mm_cvtps_pd(_mm_cvtph_ps(_mm_cvtsi32_si128((int)dd))), dav[l]);
+            acc = _mm512_fmadd_pd(_mm512_cvtepi32_pd(s8), _mm512_broadcastsd_pd(f), acc);
             accm = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm_madd_epi16(mn, bsum[l])),
-                                   _mm256_set1_pd(_cvtsh_ss(b->dmin) * da), accm);
+                                   _mm256_permute4x64_pd(_mm256_castpd128_pd256(f), 0x55), accm);
         }
         const __m128d m2 = _mm_add_pd(_mm256_castpd256_pd128(accm), _mm256_extractf128_pd(accm, 1));
         out[r] = (float)(_mm512_reduce_add_pd(acc) - _mm_cvtsd_f64(_mm_add_sd(m2, _mm_unpackhi_pd(m2, m2))));
