@@ -66,11 +66,13 @@ _Static_assert(sizeof(struct ablock1) == 34, "ggml's block_q8_0");
 #ifndef PREFETCH_BLOCKS
 #define PREFETCH_BLOCKS 32
 #endif
-/* the same distance in bytes for rows of plain blocks (34 bytes for Q8_0,
- * 22 for Q5_0): 32 of those blocks (~1 KiB) left Q8_0 rows at ~80% of a
- * plain read when this VM reads ~75 GB/s, 4.5 KiB at 89-94% */
+/* the distance in bytes for rows of plain blocks (34 bytes for Q8_0, 22
+ * for Q5_0): 32 of those blocks (~1 KiB) left Q8_0 rows at ~80% of a plain
+ * read when this VM reads ~75 GB/s, 4.5 KiB at 89-94%; 9 KiB more still on
+ * one core from memory (Q8_0 41 against 39 GB/s, Q5_0 quads 40 against
+ * 37), and side by side the same at ~50 GB/s and faster at ~80 */
 #ifndef PLAIN_PREFETCH_BYTES
-#define PLAIN_PREFETCH_BYTES (PREFETCH_BLOCKS * 144)
+#define PLAIN_PREFETCH_BYTES 9216
 #endif
 
 #define KTARGET \
@@ -500,8 +502,9 @@ KTARGET void kernels_q8_0_gemv(int n, float *out, const void *vw, size_t row_byt
  * another, 16 times their sum, and the scales over each block's 4 lanes.
  * Against the pairs' code: a third fewer operations, no scalar loads, no
  * round trip through general registers. Measured here: 50-55 against
- * 35-39 GB/s in cache, 36.5 against 33 from memory on one core; the 0.5B
- * Q4_K_M (half its bytes Q5_0) decodes 4% faster side by side at ~80 GB/s.
+ * 35-39 GB/s in cache, 36.5 against 33 from memory on one core (40 with
+ * lines fetched 9 KiB ahead); the 0.5B Q4_K_M (half its bytes Q5_0)
+ * decodes 4% faster side by side at ~80 GB/s.
  * The tables must stay in registers for a whole call: reloaded per row,
  * the quads streamed at 31 GB/s from memory. */
 #define XTARGET                                                                             \
