@@ -50,7 +50,7 @@ static atomic_bool g_stopping;
 
 void asr_set_abort(asr *a, bool (*should_abort)(void *ud), void *ud)
 {
-    a->stop = (struct stop_check){ should_abort, ud, false };
+    stop_check_set(&a->stop, should_abort, ud);
 }
 
 /* whisper's abort callback (also ggml's, between graph nodes): asks the

@@ -370,9 +370,12 @@ KTARGET static inline __m512 q5_pair_wscales(const struct q5block *x)
 }
 
 /* vpdpbusd on the elements as x+16 (unsigned), with 16 times the
- * activations' sum taken off: exact. Two blocks per 512-bit register. The
- * dot product, and the last blocks of a row that are not a quad. */
-KTARGET static void q5_dot_pairs(int n, float *s, const void *vx, const void *vy)
+ * activations' sum taken off: exact. Two blocks per 512-bit register. Also
+ * the last blocks of a row that are not a quad; the dot product itself
+ * stays by pairs, since laying a row out for quads costs as much as the
+ * products it would serve once per weight row (20.8 against 25.9 GB/s in
+ * cache when it was tried). */
+KTARGET void kernels_vec_dot_q5_0(int n, float *s, const void *vx, const void *vy)
 {
     const int nb = n / 32;
     const struct q5block *x = vx;
@@ -441,7 +444,7 @@ gemv_plain(bool q5, int n, float *out, const void *vw, size_t row_bytes, int row
     const int nb = n / 32, np = nb / 2;
     const size_t bsize = q5 ? sizeof(struct q5block) : sizeof(struct ablock1);
     void (*dot)(int, float *, const void *, const void *) =
-        q5 ? q5_dot_pairs : kernels_vec_dot_q8_0;
+        q5 ? kernels_vec_dot_q5_0 : kernels_vec_dot_q8_0;
     const struct ablock1 *y = va;
     if (np > KERNELS_GEMV_MAX_N / 64) {
         for (int r = 0; r < rows; r++)
@@ -657,7 +660,7 @@ quad_row(const struct quad_regs *k, int nb, const char *x, size_t row_bytes,
     float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
     if (nb > 4 * nq) {
         float tail;
-        q5_dot_pairs(32 * (nb - 4 * nq), &tail, x + (size_t)nq * 88, y + 4 * nq);
+        kernels_vec_dot_q5_0(32 * (nb - 4 * nq), &tail, x + (size_t)nq * 88, y + 4 * nq);
         sum += tail;
     }
     return sum;
@@ -689,14 +692,6 @@ KTARGET static __attribute__((noinline)) void pairs_gemv(int n, float *out, cons
                                                          const void *va)
 {
     gemv_plain(true, n, out, vw, row_bytes, rows, va);
-}
-
-/* The dot product stays by pairs: laying a row out for quads costs as much
- * as the products it would serve, once per weight row here (20.8 against
- * 25.9 GB/s in cache when it was tried). */
-void kernels_vec_dot_q5_0(int n, float *s, const void *vx, const void *vy)
-{
-    q5_dot_pairs(n, s, vx, vy);
 }
 
 void kernels_q5_0_gemv(int n, float *out, const void *vw, size_t row_bytes, int rows,

@@ -392,14 +392,21 @@ KTARGET static inline __m512i q6_scales(__m256i sc16, int c)
     return _mm512_cvtepu16_epi32(w);
 }
 
+/* Rows too wide for a rows kernel: ggml's dot product, row by row. */
+static void rows_by_dot(dot_fn dot, int n, float *out, const void *vw, size_t row_bytes,
+                        int rows, const void *va)
+{
+    for (int r = 0; r < rows; r++)
+        dot(n, out + r, 0, (const char *)vw + (size_t)r * row_bytes, 0, va, 0, 1);
+}
+
 KTARGET void kquant_q6_K_rows(int n, float *out, const void *vw, size_t row_bytes, int rows,
                               const void *va)
 {
     const int nb = n / 256;
     const struct q8k *a = va;
     if (nb > MAX_SUPERBLOCKS) {
-        for (int r = 0; r < rows; r++)
-            g_dot6(n, out + r, 0, (const char *)vw + (size_t)r * row_bytes, 0, va, 0, 1);
+        rows_by_dot(g_dot6, n, out, vw, row_bytes, rows, va);
         return;
     }
     /* the activation once per call: 32 times the sum of each lane's 4
@@ -470,8 +477,7 @@ KTARGET void kquant_q5_K_rows(int n, float *out, const void *vw, size_t row_byte
     const int nb = n / 256;
     const struct q8k *a = va;
     if (nb > MAX_SUPERBLOCKS) {
-        for (int r = 0; r < rows; r++)
-            g_dot5(n, out + r, 0, (const char *)vw + (size_t)r * row_bytes, 0, va, 0, 1);
+        rows_by_dot(g_dot5, n, out, vw, row_bytes, rows, va);
         return;
     }
     /* the activation once per call, in the order the unpacked quants come
@@ -481,9 +487,8 @@ KTARGET void kquant_q5_K_rows(int n, float *out, const void *vw, size_t row_byte
     __m512i act[MAX_SUPERBLOCKS][4];
     __m128i bsum[MAX_SUPERBLOCKS];
     __m128d dav[MAX_SUPERBLOCKS];   /* the activation's scales, in double */
-    for (int l = 0; l < nb; l++)
-        dav[l] = _mm_set1_pd(a[l].d);
     for (int l = 0; l < nb; l++) {
+        dav[l] = _mm_set1_pd(a[l].d);
         for (int h = 0; h < 2; h++) {
             const int8_t *y = a[l].qs + 128 * h;
             act[l][2 * h] = _mm512_inserti64x4(

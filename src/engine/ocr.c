@@ -43,7 +43,7 @@ static bool tess_cancel(void *cancel_this, int words)
 
 void ocr_set_abort(ocr *o, bool (*should_abort)(void *ud), void *ud)
 {
-    o->stop = (struct stop_check){ should_abort, ud, false };
+    stop_check_set(&o->stop, should_abort, ud);
     if (should_abort && !o->monitor) {
         o->monitor = TessMonitorCreate();
         if (o->monitor) {
@@ -60,6 +60,13 @@ static void too_large(int *status, char *err, size_t el)
 {
     *status = 413;
     snprintf(err, el, "the recognised text is larger than the %u MB limit", OCR_MAX_RESULT >> 20);
+}
+
+/* the answer when the caller's check stopped the run */
+static void cancelled(int *status, char *err, size_t el)
+{
+    *status = 499;
+    snprintf(err, el, "cancelled");
 }
 
 ocr *ocr_load(const char *tessdata, char *err, size_t el)
@@ -328,8 +335,12 @@ static int run_image(ocr *o, TessBaseAPI *api, const unsigned char *d, size_t n,
         return -1;
     }
 engine:
-    *status = o->stop.stopped ? 499 : 500;
-    snprintf(err, el, o->stop.stopped ? "cancelled" : "the OCR engine failed on this image");
+    if (o->stop.stopped) {
+        cancelled(status, err, el);
+    } else {
+        *status = 500;
+        snprintf(err, el, "the OCR engine failed on this image");
+    }
     return -1;
 }
 
@@ -448,6 +459,10 @@ static int run_pdf(ocr *o, TessBaseAPI *api, const unsigned char *d, size_t n, b
         goto out;
     }
     for (int i = 0; i < np; i++) {
+        if (stop_check_now(&o->stop)) {     /* text-layer pages too, between pages */
+            cancelled(status, err, el);
+            goto out;
+        }
         PopplerPage *page = poppler_document_get_page(doc, i);
         if (!page)
             continue;
@@ -504,7 +519,7 @@ static int run_pdf(ocr *o, TessBaseAPI *api, const unsigned char *d, size_t n, b
                 if (prc == OCR_TOO_LARGE)
                     too_large(status, err, el);
                 else if (o->stop.stopped)
-                    *status = 499, snprintf(err, el, "cancelled");
+                    cancelled(status, err, el);
                 else
                     *status = 500, snprintf(err, el, "the OCR engine failed on page %d", i + 1);
                 goto out;

@@ -19,6 +19,12 @@ struct stop_check {
     bool stopped;                   /* it said yes during this request */
 };
 
+/* Set (or, with NULL, remove) the check. */
+static inline void stop_check_set(struct stop_check *s, bool (*should_stop)(void *ud), void *ud)
+{
+    *s = (struct stop_check){ should_stop, ud, false };
+}
+
 /* A new request: nothing said yet. */
 static inline void stop_check_reset(struct stop_check *s)
 {
