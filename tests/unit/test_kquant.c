@@ -35,20 +35,27 @@ static uint32_t rnd(void)
     return g_seed >> 8;
 }
 
-/* groups of 8 rows: random bytes, fp16 d and dmin near 2^-6 (or the
- * largest normal ones); extreme: every quant 15 and every 6-bit scale 63 */
-static uint8_t *weights(int nb, int groups, bool extreme)
+/* count blocks of bsize random bytes, each starting with nscales fp16
+ * scales near 2^-6 (or the largest normal ones); extreme: every byte set */
+static uint8_t *blocks(size_t count, size_t bsize, int nscales, bool extreme)
 {
-    size_t n = (size_t)nb * groups * WBLOCK;
+    size_t n = count * bsize;
     uint8_t *w = malloc(n);
     for (size_t i = 0; i < n; i++)
         w[i] = extreme ? 0xFF : (uint8_t)rnd();
-    for (size_t b = 0; b < n; b += WBLOCK)
-        for (int j = 0; j < 16; j++) {
+    for (size_t b = 0; b < n; b += bsize)
+        for (int j = 0; j < nscales; j++) {
             uint16_t h = extreme ? (uint16_t)0x7BFF : (uint16_t)(((8u + rnd() % 3) << 10) | (rnd() & 0x3FF));
             memcpy(w + b + 2 * j, &h, 2);
         }
     return w;
+}
+
+/* groups of 8 rows: 8 d and 8 dmin per block; extreme: every quant 15 and
+ * every 6-bit scale 63 */
+static uint8_t *weights(int nb, int groups, bool extreme)
+{
+    return blocks((size_t)nb * groups, WBLOCK, 16, extreme);
 }
 
 /* one block_q8_K row: int8 quants in -127..127 with their sums of 16 */
@@ -233,21 +240,11 @@ TEST(q6_K_rows_match_ggml)
     rows_match(&c);
 }
 
-/* Q5_K rows: random bytes with fp16 d and dmin near 2^-6 (or the largest
- * normal ones); extreme: every quant 31 and every 6-bit scale and min 63 */
+/* Q5_K rows: d and dmin per block; extreme: every quant 31 and every 6-bit
+ * scale and min 63 */
 static uint8_t *rows5(int nb, int rows, bool extreme)
 {
-    enum { B5 = 176 };
-    size_t n = (size_t)nb * rows * B5;
-    uint8_t *w = malloc(n);
-    for (size_t i = 0; i < n; i++)
-        w[i] = extreme ? 0xFF : (uint8_t)rnd();
-    for (size_t b = 0; b < n; b += B5)
-        for (int j = 0; j < 2; j++) {
-            uint16_t h = extreme ? (uint16_t)0x7BFF : (uint16_t)(((8u + rnd() % 3) << 10) | (rnd() & 0x3FF));
-            memcpy(w + b + 2 * j, &h, 2);
-        }
-    return w;
+    return blocks((size_t)nb * rows, 176, 2, extreme);
 }
 
 TEST(q5_K_rows_match_ggml)
