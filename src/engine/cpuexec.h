@@ -34,6 +34,21 @@ static inline struct cpuexec_thread cpuexec_thread_of(const struct ggml_compute_
     return *(const struct cpuexec_thread *)(const void *)params;
 }
 
+/* All of ggml's leading fields: also the work buffer the graph's plan
+ * sized (for a matrix product, at least its activation converted to the
+ * weights' row type) and the thread pool for ggml_barrier(). */
+struct cpuexec_params {
+    int ith, nth;
+    size_t wsize;
+    void *wdata;
+    struct ggml_threadpool *threadpool;
+};
+
+static inline struct cpuexec_params cpuexec_params_of(const struct ggml_compute_params *params)
+{
+    return *(const struct cpuexec_params *)(const void *)params;
+}
+
 /* A ggml context that allocates its tensors in `size` bytes of scratch
  * memory, or NULL; cpuexec_context_free() frees both (NULL is fine). */
 struct ggml_context *cpuexec_context(size_t size);

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "engine/cpuexec.h"
 #include "engine/kernels.h"
+#include "engine/kgemm.h"
 #include "engine/kquant.h"
 #include "engine/pace.h"
 
@@ -214,12 +215,101 @@ static void compute_rows_q5_0(const struct cpuexec_thread *t, struct ggml_tensor
     }
 }
 
+/* activation rows from which a prompt against plain Q5_K goes through
+ * engine/kgemm.h: below, unpacking its tiles costs more than ggml's path
+ * saves (one 2048x2048 matrix: 0.49 ms for 2 rows, 0.64 ms for 16) */
+#ifndef KGEMM_MIN_ROWS
+#define KGEMM_MIN_ROWS 16
+#endif
+
+static bool g_rows5k;           /* several rows against plain Q5_K: checked, in use */
+
+static bool rows_q5_K(const struct ggml_tensor *op)
+{
+    if (!g_rows5k || op->op != GGML_OP_MUL_MAT)
+        return false;
+    const struct ggml_tensor *w = op->src[0], *x = op->src[1];
+    return w && x && w->type == GGML_TYPE_Q5_K && w->buffer &&
+           ggml_backend_buffer_get_type(w->buffer) != g_repack &&
+           ggml_backend_buffer_is_host(w->buffer) && w->ne[0] % 256 == 0 && w->ne[2] == 1 &&
+           w->ne[3] == 1 && x->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] &&
+           x->ne[1] >= KGEMM_MIN_ROWS && x->ne[1] <= (1 << 20) && x->ne[2] == 1 &&
+           x->ne[3] == 1 && x->nb[0] == sizeof(float) && op->type == GGML_TYPE_F32 &&
+           op->nb[0] == sizeof(float) && op->ne[0] == w->ne[1] && op->ne[1] == x->ne[1] &&
+           ggml_row_size(GGML_TYPE_Q8_K, w->ne[0]) <= ROW_BYTES;
+}
+
+/* each thread's scratch for engine/kgemm.h, kept for its next prompt
+ * (~10 KiB and 128 bytes per activation row; never freed: the threads are
+ * ggml's, alive as long as the process) */
+static _Thread_local struct {
+    void *p;
+    size_t cap;
+} t_scratch;
+
+static void *kgemm_scratch(size_t n)
+{
+    if (t_scratch.cap < n) {
+        free(t_scratch.p);
+        t_scratch.p = aligned_alloc(64, (n + 63) & ~(size_t)63);
+        t_scratch.cap = t_scratch.p ? n : 0;
+    }
+    return t_scratch.p;
+}
+
+/* ggml's own protocol for a product: each thread converts its share of the
+ * activation rows into the work buffer (laid out for the kernel), one
+ * barrier, then each thread multiplies its 32-row tiles by all of them.
+ * False (before touching anything) when the plan's work buffer is too
+ * small: every thread sees the same size, so all leave it to ggml. */
+static bool compute_rows_q5_K(struct ggml_compute_params *params, struct ggml_tensor *op)
+{
+    const struct cpuexec_params pr = cpuexec_params_of(params);
+    const struct ggml_tensor *w = op->src[0], *x = op->src[1];
+    const int K = (int)w->ne[0], M = (int)x->ne[1];
+    if (!pr.wdata || pr.wsize < kgemm_act_bytes(K, M) + 64)
+        return false;
+    void *act = (void *)(((uintptr_t)pr.wdata + 63) & ~(uintptr_t)63);
+    const struct way *q8 = &g_plain[GGML_TYPE_Q5_K];      /* its row type is Q8_K */
+    _Alignas(64) uint8_t row[ROW_BYTES];
+    for (int j = M * pr.ith / pr.nth; j < M * (pr.ith + 1) / pr.nth; j++) {
+        q8->from_float((const float *)((const char *)x->data + j * x->nb[1]), row, K);
+        kgemm_act_put(act, K, M, j, row);
+    }
+    ggml_barrier(pr.threadpool);
+    const int64_t N = w->ne[1], tiles = (N + 31) / 32;
+    const int64_t r0 = 32 * (tiles * pr.ith / pr.nth);
+    int64_t r1 = 32 * (tiles * (pr.ith + 1) / pr.nth);
+    r1 = r1 < N ? r1 : N;
+    if (r1 <= r0)
+        return true;
+    const size_t ostride = op->nb[1] / sizeof(float);
+    float *out = (float *)op->data;
+    void *s = kgemm_scratch(kgemm_scratch_bytes(M));
+    if (s) {
+        kgemm_q5_K(K, w->data, w->nb[1], r0, r1, act, M, out, ostride, s);
+        return true;
+    }
+    /* no memory for the scratch: ggml's dot product, row by row */
+    for (int j = 0; j < M; j++) {
+        q8->from_float((const float *)((const char *)x->data + j * x->nb[1]), row, K);
+        for (int64_t r = r0; r < r1; r++)
+            q8->dot(K, out + j * ostride + r, 0, (const char *)w->data + r * w->nb[1], 0, row, 0, 1);
+    }
+    return true;
+}
+
 bool ggml_cpu_extra_compute_forward(struct ggml_compute_params *params, struct ggml_tensor *op)
 {
     if (g_on && rows_q5_0(op)) {
         const struct cpuexec_thread th = cpuexec_thread_of(params), *t = &th;
         compute_rows_q5_0(t, op);
         if (t->ith == 0)
+            atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
+        return true;
+    }
+    if (g_on && rows_q5_K(op) && compute_rows_q5_K(params, op)) {
+        if (cpuexec_thread_of(params).ith == 0)
             atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
         return true;
     }
@@ -284,7 +374,7 @@ static bool check(enum ggml_type type, bool packed, int rows, bool exact)
 {
     if (ggml_quantize_requires_imatrix(type))
         return false;
-    enum { K = 256, N = 40, MAXR = 13 };
+    enum { K = 256, N = 40, MAXR = 19 };
     if (rows < 1 || rows > MAXR)
         return false;
     bool ok = false;
@@ -358,6 +448,7 @@ bool mulmat_init(const char *mode)
     memset(g_plain, 0, sizeof g_plain);
     memset(g_packed, 0, sizeof g_packed);
     g_rows5 = false;
+    g_rows5k = false;
     if (mode && strcmp(mode, "off") == 0)
         return false;
     if (!kernels_cpu_ok())
@@ -405,6 +496,19 @@ bool mulmat_init(const char *mode)
             strcat(names, "q5_0 (several rows)");
         }
     }
+    /* prompts against Q5_K: engine/kgemm.h's register tiles (19 rows: three
+     * tiles of 6 and one of 1; 40 weight rows: one full tile and a part) */
+    if (g_plain[GGML_TYPE_Q5_K].from_float && g_plain[GGML_TYPE_Q5_K].dot) {
+        g_rows5k = true;
+        g_rows5k = check(GGML_TYPE_Q5_K, false, 19, false);
+        if (!g_rows5k)
+            log_warn("mulmat: hearth's Q5_K products of several rows disagree with ggml's; "
+                     "ggml's own stay");
+        else if (strlen(names) + 24 < sizeof names) {
+            strcat(names, n++ ? ", " : "");
+            strcat(names, "q5_K (several rows)");
+        }
+    }
     if (failed)
         log_warn("mulmat: %d of hearth's single-row products disagree with ggml's (or were "
                  "not reached); ggml's own stay for those", failed);
@@ -422,7 +526,7 @@ bool mulmat_active(void)
 
 bool mulmat_set(bool on)
 {
-    bool any = g_rows5;
+    bool any = g_rows5 || g_rows5k;
     for (int t = 0; t < GGML_TYPE_COUNT; t++)
         any = any || g_plain[t].on || g_packed[t].on;
     g_on = on && any;

@@ -48,6 +48,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct ggml_threadpool;
+
+/* Under ggml's name (its ggml-cpu-impl.h): wait until every thread of the
+ * current team arrives. hearth's when pace is active, else ggml's own. */
+void ggml_barrier(struct ggml_threadpool *tp);
+
 /* Decide: "off" keeps ggml's barrier and equal shares; NULL, "" or "auto"
  * uses hearth's when the backend is ggml's OpenMP build and graphs computed
  * with hearth's barrier match ggml's bit for bit. Call after kernels_init()
