@@ -1,19 +1,24 @@
 /*
- * kgemm.c: prompts against plain Q5_K matrices in register tiles (see
- * kgemm.h).
+ * kgemm.c: prompts against plain Q5_K and Q6_K matrices in register tiles
+ * (see kgemm.h).
  *
- * A tile is 32 weight rows of one superblock, unpacked into u[j][g][h]:
- * 64 bytes holding, for the 16 rows of half h, the 4 quants 4g..4g+3 of
- * sub-block j (row by row, 4 bytes each). One broadcast dword of an
- * activation row (its 4 quants at the same place) meets both halves in two
- * vpdpbusd. After the 8 steps of a sub-block each int32 lane holds a sum
- * of 32 products (|x| <= 32 * 31 * 128); times the 6-bit scale it is added
- * to the superblock's integer sum S (|S| < 2^26). The mins meet the
- * activation's sub-block sums (pairs of int16) in vpdpwssd, giving M.
+ * A tile is 32 weight rows of one superblock, unpacked into u[s][h]: 64
+ * bytes holding, for the 16 rows of half h, the 4 quants 4s..4s+3 (row by
+ * row, 4 bytes each; Q5_K's 0..31, Q6_K's 0..63, unsigned). One broadcast
+ * dword of an activation row (its 4 quants at the same place) meets both
+ * halves in two vpdpbusd. After the steps of one scale (8 for Q5_K's
+ * 32-element sub-blocks, 4 for Q6_K's 16) each int32 lane is multiplied
+ * by that scale (vpmulld) and added to the superblock's integer sum S.
+ * The activation's 16-element sums, as pairs of int16, meet pairs of
+ * per-row factors in vpdpwssd, giving M: Q5_K's mins (each twice, for the
+ * two halves of its sub-block), Q6_K's scales (its quants are stored
+ * +32, so the superblock is d * (S - 32 M), exact in integers:
+ * |S| < 2^29, |32 M| < 2^28).
  */
 #include "engine/kgemm.h"
 
 #include <immintrin.h>
+#include <stdbool.h>
 #include <string.h>
 
 #define KTARGET \
@@ -28,19 +33,26 @@ struct q5k {        /* ggml's block_q5_K */
     uint8_t qh[32];
     uint8_t qs[128];
 };
+struct q6k {        /* ggml's block_q6_K */
+    uint8_t ql[128];    /* low 4 bits */
+    uint8_t qh[64];     /* high 2 bits */
+    int8_t scales[16];  /* one per 16 elements */
+    uint16_t d;
+};
 struct q8k {        /* ggml's block_q8_K */
     float d;
     int8_t qs[256];
     int16_t bsums[16];
 };
 _Static_assert(sizeof(struct q5k) == 176, "ggml's block_q5_K");
+_Static_assert(sizeof(struct q6k) == 210, "ggml's block_q6_K");
 _Static_assert(sizeof(struct q8k) == 292, "ggml's block_q8_K");
 
 /* 32 rows of one superblock, unpacked */
 struct tile {
-    _Alignas(64) uint8_t u[8][8][2][64];
-    int32_t sc[8][32];   /* sub-block j's scale of each row */
-    int32_t mn[4][32];   /* mins of sub-blocks 2p and 2p+1, as two int16s */
+    _Alignas(64) uint8_t u[64][2][64];
+    int32_t sc[16][32];  /* scale j of each row (Q5_K: 8 of 32 elements) */
+    int32_t pr[8][32];   /* int16 pairs meeting the activation's sum pair p */
     _Alignas(64) float d[32], dmin[32];
 };
 
@@ -50,7 +62,7 @@ static size_t align64(size_t n)
 }
 
 /* the prepared activation: quants [sb][row][256], then scales [sb][row],
- * then sub-block sum pairs [sb][row][4] */
+ * then its 16 sums of 16 quants [sb][row][16] (int16, read as 8 pairs) */
 struct act {
     int8_t *qs;
     float *da;
@@ -69,7 +81,7 @@ static struct act act_at(const void *p, int k, int m)
 size_t kgemm_act_bytes(int k, int m)
 {
     const size_t n = (size_t)(k / 256) * (size_t)m;
-    return n * 256 + align64(n * sizeof(float)) + align64(n * 4 * sizeof(int32_t));
+    return n * 256 + align64(n * sizeof(float)) + align64(n * 8 * sizeof(int32_t));
 }
 
 void kgemm_act_put(void *p, int k, int m, int j, const void *q8k_row)
@@ -80,11 +92,7 @@ void kgemm_act_put(void *p, int k, int m, int j, const void *q8k_row)
         const size_t at = (size_t)sb * (size_t)m + (size_t)j;
         memcpy(a.qs + at * 256, x[sb].qs, 256);
         a.da[at] = x[sb].d;
-        for (int q = 0; q < 4; q++) {
-            const int lo = x[sb].bsums[4 * q] + x[sb].bsums[4 * q + 1];
-            const int hi = x[sb].bsums[4 * q + 2] + x[sb].bsums[4 * q + 3];
-            a.bp[at * 4 + q] = (int32_t)((uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16);
-        }
+        memcpy(a.bp + at * 8, x[sb].bsums, 32);
     }
 }
 
@@ -93,8 +101,13 @@ size_t kgemm_scratch_bytes(int m)
     return align64(sizeof(struct tile)) + (size_t)m * 32 * sizeof(float);
 }
 
-/* Rows [0, nr) of the tile from superblock sb of the rows at w. */
-KTARGET static void unpack(struct tile *t, const char *w, size_t row_bytes, int sb, int nr)
+static int32_t pair16(int lo, int hi)
+{
+    return (int32_t)((uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16);
+}
+
+/* Rows [0, nr) of the tile from superblock sb of the Q5_K rows at w. */
+KTARGET static void unpack_q5_K(struct tile *t, const char *w, size_t row_bytes, int sb, int nr)
 {
     if (nr < 32)
         memset(t, 0, sizeof *t);
@@ -112,10 +125,10 @@ KTARGET static void unpack(struct tile *t, const char *w, size_t row_bytes, int 
             sc[j + 4] = (s[j + 8] & 0xF) | ((s[j] >> 6) << 4);
             mn[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4);
         }
-        for (int j = 0; j < 8; j++)
+        for (int j = 0; j < 8; j++) {
             t->sc[j][r] = sc[j];
-        for (int p = 0; p < 4; p++)
-            t->mn[p][r] = (int32_t)((uint32_t)mn[2 * p] | (uint32_t)mn[2 * p + 1] << 16);
+            t->pr[j][r] = pair16(mn[j], mn[j]);   /* both 16-element halves */
+        }
         const int h = r / 16, rr = r % 16;
         const __m256i qh = _mm256_loadu_si256((const __m256i *)b->qh);
         for (int p = 0; p < 4; p++) {
@@ -128,8 +141,43 @@ KTARGET static void unpack(struct tile *t, const char *w, size_t row_bytes, int 
             const __m256i lo = _mm256_or_si256(_mm256_and_si256(ql, m0f), _mm256_slli_epi16(ba, 4));
             const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql, 4), m0f),
                                                _mm256_slli_epi16(bb, 4));
-            _mm256_i32scatter_epi32(&t->u[2 * p][0][h][rr * 4], step, lo, 1);
-            _mm256_i32scatter_epi32(&t->u[2 * p + 1][0][h][rr * 4], step, hi, 1);
+            _mm256_i32scatter_epi32(&t->u[8 * (2 * p)][h][rr * 4], step, lo, 1);
+            _mm256_i32scatter_epi32(&t->u[8 * (2 * p + 1)][h][rr * 4], step, hi, 1);
+        }
+    }
+}
+
+/* The same for Q6_K rows: 128 elements from 64 bytes of low bits and 32
+ * of high bits, in four runs of 32 (ggml's order). */
+KTARGET static void unpack_q6_K(struct tile *t, const char *w, size_t row_bytes, int sb, int nr)
+{
+    if (nr < 32)
+        memset(t, 0, sizeof *t);
+    const __m256i m0f = _mm256_set1_epi8(0x0F), m03 = _mm256_set1_epi8(0x03);
+    const __m256i step = _mm256_setr_epi32(0, 128, 256, 384, 512, 640, 768, 896);
+    for (int r = 0; r < nr; r++) {
+        const struct q6k *b = (const struct q6k *)(w + (size_t)r * row_bytes) + sb;
+        t->d[r] = _cvtsh_ss(b->d);
+        for (int j = 0; j < 16; j++)
+            t->sc[j][r] = b->scales[j];
+        for (int p = 0; p < 8; p++)
+            t->pr[p][r] = pair16(b->scales[2 * p], b->scales[2 * p + 1]);
+        const int h = r / 16, rr = r % 16;
+        for (int n = 0; n < 2; n++) {
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * n));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * n + 32));
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * n));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m0f),
+                                   _mm256_slli_epi16(_mm256_and_si256(qh, m03), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m0f),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m03), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m0f),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m03), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m0f),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m03), 4));
+            for (int i = 0; i < 4; i++)
+                _mm256_i32scatter_epi32(&t->u[32 * n + 8 * i][h][rr * 4], step, q[i], 1);
         }
     }
 }
@@ -151,30 +199,38 @@ KTARGET static inline __m512 combine(const struct tile *t, int r0, __m512i s, __
     return _mm512_sub_ps(_mm512_fmsub_ps(d, _mm512_cvtepi32_ps(s), p), e);
 }
 
+/* d*(S - 32 M) for Q6_K's 16 rows from r0: exact in integers, one rounding. */
+KTARGET static inline __m512 combine6(const struct tile *t, int r0, __m512i s, __m512i m)
+{
+    return _mm512_mul_ps(_mm512_load_ps(t->d + r0),
+                         _mm512_cvtepi32_ps(_mm512_sub_epi32(s, _mm512_slli_epi32(m, 5))));
+}
+
 /* C activation rows (quants at aq, 256 bytes apart; scales da; sum pairs
- * bp, 4 apart) against the tile, added to acc (32 floats per row). */
+ * bp, 8 apart) against the tile, added to acc (32 floats per row). STEPS
+ * of 4 quants share a scale: 8 (Q5_K) or 4 (Q6_K). */
 KTARGET static inline __attribute__((always_inline)) void
 cols(const struct tile *t, const int8_t *aq, const float *da, const int32_t *bp, float *acc,
-     const int C)
+     const int C, const int STEPS)
 {
     __m512i i0[COLS], i1[COLS];
 #pragma GCC unroll 6
     for (int c = 0; c < C; c++)
         i0[c] = i1[c] = _mm512_setzero_si512();
-#pragma GCC unroll 1
-    for (int j = 0; j < 8; j++) {
+    for (int j = 0; j < 64 / STEPS; j++) {
         __m512i s0[COLS], s1[COLS];
 #pragma GCC unroll 6
         for (int c = 0; c < C; c++)
             s0[c] = s1[c] = _mm512_setzero_si512();
 #pragma GCC unroll 8
-        for (int g = 0; g < 8; g++) {
-            const __m512i w0 = _mm512_load_si512(t->u[j][g][0]);
-            const __m512i w1 = _mm512_load_si512(t->u[j][g][1]);
+        for (int g = 0; g < STEPS; g++) {
+            const int st = j * STEPS + g;
+            const __m512i w0 = _mm512_load_si512(t->u[st][0]);
+            const __m512i w1 = _mm512_load_si512(t->u[st][1]);
 #pragma GCC unroll 6
             for (int c = 0; c < C; c++) {
                 int32_t v;
-                memcpy(&v, aq + (size_t)c * 256 + 32 * j + 4 * g, 4);
+                memcpy(&v, aq + (size_t)c * 256 + 4 * st, 4);
                 const __m512i a = _mm512_set1_epi32(v);
                 s0[c] = _mm512_dpbusd_epi32(s0[c], w0, a);
                 s1[c] = _mm512_dpbusd_epi32(s1[c], w1, a);
@@ -191,12 +247,12 @@ cols(const struct tile *t, const int8_t *aq, const float *da, const int32_t *bp,
 #pragma GCC unroll 6
     for (int c = 0; c < C; c++)
         n0[c] = n1[c] = _mm512_setzero_si512();
-#pragma GCC unroll 4
-    for (int p = 0; p < 4; p++) {
-        const __m512i m0 = _mm512_loadu_si512(t->mn[p]), m1 = _mm512_loadu_si512(t->mn[p] + 16);
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++) {
+        const __m512i m0 = _mm512_loadu_si512(t->pr[p]), m1 = _mm512_loadu_si512(t->pr[p] + 16);
 #pragma GCC unroll 6
         for (int c = 0; c < C; c++) {
-            const __m512i b = _mm512_set1_epi32(bp[4 * c + p]);
+            const __m512i b = _mm512_set1_epi32(bp[8 * c + p]);
             n0[c] = _mm512_dpwssd_epi32(n0[c], m0, b);
             n1[c] = _mm512_dpwssd_epi32(n1[c], m1, b);
         }
@@ -204,15 +260,48 @@ cols(const struct tile *t, const int8_t *aq, const float *da, const int32_t *bp,
 #pragma GCC unroll 6
     for (int c = 0; c < C; c++) {
         const __m512 a = _mm512_set1_ps(da[c]);
+        const __m512 r0 = STEPS == 8 ? combine(t, 0, i0[c], n0[c]) : combine6(t, 0, i0[c], n0[c]);
+        const __m512 r1 = STEPS == 8 ? combine(t, 16, i1[c], n1[c]) : combine6(t, 16, i1[c], n1[c]);
         float *o = acc + 32 * c;
-        _mm512_store_ps(o, _mm512_fmadd_ps(combine(t, 0, i0[c], n0[c]), a, _mm512_load_ps(o)));
-        _mm512_store_ps(o + 16,
-                        _mm512_fmadd_ps(combine(t, 16, i1[c], n1[c]), a, _mm512_load_ps(o + 16)));
+        _mm512_store_ps(o, _mm512_fmadd_ps(r0, a, _mm512_load_ps(o)));
+        _mm512_store_ps(o + 16, _mm512_fmadd_ps(r1, a, _mm512_load_ps(o + 16)));
     }
 }
 
-KTARGET void kgemm_q5_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
-                        const void *actp, int m, float *out, size_t ostride, void *scratch)
+/* Every activation row against one tile of one superblock. */
+KTARGET static inline __attribute__((always_inline)) void
+tile_rows(const struct tile *t, const struct act *a, int sb, int m, float *acc, const int STEPS)
+{
+    const size_t at = (size_t)sb * (size_t)m;
+    const int8_t *aq = a->qs + at * 256;
+    const float *da = a->da + at;
+    const int32_t *bp = a->bp + at * 8;
+    int c = 0;
+    for (; c + COLS <= m; c += COLS)
+        cols(t, aq + (size_t)c * 256, da + c, bp + 8 * c, acc + 32 * c, COLS, STEPS);
+    aq += (size_t)c * 256, da += c, bp += 8 * c, acc += 32 * c;
+    switch (m - c) {
+    case 5: cols(t, aq, da, bp, acc, 5, STEPS); break;
+    case 4: cols(t, aq, da, bp, acc, 4, STEPS); break;
+    case 3: cols(t, aq, da, bp, acc, 3, STEPS); break;
+    case 2: cols(t, aq, da, bp, acc, 2, STEPS); break;
+    case 1: cols(t, aq, da, bp, acc, 1, STEPS); break;
+    default: break;
+    }
+}
+
+KTARGET static void q5_rows(const struct tile *t, const struct act *a, int sb, int m, float *acc)
+{
+    tile_rows(t, a, sb, m, acc, 8);
+}
+
+KTARGET static void q6_rows(const struct tile *t, const struct act *a, int sb, int m, float *acc)
+{
+    tile_rows(t, a, sb, m, acc, 4);
+}
+
+static void gemm(bool q6, int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
+                 const void *actp, int m, float *out, size_t ostride, void *scratch)
 {
     const int nb = k / 256;
     const struct act a = act_at(actp, k, m);
@@ -220,26 +309,30 @@ KTARGET void kgemm_q5_K(int k, const void *w, size_t row_bytes, int64_t r0, int6
     float *acc = (float *)((char *)scratch + align64(sizeof(struct tile)));
     for (int64_t base = r0; base < r1; base += 32) {
         const int nr = r1 - base < 32 ? (int)(r1 - base) : 32;
+        const char *rows = (const char *)w + (size_t)base * row_bytes;
         memset(acc, 0, sizeof(float) * 32 * (size_t)m);
         for (int sb = 0; sb < nb; sb++) {
-            unpack(t, (const char *)w + (size_t)base * row_bytes, row_bytes, sb, nr);
-            const size_t at = (size_t)sb * (size_t)m;
-            const int8_t *aq = a.qs + at * 256;
-            const float *da = a.da + at;
-            const int32_t *bp = a.bp + at * 4;
-            int c = 0;
-            for (; c + COLS <= m; c += COLS)
-                cols(t, aq + (size_t)c * 256, da + c, bp + 4 * c, acc + 32 * c, COLS);
-            switch (m - c) {
-            case 5: cols(t, aq + (size_t)c * 256, da + c, bp + 4 * c, acc + 32 * c, 5); break;
-            case 4: cols(t, aq + (size_t)c * 256, da + c, bp + 4 * c, acc + 32 * c, 4); break;
-            case 3: cols(t, aq + (size_t)c * 256, da + c, bp + 4 * c, acc + 32 * c, 3); break;
-            case 2: cols(t, aq + (size_t)c * 256, da + c, bp + 4 * c, acc + 32 * c, 2); break;
-            case 1: cols(t, aq + (size_t)c * 256, da + c, bp + 4 * c, acc + 32 * c, 1); break;
-            default: break;
+            if (q6) {
+                unpack_q6_K(t, rows, row_bytes, sb, nr);
+                q6_rows(t, &a, sb, m, acc);
+            } else {
+                unpack_q5_K(t, rows, row_bytes, sb, nr);
+                q5_rows(t, &a, sb, m, acc);
             }
         }
         for (int j = 0; j < m; j++)
             memcpy(out + (size_t)j * ostride + base, acc + 32 * (size_t)j, sizeof(float) * (size_t)nr);
     }
+}
+
+void kgemm_q5_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
+                int m, float *out, size_t ostride, void *scratch)
+{
+    gemm(false, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
+}
+
+void kgemm_q6_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
+                int m, float *out, size_t ostride, void *scratch)
+{
+    gemm(true, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
 }

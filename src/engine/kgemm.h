@@ -52,4 +52,9 @@ size_t kgemm_scratch_bytes(int m);
 void kgemm_q5_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
                 int m, float *out, size_t ostride, void *scratch);
 
+/* The same for a plain Q6_K matrix (Q4_K_M and Q5_K_M files hold their
+ * output matrix, half the down projections and V projections in it). */
+void kgemm_q6_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
+                int m, float *out, size_t ostride, void *scratch);
+
 #endif

@@ -215,21 +215,25 @@ static void compute_rows_q5_0(const struct cpuexec_thread *t, struct ggml_tensor
     }
 }
 
-/* activation rows from which a prompt against plain Q5_K goes through
- * engine/kgemm.h: below, unpacking its tiles costs more than ggml's path
- * saves (one 2048x2048 matrix: 0.49 ms for 2 rows, 0.64 ms for 16) */
+/* activation rows from which a prompt against plain Q5_K or Q6_K goes
+ * through engine/kgemm.h: below, unpacking its tiles costs more than
+ * ggml's path saves (one 2048x2048 Q5_K matrix: 0.49 ms for 2 rows, 0.64
+ * ms for 16) */
 #ifndef KGEMM_MIN_ROWS
 #define KGEMM_MIN_ROWS 16
 #endif
 
-static bool g_rows5k;           /* several rows against plain Q5_K: checked, in use */
+/* several rows against plain Q5_K, Q6_K: checked, in use */
+static bool g_rows5k, g_rows6k;
 
-static bool rows_q5_K(const struct ggml_tensor *op)
+static bool rows_kgemm(const struct ggml_tensor *op)
 {
-    if (!g_rows5k || op->op != GGML_OP_MUL_MAT)
+    if ((!g_rows5k && !g_rows6k) || op->op != GGML_OP_MUL_MAT)
         return false;
     const struct ggml_tensor *w = op->src[0], *x = op->src[1];
-    return w && x && w->type == GGML_TYPE_Q5_K && w->buffer &&
+    return w && x &&
+           ((w->type == GGML_TYPE_Q5_K && g_rows5k) || (w->type == GGML_TYPE_Q6_K && g_rows6k)) &&
+           w->buffer &&
            ggml_backend_buffer_get_type(w->buffer) != g_repack &&
            ggml_backend_buffer_is_host(w->buffer) && w->ne[0] % 256 == 0 && w->ne[2] == 1 &&
            w->ne[3] == 1 && x->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] &&
@@ -262,7 +266,7 @@ static void *kgemm_scratch(size_t n)
  * barrier, then each thread multiplies its 32-row tiles by all of them.
  * False (before touching anything) when the plan's work buffer is too
  * small: every thread sees the same size, so all leave it to ggml. */
-static bool compute_rows_q5_K(struct ggml_compute_params *params, struct ggml_tensor *op)
+static bool compute_rows_kgemm(struct ggml_compute_params *params, struct ggml_tensor *op)
 {
     const struct cpuexec_params pr = cpuexec_params_of(params);
     const struct ggml_tensor *w = op->src[0], *x = op->src[1];
@@ -270,7 +274,7 @@ static bool compute_rows_q5_K(struct ggml_compute_params *params, struct ggml_te
     if (!pr.wdata || pr.wsize < kgemm_act_bytes(K, M) + 64)
         return false;
     void *act = (void *)(((uintptr_t)pr.wdata + 63) & ~(uintptr_t)63);
-    const struct way *q8 = &g_plain[GGML_TYPE_Q5_K];      /* its row type is Q8_K */
+    const struct way *q8 = &g_plain[w->type];      /* its row type is Q8_K */
     _Alignas(64) uint8_t row[ROW_BYTES];
     for (int j = M * pr.ith / pr.nth; j < M * (pr.ith + 1) / pr.nth; j++) {
         q8->from_float((const float *)((const char *)x->data + j * x->nb[1]), row, K);
@@ -287,7 +291,8 @@ static bool compute_rows_q5_K(struct ggml_compute_params *params, struct ggml_te
     float *out = (float *)op->data;
     void *s = kgemm_scratch(kgemm_scratch_bytes(M));
     if (s) {
-        kgemm_q5_K(K, w->data, w->nb[1], r0, r1, act, M, out, ostride, s);
+        (w->type == GGML_TYPE_Q6_K ? kgemm_q6_K : kgemm_q5_K)(K, w->data, w->nb[1], r0, r1, act,
+                                                              M, out, ostride, s);
         return true;
     }
     /* no memory for the scratch: ggml's dot product, row by row */
@@ -308,7 +313,7 @@ bool ggml_cpu_extra_compute_forward(struct ggml_compute_params *params, struct g
             atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
         return true;
     }
-    if (g_on && rows_q5_K(op) && compute_rows_q5_K(params, op)) {
+    if (g_on && rows_kgemm(op) && compute_rows_kgemm(params, op)) {
         if (cpuexec_thread_of(params).ith == 0)
             atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
         return true;
@@ -448,7 +453,7 @@ bool mulmat_init(const char *mode)
     memset(g_plain, 0, sizeof g_plain);
     memset(g_packed, 0, sizeof g_packed);
     g_rows5 = false;
-    g_rows5k = false;
+    g_rows5k = g_rows6k = false;
     if (mode && strcmp(mode, "off") == 0)
         return false;
     if (!kernels_cpu_ok())
@@ -496,17 +501,23 @@ bool mulmat_init(const char *mode)
             strcat(names, "q5_0 (several rows)");
         }
     }
-    /* prompts against Q5_K: engine/kgemm.h's register tiles (19 rows: three
-     * tiles of 6 and one of 1; 40 weight rows: one full tile and a part) */
-    if (g_plain[GGML_TYPE_Q5_K].from_float && g_plain[GGML_TYPE_Q5_K].dot) {
-        g_rows5k = true;
-        g_rows5k = check(GGML_TYPE_Q5_K, false, 19, false);
-        if (!g_rows5k)
-            log_warn("mulmat: hearth's Q5_K products of several rows disagree with ggml's; "
-                     "ggml's own stay");
+    /* prompts against Q5_K and Q6_K: engine/kgemm.h's register tiles (19
+     * rows: three tiles of 6 and one of 1; 40 weight rows: one full tile
+     * and a part), each checked alone */
+    bool *kg[2] = { &g_rows5k, &g_rows6k };
+    const enum ggml_type kt[2] = { GGML_TYPE_Q5_K, GGML_TYPE_Q6_K };
+    for (int i = 0; i < 2; i++) {
+        if (!g_plain[kt[i]].from_float || !g_plain[kt[i]].dot)
+            continue;
+        *kg[i] = true;
+        *kg[i] = check(kt[i], false, 19, false);
+        if (!*kg[i])
+            log_warn("mulmat: hearth's %s products of several rows disagree with ggml's; "
+                     "ggml's own stay", ggml_type_name(kt[i]));
         else if (strlen(names) + 24 < sizeof names) {
             strcat(names, n++ ? ", " : "");
-            strcat(names, "q5_K (several rows)");
+            strcat(names, ggml_type_name(kt[i]));
+            strcat(names, " (several rows)");
         }
     }
     if (failed)
@@ -526,7 +537,7 @@ bool mulmat_active(void)
 
 bool mulmat_set(bool on)
 {
-    bool any = g_rows5 || g_rows5k;
+    bool any = g_rows5 || g_rows5k || g_rows6k;
     for (int t = 0; t < GGML_TYPE_COUNT; t++)
         any = any || g_plain[t].on || g_packed[t].on;
     g_on = on && any;

@@ -5,8 +5,8 @@
  * worker does), equal ggml's own operator to the bit on layer shapes and
  * thread counts from 1 to 8, and so do single rows against the plain and
  * repacked matrices of every type hearth schedules (quantized by ggml);
- * prompts against Q5_0 and Q5_K matrices agree to rounding (Q5_K's held
- * against the exact product); every other product still reaches ggml's.
+ * prompts against Q5_0, Q5_K and Q6_K matrices agree to rounding (the
+ * K-quants' held against the exact product); every other product still reaches ggml's.
  */
 #include "check.h"
 #include "engine/backends.h"
@@ -336,12 +336,12 @@ TEST(single_rows_k_quants_as_close_as_ggml)
         }
 }
 
-/* A prompt's rows (16 or more) against plain Q5_K matrices go through
- * engine/kgemm.h: register tiles of 32 weight rows by 6 activation rows.
- * Shapes with partial tiles on both sides (n not a multiple of 32, rows
- * not of 6), the layer shapes of a 1.1B model, thread counts 1 to 8; held
- * against the exact product, as the single rows above. */
-TEST(prompt_rows_q5_K_as_close_as_ggml)
+/* A prompt's rows (16 or more) against plain Q5_K and Q6_K matrices go
+ * through engine/kgemm.h: register tiles of 32 weight rows by 6 activation
+ * rows. Shapes with partial tiles on both sides (n not a multiple of 32,
+ * rows not of 6), the layer shapes of a 1.1B model, thread counts 1 to 8;
+ * held against the exact product, as the single rows above. */
+TEST(prompt_rows_k_quants_as_close_as_ggml)
 {
     kernels_init("auto");
     if (!g_vnni || !mulmat_init("auto"))
@@ -352,24 +352,30 @@ TEST(prompt_rows_q5_K_as_close_as_ggml)
         { 256, 40, 16 }, { 256, 7, 17 }, { 2048, 300, 19 }, { 2048, 512, 64 },
         { 8192, 64, 23 }, { 512, 96, 100 },
     };
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5) {
-            double eg, eo;
-            k_against_exact_rows(GGML_TYPE_Q5_K, false, shapes[i].k, shapes[i].n, shapes[i].rows,
-                                 threads, &eg, &eo);
-            if (getenv("VERBOSE") || !(eo <= eg * 1.25 + 2e-5 && eo < 1e-3))
-                fprintf(stderr, "  Q5_K %dx%d by %d rows, %d threads: ggml %.2e, hearth %.2e\n",
-                        shapes[i].k, shapes[i].n, shapes[i].rows, threads, eg, eo);
-            CHECK(eo <= eg * 1.25 + 2e-5);
-            CHECK(eo < 1e-3);
-            /* the scale and min terms meet in double: on wide rows ~5x
-             * closer to the exact value than ggml's float sums (measured) */
-            if (shapes[i].k >= 2048)
-                CHECK(eo * 3 < eg);
-        }
+    const enum ggml_type types[] = { GGML_TYPE_Q5_K, GGML_TYPE_Q6_K };
+    for (size_t t = 0; t < 2; t++)
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5) {
+                double eg, eo;
+                k_against_exact_rows(types[t], false, shapes[i].k, shapes[i].n, shapes[i].rows,
+                                     threads, &eg, &eo);
+                if (getenv("VERBOSE") || !(eo <= eg * 1.25 + 2e-5 && eo < 1e-3))
+                    fprintf(stderr, "  %s %dx%d by %d rows, %d threads: ggml %.2e, hearth %.2e\n",
+                            ggml_type_name(types[t]), shapes[i].k, shapes[i].n, shapes[i].rows,
+                            threads, eg, eo);
+                CHECK(eo <= eg * 1.25 + 2e-5);
+                CHECK(eo < 1e-3);
+                /* Q5_K's scale and min terms meet with the min's rounding
+                 * kept: on wide rows ~5x closer to the exact value than
+                 * ggml's float sums (measured) */
+                if (types[t] == GGML_TYPE_Q5_K && shapes[i].k >= 2048)
+                    CHECK(eo * 3 < eg);
+            }
     /* fewer than 16 rows stay with ggml's operator, to the bit */
-    const struct case_ few = { 2048, 64, 15, GGML_TYPE_Q5_K, false };
-    CHECK(!run_case(&few, 2));
+    const struct case_ few5 = { 2048, 64, 15, GGML_TYPE_Q5_K, false };
+    const struct case_ few6 = { 2048, 64, 15, GGML_TYPE_Q6_K, false };
+    CHECK(!run_case(&few5, 2));
+    CHECK(!run_case(&few6, 2));
 }
 
 TEST(other_products_reach_ggml)
@@ -414,7 +420,7 @@ int main(void)
     RUN(single_rows_q5_0_quads_match_ggml);
     RUN(prompt_rows_q5_0_match_ggml);
     RUN(single_rows_k_quants_as_close_as_ggml);
-    RUN(prompt_rows_q5_K_as_close_as_ggml);
+    RUN(prompt_rows_k_quants_as_close_as_ggml);
     RUN(other_products_reach_ggml);
     return check_summary();
 }
