@@ -51,7 +51,7 @@ DAEMON_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,src/main.c $(CORE_SRC) $(HTTP_SRC) 
 WORKER_COMMON = $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/wire.c $(CORE_SRC))
 WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main.o $(WORKER_COMMON) \
              $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/accel.c src/engine/llm.c src/engine/embed.c src/engine/prompt.c \
-                                             src/engine/kernels.c src/engine/kquant.c src/engine/q8k.c src/engine/attn.c src/engine/mulmat.c src/engine/kgemm.c \
+                                             src/engine/kernels.c src/engine/kquant.c src/engine/q8k.c src/engine/attn.c src/engine/attnp.c src/engine/mulmat.c src/engine/kgemm.c \
                                              src/engine/pace.c src/engine/cpuexec.c)
 ASR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-asr.o $(WORKER_COMMON) \
              $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/accel.c src/engine/asr.c src/engine/audio.c)
@@ -139,7 +139,7 @@ $(BUILD)/tests/test_q8k: tests/unit/test_q8k.c $(patsubst %.c,$(BUILD)/obj/%.o,$
 
 # the attention test runs graphs through ggml's executor, which must reach
 # the test's own definition of the operator, as the worker's
-$(BUILD)/tests/test_attn: tests/unit/test_attn.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c src/engine/attn.c src/engine/cpuexec.c)
+$(BUILD)/tests/test_attn: tests/unit/test_attn.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c src/engine/attn.c src/engine/attnp.c src/engine/cpuexec.c)
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) \

@@ -21,6 +21,8 @@
 #include "core/log.h"
 #include "engine/cpuexec.h"
 #include "engine/kernels.h"
+#include "engine/attnp.h"
+#include "engine/vexp.h"
 
 #include <ggml-cpu.h>
 #include <ggml.h>
@@ -45,6 +47,7 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static fa_fn g_ggml_fa;        /* the backend's own operator */
 static bool g_ok;              /* the check passed */
 static bool g_on;              /* hearth's is in use */
+static bool g_prompt;          /* and its prompt path (engine/attnp.h): checked */
 static atomic_long g_calls;
 
 static void resolve(void)
@@ -52,12 +55,11 @@ static void resolve(void)
     g_ggml_fa = (fa_fn)kernels_backend_symbol("ggml_compute_forward_flash_attn_ext");
 }
 
-/* The case written for; everything else goes to ggml. */
-static bool supported(const struct ggml_tensor *dst)
+/* The operator's options both of hearth's paths handle: no sinks, ALiBi or
+ * soft-capping, nothing newer than this code. */
+static bool options_ok(const struct ggml_tensor *dst)
 {
-    const struct ggml_tensor *q = dst->src[0], *k = dst->src[1], *v = dst->src[2];
-    const struct ggml_tensor *m = dst->src[3];
-    if (!q || !k || !v || dst->src[4])                     /* sinks */
+    if (!dst->src[0] || !dst->src[1] || !dst->src[2] || dst->src[4])      /* sinks */
         return false;
     float p[3];
     memcpy(p, dst->op_params, sizeof p);
@@ -68,6 +70,14 @@ static bool supported(const struct ggml_tensor *dst)
     for (size_t i = 4; i < GGML_MAX_OP_PARAMS / sizeof(int32_t); i++)
         if (dst->op_params[i])                            /* options newer than this code */
             return false;
+    return true;
+}
+
+/* The decode case written for (one query row per sequence). */
+static bool supported(const struct ggml_tensor *dst)
+{
+    const struct ggml_tensor *q = dst->src[0], *k = dst->src[1], *v = dst->src[2];
+    const struct ggml_tensor *m = dst->src[3];
     if (q->type != GGML_TYPE_F32 || k->type != GGML_TYPE_F16 || v->type != GGML_TYPE_F16 ||
         dst->type != GGML_TYPE_F32)
         return false;
@@ -87,29 +97,6 @@ static bool supported(const struct ggml_tensor *dst)
               m->ne[3] <= 0 || q->ne[3] % m->ne[3]))
         return false;
     return true;
-}
-
-/* e^x for x <= 0 (scores minus their maximum), to about 1 ulp. */
-ATARGET static inline __m512 exp16(__m512 x)
-{
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606820309417e-06f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
-
-ATARGET static inline __m512 load_h16(const void *p)
-{
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 }
 
 /* Scores of n positions for G heads: sc[g][j] = q_g . k_idx[j] + mask.
@@ -268,7 +255,13 @@ void ggml_compute_forward_flash_attn_ext(const struct ggml_compute_params *param
                                          struct ggml_tensor *dst)
 {
     const struct cpuexec_thread th = cpuexec_thread_of(params), *t = &th;
-    if (g_on && supported(dst)) {
+    if (g_on && options_ok(dst) && !supported(dst) && g_prompt && attnp_supported(dst)) {
+        attnp_compute(t->ith, t->nth, dst);
+        if (t->ith == 0)
+            atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
+        return;
+    }
+    if (g_on && options_ok(dst) && supported(dst)) {
         /* work items: (sequence, KV head) pairs, each cut into as many
          * slices of its query heads as it takes to give every thread one */
         const int64_t nkv = dst->src[1]->ne[2];
@@ -309,25 +302,32 @@ static void fill_f16(struct ggml_tensor *t, uint32_t *seed, float amp)
     }
 }
 
-/* A decode-shaped attention (2 sequences, 2 KV heads of 3 query heads, 300
- * positions with holes in the mask) through ggml's own graph executor on
- * two threads: ggml's operator, then hearth's, must agree. */
-static bool check(void)
+/* An attention of nq query rows per sequence (2 sequences, 2 KV heads of 3
+ * query heads, 300 positions; for one row a mask with holes, for several a
+ * causal mask with holes, over tiles partly and wholly hidden) through
+ * ggml's own graph executor on two threads: ggml's operator, then
+ * hearth's, must agree. */
+static bool check(int nq)
 {
     if (!g_ggml_fa)
         return false;
     enum { D = 64, NKV = 300, HKV = 2, H = 6, NS = 2 };
+    const int mrows = nq == 1 ? 1 : (nq + 63) / 64 * 64;   /* ggml pads the mask */
     size_t size = ggml_graph_overhead() + 8 * ggml_tensor_overhead() +
-                  (size_t)D * NKV * HKV * NS * 2 * 2 + (size_t)NKV * NS * 2 +
-                  (size_t)D * H * NS * 4 * 2 + (16u << 10);
+                  (size_t)D * NKV * HKV * NS * 2 * 2 + (size_t)NKV * mrows * NS * 2 +
+                  (size_t)D * H * NS * nq * 4 * 2 + (16u << 10);
     struct ggml_context *ctx = cpuexec_context(size);
-    if (!ctx)
+    float *want = malloc(sizeof(float) * (size_t)D * H * NS * nq);
+    if (!ctx || !want) {
+        cpuexec_context_free(ctx);
+        free(want);
         return false;
+    }
     bool ok = false;
-    struct ggml_tensor *q = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, D, 1, H, NS);
+    struct ggml_tensor *q = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, D, nq, H, NS);
     struct ggml_tensor *k = ggml_new_tensor_4d(ctx, GGML_TYPE_F16, D, NKV, HKV, NS);
     struct ggml_tensor *v = ggml_new_tensor_4d(ctx, GGML_TYPE_F16, D, NKV, HKV, NS);
-    struct ggml_tensor *m = ggml_new_tensor_4d(ctx, GGML_TYPE_F16, NKV, 1, 1, NS);
+    struct ggml_tensor *m = ggml_new_tensor_4d(ctx, GGML_TYPE_F16, NKV, mrows, 1, NS);
     uint32_t seed = 777;
     float *qd = q->data;
     for (int64_t i = 0; i < ggml_nelements(q); i++) {
@@ -338,17 +338,21 @@ static bool check(void)
     fill_f16(v, &seed, 1.0f);
     uint16_t *md = m->data;
     for (int s = 0; s < NS; s++)
-        for (int i = 0; i < NKV; i++)
-            md[s * NKV + i] = ggml_fp32_to_fp16(i % 7 == 3 || i > 280 - 40 * s ? -INFINITY : 0.0f);
+        for (int r = 0; r < mrows; r++)
+            for (int i = 0; i < NKV; i++) {
+                const bool hidden = nq == 1 ? i % 7 == 3 || i > 280 - 40 * s
+                                            : i % 7 == 3 || i > 200 - 30 * s + r;
+                md[((size_t)s * mrows + r) * NKV + i] = ggml_fp32_to_fp16(hidden ? -INFINITY : 0.0f);
+            }
     struct ggml_tensor *out = ggml_flash_attn_ext(ctx, q, k, v, m, 0.125f, 0.0f, 0.0f);
     struct ggml_cgraph *gf = ggml_new_graph(ctx);
     ggml_build_forward_expand(gf, out);
-    float want[D * H * NS];
+    const size_t n = (size_t)D * H * NS * nq;
     g_on = false;
     if (!cpuexec_run(gf, 2))
         goto out;
-    memcpy(want, out->data, sizeof want);
-    memset(out->data, 0, sizeof want);
+    memcpy(want, out->data, sizeof(float) * n);
+    memset(out->data, 0, sizeof(float) * n);
     long before = attn_calls();
     g_on = true;
     bool ran = cpuexec_run(gf, 2);
@@ -357,18 +361,19 @@ static bool check(void)
         goto out;                    /* the backend did not reach hearth's function */
     const float *got = out->data;
     ok = true;
-    for (int i = 0; i < D * H * NS; i++)   /* ggml accumulates in fp16 */
+    for (size_t i = 0; i < n; i++)   /* ggml accumulates in fp16 */
         if (!(fabsf(got[i] - want[i]) <= 1e-2f * fabsf(want[i]) + 2e-3f))
             ok = false;
 out:
     cpuexec_context_free(ctx);
+    free(want);
     return ok;
 }
 
 bool attn_init(const char *mode)
 {
     pthread_once(&g_once, resolve);
-    g_on = g_ok = false;
+    g_on = g_ok = g_prompt = false;
     if (mode && strcmp(mode, "off") == 0)
         return false;
     if (!kernels_cpu_ok()) {
@@ -380,15 +385,20 @@ bool attn_init(const char *mode)
                  "ggml's own stays");
         return false;
     }
-    g_ok = check();
+    g_ok = check(1);
     if (!g_ok) {
         log_warn("attention: hearth's decode attention disagrees with this ggml's (or was "
                  "not reached); ggml's own stays");
         return false;
     }
+    g_prompt = true;
+    g_prompt = check(37);
+    if (!g_prompt)
+        log_warn("attention: hearth's prompt attention disagrees with this ggml's; ggml's own "
+                 "stays for prompts");
     g_on = true;
-    log_info("attention: hearth's decode attention replaces ggml's flash attention for one "
-             "query row per sequence");
+    log_info("attention: hearth's attention replaces ggml's flash attention for one query "
+             "row per sequence%s", g_prompt ? " and for prompts" : "");
     return true;
 }
 

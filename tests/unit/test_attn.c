@@ -1,10 +1,11 @@
 /*
- * test_attn.c: unit tests for src/engine/attn.{h,c}: hearth's decode
- * attention, run inside ggml's real graph executor (the test exports the
- * operator as the worker does), gives the exact softmax attention -- closer
- * than ggml's own, which rounds the query and accumulates in fp16 -- on the
- * shapes models have, and every case it was not written for still reaches
- * ggml's operator untouched.
+ * test_attn.c: unit tests for src/engine/attn.{h,c} and attnp.{h,c}:
+ * hearth's attention for one query row and for a prompt's rows, run inside
+ * ggml's real graph executor (the test exports the operator as the worker
+ * does), gives the exact softmax attention -- closer than ggml's own, which
+ * rounds the query and accumulates in fp16 -- on the shapes models have,
+ * and every case it was not written for still reaches ggml's operator
+ * untouched.
  */
 #include "check.h"
 #include "engine/backends.h"
@@ -15,6 +16,7 @@
 #include <ggml.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 
@@ -35,6 +37,7 @@ struct shape {
     int hole;                     /* every hole-th position masked (0: none) */
     bool blind_seq;               /* the last sequence sees nothing */
     float softcap;
+    bool causal;                  /* query row r sees positions up to nkv - nq + r */
 };
 
 struct fa {
@@ -63,7 +66,8 @@ static void fa_build(struct fa *f, const struct shape *s)
         for (int r = 0; r < s->nq; r++)
             for (int i = 0; i < s->nkv; i++) {
                 bool hidden = (s->hole && i % s->hole == 1) || (s->blind_seq && sq == s->ns - 1) ||
-                              i > s->nkv - 1 - 13 * sq;      /* causal-like tail per sequence */
+                              i > s->nkv - 1 - 13 * sq ||    /* causal-like tail per sequence */
+                              (s->causal && i > s->nkv - s->nq + r);
                 m[((size_t)sq * s->nq + r) * s->nkv + i] = ggml_fp32_to_fp16(hidden ? -INFINITY : 0.0f);
             }
     f->out = ggml_flash_attn_ext(f->ctx, f->q, f->k, f->v, f->m, 1.0f / sqrtf((float)s->d), 0.0f,
@@ -175,18 +179,18 @@ TEST(decode_matches_exact_attention)
         return;
     const struct shape shapes[] = {
         /* 0.5B llama shape: 14 heads on 2 KV heads, one and four sequences */
-        { 64, 14, 2, 1, 37, 1, 1.0f, 0, false, 0 },
-        { 64, 14, 2, 4, 300, 1, 1.0f, 5, false, 0 },
+        { 64, 14, 2, 1, 37, 1, 1.0f, 0, false, 0, false },
+        { 64, 14, 2, 4, 300, 1, 1.0f, 5, false, 0, false },
         /* no grouping; 1.1B-like groups; the largest group; wide heads */
-        { 128, 8, 8, 2, 513, 1, 1.0f, 0, false, 0 },
-        { 64, 32, 4, 1, 1000, 1, 1.0f, 3, false, 0 },
-        { 128, 32, 2, 1, 700, 1, 1.0f, 0, false, 0 },
-        { 256, 4, 1, 2, 20, 1, 1.0f, 0, false, 0 },
-        { 80, 4, 2, 1, 90, 1, 1.0f, 0, false, 0 },
+        { 128, 8, 8, 2, 513, 1, 1.0f, 0, false, 0, false },
+        { 64, 32, 4, 1, 1000, 1, 1.0f, 3, false, 0, false },
+        { 128, 32, 2, 1, 700, 1, 1.0f, 0, false, 0, false },
+        { 256, 4, 1, 2, 20, 1, 1.0f, 0, false, 0, false },
+        { 80, 4, 2, 1, 90, 1, 1.0f, 0, false, 0, false },
         /* large scores: the running maximum moves between tiles */
-        { 64, 4, 2, 2, 800, 1, 12.0f, 0, false, 0 },
+        { 64, 4, 2, 2, 800, 1, 12.0f, 0, false, 0, false },
         /* a sequence that sees nothing gives zeros, as ggml's does */
-        { 64, 4, 2, 2, 50, 1, 1.0f, 0, true, 0 },
+        { 64, 4, 2, 2, 50, 1, 1.0f, 0, true, 0, false },
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5) {
@@ -202,15 +206,54 @@ TEST(decode_matches_exact_attention)
         }
 }
 
+/* A prompt's query rows (engine/attnp.h): rows across lanes in blocks of
+ * at most 64 (query positions times the heads of a group), tiles of 64
+ * positions that no row sees skipped, the mask applied where it is not
+ * all 0. */
+TEST(prompts_match_exact_attention)
+{
+    if (!g_avx512 || !attn_init("auto"))
+        return;
+    const struct shape shapes[] = {
+        /* 0.5B: groups of 7, blocks of 9 positions (63 rows), causal */
+        { 64, 14, 2, 1, 200, 37, 1.0f, 0, false, 0, true },
+        /* 1.1B-like groups of 4 (blocks of 16), two sequences, holes */
+        { 64, 32, 8, 2, 300, 70, 1.0f, 5, false, 0, true },
+        /* no grouping (blocks of 64 positions, a second block of 1) */
+        { 128, 8, 8, 1, 150, 65, 1.0f, 0, false, 0, true },
+        /* the widest heads; the largest group (blocks of 4) */
+        { 256, 4, 1, 2, 90, 20, 1.0f, 3, false, 0, true },
+        { 64, 16, 1, 1, 130, 9, 1.0f, 0, false, 0, true },
+        /* large scores: the running maximum moves between tiles */
+        { 64, 4, 2, 2, 300, 33, 12.0f, 0, false, 0, true },
+        /* a sequence that sees nothing gives zeros; a mask all 0 but its tail */
+        { 64, 4, 2, 2, 50, 17, 1.0f, 0, true, 0, false },
+        { 64, 14, 2, 1, 100, 5, 1.0f, 0, false, 0, false },
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5) {
+            double ge;
+            bool taken;
+            double e = run_shape(&shapes[i], threads, &ge, &taken);
+            CHECK(taken);
+            if (e > 2e-5 || ge > 2e-2 || getenv("VERBOSE"))
+                fprintf(stderr, "  prompt shape %zu threads %d: hearth %.2e ggml %.2e\n", i,
+                        threads, e, ge);
+            CHECK(e <= 2e-5);
+            CHECK(ge <= 2e-2);
+        }
+}
+
 TEST(other_cases_reach_ggml)
 {
     if (!g_avx512 || !attn_init("auto"))
         return;
     const struct shape shapes[] = {
-        { 64, 4, 2, 1, 40, 3, 1.0f, 0, false, 0 },     /* several query rows */
-        { 64, 4, 2, 1, 40, 1, 1.0f, 0, false, 30.0f }, /* soft-capping */
-        { 8, 8, 4, 1, 40, 1, 1.0f, 0, false, 0 },      /* head width not a multiple of 16 */
-        { 64, 34, 2, 1, 40, 1, 1.0f, 0, false, 0 },    /* group of 17 */
+        { 80, 4, 2, 1, 40, 3, 1.0f, 0, false, 0, false },     /* several rows, width not of 64 */
+        { 64, 4, 2, 1, 40, 3, 1.0f, 0, false, 30.0f, false }, /* several rows, soft-capping */
+        { 64, 4, 2, 1, 40, 1, 1.0f, 0, false, 30.0f, false }, /* soft-capping */
+        { 8, 8, 4, 1, 40, 1, 1.0f, 0, false, 0, false },      /* head width not a multiple of 16 */
+        { 64, 34, 2, 1, 40, 1, 1.0f, 0, false, 0, false },    /* group of 17 */
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         double ge;
@@ -231,6 +274,7 @@ int main(void)
         return check_summary();
     RUN(init_follows_mode_and_cpu);
     RUN(decode_matches_exact_attention);
+    RUN(prompts_match_exact_attention);
     RUN(other_cases_reach_ggml);
     return check_summary();
 }
