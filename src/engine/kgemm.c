@@ -69,19 +69,22 @@ struct act {
     int32_t *bp;
 };
 
+/* (nothing in it is loaded with alignment: quants by memcpy, scales and
+ * sums broadcast one at a time) */
 static struct act act_at(const void *p, int k, int m)
 {
     const size_t n = (size_t)(k / 256) * (size_t)m;
     char *base = (char *)p;
     struct act a = { (int8_t *)base, (float *)(base + n * 256),
-                     (int32_t *)(base + n * 256 + align64(n * sizeof(float))) };
+                     (int32_t *)(base + n * 256 + n * sizeof(float)) };
     return a;
 }
 
 size_t kgemm_act_bytes(int k, int m)
 {
-    const size_t n = (size_t)(k / 256) * (size_t)m;
-    return n * 256 + align64(n * sizeof(float)) + align64(n * 8 * sizeof(int32_t));
+    /* 292 bytes per row and superblock: a block_q8_K's size, so ggml's
+     * plan for converting the rows to Q8_K always leaves room */
+    return (size_t)(k / 256) * (size_t)m * (256 + sizeof(float) + 8 * sizeof(int32_t));
 }
 
 void kgemm_act_put(void *p, int k, int m, int j, const void *q8k_row)
@@ -96,10 +99,9 @@ void kgemm_act_put(void *p, int k, int m, int j, const void *q8k_row)
     }
 }
 
-size_t kgemm_scratch_bytes(int m)
-{
-    return align64(sizeof(struct tile)) + (size_t)m * 32 * sizeof(float);
-}
+_Static_assert(((sizeof(struct tile) + 63) & ~(size_t)63) + KGEMM_BLOCK_ROWS * 32 * sizeof(float) <=
+                   KGEMM_SCRATCH_BYTES,
+               "kgemm.h's scratch size");
 
 static int32_t pair16(int lo, int hi)
 {
@@ -199,7 +201,8 @@ KTARGET static inline __m512 combine(const struct tile *t, int r0, __m512i s, __
     return _mm512_sub_ps(_mm512_fmsub_ps(d, _mm512_cvtepi32_ps(s), p), e);
 }
 
-/* d*(S - 32 M) for Q6_K's 16 rows from r0: exact in integers, one rounding. */
+/* d*(S - 32 M) for Q6_K's 16 rows from r0: the difference exact in
+ * integers, then converted (exact below 2^24) and multiplied. */
 KTARGET static inline __m512 combine6(const struct tile *t, int r0, __m512i s, __m512i m)
 {
     return _mm512_mul_ps(_mm512_load_ps(t->d + r0),
@@ -268,19 +271,21 @@ cols(const struct tile *t, const int8_t *aq, const float *da, const int32_t *bp,
     }
 }
 
-/* Every activation row against one tile of one superblock. */
+/* Activation rows [0, mb) of a (laid out for m rows) against one tile of
+ * one superblock. */
 KTARGET static inline __attribute__((always_inline)) void
-tile_rows(const struct tile *t, const struct act *a, int sb, int m, float *acc, const int STEPS)
+tile_rows(const struct tile *t, const struct act *a, int sb, int m, int mb, float *acc,
+          const int STEPS)
 {
     const size_t at = (size_t)sb * (size_t)m;
     const int8_t *aq = a->qs + at * 256;
     const float *da = a->da + at;
     const int32_t *bp = a->bp + at * 8;
     int c = 0;
-    for (; c + COLS <= m; c += COLS)
+    for (; c + COLS <= mb; c += COLS)
         cols(t, aq + (size_t)c * 256, da + c, bp + 8 * c, acc + 32 * c, COLS, STEPS);
     aq += (size_t)c * 256, da += c, bp += 8 * c, acc += 32 * c;
-    switch (m - c) {
+    switch (mb - c) {
     case 5: cols(t, aq, da, bp, acc, 5, STEPS); break;
     case 4: cols(t, aq, da, bp, acc, 4, STEPS); break;
     case 3: cols(t, aq, da, bp, acc, 3, STEPS); break;
@@ -290,14 +295,16 @@ tile_rows(const struct tile *t, const struct act *a, int sb, int m, float *acc, 
     }
 }
 
-KTARGET static void q5_rows(const struct tile *t, const struct act *a, int sb, int m, float *acc)
+KTARGET static void q5_rows(const struct tile *t, const struct act *a, int sb, int m, int mb,
+                            float *acc)
 {
-    tile_rows(t, a, sb, m, acc, 8);
+    tile_rows(t, a, sb, m, mb, acc, 8);
 }
 
-KTARGET static void q6_rows(const struct tile *t, const struct act *a, int sb, int m, float *acc)
+KTARGET static void q6_rows(const struct tile *t, const struct act *a, int sb, int m, int mb,
+                            float *acc)
 {
-    tile_rows(t, a, sb, m, acc, 4);
+    tile_rows(t, a, sb, m, mb, acc, 4);
 }
 
 static void gemm(bool q6, int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
@@ -307,21 +314,27 @@ static void gemm(bool q6, int k, const void *w, size_t row_bytes, int64_t r0, in
     const struct act a = act_at(actp, k, m);
     struct tile *t = scratch;
     float *acc = (float *)((char *)scratch + align64(sizeof(struct tile)));
-    for (int64_t base = r0; base < r1; base += 32) {
-        const int nr = r1 - base < 32 ? (int)(r1 - base) : 32;
-        const char *rows = (const char *)w + (size_t)base * row_bytes;
-        memset(acc, 0, sizeof(float) * 32 * (size_t)m);
-        for (int sb = 0; sb < nb; sb++) {
-            if (q6) {
-                unpack_q6_K(t, rows, row_bytes, sb, nr);
-                q6_rows(t, &a, sb, m, acc);
-            } else {
-                unpack_q5_K(t, rows, row_bytes, sb, nr);
-                q5_rows(t, &a, sb, m, acc);
+    for (int j0 = 0; j0 < m; j0 += KGEMM_BLOCK_ROWS) {
+        const int mb = m - j0 < KGEMM_BLOCK_ROWS ? m - j0 : KGEMM_BLOCK_ROWS;
+        /* activation rows [j0, j0 + mb): the same layout, offset */
+        const struct act b = { a.qs + (size_t)j0 * 256, a.da + j0, a.bp + (size_t)j0 * 8 };
+        for (int64_t base = r0; base < r1; base += 32) {
+            const int nr = r1 - base < 32 ? (int)(r1 - base) : 32;
+            const char *rows = (const char *)w + (size_t)base * row_bytes;
+            memset(acc, 0, sizeof(float) * 32 * (size_t)mb);
+            for (int sb = 0; sb < nb; sb++) {
+                if (q6) {
+                    unpack_q6_K(t, rows, row_bytes, sb, nr);
+                    q6_rows(t, &b, sb, m, mb, acc);
+                } else {
+                    unpack_q5_K(t, rows, row_bytes, sb, nr);
+                    q5_rows(t, &b, sb, m, mb, acc);
+                }
             }
+            for (int j = 0; j < mb; j++)
+                memcpy(out + (size_t)(j0 + j) * ostride + base, acc + 32 * (size_t)j,
+                       sizeof(float) * (size_t)nr);
         }
-        for (int j = 0; j < m; j++)
-            memcpy(out + (size_t)j * ostride + base, acc + 32 * (size_t)j, sizeof(float) * (size_t)nr);
     }
 }
 

@@ -1,30 +1,33 @@
 /*
- * kgemm.h: prompts against plain Q5_K matrices (Q5_K_M models), in tiles of
+ * kgemm.h: prompts against plain Q5_K and Q6_K matrices (Q5_K_M models;
+ * the Q6_K half of the down and V projections in Q4_K_M ones), in tiles of
  * 32 weight rows by 6 activation rows held in registers.
  *
- * ggml has no repacked layout for Q5_K on x86; its operator multiplies a
- * prompt through a generic tiled path whose inner loop loads and stores an
- * accumulator around every vpdpbusd. hearth's kernel unpacks 32 rows of one
+ * ggml has no repacked layout for Q5_K or Q6_K on x86; its operator
+ * multiplies a prompt through a generic tiled path whose inner loop loads
+ * and stores an accumulator around every vpdpbusd. hearth's kernel unpacks 32 rows of one
  * superblock (256 elements) once into bytes laid out so that one 64-byte
  * load holds 4 consecutive quants of 16 rows, and then runs every
  * activation row past them: per 4 elements, two weight loads, one
  * broadcast per activation row and two vpdpbusd per activation row, all 24
  * accumulators in registers. Each sub-block's integer sums are scaled in
- * integers (its 6-bit scale, vpmulld) and the mins meet the activation's
- * sub-block sums with vpdpwssd, so a superblock costs one step:
+ * integers (vpmulld) and the mins (Q5_K) or the +32 offset (Q6_K) meet the
+ * activation's sums of 16 with vpdpwssd, so a superblock costs one step.
+ * Q5_K's:
  * da * (d * S - dmin * M), the difference rounded once near its own size
  * (the min term's rounding error kept with one fma): on an activation
  * with a mean both terms run to ~10^3 times the difference, where ggml's
- * float sums lose ~1e-4 of the result (measured: ~10x closer to the exact
- * product than ggml's).
+ * float sums lose ~1e-4 of the result (measured on 2048-8192 wide rows:
+ * 5-10x closer to the exact product than ggml's). Q6_K's difference is
+ * exact in integers, its result the same as ggml's.
  *
  * The activation is laid out for this kernel (kgemm_act_*): the Q8_K quants
  * of each superblock for all activation rows together, then their scales
  * and sub-block sums. The quants are ggml's Q8_K (the caller's conversion).
  *
  * Needs AVX-512 VNNI (kernels_cpu_ok()). Results equal ggml's dot product
- * to float rounding, and are closer to the exact product (checked by
- * engine/mulmat.c before use; tests/unit/test_mulmat.c measures both).
+ * to float rounding (checked by engine/mulmat.c before use;
+ * tests/unit/test_mulmat.c holds both against the exact product).
  *
  * Ownership: the caller owns every buffer; nothing here allocates.
  */
@@ -34,21 +37,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Activation rows are taken this many at a time (the accumulators of a
+ * tile for them are the kernel's scratch), and the scratch it needs. */
+#define KGEMM_BLOCK_ROWS 512
+#define KGEMM_SCRATCH_BYTES (12288 + KGEMM_BLOCK_ROWS * 32 * 4)
+
 /* Bytes of the prepared activation for m rows of k elements (k a
- * multiple of 256). */
+ * multiple of 256): 292 per row and superblock, as many as ggml's Q8_K
+ * rows take. No alignment needed. */
 size_t kgemm_act_bytes(int k, int m);
 
-/* Row j (0 <= j < m) of the prepared activation at `act` (64-byte
- * aligned, kgemm_act_bytes(k, m) bytes) from one Q8_K row (k/256
- * block_q8_K). */
+/* Row j (0 <= j < m) of the prepared activation at `act`
+ * (kgemm_act_bytes(k, m) bytes) from one Q8_K row (k/256 block_q8_K). */
 void kgemm_act_put(void *act, int k, int m, int j, const void *q8k_row);
-
-/* Scratch bytes the kernel needs for m activation rows (64-byte aligned). */
-size_t kgemm_scratch_bytes(int m);
 
 /* Weight rows [r0, r1) of a plain Q5_K matrix (k elements each,
  * row_bytes apart from w) against all m prepared activation rows:
- * out[j * ostride + r] for each row r and activation row j. */
+ * out[j * ostride + r] for each row r and activation row j. `scratch`:
+ * KGEMM_SCRATCH_BYTES, 64-byte aligned. */
 void kgemm_q5_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
                 int m, float *out, size_t ostride, void *scratch);
 

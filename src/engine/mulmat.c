@@ -218,7 +218,7 @@ static void compute_rows_q5_0(const struct cpuexec_thread *t, struct ggml_tensor
 /* activation rows from which a prompt against plain Q5_K or Q6_K goes
  * through engine/kgemm.h: below, unpacking its tiles costs more than
  * ggml's path saves (one 2048x2048 Q5_K matrix: 0.49 ms for 2 rows, 0.64
- * ms for 16) */
+ * ms for 16; Q6_K unpacks at about the same cost) */
 #ifndef KGEMM_MIN_ROWS
 #define KGEMM_MIN_ROWS 16
 #endif
@@ -243,23 +243,9 @@ static bool rows_kgemm(const struct ggml_tensor *op)
            ggml_row_size(GGML_TYPE_Q8_K, w->ne[0]) <= ROW_BYTES;
 }
 
-/* each thread's scratch for engine/kgemm.h, kept for its next prompt
- * (~10 KiB and 128 bytes per activation row; never freed: the threads are
- * ggml's, alive as long as the process) */
-static _Thread_local struct {
-    void *p;
-    size_t cap;
-} t_scratch;
-
-static void *kgemm_scratch(size_t n)
-{
-    if (t_scratch.cap < n) {
-        free(t_scratch.p);
-        t_scratch.p = aligned_alloc(64, (n + 63) & ~(size_t)63);
-        t_scratch.cap = t_scratch.p ? n : 0;
-    }
-    return t_scratch.p;
-}
+/* each thread's scratch for engine/kgemm.h, in thread-local storage (76
+ * KiB) so that no thread lacks it */
+static _Thread_local _Alignas(64) unsigned char t_kgemm[KGEMM_SCRATCH_BYTES];
 
 /* ggml's own protocol for a product: each thread converts its share of the
  * activation rows into the work buffer (laid out for the kernel), one
@@ -271,10 +257,10 @@ static bool compute_rows_kgemm(struct ggml_compute_params *params, struct ggml_t
     const struct cpuexec_params pr = cpuexec_params_of(params);
     const struct ggml_tensor *w = op->src[0], *x = op->src[1];
     const int K = (int)w->ne[0], M = (int)x->ne[1];
-    if (!pr.wdata || pr.wsize < kgemm_act_bytes(K, M) + 64)
+    if (!pr.wdata || pr.wsize < kgemm_act_bytes(K, M))
         return false;
-    void *act = (void *)(((uintptr_t)pr.wdata + 63) & ~(uintptr_t)63);
-    const struct way *q8 = &g_plain[w->type];      /* its row type is Q8_K */
+    void *act = pr.wdata;
+    const struct way *q8 = &g_plain[w->type];      /* its row type is Q8_K (mulmat_init) */
     _Alignas(64) uint8_t row[ROW_BYTES];
     for (int j = M * pr.ith / pr.nth; j < M * (pr.ith + 1) / pr.nth; j++) {
         q8->from_float((const float *)((const char *)x->data + j * x->nb[1]), row, K);
@@ -288,19 +274,8 @@ static bool compute_rows_kgemm(struct ggml_compute_params *params, struct ggml_t
     if (r1 <= r0)
         return true;
     const size_t ostride = op->nb[1] / sizeof(float);
-    float *out = (float *)op->data;
-    void *s = kgemm_scratch(kgemm_scratch_bytes(M));
-    if (s) {
-        (w->type == GGML_TYPE_Q6_K ? kgemm_q6_K : kgemm_q5_K)(K, w->data, w->nb[1], r0, r1, act,
-                                                              M, out, ostride, s);
-        return true;
-    }
-    /* no memory for the scratch: ggml's dot product, row by row */
-    for (int j = 0; j < M; j++) {
-        q8->from_float((const float *)((const char *)x->data + j * x->nb[1]), row, K);
-        for (int64_t r = r0; r < r1; r++)
-            q8->dot(K, out + j * ostride + r, 0, (const char *)w->data + r * w->nb[1], 0, row, 0, 1);
-    }
+    (w->type == GGML_TYPE_Q6_K ? kgemm_q6_K : kgemm_q5_K)(K, w->data, w->nb[1], r0, r1, act, M,
+                                                          (float *)op->data, ostride, t_kgemm);
     return true;
 }
 
@@ -379,7 +354,7 @@ static bool check(enum ggml_type type, bool packed, int rows, bool exact)
 {
     if (ggml_quantize_requires_imatrix(type))
         return false;
-    enum { K = 256, N = 40, MAXR = 19 };
+    enum { K = 256, N = 40, MAXR = 20 };
     if (rows < 1 || rows > MAXR)
         return false;
     bool ok = false;
@@ -501,19 +476,19 @@ bool mulmat_init(const char *mode)
             strcat(names, "q5_0 (several rows)");
         }
     }
-    /* prompts against Q5_K and Q6_K: engine/kgemm.h's register tiles (19
-     * rows: three tiles of 6 and one of 1; 40 weight rows: one full tile
+    /* prompts against Q5_K and Q6_K: engine/kgemm.h's register tiles (20
+     * rows: three tiles of 6 and one of 2; 40 weight rows: one full tile
      * and a part), each checked alone */
     bool *kg[2] = { &g_rows5k, &g_rows6k };
     const enum ggml_type kt[2] = { GGML_TYPE_Q5_K, GGML_TYPE_Q6_K };
     for (int i = 0; i < 2; i++) {
-        if (!g_plain[kt[i]].from_float || !g_plain[kt[i]].dot)
+        if (!g_plain[kt[i]].from_float || g_plain[kt[i]].row_type != GGML_TYPE_Q8_K)
             continue;
         *kg[i] = true;
-        *kg[i] = check(kt[i], false, 19, false);
+        *kg[i] = check(kt[i], false, 20, false);
         if (!*kg[i])
-            log_warn("mulmat: hearth's %s products of several rows disagree with ggml's; "
-                     "ggml's own stay", ggml_type_name(kt[i]));
+            log_warn("mulmat: hearth's %s products of several rows disagree with ggml's (or "
+                     "were not reached); ggml's own stay", ggml_type_name(kt[i]));
         else if (strlen(names) + 24 < sizeof names) {
             strcat(names, n++ ? ", " : "");
             strcat(names, ggml_type_name(kt[i]));

@@ -339,8 +339,9 @@ TEST(single_rows_k_quants_as_close_as_ggml)
 /* A prompt's rows (16 or more) against plain Q5_K and Q6_K matrices go
  * through engine/kgemm.h: register tiles of 32 weight rows by 6 activation
  * rows. Shapes with partial tiles on both sides (n not a multiple of 32,
- * rows not of 6), the layer shapes of a 1.1B model, thread counts 1 to 8;
- * held against the exact product, as the single rows above. */
+ * rows not of 6: every tail from 1 to 5), the layer shapes of a 1.1B
+ * model, more rows than one block, thread counts 1 to 8; held against the
+ * exact product, as the single rows above. */
 TEST(prompt_rows_k_quants_as_close_as_ggml)
 {
     kernels_init("auto");
@@ -351,6 +352,10 @@ TEST(prompt_rows_k_quants_as_close_as_ggml)
     } shapes[] = {
         { 256, 40, 16 }, { 256, 7, 17 }, { 2048, 300, 19 }, { 2048, 512, 64 },
         { 8192, 64, 23 }, { 512, 96, 100 },
+        /* tails of 2 and 3 activation rows; weight tiles of 25, 18 and 13 rows */
+        { 256, 57, 20 }, { 512, 50, 18 }, { 768, 45, 21 },
+        /* more rows than the kernel takes at a time (512): a second block of 18 */
+        { 256, 40, 530 },
     };
     const enum ggml_type types[] = { GGML_TYPE_Q5_K, GGML_TYPE_Q6_K };
     for (size_t t = 0; t < 2; t++)
