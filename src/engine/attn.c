@@ -255,7 +255,7 @@ void ggml_compute_forward_flash_attn_ext(const struct ggml_compute_params *param
                                          struct ggml_tensor *dst)
 {
     const struct cpuexec_thread th = cpuexec_thread_of(params), *t = &th;
-    if (g_on && options_ok(dst) && !supported(dst) && g_prompt && attnp_supported(dst)) {
+    if (g_on && g_prompt && options_ok(dst) && attnp_supported(dst)) {   /* several rows */
         attnp_compute(t->ith, t->nth, dst);
         if (t->ith == 0)
             atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
@@ -340,8 +340,10 @@ static bool check(int nq)
     for (int s = 0; s < NS; s++)
         for (int r = 0; r < mrows; r++)
             for (int i = 0; i < NKV; i++) {
+                /* several rows: no holes before 128, so whole tiles go
+                 * without a mask too */
                 const bool hidden = nq == 1 ? i % 7 == 3 || i > 280 - 40 * s
-                                            : i % 7 == 3 || i > 200 - 30 * s + r;
+                                            : (i >= 128 && i % 7 == 3) || i > 200 - 30 * s + r;
                 md[((size_t)s * mrows + r) * NKV + i] = ggml_fp32_to_fp16(hidden ? -INFINITY : 0.0f);
             }
     struct ggml_tensor *out = ggml_flash_attn_ext(ctx, q, k, v, m, 0.125f, 0.0f, 0.0f);
@@ -394,8 +396,8 @@ bool attn_init(const char *mode)
     g_prompt = true;
     g_prompt = check(37);
     if (!g_prompt)
-        log_warn("attention: hearth's prompt attention disagrees with this ggml's; ggml's own "
-                 "stays for prompts");
+        log_warn("attention: hearth's prompt attention disagrees with this ggml's (or was not "
+                 "reached); ggml's own stays for prompts");
     g_on = true;
     log_info("attention: hearth's attention replaces ggml's flash attention for one query "
              "row per sequence%s", g_prompt ? " and for prompts" : "");

@@ -19,12 +19,13 @@
  * it was written for -- one query row per sequence, fp32 queries, fp16 keys
  * and values of the same width (a multiple of 16, at most 256), at most 16
  * query heads per KV head, no ALiBi, soft-capping or sinks, a mask shared
- * by the heads -- and hands every other case to ggml's own function.
+ * by the heads -- passes prompts (several query rows) to engine/attnp.h
+ * when that takes them, and hands every other case to ggml's own function.
  *
  * attn_init() decides, after the CPU backend is loaded and before a model
  * is: it runs a small attention graph through ggml's real graph executor
  * with two threads, once with ggml's function and once with hearth's, and
- * keeps hearth's only if the two agree. A ggml whose operator or thread
+ * keeps hearth's only if the two agree; then the same for a prompt. A ggml whose operator or thread
  * parameters changed is caught there and keeps its own.
  *
  * Ownership: nothing to free; the decision holds for the process.

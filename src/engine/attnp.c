@@ -26,7 +26,7 @@
 
 enum { TILE = 64, MAX_ROWS = 64, MAX_RZ = MAX_ROWS / 16, MAX_D = 256, MAX_GROUP = 16 };
 
-/* fp16 -inf, and the bits of 0 and -0 */
+/* fp16 -inf */
 #define H_NEG_INF 0xFC00u
 
 bool attnp_supported(const struct ggml_tensor *dst)
@@ -243,8 +243,10 @@ static int classify(const uint16_t *const *mrow, int nq, int64_t t0, int n)
         for (int j = 0; j < n; j++) {
             const uint16_t h = m[j];
             any_visible = any_visible || h != H_NEG_INF;
-            all_zero = all_zero && (h & 0x7FFFu) == 0;
+            all_zero = all_zero && (h & 0x7FFFu) == 0;       /* +0 or -0 */
         }
+        if (any_visible && !all_zero)
+            return 2;                                      /* mixed: no need to look further */
     }
     return !any_visible ? 0 : all_zero ? 1 : 2;
 }
@@ -297,8 +299,13 @@ VEXP_TARGET static void unit(const struct ggml_tensor *dst, const struct scratch
         if (kind == 2)
             for (int j = 0; j < n; j++) {
                 float *mt = s->mt + (size_t)j * MAX_ROWS;
-                for (int r = 0; r < RZ * 16; r++)
-                    mt[r] = r < rows ? _cvtsh_ss(mrow[r / G][t0 + j]) : -INFINITY;
+                for (int i = 0; i < nq; i++) {             /* one value for a position's G rows */
+                    const float x = _cvtsh_ss(mrow[i][t0 + j]);
+                    for (int g = 0; g < G; g++)
+                        mt[i * G + g] = x;
+                }
+                for (int r = rows; r < RZ * 16; r++)
+                    mt[r] = -INFINITY;
             }
         tile_rz(s, D, n, kind == 2, RZ);
     }

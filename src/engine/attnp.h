@@ -18,8 +18,10 @@
  * skipped, and the mask is applied element by element only on tiles where
  * it is not all 0 for the block.
  *
- * Ownership: each thread's scratch (~290 KiB) is thread-local storage, so
- * no thread can lack it; nothing to free.
+ * Ownership: each thread's scratch (~290 KiB) is static thread-local
+ * storage, so no thread can lack it (its pages are committed only when a
+ * thread uses them); nothing to free. Static TLS of this size is fine in
+ * an executable; moved into a dlopen'd library it could fail to load.
  */
 #ifndef HEARTH_ATTNP_H
 #define HEARTH_ATTNP_H
