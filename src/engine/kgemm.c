@@ -17,6 +17,8 @@
  */
 #include "engine/kgemm.h"
 
+#include "engine/kblocks.h"
+
 #include <immintrin.h>
 #include <stdbool.h>
 #include <string.h>
@@ -26,27 +28,6 @@
 
 /* activation rows per register tile */
 #define COLS 6
-
-struct q5k {        /* ggml's block_q5_K */
-    uint16_t d, dmin;
-    uint8_t scales[12];
-    uint8_t qh[32];
-    uint8_t qs[128];
-};
-struct q6k {        /* ggml's block_q6_K */
-    uint8_t ql[128];    /* low 4 bits */
-    uint8_t qh[64];     /* high 2 bits */
-    int8_t scales[16];  /* one per 16 elements */
-    uint16_t d;
-};
-struct q8k {        /* ggml's block_q8_K */
-    float d;
-    int8_t qs[256];
-    int16_t bsums[16];
-};
-_Static_assert(sizeof(struct q5k) == 176, "ggml's block_q5_K");
-_Static_assert(sizeof(struct q6k) == 210, "ggml's block_q6_K");
-_Static_assert(sizeof(struct q8k) == 292, "ggml's block_q8_K");
 
 /* 32 rows of one superblock, unpacked */
 struct tile {

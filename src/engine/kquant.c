@@ -25,6 +25,7 @@
 #include "engine/kquant.h"
 
 #include "core/log.h"
+#include "engine/kblocks.h"
 #include "engine/kernels.h"
 
 #include <immintrin.h>
@@ -44,27 +45,7 @@ struct q4kx8 {      /* ggml's block_q4_Kx8 */
     uint8_t scales[96];
     uint8_t qs[1024];
 };
-struct q8k {        /* ggml's block_q8_K */
-    float d;
-    int8_t qs[256];
-    int16_t bsums[16];
-};
-struct q6k {        /* ggml's block_q6_K */
-    uint8_t ql[128];    /* low 4 bits */
-    uint8_t qh[64];     /* high 2 bits */
-    int8_t scales[16];  /* one per 16 elements */
-    uint16_t d;
-};
-struct q5k {        /* ggml's block_q5_K */
-    uint16_t d, dmin;
-    uint8_t scales[12]; /* 6-bit sub-block scales and mins, packed as Q4_K's */
-    uint8_t qh[32];     /* the fifth bit */
-    uint8_t qs[128];    /* low 4 bits */
-};
-_Static_assert(sizeof(struct q5k) == 176, "ggml's block_q5_K");
 _Static_assert(sizeof(struct q4kx8) == 1152, "ggml's block_q4_Kx8");
-_Static_assert(sizeof(struct q6k) == 210, "ggml's block_q6_K");
-_Static_assert(sizeof(struct q8k) == 292, "ggml's block_q8_K");
 
 /* how far ahead the rows kernels (Q6_K, Q5_K) fetch a plain matrix: 9 KiB,
  * as engine/kernels.c's plain rows (on one core from memory Q5_K 40

@@ -1,0 +1,34 @@
+/*
+ * kblocks.h: ggml's K-quant block layouts (its ggml-common.h), as hearth's
+ * kernels read them (engine/kquant.c, engine/kgemm.c). Each size is
+ * checked against ggml's.
+ *
+ * Ownership: declarations only.
+ */
+#ifndef HEARTH_KBLOCKS_H
+#define HEARTH_KBLOCKS_H
+
+#include <stdint.h>
+
+struct q8k {        /* ggml's block_q8_K: an activation's 256 elements */
+    float d;
+    int8_t qs[256];
+    int16_t bsums[16];  /* sums of 16 quants */
+};
+struct q6k {        /* ggml's block_q6_K */
+    uint8_t ql[128];    /* low 4 bits */
+    uint8_t qh[64];     /* high 2 bits */
+    int8_t scales[16];  /* one per 16 elements */
+    uint16_t d;
+};
+struct q5k {        /* ggml's block_q5_K */
+    uint16_t d, dmin;
+    uint8_t scales[12]; /* 6-bit sub-block scales and mins, packed as Q4_K's */
+    uint8_t qh[32];     /* the fifth bit */
+    uint8_t qs[128];    /* low 4 bits */
+};
+_Static_assert(sizeof(struct q8k) == 292, "ggml's block_q8_K");
+_Static_assert(sizeof(struct q6k) == 210, "ggml's block_q6_K");
+_Static_assert(sizeof(struct q5k) == 176, "ggml's block_q5_K");
+
+#endif
