@@ -330,3 +330,167 @@ void kgemm_q6_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, 
 {
     gemm(true, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
 }
+
+/* ---- Q8_0 ------------------------------------------------------------ */
+
+struct q80 {        /* ggml's block_q8_0 */
+    uint16_t d;
+    int8_t qs[32];
+};
+_Static_assert(sizeof(struct q80) == 34, "ggml's block_q8_0");
+
+/* 32 rows of one 32-element block: the weights as stored (signed; the
+ * activation's quants meet them 128 higher, as vpdpbusd's unsigned side),
+ * 128 times each row's sum of quants to take that back, and the scales. */
+struct tile8 {
+    _Alignas(64) int8_t u[8][2][64];
+    _Alignas(64) int32_t w128[32];
+    _Alignas(64) float d[32];
+};
+
+/* blocks unpacked per pass over the activation rows */
+#define Q8_CHUNK 128
+
+_Static_assert(Q8_CHUNK * sizeof(struct tile8) + KGEMM_BLOCK_ROWS * 32 * sizeof(float) <=
+                   KGEMM_SCRATCH_BYTES,
+               "kgemm.h's scratch size");
+
+/* the prepared activation: quants + 128 [block][row][32], then the
+ * scales as fp16 [block][row]: 34 bytes per row and block, a block_q8_0's */
+size_t kgemm_q8_0_act_bytes(int k, int m)
+{
+    return (size_t)(k / 32) * (size_t)m * sizeof(struct q80);
+}
+
+void kgemm_q8_0_act_put(void *p, int k, int m, int j, const void *q8_0_row)
+{
+    const int nb = k / 32;
+    uint8_t *qs = p;
+    uint16_t *dh = (uint16_t *)(qs + (size_t)nb * (size_t)m * 32);
+    const struct q80 *x = q8_0_row;
+    for (int b = 0; b < nb; b++) {
+        const size_t at = (size_t)b * (size_t)m + (size_t)j;
+        for (int i = 0; i < 32; i++)
+            qs[at * 32 + i] = (uint8_t)(x[b].qs[i] ^ 0x80);    /* + 128 */
+        dh[at] = x[b].d;
+    }
+}
+
+/* Blocks [b0, b0 + n) of the rows [0, nr) at w (row_bytes apart) into
+ * tiles: per half of 16 rows, one gather of a dword of every row per 4
+ * quants (rows past nr masked off). */
+KTARGET static void unpack_q8_0(struct tile8 *t, const char *w, size_t row_bytes, int b0, int n,
+                                int nr)
+{
+    const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+                                                               12, 13, 14, 15),
+                                            _mm512_set1_epi32((int)row_bytes));
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int i = 0; i < n; i++) {
+        struct tile8 *ti = t + i;
+        for (int h = 0; h < 2; h++) {
+            const int left = nr - 16 * h;
+            const __mmask16 live = left >= 16 ? 0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+            const char *base = w + (size_t)(16 * h) * row_bytes + (size_t)(b0 + i) * sizeof(struct q80);
+            __m512i sum = _mm512_setzero_si512();
+            for (int g = 0; g < 8; g++) {
+                const __m512i q = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, rows,
+                                                              base + 2 + 4 * g, 1);
+                _mm512_store_si512(ti->u[g][h], q);
+                sum = _mm512_dpbusd_epi32(sum, ones, q);     /* each row's quants added */
+            }
+            _mm512_store_si512(ti->w128 + 16 * h, _mm512_slli_epi32(sum, 7));
+            const __m512i dw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, rows, base, 1);
+            _mm512_store_ps(ti->d + 16 * h, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dw)));
+        }
+    }
+}
+
+/* C activation rows (from column c0 of the layout for m rows) against n
+ * unpacked blocks from block b0, added to acc (32 floats per row). */
+KTARGET static inline __attribute__((always_inline)) void
+cols8(const struct tile8 *t, const uint8_t *qs, const uint16_t *dh, int m, int c0, int b0, int n,
+      float *acc, const int C)
+{
+    __m512 f0[COLS], f1[COLS];
+#pragma GCC unroll 6
+    for (int c = 0; c < C; c++) {
+        f0[c] = _mm512_load_ps(acc + 32 * c);
+        f1[c] = _mm512_load_ps(acc + 32 * c + 16);
+    }
+    for (int i = 0; i < n; i++) {
+        const struct tile8 *ti = t + i;
+        const size_t at = (size_t)(b0 + i) * (size_t)m + (size_t)c0;
+        const uint8_t *aq = qs + at * 32;
+        __m512i s0[COLS], s1[COLS];
+#pragma GCC unroll 6
+        for (int c = 0; c < C; c++)
+            s0[c] = s1[c] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) {
+            const __m512i w0 = _mm512_load_si512(ti->u[g][0]);
+            const __m512i w1 = _mm512_load_si512(ti->u[g][1]);
+#pragma GCC unroll 6
+            for (int c = 0; c < C; c++) {
+                int32_t v;
+                memcpy(&v, aq + (size_t)c * 32 + 4 * g, 4);
+                const __m512i a = _mm512_set1_epi32(v);
+                s0[c] = _mm512_dpbusd_epi32(s0[c], a, w0);
+                s1[c] = _mm512_dpbusd_epi32(s1[c], a, w1);
+            }
+        }
+        const __m512i k0 = _mm512_load_si512(ti->w128), k1 = _mm512_load_si512(ti->w128 + 16);
+        const __m512 d0 = _mm512_load_ps(ti->d), d1 = _mm512_load_ps(ti->d + 16);
+#pragma GCC unroll 6
+        for (int c = 0; c < C; c++) {
+            const __m512 da = _mm512_set1_ps(_cvtsh_ss(dh[at + (size_t)c]));
+            /* the exact integer sum, then both scales */
+            f0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s0[c], k0)),
+                                    _mm512_mul_ps(d0, da), f0[c]);
+            f1[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s1[c], k1)),
+                                    _mm512_mul_ps(d1, da), f1[c]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int c = 0; c < C; c++) {
+        _mm512_store_ps(acc + 32 * c, f0[c]);
+        _mm512_store_ps(acc + 32 * c + 16, f1[c]);
+    }
+}
+
+KTARGET void kgemm_q8_0(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
+                        const void *act, int m, float *out, size_t ostride, void *scratch)
+{
+    const int nb = k / 32;
+    const uint8_t *qs = act;
+    const uint16_t *dh = (const uint16_t *)(qs + (size_t)nb * (size_t)m * 32);
+    struct tile8 *t = scratch;
+    float *acc = (float *)((char *)scratch + Q8_CHUNK * sizeof(struct tile8));
+    for (int j0 = 0; j0 < m; j0 += KGEMM_BLOCK_ROWS) {
+        const int mb = m - j0 < KGEMM_BLOCK_ROWS ? m - j0 : KGEMM_BLOCK_ROWS;
+        for (int64_t base = r0; base < r1; base += 32) {
+            const int nr = r1 - base < 32 ? (int)(r1 - base) : 32;
+            const char *rows = (const char *)w + (size_t)base * row_bytes;
+            memset(acc, 0, sizeof(float) * 32 * (size_t)mb);
+            for (int b0 = 0; b0 < nb; b0 += Q8_CHUNK) {
+                const int n = nb - b0 < Q8_CHUNK ? nb - b0 : Q8_CHUNK;
+                unpack_q8_0(t, rows, row_bytes, b0, n, nr);
+                int c = 0;
+                for (; c + COLS <= mb; c += COLS)
+                    cols8(t, qs, dh, m, j0 + c, b0, n, acc + 32 * c, COLS);
+                float *ac = acc + 32 * c;
+                switch (mb - c) {
+                case 5: cols8(t, qs, dh, m, j0 + c, b0, n, ac, 5); break;
+                case 4: cols8(t, qs, dh, m, j0 + c, b0, n, ac, 4); break;
+                case 3: cols8(t, qs, dh, m, j0 + c, b0, n, ac, 3); break;
+                case 2: cols8(t, qs, dh, m, j0 + c, b0, n, ac, 2); break;
+                case 1: cols8(t, qs, dh, m, j0 + c, b0, n, ac, 1); break;
+                default: break;
+                }
+            }
+            for (int j = 0; j < mb; j++)
+                memcpy(out + (size_t)(j0 + j) * ostride + base, acc + 32 * (size_t)j,
+                       sizeof(float) * (size_t)nr);
+        }
+    }
+}

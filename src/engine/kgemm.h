@@ -1,7 +1,7 @@
 /*
  * kgemm.h: prompts against plain Q5_K and Q6_K matrices (Q5_K_M models;
- * the Q6_K half of the down and V projections in Q4_K_M ones), in tiles of
- * 32 weight rows by 6 activation rows held in registers.
+ * the Q6_K half of the down and V projections in Q4_K_M ones) and Q8_0
+ * ones, in tiles of 32 weight rows by 6 activation rows held in registers.
  *
  * ggml has no repacked layout for Q5_K or Q6_K on x86; its operator
  * multiplies a prompt through a generic tiled path whose inner loop loads
@@ -40,7 +40,7 @@
 /* Activation rows are taken this many at a time (the accumulators of a
  * tile for them are the kernel's scratch), and the scratch it needs. */
 #define KGEMM_BLOCK_ROWS 512
-#define KGEMM_SCRATCH_BYTES (12288 + KGEMM_BLOCK_ROWS * 32 * 4)
+#define KGEMM_SCRATCH_BYTES (163840 + KGEMM_BLOCK_ROWS * 32 * 4)
 
 /* Bytes of the prepared activation for m rows of k elements (k a
  * multiple of 256): 292 per row and superblock, as many as ggml's Q8_K
@@ -61,6 +61,18 @@ void kgemm_q5_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, 
 /* The same for a plain Q6_K matrix (Q4_K_M and Q5_K_M files hold their
  * output matrix, half the down projections and V projections in it). */
 void kgemm_q6_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
+                int m, float *out, size_t ostride, void *scratch);
+
+/* The same for a plain Q8_0 matrix against Q8_0 activation rows, in tiles
+ * of 32 rows by 32 elements (a block, one scale): the weights gathered a
+ * dword of each row at a time, the activation's quants 128 higher (the
+ * unsigned side of vpdpbusd) and each row's sum of quants times 128 taken
+ * back in integers, so each block's sum is exact before its two scales.
+ * The activation: 34 bytes per row and block (a block_q8_0's), laid out
+ * by kgemm_q8_0_act_put from ggml's Q8_0 rows; k a multiple of 32. */
+size_t kgemm_q8_0_act_bytes(int k, int m);
+void kgemm_q8_0_act_put(void *act, int k, int m, int j, const void *q8_0_row);
+void kgemm_q8_0(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
                 int m, float *out, size_t ostride, void *scratch);
 
 #endif

@@ -215,36 +215,40 @@ static void compute_rows_q5_0(const struct cpuexec_thread *t, struct ggml_tensor
     }
 }
 
-/* activation rows from which a prompt against plain Q5_K or Q6_K goes
- * through engine/kgemm.h: below, unpacking its tiles costs more than
+/* activation rows from which a prompt against plain Q5_K, Q6_K or Q8_0
+ * goes through engine/kgemm.h: below, unpacking its tiles costs more than
  * ggml's path saves (one 2048x2048 Q5_K matrix: 0.49 ms for 2 rows, 0.64
- * ms for 16; Q6_K unpacks at about the same cost) */
+ * ms for 16; Q6_K unpacks at about the same cost, Q8_0 less) */
 #ifndef KGEMM_MIN_ROWS
 #define KGEMM_MIN_ROWS 16
 #endif
 
-/* several rows against plain Q5_K, Q6_K: checked, in use */
-static bool g_rows5k, g_rows6k;
+/* several rows against plain Q5_K, Q6_K, Q8_0: checked, in use */
+static bool g_rows5k, g_rows6k, g_rows8;
 
 static bool rows_kgemm(const struct ggml_tensor *op)
 {
-    if ((!g_rows5k && !g_rows6k) || op->op != GGML_OP_MUL_MAT)
+    if ((!g_rows5k && !g_rows6k && !g_rows8) || op->op != GGML_OP_MUL_MAT)
         return false;
     const struct ggml_tensor *w = op->src[0], *x = op->src[1];
-    return w && x &&
-           ((w->type == GGML_TYPE_Q5_K && g_rows5k) || (w->type == GGML_TYPE_Q6_K && g_rows6k)) &&
+    if (!w || !x)
+        return false;
+    const bool q8 = w->type == GGML_TYPE_Q8_0;
+    return ((w->type == GGML_TYPE_Q5_K && g_rows5k) || (w->type == GGML_TYPE_Q6_K && g_rows6k) ||
+            (q8 && g_rows8)) &&
            w->buffer &&
            ggml_backend_buffer_get_type(w->buffer) != g_repack &&
-           ggml_backend_buffer_is_host(w->buffer) && w->ne[0] % 256 == 0 && w->ne[2] == 1 &&
+           ggml_backend_buffer_is_host(w->buffer) && w->ne[0] % (q8 ? 32 : 256) == 0 &&
+           w->ne[2] == 1 &&
            w->ne[3] == 1 && x->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] &&
            x->ne[1] >= KGEMM_MIN_ROWS && x->ne[1] <= (1 << 20) && x->ne[2] == 1 &&
            x->ne[3] == 1 && x->nb[0] == sizeof(float) && op->type == GGML_TYPE_F32 &&
            op->nb[0] == sizeof(float) && op->ne[0] == w->ne[1] && op->ne[1] == x->ne[1] &&
-           ggml_row_size(GGML_TYPE_Q8_K, w->ne[0]) <= ROW_BYTES;
+           ggml_row_size(q8 ? GGML_TYPE_Q8_0 : GGML_TYPE_Q8_K, w->ne[0]) <= ROW_BYTES;
 }
 
-/* each thread's scratch for engine/kgemm.h, in thread-local storage (76
- * KiB) so that no thread lacks it */
+/* each thread's scratch for engine/kgemm.h, in thread-local storage (224
+ * KiB, committed as a thread first uses it) so that no thread lacks it */
 static _Thread_local _Alignas(64) unsigned char t_kgemm[KGEMM_SCRATCH_BYTES];
 
 /* ggml's own protocol for a product: each thread converts its share of the
@@ -257,14 +261,19 @@ static bool compute_rows_kgemm(struct ggml_compute_params *params, struct ggml_t
     const struct cpuexec_params pr = cpuexec_params_of(params);
     const struct ggml_tensor *w = op->src[0], *x = op->src[1];
     const int K = (int)w->ne[0], M = (int)x->ne[1];
-    if (!pr.wdata || pr.wsize < kgemm_act_bytes(K, M))
+    const bool q80 = w->type == GGML_TYPE_Q8_0;
+    if (!pr.wdata || pr.wsize < (q80 ? kgemm_q8_0_act_bytes(K, M) : kgemm_act_bytes(K, M)))
         return false;
     void *act = pr.wdata;
-    const struct way *q8 = &g_plain[w->type];      /* its row type is Q8_K (mulmat_init) */
+    /* its row type is Q8_K, or Q8_0 for Q8_0 (checked in mulmat_init) */
+    const struct way *q8 = &g_plain[w->type];
     _Alignas(64) uint8_t row[ROW_BYTES];
     for (int j = M * pr.ith / pr.nth; j < M * (pr.ith + 1) / pr.nth; j++) {
         q8->from_float((const float *)((const char *)x->data + j * x->nb[1]), row, K);
-        kgemm_act_put(act, K, M, j, row);
+        if (q80)
+            kgemm_q8_0_act_put(act, K, M, j, row);
+        else
+            kgemm_act_put(act, K, M, j, row);
     }
     ggml_barrier(pr.threadpool);
     const int64_t N = w->ne[1], tiles = (N + 31) / 32;
@@ -274,8 +283,8 @@ static bool compute_rows_kgemm(struct ggml_compute_params *params, struct ggml_t
     if (r1 <= r0)
         return true;
     const size_t ostride = op->nb[1] / sizeof(float);
-    (w->type == GGML_TYPE_Q6_K ? kgemm_q6_K : kgemm_q5_K)(K, w->data, w->nb[1], r0, r1, act, M,
-                                                          (float *)op->data, ostride, t_kgemm);
+    (q80 ? kgemm_q8_0 : w->type == GGML_TYPE_Q6_K ? kgemm_q6_K : kgemm_q5_K)(
+        K, w->data, w->nb[1], r0, r1, act, M, (float *)op->data, ostride, t_kgemm);
     return true;
 }
 
@@ -428,7 +437,7 @@ bool mulmat_init(const char *mode)
     memset(g_plain, 0, sizeof g_plain);
     memset(g_packed, 0, sizeof g_packed);
     g_rows5 = false;
-    g_rows5k = g_rows6k = false;
+    g_rows5k = g_rows6k = g_rows8 = false;
     if (mode && strcmp(mode, "off") == 0)
         return false;
     if (!kernels_cpu_ok())
@@ -476,13 +485,14 @@ bool mulmat_init(const char *mode)
             strcat(names, "q5_0 (several rows)");
         }
     }
-    /* prompts against Q5_K and Q6_K: engine/kgemm.h's register tiles (20
+    /* prompts against Q5_K, Q6_K and Q8_0: engine/kgemm.h's register tiles (20
      * rows: three tiles of 6 and one of 2; 40 weight rows: one full tile
      * and a part), each checked alone */
-    bool *kg[2] = { &g_rows5k, &g_rows6k };
-    const enum ggml_type kt[2] = { GGML_TYPE_Q5_K, GGML_TYPE_Q6_K };
-    for (int i = 0; i < 2; i++) {
-        if (!g_plain[kt[i]].from_float || g_plain[kt[i]].row_type != GGML_TYPE_Q8_K)
+    bool *kg[3] = { &g_rows5k, &g_rows6k, &g_rows8 };
+    const enum ggml_type kt[3] = { GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q8_0 };
+    for (int i = 0; i < 3; i++) {
+        const enum ggml_type rt = kt[i] == GGML_TYPE_Q8_0 ? GGML_TYPE_Q8_0 : GGML_TYPE_Q8_K;
+        if (!g_plain[kt[i]].from_float || g_plain[kt[i]].row_type != rt)
             continue;
         *kg[i] = true;
         *kg[i] = check(kt[i], false, 20, false);
@@ -512,7 +522,7 @@ bool mulmat_active(void)
 
 bool mulmat_set(bool on)
 {
-    bool any = g_rows5 || g_rows5k || g_rows6k;
+    bool any = g_rows5 || g_rows5k || g_rows6k || g_rows8;
     for (int t = 0; t < GGML_TYPE_COUNT; t++)
         any = any || g_plain[t].on || g_packed[t].on;
     g_on = on && any;

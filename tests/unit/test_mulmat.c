@@ -383,6 +383,27 @@ TEST(prompt_rows_k_quants_as_close_as_ggml)
     CHECK(!run_case(&few6, 2));
 }
 
+/* A prompt's rows against plain Q8_0 matrices (engine/kgemm.h's Q8_0
+ * tiles): each block's sum exact in integers, so equal to ggml's to float
+ * rounding; blocks in passes of 128 (a 4864-wide row takes two), partial
+ * tiles, more rows than one block; fewer than 16 rows left to ggml. */
+TEST(prompt_rows_q8_0_match_ggml)
+{
+    kernels_init("auto");
+    if (!g_vnni || !mulmat_init("auto"))
+        return;
+    const struct case_ cases[] = {
+        { 896, 300, 20, GGML_TYPE_Q8_0, false }, { 4864, 72, 37, GGML_TYPE_Q8_0, false },
+        { 96, 40, 16, GGML_TYPE_Q8_0, false },   { 896, 45, 530, GGML_TYPE_Q8_0, false },
+        { 2048, 64, 64, GGML_TYPE_Q8_0, false },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5)
+            CHECK(run_case_tol(&cases[i], threads, 1e-4f));
+    const struct case_ few = { 896, 64, 15, GGML_TYPE_Q8_0, false };
+    CHECK(!run_case(&few, 2));
+}
+
 TEST(other_products_reach_ggml)
 {
     kernels_init("auto");
@@ -426,6 +447,7 @@ int main(void)
     RUN(prompt_rows_q5_0_match_ggml);
     RUN(single_rows_k_quants_as_close_as_ggml);
     RUN(prompt_rows_k_quants_as_close_as_ggml);
+    RUN(prompt_rows_q8_0_match_ggml);
     RUN(other_products_reach_ggml);
     return check_summary();
 }
