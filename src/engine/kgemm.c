@@ -348,7 +348,8 @@ struct tile8 {
     _Alignas(64) float d[32];
 };
 
-/* blocks unpacked per pass over the activation rows */
+/* blocks unpacked per pass over the activation rows (kgemm.h's scratch:
+ * Q8_CHUNK tiles of 1280 bytes, then the accumulators) */
 #define Q8_CHUNK 128
 
 _Static_assert(Q8_CHUNK * sizeof(struct tile8) + KGEMM_BLOCK_ROWS * 32 * sizeof(float) <=
@@ -390,7 +391,14 @@ KTARGET static void unpack_q8_0(struct tile8 *t, const char *w, size_t row_bytes
         struct tile8 *ti = t + i;
         for (int h = 0; h < 2; h++) {
             const int left = nr - 16 * h;
-            const __mmask16 live = left >= 16 ? 0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+            if (left <= 0) {                 /* no rows in this half: zeros */
+                for (int g = 0; g < 8; g++)
+                    memset(ti->u[g][h], 0, 64);
+                memset(ti->w128 + 16 * h, 0, 16 * sizeof(int32_t));
+                memset(ti->d + 16 * h, 0, 16 * sizeof(float));
+                continue;
+            }
+            const __mmask16 live = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
             const char *base = w + (size_t)(16 * h) * row_bytes + (size_t)(b0 + i) * sizeof(struct q80);
             __m512i sum = _mm512_setzero_si512();
             for (int g = 0; g < 8; g++) {

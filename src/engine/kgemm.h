@@ -27,7 +27,8 @@
  *
  * Needs AVX-512 VNNI (kernels_cpu_ok()). Results equal ggml's dot product
  * to float rounding (checked by engine/mulmat.c before use;
- * tests/unit/test_mulmat.c holds both against the exact product).
+ * tests/unit/test_mulmat.c holds the K-quants' against the exact product
+ * and Q8_0's against ggml's).
  *
  * Ownership: the caller owns every buffer; nothing here allocates.
  */
@@ -40,6 +41,8 @@
 /* Activation rows are taken this many at a time (the accumulators of a
  * tile for them are the kernel's scratch), and the scratch it needs. */
 #define KGEMM_BLOCK_ROWS 512
+/* (the larger of Q8_0's 128 tiles of 1280 bytes and the K-quants' 12 KiB
+ * tile, then 32 accumulators per activation row) */
 #define KGEMM_SCRATCH_BYTES (163840 + KGEMM_BLOCK_ROWS * 32 * 4)
 
 /* Bytes of the prepared activation for m rows of k elements (k a
@@ -69,7 +72,9 @@ void kgemm_q6_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, 
  * unsigned side of vpdpbusd) and each row's sum of quants times 128 taken
  * back in integers, so each block's sum is exact before its two scales.
  * The activation: 34 bytes per row and block (a block_q8_0's), laid out
- * by kgemm_q8_0_act_put from ggml's Q8_0 rows; k a multiple of 32. */
+ * by kgemm_q8_0_act_put from ggml's Q8_0 rows; k a multiple of 32. The
+ * weight rows are gathered with 32-bit offsets: row_bytes at most
+ * INT32_MAX / 16 (engine/mulmat.c requires plain rows of at most 32 KiB). */
 size_t kgemm_q8_0_act_bytes(int k, int m);
 void kgemm_q8_0_act_put(void *act, int k, int m, int j, const void *q8_0_row);
 void kgemm_q8_0(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,

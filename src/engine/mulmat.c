@@ -239,6 +239,7 @@ static bool rows_kgemm(const struct ggml_tensor *op)
            w->buffer &&
            ggml_backend_buffer_get_type(w->buffer) != g_repack &&
            ggml_backend_buffer_is_host(w->buffer) && w->ne[0] % (q8 ? 32 : 256) == 0 &&
+           w->nb[1] == ggml_row_size(w->type, w->ne[0]) && w->nb[1] <= ROW_BYTES &&
            w->ne[2] == 1 &&
            w->ne[3] == 1 && x->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] &&
            x->ne[1] >= KGEMM_MIN_ROWS && x->ne[1] <= (1 << 20) && x->ne[2] == 1 &&

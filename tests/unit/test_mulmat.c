@@ -5,8 +5,8 @@
  * worker does), equal ggml's own operator to the bit on layer shapes and
  * thread counts from 1 to 8, and so do single rows against the plain and
  * repacked matrices of every type hearth schedules (quantized by ggml);
- * prompts against Q5_0, Q5_K and Q6_K matrices agree to rounding (the
- * K-quants' held against the exact product); every other product still reaches ggml's.
+ * prompts against Q5_0, Q5_K, Q6_K and Q8_0 matrices agree to rounding
+ * (the K-quants' held against the exact product); every other product still reaches ggml's.
  */
 #include "check.h"
 #include "engine/backends.h"
@@ -396,6 +396,9 @@ TEST(prompt_rows_q8_0_match_ggml)
         { 896, 300, 20, GGML_TYPE_Q8_0, false }, { 4864, 72, 37, GGML_TYPE_Q8_0, false },
         { 96, 40, 16, GGML_TYPE_Q8_0, false },   { 896, 45, 530, GGML_TYPE_Q8_0, false },
         { 2048, 64, 64, GGML_TYPE_Q8_0, false },
+        /* last tiles of 27 and 17 rows (the second half partly filled); tails of
+         * 5 and 3 activation rows */
+        { 896, 59, 17, GGML_TYPE_Q8_0, false },  { 4864, 81, 21, GGML_TYPE_Q8_0, false },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5)
