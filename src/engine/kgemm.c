@@ -414,6 +414,63 @@ KTARGET static void unpack_q8_0(struct tile8 *t, const char *w, size_t row_bytes
     }
 }
 
+struct q50 {        /* ggml's block_q5_0 */
+    uint16_t d;
+    uint8_t qh[4];      /* bit i: the fifth bit of element i */
+    uint8_t qs[16];     /* elements i and i+16 in the low and high nibble */
+};
+_Static_assert(sizeof(struct q50) == 22, "ggml's block_q5_0");
+
+/* The same for Q5_0 rows: per half of 16 rows, one gather of the fifth
+ * bits and four of the nibbles; each quant becomes the signed byte q - 16
+ * (the format's value), so the tiles are those of Q8_0. */
+KTARGET static void unpack_q5_0(struct tile8 *t, const char *w, size_t row_bytes, int b0, int n,
+                                int nr)
+{
+    const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+                                                               12, 13, 14, 15),
+                                            _mm512_set1_epi32((int)row_bytes));
+    const __m512i ones = _mm512_set1_epi8(1), m0f = _mm512_set1_epi8(0x0F);
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    for (int i = 0; i < n; i++) {
+        struct tile8 *ti = t + i;
+        for (int h = 0; h < 2; h++) {
+            const int left = nr - 16 * h;
+            if (left <= 0) {                 /* no rows in this half: zeros */
+                for (int g = 0; g < 8; g++)
+                    memset(ti->u[g][h], 0, 64);
+                memset(ti->w128 + 16 * h, 0, 16 * sizeof(int32_t));
+                memset(ti->d + 16 * h, 0, 16 * sizeof(float));
+                continue;
+            }
+            const __mmask16 live = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+            const char *base = w + (size_t)(16 * h) * row_bytes + (size_t)(b0 + i) * sizeof(struct q50);
+            const __m512i z = _mm512_setzero_si512();
+            const __m512i dq = _mm512_mask_i32gather_epi32(z, live, rows, base, 1);   /* d, qh[0..1] */
+            const __m512i qh = _mm512_mask_i32gather_epi32(z, live, rows, base + 2, 1);
+            __m512i qs[4];
+            for (int k = 0; k < 4; k++)
+                qs[k] = _mm512_mask_i32gather_epi32(z, live, rows, base + 6 + 4 * k, 1);
+            __m512i sum = z;
+            for (int g = 0; g < 8; g++) {
+                const __m512i nib = g < 4 ? _mm512_and_si512(qs[g], m0f)
+                                          : _mm512_and_si512(_mm512_srli_epi32(qs[g - 4], 4), m0f);
+                /* the 4 fifth bits of elements 4g..4g+3 (qh bits g*4..), one to each byte's bit 4 */
+                const __m512i b = _mm512_and_si512(_mm512_srli_epi32(qh, 4 * g), _mm512_set1_epi32(0xF));
+                const __m512i spread = _mm512_slli_epi32(
+                    _mm512_and_si512(_mm512_mullo_epi32(b, _mm512_set1_epi32(0x00204081)),
+                                     _mm512_set1_epi32(0x01010101)),
+                    4);
+                const __m512i q = _mm512_sub_epi8(_mm512_or_si512(nib, spread), sixteen);
+                _mm512_store_si512(ti->u[g][h], q);
+                sum = _mm512_dpbusd_epi32(sum, ones, q);
+            }
+            _mm512_store_si512(ti->w128 + 16 * h, _mm512_slli_epi32(sum, 7));
+            _mm512_store_ps(ti->d + 16 * h, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dq)));
+        }
+    }
+}
+
 /* C activation rows (from column c0 of the layout for m rows) against n
  * unpacked blocks from block b0, added to acc (32 floats per row). */
 KTARGET static inline __attribute__((always_inline)) void
@@ -466,8 +523,9 @@ cols8(const struct tile8 *t, const uint8_t *qs, const uint16_t *dh, int m, int c
     }
 }
 
-KTARGET void kgemm_q8_0(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
-                        const void *act, int m, float *out, size_t ostride, void *scratch)
+KTARGET static void gemm8(bool q5, int k, const void *w, size_t row_bytes, int64_t r0,
+                          int64_t r1, const void *act, int m, float *out, size_t ostride,
+                          void *scratch)
 {
     const int nb = k / 32;
     const uint8_t *qs = act;
@@ -482,7 +540,10 @@ KTARGET void kgemm_q8_0(int k, const void *w, size_t row_bytes, int64_t r0, int6
             memset(acc, 0, sizeof(float) * 32 * (size_t)mb);
             for (int b0 = 0; b0 < nb; b0 += Q8_CHUNK) {
                 const int n = nb - b0 < Q8_CHUNK ? nb - b0 : Q8_CHUNK;
-                unpack_q8_0(t, rows, row_bytes, b0, n, nr);
+                if (q5)
+                    unpack_q5_0(t, rows, row_bytes, b0, n, nr);
+                else
+                    unpack_q8_0(t, rows, row_bytes, b0, n, nr);
                 int c = 0;
                 for (; c + COLS <= mb; c += COLS)
                     cols8(t, qs, dh, m, j0 + c, b0, n, acc + 32 * c, COLS);
@@ -501,4 +562,16 @@ KTARGET void kgemm_q8_0(int k, const void *w, size_t row_bytes, int64_t r0, int6
                        sizeof(float) * (size_t)nr);
         }
     }
+}
+
+void kgemm_q8_0(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
+                int m, float *out, size_t ostride, void *scratch)
+{
+    gemm8(false, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
+}
+
+void kgemm_q5_0(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
+                int m, float *out, size_t ostride, void *scratch)
+{
+    gemm8(true, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
 }

@@ -80,4 +80,10 @@ void kgemm_q8_0_act_put(void *act, int k, int m, int j, const void *q8_0_row);
 void kgemm_q8_0(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
                 int m, float *out, size_t ostride, void *scratch);
 
+/* The same for a plain Q5_0 matrix (what llama-quantize makes of rows not
+ * a multiple of 256 wide in "Q4_K_M" and "Q5_K_M" files): each quant
+ * unpacked to its signed value q - 16, then as Q8_0. */
+void kgemm_q5_0(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
+                int m, float *out, size_t ostride, void *scratch);
+
 #endif

@@ -223,19 +223,20 @@ static void compute_rows_q5_0(const struct cpuexec_thread *t, struct ggml_tensor
 #define KGEMM_MIN_ROWS 16
 #endif
 
-/* several rows against plain Q5_K, Q6_K, Q8_0: checked, in use */
-static bool g_rows5k, g_rows6k, g_rows8;
+/* several rows against plain Q5_K, Q6_K, Q8_0, Q5_0: checked, in use */
+static bool g_rows5k, g_rows6k, g_rows8, g_rows50;
 
 static bool rows_kgemm(const struct ggml_tensor *op)
 {
-    if ((!g_rows5k && !g_rows6k && !g_rows8) || op->op != GGML_OP_MUL_MAT)
+    if ((!g_rows5k && !g_rows6k && !g_rows8 && !g_rows50) || op->op != GGML_OP_MUL_MAT)
         return false;
     const struct ggml_tensor *w = op->src[0], *x = op->src[1];
     if (!w || !x)
         return false;
-    const bool q8 = w->type == GGML_TYPE_Q8_0;
+    /* Q8_0 and Q5_0 take Q8_0 activation rows, the K-quants Q8_K */
+    const bool q8 = w->type == GGML_TYPE_Q8_0 || w->type == GGML_TYPE_Q5_0;
     return ((w->type == GGML_TYPE_Q5_K && g_rows5k) || (w->type == GGML_TYPE_Q6_K && g_rows6k) ||
-            (q8 && g_rows8)) &&
+            (w->type == GGML_TYPE_Q8_0 && g_rows8) || (w->type == GGML_TYPE_Q5_0 && g_rows50)) &&
            w->buffer &&
            ggml_backend_buffer_get_type(w->buffer) != g_repack &&
            ggml_backend_buffer_is_host(w->buffer) && w->ne[0] % (q8 ? 32 : 256) == 0 &&
@@ -262,11 +263,11 @@ static bool compute_rows_kgemm(struct ggml_compute_params *params, struct ggml_t
     const struct cpuexec_params pr = cpuexec_params_of(params);
     const struct ggml_tensor *w = op->src[0], *x = op->src[1];
     const int K = (int)w->ne[0], M = (int)x->ne[1];
-    const bool q80 = w->type == GGML_TYPE_Q8_0;
+    const bool q80 = w->type == GGML_TYPE_Q8_0 || w->type == GGML_TYPE_Q5_0;   /* Q8_0 rows */
     if (!pr.wdata || pr.wsize < (q80 ? kgemm_q8_0_act_bytes(K, M) : kgemm_act_bytes(K, M)))
         return false;
     void *act = pr.wdata;
-    /* its row type is Q8_K, or Q8_0 for Q8_0 (checked in mulmat_init) */
+    /* its row type is Q8_K, or Q8_0 for Q8_0 and Q5_0 (checked in mulmat_init) */
     const struct way *q8 = &g_plain[w->type];
     _Alignas(64) uint8_t row[ROW_BYTES];
     for (int j = M * pr.ith / pr.nth; j < M * (pr.ith + 1) / pr.nth; j++) {
@@ -284,22 +285,26 @@ static bool compute_rows_kgemm(struct ggml_compute_params *params, struct ggml_t
     if (r1 <= r0)
         return true;
     const size_t ostride = op->nb[1] / sizeof(float);
-    (q80 ? kgemm_q8_0 : w->type == GGML_TYPE_Q6_K ? kgemm_q6_K : kgemm_q5_K)(
-        K, w->data, w->nb[1], r0, r1, act, M, (float *)op->data, ostride, t_kgemm);
+    (w->type == GGML_TYPE_Q8_0   ? kgemm_q8_0
+     : w->type == GGML_TYPE_Q5_0 ? kgemm_q5_0
+     : w->type == GGML_TYPE_Q6_K ? kgemm_q6_K
+                                 : kgemm_q5_K)(K, w->data, w->nb[1], r0, r1, act, M,
+                                               (float *)op->data, ostride, t_kgemm);
     return true;
 }
 
 bool ggml_cpu_extra_compute_forward(struct ggml_compute_params *params, struct ggml_tensor *op)
 {
+    /* (16 rows or more against Q5_0 go here, fewer to rows_q5_0 below) */
+    if (g_on && rows_kgemm(op) && compute_rows_kgemm(params, op)) {
+        if (cpuexec_thread_of(params).ith == 0)
+            atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
+        return true;
+    }
     if (g_on && rows_q5_0(op)) {
         const struct cpuexec_thread th = cpuexec_thread_of(params), *t = &th;
         compute_rows_q5_0(t, op);
         if (t->ith == 0)
-            atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
-        return true;
-    }
-    if (g_on && rows_kgemm(op) && compute_rows_kgemm(params, op)) {
-        if (cpuexec_thread_of(params).ith == 0)
             atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
         return true;
     }
@@ -438,7 +443,7 @@ bool mulmat_init(const char *mode)
     memset(g_plain, 0, sizeof g_plain);
     memset(g_packed, 0, sizeof g_packed);
     g_rows5 = false;
-    g_rows5k = g_rows6k = g_rows8 = false;
+    g_rows5k = g_rows6k = g_rows8 = g_rows50 = false;
     if (mode && strcmp(mode, "off") == 0)
         return false;
     if (!kernels_cpu_ok())
@@ -486,13 +491,14 @@ bool mulmat_init(const char *mode)
             strcat(names, "q5_0 (several rows)");
         }
     }
-    /* prompts against Q5_K, Q6_K and Q8_0: engine/kgemm.h's register tiles (20
+    /* prompts against Q5_K, Q6_K, Q8_0 and Q5_0: engine/kgemm.h's register tiles (20
      * rows: three tiles of 6 and one of 2; 40 weight rows: one full tile
      * and a part), each checked alone */
-    bool *kg[3] = { &g_rows5k, &g_rows6k, &g_rows8 };
-    const enum ggml_type kt[3] = { GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q8_0 };
-    for (int i = 0; i < 3; i++) {
-        const enum ggml_type rt = kt[i] == GGML_TYPE_Q8_0 ? GGML_TYPE_Q8_0 : GGML_TYPE_Q8_K;
+    bool *kg[4] = { &g_rows5k, &g_rows6k, &g_rows8, &g_rows50 };
+    const enum ggml_type kt[4] = { GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q8_0, GGML_TYPE_Q5_0 };
+    for (int i = 0; i < 4; i++) {
+        const enum ggml_type rt =
+            kt[i] == GGML_TYPE_Q8_0 || kt[i] == GGML_TYPE_Q5_0 ? GGML_TYPE_Q8_0 : GGML_TYPE_Q8_K;
         if (!g_plain[kt[i]].from_float || g_plain[kt[i]].row_type != rt)
             continue;
         *kg[i] = true;
@@ -503,7 +509,7 @@ bool mulmat_init(const char *mode)
         else if (strlen(names) + 24 < sizeof names) {
             strcat(names, n++ ? ", " : "");
             strcat(names, ggml_type_name(kt[i]));
-            strcat(names, " (several rows)");
+            strcat(names, " (16+ rows, tiled)");
         }
     }
     if (failed)
@@ -523,7 +529,7 @@ bool mulmat_active(void)
 
 bool mulmat_set(bool on)
 {
-    bool any = g_rows5 || g_rows5k || g_rows6k || g_rows8;
+    bool any = g_rows5 || g_rows5k || g_rows6k || g_rows8 || g_rows50;
     for (int t = 0; t < GGML_TYPE_COUNT; t++)
         any = any || g_plain[t].on || g_packed[t].on;
     g_on = on && any;

@@ -198,20 +198,24 @@ TEST(single_rows_q5_0_quads_match_ggml)
 }
 
 /* A prompt's rows against plain Q5_0 matrices (llama-quantize's fallback in
- * "Q4_K_M" files for rows not a multiple of 256 wide): hearth's kernel sums
- * in another order, so equal to float rounding. */
+ * "Q4_K_M" files for rows not a multiple of 256 wide): hearth's kernels sum
+ * in another order, so equal to float rounding; a last tile of 22 rows
+ * (its second half partly filled). */
 TEST(prompt_rows_q5_0_match_ggml)
 {
     kernels_init("auto");
     if (!g_vnni || !mulmat_init("auto"))
         return;
-    const int ms[] = { 2, 7, 8, 13, 64 };
+    /* 2 to 13 rows: hearth's Q5_0 rows kernel; 16 and more: kgemm's tiles */
+    const int ms[] = { 2, 7, 8, 13, 17, 21, 64, 530 };
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
         const struct case_ a = { 896, 896, ms[i], GGML_TYPE_Q5_0, false };
         const struct case_ b = { 4864, 136, ms[i], GGML_TYPE_Q5_0, false };
+        const struct case_ c = { 96, 150, ms[i], GGML_TYPE_Q5_0, false };   /* tile of 22 */
         for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5) {
             CHECK(run_case_tol(&a, threads, 2e-4f));
             CHECK(run_case_tol(&b, threads, 2e-4f));
+            CHECK(run_case_tol(&c, threads, 2e-4f));
         }
     }
 }
