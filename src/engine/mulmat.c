@@ -188,9 +188,11 @@ static void compute_rows_q5_0(const struct cpuexec_thread *t, struct ggml_tensor
     const size_t stride = op->nb[1] / sizeof(float);
     float *out = (float *)op->data;
     const struct way *q8 = &g_plain[GGML_TYPE_Q8_0];
-    uint8_t *buf = malloc(rowb * (size_t)M + sizeof(float) * (size_t)M * nb);
+    /* the scales after the rows, aligned (a Q8_0 row is 34 bytes a block) */
+    const size_t qbytes = (rowb * (size_t)M + 63) & ~(size_t)63;
+    uint8_t *buf = malloc(qbytes + sizeof(float) * (size_t)M * nb);
     if (buf) {
-        float *da = (float *)(buf + rowb * (size_t)M);
+        float *da = (float *)(buf + qbytes);
         for (int j = 0; j < M; j++) {
             uint8_t *qr = buf + rowb * (size_t)j;
             q8->from_float((const float *)((const char *)x->data + j * x->nb[1]), qr, K);
