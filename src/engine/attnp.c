@@ -86,12 +86,13 @@ static void scratch_for(int D, struct scratch *s)
 }
 
 /* Scores of positions [0, n) of the tile for every lane:
- * st[j][lane] = sum_d qt[d][lane] * kf[j][d]. Four positions at a time. */
+ * st[j][lane] = sum_d qt[d][lane] * kf[j][d]. Four positions at a time:
+ * the key rows past n up to a multiple of 4 are zeros (their scores are
+ * never read). */
 VEXP_TARGET static inline __attribute__((always_inline)) void
 scores(const struct scratch *s, int D, int n, const int RZ)
 {
-    int j = 0;
-    for (; j + 4 <= n; j += 4) {
+    for (int j = 0; j < n; j += 4) {
         __m512 a[4][MAX_RZ];
 #pragma GCC unroll 4
         for (int jj = 0; jj < 4; jj++)
@@ -117,22 +118,6 @@ scores(const struct scratch *s, int D, int n, const int RZ)
 #pragma GCC unroll 4
             for (int z = 0; z < RZ; z++)
                 _mm512_store_ps(s->st + (size_t)(j + jj) * MAX_ROWS + 16 * z, a[jj][z]);
-    }
-    for (; j < n; j++) {
-        __m512 a[MAX_RZ];
-#pragma GCC unroll 4
-        for (int z = 0; z < RZ; z++)
-            a[z] = _mm512_setzero_ps();
-        for (int d = 0; d < D; d++) {
-            const __m512 b = _mm512_set1_ps(s->kf[(size_t)j * D + d]);
-#pragma GCC unroll 4
-            for (int z = 0; z < RZ; z++)
-                a[z] = _mm512_fmadd_ps(_mm512_load_ps(s->qt + (size_t)d * MAX_ROWS + 16 * z), b,
-                                       a[z]);
-        }
-#pragma GCC unroll 4
-        for (int z = 0; z < RZ; z++)
-            _mm512_store_ps(s->st + (size_t)j * MAX_ROWS + 16 * z, a[z]);
     }
 }
 
@@ -296,6 +281,8 @@ VEXP_TARGET static void unit(const struct ggml_tensor *dst, const struct scratch
                 _mm512_store_ps(s->vf + (size_t)j * D + d, load_h16(vr + 2 * d));
             }
         }
+        /* key rows up to a multiple of 4 (TILE is one): zeros, for scores() */
+        memset(s->kf + (size_t)n * D, 0, sizeof(float) * (size_t)D * (size_t)(((n + 3) & ~3) - n));
         if (kind == 2)
             for (int j = 0; j < n; j++) {
                 float *mt = s->mt + (size_t)j * MAX_ROWS;

@@ -252,6 +252,24 @@ cols(const struct tile *t, const int8_t *aq, const float *da, const int32_t *bp,
     }
 }
 
+/* Runs CALL(c, C) over activation rows [0, mb): register tiles of COLS,
+ * then the rest as one tile of 1 to 5 (C a constant in each call, so the
+ * accumulators stay in registers). */
+#define BY_COLS(mb, CALL)                                                      \
+    do {                                                                       \
+        int c_ = 0;                                                            \
+        for (; c_ + COLS <= (mb); c_ += COLS)                                  \
+            CALL(c_, COLS);                                                    \
+        switch ((mb) - c_) {                                                   \
+        case 5: CALL(c_, 5); break;                                            \
+        case 4: CALL(c_, 4); break;                                            \
+        case 3: CALL(c_, 3); break;                                            \
+        case 2: CALL(c_, 2); break;                                            \
+        case 1: CALL(c_, 1); break;                                            \
+        default: break;                                                        \
+        }                                                                      \
+    } while (0)
+
 /* Activation rows [0, mb) of a (laid out for m rows) against one tile of
  * one superblock. */
 KTARGET static inline __attribute__((always_inline)) void
@@ -262,18 +280,9 @@ tile_rows(const struct tile *t, const struct act *a, int sb, int m, int mb, floa
     const int8_t *aq = a->qs + at * 256;
     const float *da = a->da + at;
     const int32_t *bp = a->bp + at * 8;
-    int c = 0;
-    for (; c + COLS <= mb; c += COLS)
-        cols(t, aq + (size_t)c * 256, da + c, bp + 8 * c, acc + 32 * c, COLS, STEPS);
-    aq += (size_t)c * 256, da += c, bp += 8 * c, acc += 32 * c;
-    switch (mb - c) {
-    case 5: cols(t, aq, da, bp, acc, 5, STEPS); break;
-    case 4: cols(t, aq, da, bp, acc, 4, STEPS); break;
-    case 3: cols(t, aq, da, bp, acc, 3, STEPS); break;
-    case 2: cols(t, aq, da, bp, acc, 2, STEPS); break;
-    case 1: cols(t, aq, da, bp, acc, 1, STEPS); break;
-    default: break;
-    }
+#define KCOLS(c, C) cols(t, aq + (size_t)(c) * 256, da + (c), bp + 8 * (c), acc + 32 * (c), C, STEPS)
+    BY_COLS(mb, KCOLS);
+#undef KCOLS
 }
 
 KTARGET static void q5_rows(const struct tile *t, const struct act *a, int sb, int m, int mb,
@@ -286,49 +295,6 @@ KTARGET static void q6_rows(const struct tile *t, const struct act *a, int sb, i
                             float *acc)
 {
     tile_rows(t, a, sb, m, mb, acc, 4);
-}
-
-static void gemm(bool q6, int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
-                 const void *actp, int m, float *out, size_t ostride, void *scratch)
-{
-    const int nb = k / 256;
-    const struct act a = act_at(actp, k, m);
-    struct tile *t = scratch;
-    float *acc = (float *)((char *)scratch + align64(sizeof(struct tile)));
-    for (int j0 = 0; j0 < m; j0 += KGEMM_BLOCK_ROWS) {
-        const int mb = m - j0 < KGEMM_BLOCK_ROWS ? m - j0 : KGEMM_BLOCK_ROWS;
-        /* activation rows [j0, j0 + mb): the same layout, offset */
-        const struct act b = { a.qs + (size_t)j0 * 256, a.da + j0, a.bp + (size_t)j0 * 8 };
-        for (int64_t base = r0; base < r1; base += 32) {
-            const int nr = r1 - base < 32 ? (int)(r1 - base) : 32;
-            const char *rows = (const char *)w + (size_t)base * row_bytes;
-            memset(acc, 0, sizeof(float) * 32 * (size_t)mb);
-            for (int sb = 0; sb < nb; sb++) {
-                if (q6) {
-                    unpack_q6_K(t, rows, row_bytes, sb, nr);
-                    q6_rows(t, &b, sb, m, mb, acc);
-                } else {
-                    unpack_q5_K(t, rows, row_bytes, sb, nr);
-                    q5_rows(t, &b, sb, m, mb, acc);
-                }
-            }
-            for (int j = 0; j < mb; j++)
-                memcpy(out + (size_t)(j0 + j) * ostride + base, acc + 32 * (size_t)j,
-                       sizeof(float) * (size_t)nr);
-        }
-    }
-}
-
-void kgemm_q5_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
-                int m, float *out, size_t ostride, void *scratch)
-{
-    gemm(false, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
-}
-
-void kgemm_q6_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
-                int m, float *out, size_t ostride, void *scratch)
-{
-    gemm(true, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
 }
 
 /* ---- Q8_0 ------------------------------------------------------------ */
@@ -377,43 +343,6 @@ void kgemm_q8_0_act_put(void *p, int k, int m, int j, const void *q8_0_row)
     }
 }
 
-/* Blocks [b0, b0 + n) of the rows [0, nr) at w (row_bytes apart) into
- * tiles: per half of 16 rows, one gather of a dword of every row per 4
- * quants (rows past nr masked off). */
-KTARGET static void unpack_q8_0(struct tile8 *t, const char *w, size_t row_bytes, int b0, int n,
-                                int nr)
-{
-    const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
-                                                               12, 13, 14, 15),
-                                            _mm512_set1_epi32((int)row_bytes));
-    const __m512i ones = _mm512_set1_epi8(1);
-    for (int i = 0; i < n; i++) {
-        struct tile8 *ti = t + i;
-        for (int h = 0; h < 2; h++) {
-            const int left = nr - 16 * h;
-            if (left <= 0) {                 /* no rows in this half: zeros */
-                for (int g = 0; g < 8; g++)
-                    memset(ti->u[g][h], 0, 64);
-                memset(ti->w128 + 16 * h, 0, 16 * sizeof(int32_t));
-                memset(ti->d + 16 * h, 0, 16 * sizeof(float));
-                continue;
-            }
-            const __mmask16 live = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
-            const char *base = w + (size_t)(16 * h) * row_bytes + (size_t)(b0 + i) * sizeof(struct q80);
-            __m512i sum = _mm512_setzero_si512();
-            for (int g = 0; g < 8; g++) {
-                const __m512i q = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, rows,
-                                                              base + 2 + 4 * g, 1);
-                _mm512_store_si512(ti->u[g][h], q);
-                sum = _mm512_dpbusd_epi32(sum, ones, q);     /* each row's quants added */
-            }
-            _mm512_store_si512(ti->w128 + 16 * h, _mm512_slli_epi32(sum, 7));
-            const __m512i dw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, rows, base, 1);
-            _mm512_store_ps(ti->d + 16 * h, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dw)));
-        }
-    }
-}
-
 struct q50 {        /* ggml's block_q5_0 */
     uint16_t d;
     uint8_t qh[4];      /* bit i: the fifth bit of element i */
@@ -421,22 +350,28 @@ struct q50 {        /* ggml's block_q5_0 */
 };
 _Static_assert(sizeof(struct q50) == 22, "ggml's block_q5_0");
 
-/* The same for Q5_0 rows: per half of 16 rows, one gather of the fifth
- * bits and four of the nibbles; each quant becomes the signed byte q - 16
- * (the format's value), so the tiles are those of Q8_0. */
-KTARGET static void unpack_q5_0(struct tile8 *t, const char *w, size_t row_bytes, int b0, int n,
-                                int nr)
+/* Blocks [b0, b0 + n) of the Q8_0 (or, with q5, Q5_0) rows [0, nr) at w
+ * (row_bytes apart) into tiles, per half of 16 rows (rows past nr masked
+ * off, a half with none zeroed without a gather). Q8_0: one gather of a
+ * dword of every row per 4 quants. Q5_0: one gather of the fifth bits and
+ * four of the nibbles, each quant becoming the signed byte q - 16 (the
+ * format's value; the four bits of a step go to their bytes' bit 4 by one
+ * multiply), so the tiles are those of Q8_0. Both formats start with the
+ * fp16 scale. */
+KTARGET static void unpack8(bool q5, struct tile8 *t, const char *w, size_t row_bytes, int b0,
+                            int n, int nr)
 {
+    const size_t block = q5 ? sizeof(struct q50) : sizeof(struct q80);
     const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
                                                                12, 13, 14, 15),
                                             _mm512_set1_epi32((int)row_bytes));
-    const __m512i ones = _mm512_set1_epi8(1), m0f = _mm512_set1_epi8(0x0F);
-    const __m512i sixteen = _mm512_set1_epi8(16);
+    const __m512i z = _mm512_setzero_si512(), ones = _mm512_set1_epi8(1);
+    const __m512i m0f = _mm512_set1_epi8(0x0F), sixteen = _mm512_set1_epi8(16);
     for (int i = 0; i < n; i++) {
         struct tile8 *ti = t + i;
         for (int h = 0; h < 2; h++) {
             const int left = nr - 16 * h;
-            if (left <= 0) {                 /* no rows in this half: zeros */
+            if (left <= 0) {
                 for (int g = 0; g < 8; g++)
                     memset(ti->u[g][h], 0, 64);
                 memset(ti->w128 + 16 * h, 0, 16 * sizeof(int32_t));
@@ -444,29 +379,35 @@ KTARGET static void unpack_q5_0(struct tile8 *t, const char *w, size_t row_bytes
                 continue;
             }
             const __mmask16 live = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
-            const char *base = w + (size_t)(16 * h) * row_bytes + (size_t)(b0 + i) * sizeof(struct q50);
-            const __m512i z = _mm512_setzero_si512();
-            const __m512i dq = _mm512_mask_i32gather_epi32(z, live, rows, base, 1);   /* d, qh[0..1] */
-            const __m512i qh = _mm512_mask_i32gather_epi32(z, live, rows, base + 2, 1);
-            __m512i qs[4];
-            for (int k = 0; k < 4; k++)
-                qs[k] = _mm512_mask_i32gather_epi32(z, live, rows, base + 6 + 4 * k, 1);
+            const char *base = w + (size_t)(16 * h) * row_bytes + (size_t)(b0 + i) * block;
+            __m512i qh = z, qs[4] = { z, z, z, z };
+            if (q5) {
+                qh = _mm512_mask_i32gather_epi32(z, live, rows, base + 2, 1);
+                for (int k = 0; k < 4; k++)
+                    qs[k] = _mm512_mask_i32gather_epi32(z, live, rows, base + 6 + 4 * k, 1);
+            }
             __m512i sum = z;
             for (int g = 0; g < 8; g++) {
-                const __m512i nib = g < 4 ? _mm512_and_si512(qs[g], m0f)
-                                          : _mm512_and_si512(_mm512_srli_epi32(qs[g - 4], 4), m0f);
-                /* the 4 fifth bits of elements 4g..4g+3 (qh bits g*4..), one to each byte's bit 4 */
-                const __m512i b = _mm512_and_si512(_mm512_srli_epi32(qh, 4 * g), _mm512_set1_epi32(0xF));
-                const __m512i spread = _mm512_slli_epi32(
-                    _mm512_and_si512(_mm512_mullo_epi32(b, _mm512_set1_epi32(0x00204081)),
-                                     _mm512_set1_epi32(0x01010101)),
-                    4);
-                const __m512i q = _mm512_sub_epi8(_mm512_or_si512(nib, spread), sixteen);
+                __m512i q;
+                if (q5) {
+                    const __m512i nib = g < 4 ? _mm512_and_si512(qs[g], m0f)
+                                              : _mm512_and_si512(_mm512_srli_epi32(qs[g - 4], 4), m0f);
+                    const __m512i b =
+                        _mm512_and_si512(_mm512_srli_epi32(qh, 4 * g), _mm512_set1_epi32(0xF));
+                    const __m512i spread = _mm512_slli_epi32(
+                        _mm512_and_si512(_mm512_mullo_epi32(b, _mm512_set1_epi32(0x00204081)),
+                                         _mm512_set1_epi32(0x01010101)),
+                        4);
+                    q = _mm512_sub_epi8(_mm512_or_si512(nib, spread), sixteen);
+                } else {
+                    q = _mm512_mask_i32gather_epi32(z, live, rows, base + 2 + 4 * g, 1);
+                }
                 _mm512_store_si512(ti->u[g][h], q);
-                sum = _mm512_dpbusd_epi32(sum, ones, q);
+                sum = _mm512_dpbusd_epi32(sum, ones, q);     /* each row's quants added */
             }
             _mm512_store_si512(ti->w128 + 16 * h, _mm512_slli_epi32(sum, 7));
-            _mm512_store_ps(ti->d + 16 * h, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dq)));
+            const __m512i dw = _mm512_mask_i32gather_epi32(z, live, rows, base, 1);
+            _mm512_store_ps(ti->d + 16 * h, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dw)));
         }
     }
 }
@@ -523,40 +464,57 @@ cols8(const struct tile8 *t, const uint8_t *qs, const uint16_t *dh, int m, int c
     }
 }
 
-KTARGET static void gemm8(bool q5, int k, const void *w, size_t row_bytes, int64_t r0,
-                          int64_t r1, const void *act, int m, float *out, size_t ostride,
-                          void *scratch)
+enum kind { K5, K6, Q8, Q5 };
+
+/* One pass over a tile of nr weight rows at `rows`: units [u0, u0 + n) of
+ * their width unpacked (superblocks, one at a time; or blocks, Q8_CHUNK at
+ * a time), then activation rows [j0, j0 + mb) added into acc. */
+KTARGET static void pass(enum kind kind, int k, size_t row_bytes, const void *actp, int m,
+                         void *scratch, const char *rows, int nr, int u0, int n, int j0, int mb,
+                         float *acc)
 {
-    const int nb = k / 32;
-    const uint8_t *qs = act;
-    const uint16_t *dh = (const uint16_t *)(qs + (size_t)nb * (size_t)m * 32);
+    if (kind == K5 || kind == K6) {
+        struct tile *t = scratch;
+        const struct act a = act_at(actp, k, m);
+        /* activation rows [j0, j0 + mb): the same layout, offset */
+        const struct act b = { a.qs + (size_t)j0 * 256, a.da + j0, a.bp + (size_t)j0 * 8 };
+        if (kind == K6) {
+            unpack_q6_K(t, rows, row_bytes, u0, nr);
+            q6_rows(t, &b, u0, m, mb, acc);
+        } else {
+            unpack_q5_K(t, rows, row_bytes, u0, nr);
+            q5_rows(t, &b, u0, m, mb, acc);
+        }
+        return;
+    }
     struct tile8 *t = scratch;
-    float *acc = (float *)((char *)scratch + Q8_CHUNK * sizeof(struct tile8));
+    const uint8_t *qs = actp;
+    const uint16_t *dh = (const uint16_t *)(qs + (size_t)(k / 32) * (size_t)m * 32);
+    unpack8(kind == Q5, t, rows, row_bytes, u0, n, nr);
+#define QCOLS(c, C) cols8(t, qs, dh, m, j0 + (c), u0, n, acc + 32 * (c), C)
+    BY_COLS(mb, QCOLS);
+#undef QCOLS
+}
+
+/* Weight rows [r0, r1) against all m activation rows: per KGEMM_BLOCK_ROWS
+ * activation rows, per tile of 32 weight rows, the passes over the width
+ * add into the accumulators, which then go out. */
+static void gemm(enum kind kind, int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
+                 const void *act, int m, float *out, size_t ostride, void *scratch)
+{
+    const bool kq = kind == K5 || kind == K6;
+    const int units = kq ? k / 256 : k / 32, per = kq ? 1 : Q8_CHUNK;
+    float *acc = (float *)((char *)scratch + (kq ? align64(sizeof(struct tile))
+                                                 : Q8_CHUNK * sizeof(struct tile8)));
     for (int j0 = 0; j0 < m; j0 += KGEMM_BLOCK_ROWS) {
         const int mb = m - j0 < KGEMM_BLOCK_ROWS ? m - j0 : KGEMM_BLOCK_ROWS;
         for (int64_t base = r0; base < r1; base += 32) {
             const int nr = r1 - base < 32 ? (int)(r1 - base) : 32;
             const char *rows = (const char *)w + (size_t)base * row_bytes;
             memset(acc, 0, sizeof(float) * 32 * (size_t)mb);
-            for (int b0 = 0; b0 < nb; b0 += Q8_CHUNK) {
-                const int n = nb - b0 < Q8_CHUNK ? nb - b0 : Q8_CHUNK;
-                if (q5)
-                    unpack_q5_0(t, rows, row_bytes, b0, n, nr);
-                else
-                    unpack_q8_0(t, rows, row_bytes, b0, n, nr);
-                int c = 0;
-                for (; c + COLS <= mb; c += COLS)
-                    cols8(t, qs, dh, m, j0 + c, b0, n, acc + 32 * c, COLS);
-                float *ac = acc + 32 * c;
-                switch (mb - c) {
-                case 5: cols8(t, qs, dh, m, j0 + c, b0, n, ac, 5); break;
-                case 4: cols8(t, qs, dh, m, j0 + c, b0, n, ac, 4); break;
-                case 3: cols8(t, qs, dh, m, j0 + c, b0, n, ac, 3); break;
-                case 2: cols8(t, qs, dh, m, j0 + c, b0, n, ac, 2); break;
-                case 1: cols8(t, qs, dh, m, j0 + c, b0, n, ac, 1); break;
-                default: break;
-                }
-            }
+            for (int u0 = 0; u0 < units; u0 += per)
+                pass(kind, k, row_bytes, act, m, scratch, rows, nr, u0,
+                     units - u0 < per ? units - u0 : per, j0, mb, acc);
             for (int j = 0; j < mb; j++)
                 memcpy(out + (size_t)(j0 + j) * ostride + base, acc + 32 * (size_t)j,
                        sizeof(float) * (size_t)nr);
@@ -564,14 +522,26 @@ KTARGET static void gemm8(bool q5, int k, const void *w, size_t row_bytes, int64
     }
 }
 
+void kgemm_q5_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
+                int m, float *out, size_t ostride, void *scratch)
+{
+    gemm(K5, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
+}
+
+void kgemm_q6_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
+                int m, float *out, size_t ostride, void *scratch)
+{
+    gemm(K6, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
+}
+
 void kgemm_q8_0(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
                 int m, float *out, size_t ostride, void *scratch)
 {
-    gemm8(false, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
+    gemm(Q8, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
 }
 
 void kgemm_q5_0(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
                 int m, float *out, size_t ostride, void *scratch)
 {
-    gemm8(true, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
+    gemm(Q5, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
 }
