@@ -52,7 +52,7 @@ WORKER_COMMON = $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/wire.c $(CORE_SRC))
 WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main.o $(WORKER_COMMON) \
              $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/accel.c src/engine/llm.c src/engine/embed.c src/engine/prompt.c \
                                              src/engine/kernels.c src/engine/kquant.c src/engine/q8k.c src/engine/attn.c src/engine/attnp.c src/engine/mulmat.c src/engine/kgemm.c \
-                                             src/engine/pace.c src/engine/graphexec.c src/engine/cpuexec.c)
+                                             src/engine/pace.c src/engine/cpuexec.c)
 ASR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-asr.o $(WORKER_COMMON) \
              $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/accel.c src/engine/asr.c src/engine/audio.c)
 OCR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-ocr.o $(WORKER_COMMON) \
@@ -67,7 +67,6 @@ KERNEL_EXPORTS = -Wl,--export-dynamic-symbol=ggml_gemv_q4_0_8x8_q8_0 \
                  -Wl,--export-dynamic-symbol=ggml_cpu_extra_compute_forward \
                  -Wl,--export-dynamic-symbol=ggml_barrier \
                  -Wl,--export-dynamic-symbol=ggml_graph_compute \
-                 -Wl,--export-dynamic-symbol=ggml_graph_plan \
                  -Wl,--export-dynamic-symbol=ggml_gemm_q4_K_8x8_q8_K \
                  -Wl,--export-dynamic-symbol=quantize_row_q8_K_ref
 CLI_OBJ    = $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC) $(CORE_SRC))
@@ -147,21 +146,14 @@ $(BUILD)/tests/test_attn: tests/unit/test_attn.c $(patsubst %.c,$(BUILD)/obj/%.o
 	    -Wl,--export-dynamic-symbol=ggml_compute_forward_flash_attn_ext $(GGML_LIBS) -ldl
 
 # the single-row products' test, likewise, with the kernels exported too
-$(BUILD)/tests/test_mulmat: tests/unit/test_mulmat.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c src/engine/kquant.c src/engine/q8k.c src/engine/mulmat.c src/engine/kgemm.c src/engine/pace.c src/engine/graphexec.c src/engine/attn.c src/engine/attnp.c src/engine/cpuexec.c)
+$(BUILD)/tests/test_mulmat: tests/unit/test_mulmat.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c src/engine/kquant.c src/engine/q8k.c src/engine/mulmat.c src/engine/kgemm.c src/engine/pace.c src/engine/cpuexec.c)
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) \
 	    $(KERNEL_EXPORTS) $(GGML_LIBS) -ldl
 
 # the barrier's test, likewise (the products tell it what comes next)
-$(BUILD)/tests/test_pace: tests/unit/test_pace.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c src/engine/kquant.c src/engine/q8k.c src/engine/mulmat.c src/engine/kgemm.c src/engine/pace.c src/engine/graphexec.c src/engine/attn.c src/engine/attnp.c src/engine/cpuexec.c)
-	@mkdir -p $(dir $@)
-	@$(if $(V),,echo "  TEST    $@")
-	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) \
-	    $(KERNEL_EXPORTS) $(GGML_LIBS) -ldl
-
-# the executor's test, likewise (ggml's backend reaches its plan and executor)
-$(BUILD)/tests/test_graphexec: tests/unit/test_graphexec.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c src/engine/kquant.c src/engine/q8k.c src/engine/mulmat.c src/engine/kgemm.c src/engine/pace.c src/engine/graphexec.c src/engine/attn.c src/engine/attnp.c src/engine/cpuexec.c)
+$(BUILD)/tests/test_pace: tests/unit/test_pace.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c src/engine/kquant.c src/engine/q8k.c src/engine/mulmat.c src/engine/kgemm.c src/engine/pace.c src/engine/cpuexec.c)
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) \

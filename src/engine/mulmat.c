@@ -349,13 +349,6 @@ bool ggml_cpu_extra_compute_forward(struct ggml_compute_params *params, struct g
     return g_ggml_extra(params, op);
 }
 
-bool mulmat_private(const struct ggml_tensor *op)
-{
-    /* the order of ggml_cpu_extra_compute_forward(): kgemm uses the work
-     * buffer and a barrier */
-    return g_on && !rows_kgemm(op) && (rows_q5_0(op) || ours(op) != NULL);
-}
-
 long mulmat_calls(void)
 {
     return atomic_load(&g_calls);

@@ -54,12 +54,6 @@ bool mulmat_active_for(int type, bool packed);
  * operator was computed here. */
 bool ggml_cpu_extra_compute_forward(struct ggml_compute_params *params, struct ggml_tensor *op);
 
-/* True when ggml_cpu_extra_compute_forward() computes this operator here
- * without ggml's work buffer and without a barrier inside (one activation
- * row, or a few against Q5_0): each thread writes its own rows of the
- * output and reads only the operator's sources (engine/graphexec.h). */
-bool mulmat_private(const struct ggml_tensor *op);
-
 /* For tests: operators computed here since the process started; and a
  * switch like attn_set(). */
 long mulmat_calls(void);

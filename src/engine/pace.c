@@ -37,10 +37,12 @@
 #define MIN_SHARE 0.25
 
 typedef void (*barrier_fn)(struct ggml_threadpool *);
+typedef enum ggml_status (*compute_fn)(struct ggml_cgraph *, struct ggml_cplan *);
 typedef int (*team_fn)(void);
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static barrier_fn g_ggml_barrier;  /* the backend's own */
+static compute_fn g_ggml_compute;
 static team_fn g_team;             /* libgomp's omp_get_num_threads */
 static bool g_on;
 static size_t g_ahead_max = 768u << 10;
@@ -306,15 +308,20 @@ static void graph_starts(void)
 static void resolve(void)
 {
     g_ggml_barrier = (barrier_fn)kernels_backend_symbol("ggml_barrier");
+    g_ggml_compute = (compute_fn)kernels_backend_symbol("ggml_graph_compute");
     void *gomp = dlopen("libgomp.so.1", RTLD_NOW | RTLD_NOLOAD);
     if (gomp)
         g_team = (team_fn)dlsym(gomp, "omp_get_num_threads");
 }
 
-void pace_graph_starts(void)
+enum ggml_status ggml_graph_compute(struct ggml_cgraph *cgraph, struct ggml_cplan *cplan)
 {
+    pthread_once(&g_once, resolve);
+    if (!g_ggml_compute)
+        abort();                     /* called from a ggml we never found */
     if (g_on)
         graph_starts();
+    return g_ggml_compute(cgraph, cplan);
 }
 
 /* the barrier: arrivals, and the generation whose change releases them */
@@ -426,7 +433,7 @@ bool pace_init(const char *mode)
     memset(g_spent, 0, sizeof g_spent);
     if (mode && strcmp(mode, "off") == 0)
         return false;
-    if (!g_ggml_barrier || !g_team) {
+    if (!g_ggml_barrier || !g_ggml_compute || !g_team) {
         log_info("pace: ggml's CPU backend is not the OpenMP build hearth knows; "
                  "ggml's barrier and equal shares stay");
         return false;

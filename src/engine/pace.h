@@ -29,8 +29,8 @@
  *     number of bytes ahead. What comes next is learned: thread 0's
  *     sequence of products (pace_product_start()) in one graph becomes the
  *     schedule once the next graph repeats it (decode steps run the same
- *     graph), and a graph that differs drops it. engine/graphexec.h tells
- *     pace_graph_starts() where a graph starts. A prefetch of a
+ *     graph), and a graph that differs drops it. The worker also defines
+ *     ggml_graph_compute, which marks where a graph starts. A prefetch of a
  *     stale address costs bandwidth, never correctness: prefetches do not
  *     fault.
  *
@@ -65,10 +65,6 @@ bool pace_init(const char *mode);
 
 /* True when hearth's barrier is in use. */
 bool pace_active(void);
-
-/* Thread 0, before each graph (engine/graphexec.h defines
- * ggml_graph_compute): the shares and the schedule move on. */
-void pace_graph_starts(void);
 
 /* The units [*u0, *u1) of a product of `units` units that thread ith of
  * nth takes. The shares of threads 0..nth-1 partition [0, units) in order. */

@@ -65,7 +65,6 @@
 #include "engine/q8k.h"
 #include "engine/mulmat.h"
 #include "engine/pace.h"
-#include "engine/graphexec.h"
 #endif
 #if W_OCR
 #include "engine/ocr.h"
@@ -421,7 +420,6 @@ int main(int argc, char **argv)
     attn_init(kernels);         /* decode attention (engine/attn.h) */
     mulmat_init(kernels);       /* single-row products (engine/mulmat.h) */
     pace_init(kernels);         /* shares, barrier, fetching (engine/pace.h) */
-    graphexec_init(kernels);    /* barriers where nodes depend (engine/graphexec.h) */
 #else
     (void)kernels;
 #endif
