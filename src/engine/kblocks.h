@@ -27,8 +27,15 @@ struct q5k {        /* ggml's block_q5_K */
     uint8_t qh[32];     /* the fifth bit */
     uint8_t qs[128];    /* low 4 bits */
 };
+struct q3k {        /* ggml's block_q3_K */
+    uint8_t hmask[32];  /* the third bit, set for quants >= 0 */
+    uint8_t qs[64];     /* low 2 bits */
+    uint8_t scales[12]; /* 16 6-bit scales, packed */
+    uint16_t d;
+};
 _Static_assert(sizeof(struct q8k) == 292, "ggml's block_q8_K");
 _Static_assert(sizeof(struct q6k) == 210, "ggml's block_q6_K");
 _Static_assert(sizeof(struct q5k) == 176, "ggml's block_q5_K");
+_Static_assert(sizeof(struct q3k) == 110, "ggml's block_q3_K");
 
 #endif

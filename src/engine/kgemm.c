@@ -13,7 +13,9 @@
  * per-row factors in vpdpwssd, giving M: Q5_K's mins (each twice, for the
  * two halves of its sub-block), Q6_K's scales (its quants are stored
  * +32, so the superblock is d * (S - 32 M), exact in integers:
- * |S| < 2^29, |32 M| < 2^28).
+ * |S| < 2^29, |32 M| < 2^28). Q3_K goes as Q6_K: its quants stored +4
+ * (0..7: two low bits and the third from hmask), its scales less 32, the
+ * superblock d * (S - 4 M).
  */
 #include "engine/kgemm.h"
 
@@ -165,6 +167,44 @@ KTARGET static void unpack_q6_K(struct tile *t, const char *w, size_t row_bytes,
     }
 }
 
+/* The same for Q3_K rows: in each half of 128 elements, run j of 32 takes
+ * bits 2j..2j+1 of the half's 32 low-bit bytes and bit 4h + j of the 32
+ * hmask bytes (ggml's order); the 16 scales are 6 bits, packed in 12
+ * bytes (low 4 bits in bytes 0-7, high 2 bits in bytes 8-11), less 32. */
+KTARGET static void unpack_q3_K(struct tile *t, const char *w, size_t row_bytes, int sb, int nr)
+{
+    if (nr < 32)
+        memset(t, 0, sizeof *t);
+    const __m256i m03 = _mm256_set1_epi8(0x03), m01 = _mm256_set1_epi8(0x01);
+    const __m256i step = _mm256_setr_epi32(0, 128, 256, 384, 512, 640, 768, 896);
+    for (int r = 0; r < nr; r++) {
+        const struct q3k *b = (const struct q3k *)(w + (size_t)r * row_bytes) + sb;
+        t->d[r] = _cvtsh_ss(b->d);
+        int sc[16];
+        for (int j = 0; j < 16; j++) {
+            const int lo = j < 8 ? b->scales[j] & 0xF : b->scales[j - 8] >> 4;
+            const int hi = (b->scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+            sc[j] = (lo | hi << 4) - 32;
+        }
+        for (int j = 0; j < 16; j++)
+            t->sc[j][r] = sc[j];
+        for (int p = 0; p < 8; p++)
+            t->pr[p][r] = pair16(sc[2 * p], sc[2 * p + 1]);
+        const int h = r / 16, rr = r % 16;
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)b->hmask);
+        for (int n = 0; n < 2; n++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * n));
+            for (int j = 0; j < 4; j++) {
+                const __m256i lo = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j)), m03);
+                const __m256i hb =
+                    _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * n + j)), m01);
+                const __m256i u = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 2));
+                _mm256_i32scatter_epi32(&t->u[32 * n + 8 * j][h][rr * 4], step, u, 1);
+            }
+        }
+    }
+}
+
 /* d*S - dmin*M for the 16 rows from r0. With unsigned quants against an
  * activation with a mean both terms run to ~10^3 times the difference,
  * which a plain float subtraction would lose ~1e-4 of. So the min term is
@@ -182,20 +222,24 @@ KTARGET static inline __m512 combine(const struct tile *t, int r0, __m512i s, __
     return _mm512_sub_ps(_mm512_fmsub_ps(d, _mm512_cvtepi32_ps(s), p), e);
 }
 
-/* d*(S - 32 M) for Q6_K's 16 rows from r0: the difference exact in
- * integers, then converted (exact below 2^24) and multiplied. */
-KTARGET static inline __m512 combine6(const struct tile *t, int r0, __m512i s, __m512i m)
+/* d*(S - 2^SHIFT M) for Q6_K's (SHIFT 5) or Q3_K's (SHIFT 2) 16 rows
+ * from r0: the difference exact in integers, then converted (exact below
+ * 2^24) and multiplied. */
+KTARGET static inline __m512 combine_off(const struct tile *t, int r0, __m512i s, __m512i m,
+                                         const int SHIFT)
 {
     return _mm512_mul_ps(_mm512_load_ps(t->d + r0),
-                         _mm512_cvtepi32_ps(_mm512_sub_epi32(s, _mm512_slli_epi32(m, 5))));
+                         _mm512_cvtepi32_ps(_mm512_sub_epi32(s, _mm512_slli_epi32(m, SHIFT))));
 }
 
 /* C activation rows (quants at aq, 256 bytes apart; scales da; sum pairs
  * bp, 8 apart) against the tile, added to acc (32 floats per row). STEPS
- * of 4 quants share a scale: 8 (Q5_K) or 4 (Q6_K). */
+ * of 4 quants share a scale: 8 (Q5_K) or 4 (Q6_K, Q3_K). OFF: the offset
+ * the quants are stored with, as a shift (5: Q6_K's 32, 2: Q3_K's 4), or
+ * 0 for Q5_K's mins. */
 KTARGET static inline __attribute__((always_inline)) void
 cols(const struct tile *t, const int8_t *aq, const float *da, const int32_t *bp, float *acc,
-     const int C, const int STEPS)
+     const int C, const int STEPS, const int OFF)
 {
     __m512i i0[COLS], i1[COLS];
 #pragma GCC unroll 6
@@ -244,8 +288,8 @@ cols(const struct tile *t, const int8_t *aq, const float *da, const int32_t *bp,
 #pragma GCC unroll 6
     for (int c = 0; c < C; c++) {
         const __m512 a = _mm512_set1_ps(da[c]);
-        const __m512 r0 = STEPS == 8 ? combine(t, 0, i0[c], n0[c]) : combine6(t, 0, i0[c], n0[c]);
-        const __m512 r1 = STEPS == 8 ? combine(t, 16, i1[c], n1[c]) : combine6(t, 16, i1[c], n1[c]);
+        const __m512 r0 = OFF ? combine_off(t, 0, i0[c], n0[c], OFF) : combine(t, 0, i0[c], n0[c]);
+        const __m512 r1 = OFF ? combine_off(t, 16, i1[c], n1[c], OFF) : combine(t, 16, i1[c], n1[c]);
         float *o = acc + 32 * c;
         _mm512_store_ps(o, _mm512_fmadd_ps(r0, a, _mm512_load_ps(o)));
         _mm512_store_ps(o + 16, _mm512_fmadd_ps(r1, a, _mm512_load_ps(o + 16)));
@@ -274,13 +318,14 @@ cols(const struct tile *t, const int8_t *aq, const float *da, const int32_t *bp,
  * one superblock. */
 KTARGET static inline __attribute__((always_inline)) void
 tile_rows(const struct tile *t, const struct act *a, int sb, int m, int mb, float *acc,
-          const int STEPS)
+          const int STEPS, const int OFF)
 {
     const size_t at = (size_t)sb * (size_t)m;
     const int8_t *aq = a->qs + at * 256;
     const float *da = a->da + at;
     const int32_t *bp = a->bp + at * 8;
-#define KCOLS(c, C) cols(t, aq + (size_t)(c) * 256, da + (c), bp + 8 * (c), acc + 32 * (c), C, STEPS)
+#define KCOLS(c, C) \
+    cols(t, aq + (size_t)(c) * 256, da + (c), bp + 8 * (c), acc + 32 * (c), C, STEPS, OFF)
     BY_COLS(mb, KCOLS);
 #undef KCOLS
 }
@@ -288,13 +333,19 @@ tile_rows(const struct tile *t, const struct act *a, int sb, int m, int mb, floa
 KTARGET static void q5_rows(const struct tile *t, const struct act *a, int sb, int m, int mb,
                             float *acc)
 {
-    tile_rows(t, a, sb, m, mb, acc, 8);
+    tile_rows(t, a, sb, m, mb, acc, 8, 0);
 }
 
 KTARGET static void q6_rows(const struct tile *t, const struct act *a, int sb, int m, int mb,
                             float *acc)
 {
-    tile_rows(t, a, sb, m, mb, acc, 4);
+    tile_rows(t, a, sb, m, mb, acc, 4, 5);
+}
+
+KTARGET static void q3_rows(const struct tile *t, const struct act *a, int sb, int m, int mb,
+                            float *acc)
+{
+    tile_rows(t, a, sb, m, mb, acc, 4, 2);
 }
 
 /* ---- Q8_0 ------------------------------------------------------------ */
@@ -464,7 +515,7 @@ cols8(const struct tile8 *t, const uint8_t *qs, const uint16_t *dh, int m, int c
     }
 }
 
-enum kind { K5, K6, Q8, Q5 };
+enum kind { K5, K6, K3, Q8, Q5 };
 
 /* One pass over a tile of nr weight rows at `rows`: units [u0, u0 + n) of
  * their width unpacked (superblocks, one at a time; or blocks, Q8_CHUNK at
@@ -473,7 +524,7 @@ KTARGET static void pass(enum kind kind, int k, size_t row_bytes, const void *ac
                          void *scratch, const char *rows, int nr, int u0, int n, int j0, int mb,
                          float *acc)
 {
-    if (kind == K5 || kind == K6) {
+    if (kind == K5 || kind == K6 || kind == K3) {
         struct tile *t = scratch;
         const struct act a = act_at(actp, k, m);
         /* activation rows [j0, j0 + mb): the same layout, offset */
@@ -481,6 +532,9 @@ KTARGET static void pass(enum kind kind, int k, size_t row_bytes, const void *ac
         if (kind == K6) {
             unpack_q6_K(t, rows, row_bytes, u0, nr);
             q6_rows(t, &b, u0, m, mb, acc);
+        } else if (kind == K3) {
+            unpack_q3_K(t, rows, row_bytes, u0, nr);
+            q3_rows(t, &b, u0, m, mb, acc);
         } else {
             unpack_q5_K(t, rows, row_bytes, u0, nr);
             q5_rows(t, &b, u0, m, mb, acc);
@@ -502,7 +556,7 @@ KTARGET static void pass(enum kind kind, int k, size_t row_bytes, const void *ac
 static void gemm(enum kind kind, int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
                  const void *act, int m, float *out, size_t ostride, void *scratch)
 {
-    const bool kq = kind == K5 || kind == K6;
+    const bool kq = kind == K5 || kind == K6 || kind == K3;
     const int units = kq ? k / 256 : k / 32, per = kq ? 1 : Q8_CHUNK;
     float *acc = (float *)((char *)scratch + (kq ? align64(sizeof(struct tile))
                                                  : Q8_CHUNK * sizeof(struct tile8)));
@@ -532,6 +586,12 @@ void kgemm_q6_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, 
                 int m, float *out, size_t ostride, void *scratch)
 {
     gemm(K6, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
+}
+
+void kgemm_q3_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
+                int m, float *out, size_t ostride, void *scratch)
+{
+    gemm(K3, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
 }
 
 void kgemm_q8_0(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,

@@ -1,9 +1,10 @@
 /*
  * kgemm.h: prompts against plain Q5_K and Q6_K matrices (Q5_K_M models;
- * the Q6_K half of the down and V projections in Q4_K_M ones) and Q8_0
- * ones, in tiles of 32 weight rows by 6 activation rows held in registers.
+ * the Q6_K half of the down and V projections in Q4_K_M ones), Q3_K ones
+ * (Q3_K_M models), and Q8_0 and Q5_0 ones, in tiles of 32 weight rows by 6
+ * activation rows held in registers.
  *
- * ggml has no repacked layout for Q5_K or Q6_K on x86; its operator
+ * ggml has no repacked layout for Q5_K, Q6_K or Q3_K on x86; its operator
  * multiplies a prompt through a generic tiled path whose inner loop loads
  * and stores an accumulator around every vpdpbusd. hearth's kernel unpacks 32 rows of one
  * superblock (256 elements) once into bytes laid out so that one 64-byte
@@ -19,7 +20,8 @@
  * with a mean both terms run to ~10^3 times the difference, where ggml's
  * float sums lose ~1e-4 of the result (measured on 2048-8192 wide rows:
  * 5-10x closer to the exact product than ggml's). Q6_K's difference is
- * exact in integers, its result the same as ggml's.
+ * exact in integers, its result the same as ggml's; so is Q3_K's (its
+ * quants stored +4 and its scales less 32, the Q6_K path with 4 for 32).
  *
  * The activation is laid out for this kernel (kgemm_act_*): the Q8_K quants
  * of each superblock for all activation rows together, then their scales
@@ -64,6 +66,11 @@ void kgemm_q5_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, 
 /* The same for a plain Q6_K matrix (Q4_K_M and Q5_K_M files hold their
  * output matrix, half the down projections and V projections in it). */
 void kgemm_q6_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
+                int m, float *out, size_t ostride, void *scratch);
+
+/* The same for a plain Q3_K matrix (most of a "Q3_K_M" file): its quants
+ * stored +4, its scales less 32, as Q6_K's. */
+void kgemm_q3_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
                 int m, float *out, size_t ostride, void *scratch);
 
 /* The same for a plain Q8_0 matrix against Q8_0 activation rows, in tiles

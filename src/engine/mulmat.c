@@ -226,11 +226,11 @@ static void compute_rows_q5_0(const struct cpuexec_thread *t, struct ggml_tensor
 #endif
 
 /* several rows against plain Q5_K, Q6_K, Q8_0, Q5_0: checked, in use */
-static bool g_rows5k, g_rows6k, g_rows8, g_rows50;
+static bool g_rows5k, g_rows6k, g_rows3k, g_rows8, g_rows50;
 
 static bool rows_kgemm(const struct ggml_tensor *op)
 {
-    if ((!g_rows5k && !g_rows6k && !g_rows8 && !g_rows50) || op->op != GGML_OP_MUL_MAT)
+    if ((!g_rows5k && !g_rows6k && !g_rows3k && !g_rows8 && !g_rows50) || op->op != GGML_OP_MUL_MAT)
         return false;
     const struct ggml_tensor *w = op->src[0], *x = op->src[1];
     if (!w || !x)
@@ -238,6 +238,7 @@ static bool rows_kgemm(const struct ggml_tensor *op)
     /* Q8_0 and Q5_0 take Q8_0 activation rows, the K-quants Q8_K */
     const bool q8 = w->type == GGML_TYPE_Q8_0 || w->type == GGML_TYPE_Q5_0;
     return ((w->type == GGML_TYPE_Q5_K && g_rows5k) || (w->type == GGML_TYPE_Q6_K && g_rows6k) ||
+            (w->type == GGML_TYPE_Q3_K && g_rows3k) ||
             (w->type == GGML_TYPE_Q8_0 && g_rows8) || (w->type == GGML_TYPE_Q5_0 && g_rows50)) &&
            w->buffer &&
            ggml_backend_buffer_get_type(w->buffer) != g_repack &&
@@ -290,6 +291,7 @@ static bool compute_rows_kgemm(struct ggml_compute_params *params, struct ggml_t
     (w->type == GGML_TYPE_Q8_0   ? kgemm_q8_0
      : w->type == GGML_TYPE_Q5_0 ? kgemm_q5_0
      : w->type == GGML_TYPE_Q6_K ? kgemm_q6_K
+     : w->type == GGML_TYPE_Q3_K ? kgemm_q3_K
                                  : kgemm_q5_K)(K, w->data, w->nb[1], r0, r1, act, M,
                                                (float *)op->data, ostride, t_kgemm);
     return true;
@@ -445,7 +447,7 @@ bool mulmat_init(const char *mode)
     memset(g_plain, 0, sizeof g_plain);
     memset(g_packed, 0, sizeof g_packed);
     g_rows5 = false;
-    g_rows5k = g_rows6k = g_rows8 = g_rows50 = false;
+    g_rows5k = g_rows6k = g_rows3k = g_rows8 = g_rows50 = false;
     if (mode && strcmp(mode, "off") == 0)
         return false;
     if (!kernels_cpu_ok())
@@ -458,7 +460,7 @@ bool mulmat_init(const char *mode)
     plan_ways();
     /* each way through its own check, alone */
     bool plain_ok[GGML_TYPE_COUNT] = { false }, packed_ok[GGML_TYPE_COUNT] = { false };
-    char names[400] = "";
+    char names[512] = "";
     int n = 0, failed = 0;
     for (int pk = 0; pk < 2; pk++)
         for (int t = 0; t < GGML_TYPE_COUNT; t++) {
@@ -493,12 +495,13 @@ bool mulmat_init(const char *mode)
             strcat(names, "q5_0 (several rows)");
         }
     }
-    /* prompts against Q5_K, Q6_K, Q8_0 and Q5_0: engine/kgemm.h's register tiles (20
-     * rows: three tiles of 6 and one of 2; 40 weight rows: one full tile
-     * and a part), each checked alone */
-    bool *kg[4] = { &g_rows5k, &g_rows6k, &g_rows8, &g_rows50 };
-    const enum ggml_type kt[4] = { GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q8_0, GGML_TYPE_Q5_0 };
-    for (int i = 0; i < 4; i++) {
+    /* prompts against Q5_K, Q6_K, Q3_K, Q8_0 and Q5_0: engine/kgemm.h's
+     * register tiles (20 rows: three tiles of 6 and one of 2; 40 weight
+     * rows: one full tile and a part), each checked alone */
+    bool *kg[5] = { &g_rows5k, &g_rows6k, &g_rows3k, &g_rows8, &g_rows50 };
+    const enum ggml_type kt[5] = { GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q3_K, GGML_TYPE_Q8_0,
+                                   GGML_TYPE_Q5_0 };
+    for (int i = 0; i < 5; i++) {
         const enum ggml_type rt =
             kt[i] == GGML_TYPE_Q8_0 || kt[i] == GGML_TYPE_Q5_0 ? GGML_TYPE_Q8_0 : GGML_TYPE_Q8_K;
         if (!g_plain[kt[i]].from_float || g_plain[kt[i]].row_type != rt)
@@ -531,7 +534,7 @@ bool mulmat_active(void)
 
 bool mulmat_set(bool on)
 {
-    bool any = g_rows5 || g_rows5k || g_rows6k || g_rows8 || g_rows50;
+    bool any = g_rows5 || g_rows5k || g_rows6k || g_rows3k || g_rows8 || g_rows50;
     for (int t = 0; t < GGML_TYPE_COUNT; t++)
         any = any || g_plain[t].on || g_packed[t].on;
     g_on = on && any;

@@ -361,8 +361,8 @@ TEST(prompt_rows_k_quants_as_close_as_ggml)
         /* more rows than the kernel takes at a time (512): a second block of 18 */
         { 256, 40, 530 },
     };
-    const enum ggml_type types[] = { GGML_TYPE_Q5_K, GGML_TYPE_Q6_K };
-    for (size_t t = 0; t < 2; t++)
+    const enum ggml_type types[] = { GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q3_K };
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
             for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5) {
                 double eg, eo;
@@ -383,8 +383,10 @@ TEST(prompt_rows_k_quants_as_close_as_ggml)
     /* fewer than 16 rows stay with ggml's operator, to the bit */
     const struct case_ few5 = { 2048, 64, 15, GGML_TYPE_Q5_K, false };
     const struct case_ few6 = { 2048, 64, 15, GGML_TYPE_Q6_K, false };
+    const struct case_ few3 = { 2048, 64, 15, GGML_TYPE_Q3_K, false };
     CHECK(!run_case(&few5, 2));
     CHECK(!run_case(&few6, 2));
+    CHECK(!run_case(&few3, 2));
 }
 
 /* A prompt's rows against plain Q8_0 matrices (engine/kgemm.h's Q8_0
