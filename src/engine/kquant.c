@@ -69,10 +69,11 @@ static gemv_fn g_ggml;      /* Q4_K, one activation row */
 static gemv_fn g_ggml_gemm; /* Q4_K, groups of 4 (the worker's export forwards here) */
 static dot_fn g_dot6;       /* Q6_K dot product */
 static dot_fn g_dot5;       /* Q5_K dot product */
+static dot_fn g_dot3;       /* Q3_K dot product */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 /* hearth's kernels checked and in use: Q4_K one row, Q6_K rows, Q5_K rows,
  * Q4_K 4 rows */
-static bool g_on, g_on6, g_on5, g_gemm_on;
+static bool g_on, g_on6, g_on5, g_on3, g_gemm_on;
 
 static void resolve(void)
 {
@@ -440,6 +441,93 @@ KTARGET void kquant_q6_K_rows(int n, float *out, const void *vw, size_t row_byte
     }
 }
 
+/* ---- Q3_K x Q8_K: rows of a plain matrix against one activation row ---- */
+
+/* A Q3_K superblock's 16 scales (6 bits each: the low 4 in bytes 0-7, low
+ * nibbles then high nibbles; the high 2 in bytes 8-11, two bits of each
+ * byte per group of four scales), less 32, as int16. */
+KTARGET static inline __m256i q3_scales(const uint8_t *s)
+{
+    const __m128i m0f = _mm_set1_epi8(0x0F), m03 = _mm_set1_epi8(0x03);
+    const __m128i x = _mm_loadl_epi64((const __m128i *)s);
+    const __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(x, m0f),
+                                          _mm_and_si128(_mm_srli_epi16(x, 4), m0f));
+    int32_t t;
+    memcpy(&t, s + 8, 4);
+    const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(t), _mm_setr_epi32(0, 2, 4, 6)), m03);
+    const __m128i sc = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+    return _mm256_cvtepi8_epi16(sc);
+}
+
+KTARGET void kquant_q3_K_rows(int n, float *out, const void *vw, size_t row_bytes, int rows,
+                              const void *va)
+{
+    const int nb = n / 256;
+    const struct q8k *a = va;
+    if (nb > MAX_SUPERBLOCKS) {
+        rows_by_dot(g_dot3, n, out, vw, row_bytes, rows, va);
+        return;
+    }
+    /* the activation once per call: 4 times the sum of each lane's 4
+     * values taken off in advance (the quants are used as q+4, 0..7) */
+    __m512i negc[MAX_SUPERBLOCKS][4];
+    const __m512i k4 = _mm512_set1_epi8(4), zero = _mm512_setzero_si512();
+    for (int l = 0; l < nb; l++)
+        for (int c = 0; c < 4; c++)
+            negc[l][c] = _mm512_sub_epi32(
+                zero, _mm512_dpbusd_epi32(zero, k4, _mm512_loadu_si512(a[l].qs + 64 * c)));
+    /* 64 elements c of a superblock: half c/2, runs j = 2(c%2) and j + 1 of
+     * 32, one per 256-bit half of a register. The low bits: the half's 32
+     * qs bytes shifted by 2j; the third bit: hmask bit 4(c/2) + j, moved
+     * to bit 2 (left for the first two runs, right for the rest). */
+    const __m512i m03 = _mm512_set1_epi8(0x03), m07 = _mm512_set1_epi8(0x07);
+    __m512i qsh[4], hsh[4];
+    for (int c = 0; c < 4; c++) {
+        const int j = 2 * (c % 2), b = 4 * (c / 2) + j;
+        qsh[c] = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * j)), _mm256_set1_epi16((short)(2 * j + 2)), 1);
+        hsh[c] = c == 0 ? _mm512_inserti64x4(_mm512_set1_epi16(2), _mm256_set1_epi16(1), 1)
+                        : _mm512_inserti64x4(_mm512_set1_epi16((short)(b - 2)),
+                                             _mm256_set1_epi16((short)(b - 1)), 1);
+    }
+    /* vpermw indices spreading scales 4c..4c+3 over their 4 lanes each */
+    __m256i sidx[4];
+    for (int c = 0; c < 4; c++) {
+        uint16_t idx[16];
+        for (int i = 0; i < 16; i++)
+            idx[i] = (uint16_t)(4 * c + i / 4);
+        sidx[c] = _mm256_loadu_si256((const __m256i *)idx);
+    }
+    for (int r = 0; r < rows; r++) {
+        const struct q3k *x = (const void *)((const char *)vw + (size_t)r * row_bytes);
+        __m512 acc = _mm512_setzero_ps();
+        for (int l = 0; l < nb; l++) {
+            const struct q3k *b = x + l;
+            const char *ahead = (const char *)b + ROWS_PREFETCH_BYTES;
+            _mm_prefetch(ahead, _MM_HINT_T0);
+            _mm_prefetch(ahead + 64, _MM_HINT_T0);
+            const __m256i sc16 = q3_scales(b->scales);
+            const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b->hmask));
+            const __m512i q0 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b->qs));
+            const __m512i q1 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b->qs + 32)));
+            __m512i sum = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                const __m512i lo = _mm512_srlv_epi16(c < 2 ? q0 : q1, qsh[c]);
+                const __m512i hb = c == 0 ? _mm512_sllv_epi16(hm, hsh[c]) : _mm512_srlv_epi16(hm, hsh[c]);
+                /* 0xE4: C ? A : B, bit by bit: the low 2 bits from lo, the rest from hb */
+                const __m512i u = _mm512_and_si512(_mm512_ternarylogic_epi32(lo, hb, m03, 0xE4), m07);
+                const __m512i t = _mm512_dpbusd_epi32(negc[l][c], u, _mm512_loadu_si512(a[l].qs + 64 * c));
+                /* |lane| <= 4 * 4 * 128: an int16, times its group's scale */
+                const __m512i sc = _mm512_cvtepu16_epi32(_mm256_permutexvar_epi16(sidx[c], sc16));
+                sum = _mm512_add_epi32(sum, _mm512_madd_epi16(t, sc));
+            }
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
+                                  _mm512_set1_ps(_cvtsh_ss(b->d) * a[l].d), acc);
+        }
+        out[r] = _mm512_reduce_add_ps(acc);
+    }
+}
+
 /* ---- Q5_K x Q8_K: rows of a plain matrix against one activation row ---- */
 
 /* vpermw indices: for 128 elements h, the scale of each int16 of
@@ -683,7 +771,7 @@ static bool self_check_gemm(gemv_fn ref)
 
 bool kquant_init(const char *mode)
 {
-    g_on = g_on6 = g_on5 = g_gemm_on = false;
+    g_on = g_on6 = g_on5 = g_on3 = g_gemm_on = false;
     pthread_once(&g_once, resolve);
     if (mode && strcmp(mode, "off") == 0)
         return false;
@@ -735,6 +823,14 @@ bool kquant_init(const char *mode)
         log_warn("kquant: hearth's Q5_K kernel disagrees with ggml's dot product; ggml's stays");
     else
         g_on5 = true;
+    g_dot3 = (dot_fn)kernels_backend_symbol("ggml_vec_dot_q3_K_q8_K");
+    if (!g_dot3)
+        log_warn("kquant: ggml's CPU backend does not export its Q3_K dot product; ggml's stays");
+    else if (!self_check_rows(kquant_q3_K_rows, g_dot3, sizeof(struct q3k),
+                              (const size_t[]){ offsetof(struct q3k, d) }, 1, 1357u))
+        log_warn("kquant: hearth's Q3_K kernel disagrees with ggml's dot product; ggml's stays");
+    else
+        g_on3 = true;
     return true;
 }
 
@@ -751,6 +847,11 @@ bool kquant_q6_K_active(void)
 bool kquant_q5_K_active(void)
 {
     return g_on5;
+}
+
+bool kquant_q3_K_active(void)
+{
+    return g_on3;
 }
 
 bool kquant_gemm_active(void)

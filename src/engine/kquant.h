@@ -82,6 +82,14 @@ bool kquant_active(void);
 /* The Q6_K rows kernel, checked by kquant_init against ggml's exported
  * ggml_vec_dot_q6_K_q8_K: true when in use. */
 bool kquant_q6_K_active(void);
+
+/* The same for a plain Q3_K matrix (most of a Q3_K_M file): the quants
+ * used as q+4 (two low bits, the third from hmask, moved into place with
+ * per-half variable shifts), the 16 scales unpacked from 12 bytes in SIMD,
+ * then as Q6_K's. */
+void kquant_q3_K_rows(int n, float *out, const void *vw, size_t row_bytes, int rows,
+                      const void *va);
+bool kquant_q3_K_active(void);
 /* The Q5_K rows kernel, checked against ggml_vec_dot_q5_K_q8_K. */
 bool kquant_q5_K_active(void);
 /* The 4-row Q4_K kernel, checked against ggml's plain-C reference: true
