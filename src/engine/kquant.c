@@ -374,6 +374,19 @@ KTARGET static inline __m512i q6_scales(__m256i sc16, int c)
     return _mm512_cvtepu16_epi32(w);
 }
 
+/* The activation row, once per call of a rows kernel whose quants are
+ * stored `off` higher: for each superblock and 64 elements c, minus `off`
+ * times the sum of each int32 lane's 4 activation values, the start of
+ * that lane's vpdpbusd sum. */
+KTARGET static void offsets(const struct q8k *a, int nb, int off, __m512i negc[][4])
+{
+    const __m512i k = _mm512_set1_epi8((char)off), zero = _mm512_setzero_si512();
+    for (int l = 0; l < nb; l++)
+        for (int c = 0; c < 4; c++)
+            negc[l][c] = _mm512_sub_epi32(
+                zero, _mm512_dpbusd_epi32(zero, k, _mm512_loadu_si512(a[l].qs + 64 * c)));
+}
+
 /* Rows too wide for a rows kernel: ggml's dot product, row by row. */
 static void rows_by_dot(dot_fn dot, int n, float *out, const void *vw, size_t row_bytes,
                         int rows, const void *va)
@@ -391,14 +404,10 @@ KTARGET void kquant_q6_K_rows(int n, float *out, const void *vw, size_t row_byte
         rows_by_dot(g_dot6, n, out, vw, row_bytes, rows, va);
         return;
     }
-    /* the activation once per call: 32 times the sum of each lane's 4
-     * values taken off in advance (the quants are stored as q+32) */
+    /* 32 times the sum of each lane's 4 values, taken off in advance (the
+     * quants are stored as q+32) */
     __m512i negc[MAX_SUPERBLOCKS][4];
-    const __m512i k32 = _mm512_set1_epi8(32), zero = _mm512_setzero_si512();
-    for (int l = 0; l < nb; l++)
-        for (int c = 0; c < 4; c++)
-            negc[l][c] = _mm512_sub_epi32(
-                zero, _mm512_dpbusd_epi32(zero, k32, _mm512_loadu_si512(a[l].qs + 64 * c)));
+    offsets(a, nb, 32, negc);
     const __m512i m0f = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     /* the high bits of elements l and l+32 (A) and l+64 and l+96 (B) of a
      * 128-element half: qh bits 0-1 and 2-3 moved up to bits 4-5, bits 4-5
@@ -468,14 +477,10 @@ KTARGET void kquant_q3_K_rows(int n, float *out, const void *vw, size_t row_byte
         rows_by_dot(g_dot3, n, out, vw, row_bytes, rows, va);
         return;
     }
-    /* the activation once per call: 4 times the sum of each lane's 4
-     * values taken off in advance (the quants are used as q+4, 0..7) */
+    /* 4 times the sum of each lane's 4 values, taken off in advance (the
+     * quants are used as q+4, 0..7) */
     __m512i negc[MAX_SUPERBLOCKS][4];
-    const __m512i k4 = _mm512_set1_epi8(4), zero = _mm512_setzero_si512();
-    for (int l = 0; l < nb; l++)
-        for (int c = 0; c < 4; c++)
-            negc[l][c] = _mm512_sub_epi32(
-                zero, _mm512_dpbusd_epi32(zero, k4, _mm512_loadu_si512(a[l].qs + 64 * c)));
+    offsets(a, nb, 4, negc);
     /* 64 elements c of a superblock: half c/2, runs j = 2(c%2) and j + 1 of
      * 32, one per 256-bit half of a register. The low bits: the half's 32
      * qs bytes shifted by 2j; the third bit: hmask bit 4(c/2) + j, moved
