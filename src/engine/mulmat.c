@@ -77,8 +77,8 @@ static void plan_ways(void)
     static const enum ggml_type plain[] = { GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_1,
                                             GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q2_K,
                                             GGML_TYPE_Q3_K, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K,
-                                            GGML_TYPE_Q6_K, GGML_TYPE_IQ4_NL, GGML_TYPE_F16,
-                                            GGML_TYPE_BF16 };
+                                            GGML_TYPE_Q6_K, GGML_TYPE_IQ4_NL, GGML_TYPE_IQ4_XS,
+                                            GGML_TYPE_F16, GGML_TYPE_BF16 };
     static const struct {
         enum ggml_type type, row;
         const char *gemv;

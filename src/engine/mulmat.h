@@ -17,7 +17,7 @@
  * the multiplication are the functions ggml's operator would call (ggml's
  * own, or hearth's kernels where they replace them, engine/kernels.h), so
  * the result is the same to the bit. Types: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
- * Q2_K-Q6_K, IQ4_NL, F16 and BF16 matrices, and the repacked Q4_0, IQ4_NL,
+ * Q2_K-Q6_K, IQ4_NL, IQ4_XS, F16 and BF16 matrices, and the repacked Q4_0, IQ4_NL,
  * Q4_K and Q2_K ones.
  *
  * How it gets there: before running any operator, ggml's CPU backend asks

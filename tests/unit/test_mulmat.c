@@ -164,6 +164,7 @@ TEST(single_rows_match_ggml_bit_for_bit)
         { 2048, 512, 1, GGML_TYPE_Q5_K, false },
         { 2048, 512, 1, GGML_TYPE_Q4_K, false },
         { 2048, 512, 1, GGML_TYPE_Q3_K, false },
+        { 2048, 512, 1, GGML_TYPE_IQ4_XS, false },
         { 896, 512, 1, GGML_TYPE_Q5_0, false },
         { 896, 512, 1, GGML_TYPE_Q4_1, false },
         { 896, 128, 1, GGML_TYPE_Q4_0, false },    /* Q4_0 in a plain buffer */
