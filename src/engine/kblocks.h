@@ -33,9 +33,17 @@ struct q3k {        /* ggml's block_q3_K */
     uint8_t scales[12]; /* 16 6-bit scales, packed */
     uint16_t d;
 };
+struct iq4xs {      /* ggml's block_iq4_xs */
+    uint16_t d;
+    uint16_t scales_h;  /* high 2 bits of the 8 sub-block scales */
+    uint8_t scales_l[4];/* low 4 bits, two per byte */
+    uint8_t qs[128];    /* 4-bit indices into the IQ4_NL values: sub-block i's first 16
+                         * elements in the low nibbles of its 16 bytes, the rest high */
+};
 _Static_assert(sizeof(struct q8k) == 292, "ggml's block_q8_K");
 _Static_assert(sizeof(struct q6k) == 210, "ggml's block_q6_K");
 _Static_assert(sizeof(struct q5k) == 176, "ggml's block_q5_K");
 _Static_assert(sizeof(struct q3k) == 110, "ggml's block_q3_K");
+_Static_assert(sizeof(struct iq4xs) == 136, "ggml's block_iq4_xs");
 
 #endif

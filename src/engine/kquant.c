@@ -70,10 +70,11 @@ static gemv_fn g_ggml_gemm; /* Q4_K, groups of 4 (the worker's export forwards h
 static dot_fn g_dot6;       /* Q6_K dot product */
 static dot_fn g_dot5;       /* Q5_K dot product */
 static dot_fn g_dot3;       /* Q3_K dot product */
+static dot_fn g_dotx;       /* IQ4_XS dot product */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 /* hearth's kernels checked and in use: Q4_K one row, Q6_K rows, Q5_K rows,
  * Q4_K 4 rows */
-static bool g_on, g_on6, g_on5, g_on3, g_gemm_on;
+static bool g_on, g_on6, g_on5, g_on3, g_onx, g_gemm_on;
 
 static void resolve(void)
 {
@@ -533,6 +534,76 @@ KTARGET void kquant_q3_K_rows(int n, float *out, const void *vw, size_t row_byte
     }
 }
 
+/* ---- IQ4_XS x Q8_K: rows of a plain matrix against one activation row ---- */
+
+/* the 16 values a 4-bit IQ4_NL/IQ4_XS index stands for (the format's own table), plus 128:
+ * vpdpbusd's unsigned side */
+static const int8_t g_iq4_values[16] = { -127, -104, -83, -65, -49, -35, -22, -10,
+                                         1,    13,   25,  38,  53,  69,  89,  113 };
+
+KTARGET void kquant_iq4_xs_rows(int n, float *out, const void *vw, size_t row_bytes, int rows,
+                                const void *va)
+{
+    const int nb = n / 256;
+    const struct q8k *a = va;
+    if (nb > MAX_SUPERBLOCKS) {
+        rows_by_dot(g_dotx, n, out, vw, row_bytes, rows, va);
+        return;
+    }
+    /* 128 times the sum of each lane's 4 values, taken off in advance */
+    __m512i negc[MAX_SUPERBLOCKS][4];
+    offsets(a, nb, 128, negc);
+    uint8_t t16[16];
+    for (int i = 0; i < 16; i++)
+        t16[i] = (uint8_t)(g_iq4_values[i] + 128);
+    const __m512i tab = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)t16));
+    const __m512i m0f = _mm512_set1_epi8(0x0F);
+    /* 64 elements c: sub-blocks 2c and 2c+1, each 16 bytes of indices; the
+     * register's 128-bit lanes hold the low nibbles of the first, its high
+     * nibbles, then the same of the second (ggml's order) */
+    const __m512i nsh = _mm512_setr_epi64(0, 0, 0x0004000400040004ll, 0x0004000400040004ll, 0, 0,
+                                          0x0004000400040004ll, 0x0004000400040004ll);
+    __m512i pidx[4];
+    for (int c = 0; c < 4; c++)
+        pidx[c] = _mm512_inserti64x4(_mm512_set1_epi32(2 * c), _mm256_set1_epi32(2 * c + 1), 1);
+    const __m256i lsh = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+    const __m256i hsh = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    for (int r = 0; r < rows; r++) {
+        const struct iq4xs *x = (const void *)((const char *)vw + (size_t)r * row_bytes);
+        __m512 acc = _mm512_setzero_ps();
+        for (int l = 0; l < nb; l++) {
+            const struct iq4xs *b = x + l;
+            const char *ahead = (const char *)b + ROWS_PREFETCH_BYTES;
+            _mm_prefetch(ahead, _MM_HINT_T0);
+            _mm_prefetch(ahead + 64, _MM_HINT_T0);
+            _mm_prefetch(ahead + 128, _MM_HINT_T0);
+            /* the 8 scales: 4 low bits from scales_l, 2 high from scales_h, less 32 */
+            int32_t sl;
+            memcpy(&sl, b->scales_l, 4);
+            const __m256i lo = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(sl), lsh),
+                                                _mm256_set1_epi32(0xF));
+            const __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(b->scales_h), hsh),
+                                                _mm256_set1_epi32(3));
+            const __m512i sc = _mm512_castsi256_si512(
+                _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32)));
+            __m512i sum = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                const __m512i q = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b->qs + 32 * c)));
+                const __m512i idx = _mm512_and_si512(
+                    _mm512_srlv_epi16(_mm512_shuffle_i64x2(q, q, 0x50), nsh), m0f);
+                const __m512i u = _mm512_shuffle_epi8(tab, idx);
+                const __m512i t = _mm512_dpbusd_epi32(negc[l][c], u, _mm512_loadu_si512(a[l].qs + 64 * c));
+                /* |lane| <= 4 * 127 * 128: beyond int16, so the scale in int32 */
+                sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(t, _mm512_permutexvar_epi32(pidx[c], sc)));
+            }
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
+                                  _mm512_set1_ps(_cvtsh_ss(b->d) * a[l].d), acc);
+        }
+        out[r] = _mm512_reduce_add_ps(acc);
+    }
+}
+
 /* ---- Q5_K x Q8_K: rows of a plain matrix against one activation row ---- */
 
 /* vpermw indices: for 128 elements h, the scale of each int16 of
@@ -776,7 +847,7 @@ static bool self_check_gemm(gemv_fn ref)
 
 bool kquant_init(const char *mode)
 {
-    g_on = g_on6 = g_on5 = g_on3 = g_gemm_on = false;
+    g_on = g_on6 = g_on5 = g_on3 = g_onx = g_gemm_on = false;
     pthread_once(&g_once, resolve);
     if (mode && strcmp(mode, "off") == 0)
         return false;
@@ -836,6 +907,14 @@ bool kquant_init(const char *mode)
         log_warn("kquant: hearth's Q3_K kernel disagrees with ggml's dot product; ggml's stays");
     else
         g_on3 = true;
+    g_dotx = (dot_fn)kernels_backend_symbol("ggml_vec_dot_iq4_xs_q8_K");
+    if (!g_dotx)
+        log_warn("kquant: ggml's CPU backend does not export its IQ4_XS dot product; ggml's stays");
+    else if (!self_check_rows(kquant_iq4_xs_rows, g_dotx, sizeof(struct iq4xs),
+                              (const size_t[]){ offsetof(struct iq4xs, d) }, 1, 2468u))
+        log_warn("kquant: hearth's IQ4_XS kernel disagrees with ggml's dot product; ggml's stays");
+    else
+        g_onx = true;
     return true;
 }
 
@@ -857,6 +936,11 @@ bool kquant_q5_K_active(void)
 bool kquant_q3_K_active(void)
 {
     return g_on3;
+}
+
+bool kquant_iq4_xs_active(void)
+{
+    return g_onx;
 }
 
 bool kquant_gemm_active(void)

@@ -90,6 +90,14 @@ bool kquant_q6_K_active(void);
 void kquant_q3_K_rows(int n, float *out, const void *vw, size_t row_bytes, int rows,
                       const void *va);
 bool kquant_q3_K_active(void);
+
+/* The same for a plain IQ4_XS matrix: each 4-bit index looked up (vpshufb)
+ * in the IQ4_NL values plus 128, vpdpbusd against the activation with 128
+ * times its sums taken off in advance, each 32-element sub-block's 6-bit
+ * scale less 32 applied in int32 (vpmulld: a lane's sum exceeds int16). */
+void kquant_iq4_xs_rows(int n, float *out, const void *vw, size_t row_bytes, int rows,
+                        const void *va);
+bool kquant_iq4_xs_active(void);
 /* The Q5_K rows kernel, checked against ggml_vec_dot_q5_K_q8_K. */
 bool kquant_q5_K_active(void);
 /* The 4-row Q4_K kernel, checked against ggml's plain-C reference: true

@@ -106,6 +106,10 @@ static void plan_ways(void)
     if (g_plain[GGML_TYPE_Q8_0].dot && kernels_q8_0_gemv_active())
         g_plain[GGML_TYPE_Q8_0].rows = kernels_q8_0_gemv;
     /* plain Q6_K and Q5_K rows through hearth's kernels (engine/kquant.h): to rounding */
+    if (g_plain[GGML_TYPE_IQ4_XS].dot && kquant_iq4_xs_active()) {
+        g_plain[GGML_TYPE_IQ4_XS].rows = kquant_iq4_xs_rows;
+        g_plain[GGML_TYPE_IQ4_XS].exact = false;
+    }
     if (g_plain[GGML_TYPE_Q3_K].dot && kquant_q3_K_active()) {
         g_plain[GGML_TYPE_Q3_K].rows = kquant_q3_K_rows;
         g_plain[GGML_TYPE_Q3_K].exact = false;

@@ -319,15 +319,19 @@ TEST(single_rows_k_quants_as_close_as_ggml)
         { GGML_TYPE_Q5_K, false, 256, 7 },
         { GGML_TYPE_Q3_K, false, 2048, 5632 }, { GGML_TYPE_Q3_K, false, 8192, 512 },
         { GGML_TYPE_Q3_K, false, 256, 7 },
+        { GGML_TYPE_IQ4_XS, false, 2048, 5632 }, { GGML_TYPE_IQ4_XS, false, 8192, 512 },
+        { GGML_TYPE_IQ4_XS, false, 256, 7 },
     };
-    /* on a VNNI CPU the Q5_K and Q3_K kernels' start-up checks must pass;
+    /* on a VNNI CPU the Q5_K, Q3_K and IQ4_XS kernels' start-up checks must pass;
      * should one fail, that is reported here and its shapes are left out */
     CHECK(kquant_q5_K_active());
     CHECK(kquant_q3_K_active());
+    CHECK(kquant_iq4_xs_active());
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5) {
             if ((shapes[i].type == GGML_TYPE_Q5_K && !kquant_q5_K_active()) ||
-                (shapes[i].type == GGML_TYPE_Q3_K && !kquant_q3_K_active()))
+                (shapes[i].type == GGML_TYPE_Q3_K && !kquant_q3_K_active()) ||
+                (shapes[i].type == GGML_TYPE_IQ4_XS && !kquant_iq4_xs_active()))
                 continue;
             double eg, eo;
             k_against_exact(shapes[i].type, shapes[i].repacked, shapes[i].k, shapes[i].n, threads,
