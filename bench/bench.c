@@ -872,10 +872,10 @@ int main(void)
     /* the other shapes against llama-bench: the Q8_0 twin, the same shape in
      * Q4_K_M (what most downloadable models are; 896 wide, so mostly Q5_0),
      * and a ~1B model in Q4_0, in Q4_K_M (2048 wide: Q4_K and Q6_K), in
-     * Q5_K_M (Q5_K and Q6_K) and in Q3_K_M (Q3_K and Q4_K) */
+     * Q5_K_M (Q5_K and Q6_K), in Q3_K_M (Q3_K and Q4_K) and in IQ4_XS */
     const char *model1b = getenv("BENCH_MODEL_1B"), *modelkm = getenv("BENCH_MODEL_Q4KM");
     const char *model1bkm = getenv("BENCH_MODEL_1B_Q4KM"), *model1b5 = getenv("BENCH_MODEL_1B_Q5KM");
-    const char *model1b3 = getenv("BENCH_MODEL_1B_Q3KM");
+    const char *model1b3 = getenv("BENCH_MODEL_1B_Q3KM"), *model1bx = getenv("BENCH_MODEL_1B_IQ4XS");
     if (modelkm && !*modelkm)
         modelkm = NULL;
     if (model1bkm && !*model1bkm)
@@ -884,16 +884,19 @@ int main(void)
         model1b5 = NULL;
     if (model1b3 && !*model1b3)
         model1b3 = NULL;
+    if (model1bx && !*model1bx)
+        model1bx = NULL;
     {
-        char x1[700], x2[700], x3[700], x4[700], x5[700], x6[700];
+        char x1[700], x2[700], x3[700], x4[700], x5[700], x6[700], x7[700];
         snprintf(x1, sizeof x1, "q8=%s", model2);
         snprintf(x2, sizeof x2, "b1=%s", model1b ? model1b : model2);
         snprintf(x3, sizeof x3, "km=%s", modelkm ? modelkm : model2);
         snprintf(x4, sizeof x4, "bkm=%s", model1bkm ? model1bkm : model2);
         snprintf(x5, sizeof x5, "b5=%s", model1b5 ? model1b5 : model2);
         snprintf(x6, sizeof x6, "b3=%s", model1b3 ? model1b3 : model2);
+        snprintf(x7, sizeof x7, "bx=%s", model1bx ? model1bx : model2);
         char *xargs[] = { "--model", x1, "--model", x2, "--model", x3, "--model", x4, "--model", x5,
-                          "--model", x6, "--parallel", "4", "--ctx-size", "2048", "--threads", "2",
+                          "--model", x6, "--model", x7, "--parallel", "4", "--ctx-size", "2048", "--threads", "2",
                           "--log-level", "warn", NULL };
         struct daemon X = { 0 };
         if (start_daemon(&X, "bench-shapes", xargs) == 0) {
@@ -920,8 +923,13 @@ int main(void)
                 u = post(&X, "/v1/models/b5/unload", "{}");
                 resp_free(&u);
             }
-            if (model1b3)
+            if (model1b3) {
                 versus_llama_bench(&X, "b3", model1b3, "1.1B Q3_K_M");
+                u = post(&X, "/v1/models/b3/unload", "{}");
+                resp_free(&u);
+            }
+            if (model1bx)
+                versus_llama_bench(&X, "bx", model1bx, "1.1B IQ4_XS");
             stop_daemon(&X);
         }
     }

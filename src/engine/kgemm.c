@@ -15,7 +15,9 @@
  * +32, so the superblock is d * (S - 32 M), exact in integers:
  * |S| < 2^29, |32 M| < 2^28). Q3_K goes as Q6_K: its quants stored +4
  * (0..7: two low bits and the third from hmask), its scales less 32, the
- * superblock d * (S - 4 M).
+ * superblock d * (S - 4 M). IQ4_XS goes as Q5_K's 32-element sub-blocks,
+ * its looked-up values stored +128 and d * (S - 128 M) (S - 128 M is
+ * exact in integers and rounded once, converted to float).
  */
 #include "engine/kgemm.h"
 
@@ -205,6 +207,42 @@ KTARGET static void unpack_q3_K(struct tile *t, const char *w, size_t row_bytes,
     }
 }
 
+/* The same for IQ4_XS rows: each 4-bit index stands for one of the 16
+ * IQ4_NL values (the format's table), stored +128 (0..255, vpdpbusd's
+ * unsigned side); sub-block i's 16 bytes hold its first 16 elements in
+ * their low nibbles and the rest in the high ones; the 8 sub-block scales
+ * are 6 bits (4 in scales_l, 2 in scales_h) less 32. */
+KTARGET static void unpack_iq4_xs(struct tile *t, const char *w, size_t row_bytes, int sb, int nr)
+{
+    static const int8_t values[16] = { -127, -104, -83, -65, -49, -35, -22, -10,
+                                       1,    13,   25,  38,  53,  69,  89,  113 };
+    if (nr < 32)
+        memset(t, 0, sizeof *t);
+    uint8_t t16[16];
+    for (int i = 0; i < 16; i++)
+        t16[i] = (uint8_t)(values[i] + 128);
+    const __m256i tab = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)t16));
+    const __m128i m0f = _mm_set1_epi8(0x0F);
+    const __m256i step = _mm256_setr_epi32(0, 128, 256, 384, 512, 640, 768, 896);
+    for (int r = 0; r < nr; r++) {
+        const struct iq4xs *b = (const struct iq4xs *)(w + (size_t)r * row_bytes) + sb;
+        t->d[r] = _cvtsh_ss(b->d);
+        for (int j = 0; j < 8; j++) {
+            const int sc = (((b->scales_l[j / 2] >> (4 * (j % 2))) & 0xF) |
+                            (((b->scales_h >> (2 * j)) & 3) << 4)) - 32;
+            t->sc[j][r] = sc;
+            t->pr[j][r] = pair16(sc, sc);   /* both 16-element halves */
+        }
+        const int h = r / 16, rr = r % 16;
+        for (int j = 0; j < 8; j++) {
+            const __m128i q = _mm_loadu_si128((const __m128i *)(b->qs + 16 * j));
+            const __m256i idx = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m0f),
+                                                 _mm_and_si128(q, m0f));
+            _mm256_i32scatter_epi32(&t->u[8 * j][h][rr * 4], step, _mm256_shuffle_epi8(tab, idx), 1);
+        }
+    }
+}
+
 /* d*S - dmin*M for the 16 rows from r0. With unsigned quants against an
  * activation with a mean both terms run to ~10^3 times the difference,
  * which a plain float subtraction would lose ~1e-4 of. So the min term is
@@ -346,6 +384,12 @@ KTARGET static void q3_rows(const struct tile *t, const struct act *a, int sb, i
                             float *acc)
 {
     tile_rows(t, a, sb, m, mb, acc, 4, 2);
+}
+
+KTARGET static void iq4_rows(const struct tile *t, const struct act *a, int sb, int m, int mb,
+                             float *acc)
+{
+    tile_rows(t, a, sb, m, mb, acc, 8, 7);
 }
 
 /* ---- Q8_0 ------------------------------------------------------------ */
@@ -515,7 +559,7 @@ cols8(const struct tile8 *t, const uint8_t *qs, const uint16_t *dh, int m, int c
     }
 }
 
-enum kind { K5, K6, K3, Q8, Q5 };
+enum kind { K5, K6, K3, KX, Q8, Q5 };
 
 /* One pass over a tile of nr weight rows at `rows`: units [u0, u0 + n) of
  * their width unpacked (superblocks, one at a time; or blocks, Q8_CHUNK at
@@ -524,7 +568,7 @@ KTARGET static void pass(enum kind kind, int k, size_t row_bytes, const void *ac
                          void *scratch, const char *rows, int nr, int u0, int n, int j0, int mb,
                          float *acc)
 {
-    if (kind == K5 || kind == K6 || kind == K3) {
+    if (kind == K5 || kind == K6 || kind == K3 || kind == KX) {
         struct tile *t = scratch;
         const struct act a = act_at(actp, k, m);
         /* activation rows [j0, j0 + mb): the same layout, offset */
@@ -535,6 +579,9 @@ KTARGET static void pass(enum kind kind, int k, size_t row_bytes, const void *ac
         } else if (kind == K3) {
             unpack_q3_K(t, rows, row_bytes, u0, nr);
             q3_rows(t, &b, u0, m, mb, acc);
+        } else if (kind == KX) {
+            unpack_iq4_xs(t, rows, row_bytes, u0, nr);
+            iq4_rows(t, &b, u0, m, mb, acc);
         } else {
             unpack_q5_K(t, rows, row_bytes, u0, nr);
             q5_rows(t, &b, u0, m, mb, acc);
@@ -556,7 +603,7 @@ KTARGET static void pass(enum kind kind, int k, size_t row_bytes, const void *ac
 static void gemm(enum kind kind, int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
                  const void *act, int m, float *out, size_t ostride, void *scratch)
 {
-    const bool kq = kind == K5 || kind == K6 || kind == K3;
+    const bool kq = kind == K5 || kind == K6 || kind == K3 || kind == KX;
     const int units = kq ? k / 256 : k / 32, per = kq ? 1 : Q8_CHUNK;
     float *acc = (float *)((char *)scratch + (kq ? align64(sizeof(struct tile))
                                                  : Q8_CHUNK * sizeof(struct tile8)));
@@ -592,6 +639,12 @@ void kgemm_q3_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, 
                 int m, float *out, size_t ostride, void *scratch)
 {
     gemm(K3, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
+}
+
+void kgemm_iq4_xs(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
+                  int m, float *out, size_t ostride, void *scratch)
+{
+    gemm(KX, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
 }
 
 void kgemm_q8_0(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,

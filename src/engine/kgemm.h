@@ -73,6 +73,11 @@ void kgemm_q6_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, 
 void kgemm_q3_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
                 int m, float *out, size_t ostride, void *scratch);
 
+/* The same for a plain IQ4_XS matrix: each index's IQ4_NL value stored
+ * +128, 32-element sub-blocks with 6-bit scales less 32. */
+void kgemm_iq4_xs(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
+                  int m, float *out, size_t ostride, void *scratch);
+
 /* The same for a plain Q8_0 matrix against Q8_0 activation rows, in tiles
  * of 32 rows by 32 elements (a block, one scale): the weights gathered a
  * dword of each row at a time, the activation's quants 128 higher (the

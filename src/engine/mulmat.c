@@ -234,11 +234,12 @@ static void compute_rows_q5_0(const struct cpuexec_thread *t, struct ggml_tensor
 #endif
 
 /* several rows against plain Q5_K, Q6_K, Q8_0, Q5_0: checked, in use */
-static bool g_rows5k, g_rows6k, g_rows3k, g_rows8, g_rows50;
+static bool g_rows5k, g_rows6k, g_rows3k, g_rowsx, g_rows8, g_rows50;
 
 static bool rows_kgemm(const struct ggml_tensor *op)
 {
-    if ((!g_rows5k && !g_rows6k && !g_rows3k && !g_rows8 && !g_rows50) || op->op != GGML_OP_MUL_MAT)
+    if ((!g_rows5k && !g_rows6k && !g_rows3k && !g_rowsx && !g_rows8 && !g_rows50) ||
+        op->op != GGML_OP_MUL_MAT)
         return false;
     const struct ggml_tensor *w = op->src[0], *x = op->src[1];
     if (!w || !x)
@@ -246,7 +247,7 @@ static bool rows_kgemm(const struct ggml_tensor *op)
     /* Q8_0 and Q5_0 take Q8_0 activation rows, the K-quants Q8_K */
     const bool q8 = w->type == GGML_TYPE_Q8_0 || w->type == GGML_TYPE_Q5_0;
     return ((w->type == GGML_TYPE_Q5_K && g_rows5k) || (w->type == GGML_TYPE_Q6_K && g_rows6k) ||
-            (w->type == GGML_TYPE_Q3_K && g_rows3k) ||
+            (w->type == GGML_TYPE_Q3_K && g_rows3k) || (w->type == GGML_TYPE_IQ4_XS && g_rowsx) ||
             (w->type == GGML_TYPE_Q8_0 && g_rows8) || (w->type == GGML_TYPE_Q5_0 && g_rows50)) &&
            w->buffer &&
            ggml_backend_buffer_get_type(w->buffer) != g_repack &&
@@ -300,6 +301,7 @@ static bool compute_rows_kgemm(struct ggml_compute_params *params, struct ggml_t
      : w->type == GGML_TYPE_Q5_0 ? kgemm_q5_0
      : w->type == GGML_TYPE_Q6_K ? kgemm_q6_K
      : w->type == GGML_TYPE_Q3_K ? kgemm_q3_K
+     : w->type == GGML_TYPE_IQ4_XS ? kgemm_iq4_xs
                                  : kgemm_q5_K)(K, w->data, w->nb[1], r0, r1, act, M,
                                                (float *)op->data, ostride, t_kgemm);
     return true;
@@ -455,7 +457,7 @@ bool mulmat_init(const char *mode)
     memset(g_plain, 0, sizeof g_plain);
     memset(g_packed, 0, sizeof g_packed);
     g_rows5 = false;
-    g_rows5k = g_rows6k = g_rows3k = g_rows8 = g_rows50 = false;
+    g_rows5k = g_rows6k = g_rows3k = g_rowsx = g_rows8 = g_rows50 = false;
     if (mode && strcmp(mode, "off") == 0)
         return false;
     if (!kernels_cpu_ok())
@@ -503,13 +505,13 @@ bool mulmat_init(const char *mode)
             strcat(names, "q5_0 (several rows)");
         }
     }
-    /* prompts against Q5_K, Q6_K, Q3_K, Q8_0 and Q5_0: engine/kgemm.h's
+    /* prompts against Q5_K, Q6_K, Q3_K, IQ4_XS, Q8_0 and Q5_0: engine/kgemm.h's
      * register tiles (20 rows: three tiles of 6 and one of 2; 40 weight
      * rows: one full tile and a part), each checked alone */
-    bool *kg[5] = { &g_rows5k, &g_rows6k, &g_rows3k, &g_rows8, &g_rows50 };
-    const enum ggml_type kt[5] = { GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q3_K, GGML_TYPE_Q8_0,
-                                   GGML_TYPE_Q5_0 };
-    for (int i = 0; i < 5; i++) {
+    bool *kg[6] = { &g_rows5k, &g_rows6k, &g_rows3k, &g_rowsx, &g_rows8, &g_rows50 };
+    const enum ggml_type kt[6] = { GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q3_K, GGML_TYPE_IQ4_XS,
+                                   GGML_TYPE_Q8_0, GGML_TYPE_Q5_0 };
+    for (int i = 0; i < 6; i++) {
         const enum ggml_type rt =
             kt[i] == GGML_TYPE_Q8_0 || kt[i] == GGML_TYPE_Q5_0 ? GGML_TYPE_Q8_0 : GGML_TYPE_Q8_K;
         if (!g_plain[kt[i]].from_float || g_plain[kt[i]].row_type != rt)
@@ -542,7 +544,7 @@ bool mulmat_active(void)
 
 bool mulmat_set(bool on)
 {
-    bool any = g_rows5 || g_rows5k || g_rows6k || g_rows3k || g_rows8 || g_rows50;
+    bool any = g_rows5 || g_rows5k || g_rows6k || g_rows3k || g_rowsx || g_rows8 || g_rows50;
     for (int t = 0; t < GGML_TYPE_COUNT; t++)
         any = any || g_plain[t].on || g_packed[t].on;
     g_on = on && any;

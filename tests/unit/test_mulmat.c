@@ -349,7 +349,7 @@ TEST(single_rows_k_quants_as_close_as_ggml)
         }
 }
 
-/* A prompt's rows (16 or more) against plain Q5_K and Q6_K matrices go
+/* A prompt's rows (16 or more) against plain Q5_K, Q6_K, Q3_K and IQ4_XS matrices go
  * through engine/kgemm.h: register tiles of 32 weight rows by 6 activation
  * rows. Shapes with partial tiles on both sides (n not a multiple of 32,
  * rows not of 6: every tail from 1 to 5), the layer shapes of a 1.1B
@@ -370,7 +370,8 @@ TEST(prompt_rows_k_quants_as_close_as_ggml)
         /* more rows than the kernel takes at a time (512): a second block of 18 */
         { 256, 40, 530 },
     };
-    const enum ggml_type types[] = { GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q3_K };
+    const enum ggml_type types[] = { GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q3_K,
+                                     GGML_TYPE_IQ4_XS };
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
             for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5) {
@@ -393,9 +394,11 @@ TEST(prompt_rows_k_quants_as_close_as_ggml)
     const struct case_ few5 = { 2048, 64, 15, GGML_TYPE_Q5_K, false };
     const struct case_ few6 = { 2048, 64, 15, GGML_TYPE_Q6_K, false };
     const struct case_ few3 = { 2048, 64, 15, GGML_TYPE_Q3_K, false };
+    const struct case_ fewx = { 2048, 64, 15, GGML_TYPE_IQ4_XS, false };
     CHECK(!run_case(&few5, 2));
     CHECK(!run_case(&few6, 2));
     CHECK(!run_case(&few3, 2));
+    CHECK(!run_case(&fewx, 2));
 }
 
 /* A prompt's rows against plain Q8_0 matrices (engine/kgemm.h's Q8_0
