@@ -40,6 +40,10 @@ struct iq4xs {      /* ggml's block_iq4_xs */
     uint8_t qs[128];    /* 4-bit indices into the IQ4_NL values: sub-block i's first 16
                          * elements in the low nibbles of its 16 bytes, the rest high */
 };
+/* the 16 values a 4-bit IQ4_NL / IQ4_XS index stands for (the format's table) */
+static const int8_t kblocks_iq4_values[16] = { -127, -104, -83, -65, -49, -35, -22, -10,
+                                               1,    13,   25,  38,  53,  69,  89,  113 };
+
 _Static_assert(sizeof(struct q8k) == 292, "ggml's block_q8_K");
 _Static_assert(sizeof(struct q6k) == 210, "ggml's block_q6_K");
 _Static_assert(sizeof(struct q5k) == 176, "ggml's block_q5_K");

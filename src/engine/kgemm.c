@@ -214,13 +214,11 @@ KTARGET static void unpack_q3_K(struct tile *t, const char *w, size_t row_bytes,
  * are 6 bits (4 in scales_l, 2 in scales_h) less 32. */
 KTARGET static void unpack_iq4_xs(struct tile *t, const char *w, size_t row_bytes, int sb, int nr)
 {
-    static const int8_t values[16] = { -127, -104, -83, -65, -49, -35, -22, -10,
-                                       1,    13,   25,  38,  53,  69,  89,  113 };
     if (nr < 32)
         memset(t, 0, sizeof *t);
     uint8_t t16[16];
     for (int i = 0; i < 16; i++)
-        t16[i] = (uint8_t)(values[i] + 128);
+        t16[i] = (uint8_t)(kblocks_iq4_values[i] + 128);
     const __m256i tab = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)t16));
     const __m128i m0f = _mm_set1_epi8(0x0F);
     const __m256i step = _mm256_setr_epi32(0, 128, 256, 384, 512, 640, 768, 896);

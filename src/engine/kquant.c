@@ -536,11 +536,6 @@ KTARGET void kquant_q3_K_rows(int n, float *out, const void *vw, size_t row_byte
 
 /* ---- IQ4_XS x Q8_K: rows of a plain matrix against one activation row ---- */
 
-/* the 16 values a 4-bit IQ4_NL/IQ4_XS index stands for (the format's own table), plus 128:
- * vpdpbusd's unsigned side */
-static const int8_t g_iq4_values[16] = { -127, -104, -83, -65, -49, -35, -22, -10,
-                                         1,    13,   25,  38,  53,  69,  89,  113 };
-
 KTARGET void kquant_iq4_xs_rows(int n, float *out, const void *vw, size_t row_bytes, int rows,
                                 const void *va)
 {
@@ -555,7 +550,7 @@ KTARGET void kquant_iq4_xs_rows(int n, float *out, const void *vw, size_t row_by
     offsets(a, nb, 128, negc);
     uint8_t t16[16];
     for (int i = 0; i < 16; i++)
-        t16[i] = (uint8_t)(g_iq4_values[i] + 128);
+        t16[i] = (uint8_t)(kblocks_iq4_values[i] + 128);   /* vpdpbusd's unsigned side */
     const __m512i tab = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)t16));
     const __m512i m0f = _mm512_set1_epi8(0x0F);
     /* 64 elements c: sub-blocks 2c and 2c+1, each 16 bytes of indices; the
