@@ -873,63 +873,48 @@ int main(void)
      * Q4_K_M (what most downloadable models are; 896 wide, so mostly Q5_0),
      * and a ~1B model in Q4_0, in Q4_K_M (2048 wide: Q4_K and Q6_K), in
      * Q5_K_M (Q5_K and Q6_K), in Q3_K_M (Q3_K and Q4_K) and in IQ4_XS */
-    const char *model1b = getenv("BENCH_MODEL_1B"), *modelkm = getenv("BENCH_MODEL_Q4KM");
-    const char *model1bkm = getenv("BENCH_MODEL_1B_Q4KM"), *model1b5 = getenv("BENCH_MODEL_1B_Q5KM");
-    const char *model1b3 = getenv("BENCH_MODEL_1B_Q3KM"), *model1bx = getenv("BENCH_MODEL_1B_IQ4XS");
-    if (modelkm && !*modelkm)
-        modelkm = NULL;
-    if (model1bkm && !*model1bkm)
-        model1bkm = NULL;
-    if (model1b5 && !*model1b5)
-        model1b5 = NULL;
-    if (model1b3 && !*model1b3)
-        model1b3 = NULL;
-    if (model1bx && !*model1bx)
-        model1bx = NULL;
     {
-        char x1[700], x2[700], x3[700], x4[700], x5[700], x6[700], x7[700];
-        snprintf(x1, sizeof x1, "q8=%s", model2);
-        snprintf(x2, sizeof x2, "b1=%s", model1b ? model1b : model2);
-        snprintf(x3, sizeof x3, "km=%s", modelkm ? modelkm : model2);
-        snprintf(x4, sizeof x4, "bkm=%s", model1bkm ? model1bkm : model2);
-        snprintf(x5, sizeof x5, "b5=%s", model1b5 ? model1b5 : model2);
-        snprintf(x6, sizeof x6, "b3=%s", model1b3 ? model1b3 : model2);
-        snprintf(x7, sizeof x7, "bx=%s", model1bx ? model1bx : model2);
-        char *xargs[] = { "--model", x1, "--model", x2, "--model", x3, "--model", x4, "--model", x5,
-                          "--model", x6, "--model", x7, "--parallel", "4", "--ctx-size", "2048", "--threads", "2",
-                          "--log-level", "warn", NULL };
+        static const struct {
+            const char *name, *env, *label;
+        } shapes[] = {
+            { "q8", NULL, "0.5B Q8_0" },                      /* BENCH_MODEL2 */
+            { "km", "BENCH_MODEL_Q4KM", "0.5B Q4_K_M" },
+            { "b1", "BENCH_MODEL_1B", "1.1B Q4_0" },
+            { "bkm", "BENCH_MODEL_1B_Q4KM", "1.1B Q4_K_M" },
+            { "b5", "BENCH_MODEL_1B_Q5KM", "1.1B Q5_K_M" },
+            { "b3", "BENCH_MODEL_1B_Q3KM", "1.1B Q3_K_M" },
+            { "bx", "BENCH_MODEL_1B_IQ4XS", "1.1B IQ4_XS" },
+        };
+        enum { N = sizeof shapes / sizeof shapes[0] };
+        const char *path[N];
+        char arg[N][700];
+        char *xargs[2 * N + 10];
+        int na = 0;
+        for (int i = 0; i < N; i++) {
+            path[i] = shapes[i].env ? getenv(shapes[i].env) : model2;
+            if (!path[i] || !*path[i]) {
+                path[i] = NULL;             /* not made (llama-quantize failed): left out */
+                continue;
+            }
+            snprintf(arg[i], sizeof arg[i], "%s=%s", shapes[i].name, path[i]);
+            xargs[na++] = "--model";
+            xargs[na++] = arg[i];
+        }
+        char *rest[] = { "--parallel", "4", "--ctx-size", "2048", "--threads", "2",
+                         "--log-level", "warn", NULL };
+        for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
+            xargs[na++] = rest[i];
         struct daemon X = { 0 };
         if (start_daemon(&X, "bench-shapes", xargs) == 0) {
-            versus_llama_bench(&X, "q8", model2, "0.5B Q8_0");
-            struct resp u = post(&X, "/v1/models/q8/unload", "{}");
-            resp_free(&u);
-            if (modelkm) {
-                versus_llama_bench(&X, "km", modelkm, "0.5B Q4_K_M");
-                u = post(&X, "/v1/models/km/unload", "{}");
+            for (int i = 0; i < N; i++) {
+                if (!path[i])
+                    continue;
+                versus_llama_bench(&X, shapes[i].name, path[i], shapes[i].label);
+                char url[64];
+                snprintf(url, sizeof url, "/v1/models/%s/unload", shapes[i].name);
+                struct resp u = post(&X, url, "{}");
                 resp_free(&u);
             }
-            if (model1b) {
-                versus_llama_bench(&X, "b1", model1b, "1.1B Q4_0");
-                u = post(&X, "/v1/models/b1/unload", "{}");
-                resp_free(&u);
-            }
-            if (model1bkm) {
-                versus_llama_bench(&X, "bkm", model1bkm, "1.1B Q4_K_M");
-                u = post(&X, "/v1/models/bkm/unload", "{}");
-                resp_free(&u);
-            }
-            if (model1b5) {
-                versus_llama_bench(&X, "b5", model1b5, "1.1B Q5_K_M");
-                u = post(&X, "/v1/models/b5/unload", "{}");
-                resp_free(&u);
-            }
-            if (model1b3) {
-                versus_llama_bench(&X, "b3", model1b3, "1.1B Q3_K_M");
-                u = post(&X, "/v1/models/b3/unload", "{}");
-                resp_free(&u);
-            }
-            if (model1bx)
-                versus_llama_bench(&X, "bx", model1bx, "1.1B IQ4_XS");
             stop_daemon(&X);
         }
     }

@@ -366,29 +366,19 @@ tile_rows(const struct tile *t, const struct act *a, int sb, int m, int mb, floa
 #undef KCOLS
 }
 
-KTARGET static void q5_rows(const struct tile *t, const struct act *a, int sb, int m, int mb,
-                            float *acc)
-{
-    tile_rows(t, a, sb, m, mb, acc, 8, 0);
-}
-
-KTARGET static void q6_rows(const struct tile *t, const struct act *a, int sb, int m, int mb,
-                            float *acc)
-{
-    tile_rows(t, a, sb, m, mb, acc, 4, 5);
-}
-
-KTARGET static void q3_rows(const struct tile *t, const struct act *a, int sb, int m, int mb,
-                            float *acc)
-{
-    tile_rows(t, a, sb, m, mb, acc, 4, 2);
-}
-
-KTARGET static void iq4_rows(const struct tile *t, const struct act *a, int sb, int m, int mb,
-                             float *acc)
-{
-    tile_rows(t, a, sb, m, mb, acc, 8, 7);
-}
+/* One per tile kind, with its constants: 4-quant steps per scale, and the
+ * offset's shift (0: Q5_K's mins). */
+#define TILE_ROWS(name, STEPS, OFF)                                                          \
+    KTARGET static void name(const struct tile *t, const struct act *a, int sb, int m, int mb, \
+                             float *acc)                                                     \
+    {                                                                                        \
+        tile_rows(t, a, sb, m, mb, acc, STEPS, OFF);                                         \
+    }
+TILE_ROWS(q5_rows, 8, 0)
+TILE_ROWS(q6_rows, 4, 5)
+TILE_ROWS(q3_rows, 4, 2)
+TILE_ROWS(iq4_rows, 8, 7)
+#undef TILE_ROWS
 
 /* ---- Q8_0 ------------------------------------------------------------ */
 

@@ -105,23 +105,20 @@ static void plan_ways(void)
     }
     if (g_plain[GGML_TYPE_Q8_0].dot && kernels_q8_0_gemv_active())
         g_plain[GGML_TYPE_Q8_0].rows = kernels_q8_0_gemv;
-    /* plain Q6_K and Q5_K rows through hearth's kernels (engine/kquant.h): to rounding */
-    if (g_plain[GGML_TYPE_IQ4_XS].dot && kquant_iq4_xs_active()) {
-        g_plain[GGML_TYPE_IQ4_XS].rows = kquant_iq4_xs_rows;
-        g_plain[GGML_TYPE_IQ4_XS].exact = false;
-    }
-    if (g_plain[GGML_TYPE_Q3_K].dot && kquant_q3_K_active()) {
-        g_plain[GGML_TYPE_Q3_K].rows = kquant_q3_K_rows;
-        g_plain[GGML_TYPE_Q3_K].exact = false;
-    }
-    if (g_plain[GGML_TYPE_Q6_K].dot && kquant_q6_K_active()) {
-        g_plain[GGML_TYPE_Q6_K].rows = kquant_q6_K_rows;
-        g_plain[GGML_TYPE_Q6_K].exact = false;
-    }
-    if (g_plain[GGML_TYPE_Q5_K].dot && kquant_q5_K_active()) {
-        g_plain[GGML_TYPE_Q5_K].rows = kquant_q5_K_rows;
-        g_plain[GGML_TYPE_Q5_K].exact = false;
-    }
+    /* plain K-quant and IQ4_XS rows through hearth's kernels (engine/kquant.h): to rounding */
+    static const struct {
+        enum ggml_type type;
+        rows_fn rows;
+        bool (*active)(void);
+    } krows[] = { { GGML_TYPE_Q3_K, kquant_q3_K_rows, kquant_q3_K_active },
+                  { GGML_TYPE_Q5_K, kquant_q5_K_rows, kquant_q5_K_active },
+                  { GGML_TYPE_Q6_K, kquant_q6_K_rows, kquant_q6_K_active },
+                  { GGML_TYPE_IQ4_XS, kquant_iq4_xs_rows, kquant_iq4_xs_active } };
+    for (size_t i = 0; i < sizeof krows / sizeof krows[0]; i++)
+        if (g_plain[krows[i].type].dot && krows[i].active()) {
+            g_plain[krows[i].type].rows = krows[i].rows;
+            g_plain[krows[i].type].exact = false;
+        }
     for (size_t i = 0; i < sizeof packed / sizeof packed[0]; i++) {
         const struct ggml_type_traits_cpu *r = g_traits(packed[i].row);
         gemv_fn g = packed[i].gemv ? (gemv_fn)kernels_backend_symbol(packed[i].gemv)
