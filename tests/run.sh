@@ -31,6 +31,8 @@ tally() {  # reads a test binary's output, echoes it, adds its summary line
 
 for t in "$BUILD"/tests/test_*; do
   [ -x "$t" ] || continue
+  # a binary left from a test whose source is gone does not count
+  [ -f "tests/unit/$(basename "$t").c" ] || continue
   echo "== $(basename "$t")"
   out=$("$t" 2>&1)
   echo "$out" | grep -v '^ok ' || true
@@ -74,6 +76,7 @@ done
 
 for t in "$BUILD"/tests/e2e_*; do
   [ -x "$t" ] || continue
+  [ -f "tests/e2e/$(basename "$t").c" ] || continue
   echo "== $(basename "$t")"
   out=$(HEARTH_BUILD="$BUILD" HEARTH_SHARED="$SHARED" HEARTH_TMP="$TMP" \
         HEARTH_NODE_TEST="$PWD/tests/e2e/node/openai.mjs" "$t" 2>&1)
