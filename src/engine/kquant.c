@@ -72,8 +72,8 @@ static dot_fn g_dot5;       /* Q5_K dot product */
 static dot_fn g_dot3;       /* Q3_K dot product */
 static dot_fn g_dotx;       /* IQ4_XS dot product */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-/* hearth's kernels checked and in use: Q4_K one row, Q6_K rows, Q5_K rows,
- * Q4_K 4 rows */
+/* hearth's kernels checked and in use: Q4_K one row, Q6_K, Q5_K, Q3_K and
+ * IQ4_XS rows, Q4_K 4 rows */
 static bool g_on, g_on6, g_on5, g_on3, g_onx, g_gemm_on;
 
 static void resolve(void)
