@@ -896,7 +896,13 @@ int main(void)
                 path[i] = NULL;             /* not made (llama-quantize failed): left out */
                 continue;
             }
-            snprintf(arg[i], sizeof arg[i], "%s=%s", shapes[i].name, path[i]);
+            if (snprintf(arg[i], sizeof arg[i], "%s=%s", shapes[i].name, path[i]) >=
+                (int)sizeof arg[i]) {
+                fprintf(stderr, "bench: model path too long, %s left out: %s\n", shapes[i].label,
+                        path[i]);
+                path[i] = NULL;
+                continue;
+            }
             xargs[na++] = "--model";
             xargs[na++] = arg[i];
         }

@@ -547,39 +547,40 @@ cols8(const struct tile8 *t, const uint8_t *qs, const uint16_t *dh, int m, int c
     }
 }
 
-enum kind { K5, K6, K3, KX, Q8, Q5 };
+typedef void (*unpack_fn)(struct tile *, const char *, size_t, int, int);
+typedef void (*rows_fn)(const struct tile *, const struct act *, int, int, int, float *);
+
+/* the superblock kinds' unpacking and tile rows (enum kgemm_type order) */
+static const struct {
+    unpack_fn unpack;
+    rows_fn rows;
+} k_super[] = {
+    [KGEMM_Q5_K] = { unpack_q5_K, q5_rows },
+    [KGEMM_Q6_K] = { unpack_q6_K, q6_rows },
+    [KGEMM_Q3_K] = { unpack_q3_K, q3_rows },
+    [KGEMM_IQ4_XS] = { unpack_iq4_xs, iq4_rows },
+};
 
 /* One pass over a tile of nr weight rows at `rows`: units [u0, u0 + n) of
  * their width unpacked (superblocks, one at a time; or blocks, Q8_CHUNK at
  * a time), then activation rows [j0, j0 + mb) added into acc. */
-KTARGET static void pass(enum kind kind, int k, size_t row_bytes, const void *actp, int m,
+KTARGET static void pass(enum kgemm_type type, int k, size_t row_bytes, const void *actp, int m,
                          void *scratch, const char *rows, int nr, int u0, int n, int j0, int mb,
                          float *acc)
 {
-    if (kind == K5 || kind == K6 || kind == K3 || kind == KX) {
+    if (!kgemm_q8_0_rows(type)) {
         struct tile *t = scratch;
         const struct act a = act_at(actp, k, m);
         /* activation rows [j0, j0 + mb): the same layout, offset */
         const struct act b = { a.qs + (size_t)j0 * 256, a.da + j0, a.bp + (size_t)j0 * 8 };
-        if (kind == K6) {
-            unpack_q6_K(t, rows, row_bytes, u0, nr);
-            q6_rows(t, &b, u0, m, mb, acc);
-        } else if (kind == K3) {
-            unpack_q3_K(t, rows, row_bytes, u0, nr);
-            q3_rows(t, &b, u0, m, mb, acc);
-        } else if (kind == KX) {
-            unpack_iq4_xs(t, rows, row_bytes, u0, nr);
-            iq4_rows(t, &b, u0, m, mb, acc);
-        } else {
-            unpack_q5_K(t, rows, row_bytes, u0, nr);
-            q5_rows(t, &b, u0, m, mb, acc);
-        }
+        k_super[type].unpack(t, rows, row_bytes, u0, nr);
+        k_super[type].rows(t, &b, u0, m, mb, acc);
         return;
     }
     struct tile8 *t = scratch;
     const uint8_t *qs = actp;
     const uint16_t *dh = (const uint16_t *)(qs + (size_t)(k / 32) * (size_t)m * 32);
-    unpack8(kind == Q5, t, rows, row_bytes, u0, n, nr);
+    unpack8(type == KGEMM_Q5_0, t, rows, row_bytes, u0, n, nr);
 #define QCOLS(c, C) cols8(t, qs, dh, m, j0 + (c), u0, n, acc + 32 * (c), C)
     BY_COLS(mb, QCOLS);
 #undef QCOLS
@@ -588,10 +589,10 @@ KTARGET static void pass(enum kind kind, int k, size_t row_bytes, const void *ac
 /* Weight rows [r0, r1) against all m activation rows: per KGEMM_BLOCK_ROWS
  * activation rows, per tile of 32 weight rows, the passes over the width
  * add into the accumulators, which then go out. */
-static void gemm(enum kind kind, int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
-                 const void *act, int m, float *out, size_t ostride, void *scratch)
+void kgemm(enum kgemm_type type, int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
+           const void *act, int m, float *out, size_t ostride, void *scratch)
 {
-    const bool kq = kind == K5 || kind == K6 || kind == K3 || kind == KX;
+    const bool kq = !kgemm_q8_0_rows(type);
     const int units = kq ? k / 256 : k / 32, per = kq ? 1 : Q8_CHUNK;
     float *acc = (float *)((char *)scratch + (kq ? align64(sizeof(struct tile))
                                                  : Q8_CHUNK * sizeof(struct tile8)));
@@ -602,47 +603,11 @@ static void gemm(enum kind kind, int k, const void *w, size_t row_bytes, int64_t
             const char *rows = (const char *)w + (size_t)base * row_bytes;
             memset(acc, 0, sizeof(float) * 32 * (size_t)mb);
             for (int u0 = 0; u0 < units; u0 += per)
-                pass(kind, k, row_bytes, act, m, scratch, rows, nr, u0,
+                pass(type, k, row_bytes, act, m, scratch, rows, nr, u0,
                      units - u0 < per ? units - u0 : per, j0, mb, acc);
             for (int j = 0; j < mb; j++)
                 memcpy(out + (size_t)(j0 + j) * ostride + base, acc + 32 * (size_t)j,
                        sizeof(float) * (size_t)nr);
         }
     }
-}
-
-void kgemm_q5_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
-                int m, float *out, size_t ostride, void *scratch)
-{
-    gemm(K5, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
-}
-
-void kgemm_q6_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
-                int m, float *out, size_t ostride, void *scratch)
-{
-    gemm(K6, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
-}
-
-void kgemm_q3_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
-                int m, float *out, size_t ostride, void *scratch)
-{
-    gemm(K3, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
-}
-
-void kgemm_iq4_xs(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
-                  int m, float *out, size_t ostride, void *scratch)
-{
-    gemm(KX, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
-}
-
-void kgemm_q8_0(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
-                int m, float *out, size_t ostride, void *scratch)
-{
-    gemm(Q8, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
-}
-
-void kgemm_q5_0(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
-                int m, float *out, size_t ostride, void *scratch)
-{
-    gemm(Q5, k, w, row_bytes, r0, r1, act, m, out, ostride, scratch);
 }

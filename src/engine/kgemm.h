@@ -37,6 +37,7 @@
 #ifndef HEARTH_KGEMM_H
 #define HEARTH_KGEMM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,46 +57,42 @@ size_t kgemm_act_bytes(int k, int m);
  * (kgemm_act_bytes(k, m) bytes) from one Q8_K row (k/256 block_q8_K). */
 void kgemm_act_put(void *act, int k, int m, int j, const void *q8k_row);
 
-/* Weight rows [r0, r1) of a plain Q5_K matrix (k elements each,
+/* The plain matrix types the kernel takes:
+ *  - Q5_K;
+ *  - Q6_K (Q4_K_M and Q5_K_M files hold their output matrix, half the down
+ *    projections and V projections in it);
+ *  - Q3_K (most of a "Q3_K_M" file): its quants stored +4, its scales less
+ *    32, as Q6_K's;
+ *  - IQ4_XS: each index's IQ4_NL value stored +128, 32-element sub-blocks
+ *    with 6-bit scales less 32;
+ *  - Q8_0, in tiles of 32 rows by 32 elements (a block, one scale): the
+ *    weights gathered a dword of each row at a time, the activation's
+ *    quants 128 higher (the unsigned side of vpdpbusd) and each row's sum
+ *    of quants times 128 taken back in integers, so each block's sum is
+ *    exact before its two scales. The weight rows are gathered with 32-bit
+ *    offsets: row_bytes at most INT32_MAX / 16 (engine/mulmat.c requires
+ *    plain rows of at most 32 KiB);
+ *  - Q5_0 (what llama-quantize makes of rows not a multiple of 256 wide in
+ *    "Q4_K_M" and "Q5_K_M" files): each quant unpacked to its signed value
+ *    q - 16, then as Q8_0. */
+enum kgemm_type { KGEMM_Q5_K, KGEMM_Q6_K, KGEMM_Q3_K, KGEMM_IQ4_XS, KGEMM_Q8_0, KGEMM_Q5_0 };
+
+/* True for the types that take Q8_0 activation rows, laid out by
+ * kgemm_q8_0_act_* (34 bytes per row and block, a block_q8_0's; k a
+ * multiple of 32); the others take Q8_K rows laid out by kgemm_act_*. */
+static inline bool kgemm_q8_0_rows(enum kgemm_type type)
+{
+    return type == KGEMM_Q8_0 || type == KGEMM_Q5_0;
+}
+
+size_t kgemm_q8_0_act_bytes(int k, int m);
+void kgemm_q8_0_act_put(void *act, int k, int m, int j, const void *q8_0_row);
+
+/* Weight rows [r0, r1) of a plain matrix of `type` (k elements each,
  * row_bytes apart from w) against all m prepared activation rows:
  * out[j * ostride + r] for each row r and activation row j. `scratch`:
  * KGEMM_SCRATCH_BYTES, 64-byte aligned. */
-void kgemm_q5_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
-                int m, float *out, size_t ostride, void *scratch);
-
-/* The same for a plain Q6_K matrix (Q4_K_M and Q5_K_M files hold their
- * output matrix, half the down projections and V projections in it). */
-void kgemm_q6_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
-                int m, float *out, size_t ostride, void *scratch);
-
-/* The same for a plain Q3_K matrix (most of a "Q3_K_M" file): its quants
- * stored +4, its scales less 32, as Q6_K's. */
-void kgemm_q3_K(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
-                int m, float *out, size_t ostride, void *scratch);
-
-/* The same for a plain IQ4_XS matrix: each index's IQ4_NL value stored
- * +128, 32-element sub-blocks with 6-bit scales less 32. */
-void kgemm_iq4_xs(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
-                  int m, float *out, size_t ostride, void *scratch);
-
-/* The same for a plain Q8_0 matrix against Q8_0 activation rows, in tiles
- * of 32 rows by 32 elements (a block, one scale): the weights gathered a
- * dword of each row at a time, the activation's quants 128 higher (the
- * unsigned side of vpdpbusd) and each row's sum of quants times 128 taken
- * back in integers, so each block's sum is exact before its two scales.
- * The activation: 34 bytes per row and block (a block_q8_0's), laid out
- * by kgemm_q8_0_act_put from ggml's Q8_0 rows; k a multiple of 32. The
- * weight rows are gathered with 32-bit offsets: row_bytes at most
- * INT32_MAX / 16 (engine/mulmat.c requires plain rows of at most 32 KiB). */
-size_t kgemm_q8_0_act_bytes(int k, int m);
-void kgemm_q8_0_act_put(void *act, int k, int m, int j, const void *q8_0_row);
-void kgemm_q8_0(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
-                int m, float *out, size_t ostride, void *scratch);
-
-/* The same for a plain Q5_0 matrix (what llama-quantize makes of rows not
- * a multiple of 256 wide in "Q4_K_M" and "Q5_K_M" files): each quant
- * unpacked to its signed value q - 16, then as Q8_0. */
-void kgemm_q5_0(int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *act,
-                int m, float *out, size_t ostride, void *scratch);
+void kgemm(enum kgemm_type type, int k, const void *w, size_t row_bytes, int64_t r0, int64_t r1,
+           const void *act, int m, float *out, size_t ostride, void *scratch);
 
 #endif

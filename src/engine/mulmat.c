@@ -230,23 +230,38 @@ static void compute_rows_q5_0(const struct cpuexec_thread *t, struct ggml_tensor
 #define KGEMM_MIN_ROWS 16
 #endif
 
-/* several rows against plain Q5_K, Q6_K, Q8_0, Q5_0: checked, in use */
-static bool g_rows5k, g_rows6k, g_rows3k, g_rowsx, g_rows8, g_rows50;
+/* the matrix types engine/kgemm.h takes, by ggml type */
+static const struct {
+    enum ggml_type type;
+    enum kgemm_type kind;
+} k_tiled[] = { { GGML_TYPE_Q5_K, KGEMM_Q5_K },     { GGML_TYPE_Q6_K, KGEMM_Q6_K },
+                { GGML_TYPE_Q3_K, KGEMM_Q3_K },     { GGML_TYPE_IQ4_XS, KGEMM_IQ4_XS },
+                { GGML_TYPE_Q8_0, KGEMM_Q8_0 },     { GGML_TYPE_Q5_0, KGEMM_Q5_0 } };
+
+/* several rows against a plain matrix of that type: checked, in use */
+static bool g_tiled[GGML_TYPE_COUNT];
+static bool g_tiled_any;
+
+static enum kgemm_type tiled_kind(enum ggml_type type)
+{
+    for (size_t i = 0; i < sizeof k_tiled / sizeof k_tiled[0]; i++)
+        if (k_tiled[i].type == type)
+            return k_tiled[i].kind;
+    abort();                         /* only asked for types in g_tiled */
+}
 
 static bool rows_kgemm(const struct ggml_tensor *op)
 {
-    if ((!g_rows5k && !g_rows6k && !g_rows3k && !g_rowsx && !g_rows8 && !g_rows50) ||
-        op->op != GGML_OP_MUL_MAT)
+    if (!g_tiled_any || op->op != GGML_OP_MUL_MAT)
         return false;
     const struct ggml_tensor *w = op->src[0], *x = op->src[1];
     if (!w || !x)
         return false;
-    /* Q8_0 and Q5_0 take Q8_0 activation rows, the K-quants Q8_K */
-    const bool q8 = w->type == GGML_TYPE_Q8_0 || w->type == GGML_TYPE_Q5_0;
-    return ((w->type == GGML_TYPE_Q5_K && g_rows5k) || (w->type == GGML_TYPE_Q6_K && g_rows6k) ||
-            (w->type == GGML_TYPE_Q3_K && g_rows3k) || (w->type == GGML_TYPE_IQ4_XS && g_rowsx) ||
-            (w->type == GGML_TYPE_Q8_0 && g_rows8) || (w->type == GGML_TYPE_Q5_0 && g_rows50)) &&
-           w->buffer &&
+    if ((unsigned)w->type >= GGML_TYPE_COUNT || !g_tiled[w->type])
+        return false;
+    /* Q8_0 and Q5_0 take Q8_0 activation rows, the others Q8_K */
+    const bool q8 = kgemm_q8_0_rows(tiled_kind(w->type));
+    return w->buffer &&
            ggml_backend_buffer_get_type(w->buffer) != g_repack &&
            ggml_backend_buffer_is_host(w->buffer) && w->ne[0] % (q8 ? 32 : 256) == 0 &&
            w->nb[1] == ggml_row_size(w->type, w->ne[0]) && w->nb[1] <= ROW_BYTES &&
@@ -272,7 +287,8 @@ static bool compute_rows_kgemm(struct ggml_compute_params *params, struct ggml_t
     const struct cpuexec_params pr = cpuexec_params_of(params);
     const struct ggml_tensor *w = op->src[0], *x = op->src[1];
     const int K = (int)w->ne[0], M = (int)x->ne[1];
-    const bool q80 = w->type == GGML_TYPE_Q8_0 || w->type == GGML_TYPE_Q5_0;   /* Q8_0 rows */
+    const enum kgemm_type kind = tiled_kind(w->type);
+    const bool q80 = kgemm_q8_0_rows(kind);
     if (!pr.wdata || pr.wsize < (q80 ? kgemm_q8_0_act_bytes(K, M) : kgemm_act_bytes(K, M)))
         return false;
     void *act = pr.wdata;
@@ -294,13 +310,7 @@ static bool compute_rows_kgemm(struct ggml_compute_params *params, struct ggml_t
     if (r1 <= r0)
         return true;
     const size_t ostride = op->nb[1] / sizeof(float);
-    (w->type == GGML_TYPE_Q8_0   ? kgemm_q8_0
-     : w->type == GGML_TYPE_Q5_0 ? kgemm_q5_0
-     : w->type == GGML_TYPE_Q6_K ? kgemm_q6_K
-     : w->type == GGML_TYPE_Q3_K ? kgemm_q3_K
-     : w->type == GGML_TYPE_IQ4_XS ? kgemm_iq4_xs
-                                 : kgemm_q5_K)(K, w->data, w->nb[1], r0, r1, act, M,
-                                               (float *)op->data, ostride, t_kgemm);
+    kgemm(kind, K, w->data, w->nb[1], r0, r1, act, M, (float *)op->data, ostride, t_kgemm);
     return true;
 }
 
@@ -454,7 +464,8 @@ bool mulmat_init(const char *mode)
     memset(g_plain, 0, sizeof g_plain);
     memset(g_packed, 0, sizeof g_packed);
     g_rows5 = false;
-    g_rows5k = g_rows6k = g_rows3k = g_rowsx = g_rows8 = g_rows50 = false;
+    memset(g_tiled, 0, sizeof g_tiled);
+    g_tiled_any = false;
     if (mode && strcmp(mode, "off") == 0)
         return false;
     if (!kernels_cpu_ok())
@@ -505,25 +516,25 @@ bool mulmat_init(const char *mode)
     /* prompts against Q5_K, Q6_K, Q3_K, IQ4_XS, Q8_0 and Q5_0: engine/kgemm.h's
      * register tiles (20 rows: three tiles of 6 and one of 2; 40 weight
      * rows: one full tile and a part), each checked alone */
-    bool *kg[6] = { &g_rows5k, &g_rows6k, &g_rows3k, &g_rowsx, &g_rows8, &g_rows50 };
-    const enum ggml_type kt[6] = { GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, GGML_TYPE_Q3_K, GGML_TYPE_IQ4_XS,
-                                   GGML_TYPE_Q8_0, GGML_TYPE_Q5_0 };
-    for (int i = 0; i < 6; i++) {
-        const enum ggml_type rt =
-            kt[i] == GGML_TYPE_Q8_0 || kt[i] == GGML_TYPE_Q5_0 ? GGML_TYPE_Q8_0 : GGML_TYPE_Q8_K;
-        if (!g_plain[kt[i]].from_float || g_plain[kt[i]].row_type != rt)
+    for (size_t i = 0; i < sizeof k_tiled / sizeof k_tiled[0]; i++) {
+        const enum ggml_type t = k_tiled[i].type;
+        const enum ggml_type rt = kgemm_q8_0_rows(k_tiled[i].kind) ? GGML_TYPE_Q8_0 : GGML_TYPE_Q8_K;
+        if (!g_plain[t].from_float || g_plain[t].row_type != rt)
             continue;
-        *kg[i] = true;
-        *kg[i] = check(kt[i], false, 20, false);
-        if (!*kg[i])
+        g_tiled[t] = g_tiled_any = true;
+        g_tiled[t] = check(t, false, 20, false);
+        if (!g_tiled[t])
             log_warn("mulmat: hearth's %s products of several rows disagree with ggml's (or "
-                     "were not reached); ggml's own stay", ggml_type_name(kt[i]));
+                     "were not reached); ggml's own stay", ggml_type_name(t));
         else if (strlen(names) + 24 < sizeof names) {
             strcat(names, n++ ? ", " : "");
-            strcat(names, ggml_type_name(kt[i]));
+            strcat(names, ggml_type_name(t));
             strcat(names, " (16+ rows, tiled)");
         }
     }
+    g_tiled_any = false;
+    for (size_t i = 0; i < sizeof k_tiled / sizeof k_tiled[0]; i++)
+        g_tiled_any = g_tiled_any || g_tiled[k_tiled[i].type];
     if (failed)
         log_warn("mulmat: %d of hearth's single-row products disagree with ggml's (or were "
                  "not reached); ggml's own stay for those", failed);
@@ -541,7 +552,7 @@ bool mulmat_active(void)
 
 bool mulmat_set(bool on)
 {
-    bool any = g_rows5 || g_rows5k || g_rows6k || g_rows3k || g_rowsx || g_rows8 || g_rows50;
+    bool any = g_rows5 || g_tiled_any;
     for (int t = 0; t < GGML_TYPE_COUNT; t++)
         any = any || g_plain[t].on || g_packed[t].on;
     g_on = on && any;

@@ -391,14 +391,10 @@ TEST(prompt_rows_k_quants_as_close_as_ggml)
                     CHECK(eo * 3 < eg);
             }
     /* fewer than 16 rows stay with ggml's operator, to the bit */
-    const struct case_ few5 = { 2048, 64, 15, GGML_TYPE_Q5_K, false };
-    const struct case_ few6 = { 2048, 64, 15, GGML_TYPE_Q6_K, false };
-    const struct case_ few3 = { 2048, 64, 15, GGML_TYPE_Q3_K, false };
-    const struct case_ fewx = { 2048, 64, 15, GGML_TYPE_IQ4_XS, false };
-    CHECK(!run_case(&few5, 2));
-    CHECK(!run_case(&few6, 2));
-    CHECK(!run_case(&few3, 2));
-    CHECK(!run_case(&fewx, 2));
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        const struct case_ few = { 2048, 64, 15, types[t], false };
+        CHECK(!run_case(&few, 2));
+    }
 }
 
 /* A prompt's rows against plain Q8_0 matrices (engine/kgemm.h's Q8_0
