@@ -68,6 +68,7 @@ KERNEL_EXPORTS = -Wl,--export-dynamic-symbol=ggml_gemv_q4_0_8x8_q8_0 \
                  -Wl,--export-dynamic-symbol=ggml_barrier \
                  -Wl,--export-dynamic-symbol=ggml_graph_compute \
                  -Wl,--export-dynamic-symbol=ggml_gemm_q4_K_8x8_q8_K \
+                 -Wl,--export-dynamic-symbol=ggml_gemm_q2_K_8x8_q8_K \
                  -Wl,--export-dynamic-symbol=quantize_row_q8_K_ref
 CLI_OBJ    = $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC) $(CORE_SRC))
 

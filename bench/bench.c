@@ -872,7 +872,8 @@ int main(void)
     /* the other shapes against llama-bench: the Q8_0 twin, the same shape in
      * Q4_K_M (what most downloadable models are; 896 wide, so mostly Q5_0),
      * and a ~1B model in Q4_0, in Q4_K_M (2048 wide: Q4_K and Q6_K), in
-     * Q5_K_M (Q5_K and Q6_K), in Q3_K_M (Q3_K and Q4_K) and in IQ4_XS */
+     * Q5_K_M (Q5_K and Q6_K), in Q3_K_M (Q3_K and Q4_K), in IQ4_XS and in
+     * Q2_K (Q2_K, Q3_K and Q4_K) */
     {
         static const struct {
             const char *name, *env, *label;
@@ -884,6 +885,7 @@ int main(void)
             { "b5", "BENCH_MODEL_1B_Q5KM", "1.1B Q5_K_M" },
             { "b3", "BENCH_MODEL_1B_Q3KM", "1.1B Q3_K_M" },
             { "bx", "BENCH_MODEL_1B_IQ4XS", "1.1B IQ4_XS" },
+            { "b2", "BENCH_MODEL_1B_Q2K", "1.1B Q2_K" },
         };
         enum { N = sizeof shapes / sizeof shapes[0] };
         const char *path[N];

@@ -38,6 +38,8 @@
 
 #define KTARGET \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
+#define KTARGET_VBMI \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,f16c,fma")))
 
 struct q4kx8 {      /* ggml's block_q4_Kx8 */
     uint16_t d[8];
@@ -67,6 +69,8 @@ typedef void (*rows_fn)(int, float *, const void *, size_t, int, const void *);
 /* ggml's own kernels, for rows too wide for hearth's and when hearth's are off */
 static gemv_fn g_ggml;      /* Q4_K, one activation row */
 static gemv_fn g_ggml_gemm; /* Q4_K, groups of 4 (the worker's export forwards here) */
+static gemv_fn g_ggml2;     /* Q2_K, one activation row */
+static gemv_fn g_ggml_gemm2; /* Q2_K, groups of 4 (the worker's export forwards here) */
 static dot_fn g_dot6;       /* Q6_K dot product */
 static dot_fn g_dot5;       /* Q5_K dot product */
 static dot_fn g_dot3;       /* Q3_K dot product */
@@ -74,11 +78,12 @@ static dot_fn g_dotx;       /* IQ4_XS dot product */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 /* hearth's kernels checked and in use: Q4_K one row, Q6_K, Q5_K, Q3_K and
  * IQ4_XS rows, Q4_K 4 rows */
-static bool g_on, g_on6, g_on5, g_on3, g_onx, g_gemm_on;
+static bool g_on, g_on6, g_on5, g_on3, g_onx, g_gemm_on, g_on2, g_gemm2_on;
 
 static void resolve(void)
 {
     g_ggml_gemm = (gemv_fn)kernels_backend_symbol("ggml_gemm_q4_K_8x8_q8_K");
+    g_ggml_gemm2 = (gemv_fn)kernels_backend_symbol("ggml_gemm_q2_K_8x8_q8_K");
 }
 
 /* The 8 rows' 6-bit scales and mins of the 8 sub-blocks: lane s of sc_lo
@@ -197,6 +202,114 @@ KTARGET void kquant_gemv_q4_K(int n, float *s, size_t bs, const void *vx, const 
     }
 }
 
+/* ---- Q2_K x Q8_K: one activation row ----------------------------------- */
+
+struct q2kx8 {      /* ggml's block_q2_Kx8 */
+    uint16_t d[8];
+    uint16_t dmin[8];
+    uint8_t scales[128];    /* byte 16k + 2j + s: row j's scale byte 2k + s */
+    uint8_t qs[512];        /* byte 64c + 8j + t: row j's quant byte 8c + t */
+};
+_Static_assert(sizeof(struct q2kx8) == 672, "ggml's block_q2_Kx8");
+
+/* vpermb indices: for scale byte pair g (within a half) and s, dword lane d
+ * takes byte 16g + 2(d/2) + s of the half's 64 scale bytes (the others
+ * masked to zero) */
+static uint8_t g_q2_idx[4][2][64];
+
+static void make_q2_idx(void)
+{
+    for (int g = 0; g < 4; g++)
+        for (int s = 0; s < 2; s++)
+            for (int b = 0; b < 64; b++)
+                g_q2_idx[g][s][b] = (uint8_t)(16 * g + 2 * (b / 8) + s);
+}
+
+KTARGET_VBMI void kquant_gemv_q2_K(int n, float *s, size_t bs, const void *vx, const void *vy,
+                                   int nr, int nc)
+{
+    const int nb = n / 256;
+    if (nb > MAX_SUPERBLOCKS) {
+        g_ggml2(n, s, bs, vx, vy, nr, nc);
+        return;
+    }
+    const struct q8k *a = vy;
+    /* the activation's 16-element sums for the mins: for scale bytes
+     * 16k..16k+15 (rows' sub-blocks 2k, 2k+1), words 2j+s hold sum 2k+s;
+     * two k in each 512-bit vector */
+    __m512i bpair[MAX_SUPERBLOCKS][4];
+    for (int l = 0; l < nb; l++)
+        for (int v = 0; v < 4; v++) {
+            uint32_t p0, p1;
+            memcpy(&p0, &a[l].bsums[4 * v], 4);
+            memcpy(&p1, &a[l].bsums[4 * v + 2], 4);
+            bpair[l][v] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32((int)p0)),
+                                             _mm256_set1_epi32((int)p1), 1);
+        }
+    const __m512i m03 = _mm512_set1_epi8(0x03), m0f = _mm512_set1_epi8(0x0F);
+    const __mmask64 low = 0x1111111111111111ull;
+    __m512i idx[4][2];
+    for (int g = 0; g < 4; g++)
+        for (int p = 0; p < 2; p++)
+            idx[g][p] = _mm512_loadu_si512(g_q2_idx[g][p]);
+    const struct q2kx8 *x = vx;
+    for (int grp = 0; grp < nc / 8; grp++, x += nb) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int l = 0; l < nb; l++) {
+            const struct q2kx8 *b = x + l;
+            const int8_t *aq = a[l].qs;
+            const char *ahead = (const char *)(b + 6);
+            for (int k = 0; k < 672; k += 64)
+                _mm_prefetch(ahead + k, _MM_HINT_T0);
+            __m512i sum = _mm512_setzero_si512(), msum = _mm512_setzero_si512();
+            #pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                const __m512i sraw = _mm512_loadu_si512(b->scales + 64 * h);
+                const __m512i sc = _mm512_and_si512(sraw, m0f);
+                const __m512i mn = _mm512_and_si512(_mm512_srli_epi16(sraw, 4), m0f);
+                /* the mins of this half: sub-block pairs 4h .. 4h+3 */
+                msum = _mm512_add_epi32(msum, _mm512_madd_epi16(
+                    _mm512_cvtepu8_epi16(_mm512_castsi512_si256(mn)), bpair[l][2 * h]));
+                msum = _mm512_add_epi32(msum, _mm512_madd_epi16(
+                    _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(mn, 1)), bpair[l][2 * h + 1]));
+                #pragma GCC unroll 2
+                for (int p = 0; p < 2; p++) {
+                    const int c = 4 * h + 2 * p;
+                    const __m512i z0 = _mm512_loadu_si512(b->qs + 64 * c);
+                    const __m512i z1 = _mm512_loadu_si512(b->qs + 64 * (c + 1));
+                    #pragma GCC unroll 4
+                    for (int g = 0; g < 4; g++) {
+                        const int8_t *ae = aq + 128 * h + 32 * g + 16 * p;
+                        int64_t a0, a1;
+                        memcpy(&a0, ae, 8);
+                        memcpy(&a1, ae + 8, 8);
+                        const __m512i q0 = _mm512_and_si512(_mm512_srli_epi16(z0, 2 * g), m03);
+                        const __m512i q1 = _mm512_and_si512(_mm512_srli_epi16(z1, 2 * g), m03);
+                        __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q0,
+                                                        _mm512_set1_epi64(a0));
+                        d = _mm512_dpbusd_epi32(d, q1, _mm512_set1_epi64(a1));
+                        /* |lane| <= 8 * 3 * 128: an int16, so vpmaddwd applies
+                         * the 4-bit scale exactly */
+                        sum = _mm512_add_epi32(sum, _mm512_madd_epi16(
+                            d, _mm512_maskz_permutexvar_epi8(low, idx[g][p], sc)));
+                    }
+                }
+            }
+            /* per row: the two lanes of the quants' sum, and the two
+             * halves of the mins' (lanes j and 8 + j) */
+            const __m512i fold = _mm512_add_epi32(sum, _mm512_srli_epi64(sum, 32));
+            const __m256 s8 = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(fold));
+            const __m256i m8 = _mm256_add_epi32(_mm512_castsi512_si256(msum),
+                                                _mm512_extracti64x4_epi64(msum, 1));
+            const __m256 ad = _mm256_set1_ps(a[l].d);
+            const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d)), ad);
+            const __m256 dm = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin)), ad);
+            acc = _mm256_add_ps(acc, _mm256_fmsub_ps(s8, dd, _mm256_mul_ps(_mm256_cvtepi32_ps(m8), dm)));
+        }
+        _mm256_storeu_ps(s + grp * 8, acc);
+    }
+}
+
 /* ---- Q4_K x Q8_K: groups of 4 activation rows (a prompt) --------------- */
 
 struct q8kx4 {      /* ggml's block_q8_Kx4: 4 rows' superblocks interleaved */
@@ -205,9 +318,6 @@ struct q8kx4 {      /* ggml's block_q8_Kx4: 4 rows' superblocks interleaved */
     int16_t bsums[64];  /* sums of 16: group g of row m at 16*(g/4) + 4*m + g%4 */
 };
 _Static_assert(sizeof(struct q8kx4) == 1168, "ggml's block_q8_Kx4");
-
-#define KTARGET_VBMI \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,f16c,fma")))
 
 /* vpermb indices: for sub-block s, dword lane d takes the scale byte of
  * row d/2 from [sc_lo | sc_hi] (bytes 4s+j of sc_lo for rows j < 4, of
@@ -353,6 +463,129 @@ KTARGET_VBMI void kquant_gemm_q4_K(int n, float *s, size_t bs, const void *vx, c
                 gemm_group(2, nb, x, a, (const uint32_t(*)[8][4])pairs, out);
             else
                 gemm_group(1, nb, x, a, (const uint32_t(*)[8][4])pairs, out);
+        }
+        y += R;
+    }
+}
+
+/* ---- Q2_K x Q8_K: groups of 4 activation rows (a prompt) --------------- */
+
+/* R groups of 4 activation rows (R = 1 or 2) against one group of 8 Q2_K
+ * weight rows, all superblocks: each 2-bit plane meets 4R rows. pairs[l][m]
+ * holds row m's 16-element sums for the mins as kquant_gemv_q2_K's bpair. */
+KTARGET_VBMI static inline __attribute__((always_inline)) void
+gemm2_group(int R, int nb, const struct q2kx8 *x, const struct q8kx4 *const *a,
+            const uint32_t (*pairs)[8][8], const __m512i (*idx)[2], float *const *out)
+{
+    const __m512i m03 = _mm512_set1_epi8(0x03), m0f = _mm512_set1_epi8(0x0F);
+    const __mmask64 low = 0x1111111111111111ull;
+    __m256 acc[8];
+    #pragma GCC unroll 8
+    for (int m = 0; m < 4 * R; m++)
+        acc[m] = _mm256_setzero_ps();
+    for (int l = 0; l < nb; l++) {
+        const struct q2kx8 *b = x + l;
+        _mm_prefetch((const char *)(b + 2), _MM_HINT_T0);
+        __m512i sum[8], msum[8];
+        #pragma GCC unroll 8
+        for (int m = 0; m < 4 * R; m++)
+            sum[m] = msum[m] = _mm512_setzero_si512();
+        #pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const __m512i sraw = _mm512_loadu_si512(b->scales + 64 * h);
+            const __m512i sc = _mm512_and_si512(sraw, m0f);
+            const __m512i mn = _mm512_and_si512(_mm512_srli_epi16(sraw, 4), m0f);
+            const __m512i mn0 = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(mn));
+            const __m512i mn1 = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(mn, 1));
+            #pragma GCC unroll 8
+            for (int m = 0; m < 4 * R; m++) {
+                const uint32_t *pp = pairs[l][m] + 4 * h;
+                const __m512i b0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32((int)pp[0])),
+                                                      _mm256_set1_epi32((int)pp[1]), 1);
+                const __m512i b1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32((int)pp[2])),
+                                                      _mm256_set1_epi32((int)pp[3]), 1);
+                msum[m] = _mm512_add_epi32(msum[m], _mm512_add_epi32(_mm512_madd_epi16(mn0, b0),
+                                                                     _mm512_madd_epi16(mn1, b1)));
+            }
+            #pragma GCC unroll 2
+            for (int p = 0; p < 2; p++) {
+                const int c = 4 * h + 2 * p;
+                const __m512i z0 = _mm512_loadu_si512(b->qs + 64 * c);
+                const __m512i z1 = _mm512_loadu_si512(b->qs + 64 * (c + 1));
+                #pragma GCC unroll 4
+                for (int g = 0; g < 4; g++) {
+                    const int e = 128 * h + 32 * g + 16 * p;    /* first element */
+                    const __m512i q0 = _mm512_and_si512(_mm512_srli_epi16(z0, 2 * g), m03);
+                    const __m512i q1 = _mm512_and_si512(_mm512_srli_epi16(z1, 2 * g), m03);
+                    const __m512i scl = _mm512_maskz_permutexvar_epi8(low, idx[g][p], sc);
+                    #pragma GCC unroll 8
+                    for (int m = 0; m < 4 * R; m++) {
+                        const int8_t *ak = a[m / 4][l].qs + (e / 8) * 32 + (m % 4) * 8;
+                        int64_t a0, a1;
+                        memcpy(&a0, ak, 8);
+                        memcpy(&a1, ak + 32, 8);
+                        __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q0,
+                                                        _mm512_set1_epi64(a0));
+                        d = _mm512_dpbusd_epi32(d, q1, _mm512_set1_epi64(a1));
+                        sum[m] = _mm512_add_epi32(sum[m], _mm512_madd_epi16(d, scl));
+                    }
+                }
+            }
+        }
+        const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d));
+        const __m256 dmin8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin));
+        #pragma GCC unroll 8
+        for (int m = 0; m < 4 * R; m++) {
+            const __m512i fold = _mm512_add_epi32(sum[m], _mm512_srli_epi64(sum[m], 32));
+            const __m256 s8 = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(fold));
+            const __m256i m8 = _mm256_add_epi32(_mm512_castsi512_si256(msum[m]),
+                                                _mm512_extracti64x4_epi64(msum[m], 1));
+            const __m256 ad = _mm256_set1_ps(a[m / 4][l].d[m % 4]);
+            acc[m] = _mm256_add_ps(acc[m], _mm256_fmsub_ps(s8, _mm256_mul_ps(d8, ad),
+                                                           _mm256_mul_ps(_mm256_cvtepi32_ps(m8),
+                                                                         _mm256_mul_ps(dmin8, ad))));
+        }
+    }
+    #pragma GCC unroll 8
+    for (int m = 0; m < 4 * R; m++)
+        _mm256_storeu_ps(out[m], acc[m]);
+}
+
+KTARGET_VBMI void kquant_gemm_q2_K(int n, float *s, size_t bs, const void *vx, const void *vy,
+                                   int nr, int nc)
+{
+    const int nb = n / 256;
+    if (nb > MAX_SUPERBLOCKS) {
+        g_ggml_gemm2(n, s, bs, vx, vy, nr, nc);
+        return;
+    }
+    __m512i idx[4][2];
+    for (int g = 0; g < 4; g++)
+        for (int p = 0; p < 2; p++)
+            idx[g][p] = _mm512_loadu_si512(g_q2_idx[g][p]);
+    for (int y = 0; y < nr / 4;) {
+        const int R = nr / 4 - y >= 2 ? 2 : 1;
+        const struct q8kx4 *a[2] = { (const struct q8kx4 *)vy + (size_t)y * nb,
+                                     (const struct q8kx4 *)vy + (size_t)(y + R - 1) * nb };
+        /* row m's 16-element sums 2k and 2k+1 as an int16 pair in
+         * pairs[l][m][k] (group g of row m at 16(g/4) + 4m + g%4) */
+        uint32_t pairs[MAX_SUPERBLOCKS][8][8];
+        for (int l = 0; l < nb; l++)
+            for (int m = 0; m < 4 * R; m++)
+                for (int k = 0; k < 8; k++)
+                    memcpy(&pairs[l][m][k],
+                           a[m / 4][l].bsums + 16 * (k / 2) + 4 * (m % 4) + 2 * (k % 2), 4);
+        const struct q2kx8 *x = vx;
+        for (int g = 0; g < nc / 8; g++, x += nb) {
+            float *out[8];
+            for (int m = 0; m < 4 * R; m++)
+                out[m] = s + (size_t)(4 * y + m) * bs + 8 * g;
+            if (R == 2)
+                gemm2_group(2, nb, x, a, (const uint32_t(*)[8][8])pairs,
+                            (const __m512i(*)[2])idx, out);
+            else
+                gemm2_group(1, nb, x, a, (const uint32_t(*)[8][8])pairs,
+                            (const __m512i(*)[2])idx, out);
         }
         y += R;
     }
@@ -808,18 +1041,50 @@ static bool self_check_rows(rows_fn kernel, dot_fn dot, size_t bsize, const size
     return true;
 }
 
-/* Random groups of weights against 4, 8 and 12 random activation rows in
+/* Random Q2_K groups of 8 rows with sane fp16 scales. */
+static void fill_q2(struct q2kx8 *w, int n, uint32_t seed)
+{
+    for (int i = 0; i < n; i++) {
+        uint8_t *p = (uint8_t *)&w[i];
+        for (size_t k = 0; k < sizeof w[i]; k++)
+            p[k] = (uint8_t)rnd(&seed);
+        for (int j = 0; j < 8; j++) {
+            w[i].d[j] = (uint16_t)(0x2000 | (rnd(&seed) & 0x0FFF));
+            w[i].dmin[j] = (uint16_t)(0x2000 | (rnd(&seed) & 0x0FFF));
+        }
+    }
+}
+
+/* Random Q2_K groups of 8 rows against ggml's plain-C reference. */
+static bool self_check_q2(gemv_fn ref)
+{
+    enum { GROUPS = 3, NB = 5 };
+    static struct q2kx8 w[GROUPS * NB];
+    static struct q4kx8 unused[NB];
+    static struct q8k a[NB];
+    for (int nb = 1; nb <= NB; nb++) {
+        fill(unused, 1, nb, a, 999u + (uint32_t)nb);
+        fill_q2(w, GROUPS * nb, 31u * (uint32_t)nb);
+        float want[GROUPS * 8], got[GROUPS * 8];
+        ref(nb * 256, want, 0, w, a, 1, GROUPS * 8);
+        kquant_gemv_q2_K(nb * 256, got, 0, w, a, 1, GROUPS * 8);
+        if (!close_enough(got, want, GROUPS * 8))
+            return false;
+    }
+    return true;
+}
+
+/* GROUPS groups of weights (w: 8-row groups of NB superblocks, ggml's
+ * layout for `kernel`) against 4, 8 and 12 random activation rows in
  * ggml's 4-row layout (both of the kernel's paths), against ggml's plain-C
  * reference. */
-static bool self_check_gemm(gemv_fn ref)
+enum { GEMM_GROUPS = 2, GEMM_NB = 3 };
+static bool self_check_gemm(gemv_fn ref, gemv_fn kernel, const void *w)
 {
-    enum { GROUPS = 2, NB = 3, NR = 12 };
-    static struct q4kx8 w[GROUPS * NB];
-    static struct q8k one[NB];
-    static struct q8kx4 a[NR / 4 * NB];
-    fill(w, GROUPS, NB, one, 2024u);
+    enum { NR = 12 };
+    static struct q8kx4 a[NR / 4 * GEMM_NB];
     uint32_t seed = 77;
-    for (int i = 0; i < NR / 4 * NB; i++) {
+    for (int i = 0; i < NR / 4 * GEMM_NB; i++) {
         for (int m = 0; m < 4; m++)
             a[i].d[m] = 0.01f + (float)(rnd(&seed) % 100) / 1000.0f;
         memset(a[i].bsums, 0, sizeof a[i].bsums);
@@ -830,19 +1095,35 @@ static bool self_check_gemm(gemv_fn ref)
                 a[i].bsums[16 * (e / 64) + 4 * m + (e / 16) % 4] += v;
             }
     }
+    const int n = GEMM_NB * 256, nc = GEMM_GROUPS * 8;
     for (int nr = 4; nr <= NR; nr += 4) {
-        float want[NR * GROUPS * 8], got[NR * GROUPS * 8];
-        ref(NB * 256, want, GROUPS * 8, w, a, nr, GROUPS * 8);
-        kquant_gemm_q4_K(NB * 256, got, GROUPS * 8, w, a, nr, GROUPS * 8);
-        if (!close_enough(got, want, nr * GROUPS * 8))
+        float want[NR * GEMM_GROUPS * 8], got[NR * GEMM_GROUPS * 8];
+        ref(n, want, (size_t)nc, w, a, nr, nc);
+        kernel(n, got, (size_t)nc, w, a, nr, nc);
+        if (!close_enough(got, want, nr * nc))
             return false;
     }
     return true;
 }
 
+static bool self_check_gemm_q4(gemv_fn ref)
+{
+    static struct q4kx8 w[GEMM_GROUPS * GEMM_NB];
+    static struct q8k one[GEMM_NB];
+    fill(w, GEMM_GROUPS, GEMM_NB, one, 2024u);
+    return self_check_gemm(ref, kquant_gemm_q4_K, w);
+}
+
+static bool self_check_gemm_q2(gemv_fn ref)
+{
+    static struct q2kx8 w[GEMM_GROUPS * GEMM_NB];
+    fill_q2(w, GEMM_GROUPS * GEMM_NB, 4048u);
+    return self_check_gemm(ref, kquant_gemm_q2_K, w);
+}
+
 bool kquant_init(const char *mode)
 {
-    g_on = g_on6 = g_on5 = g_on3 = g_onx = g_gemm_on = false;
+    g_on = g_on6 = g_on5 = g_on3 = g_onx = g_gemm_on = g_on2 = g_gemm2_on = false;
     pthread_once(&g_once, resolve);
     if (mode && strcmp(mode, "off") == 0)
         return false;
@@ -872,11 +1153,30 @@ bool kquant_init(const char *mode)
                  "stays");
     else if (!__builtin_cpu_supports("avx512vbmi"))
         log_info("kquant: this CPU lacks AVX-512 VBMI; ggml's 4-row Q4_K kernel stays");
-    else if (!self_check_gemm(ref_gemm))
+    else if (!self_check_gemm_q4(ref_gemm))
         log_warn("kquant: hearth's 4-row Q4_K kernel disagrees with ggml's reference; ggml's "
                  "stays");
     else
         g_gemm_on = true;
+    gemv_fn ref2 = (gemv_fn)kernels_backend_symbol("ggml_gemv_q2_K_8x8_q8_K_generic");
+    g_ggml2 = (gemv_fn)kernels_backend_symbol("ggml_gemv_q2_K_8x8_q8_K");
+    make_q2_idx();
+    if (!ref2 || !g_ggml2)
+        log_warn("kquant: ggml's CPU backend does not export its Q2_K kernels; ggml's stay");
+    else if (!__builtin_cpu_supports("avx512vbmi"))
+        log_info("kquant: this CPU lacks AVX-512 VBMI; ggml's Q2_K kernel stays");
+    else if (!self_check_q2(ref2))
+        log_warn("kquant: hearth's Q2_K kernel disagrees with ggml's reference; ggml's stays");
+    else
+        g_on2 = true;
+    gemv_fn ref_gemm2 = (gemv_fn)kernels_backend_symbol("ggml_gemm_q2_K_8x8_q8_K_generic");
+    if (g_on2 && g_ggml_gemm2 && ref_gemm2) {
+        if (self_check_gemm_q2(ref_gemm2))
+            g_gemm2_on = true;
+        else
+            log_warn("kquant: hearth's 4-row Q2_K kernel disagrees with ggml's reference; "
+                     "ggml's stays");
+    }
     g_dot6 = (dot_fn)kernels_backend_symbol("ggml_vec_dot_q6_K_q8_K");
     if (!g_dot6)
         log_warn("kquant: ggml's CPU backend does not export its Q6_K dot product; ggml's stays");
@@ -916,6 +1216,11 @@ bool kquant_init(const char *mode)
 bool kquant_active(void)
 {
     return g_on;
+}
+
+bool kquant_q2_K_active(void)
+{
+    return g_on2;
 }
 
 bool kquant_q6_K_active(void)
@@ -959,4 +1264,20 @@ void ggml_gemm_q4_K_8x8_q8_K(int n, float *s, size_t bs, const void *vx, const v
     if (!g_ggml_gemm)
         abort();                     /* called from a ggml we never found */
     g_ggml_gemm(n, s, bs, vx, vy, nr, nc);
+}
+
+/* The same for ggml's 4-row Q2_K kernel. */
+void ggml_gemm_q2_K_8x8_q8_K(int n, float *s, size_t bs, const void *vx, const void *vy, int nr,
+                             int nc);
+void ggml_gemm_q2_K_8x8_q8_K(int n, float *s, size_t bs, const void *vx, const void *vy, int nr,
+                             int nc)
+{
+    if (g_gemm2_on) {
+        kquant_gemm_q2_K(n, s, bs, vx, vy, nr, nc);
+        return;
+    }
+    pthread_once(&g_once, resolve);
+    if (!g_ggml_gemm2)
+        abort();                     /* called from a ggml we never found */
+    g_ggml_gemm2(n, s, bs, vx, vy, nr, nc);
 }

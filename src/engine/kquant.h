@@ -54,6 +54,21 @@ void kquant_gemv_q4_K(int n, float *s, size_t bs, const void *vx, const void *vy
  * too. 2.5x ggml's in cache. */
 void kquant_gemm_q4_K(int n, float *s, size_t bs, const void *vx, const void *vy, int nr, int nc);
 
+/* ggml's gemv signature for its 8-row repacked Q2_K (block_q2_Kx8: 8 fp16
+ * d and dmin, 128 bytes of 4-bit scale|min pairs, 512 bytes of 2-bit
+ * quants, 8 bytes of each row in turn) against one block_q8_K row: each
+ * 64-byte load of quants yields four 2-bit planes, each meeting 8
+ * activation bytes in one vpdpbusd; a lane's sum of 8 products is an int16,
+ * so the sub-block's scale comes in by vpmaddwd from one masked vpermb;
+ * the mins meet the activation's 16-element sums by vpmaddwd, and
+ * d*S - dmin*M is taken per superblock in float. Needs AVX-512 VBMI. */
+void kquant_gemv_q2_K(int n, float *s, size_t bs, const void *vx, const void *vy, int nr, int nc);
+bool kquant_q2_K_active(void);
+/* The same sums for groups of 4 activation rows (ggml's
+ * ggml_gemm_q2_K_8x8_q8_K, which this file defines for the worker to
+ * export, as for Q4_K): each plane meets 8 activation rows. */
+void kquant_gemm_q2_K(int n, float *s, size_t bs, const void *vx, const void *vy, int nr, int nc);
+
 /* Rows [0, rows) of a plain Q6_K matrix (n elements each, row_bytes apart
  * from vw) against one block_q8_K activation row: out[r]. The activation's
  * block sums are taken once per call; each 128 elements of a row cost two

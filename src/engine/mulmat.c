@@ -129,6 +129,10 @@ static void plan_ways(void)
             g = kquant_gemv_q4_K;
             exact = false;
         }
+        if (packed[i].type == GGML_TYPE_Q2_K && kquant_q2_K_active()) {
+            g = kquant_gemv_q2_K;
+            exact = false;
+        }
         if (r && r->from_float && g)
             g_packed[packed[i].type] = (struct way){ false, packed[i].row, r->from_float, NULL, NULL,
                                                      g, exact };

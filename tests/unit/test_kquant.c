@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { WBLOCK = 1152, ABLOCK = 292 };
+enum { WBLOCK = 1152, ABLOCK = 292, Q2BLOCK = 672 };
 
 typedef void (*gemv_fn)(int, float *, size_t, const void *, const void *, int, int);
 typedef void (*dot_fn)(int, float *, size_t, const void *, size_t, const void *, size_t, int);
@@ -26,6 +26,7 @@ static gemv_fn g_ggml;
 static dot_fn g_dot6;           /* ggml's Q6_K dot product */
 static dot_fn g_dot5;           /* ggml's Q5_K dot product */
 static gemv_fn g_gemm_ref;      /* ggml's plain-C 4-row Q4_K kernel */
+static gemv_fn g_q2_ref, g_q2_gemm_ref;   /* ggml's plain-C Q2_K kernels: one row, 4 rows */
 static bool g_vnni;
 
 static uint32_t g_seed = 99;
@@ -110,6 +111,8 @@ TEST(backend_exports_the_kernel)
     CHECK(g_ggml != NULL);
     CHECK(g_dot6 != NULL);
     CHECK(g_gemm_ref != NULL);
+    CHECK(g_q2_ref != NULL);
+    CHECK(g_q2_gemm_ref != NULL);
 }
 
 TEST(init_follows_mode_and_cpu)
@@ -315,6 +318,54 @@ TEST(gemm_matches_ggml)
             }
 }
 
+/* Q2_K in ggml's 8-row layout (block_q2_Kx8: 8 d, 8 dmin, 128 scale
+ * bytes, 512 quant bytes) against one row and against 4, 8 and 12 rows,
+ * held against ggml's plain-C kernels: the error relative to the largest
+ * partial sum a superblock adds (d or dmin times 15 * 3 * 127 * 256 times
+ * the activation's scale), below 1e-6; superblock counts past the kernel's
+ * limit (64) go to ggml's own. */
+TEST(q2_K_matches_ggml)
+{
+    if (!g_vnni || !g_q2_ref || !g_q2_gemm_ref || !kquant_init("auto"))
+        return;
+    CHECK(kquant_q2_K_active() == (bool)__builtin_cpu_supports("avx512vbmi"));
+    if (!kquant_q2_K_active())
+        return;
+    const int nbs[] = { 1, 2, 3, 8, 22, 64, 65 };
+    for (size_t i = 0; i < sizeof nbs / sizeof nbs[0]; i++)
+        for (int nr = 1; nr <= 12; nr += nr == 1 ? 3 : 4)
+            for (int extreme = 0; extreme < 2; extreme++) {
+                const int nb = nbs[i], groups = 3, nc = 8 * groups;
+                uint8_t *w = blocks((size_t)nb * groups, Q2BLOCK, 16, extreme);
+                uint8_t *a = nr == 1 ? activation(nb, extreme) : activation4(nb, nr / 4, extreme);
+                float want[12 * 24], got[12 * 24];
+                if (nr == 1) {
+                    g_q2_ref(nb * 256, want, 0, w, a, 1, nc);
+                    kquant_gemv_q2_K(nb * 256, got, 0, w, a, 1, nc);
+                } else {
+                    g_q2_gemm_ref(nb * 256, want, nc, w, a, nr, nc);
+                    kquant_gemm_q2_K(nb * 256, got, nc, w, a, nr, nc);
+                }
+                double bound = 0, e = 0;
+                for (size_t b = 0; b < (size_t)nb * groups; b++)
+                    for (int j = 0; j < 16; j++) {
+                        uint16_t h;
+                        memcpy(&h, w + b * Q2BLOCK + 2 * j, 2);
+                        bound = fmax(bound, fabs(ggml_fp16_to_fp32(h)) * 15 * 3 * 127 * 256 *
+                                                (extreme ? 1.0 : 0.011));
+                    }
+                for (int k = 0; k < nr * nc; k++) {
+                    double d = fabs((double)got[k] - want[k]);
+                    e = d <= e ? e : isnan(d) ? INFINITY : d;
+                }
+                e /= bound * nb;
+                if (!(e < 1e-6))
+                    fprintf(stderr, "  q2_K nb=%d nr=%d extreme=%d: %.2e\n", nb, nr, extreme, e);
+                CHECK(e < 1e-6);
+                free(w), free(a);
+            }
+}
+
 int main(void)
 {
     backends_load();
@@ -322,6 +373,8 @@ int main(void)
     g_dot6 = (dot_fn)kernels_backend_symbol("ggml_vec_dot_q6_K_q8_K");
     g_dot5 = (dot_fn)kernels_backend_symbol("ggml_vec_dot_q5_K_q8_K");
     g_gemm_ref = (gemv_fn)kernels_backend_symbol("ggml_gemm_q4_K_8x8_q8_K_generic");
+    g_q2_ref = (gemv_fn)kernels_backend_symbol("ggml_gemv_q2_K_8x8_q8_K_generic");
+    g_q2_gemm_ref = (gemv_fn)kernels_backend_symbol("ggml_gemm_q2_K_8x8_q8_K_generic");
     g_vnni = kernels_cpu_ok();
     RUN(backend_exports_the_kernel);
     RUN(init_follows_mode_and_cpu);
@@ -330,5 +383,6 @@ int main(void)
     RUN(q6_K_rows_match_ggml);
     RUN(q5_K_rows_match_ggml);
     RUN(gemm_matches_ggml);
+    RUN(q2_K_matches_ggml);
     return check_summary();
 }

@@ -158,7 +158,6 @@ TEST(single_rows_match_ggml_bit_for_bit)
         { 896, 4864, 1, GGML_TYPE_Q8_0, false },
         { 32, 3, 1, GGML_TYPE_Q8_0, false },       /* fewer rows than threads */
         { 2048, 5632, 1, GGML_TYPE_Q4_K, true },   /* K-quants, repacked and plain */
-        { 2048, 256, 1, GGML_TYPE_Q2_K, true },
         { 896, 256, 1, GGML_TYPE_IQ4_NL, true },
         { 5632, 2048, 1, GGML_TYPE_Q6_K, false },
         { 2048, 512, 1, GGML_TYPE_Q5_K, false },
@@ -321,6 +320,8 @@ TEST(single_rows_k_quants_as_close_as_ggml)
         { GGML_TYPE_Q3_K, false, 256, 7 },
         { GGML_TYPE_IQ4_XS, false, 2048, 5632 }, { GGML_TYPE_IQ4_XS, false, 8192, 512 },
         { GGML_TYPE_IQ4_XS, false, 256, 7 },
+        { GGML_TYPE_Q2_K, true, 2048, 5632 }, { GGML_TYPE_Q2_K, true, 8192, 512 },
+        { GGML_TYPE_Q2_K, true, 256, 24 },
     };
     /* on a VNNI CPU the Q5_K, Q3_K and IQ4_XS kernels' start-up checks must pass;
      * should one fail, that is reported here and its shapes are left out */
@@ -331,7 +332,8 @@ TEST(single_rows_k_quants_as_close_as_ggml)
         for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5) {
             if ((shapes[i].type == GGML_TYPE_Q5_K && !kquant_q5_K_active()) ||
                 (shapes[i].type == GGML_TYPE_Q3_K && !kquant_q3_K_active()) ||
-                (shapes[i].type == GGML_TYPE_IQ4_XS && !kquant_iq4_xs_active()))
+                (shapes[i].type == GGML_TYPE_IQ4_XS && !kquant_iq4_xs_active()) ||
+                (shapes[i].type == GGML_TYPE_Q2_K && !kquant_q2_K_active()))
                 continue;
             double eg, eo;
             k_against_exact(shapes[i].type, shapes[i].repacked, shapes[i].k, shapes[i].n, threads,
