@@ -39,7 +39,7 @@ bool attnp_supported(const struct ggml_tensor *dst)
         m->type != GGML_TYPE_F16 || dst->type != GGML_TYPE_F32)
         return false;
     const int64_t D = k->ne[0];
-    if (D <= 0 || D % 64 || D > MAX_D || q->ne[0] != D || v->ne[0] != D || q->ne[1] < 2)
+    if (D <= 0 || D % 16 || D > MAX_D || q->ne[0] != D || v->ne[0] != D || q->ne[1] < 2)
         return false;
     if (q->nb[0] != sizeof(float) || k->nb[0] != 2 || v->nb[0] != 2 || m->nb[0] != 2 ||
         dst->nb[0] != sizeof(float))

@@ -31,7 +31,8 @@
 struct ggml_tensor;
 
 /* The prompt case handled: fp32 queries with more than one row, fp16 keys
- * and values of one width (a multiple of 64, at most 256), at most 16
+ * and values of one width (a multiple of 16, at most 256: 64 and 128 for
+ * most models, 80 or 96 for Phi's), at most 16
  * query heads per KV head, a mask with a row per query, no ALiBi,
  * soft-capping or sinks (the caller checked the operator's parameters). */
 bool attnp_supported(const struct ggml_tensor *dst);

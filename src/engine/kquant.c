@@ -1,8 +1,8 @@
 /*
- * kquant.c: K-quant kernels with AVX-512 VNNI (see kquant.h): Q4_K against
- * one activation row and against groups of 4 over ggml's 8-row repacked
- * layout, Q6_K and Q5_K rows of a plain matrix, and the start-up checks
- * against ggml's own code.
+ * kquant.c: K-quant kernels with AVX-512 VNNI (see kquant.h): Q4_K and Q2_K
+ * against one activation row and against groups of 4 over ggml's 8-row
+ * repacked layouts, Q6_K, Q5_K, Q3_K and IQ4_XS rows of a plain matrix, and
+ * the start-up checks against ggml's own code.
  *
  * Q4_K, per 8 weight rows and 256 elements:
  *  - each 64-byte load holds 8 bytes of each row; its low nibbles meet 8

@@ -2,9 +2,9 @@
  * kquant.h: hearth's kernels for Q4_K, Q5_K and Q6_K weights, the types most
  * downloadable models (Q4_K_M: Q4_K, and Q6_K for the output matrix and
  * half the down and V projections; Q5_K_M: Q5_K and Q6_K) are made of, and
- * for Q3_K and IQ4_XS (Q3_K_M and IQ4_XS models, for little memory): Q4_K
- * against one activation row (decode) and against groups of 4 (prompts),
- * Q6_K, Q5_K, Q3_K and IQ4_XS rows (decode).
+ * for Q3_K, IQ4_XS and Q2_K (Q3_K_M, IQ4_XS and Q2_K models, for little
+ * memory): Q4_K and Q2_K against one activation row (decode) and against
+ * groups of 4 (prompts), Q6_K, Q5_K, Q3_K and IQ4_XS rows (decode).
  *
  * ggml's CPU backend repacks Q4_K matrices into groups of 8 rows
  * (block_q4_Kx8) and multiplies one activation row (block_q8_K) with

@@ -257,6 +257,11 @@ TEST(prompts_match_exact_attention)
         /* a sequence that sees nothing gives zeros; a mask all 0 but its tail */
         { 64, 4, 2, 2, 50, 17, 1.0f, 0, true, 0, false },
         { 64, 14, 2, 1, 100, 5, 1.0f, 0, false, 0, false },
+        /* head widths of 16 but not of 64 (Phi-2's 80, Phi-3's 96, 112) */
+        { 80, 32, 32, 1, 120, 21, 1.0f, 0, false, 0, true },
+        { 96, 32, 8, 2, 140, 40, 1.0f, 2, false, 0, true },
+        { 112, 6, 2, 1, 70, 11, 1.0f, 0, false, 0, true },
+        { 16, 4, 4, 1, 66, 64, 1.0f, 0, false, 0, true },
     };
     near_exact("prompt", shapes, sizeof shapes / sizeof shapes[0]);
     /* as llama.cpp lays them out: queries a permuted view, the mask padded
@@ -284,7 +289,7 @@ TEST(other_cases_reach_ggml)
     if (!g_avx512 || !attn_init("auto"))
         return;
     const struct shape shapes[] = {
-        { 80, 4, 2, 1, 40, 3, 1.0f, 0, false, 0, false },     /* several rows, width not of 64 */
+        { 72, 4, 2, 1, 40, 3, 1.0f, 0, false, 0, false },     /* several rows, width not of 16 */
         { 64, 4, 2, 1, 40, 3, 1.0f, 0, false, 30.0f, false }, /* several rows, soft-capping */
         { 64, 4, 2, 1, 40, 1, 1.0f, 0, false, 30.0f, false }, /* soft-capping */
         { 8, 8, 4, 1, 40, 1, 1.0f, 0, false, 0, false },      /* head width not a multiple of 16 */
