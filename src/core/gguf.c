@@ -499,7 +499,9 @@ static void collect_hparams(parser *p)
 }
 
 /* Shape and type of one tensor; *size gets its data size in bytes. */
-static int read_shape(parser *p, uint64_t *size)
+/* The tensor's byte size, and whether it is a float matrix (gguf_info's
+ * float_matrix_bytes). */
+static int read_shape(parser *p, uint64_t *size, bool *float_matrix)
 {
     reader *r = &p->r;
     uint32_t n_dims, type;
@@ -535,6 +537,7 @@ static int read_shape(parser *p, uint64_t *size)
         if (__builtin_mul_overflow(bytes, d == 1 ? (uint64_t)t->size : ne[d - 1], &bytes))
             return br_fail(r, "%s: byte size overflows", r->where);
     *size = bytes;
+    *float_matrix = n_dims >= 2 && ne[1] >= 2 && (type == 0 || type == 1 || type == 30);
     return 0;
 }
 
@@ -565,8 +568,13 @@ static int parse_tensor_infos(parser *p)
             return br_fail(r, "duplicate tensor name: %s", r->where);
         if (rc < 0)
             return br_fail(r, "out of memory");
-        if (read_shape(p, &p->spans[i].size) || br_u64(r, &p->spans[i].offset))
+        bool fm = false;
+        if (read_shape(p, &p->spans[i].size, &fm) || br_u64(r, &p->spans[i].offset))
             return -1;
+        if (fm && !(len == 17 && memcmp(name, "token_embd.weight", 17) == 0) &&
+            __builtin_add_overflow(p->info.float_matrix_bytes, p->spans[i].size,
+                                   &p->info.float_matrix_bytes))
+            return br_fail(r, "total tensor size overflows");
     }
     return 0;
 }
@@ -666,6 +674,12 @@ int gguf_check_file(const char *path, gguf_info *out, char *err, size_t errlen)
     if (br_open_file(&p.r, path) == 0)
         rc = parse(&p);
     return finish(&p, rc, out);
+}
+
+bool gguf_is_float_chat_model(const gguf_info *gi)
+{
+    return !gguf_arch_is_embedding(gi->arch) && gi->tensor_bytes >= gi->token_embd_bytes &&
+           gi->float_matrix_bytes > (gi->tensor_bytes - gi->token_embd_bytes) / 2;
 }
 
 bool gguf_arch_is_embedding(const char *arch)

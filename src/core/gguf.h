@@ -75,6 +75,9 @@ typedef struct gguf_info {
                                       of it, unless no "output.weight" ties the output
                                       layer to it */
     bool has_output;               /* an "output.weight" tensor exists */
+    uint64_t float_matrix_bytes;   /* matrices (2+ dimensions, 2+ rows) kept in F32, F16
+                                      or BF16, token_embd.weight aside: how much of a
+                                      model's products are unquantized */
 } gguf_info;
 
 /*
@@ -100,6 +103,11 @@ int gguf_check_file(const char *path, gguf_info *out, char *err, size_t errlen);
 /* True for architectures that are sentence-embedding encoders (BERT family):
  * hearth serves them on /v1/embeddings, not chat. */
 bool gguf_arch_is_embedding(const char *arch);
+
+/* True for a chat model whose matrices (token_embd.weight aside) are mostly
+ * F32, F16 or BF16 by bytes: its prompts go to the BLAS backend
+ * (worker/accel.h), and its memory estimate counts that. */
+bool gguf_is_float_chat_model(const gguf_info *gi);
 
 int gguf_check_buffer(const void *data, size_t len, gguf_info *out, char *err,
                       size_t errlen);

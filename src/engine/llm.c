@@ -67,6 +67,7 @@ struct llm {
     int n_ctx_slot;
     int batch_size;
     int stream_interval_ms;
+    bool accel;             /* the BLAS backend takes its prompts' products */
     struct llama_batch batch;
     uint64_t tick;
     buf out;                /* scratch for deltas */
@@ -106,6 +107,7 @@ llm *llm_load(const llm_params *p, const llm_sink *sink, char *err, size_t el)
     m->nslots = p->parallel > 0 ? p->parallel : 1;
     m->batch_size = p->batch_size > 0 ? p->batch_size : 512;
     m->stream_interval_ms = p->stream_interval_ms > 0 ? p->stream_interval_ms : 0;
+    m->accel = p->accel;
 
     struct llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = 0;
@@ -210,17 +212,22 @@ int llm_describe(llm *m, buf *out)
     char desc[256] = "";
     llama_model_desc(m->model, desc, sizeof desc);
     const char *tmpl = llama_model_chat_template(m->model, NULL);
-    /* +vnni: hearth's kernels multiply this model's Q4_0, Q8_0, Q5_0, Q4_K
-     * or Q5_K matrices (a Q4_K_M or Q5_K_M file names its main type) */
+    /* +vnni: hearth's kernels multiply this model's main type of matrices
+     * (Q4_0, Q8_0, Q5_0 or a K-quant: a Q4_K_M file names Q4_K); +blas: its
+     * prompts' products run on OpenBLAS (a model kept in F16, BF16 or F32) */
     bool vnni = kernels_active_for(desc) || (kquant_active() && strstr(desc, "Q4_K")) ||
-                (kquant_q5_K_active() && strstr(desc, "Q5_K"));
+                (kquant_q5_K_active() && strstr(desc, "Q5_K")) ||
+                (kquant_q2_K_active() && strstr(desc, "Q2_K")) ||
+                (kquant_q3_K_active() && strstr(desc, "Q3_K")) ||
+                (kquant_q6_K_active() && strstr(desc, "Q6_K")) ||
+                (kquant_iq4_xs_active() && strstr(desc, "IQ4_XS"));
     buf_printf(out, "{\"slots\":%d,\"n_ctx_slot\":%d,\"n_ctx_train\":%d,\"n_vocab\":%d,"
                "\"n_params\":%llu,\"size\":%llu,\"has_chat_template\":%s,\"backend\":\"%s\","
                "\"desc\":",
                m->nslots, m->n_ctx_slot, llama_model_n_ctx_train(m->model),
                llama_vocab_n_tokens(m->vocab), (unsigned long long)llama_model_n_params(m->model),
                (unsigned long long)llama_model_size(m->model), tmpl ? "true" : "false",
-               vnni ? "cpu+vnni" : "cpu");
+               vnni ? "cpu+vnni" : m->accel ? "cpu+blas" : "cpu");
     jw_cstr(out, desc);
     return buf_putc(out, '}');
 }

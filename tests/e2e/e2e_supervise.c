@@ -373,6 +373,11 @@ static void t_estimate_error(void)
         fprintf(stderr, "  %s: estimated %.1f MiB, peak measured %.1f MiB, error %+.1f%%\n",
                 models[k], est / 1048576.0, peak / 1048576.0, err);
         CHECK(peak > 0);
+        /* both are kept in F16: with setup's BLAS backend their prompts'
+         * products run on OpenBLAS (worker/accel.h), and the estimate counts it */
+        const char *be = m ? str_at(m, "backend") : NULL;
+        if (access("deps/prefix/usr/lib/x86_64-linux-gnu/ggml/accel/libggml-blas.so", R_OK) == 0)
+            CHECK(be && strcmp(be, "cpu+blas") == 0);
         /* never under by more than 10%; over by up to 20%, because the
          * estimate counts the whole token-embedding table while the mapped
          * file's rows become resident only as tokens are used */

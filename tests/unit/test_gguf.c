@@ -465,6 +465,9 @@ TEST(stories260k)
     CHECK_EQ_INT(in.tensor_bytes, 1171200);
     CHECK_EQ_INT(in.data_offset + in.tensor_bytes, in.file_size);
     CHECK_EQ_INT(in.largest_tensor_bytes, 131072);
+    /* all F32: every matrix but token_embd.weight (131072 bytes); the 11
+     * norms (256 bytes each) are vectors */
+    CHECK_EQ_INT(in.float_matrix_bytes, 1171200 - 131072 - 11 * 256);
     CHECK_STR(in.arch, "llama");
     CHECK_EQ_INT(in.n_layer, 5);
     CHECK_EQ_INT(in.n_embd, 64);
@@ -532,6 +535,7 @@ TEST(built_valid)
     CHECK_EQ_INT(in.data_offset % 32, 0);
     CHECK_EQ_INT(in.tensor_bytes, 384 + 72);
     CHECK_EQ_INT(in.largest_tensor_bytes, 384);
+    CHECK_EQ_INT(in.float_matrix_bytes, 0);   /* F32 token_embd aside; Q4_0 */
     CHECK_EQ_INT(in.data_offset + 384 + 72, in.file_size);
     CHECK_STR(in.arch, "llama");
     CHECK_EQ_INT(in.n_layer, 2);
