@@ -870,7 +870,8 @@ int main(void)
     stop_daemon(&H);
 
     /* the other shapes against llama-bench: the Q8_0 twin, the same shape in
-     * Q4_K_M (what most downloadable models are; 896 wide, so mostly Q5_0),
+     * Q4_K_M (what most downloadable models are; 896 wide, so mostly Q5_0)
+     * and in F16 (unquantized: its prompts on the BLAS backend),
      * and a ~1B model in Q4_0, in Q4_K_M (2048 wide: Q4_K and Q6_K), in
      * Q5_K_M (Q5_K and Q6_K), in Q3_K_M (Q3_K and Q4_K), in IQ4_XS and in
      * Q2_K (Q2_K, Q3_K and Q4_K) */
@@ -880,6 +881,7 @@ int main(void)
         } shapes[] = {
             { "q8", NULL, "0.5B Q8_0" },                      /* BENCH_MODEL2 */
             { "km", "BENCH_MODEL_Q4KM", "0.5B Q4_K_M" },
+            { "f16", "BENCH_MODEL_F16", "0.5B F16" },
             { "b1", "BENCH_MODEL_1B", "1.1B Q4_0" },
             { "bkm", "BENCH_MODEL_1B_Q4KM", "1.1B Q4_K_M" },
             { "b5", "BENCH_MODEL_1B_Q5KM", "1.1B Q5_K_M" },

@@ -16,7 +16,8 @@ mkdir -p "$MODELS" bench/results
 SHARED=${HEARTH_SHARED:-$(cd .. && pwd)/shared}
 [ -f "$SHARED/models/vocab/ggml-vocab-llama-spm.gguf" ] || SHARED=/work/shared
 VOCAB=$SHARED/models/vocab/ggml-vocab-llama-spm.gguf   # a real 32000-token tokenizer
-for t in q4_0 q8_0; do
+# the 0.5B shape in Q4_0 and Q8_0, and in F16 (a model kept unquantized)
+for t in q4_0 q8_0 f16; do
   [ -f "$MODELS/q05-$t.gguf" ] || "$BUILD/hearth" synth --preset 0.5b --type $t \
       --vocab-from "$VOCAB" --quiet --out "$MODELS/q05-$t.gguf"
 done
@@ -75,14 +76,14 @@ peer_ver=$(ls deps/apt/debs 2>/dev/null | grep -E '^llama.cpp-tools_' | sed 's/_
   echo "Machine: $cpu, $(nproc) CPUs, $mem. Both servers: 2 threads, the same synthesized"
   echo "~0.5B llama-shape model with the Llama-2 tokenizer (24 layers, 896 dims, 14/2 heads, ff 4864, vocab 32000) in Q4_0;"
   echo "the model switch uses its Q8_0 twin; embeddings use a MiniLM-L6 shape BERT (F16, bge vocab)."
-  echo "Against llama-bench (its defaults, 2 threads): the 0.5B shape in Q4_0, Q8_0 and Q4_K_M and a ~1.1B shape"
+  echo "Against llama-bench (its defaults, 2 threads): the 0.5B shape in Q4_0, Q8_0, Q4_K_M and F16 and a ~1.1B shape"
   echo "(16 layers, 2048 dims, 32/8 heads, ff 8192) in Q4_0, Q4_K_M, Q5_K_M, Q3_K_M, IQ4_XS and Q2_K; hearth's decode is measured over HTTP,"
   echo "its prompt rate from its own timings."
   echo "Transcription: whisper tiny and base shapes (F16, random weights) against whisper-cli. Medians of ${BENCH_RUNS:-3} runs."
   echo
 } >> "$OUT"
 HEARTH_BUILD=$BUILD BENCH_TMP=$TMP BENCH_MODEL=$MODELS/q05-q4_0.gguf BENCH_MODEL2=$MODELS/q05-q8_0.gguf \
-  BENCH_MODEL_1B=$MODELS/q1b-q4_0.gguf BENCH_MODEL_Q4KM=$KM BENCH_MODEL_1B_Q4KM=$KM1 BENCH_MODEL_1B_Q5KM=$K5M1 BENCH_MODEL_1B_Q3KM=$K3M1 BENCH_MODEL_1B_IQ4XS=$IX1 BENCH_MODEL_1B_Q2K=$Q2K1 \
+  BENCH_MODEL_1B=$MODELS/q1b-q4_0.gguf BENCH_MODEL_Q4KM=$KM BENCH_MODEL_1B_Q4KM=$KM1 BENCH_MODEL_1B_Q5KM=$K5M1 BENCH_MODEL_1B_Q3KM=$K3M1 BENCH_MODEL_1B_IQ4XS=$IX1 BENCH_MODEL_1B_Q2K=$Q2K1 BENCH_MODEL_F16=$MODELS/q05-f16.gguf \
   BENCH_EMBED_MODEL=$MODELS/minilm-f16.gguf BENCH_WHISPER_MODEL=$MODELS/whisper-tiny.bin \
   BENCH_WHISPER_BASE_MODEL=$MODELS/whisper-base.bin \
   PEER_WHISPER_ROOT=$PWD/deps/peer BENCH_SPEECH_DIR=$SHARED/data/speech PEER_SERVER=$PEER PEER_LIB=$LIB BENCH_OUT=$OUT "$BUILD/bench/bench"
