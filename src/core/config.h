@@ -41,7 +41,7 @@ typedef struct config {
     int   per_ip_connections;
     int   timeout;            /* idle connection timeout, seconds */
     char *log_level;
-    char *blas;               /* BLAS backend for encoder models: auto|off|path */
+    char *blas;               /* BLAS backend for unquantized models: auto|off|path */
     char *kernels;            /* hearth's Q4_0 kernels in place of ggml's: auto|off */
     char *tessdata;           /* Tesseract data folder for the "ocr" model; NULL = none */
     uint64_t memory_budget;   /* bytes for all workers together; 0 = default */

@@ -498,10 +498,10 @@ static void collect_hparams(parser *p)
     in->value_length = arch_u32(p, "attention.value_length");
 }
 
-/* Shape and type of one tensor; *size gets its data size in bytes. */
-/* The tensor's byte size, and whether it is a float matrix (gguf_info's
- * float_matrix_bytes). */
-static int read_shape(parser *p, uint64_t *size, bool *float_matrix)
+/* Shape and type of one tensor; *size gets its data size in bytes, and
+ * *elems its element count if it is a matrix (2+ dimensions, 2+ rows; else
+ * 0) and *is_float whether it is kept in F32, F16 or BF16. */
+static int read_shape(parser *p, uint64_t *size, uint64_t *elems, bool *is_float)
 {
     reader *r = &p->r;
     uint32_t n_dims, type;
@@ -537,7 +537,8 @@ static int read_shape(parser *p, uint64_t *size, bool *float_matrix)
         if (__builtin_mul_overflow(bytes, d == 1 ? (uint64_t)t->size : ne[d - 1], &bytes))
             return br_fail(r, "%s: byte size overflows", r->where);
     *size = bytes;
-    *float_matrix = n_dims >= 2 && ne[1] >= 2 && (type == 0 || type == 1 || type == 30);
+    *elems = n_dims >= 2 && ne[1] >= 2 ? nelem : 0;
+    *is_float = type == 0 || type == 1 || type == 30;
     return 0;
 }
 
@@ -568,13 +569,22 @@ static int parse_tensor_infos(parser *p)
             return br_fail(r, "duplicate tensor name: %s", r->where);
         if (rc < 0)
             return br_fail(r, "out of memory");
-        bool fm = false;
-        if (read_shape(p, &p->spans[i].size, &fm) || br_u64(r, &p->spans[i].offset))
+        uint64_t elems = 0;
+        bool is_float = false;
+        if (read_shape(p, &p->spans[i].size, &elems, &is_float) ||
+            br_u64(r, &p->spans[i].offset))
             return -1;
-        if (fm && !(len == 17 && memcmp(name, "token_embd.weight", 17) == 0) &&
-            __builtin_add_overflow(p->info.float_matrix_bytes, p->spans[i].size,
-                                   &p->info.float_matrix_bytes))
-            return br_fail(r, "total tensor size overflows");
+        const bool edge = (len == 17 && memcmp(name, "token_embd.weight", 17) == 0) ||
+                          (len == 13 && memcmp(name, "output.weight", 13) == 0);
+        if (elems && !edge) {
+            gguf_info *in = &p->info;
+            if (__builtin_add_overflow(in->matrix_elems, elems, &in->matrix_elems) ||
+                (is_float && __builtin_add_overflow(in->float_matrix_elems, elems,
+                                                    &in->float_matrix_elems)))
+                return br_fail(r, "total element count overflows");
+            if (is_float && p->spans[i].size > in->largest_float_matrix_bytes)
+                in->largest_float_matrix_bytes = p->spans[i].size;
+        }
     }
     return 0;
 }
@@ -616,8 +626,10 @@ static int check_data(parser *p)
         const char *nm = e->len ? p->tnames.names.data + e->off : "";
         if (e->len == 17 && memcmp(nm, "token_embd.weight", 17) == 0)
             in->token_embd_bytes = s->size;
-        if (e->len == 13 && memcmp(nm, "output.weight", 13) == 0)
+        if (e->len == 13 && memcmp(nm, "output.weight", 13) == 0) {
             in->has_output = true;
+            in->output_bytes = s->size;
+        }
     }
     /* Real files pack tensors without overlap; more bytes than the data
      * section holds means overlapping tensors inflating the memory estimate. */
@@ -678,8 +690,7 @@ int gguf_check_file(const char *path, gguf_info *out, char *err, size_t errlen)
 
 bool gguf_is_float_chat_model(const gguf_info *gi)
 {
-    return !gguf_arch_is_embedding(gi->arch) && gi->tensor_bytes >= gi->token_embd_bytes &&
-           gi->float_matrix_bytes > (gi->tensor_bytes - gi->token_embd_bytes) / 2;
+    return !gguf_arch_is_embedding(gi->arch) && gi->float_matrix_elems > gi->matrix_elems / 2;
 }
 
 bool gguf_arch_is_embedding(const char *arch)

@@ -75,9 +75,14 @@ typedef struct gguf_info {
                                       of it, unless no "output.weight" ties the output
                                       layer to it */
     bool has_output;               /* an "output.weight" tensor exists */
-    uint64_t float_matrix_bytes;   /* matrices (2+ dimensions, 2+ rows) kept in F32, F16
-                                      or BF16, token_embd.weight aside: how much of a
-                                      model's products are unquantized */
+    uint64_t matrix_elems;         /* elements of the matrices (2+ dimensions, 2+ rows),
+                                      token_embd.weight and output.weight aside (a
+                                      prompt reads one row of the first and meets the
+                                      second with one row per sequence) */
+    uint64_t float_matrix_elems;   /* of those, kept in F32, F16 or BF16: how much of
+                                      a model's products are unquantized */
+    uint64_t largest_float_matrix_bytes; /* the largest of those matrices */
+    uint64_t output_bytes;         /* "output.weight", 0 if none */
 } gguf_info;
 
 /*
@@ -104,9 +109,10 @@ int gguf_check_file(const char *path, gguf_info *out, char *err, size_t errlen);
  * hearth serves them on /v1/embeddings, not chat. */
 bool gguf_arch_is_embedding(const char *arch);
 
-/* True for a chat model whose matrices (token_embd.weight aside) are mostly
- * F32, F16 or BF16 by bytes: its prompts go to the BLAS backend
- * (worker/accel.h), and its memory estimate counts that. */
+/* True for a chat model whose layer matrices (token_embd.weight and
+ * output.weight aside) are mostly F32, F16 or BF16 by element count (a
+ * quantized file whose few odd-width matrices fell back to F16 is not): its prompts go
+ * to the BLAS backend (worker/accel.h), and its memory estimate counts that. */
 bool gguf_is_float_chat_model(const gguf_info *gi);
 
 int gguf_check_buffer(const void *data, size_t len, gguf_info *out, char *err,

@@ -77,13 +77,19 @@ static dot_fn g_dot3;       /* Q3_K dot product */
 static dot_fn g_dotx;       /* IQ4_XS dot product */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 /* hearth's kernels checked and in use: Q4_K one row, Q6_K, Q5_K, Q3_K and
- * IQ4_XS rows, Q4_K 4 rows */
+ * IQ4_XS rows, Q4_K 4 rows, Q2_K one row and 4 rows */
 static bool g_on, g_on6, g_on5, g_on3, g_onx, g_gemm_on, g_on2, g_gemm2_on;
 
+static void make_scale_idx(void);
+static void make_q2_idx(void);
+
+/* ggml's own kernels, and the index tables, once */
 static void resolve(void)
 {
     g_ggml_gemm = (gemv_fn)kernels_backend_symbol("ggml_gemm_q4_K_8x8_q8_K");
     g_ggml_gemm2 = (gemv_fn)kernels_backend_symbol("ggml_gemm_q2_K_8x8_q8_K");
+    make_scale_idx();
+    make_q2_idx();
 }
 
 /* The 8 rows' 6-bit scales and mins of the 8 sub-blocks: lane s of sc_lo
@@ -1134,21 +1140,20 @@ bool kquant_init(const char *mode)
     init_fn cpu_init = (init_fn)kernels_backend_symbol("ggml_cpu_init");
     if (cpu_init)
         cpu_init();
+    /* each kernel through its own check: one failing leaves the others */
     gemv_fn ref = (gemv_fn)kernels_backend_symbol("ggml_gemv_q4_K_8x8_q8_K_generic");
     g_ggml = (gemv_fn)kernels_backend_symbol("ggml_gemv_q4_K_8x8_q8_K");
-    make_scale_idx();
-    if (!ref || !g_ggml) {
+    if (!ref || !g_ggml)
         log_warn("kquant: ggml's CPU backend does not export its Q4_K kernels; ggml's stay");
-        return false;
-    }
-    if (!self_check(ref)) {
+    else if (!self_check(ref))
         log_warn("kquant: hearth's Q4_K kernel disagrees with ggml's reference (its repacked "
                  "layout changed?); ggml's stays");
-        return false;
-    }
-    g_on = true;
+    else
+        g_on = true;
     gemv_fn ref_gemm = (gemv_fn)kernels_backend_symbol("ggml_gemm_q4_K_8x8_q8_K_generic");
-    if (!g_ggml_gemm || !ref_gemm)
+    if (!g_on)
+        ;                            /* the 4-row kernel shares the one-row one's layout */
+    else if (!g_ggml_gemm || !ref_gemm)
         log_warn("kquant: ggml's CPU backend does not export its 4-row Q4_K kernels; ggml's "
                  "stays");
     else if (!__builtin_cpu_supports("avx512vbmi"))
@@ -1160,7 +1165,6 @@ bool kquant_init(const char *mode)
         g_gemm_on = true;
     gemv_fn ref2 = (gemv_fn)kernels_backend_symbol("ggml_gemv_q2_K_8x8_q8_K_generic");
     g_ggml2 = (gemv_fn)kernels_backend_symbol("ggml_gemv_q2_K_8x8_q8_K");
-    make_q2_idx();
     if (!ref2 || !g_ggml2)
         log_warn("kquant: ggml's CPU backend does not export its Q2_K kernels; ggml's stay");
     else if (!__builtin_cpu_supports("avx512vbmi"))
@@ -1210,7 +1214,7 @@ bool kquant_init(const char *mode)
         log_warn("kquant: hearth's IQ4_XS kernel disagrees with ggml's dot product; ggml's stays");
     else
         g_onx = true;
-    return true;
+    return g_on;
 }
 
 bool kquant_active(void)
@@ -1221,6 +1225,11 @@ bool kquant_active(void)
 bool kquant_q2_K_active(void)
 {
     return g_on2;
+}
+
+bool kquant_gemm_q2_K_active(void)
+{
+    return g_gemm2_on;
 }
 
 bool kquant_q6_K_active(void)

@@ -68,6 +68,7 @@ bool kquant_q2_K_active(void);
  * ggml_gemm_q2_K_8x8_q8_K, which this file defines for the worker to
  * export, as for Q4_K): each plane meets 8 activation rows. */
 void kquant_gemm_q2_K(int n, float *s, size_t bs, const void *vx, const void *vy, int nr, int nc);
+bool kquant_gemm_q2_K_active(void);
 
 /* Rows [0, rows) of a plain Q6_K matrix (n elements each, row_bytes apart
  * from vw) against one block_q8_K activation row: out[r]. The activation's
@@ -88,11 +89,12 @@ void kquant_q6_K_rows(int n, float *out, const void *vw, size_t row_bytes, int r
 void kquant_q5_K_rows(int n, float *out, const void *vw, size_t row_bytes, int rows,
                       const void *va);
 
-/* Check hearth's Q4_K kernels against ggml's plain-C references
- * (ggml_gemv_q4_K_8x8_q8_K_generic, ggml_gemm_q4_K_8x8_q8_K_generic) and
- * its Q6_K and Q5_K kernels against ggml's dot products on random blocks; "off" skips
- * all. Call after kernels_init() and before any model is loaded. Returns
- * true when the one-row Q4_K kernel is in use. */
+/* Check hearth's Q4_K and Q2_K kernels against ggml's plain-C references
+ * (ggml_gemv_/ggml_gemm_q4_K_8x8_q8_K_generic and the q2_K ones) and its
+ * Q6_K, Q5_K, Q3_K and IQ4_XS kernels against ggml's dot products on random
+ * blocks, each alone (one failing leaves the others); "off" skips all. Call
+ * after kernels_init() and before any model is loaded. Returns true when
+ * the one-row Q4_K kernel is in use. */
 bool kquant_init(const char *mode);
 bool kquant_active(void);
 /* The Q6_K rows kernel, checked by kquant_init against ggml's exported

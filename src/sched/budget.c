@@ -52,9 +52,14 @@ uint64_t budget_estimate(const gguf_info *gi, const config *cfg)
     uint64_t output = slots * vocab * 4;
     uint64_t total = gi->tensor_bytes + kv + compute + output + BUDGET_RUNTIME_BYTES;
     /* a float model's prompts run on the BLAS backend: OpenBLAS itself, and
-     * the widest layer matrix converted to F32 for it */
-    if (gguf_is_float_chat_model(gi))
-        total += BUDGET_BLAS_BYTES + embd * ff * 4;
+     * ggml's copy of the largest layer matrix it has converted to F32; with
+     * 32 or more slots the output matrix reaches it too (32+ logits rows) */
+    if (gguf_is_float_chat_model(gi) && strcmp(cfg->blas, "off") != 0) {
+        uint64_t out32 = 0;
+        if (slots >= 32 && __builtin_mul_overflow(vocab, embd * 4, &out32))
+            out32 = UINT64_MAX / 4;
+        total += BUDGET_BLAS_BYTES + 2 * gi->largest_float_matrix_bytes + out32;
+    }
     /* 4% over: the budget needs an upper bound, the tests allow 10% */
     return total + total / 25;
 }

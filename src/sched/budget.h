@@ -18,8 +18,10 @@
  *             and activations come to about 8 MiB; buffers in huge pages
  *             (worker/supervisor.c) round up to 2 MiB, so it varies.
  *   BLAS      a chat model kept in F16/BF16/F32 runs its prompts on the BLAS
- *             backend (gguf_is_float_chat_model): OpenBLAS (BUDGET_BLAS_BYTES)
- *             and one layer matrix (n_embd x n_ff) converted to F32.
+ *             backend (gguf_is_float_chat_model, unless --blas off): OpenBLAS
+ *             (BUDGET_BLAS_BYTES) and ggml's F32 copy of the largest layer
+ *             matrix (twice its F16 bytes); with 32+ slots, the output matrix
+ *             in F32 too.
  * The tests compare estimate and measured RSS; keep the error under 10%.
  */
 #ifndef HEARTH_BUDGET_H

@@ -36,11 +36,24 @@ static bool is_amd(void)
 #endif
 }
 
+static const char *path_of(const char *where)
+{
+    return where && *where && strcmp(where, "auto") != 0 ? where : HEARTH_GGML_ACCEL;
+}
+
+bool accel_available(const char *where)
+{
+    if (where && strcmp(where, "off") == 0)
+        return false;
+    const char *path = path_of(where);
+    return *path && access(path, R_OK) == 0;
+}
+
 bool accel_load(const char *where)
 {
     if (where && strcmp(where, "off") == 0)
         return false;
-    const char *path = where && *where && strcmp(where, "auto") != 0 ? where : HEARTH_GGML_ACCEL;
+    const char *path = path_of(where);
     if (!*path || access(path, R_OK) != 0) {
         log_info("no BLAS backend (%s); F16 models run on the CPU backend alone",
                  *path ? path : "none built in");

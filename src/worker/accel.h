@@ -1,13 +1,15 @@
 /*
- * accel.h: ggml's BLAS backend (OpenBLAS) for the encoder-heavy workers.
+ * accel.h: ggml's BLAS backend (OpenBLAS) for the workers whose products
+ * are unquantized.
  *
  * Embedding (BERT-family) and speech (whisper) models keep their weights in
  * F16, and this ggml CPU build multiplies F16 matrices one dot product at a
  * time (no llamafile GEMM). ggml's BLAS backend hands every large
  * multiplication (32+ rows each way) to OpenBLAS's tiled GEMM instead:
  * measured here, twice the embeddings per second and 1.4x faster
- * transcription. Chat models keep the CPU backend alone: their quantized,
- * repacked weights are faster there.
+ * transcription; the same for the prompts of a chat model kept in F16, BF16
+ * or F32 (gguf_is_float_chat_model). Other chat models keep the CPU backend
+ * alone: their quantized, repacked weights are faster there.
  *
  * Ownership: nothing to free; the backend stays registered for the process.
  */
@@ -27,5 +29,10 @@
  * OpenBLAS does not recognise, its AVX-512 kernels (HEARTH_OPENBLAS_CORETYPE
  * picks others). Returns true when the backend is in use. */
 bool accel_load(const char *where);
+
+/* Whether accel_load(where) would find a backend to load (the path exists
+ * and is readable; "off" never): decided before the worker commits to the
+ * BLAS backend's thread settings. */
+bool accel_available(const char *where);
 
 #endif

@@ -416,7 +416,7 @@ int main(int argc, char **argv)
      * itself again with it set; a policy the user set stays. A chat model's
      * prompts on the BLAS backend meet the same two pools (its decode steps,
      * one row per sequence, stay on ggml's team: no change measured). */
-    if ((is_embed || is_float) && strcmp(blas, "off") != 0 && !getenv("OMP_WAIT_POLICY")) {
+    if ((is_embed || is_float) && accel_available(blas) && !getenv("OMP_WAIT_POLICY")) {
         setenv("OMP_WAIT_POLICY", "passive", 1);
         execv("/proc/self/exe", argv);
         log_warn("could not run the worker again with OpenMP's passive wait: %s", strerror(errno));
@@ -436,7 +436,7 @@ int main(int argc, char **argv)
 #if W_LLM
     llama_backend_init();
     kernels_init(kernels);      /* status asks kernels_active_for() */
-    kquant_init(kernels);       /* Q4_K, Q5_K and Q6_K kernels (engine/kquant.h) */
+    kquant_init(kernels);       /* K-quant and IQ4_XS kernels (engine/kquant.h) */
     q8k_init(kernels);          /* K-quants' activation rows (engine/q8k.h) */
     attn_init(kernels);         /* decode attention (engine/attn.h) */
     mulmat_init(kernels);       /* single-row products (engine/mulmat.h) */

@@ -467,7 +467,17 @@ TEST(stories260k)
     CHECK_EQ_INT(in.largest_tensor_bytes, 131072);
     /* all F32: every matrix but token_embd.weight (131072 bytes); the 11
      * norms (256 bytes each) are vectors */
-    CHECK_EQ_INT(in.float_matrix_bytes, 1171200 - 131072 - 11 * 256);
+    /* 5 layers of 64x64 (q, o), 64x32 (k, v), 64x172 (gate, up, down) */
+    CHECK_EQ_INT(in.matrix_elems, 5 * (2 * 4096 + 2 * 2048 + 3 * 11008));
+    CHECK_EQ_INT(in.float_matrix_elems, in.matrix_elems);
+    CHECK_EQ_INT(in.output_bytes, 131072);
+    CHECK_EQ_INT(in.largest_float_matrix_bytes, 64 * 172 * 4);   /* an FFN matrix */
+    CHECK(gguf_is_float_chat_model(&in));
+    char arch[sizeof in.arch];
+    memcpy(arch, in.arch, sizeof arch);
+    snprintf(in.arch, sizeof in.arch, "bert");     /* an encoder is never one */
+    CHECK(!gguf_is_float_chat_model(&in));
+    memcpy(in.arch, arch, sizeof arch);
     CHECK_STR(in.arch, "llama");
     CHECK_EQ_INT(in.n_layer, 5);
     CHECK_EQ_INT(in.n_embd, 64);
@@ -535,7 +545,9 @@ TEST(built_valid)
     CHECK_EQ_INT(in.data_offset % 32, 0);
     CHECK_EQ_INT(in.tensor_bytes, 384 + 72);
     CHECK_EQ_INT(in.largest_tensor_bytes, 384);
-    CHECK_EQ_INT(in.float_matrix_bytes, 0);   /* F32 token_embd aside; Q4_0 */
+    CHECK_EQ_INT(in.matrix_elems, 128);       /* F32 token_embd aside; Q4_0 */
+    CHECK_EQ_INT(in.float_matrix_elems, 0);
+    CHECK(!gguf_is_float_chat_model(&in));
     CHECK_EQ_INT(in.data_offset + 384 + 72, in.file_size);
     CHECK_STR(in.arch, "llama");
     CHECK_EQ_INT(in.n_layer, 2);

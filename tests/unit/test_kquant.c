@@ -329,6 +329,7 @@ TEST(q2_K_matches_ggml)
     if (!g_vnni || !g_q2_ref || !g_q2_gemm_ref || !kquant_init("auto"))
         return;
     CHECK(kquant_q2_K_active() == (bool)__builtin_cpu_supports("avx512vbmi"));
+    CHECK(kquant_gemm_q2_K_active() == kquant_q2_K_active());
     if (!kquant_q2_K_active())
         return;
     const int nbs[] = { 1, 2, 3, 8, 22, 64, 65 };
@@ -337,6 +338,8 @@ TEST(q2_K_matches_ggml)
             for (int extreme = 0; extreme < 2; extreme++) {
                 const int nb = nbs[i], groups = 3, nc = 8 * groups;
                 uint8_t *w = blocks((size_t)nb * groups, Q2BLOCK, 16, extreme);
+                if (nr > 1 && !kquant_gemm_q2_K_active())
+                    continue;
                 uint8_t *a = nr == 1 ? activation(nb, extreme) : activation4(nb, nr / 4, extreme);
                 float want[12 * 24], got[12 * 24];
                 if (nr == 1) {

@@ -158,6 +158,7 @@ TEST(single_rows_match_ggml_bit_for_bit)
         { 896, 4864, 1, GGML_TYPE_Q8_0, false },
         { 32, 3, 1, GGML_TYPE_Q8_0, false },       /* fewer rows than threads */
         { 2048, 5632, 1, GGML_TYPE_Q4_K, true },   /* K-quants, repacked and plain */
+        { 2048, 256, 1, GGML_TYPE_Q2_K, true },
         { 896, 256, 1, GGML_TYPE_IQ4_NL, true },
         { 5632, 2048, 1, GGML_TYPE_Q6_K, false },
         { 2048, 512, 1, GGML_TYPE_Q5_K, false },
