@@ -123,6 +123,20 @@ KTARGET static inline __m512i lanes_of(const uint32_t *lo, const uint32_t *hi, i
     return _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(b, b));
 }
 
+/* One superblock's part of 8 rows' sums: the quants' sums (two int32
+ * lanes per row, folded exactly) times d, less the mins' sums times dmin,
+ * both with the activation's scale ad, rounded once (fmsub): with unsigned
+ * quants against a row with a mean both terms run to ~10^3 times the
+ * result, so they must not be rounded apart. */
+KTARGET static inline __m256 superblock(__m512i sum, __m256i msum, __m256 d8, __m256 dmin8,
+                                        __m256 ad)
+{
+    const __m512i fold = _mm512_add_epi32(sum, _mm512_srli_epi64(sum, 32));
+    const __m256 s8 = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(fold));
+    return _mm256_fmsub_ps(s8, _mm256_mul_ps(d8, ad),
+                           _mm256_mul_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(dmin8, ad)));
+}
+
 KTARGET void kquant_gemv_q4_K(int n, float *s, size_t bs, const void *vx, const void *vy, int nr,
                               int nc)
 {
@@ -193,16 +207,10 @@ KTARGET void kquant_gemv_q4_K(int n, float *s, size_t bs, const void *vx, const 
                 const __m256i mm = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m0, m1));
                 msum = _mm256_add_epi32(msum, _mm256_madd_epi16(mm, bpair[l][t]));
             }
-            /* one value per row and superblock: the two lanes of each row
-             * folded (exact, in integers), then d*S - dmin*M rounded once,
-             * before the superblocks add up: with unsigned quants against a
-             * row with a mean, both terms run to ~10^3 times the result */
-            const __m512i fold = _mm512_add_epi32(sum, _mm512_srli_epi64(sum, 32));
-            const __m256 s8 = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(fold));
-            const __m256 ad = _mm256_set1_ps(a[l].d);
-            const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d)), ad);
-            const __m256 dm = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin)), ad);
-            acc = _mm256_add_ps(acc, _mm256_fmsub_ps(s8, dd, _mm256_mul_ps(_mm256_cvtepi32_ps(msum), dm)));
+            acc = _mm256_add_ps(acc, superblock(sum, msum,
+                                                _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d)),
+                                                _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin)),
+                                                _mm256_set1_ps(a[l].d)));
         }
         _mm256_storeu_ps(s + g * 8, acc);
     }
@@ -301,16 +309,13 @@ KTARGET_VBMI void kquant_gemv_q2_K(int n, float *s, size_t bs, const void *vx, c
                     }
                 }
             }
-            /* per row: the two lanes of the quants' sum, and the two
-             * halves of the mins' (lanes j and 8 + j) */
-            const __m512i fold = _mm512_add_epi32(sum, _mm512_srli_epi64(sum, 32));
-            const __m256 s8 = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(fold));
+            /* per row: the mins' sums in lanes j and 8 + j */
             const __m256i m8 = _mm256_add_epi32(_mm512_castsi512_si256(msum),
                                                 _mm512_extracti64x4_epi64(msum, 1));
-            const __m256 ad = _mm256_set1_ps(a[l].d);
-            const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d)), ad);
-            const __m256 dm = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin)), ad);
-            acc = _mm256_add_ps(acc, _mm256_fmsub_ps(s8, dd, _mm256_mul_ps(_mm256_cvtepi32_ps(m8), dm)));
+            acc = _mm256_add_ps(acc, superblock(sum, m8,
+                                                _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d)),
+                                                _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin)),
+                                                _mm256_set1_ps(a[l].d)));
         }
         _mm256_storeu_ps(s + grp * 8, acc);
     }
@@ -422,12 +427,8 @@ gemm_group(int R, int nb, const struct q4kx8 *x, const struct q8kx4 *const *a,
             for (int h = 0; h < 2; h++) {
                 const int r = m + h;
                 const __m256i ms = h ? _mm512_extracti64x4_epi64(msum, 1) : _mm512_castsi512_si256(msum);
-                const __m512i fold = _mm512_add_epi32(sum[r], _mm512_srli_epi64(sum[r], 32));
-                const __m256 s8 = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(fold));
-                const __m256 ad = _mm256_set1_ps(a[r / 4][l].d[r % 4]);
-                acc[r] = _mm256_add_ps(acc[r], _mm256_fmsub_ps(s8, _mm256_mul_ps(d8, ad),
-                                                               _mm256_mul_ps(_mm256_cvtepi32_ps(ms),
-                                                                             _mm256_mul_ps(dmin8, ad))));
+                acc[r] = _mm256_add_ps(acc[r], superblock(sum[r], ms, d8, dmin8,
+                                                          _mm256_set1_ps(a[r / 4][l].d[r % 4])));
             }
         }
     }
@@ -542,14 +543,10 @@ gemm2_group(int R, int nb, const struct q2kx8 *x, const struct q8kx4 *const *a,
         const __m256 dmin8 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin));
         #pragma GCC unroll 8
         for (int m = 0; m < 4 * R; m++) {
-            const __m512i fold = _mm512_add_epi32(sum[m], _mm512_srli_epi64(sum[m], 32));
-            const __m256 s8 = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(fold));
             const __m256i m8 = _mm256_add_epi32(_mm512_castsi512_si256(msum[m]),
                                                 _mm512_extracti64x4_epi64(msum[m], 1));
-            const __m256 ad = _mm256_set1_ps(a[m / 4][l].d[m % 4]);
-            acc[m] = _mm256_add_ps(acc[m], _mm256_fmsub_ps(s8, _mm256_mul_ps(d8, ad),
-                                                           _mm256_mul_ps(_mm256_cvtepi32_ps(m8),
-                                                                         _mm256_mul_ps(dmin8, ad))));
+            acc[m] = _mm256_add_ps(acc[m], superblock(sum[m], m8, d8, dmin8,
+                                                      _mm256_set1_ps(a[m / 4][l].d[m % 4])));
         }
     }
     #pragma GCC unroll 8

@@ -284,6 +284,29 @@ static uint8_t *activation4(int nb, int groups, bool extreme)
     return a;
 }
 
+/* The largest error of got against want (n values, NaN counting as
+ * infinite), relative to the largest partial sum a superblock adds: the
+ * largest of the first 16 fp16 values (d and dmin) of `count` weight blocks
+ * of bsize bytes, times per_unit (largest scale x quant x activation x 256),
+ * times the activation's scale (1 when extreme, else at most 0.011), times
+ * the nb superblocks. */
+static double rel_error(const float *got, const float *want, int n, const uint8_t *w,
+                        size_t count, size_t bsize, double per_unit, bool extreme, int nb)
+{
+    double bound = 0, e = 0;
+    for (size_t b = 0; b < count; b++)
+        for (int j = 0; j < 16; j++) {
+            uint16_t h;
+            memcpy(&h, w + b * bsize + 2 * j, 2);
+            bound = fmax(bound, fabs(ggml_fp16_to_fp32(h)) * per_unit * (extreme ? 1.0 : 0.011));
+        }
+    for (int k = 0; k < n; k++) {
+        double d = fabs((double)got[k] - want[k]);
+        e = d <= e ? e : isnan(d) ? INFINITY : d;
+    }
+    return e / (bound * nb);
+}
+
 TEST(gemm_matches_ggml)
 {
     if (!g_vnni || !g_gemm_ref || !kquant_init("auto") || !kquant_gemm_active())
@@ -300,17 +323,8 @@ TEST(gemm_matches_ggml)
                 g_gemm_ref(nb * 256, want, nc, w, a, nr, nc);
                 kquant_gemm_q4_K(nb * 256, got, nc, w, a, nr, nc);
                 /* the same bound as for one row, from each group's scales */
-                double bound = 0, e = 0;
-                for (size_t b = 0; b < (size_t)nb * groups; b++)
-                    for (int j = 0; j < 16; j++) {
-                        uint16_t h;
-                        memcpy(&h, w + b * WBLOCK + 2 * j, 2);
-                        bound = fmax(bound, fabs(ggml_fp16_to_fp32(h)) * 63 * 16 * 127 * 256 *
-                                                (extreme ? 1.0 : 0.011));
-                    }
-                for (int k = 0; k < nr * nc; k++)
-                    e = fmax(e, fabs((double)got[k] - want[k]));
-                e /= bound * nb;
+                double e = rel_error(got, want, nr * nc, w, (size_t)nb * groups, WBLOCK,
+                                     63 * 16 * 127 * 256, extreme, nb);
                 if (!(e < 1e-6))
                     fprintf(stderr, "  q4_K gemm nb=%d nr=%d extreme=%d: %.2e\n", nb, nr, extreme, e);
                 CHECK(e < 1e-6);
@@ -337,9 +351,9 @@ TEST(q2_K_matches_ggml)
         for (int nr = 1; nr <= 12; nr += nr == 1 ? 3 : 4)
             for (int extreme = 0; extreme < 2; extreme++) {
                 const int nb = nbs[i], groups = 3, nc = 8 * groups;
-                uint8_t *w = blocks((size_t)nb * groups, Q2BLOCK, 16, extreme);
                 if (nr > 1 && !kquant_gemm_q2_K_active())
                     continue;
+                uint8_t *w = blocks((size_t)nb * groups, Q2BLOCK, 16, extreme);
                 uint8_t *a = nr == 1 ? activation(nb, extreme) : activation4(nb, nr / 4, extreme);
                 float want[12 * 24], got[12 * 24];
                 if (nr == 1) {
@@ -349,19 +363,8 @@ TEST(q2_K_matches_ggml)
                     g_q2_gemm_ref(nb * 256, want, nc, w, a, nr, nc);
                     kquant_gemm_q2_K(nb * 256, got, nc, w, a, nr, nc);
                 }
-                double bound = 0, e = 0;
-                for (size_t b = 0; b < (size_t)nb * groups; b++)
-                    for (int j = 0; j < 16; j++) {
-                        uint16_t h;
-                        memcpy(&h, w + b * Q2BLOCK + 2 * j, 2);
-                        bound = fmax(bound, fabs(ggml_fp16_to_fp32(h)) * 15 * 3 * 127 * 256 *
-                                                (extreme ? 1.0 : 0.011));
-                    }
-                for (int k = 0; k < nr * nc; k++) {
-                    double d = fabs((double)got[k] - want[k]);
-                    e = d <= e ? e : isnan(d) ? INFINITY : d;
-                }
-                e /= bound * nb;
+                double e = rel_error(got, want, nr * nc, w, (size_t)nb * groups, Q2BLOCK,
+                                     15 * 3 * 127 * 256, extreme, nb);
                 if (!(e < 1e-6))
                     fprintf(stderr, "  q2_K nb=%d nr=%d extreme=%d: %.2e\n", nb, nr, extreme, e);
                 CHECK(e < 1e-6);
