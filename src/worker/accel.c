@@ -3,6 +3,7 @@
  */
 #include "worker/accel.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -49,7 +50,7 @@ bool accel_available(const char *where)
     return *path && access(path, R_OK) == 0;
 }
 
-bool accel_load(const char *where)
+bool accel_load(const char *where, int threads)
 {
     if (where && strcmp(where, "off") == 0)
         return false;
@@ -62,8 +63,11 @@ bool accel_load(const char *where)
     /* The worker's BLAS threading is hearth's, not the shell's: a global
      * OPENBLAS_NUM_THREADS (some systems set one for numpy) is overridden, and
      * so is OPENBLAS_CORETYPE on AMD CPUs with AVX-512; HEARTH_OPENBLAS_CORETYPE
-     * chooses the kernels anywhere. */
-    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+     * chooses the kernels anywhere. OpenBLAS reads these as it loads. */
+    char nt[16];
+    snprintf(nt, sizeof nt, "%d", threads < 1 ? 1 : threads > 256 ? 256 : threads);
+    setenv("OPENBLAS_NUM_THREADS", nt, 1);
+    setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);     /* 2^4 cycles of spinning, then sleep */
     const char *core = getenv("HEARTH_OPENBLAS_CORETYPE");
     if (core && *core)
         setenv("OPENBLAS_CORETYPE", core, 1);

@@ -424,7 +424,7 @@ int main(int argc, char **argv)
 #endif
 #if W_LLM || W_ASR
     if (is_whisper || is_embed || is_float)
-        p.accel = accel_load(blas);
+        p.accel = accel_load(blas, p.threads > 0 ? p.threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
 #else
     (void)blas;
     (void)is_embed;
