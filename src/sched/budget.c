@@ -58,7 +58,9 @@ uint64_t budget_estimate(const gguf_info *gi, const config *cfg)
         uint64_t out32 = 0;
         if (slots >= 32 && __builtin_mul_overflow(vocab, embd * 4, &out32))
             out32 = UINT64_MAX / 4;
-        total += BUDGET_BLAS_BYTES + 2 * gi->largest_float_matrix_bytes + out32;
+        uint64_t blas_threads = cfg->threads > 0 ? (uint64_t)cfg->threads
+                                                 : (uint64_t)sysconf(_SC_NPROCESSORS_ONLN);
+        total += BUDGET_BLAS_BYTES * blas_threads + 2 * gi->largest_float_matrix_bytes + out32;
     }
     /* 4% over: the budget needs an upper bound, the tests allow 10% */
     return total + total / 25;

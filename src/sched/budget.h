@@ -19,7 +19,7 @@
  *             (worker/supervisor.c) round up to 2 MiB, so it varies.
  *   BLAS      a chat model kept in F16/BF16/F32 runs its prompts on the BLAS
  *             backend (gguf_is_float_chat_model, unless --blas off): OpenBLAS
- *             (BUDGET_BLAS_BYTES) and ggml's F32 copy of the largest layer
+ *             (BUDGET_BLAS_BYTES per thread) and ggml's F32 copy of the largest layer
  *             matrix (twice its F16 bytes); with 32+ slots, the output matrix
  *             in F32 too.
  * The tests compare estimate and measured RSS; keep the error under 10%.
@@ -35,8 +35,9 @@
 #include "core/gguf.h"
 
 #define BUDGET_RUNTIME_BYTES (14ull << 20)
-/* what the BLAS backend adds to a float chat model's worker (OpenBLAS
- * loaded, its buffers): ~3-4 MiB measured on the tiny test model */
+/* what the BLAS backend adds to a float chat model's worker per OpenBLAS
+ * thread (the library, each thread's buffers): the tiny test model's peak
+ * grew ~3-4 MiB with each */
 #define BUDGET_BLAS_BYTES (4ull << 20)
 
 /* Estimated resident bytes of a worker serving this model with cfg's slots. */
