@@ -22,42 +22,30 @@ for t in q4_0 q8_0 f16; do
       --vocab-from "$VOCAB" --quiet --out "$MODELS/q05-$t.gguf"
 done
 # requantize SRC DST [TYPE]: DST in TYPE (default Q4_K_M) by Debian's
-# llama-quantize (from the private prefix), unless it is there; nothing when
-# it fails
+# llama-quantize (from the private prefix), unless it is there; prints DST
+# when it is there, nothing when llama-quantize failed (the row is left out)
 requantize() {
-  [ -f "$2" ] && return 0
-  (cd "$LIB/ggml/backends0" && "$LIB/ld-linux-x86-64.so.2" --library-path "$LIB:$LIB/llama" \
+  [ -f "$2" ] || (cd "$LIB/ggml/backends0" && "$LIB/ld-linux-x86-64.so.2" --library-path "$LIB:$LIB/llama" \
      "$OLDPWD/deps/prefix/usr/bin/llama-quantize" --allow-requantize "$1" "$2" "${3:-Q4_K_M}" \
      >/dev/null 2>&1) || rm -f "$2"
+  if [ -f "$2" ]; then echo "$2"; fi
 }
 # the same shape in Q4_K_M, the mix most downloadable models come in (Q4_K
 # and Q6_K matrices), made from the Q8_0 twin by llama-quantize
-requantize "$MODELS/q05-q8_0.gguf" "$MODELS/q05-q4_k_m.gguf"
-KM=""
-[ -f "$MODELS/q05-q4_k_m.gguf" ] && KM=$MODELS/q05-q4_k_m.gguf
+KM=$(requantize "$MODELS/q05-q8_0.gguf" "$MODELS/q05-q4_k_m.gguf")
 [ -f "$MODELS/q1b-q4_0.gguf" ] || "$BUILD/hearth" synth --preset 1b --type q4_0 \
     --vocab-from "$VOCAB" --quiet --out "$MODELS/q1b-q4_0.gguf"
-# the ~1B shape in Q4_K_M: 2048 wide, so real Q4_K and Q6_K matrices (the
-# weights are random either way, so requantizing the Q4_0 twin is fair)
-requantize "$MODELS/q1b-q4_0.gguf" "$MODELS/q1b-q4_k_m.gguf"
-KM1=""
-[ -f "$MODELS/q1b-q4_k_m.gguf" ] && KM1=$MODELS/q1b-q4_k_m.gguf
-# and in Q5_K_M, the next most common download: Q5_K and Q6_K matrices
-requantize "$MODELS/q1b-q4_0.gguf" "$MODELS/q1b-q5_k_m.gguf" Q5_K_M
-K5M1=""
-[ -f "$MODELS/q1b-q5_k_m.gguf" ] && K5M1=$MODELS/q1b-q5_k_m.gguf
-# and in Q3_K_M, for boxes with little memory: Q3_K and Q4_K matrices
-requantize "$MODELS/q1b-q4_0.gguf" "$MODELS/q1b-q3_k_m.gguf" Q3_K_M
-K3M1=""
-[ -f "$MODELS/q1b-q3_k_m.gguf" ] && K3M1=$MODELS/q1b-q3_k_m.gguf
-# and in IQ4_XS, a 4.25-bit i-quant many downloads come in (needs no importance matrix)
-requantize "$MODELS/q1b-q4_0.gguf" "$MODELS/q1b-iq4_xs.gguf" IQ4_XS
-IX1=""
-[ -f "$MODELS/q1b-iq4_xs.gguf" ] && IX1=$MODELS/q1b-iq4_xs.gguf
-# and in Q2_K, the smallest K-quant mix (Q2_K, Q3_K and Q4_K matrices)
-requantize "$MODELS/q1b-q4_0.gguf" "$MODELS/q1b-q2_k.gguf" Q2_K
-Q2K1=""
-[ -f "$MODELS/q1b-q2_k.gguf" ] && Q2K1=$MODELS/q1b-q2_k.gguf
+# the ~1B shape (the weights are random either way, so requantizing the Q4_0
+# twin is fair) in Q4_K_M: 2048 wide, so real Q4_K and Q6_K matrices; in
+# Q5_K_M, the next most common download (Q5_K and Q6_K); in Q3_K_M, for boxes
+# with little memory (Q3_K and Q4_K); in IQ4_XS, a 4.25-bit i-quant many
+# downloads come in (needs no importance matrix); in Q2_K, the smallest
+# K-quant mix (Q2_K, Q3_K and Q4_K)
+KM1=$(requantize "$MODELS/q1b-q4_0.gguf" "$MODELS/q1b-q4_k_m.gguf")
+K5M1=$(requantize "$MODELS/q1b-q4_0.gguf" "$MODELS/q1b-q5_k_m.gguf" Q5_K_M)
+K3M1=$(requantize "$MODELS/q1b-q4_0.gguf" "$MODELS/q1b-q3_k_m.gguf" Q3_K_M)
+IX1=$(requantize "$MODELS/q1b-q4_0.gguf" "$MODELS/q1b-iq4_xs.gguf" IQ4_XS)
+Q2K1=$(requantize "$MODELS/q1b-q4_0.gguf" "$MODELS/q1b-q2_k.gguf" Q2_K)
 [ -f "$MODELS/minilm-f16.gguf" ] || HEARTH_SHARED=$SHARED "$BUILD/hearth" synth --preset minilm \
     --quiet --out "$MODELS/minilm-f16.gguf"
 for w in tiny base; do

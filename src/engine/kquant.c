@@ -349,7 +349,7 @@ static void make_scale_idx(void)
  * weight rows, all superblocks: each weight load meets 4R rows. */
 KTARGET_VBMI static inline __attribute__((always_inline)) void
 gemm_group(int R, int nb, const struct q4kx8 *x, const struct q8kx4 *const *a,
-           const uint32_t (*pairs)[8][4], float *const *out)
+           const uint32_t (*pairs)[8][8], float *const *out)
 {
     const __m512i m0f = _mm512_set1_epi8(0x0F);
     __m256 acc[8];
@@ -437,44 +437,6 @@ gemm_group(int R, int nb, const struct q4kx8 *x, const struct q8kx4 *const *a,
         _mm256_storeu_ps(out[m], acc[m]);
 }
 
-/* The same sums as kquant_gemv_q4_K for 4 activation rows at a time (two
- * groups of 4 when there are), as ggml_gemm_q4_K_8x8_q8_K takes them:
- * s[(4y + m)*bs + 8x + j] for activation row 4y+m and weight row 8x+j. */
-KTARGET_VBMI void kquant_gemm_q4_K(int n, float *s, size_t bs, const void *vx, const void *vy,
-                                   int nr, int nc)
-{
-    const int nb = n / 256;
-    if (nb > MAX_SUPERBLOCKS) {
-        g_ggml_gemm(n, s, bs, vx, vy, nr, nc);
-        return;
-    }
-    for (int y = 0; y < nr / 4;) {
-        const int R = nr / 4 - y >= 2 ? 2 : 1;
-        const struct q8kx4 *a[2] = { (const struct q8kx4 *)vy + (size_t)y * nb,
-                                     (const struct q8kx4 *)vy + (size_t)(y + R - 1) * nb };
-        /* each activation row's sub-block sums in pairs, one int16 pair per
-         * dword: sub-blocks 2t and 2t+1 of row m in pairs[l][m][t] */
-        uint32_t pairs[MAX_SUPERBLOCKS][8][4];
-        for (int l = 0; l < nb; l++)
-            for (int m = 0; m < 4 * R; m++)
-                for (int t = 0; t < 4; t++) {
-                    const int16_t *b = a[m / 4][l].bsums + 16 * t + 4 * (m % 4);
-                    pairs[l][m][t] = (uint16_t)(b[0] + b[1]) | (uint32_t)(uint16_t)(b[2] + b[3]) << 16;
-                }
-        const struct q4kx8 *x = vx;
-        for (int g = 0; g < nc / 8; g++, x += nb) {
-            float *out[8];
-            for (int m = 0; m < 4 * R; m++)
-                out[m] = s + (size_t)(4 * y + m) * bs + 8 * g;
-            if (R == 2)
-                gemm_group(2, nb, x, a, (const uint32_t(*)[8][4])pairs, out);
-            else
-                gemm_group(1, nb, x, a, (const uint32_t(*)[8][4])pairs, out);
-        }
-        y += R;
-    }
-}
-
 /* ---- Q2_K x Q8_K: groups of 4 activation rows (a prompt) --------------- */
 
 /* R groups of 4 activation rows (R = 1 or 2) against one group of 8 Q2_K
@@ -554,44 +516,77 @@ gemm2_group(int R, int nb, const struct q2kx8 *x, const struct q8kx4 *const *a,
         _mm256_storeu_ps(out[m], acc[m]);
 }
 
-KTARGET_VBMI void kquant_gemm_q2_K(int n, float *s, size_t bs, const void *vx, const void *vy,
-                                   int nr, int nc)
+/* The 4-row kernels' driver, for both layouts: activation rows in groups of
+ * 4 (two groups at a time where there are), each group of 8 weight rows
+ * against them, all superblocks (at most MAX_SUPERBLOCKS). Each activation
+ * row's 16-element sums in int16 pairs for the mins, one pair per dword, as
+ * each layout meets them: Q4_K sub-blocks of 32 (2t and 2t+1 in
+ * pairs[l][m][t], t < 4), Q2_K sub-blocks of 16 (2k and 2k+1 in
+ * pairs[l][m][k]). s[(4y + m)*bs + 8x + j] for activation row 4y+m and
+ * weight row 8x+j. */
+KTARGET_VBMI static void gemm_rows4(bool q2, int nb, float *s, size_t bs, const void *vx,
+                                    const void *vy, int nr, int nc)
 {
-    const int nb = n / 256;
-    if (nb > MAX_SUPERBLOCKS) {
-        g_ggml_gemm2(n, s, bs, vx, vy, nr, nc);
-        return;
-    }
     __m512i idx[4][2];
     for (int g = 0; g < 4; g++)
         for (int p = 0; p < 2; p++)
             idx[g][p] = _mm512_loadu_si512(g_q2_idx[g][p]);
+    const size_t wblock = q2 ? sizeof(struct q2kx8) : sizeof(struct q4kx8);
     for (int y = 0; y < nr / 4;) {
         const int R = nr / 4 - y >= 2 ? 2 : 1;
         const struct q8kx4 *a[2] = { (const struct q8kx4 *)vy + (size_t)y * nb,
                                      (const struct q8kx4 *)vy + (size_t)(y + R - 1) * nb };
-        /* row m's 16-element sums 2k and 2k+1 as an int16 pair in
-         * pairs[l][m][k] (group g of row m at 16(g/4) + 4m + g%4) */
+        /* group g of row m's sums at bsums[16(g/4) + 4m + g%4] */
         uint32_t pairs[MAX_SUPERBLOCKS][8][8];
         for (int l = 0; l < nb; l++)
-            for (int m = 0; m < 4 * R; m++)
-                for (int k = 0; k < 8; k++)
-                    memcpy(&pairs[l][m][k],
-                           a[m / 4][l].bsums + 16 * (k / 2) + 4 * (m % 4) + 2 * (k % 2), 4);
-        const struct q2kx8 *x = vx;
-        for (int g = 0; g < nc / 8; g++, x += nb) {
+            for (int m = 0; m < 4 * R; m++) {
+                const int16_t *b = a[m / 4][l].bsums + 4 * (m % 4);
+                for (int k = 0; k < (q2 ? 8 : 4); k++) {
+                    if (q2)
+                        memcpy(&pairs[l][m][k], b + 16 * (k / 2) + 2 * (k % 2), 4);
+                    else
+                        pairs[l][m][k] = (uint16_t)(b[16 * k] + b[16 * k + 1]) |
+                                         (uint32_t)(uint16_t)(b[16 * k + 2] + b[16 * k + 3]) << 16;
+                }
+            }
+        const char *x = vx;
+        for (int g = 0; g < nc / 8; g++, x += wblock * (size_t)nb) {
             float *out[8];
             for (int m = 0; m < 4 * R; m++)
                 out[m] = s + (size_t)(4 * y + m) * bs + 8 * g;
-            if (R == 2)
-                gemm2_group(2, nb, x, a, (const uint32_t(*)[8][8])pairs,
-                            (const __m512i(*)[2])idx, out);
+            const uint32_t(*pp)[8][8] = (const uint32_t(*)[8][8])pairs;
+            const __m512i(*ix)[2] = (const __m512i(*)[2])idx;
+            if (q2 && R == 2)
+                gemm2_group(2, nb, (const struct q2kx8 *)x, a, pp, ix, out);
+            else if (q2)
+                gemm2_group(1, nb, (const struct q2kx8 *)x, a, pp, ix, out);
+            else if (R == 2)
+                gemm_group(2, nb, (const struct q4kx8 *)x, a, pp, out);
             else
-                gemm2_group(1, nb, x, a, (const uint32_t(*)[8][8])pairs,
-                            (const __m512i(*)[2])idx, out);
+                gemm_group(1, nb, (const struct q4kx8 *)x, a, pp, out);
         }
         y += R;
     }
+}
+
+/* The same sums as kquant_gemv_q4_K for 4 activation rows at a time, as
+ * ggml_gemm_q4_K_8x8_q8_K takes them. */
+KTARGET_VBMI void kquant_gemm_q4_K(int n, float *s, size_t bs, const void *vx, const void *vy,
+                                   int nr, int nc)
+{
+    if (n / 256 > MAX_SUPERBLOCKS)
+        g_ggml_gemm(n, s, bs, vx, vy, nr, nc);
+    else
+        gemm_rows4(false, n / 256, s, bs, vx, vy, nr, nc);
+}
+
+KTARGET_VBMI void kquant_gemm_q2_K(int n, float *s, size_t bs, const void *vx, const void *vy,
+                                   int nr, int nc)
+{
+    if (n / 256 > MAX_SUPERBLOCKS)
+        g_ggml_gemm2(n, s, bs, vx, vy, nr, nc);
+    else
+        gemm_rows4(true, n / 256, s, bs, vx, vy, nr, nc);
 }
 
 /* ---- Q6_K x Q8_K: rows of a plain matrix against one activation row ---- */

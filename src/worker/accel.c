@@ -55,7 +55,7 @@ bool accel_load(const char *where, int threads)
     if (where && strcmp(where, "off") == 0)
         return false;
     const char *path = path_of(where);
-    if (!*path || access(path, R_OK) != 0) {
+    if (!accel_available(where)) {
         log_info("no BLAS backend (%s); F16 models run on the CPU backend alone",
                  *path ? path : "none built in");
         return false;

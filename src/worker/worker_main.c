@@ -378,6 +378,10 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
+    if (p.threads <= 0) {               /* ggml's, OpenBLAS's and whisper's alike */
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        p.threads = ncpu > 0 ? (int)ncpu : 1;
+    }
     if (fcntl(g_fd, F_GETFD) < 0) {
         fprintf(stderr, "hearth-worker: no daemon socket on fd %d (run by hearthd only)\n", g_fd);
         return 2;
@@ -393,7 +397,7 @@ int main(int argc, char **argv)
     /* What the file holds decides the engine, and whether its F16 products
      * get the BLAS backend (worker/accel.h): embeddings and speech, whose
      * weights are F16, and chat models whose layer matrices are mostly
-     * F16, BF16 or F32 (their prompts: 0.5B F16 103 -> 283 t/s). */
+     * F16, BF16 or F32 (their prompts: 0.5B F16 103 -> 430 t/s). */
     struct stat st;
     bool is_dir = stat(p.path, &st) == 0 && S_ISDIR(st.st_mode);
     bool is_whisper = !is_dir && ggml_legacy_is_whisper(p.path);
@@ -424,7 +428,7 @@ int main(int argc, char **argv)
 #endif
 #if W_LLM || W_ASR
     if (is_whisper || is_embed || is_float)
-        p.accel = accel_load(blas, p.threads > 0 ? p.threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+        p.accel = accel_load(blas, p.threads);
 #else
     (void)blas;
     (void)is_embed;
