@@ -75,7 +75,7 @@ CLI_OBJ    = $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC) $(CORE_SRC))
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 UNIT_BIN   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all test test-only check unit e2e clean setup run bench
+.PHONY: all test test-only check unit e2e clean setup run bench bench-kernels
 all: $(BUILD)/hearthd $(BUILD)/hearth-worker $(BUILD)/hearth-worker-asr $(BUILD)/hearth-worker-ocr \
      $(BUILD)/hearth
 
@@ -190,6 +190,17 @@ $(BUILD)/bench/bench: bench/bench.c tests/e2e/harness.h $(patsubst %.c,$(BUILD)/
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) $(CURL_LIBS)
+
+# One core's rate of each decode kernel, hearth's and ggml's, from cache and
+# from memory (which kernels a decode step waits on, on this machine).
+$(BUILD)/bench/kspeed: bench/kspeed.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c src/engine/kquant.c)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) $(GGML_LIBS) -ldl
+
+bench-kernels: setup
+	$(MAKE) $(BUILD)/bench/kspeed
+	$(BUILD)/bench/kspeed
 
 # Benchmarks against llama-server in one run (bench/run.sh; under 20 minutes).
 bench:

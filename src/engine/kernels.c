@@ -21,6 +21,7 @@
 
 #include "core/log.h"
 
+#include <cpuid.h>
 #include <dlfcn.h>
 #include <immintrin.h>
 #include <link.h>
@@ -74,6 +75,9 @@ _Static_assert(sizeof(struct ablock1) == 34, "ggml's block_q8_0");
 #ifndef PLAIN_PREFETCH_BYTES
 #define PLAIN_PREFETCH_BYTES 9216
 #endif
+
+/* rows kernels fetch into L2 only (kernels_rows_fetch_l2) */
+static bool g_rows_l2;
 
 #define KTARGET \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma,bmi2")))
@@ -454,6 +458,7 @@ gemv_plain(bool q5, int n, float *out, const void *vw, size_t row_bytes, int row
     __m512i qa[KERNELS_GEMV_MAX_N / 64], negc[KERNELS_GEMV_MAX_N / 64];
     __m512 ya[KERNELS_GEMV_MAX_N / 64];
     prepare_pairs(y, np, q5 ? 16 : (char)0x80, qa, negc, ya);
+    const bool l2 = g_rows_l2;
     for (int r = 0; r < rows; r++) {
         const char *x = (const char *)vw + (size_t)r * row_bytes;
         __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
@@ -463,7 +468,7 @@ gemv_plain(bool q5, int n, float *out, const void *vw, size_t row_bytes, int row
         for (; l + 3 < nb; l += 4, q += 2, c += 2, d += 2) {
             const char *ahead = x + (size_t)l * bsize + PLAIN_PREFETCH_BYTES;
             for (size_t o = 0; o < 4 * bsize; o += 64)
-                _mm_prefetch(ahead + o, _MM_HINT_T0);
+                KERNELS_ROWS_FETCH(ahead + o, l2);
             __m512i t0 = _mm512_dpbusd_epi32(c[0], pair_weights(q5, x, l), q[0]);
             __m512i t1 = _mm512_dpbusd_epi32(c[1], pair_weights(q5, x, l + 2), q[1]);
             acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0),
@@ -624,10 +629,11 @@ quad_one(const struct quad_regs *k, const char *x, int g, const struct quad_act 
 
 /* Fetch every line from *pf up to `until` (addresses as integers: they
  * run past the matrix, and prefetches do not fault). */
-static inline __attribute__((always_inline)) void fetch_to(uintptr_t *pf, uintptr_t until)
+static inline __attribute__((always_inline)) void fetch_to(uintptr_t *pf, uintptr_t until,
+                                                           bool l2)
 {
     for (; *pf < until; *pf += 64)
-        _mm_prefetch((const char *)*pf, _MM_HINT_T0);
+        KERNELS_ROWS_FETCH(*pf, l2);
 }
 
 /* One row's quads, even ones into one accumulator and odd ones into
@@ -638,7 +644,7 @@ static inline __attribute__((always_inline)) void fetch_to(uintptr_t *pf, uintpt
  * pairs 31); once per line, 36. */
 XTARGET static inline __attribute__((always_inline)) float
 quad_row(const struct quad_regs *k, int nb, const char *x, size_t row_bytes,
-         const struct ablock1 *y, const struct quad_act *a, uintptr_t *pfp)
+         const struct ablock1 *y, const struct quad_act *a, uintptr_t *pfp, bool l2)
 {
     const int nq = nb / 4;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
@@ -649,13 +655,13 @@ quad_row(const struct quad_regs *k, int nb, const char *x, size_t row_bytes,
         pf = ahead & ~(uintptr_t)63;
     int g = 0;
     for (; g + 1 < nq; g += 2) {
-        fetch_to(&pf, ahead + (uintptr_t)(g + 2) * 88);
+        fetch_to(&pf, ahead + (uintptr_t)(g + 2) * 88, l2);
         acc0 = quad_one(k, x, g, a, acc0);
         acc1 = quad_one(k, x, g + 1, a, acc1);
     }
     if (g < nq)
         acc0 = quad_one(k, x, g, a, acc0);
-    fetch_to(&pf, ahead + row_bytes);                           /* the rest of the row */
+    fetch_to(&pf, ahead + row_bytes, l2);                       /* the rest of the row */
     *pfp = pf;
     float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
     if (nb > 4 * nq) {
@@ -681,9 +687,10 @@ XTARGET static void quad_gemv(int n, float *out, const void *vw, size_t row_byte
     quad_prepare(va, nb / 4, &a);
     const struct quad_regs k = quad_regs();
     uintptr_t pf = 0;
+    const bool l2 = g_rows_l2;
     for (int r = 0; r < rows; r++)
         out[r] = quad_row(&k, nb, (const char *)vw + (size_t)r * row_bytes, row_bytes, va, &a,
-                          &pf);
+                          &pf, l2);
 }
 
 /* The pairs' rows, apart so that their arrays are not in the quads' frame. */
@@ -974,10 +981,36 @@ static bool self_check_rows(gemv_kernel gemv, dot_kernel dot, size_t wsize, uint
     return true;
 }
 
+/* L2 only on AMD family 19h (Zen 4 with AVX-512), unless the environment
+ * says (kernels.h) */
+static bool decide_rows_fetch(void)
+{
+    const char *e = getenv("HEARTH_ROWS_FETCH");
+    if (e && (!strcmp(e, "l1") || !strcmp(e, "l2")))
+        return e[1] == '2';
+    if (e && *e)
+        log_warn("kernels: HEARTH_ROWS_FETCH must be l1 or l2, not '%s'; deciding by the CPU", e);
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d))
+        return false;
+    const bool amd = b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163;  /* "AuthenticAMD" */
+    if (!amd || !__get_cpuid(1, &a, &b, &c, &d))
+        return false;
+    const unsigned family = ((a >> 8) & 0xF) + (((a >> 8) & 0xF) == 0xF ? (a >> 20) & 0xFF : 0);
+    return family == 0x19;
+}
+
+bool kernels_rows_fetch_l2(void)
+{
+    return g_rows_l2;
+}
+
 bool kernels_init(const char *mode)
 {
     pthread_once(&g_once, resolve);
     g_active = g_active8 = g_active5 = g_rows5 = g_rows8 = false;
+    g_rows_l2 = decide_rows_fetch();
+    log_info("kernels: rows kernels fetch ahead into %s", g_rows_l2 ? "L2" : "L1");
     if (mode && strcmp(mode, "off") == 0)
         return false;
     if (!kernels_cpu_ok()) {

@@ -119,4 +119,19 @@ void *kernels_library_symbol(const char *lib, const char *name);
 /* True when this CPU can run hearth's kernels. */
 bool kernels_cpu_ok(void);
 
+/* Where the rows kernels (plain Q8_0 and Q5_0 here, Q6_K, Q5_K, Q3_K and
+ * IQ4_XS in engine/kquant.c) fetch the matrix ahead of them: into L1
+ * (prefetcht0) or L2 only (prefetcht1). Measured on one core from memory:
+ * on AMD Zen 4 L2 only streamed Q8_0 and Q6_K rows ~15% faster (L1 lost to
+ * ggml's kernels, which fetch nothing: 21 and 19 against 24 GB/s) and
+ * decoded a 0.5B Q8_0 6-10% faster side by side; on Zen 5 the L1 distance
+ * was tuned. kernels_init() decides: L2 on AMD family 19h, else L1; the
+ * environment's HEARTH_ROWS_FETCH=l1 or l2 overrides (for measuring). */
+bool kernels_rows_fetch_l2(void);
+
+/* Fetch the line at p for a rows kernel, l2 being kernels_rows_fetch_l2()
+ * read once per call. */
+#define KERNELS_ROWS_FETCH(p, l2) \
+    ((l2) ? _mm_prefetch((const char *)(p), _MM_HINT_T1) : _mm_prefetch((const char *)(p), _MM_HINT_T0))
+
 #endif

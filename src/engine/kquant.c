@@ -630,6 +630,7 @@ static void rows_by_dot(dot_fn dot, int n, float *out, const void *vw, size_t ro
 KTARGET void kquant_q6_K_rows(int n, float *out, const void *vw, size_t row_bytes, int rows,
                               const void *va)
 {
+    const bool l2 = kernels_rows_fetch_l2();
     const int nb = n / 256;
     const struct q8k *a = va;
     if (nb > MAX_SUPERBLOCKS) {
@@ -652,10 +653,10 @@ KTARGET void kquant_q6_K_rows(int n, float *out, const void *vw, size_t row_byte
         for (int l = 0; l < nb; l++) {
             const struct q6k *b = x + l;
             const char *ahead = (const char *)b + ROWS_PREFETCH_BYTES;
-            _mm_prefetch(ahead, _MM_HINT_T0);
-            _mm_prefetch(ahead + 64, _MM_HINT_T0);
-            _mm_prefetch(ahead + 128, _MM_HINT_T0);
-            _mm_prefetch(ahead + 192, _MM_HINT_T0);
+            KERNELS_ROWS_FETCH(ahead, l2);
+            KERNELS_ROWS_FETCH(ahead + 64, l2);
+            KERNELS_ROWS_FETCH(ahead + 128, l2);
+            KERNELS_ROWS_FETCH(ahead + 192, l2);
             const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
             __m512i sum = _mm512_setzero_si512();
             for (int h = 0; h < 2; h++) {
@@ -703,6 +704,7 @@ KTARGET static inline __m256i q3_scales(const uint8_t *s)
 KTARGET void kquant_q3_K_rows(int n, float *out, const void *vw, size_t row_bytes, int rows,
                               const void *va)
 {
+    const bool l2 = kernels_rows_fetch_l2();
     const int nb = n / 256;
     const struct q8k *a = va;
     if (nb > MAX_SUPERBLOCKS) {
@@ -740,8 +742,8 @@ KTARGET void kquant_q3_K_rows(int n, float *out, const void *vw, size_t row_byte
         for (int l = 0; l < nb; l++) {
             const struct q3k *b = x + l;
             const char *ahead = (const char *)b + ROWS_PREFETCH_BYTES;
-            _mm_prefetch(ahead, _MM_HINT_T0);
-            _mm_prefetch(ahead + 64, _MM_HINT_T0);
+            KERNELS_ROWS_FETCH(ahead, l2);
+            KERNELS_ROWS_FETCH(ahead + 64, l2);
             const __m256i sc16 = q3_scales(b->scales);
             const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b->hmask));
             const __m512i q0 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b->qs));
@@ -770,6 +772,7 @@ KTARGET void kquant_q3_K_rows(int n, float *out, const void *vw, size_t row_byte
 KTARGET void kquant_iq4_xs_rows(int n, float *out, const void *vw, size_t row_bytes, int rows,
                                 const void *va)
 {
+    const bool l2 = kernels_rows_fetch_l2();
     const int nb = n / 256;
     const struct q8k *a = va;
     if (nb > MAX_SUPERBLOCKS) {
@@ -800,9 +803,9 @@ KTARGET void kquant_iq4_xs_rows(int n, float *out, const void *vw, size_t row_by
         for (int l = 0; l < nb; l++) {
             const struct iq4xs *b = x + l;
             const char *ahead = (const char *)b + ROWS_PREFETCH_BYTES;
-            _mm_prefetch(ahead, _MM_HINT_T0);
-            _mm_prefetch(ahead + 64, _MM_HINT_T0);
-            _mm_prefetch(ahead + 128, _MM_HINT_T0);
+            KERNELS_ROWS_FETCH(ahead, l2);
+            KERNELS_ROWS_FETCH(ahead + 64, l2);
+            KERNELS_ROWS_FETCH(ahead + 128, l2);
             /* the 8 scales: 4 low bits from scales_l, 2 high from scales_h, less 32 */
             int32_t sl;
             memcpy(&sl, b->scales_l, 4);
@@ -845,6 +848,7 @@ static const uint16_t g_q5_idx[2][32] = {
 KTARGET void kquant_q5_K_rows(int n, float *out, const void *vw, size_t row_bytes, int rows,
                               const void *va)
 {
+    const bool l2 = kernels_rows_fetch_l2();
     const int nb = n / 256;
     const struct q8k *a = va;
     if (nb > MAX_SUPERBLOCKS) {
@@ -892,9 +896,9 @@ KTARGET void kquant_q5_K_rows(int n, float *out, const void *vw, size_t row_byte
         for (int l = 0; l < nb; l++) {
             const struct q5k *b = x + l;
             const char *ahead = (const char *)b + ROWS_PREFETCH_BYTES;
-            _mm_prefetch(ahead, _MM_HINT_T0);
-            _mm_prefetch(ahead + 64, _MM_HINT_T0);
-            _mm_prefetch(ahead + 128, _MM_HINT_T0);
+            KERNELS_ROWS_FETCH(ahead, l2);
+            KERNELS_ROWS_FETCH(ahead + 64, l2);
+            KERNELS_ROWS_FETCH(ahead + 128, l2);
             /* ggml's 6-bit unpacking: scales in u[0..1], mins in u[2..3] */
             uint32_t u[4];
             memcpy(u, b->scales, 12);

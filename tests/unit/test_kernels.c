@@ -268,6 +268,33 @@ TEST(q8_0_dot_matches_ggml)
     }
 }
 
+/* The rows kernels fetch into L1 or L2 as the environment says (else by
+ * the CPU), and where they fetch does not change a bit of what they give. */
+TEST(rows_fetch_follows_environment)
+{
+    if (!g_vnni)
+        return;
+    const int n = 2048, rows = 16;
+    uint8_t *x = rows8(n, rows, false, false), *y = rows8(n, 1, true, false);
+    float got[2][16];
+    const char *modes[] = { "l1", "l2" };
+    for (int m = 0; m < 2; m++) {
+        setenv("HEARTH_ROWS_FETCH", modes[m], 1);
+        CHECK(kernels_init("auto"));
+        CHECK(kernels_rows_fetch_l2() == (m == 1));
+        kernels_q8_0_gemv(n, got[m], x, (size_t)(n / 32) * ABLOCK1, rows, y);
+    }
+    CHECK(memcmp(got[0], got[1], sizeof got[0]) == 0);
+    /* anything else is refused (with a warning) and the CPU decides */
+    setenv("HEARTH_ROWS_FETCH", "L3", 1);
+    kernels_init("auto");
+    bool by_cpu = kernels_rows_fetch_l2();
+    unsetenv("HEARTH_ROWS_FETCH");
+    kernels_init("auto");
+    CHECK(kernels_rows_fetch_l2() == by_cpu);
+    free(x), free(y);
+}
+
 /* Q5_0 rows: random nibbles and fifth bits (all set when extreme: every
  * element 15 or 31), scales of either sign. */
 static uint8_t *rows5(int n, int rows, bool extreme)
@@ -409,6 +436,7 @@ int main(void)
     RUN(gemv_matches_ggml);
     RUN(gemm_respects_row_stride);
     RUN(q8_0_dot_matches_ggml);
+    RUN(rows_fetch_follows_environment);
     RUN(q5_0_dot_matches_ggml);
     RUN(entry_points_dispatch);
     return check_summary();
