@@ -51,7 +51,7 @@ DAEMON_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,src/main.c $(CORE_SRC) $(HTTP_SRC) 
 WORKER_COMMON = $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/wire.c $(CORE_SRC))
 WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main.o $(WORKER_COMMON) \
              $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/accel.c src/engine/llm.c src/engine/embed.c src/engine/prompt.c \
-                                             src/engine/kernels.c src/engine/kquant.c src/engine/q8k.c src/engine/attn.c src/engine/attnp.c src/engine/mulmat.c src/engine/kgemm.c \
+                                             src/engine/kernels.c src/engine/kquant.c src/engine/kfloat.c src/engine/q8k.c src/engine/attn.c src/engine/attnp.c src/engine/mulmat.c src/engine/kgemm.c \
                                              src/engine/pace.c src/engine/cpuexec.c)
 ASR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-asr.o $(WORKER_COMMON) \
              $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/accel.c src/engine/asr.c src/engine/audio.c)
@@ -147,14 +147,14 @@ $(BUILD)/tests/test_attn: tests/unit/test_attn.c $(patsubst %.c,$(BUILD)/obj/%.o
 	    -Wl,--export-dynamic-symbol=ggml_compute_forward_flash_attn_ext $(GGML_LIBS) -ldl
 
 # the single-row products' test, likewise, with the kernels exported too
-$(BUILD)/tests/test_mulmat: tests/unit/test_mulmat.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c src/engine/kquant.c src/engine/q8k.c src/engine/mulmat.c src/engine/kgemm.c src/engine/pace.c src/engine/cpuexec.c)
+$(BUILD)/tests/test_mulmat: tests/unit/test_mulmat.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c src/engine/kquant.c src/engine/kfloat.c src/engine/q8k.c src/engine/mulmat.c src/engine/kgemm.c src/engine/pace.c src/engine/cpuexec.c)
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) \
 	    $(KERNEL_EXPORTS) $(GGML_LIBS) -ldl
 
 # the barrier's test, likewise (the products tell it what comes next)
-$(BUILD)/tests/test_pace: tests/unit/test_pace.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c src/engine/kquant.c src/engine/q8k.c src/engine/mulmat.c src/engine/kgemm.c src/engine/pace.c src/engine/cpuexec.c)
+$(BUILD)/tests/test_pace: tests/unit/test_pace.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c src/engine/kquant.c src/engine/kfloat.c src/engine/q8k.c src/engine/mulmat.c src/engine/kgemm.c src/engine/pace.c src/engine/cpuexec.c)
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) \
@@ -193,7 +193,7 @@ $(BUILD)/bench/bench: bench/bench.c tests/e2e/harness.h $(patsubst %.c,$(BUILD)/
 
 # One core's rate of each decode kernel, hearth's and ggml's, from cache and
 # from memory (which kernels a decode step waits on, on this machine).
-$(BUILD)/bench/kspeed: bench/kspeed.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c src/engine/kquant.c)
+$(BUILD)/bench/kspeed: bench/kspeed.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c src/engine/kquant.c src/engine/kfloat.c)
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  CC      $@")
 	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) $(GGML_LIBS) -ldl

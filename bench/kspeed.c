@@ -10,6 +10,7 @@
  */
 #include "engine/backends.h"
 #include "engine/kernels.h"
+#include "engine/kfloat.h"
 #include "engine/kquant.h"
 
 #include <stdint.h>
@@ -138,11 +139,13 @@ int main(int argc, char **argv)
         { "IQ4_XS", n, n / 256 * 136, n / 256 * 292, NULL, kquant_iq4_xs_rows,
           (dot_fn)kernels_backend_symbol("ggml_vec_dot_iq4_xs_q8_K") },
         { "Q2_K (8-row)", n, n / 256 * 84, n / 256 * 292, kquant_gemv_q2_K, NULL, NULL },
+        { "F16", n, n * 2, n * 2, NULL, kfloat_f16_rows,
+          (dot_fn)kernels_backend_symbol("ggml_vec_dot_f16") },
     };
     gemv_fn ggml_gemv[] = {
         (gemv_fn)kernels_backend_symbol("ggml_gemv_q4_0_8x8_q8_0"), NULL, NULL,
         (gemv_fn)kernels_backend_symbol("ggml_gemv_q4_K_8x8_q8_K"), NULL, NULL, NULL, NULL,
-        (gemv_fn)kernels_backend_symbol("ggml_gemv_q2_K_8x8_q8_K"),
+        (gemv_fn)kernels_backend_symbol("ggml_gemv_q2_K_8x8_q8_K"), NULL,
     };
     const size_t in_cache = 384u << 10, in_memory = 512u << 20;
     printf("one core, %d-wide rows; GB/s of weights (plain read from memory: %.1f)\n", n,
@@ -153,9 +156,10 @@ int main(int argc, char **argv)
         if (only && !strstr(k->name, only))
             continue;
         bool have_ggml = k->gemv ? ggml_gemv[i] != NULL : k->dot != NULL;
-        printf("%-14s %10.1f", k->name, rate(k, true, in_cache, 400, ggml_gemv[i]));
+        bool have_hearth = k->gemv || k->rows;
+        printf("%-14s %10.1f", k->name, have_hearth ? rate(k, true, in_cache, 400, ggml_gemv[i]) : 0.0);
         printf(" %10.1f", have_ggml ? rate(k, false, in_cache, 400, ggml_gemv[i]) : 0.0);
-        printf(" %10.1f", rate(k, true, in_memory, 2, ggml_gemv[i]));
+        printf(" %10.1f", have_hearth ? rate(k, true, in_memory, 2, ggml_gemv[i]) : 0.0);
         printf(" %10.1f\n", have_ggml ? rate(k, false, in_memory, 2, ggml_gemv[i]) : 0.0);
         fflush(stdout);
     }

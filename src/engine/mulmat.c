@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "engine/cpuexec.h"
 #include "engine/kernels.h"
+#include "engine/kfloat.h"
 #include "engine/kgemm.h"
 #include "engine/kquant.h"
 #include "engine/pace.h"
@@ -105,6 +106,11 @@ static void plan_ways(void)
     }
     if (g_plain[GGML_TYPE_Q8_0].dot && kernels_q8_0_gemv_active())
         g_plain[GGML_TYPE_Q8_0].rows = kernels_q8_0_gemv;
+    /* plain F16 rows through hearth's kernel (engine/kfloat.h): to rounding */
+    if (g_plain[GGML_TYPE_F16].dot && kernels_active() && kfloat_cpu_ok()) {
+        g_plain[GGML_TYPE_F16].rows = kfloat_f16_rows;
+        g_plain[GGML_TYPE_F16].exact = false;
+    }
     /* plain K-quant and IQ4_XS rows through hearth's kernels (engine/kquant.h): to rounding */
     static const struct {
         enum ggml_type type;

@@ -168,12 +168,35 @@ TEST(single_rows_match_ggml_bit_for_bit)
         { 896, 512, 1, GGML_TYPE_Q5_0, false },
         { 896, 512, 1, GGML_TYPE_Q4_1, false },
         { 896, 128, 1, GGML_TYPE_Q4_0, false },    /* Q4_0 in a plain buffer */
-        { 896, 896, 1, GGML_TYPE_F16, false },     /* F16, BF16 */
-        { 896, 96, 1, GGML_TYPE_BF16, false },
+        { 896, 96, 1, GGML_TYPE_BF16, false },     /* BF16 (F16: below) */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5)
             CHECK(run_case(&cases[i], threads));
+}
+
+/* F16 rows through hearth's kernel (engine/kfloat.h): ggml's products in
+ * another order, so equal to float rounding; the model shapes, and widths
+ * that end inside a step of 64 and of 16 elements. */
+TEST(single_rows_f16_match_ggml)
+{
+    kernels_init("auto");
+    if (!g_vnni || !mulmat_init("auto"))
+        return;
+    CHECK(mulmat_active_for(GGML_TYPE_F16, false));
+    const struct case_ cases[] = {
+        { 896, 896, 1, GGML_TYPE_F16, false },  { 4864, 896, 1, GGML_TYPE_F16, false },
+        { 2048, 700, 1, GGML_TYPE_F16, false }, { 1000, 33, 1, GGML_TYPE_F16, false },
+        { 100, 40, 1, GGML_TYPE_F16, false },   { 7, 5, 1, GGML_TYPE_F16, false },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int threads = 1; threads <= 8; threads += threads < 3 ? 1 : 5)
+            CHECK(run_case_tol(&cases[i], threads, 1e-4f));
+    /* with hearth's kernels off, ggml's dot product row by row: its bits */
+    kernels_init("off");
+    CHECK(mulmat_init("auto"));
+    for (size_t i = 0; i < 2; i++)
+        CHECK(run_case(&cases[i], 2));
 }
 
 /* Q5_0 rows by quads of blocks (where the CPU has AVX-512 VBMI and
@@ -463,6 +486,7 @@ int main(void)
         return check_summary();
     RUN(init_follows_mode_and_kernels);
     RUN(single_rows_match_ggml_bit_for_bit);
+    RUN(single_rows_f16_match_ggml);
     RUN(single_rows_q5_0_quads_match_ggml);
     RUN(prompt_rows_q5_0_match_ggml);
     RUN(single_rows_k_quants_as_close_as_ggml);
