@@ -130,6 +130,12 @@ $(BUILD)/tests/test_kquant: tests/unit/test_kquant.c $(patsubst %.c,$(BUILD)/obj
 	@$(if $(V),,echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) $(GGML_LIBS) -ldl
 
+# and the F16 rows kernel's
+$(BUILD)/tests/test_kfloat: tests/unit/test_kfloat.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c src/engine/kfloat.c)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) $(GGML_LIBS) -ldl
+
 # and the Q8_K conversion's, exported as the worker does, so that the CPU
 # backend's calls reach it
 $(BUILD)/tests/test_q8k: tests/unit/test_q8k.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c src/engine/q8k.c)

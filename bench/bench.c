@@ -720,6 +720,7 @@ static void transcription(const char *wmodel, const char *shape)
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0);   /* each row as it is measured, also into a log */
     g_build = getenv("HEARTH_BUILD");
     if (getenv("BENCH_BANDWIDTH_ONLY")) {   /* just the machine's read bandwidth */
         printf("%.1f GB/s\n", read_bandwidth());

@@ -3,7 +3,8 @@
  * own for the same layout stream their weights on one core, from cache and
  * from memory. A decode step is bound by memory only when a core's kernel
  * outruns its share of the memory bus; this tells, on the machine at hand,
- * which kernels are not (make bench-kernels).
+ * which kernels are not (make bench-kernels; build/bench/kspeed NAME runs
+ * only the kinds whose name contains NAME, e.g. Q6_K).
  *
  * Weights and activations are random bytes whose fp16/fp32 scales are
  * normal numbers: the rate of these kernels does not depend on the values.
@@ -34,6 +35,10 @@ static double now_s(void)
 static uint8_t *random_bytes(size_t n)
 {
     uint8_t *p = aligned_alloc(64, (n + 63) / 64 * 64);
+    if (!p) {
+        fprintf(stderr, "kspeed: out of memory (%zu bytes)\n", n);
+        exit(1);
+    }
     uint32_t s = 12345;
     for (size_t i = 0; i < n; i++) {
         s = s * 1664525u + 1013904223u;
@@ -101,8 +106,11 @@ static double read_rate(size_t bytes, int reps)
         double t0 = now_s();
         for (int i = 0; i < reps; i++) {
             uint64_t x = 0;
-            for (size_t j = 0; j < bytes; j += 64)
-                x ^= *(const uint64_t *)(w + j);
+            for (size_t j = 0; j < bytes; j += 64) {
+                uint64_t v;
+                memcpy(&v, w + j, sizeof v);
+                x ^= v;
+            }
             sink += x;
         }
         double gbs = (double)bytes * reps / (now_s() - t0) / 1e9;

@@ -68,12 +68,9 @@ _Static_assert(sizeof(struct ablock1) == 34, "ggml's block_q8_0");
 #define PREFETCH_BLOCKS 32
 #endif
 /* the distance in bytes for rows of plain blocks (34 bytes for Q8_0, 22
- * for Q5_0): 32 of those blocks (~1 KiB) left Q8_0 rows at ~80% of a plain
- * read when this VM reads ~75 GB/s, 4.5 KiB at 89-94%; 9 KiB more still on
- * one core from memory (Q8_0 41 against 39 GB/s, Q5_0 quads 40 against
- * 37), and side by side the same at ~50 GB/s and faster at ~80 */
+ * for Q5_0): kernels.h */
 #ifndef PLAIN_PREFETCH_BYTES
-#define PLAIN_PREFETCH_BYTES 9216
+#define PLAIN_PREFETCH_BYTES KERNELS_ROWS_AHEAD
 #endif
 
 /* rows kernels fetch into L2 only (kernels_rows_fetch_l2) */
@@ -1010,7 +1007,6 @@ bool kernels_init(const char *mode)
     pthread_once(&g_once, resolve);
     g_active = g_active8 = g_active5 = g_rows5 = g_rows8 = false;
     g_rows_l2 = decide_rows_fetch();
-    log_info("kernels: rows kernels fetch ahead into %s", g_rows_l2 ? "L2" : "L1");
     if (mode && strcmp(mode, "off") == 0)
         return false;
     if (!kernels_cpu_ok()) {
@@ -1043,6 +1039,7 @@ bool kernels_init(const char *mode)
         g_rows5 = self_check_rows(kernels_q5_0_gemv, kernels_vec_dot_q5_0,
                                   sizeof(struct q5block), 2468, true);
     }
+    log_info("kernels: rows kernels fetch ahead into %s", g_rows_l2 ? "L2" : "L1");
     g_rows8 = g_active8 && self_check_rows(kernels_q8_0_gemv, kernels_vec_dot_q8_0,
                                            sizeof(struct ablock1), 1357, true);
     if (g_active8 && !g_rows8)

@@ -24,6 +24,7 @@
 #ifndef HEARTH_KERNELS_H
 #define HEARTH_KERNELS_H
 
+#include <immintrin.h>       /* KERNELS_ROWS_FETCH */
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -126,8 +127,17 @@ bool kernels_cpu_ok(void);
  * ggml's kernels, which fetch nothing: 21 and 19 against 24 GB/s) and
  * decoded a 0.5B Q8_0 6-10% faster side by side; on Zen 5 the L1 distance
  * was tuned. kernels_init() decides: L2 on AMD family 19h, else L1; the
- * environment's HEARTH_ROWS_FETCH=l1 or l2 overrides (for measuring). */
+ * environment's HEARTH_ROWS_FETCH=l1 or l2 overrides (for measuring).
+ * Until kernels_init() runs (a process that calls only kquant_init()), L1. */
 bool kernels_rows_fetch_l2(void);
+
+/* How far ahead of its position a rows kernel fetches the matrix: 32
+ * blocks (~1 KiB) had left Q8_0 rows at ~80% of a plain read when a Zen 5
+ * VM read ~75 GB/s, 4.5 KiB at 89-94%; 9 KiB more still on one core from
+ * memory (Q8_0 41 against 39 GB/s, Q5_0 quads 40 against 37, Q5_K 40
+ * against 35, Q6_K 42.5 against 39), and side by side the same at ~50 GB/s
+ * and faster at ~80. On one Zen 4 core 2-18 KiB measured the same. */
+#define KERNELS_ROWS_AHEAD 9216
 
 /* Fetch the line at p for a rows kernel, l2 being kernels_rows_fetch_l2()
  * read once per call. */

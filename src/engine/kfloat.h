@@ -17,10 +17,12 @@
  * The sums are ggml's products in another order: equal to float rounding,
  * not to the bit.
  *
- * Used by engine/mulmat.c for single-row products (checked there against
- * ggml's operator at start). Needs AVX-512F and F16C.
+ * Used by engine/mulmat.c for single-row products, once kfloat_init() has
+ * compared it with ggml's dot product at widths that end inside its steps
+ * (and mulmat_init() with ggml's operator). Needs AVX-512F, F16C and FMA.
  *
- * Ownership: nothing to free.
+ * Ownership: nothing to free; the decision holds for the process and is
+ * made before any model is loaded.
  */
 #ifndef HEARTH_KFLOAT_H
 #define HEARTH_KFLOAT_H
@@ -36,5 +38,11 @@ void kfloat_f16_rows(int n, float *out, const void *vw, size_t row_bytes, int ro
 
 /* True when this CPU can run it. */
 bool kfloat_cpu_ok(void);
+
+/* Decide: "off" keeps ggml's; NULL, "" or "auto" uses hearth's when the
+ * CPU can and it agrees with ggml's exported ggml_vec_dot_f16 (from the
+ * loaded CPU backend) to float rounding. Returns kfloat_active(). */
+bool kfloat_init(const char *mode);
+bool kfloat_active(void);
 
 #endif

@@ -49,12 +49,10 @@ struct q4kx8 {      /* ggml's block_q4_Kx8 */
 };
 _Static_assert(sizeof(struct q4kx8) == 1152, "ggml's block_q4_Kx8");
 
-/* how far ahead the rows kernels (Q6_K, Q5_K) fetch a plain matrix: 9 KiB,
- * as engine/kernels.c's plain rows (on one core from memory Q5_K 40
- * against 35 GB/s at 4.5 KiB, Q6_K 42.5 against 39; 1.1B Q5_K_M decode
- * +10% side by side at ~80 GB/s, the same at ~50) */
+/* how far ahead the rows kernels fetch a plain matrix (kernels.h; 1.1B
+ * Q5_K_M decode +10% side by side at ~80 GB/s, the same at ~50) */
 #ifndef ROWS_PREFETCH_BYTES
-#define ROWS_PREFETCH_BYTES 9216
+#define ROWS_PREFETCH_BYTES KERNELS_ROWS_AHEAD
 #endif
 
 /* rows up to this many elements take hearth's kernel; wider ones ggml's */

@@ -36,7 +36,7 @@ typedef void (*rows_fn)(int, float *, const void *, size_t, int, const void *);
 
 /* How one type is multiplied: for plain matrices ggml's dot product per row
  * (hearth's for Q8_0 and Q5_0, bound by name), or hearth's kernel for a
- * whole share of rows (Q8_0, Q5_0, Q6_K); for repacked ones the gemv over
+ * whole share of rows (Q8_0, Q5_0, Q3_K, Q5_K, Q6_K, IQ4_XS, F16); for repacked ones the gemv over
  * groups of 8 rows that ggml would call (hearth's kernels for Q4_0 and
  * Q4_K). All take the row converted by `from_float` to `row_type`. */
 struct way {
@@ -107,7 +107,7 @@ static void plan_ways(void)
     if (g_plain[GGML_TYPE_Q8_0].dot && kernels_q8_0_gemv_active())
         g_plain[GGML_TYPE_Q8_0].rows = kernels_q8_0_gemv;
     /* plain F16 rows through hearth's kernel (engine/kfloat.h): to rounding */
-    if (g_plain[GGML_TYPE_F16].dot && kernels_active() && kfloat_cpu_ok()) {
+    if (g_plain[GGML_TYPE_F16].dot && kfloat_active()) {
         g_plain[GGML_TYPE_F16].rows = kfloat_f16_rows;
         g_plain[GGML_TYPE_F16].exact = false;
     }

@@ -16,7 +16,8 @@
  * operator has no barrier inside and no shared counter. The conversion and
  * the multiplication are the functions ggml's operator would call (ggml's
  * own, or hearth's kernels where they replace them, engine/kernels.h), so
- * the result is the same to the bit. Types: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+ * the result is the same to the bit, or to float rounding where hearth's
+ * kernel sums in another order (Q5_0 by quads, the K-quants, IQ4_XS, F16). Types: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
  * Q2_K-Q6_K, IQ4_NL, IQ4_XS, F16 and BF16 matrices, and the repacked Q4_0, IQ4_NL,
  * Q4_K and Q2_K ones.
  *
@@ -30,7 +31,8 @@
  * kernels_init): for each type and buffer it multiplies a real matrix,
  * quantized by ggml, through ggml's executor with ggml's operator and with
  * hearth's, and keeps hearth's for that type only if the results are
- * identical.
+ * identical (within float rounding for the kernels that sum in another
+ * order).
  *
  * Ownership: nothing to free; the decision holds for the process.
  */

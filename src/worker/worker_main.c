@@ -61,6 +61,7 @@
 #include "engine/embed.h"
 #include "engine/attn.h"
 #include "engine/kernels.h"
+#include "engine/kfloat.h"
 #include "engine/kquant.h"
 #include "engine/q8k.h"
 #include "engine/mulmat.h"
@@ -441,6 +442,7 @@ int main(int argc, char **argv)
     llama_backend_init();
     kernels_init(kernels);      /* status asks kernels_active_for() */
     kquant_init(kernels);       /* K-quant and IQ4_XS kernels (engine/kquant.h) */
+    kfloat_init(kernels);       /* F16 rows (engine/kfloat.h) */
     q8k_init(kernels);          /* K-quants' activation rows (engine/q8k.h) */
     attn_init(kernels);         /* decode attention (engine/attn.h) */
     mulmat_init(kernels);       /* single-row products (engine/mulmat.h) */

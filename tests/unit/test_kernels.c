@@ -274,6 +274,8 @@ TEST(rows_fetch_follows_environment)
 {
     if (!g_vnni)
         return;
+    const char *user = getenv("HEARTH_ROWS_FETCH");
+    char *saved = user ? strdup(user) : NULL;
     const int n = 2048, rows = 16;
     uint8_t *x = rows8(n, rows, false, false), *y = rows8(n, 1, true, false);
     float got[2][16];
@@ -292,6 +294,9 @@ TEST(rows_fetch_follows_environment)
     unsetenv("HEARTH_ROWS_FETCH");
     kernels_init("auto");
     CHECK(kernels_rows_fetch_l2() == by_cpu);
+    if (saved)
+        setenv("HEARTH_ROWS_FETCH", saved, 1);
+    free(saved);
     free(x), free(y);
 }
 

@@ -11,6 +11,7 @@
 #include "check.h"
 #include "engine/backends.h"
 #include "engine/kernels.h"
+#include "engine/kfloat.h"
 #include "engine/kquant.h"
 #include "engine/mulmat.h"
 
@@ -181,7 +182,7 @@ TEST(single_rows_match_ggml_bit_for_bit)
 TEST(single_rows_f16_match_ggml)
 {
     kernels_init("auto");
-    if (!g_vnni || !mulmat_init("auto"))
+    if (!g_vnni || !kfloat_init("auto") || !mulmat_init("auto"))
         return;
     CHECK(mulmat_active_for(GGML_TYPE_F16, false));
     const struct case_ cases[] = {
@@ -194,6 +195,7 @@ TEST(single_rows_f16_match_ggml)
             CHECK(run_case_tol(&cases[i], threads, 1e-4f));
     /* with hearth's kernels off, ggml's dot product row by row: its bits */
     kernels_init("off");
+    kfloat_init("off");
     CHECK(mulmat_init("auto"));
     for (size_t i = 0; i < 2; i++)
         CHECK(run_case(&cases[i], 2));
