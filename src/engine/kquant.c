@@ -592,16 +592,23 @@ KTARGET_VBMI void kquant_gemm_q2_K(int n, float *s, size_t bs, const void *vx, c
 /* Four 16-element groups' scales (signed bytes), each over its 4 lanes of
  * a vpdpbusd sum as a zero-extended int16 for vpmaddwd (low half the
  * scale, high half 0). */
-KTARGET static inline __m512i q6_scales(__m256i sc16, int c)
+/* A superblock's sums of 64 elements c (lane i: elements 64c + 4i..4i+3,
+ * sub-block 4c + i/4), chunks 2p and 2p+1 packed into int16s together
+ * (vpackssdw: per 128-bit lane k, four sums of sub-block 8p + k, then four
+ * of 8p + 4 + k), meet their 16 scales (int16, in the low half of a
+ * register) in one vpdpwssd, through these vpermw indices. */
+static const uint16_t g_pair_idx[2][32] = {
+    { 0, 0, 0, 0, 4, 4, 4, 4, 1, 1, 1, 1, 5, 5, 5, 5,
+      2, 2, 2, 2, 6, 6, 6, 6, 3, 3, 3, 3, 7, 7, 7, 7 },
+    { 8, 8, 8, 8, 12, 12, 12, 12, 9, 9, 9, 9, 13, 13, 13, 13,
+      10, 10, 10, 10, 14, 14, 14, 14, 11, 11, 11, 11, 15, 15, 15, 15 },
+};
+
+/* sum + the pair's int32 sums (each within int16) times their scales */
+KTARGET static inline __m512i pair_scaled(__m512i sum, __m512i t0, __m512i t1, __m512i sc,
+                                          __m512i idx)
 {
-    static const uint16_t idx[4][16] = {
-        { 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3 },
-        { 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7 },
-        { 8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11 },
-        { 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15 },
-    };
-    const __m256i w = _mm256_permutexvar_epi16(_mm256_loadu_si256((const __m256i *)idx[c]), sc16);
-    return _mm512_cvtepu16_epi32(w);
+    return _mm512_dpwssd_epi32(sum, _mm512_packs_epi32(t0, t1), _mm512_permutexvar_epi16(idx, sc));
 }
 
 /* The activation row, once per call of a rows kernel whose quants are
@@ -645,6 +652,7 @@ KTARGET void kquant_q6_K_rows(int n, float *out, const void *vw, size_t row_byte
      * in place and 6-7 moved down */
     const __m512i up = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
     const __m512i down = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i sidx[2] = { _mm512_loadu_si512(g_pair_idx[0]), _mm512_loadu_si512(g_pair_idx[1]) };
     for (int r = 0; r < rows; r++) {
         const struct q6k *x = (const void *)((const char *)vw + (size_t)r * row_bytes);
         __m512 acc = _mm512_setzero_ps();
@@ -655,7 +663,8 @@ KTARGET void kquant_q6_K_rows(int n, float *out, const void *vw, size_t row_byte
             KERNELS_ROWS_FETCH(ahead + 64, l2);
             KERNELS_ROWS_FETCH(ahead + 128, l2);
             KERNELS_ROWS_FETCH(ahead + 192, l2);
-            const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+            const __m512i sc = _mm512_castsi256_si512(
+                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales)));
             __m512i sum = _mm512_setzero_si512();
             for (int h = 0; h < 2; h++) {
                 const __m512i ql = _mm512_loadu_si512(b->ql + 64 * h);
@@ -670,9 +679,8 @@ KTARGET void kquant_q6_K_rows(int n, float *out, const void *vw, size_t row_byte
                                                        _mm512_loadu_si512(a[l].qs + 128 * h));
                 const __m512i tb = _mm512_dpbusd_epi32(negc[l][2 * h + 1], qb,
                                                        _mm512_loadu_si512(a[l].qs + 128 * h + 64));
-                /* |lane| <= 4 * 32 * 127: an int16, times its group's scale */
-                sum = _mm512_add_epi32(sum, _mm512_madd_epi16(ta, q6_scales(sc16, 2 * h)));
-                sum = _mm512_add_epi32(sum, _mm512_madd_epi16(tb, q6_scales(sc16, 2 * h + 1)));
+                /* |lane| <= 4 * 32 * 128: int16s exactly */
+                sum = pair_scaled(sum, ta, tb, sc, sidx[h]);
             }
             acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
                                   _mm512_set1_ps(_cvtsh_ss(b->d) * a[l].d), acc);
@@ -726,14 +734,7 @@ KTARGET void kquant_q3_K_rows(int n, float *out, const void *vw, size_t row_byte
                         : _mm512_inserti64x4(_mm512_set1_epi16((short)(b - 2)),
                                              _mm256_set1_epi16((short)(b - 1)), 1);
     }
-    /* vpermw indices spreading scales 4c..4c+3 over their 4 lanes each */
-    __m256i sidx[4];
-    for (int c = 0; c < 4; c++) {
-        uint16_t idx[16];
-        for (int i = 0; i < 16; i++)
-            idx[i] = (uint16_t)(4 * c + i / 4);
-        sidx[c] = _mm256_loadu_si256((const __m256i *)idx);
-    }
+    const __m512i sidx[2] = { _mm512_loadu_si512(g_pair_idx[0]), _mm512_loadu_si512(g_pair_idx[1]) };
     for (int r = 0; r < rows; r++) {
         const struct q3k *x = (const void *)((const char *)vw + (size_t)r * row_bytes);
         __m512 acc = _mm512_setzero_ps();
@@ -746,17 +747,22 @@ KTARGET void kquant_q3_K_rows(int n, float *out, const void *vw, size_t row_byte
             const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b->hmask));
             const __m512i q0 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b->qs));
             const __m512i q1 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b->qs + 32)));
+            const __m512i sc = _mm512_castsi256_si512(sc16);
             __m512i sum = _mm512_setzero_si512();
-#pragma GCC unroll 4
-            for (int c = 0; c < 4; c++) {
-                const __m512i lo = _mm512_srlv_epi16(c < 2 ? q0 : q1, qsh[c]);
-                const __m512i hb = c == 0 ? _mm512_sllv_epi16(hm, hsh[c]) : _mm512_srlv_epi16(hm, hsh[c]);
-                /* 0xE4: C ? A : B, bit by bit: the low 2 bits from lo, the rest from hb */
-                const __m512i u = _mm512_and_si512(_mm512_ternarylogic_epi32(lo, hb, m03, 0xE4), m07);
-                const __m512i t = _mm512_dpbusd_epi32(negc[l][c], u, _mm512_loadu_si512(a[l].qs + 64 * c));
-                /* |lane| <= 4 * 4 * 128: an int16, times its group's scale */
-                const __m512i sc = _mm512_cvtepu16_epi32(_mm256_permutexvar_epi16(sidx[c], sc16));
-                sum = _mm512_add_epi32(sum, _mm512_madd_epi16(t, sc));
+#pragma GCC unroll 2
+            for (int p = 0; p < 2; p++) {
+                __m512i t[2];
+#pragma GCC unroll 2
+                for (int k = 0; k < 2; k++) {
+                    const int c = 2 * p + k;
+                    const __m512i lo = _mm512_srlv_epi16(c < 2 ? q0 : q1, qsh[c]);
+                    const __m512i hb = c == 0 ? _mm512_sllv_epi16(hm, hsh[c]) : _mm512_srlv_epi16(hm, hsh[c]);
+                    /* 0xE4: C ? A : B, bit by bit: the low 2 bits from lo, the rest from hb */
+                    const __m512i u = _mm512_and_si512(_mm512_ternarylogic_epi32(lo, hb, m03, 0xE4), m07);
+                    t[k] = _mm512_dpbusd_epi32(negc[l][c], u, _mm512_loadu_si512(a[l].qs + 64 * c));
+                }
+                /* |lane| <= 4 * 4 * 128: int16s exactly */
+                sum = pair_scaled(sum, t[0], t[1], sc, sidx[p]);
             }
             acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
                                   _mm512_set1_ps(_cvtsh_ss(b->d) * a[l].d), acc);
@@ -924,8 +930,7 @@ KTARGET void kquant_q5_K_rows(int n, float *out, const void *vw, size_t row_byte
                 /* |lane| <= 4 * 31 * 128: both into int16s exactly, each
                  * times its sub-block's scale, neighbours added */
                 const __m512i p = _mm512_packs_epi32(ta, tb);
-                sum = _mm512_add_epi32(
-                    sum, _mm512_madd_epi16(p, _mm512_permutexvar_epi16(h ? idx1 : idx0, sc)));
+                sum = _mm512_dpwssd_epi32(sum, p, _mm512_permutexvar_epi16(h ? idx1 : idx0, sc));
             }
             const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(sum),
                                                 _mm512_extracti64x4_epi64(sum, 1));
