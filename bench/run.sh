@@ -56,6 +56,12 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/hearth-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 OUT=bench/results/$(date -u +%Y-%m-%d).md
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+# the core's generation (kernels are tuned per microarchitecture: AMD family
+# 19h is Zen 3/4, 1Ah Zen 5) and its caches
+fam=$(grep -m1 '^cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
+cmod=$(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
+caches=$(lscpu 2>/dev/null | awk -F: '/^L2 cache|^L3 cache/ {gsub(/^ +/, "", $2); printf "%s%s %s", sep, $1, $2; sep=", "}')
+cpu="$cpu (family $(printf '%xh' "${fam:-0}") model $(printf '%xh' "${cmod:-0}")${caches:+; $caches})"
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
 peer_ver=$(ls deps/apt/debs 2>/dev/null | grep -E '^llama.cpp-tools_' | sed 's/_amd64.deb//' || true)
 {

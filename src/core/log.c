@@ -4,6 +4,8 @@
  */
 #include "core/log.h"
 
+#include "core/utf8.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -62,9 +64,22 @@ void log_msg(log_level lv, const char *fmt, ...)
     va_end(ap);
     if (m < 0)
         m = 0;
+    int start = n;
     n += m;
     if ((size_t)n > sizeof line - 2)
         n = sizeof line - 2;
+    /* text from requests (a model name, a path) must not forge lines or
+     * break the file's encoding: control bytes and invalid UTF-8 become '?' */
+    for (int i = start; i < n;) {
+        unsigned char c = (unsigned char)line[i];
+        unsigned cp;
+        size_t k = c < 0x80 ? 1 : utf8_decode((const unsigned char *)line + i, (size_t)(n - i), &cp);
+        if (c < 0x20 || c == 0x7F || k == 0) {
+            line[i++] = '?';
+            continue;
+        }
+        i += (int)k;
+    }
     line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;

@@ -174,7 +174,7 @@ static int transcribe(http_req *r, bool translate)
     }
     buf_putc(&p, '}');
     int ret = MHD_NO;
-    job *j = http_new_job(r, model, &p, &ret);
+    job *j = http_new_job(r, model, MODEL_KIND_TRANSCRIPTION, &p, &ret);
     if (!j)
         return ret;
     buf text = buf_make(0);

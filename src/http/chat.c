@@ -209,19 +209,22 @@ bool http_job_wait(http_req *r, job *j, bool until_done, buf *text, job_status *
 int http_reply_submit_failed(http_req *r, int rc, const char *err, int retry)
 {
     const char *code = rc == 404 ? "model_not_found"
+                       : rc == 400 ? "wrong_model_kind"
                        : rc == 503 && strstr(err, "waiting") ? "server_busy"
                        : rc == 503 ? "model_unavailable"
                                    : "model_load_failed";
     return http_reply_error(r, (unsigned)rc, NULL, rc == 404 ? "model" : NULL, code, err, retry);
 }
 
-job *http_new_job(http_req *r, const char *model, buf *payload, int *ret)
+job *http_new_job(http_req *r, const char *model, int want_kind, buf *payload, int *ret)
 {
     size_t plen;
     char *p = buf_detach(payload, &plen);
     job *j = job_new(r->rid, model, p, plen);      /* frees p when it fails */
     if (!j)
         *ret = http_reply_error(r, 500, NULL, NULL, "out_of_memory", "out of memory", 0);
+    else
+        j->want_kind = want_kind;
     return j;
 }
 
@@ -289,7 +292,7 @@ static int generate(http_req *r, gen_kind kind)
         return http_reply_error(r, (unsigned)e.status, NULL, e.param, e.code, e.message, 0);
 
     int ret;
-    job *j = http_new_job(r, g.model, &g.payload, &ret);
+    job *j = http_new_job(r, g.model, MODEL_KIND_CHAT, &g.payload, &ret);
     if (!j)
         return ret;
     j->keep_alive = g.keep_alive;

@@ -148,7 +148,7 @@ int http_embeddings(http_req *r)
         goto out;
     buf_putc(&payload, '}');
 
-    if (!(j = http_new_job(r, model->str, &payload, &ret)))
+    if (!(j = http_new_job(r, model->str, MODEL_KIND_EMBEDDING, &payload, &ret)))
         goto out;
     job_status st;
     if (!http_run_job(r, j, &text, &st, &ret))

@@ -83,7 +83,7 @@ int  http_reply_job_failed(http_req *r, const struct job_status *s);
 int  http_reply_submit_failed(http_req *r, int rc, const char *err, int retry);
 /* A job for model carrying payload (detached from it). NULL when out of
  * memory, with the 500 queued and *ret holding the handler's return value. */
-struct job *http_new_job(http_req *r, const char *model, buf *payload, int *ret);
+struct job *http_new_job(http_req *r, const char *model, int want_kind, buf *payload, int *ret);
 /* Submit a job and wait for its whole output (in out). On any failure the
  * error response is already queued (or the client left) and *ret holds the
  * handler's return value; returns true when the job finished well. */

@@ -158,7 +158,7 @@ static int recognise(http_req *r)
         jw_cstr(&p, lang);
     }
     buf_putc(&p, '}');
-    if (!(j = http_new_job(r, model, &p, &ret)))
+    if (!(j = http_new_job(r, model, MODEL_KIND_OCR, &p, &ret)))
         goto out;
     job_status st;
     if (!http_run_job(r, j, &text, &st, &ret))

@@ -193,6 +193,29 @@ static enum MHD_Result dispatch(http_req *r)
     return MHD_NO;
 }
 
+/* A connection that has not sent a whole request's headers (or sits idle
+ * between keep-alive requests) is closed after this many seconds, at most
+ * --timeout: every local client shares one address, so a few dozen
+ * half-open connections would otherwise lock the others out for the whole
+ * --timeout. Once a request arrives its connection gets --timeout. */
+#define HEADER_TIMEOUT_S 15
+
+static unsigned header_timeout(const config *cfg)
+{
+    return cfg->timeout > 0 && cfg->timeout < HEADER_TIMEOUT_S ? (unsigned)cfg->timeout
+                                                              : HEADER_TIMEOUT_S;
+}
+
+static enum MHD_Result count_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    (void)value;
+    if (key && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        ++*(int *)cls;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls)
@@ -216,6 +239,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&srv->active, 1);
         make_rid(r);
         log_set_rid(r->rid);
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)r->cfg->timeout);
+        /* two lengths would let a body carry a second request past us */
+        int lengths = 0;
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, count_length, &lengths);
+        if (lengths > 1)
+            return (enum MHD_Result)http_reply_error(r, 400, NULL, NULL, "invalid_request",
+                                                     "More than one Content-Length header", 0);
         bool known;
         r->route = route_of(method, url, &known);
         if (r->route == R_NONE) {
@@ -285,11 +315,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     http_server *srv = cls;
-    (void)conn;
     (void)toe;
     http_req *r = *con_cls;
     if (!r)
         return;
+    /* idle until the next request on this connection: the short timeout */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, header_timeout(r->cfg));
     buf_free(&r->body);
     upload_free(r->up);     /* removes the temp file */
     free(r);
@@ -340,7 +371,7 @@ http_server *http_start(const config *cfg, sched *s, char *err, size_t el)
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout,
+        MHD_OPTION_CONNECTION_TIMEOUT, header_timeout(cfg),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,

@@ -28,6 +28,7 @@ job *job_new(const char *rid, const char *model, char *payload, size_t len)
     j->text = buf_make(JOB_TEXT_CAP);
     j->slot = -1;
     j->keep_alive = JOB_KEEP_ALIVE_DEFAULT;
+    j->want_kind = -1;
     pthread_mutex_init(&j->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -43,6 +43,7 @@ struct job {
     size_t payload_len;
     char model[72];
     int keep_alive;            /* seconds, -1 forever, JOB_KEEP_ALIVE_DEFAULT */
+    int want_kind;             /* the model_kind (sched.h) it needs; -1 any */
     double enqueued_ms;        /* monotonic, set by the scheduler */
 
     pthread_mutex_t mu;

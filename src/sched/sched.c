@@ -60,7 +60,8 @@ struct model {
     int64_t checked_size;
     uint64_t loaded_rss, rss, peak_rss;
     double ready_at, last_used, retry_at, backoff_ms;
-    int keep_alive;             /* seconds; -1 forever */
+    int keep_alive;             /* seconds; -1 forever: the last request's, else the config's */
+    bool unload_when_idle;      /* an unload came while it was busy */
     bool stop_requested;        /* we asked it to exit: not a crash */
 };
 
@@ -302,6 +303,7 @@ static void request_stop_locked(struct model *m, const char *why)
     log_info("model %s: unloading (%s)", m->name, why);
     m->state = MODEL_STOPPING;
     m->stop_requested = true;
+    m->unload_when_idle = false;
     /* only idle workers are stopped here: nothing is in flight, so no
      * goodbye; the kernel frees their memory faster than their own teardown */
     worker_signal(m->w, SIGKILL);
@@ -480,11 +482,21 @@ int sched_submit(sched *s, job *j, char *err, size_t el, int *retry_after)
         rc = 503;
         goto out;
     }
+    /* the wrong kind of model is refused before anything loads */
+    if (j->want_kind >= 0 && m->est && (int)m->kind != j->want_kind) {
+        snprintf(err, el, "model '%s' is %s model; it cannot serve this endpoint", m->name,
+                 m->kind == MODEL_KIND_CHAT ? "a chat"
+                 : m->kind == MODEL_KIND_EMBEDDING ? "an embedding"
+                 : m->kind == MODEL_KIND_TRANSCRIPTION ? "a transcription" : "an OCR");
+        rc = 400;
+        goto out;
+    }
     rc = ensure_loaded_locked(m, err, el, &retry);
     if (rc)
         goto out;
-    if (j->keep_alive != JOB_KEEP_ALIVE_DEFAULT)
-        m->keep_alive = j->keep_alive;
+    /* a request's keep_alive holds after that request, the next one's
+     * (or the configured one) after the next (Ollama's meaning) */
+    m->keep_alive = j->keep_alive != JOB_KEEP_ALIVE_DEFAULT ? j->keep_alive : s->cfg->keep_alive;
     job_ref(j);
     j->enqueued_ms = now_ms();
     if (m->qtail)
@@ -757,6 +769,8 @@ static void governor_tick(sched *s, struct fails *f)
             if (m->removed || m->stale)
                 request_stop_locked(m, m->removed ? "removed from the configuration"
                                                   : "configuration changed");
+            else if (m->unload_when_idle)
+                request_stop_locked(m, "unload requested");
             else if (m->keep_alive >= 0 && now - m->last_used >= (double)m->keep_alive * 1000)
                 request_stop_locked(m, "keep-alive expired");
         }
@@ -856,6 +870,7 @@ int sched_load(sched *s, const char *name, char *err, size_t el)
         goto out;
     if (m->keep_alive == 0)
         m->keep_alive = s->cfg->keep_alive;
+    m->unload_when_idle = false;
     if (wait_state_locked(s, m, MODEL_READY, deadline) < 0) {
         char holders[200];
         describe_holders_locked(s, holders, sizeof holders);
@@ -885,7 +900,7 @@ int sched_unload(sched *s, const char *name, char *err, size_t el)
         goto out;
     }
     if (m->state == MODEL_READY && (m->busy || m->qlen)) {
-        m->keep_alive = 0;      /* unload as soon as it is idle */
+        m->unload_when_idle = true;
         snprintf(err, el, "model '%s' is busy; it will unload when idle", name);
         rc = 409;
         goto out;

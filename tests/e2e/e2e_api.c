@@ -667,6 +667,45 @@ static void t_q8_kernels_same_text(void)
     kernels_same_text("q8_0");
 }
 
+/* Raw requests no client library sends: two Content-Length headers (which
+ * would let a body carry a second request) get a 400, and a connection that
+ * never finishes its headers does not hold its place for --timeout. */
+static void t_raw_http(void)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)A.port) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tmo = { .tv_sec = 30 };
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof tmo);
+    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    const char *body = "{\"model\":\"tiny\",\"prompt\":\"hi\",\"max_tokens\":2}";
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 5\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
+    CHECK(write(fd, req, (size_t)n) == n);
+    char got[512] = { 0 };
+    ssize_t k = read(fd, got, sizeof got - 1);
+    CHECK(k > 0 && strncmp(got, "HTTP/1.1 400", 12) == 0);
+    CHECK(strstr(got, "invalid_request") != NULL);
+    close(fd);
+    /* half a request line: closed by the daemon after its 15 s header timeout
+     * (this daemon's --timeout is longer) */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof tmo);
+    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    CHECK(write(fd, "GE", 2) == 2);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    k = read(fd, got, sizeof got);                  /* 0: closed */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double waited = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    CHECK(k <= 0);
+    CHECK(waited > 10000 && waited < 29000);
+    close(fd);
+    CHECK(healthy(&A));
+}
+
 static void t_sigterm_exits_cleanly(void)
 {
     CHECK(healthy(&A));
@@ -715,6 +754,7 @@ int main(void)
     run("stream_interval", t_stream_interval);
     run("q4_kernels_same_text", t_q4_kernels_same_text);
     run("q8_kernels_same_text", t_q8_kernels_same_text);
+    run("raw_http", t_raw_http);
     run("sigterm_exits_cleanly", t_sigterm_exits_cleanly);
     if (A.pid > 0)
         stop_daemon(&A);

@@ -174,6 +174,33 @@ static void t_keep_alive_zero_and_load_unload(void)
     r = post(&C, "/v1/models/nope/load", "{}");
     CHECK(r.status == 404);
     resp_free(&r);
+    /* keep_alive holds after its own request only: the next request without
+     * one keeps the model loaded for the configured time */
+    b = chat_body("tiny", "hi", "\"max_tokens\":2,\"keep_alive\":0");
+    r = post(&C, "/v1/chat/completions", b);
+    CHECK(r.status == 200);
+    resp_free(&r);
+    free(b);
+    b = chat_body("tiny", "hi", "\"max_tokens\":2");
+    r = post(&C, "/v1/chat/completions", b);
+    CHECK(r.status == 200);
+    resp_free(&r);
+    free(b);
+    usleep(1500 * 1000);                /* past the scheduler's idle checks */
+    a = arena_new(0);
+    CHECK(state_of(a, &C, "tiny") && !strcmp(state_of(a, &C, "tiny"), "ready"));
+    arena_free(a);
+    /* the wrong kind of model is refused before anything loads */
+    snprintf(cmd, sizeof cmd, "'%s/hearth' --url http://127.0.0.1:%d unload tiny >/dev/null",
+             g_build, C.port);
+    CHECK(system(cmd) == 0);
+    r = post(&C, "/v1/embeddings", "{\"model\":\"tiny\",\"input\":\"x\"}");
+    CHECK(r.status == 400);
+    CHECK(r.body.data && strstr(r.body.data, "wrong_model_kind"));
+    resp_free(&r);
+    a = arena_new(0);
+    CHECK(state_of(a, &C, "tiny") && !strcmp(state_of(a, &C, "tiny"), "unloaded"));
+    arena_free(a);
     /* a keep_alive that is not a duration */
     b = chat_body("tiny", "hi", "\"keep_alive\":\"soon\"");
     r = post(&C, "/v1/chat/completions", b);
