@@ -122,6 +122,13 @@ static double read_rate(size_t bytes, int reps)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: kspeed [NAME]\n"
+               "Each decode kernel's rate on one core, hearth's and ggml's, from cache and from\n"
+               "memory, in GB/s of weights, beside a plain read (make bench-kernels).\n"
+               "NAME runs only the kernels whose name contains it (e.g. Q6_K).\n");
+        return 0;
+    }
     backends_load();
     if (!kernels_cpu_ok()) {
         fprintf(stderr, "kspeed: hearth's kernels need AVX-512 VNNI\n");
