@@ -53,12 +53,14 @@ typedef struct http_req {
     int route;
     struct upload *up;         /* multipart endpoints: the streamed upload */
     char upload_err[160];
+    char allow[32];            /* a 405's Allow header: the path's methods */
 } http_req;
 
 /* Send a JSON body (takes the bytes of b; b is left empty). */
 int http_reply_json(http_req *r, unsigned status, buf *b);
 /* OpenAI error object: {"error":{"message","type","param","code"}}. param and
- * code may be NULL or "" (written as null). retry_after > 0 adds Retry-After. */
+ * code may be NULL or "" (written as null). retry_after > 0 adds Retry-After;
+ * a 405 carries r->allow as its Allow header. */
 int http_reply_error(http_req *r, unsigned status, const char *type, const char *param,
                      const char *code, const char *msg, int retry_after);
 /* Error type for a status: invalid_request_error, not_found_error, ... */

@@ -72,8 +72,31 @@ static int not_found(http_req *r, const char *name)
     return http_reply_error(r, 404, NULL, "model", "model_not_found", msg, 0);
 }
 
+/* True when name is a model's */
+static bool is_model(http_req *r, const char *name)
+{
+    size_t n = sched_model_count(r->sched);
+    for (size_t i = 0; i < n; i++) {
+        model_info mi;
+        if (sched_model_info(r->sched, i, &mi) == 0 && strcmp(mi.name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int method_not_allowed(http_req *r, const char *allow)
+{
+    snprintf(r->allow, sizeof r->allow, "%s", allow);
+    return http_reply_error(r, 405, NULL, NULL, "method_not_allowed",
+                            "Method not allowed for this path", 0);
+}
+
 int http_model_get(http_req *r, const char *name)
 {
+    /* /v1/models/{name}/load and /unload take POST */
+    const char *slash = strrchr(name, '/');
+    if (slash && (!strcmp(slash + 1, "load") || !strcmp(slash + 1, "unload")))
+        return method_not_allowed(r, "POST");
     size_t n = sched_model_count(r->sched);
     for (size_t i = 0; i < n; i++) {
         model_info mi;
@@ -91,6 +114,8 @@ int http_model_action(http_req *r, const char *rest)
 {
     const char *slash = strrchr(rest, '/');
     char name[MODEL_NAME_MAX + 2];
+    if (!slash && is_model(r, rest))            /* /v1/models/{name} takes GET */
+        return method_not_allowed(r, "GET");
     if (!slash || slash == rest || (size_t)(slash - rest) > MODEL_NAME_MAX)
         return http_reply_error(r, 404, NULL, NULL, "unknown_url", "Unknown request URL", 0);
     snprintf(name, sizeof name, "%.*s", (int)(slash - rest), rest);

@@ -95,6 +95,8 @@ static int queue_json(http_req *r, unsigned status, buf *b, int retry_after)
     }
     MHD_add_response_header(resp, "Content-Type", "application/json");
     http_add_common_headers(r, resp);
+    if (status == 405 && r->allow[0])
+        MHD_add_response_header(resp, "Allow", r->allow);
     if (retry_after > 0) {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", retry_after);
@@ -157,9 +159,13 @@ static void make_rid(http_req *r)
              rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 }
 
-static int route_of(const char *method, const char *url, bool *path_known)
+/* The route for method and url; R_NONE with *path_known when the path
+ * exists for other methods, which are listed in allow (for a 405). */
+static int route_of(const char *method, const char *url, bool *path_known, char *allow,
+                    size_t al)
 {
     *path_known = false;
+    allow[0] = '\0';
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
         const struct route *rt = &routes[i];
         bool match = rt->prefix ? strncmp(url, rt->path, strlen(rt->path)) == 0 &&
@@ -170,6 +176,10 @@ static int route_of(const char *method, const char *url, bool *path_known)
         *path_known = true;
         if (strcmp(method, rt->method) == 0)
             return rt->id;
+        if (!strstr(allow, rt->method)) {
+            size_t n = strlen(allow);
+            snprintf(allow + n, al - n, "%s%s", n ? ", " : "", rt->method);
+        }
     }
     return R_NONE;
 }
@@ -247,7 +257,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return (enum MHD_Result)http_reply_error(r, 400, NULL, NULL, "invalid_request",
                                                      "More than one Content-Length header", 0);
         bool known;
-        r->route = route_of(method, url, &known);
+        r->route = route_of(method, url, &known, r->allow, sizeof r->allow);
         if (r->route == R_NONE) {
             if (known)
                 return (enum MHD_Result)http_reply_error(r, 405, NULL, NULL, "method_not_allowed",

@@ -704,6 +704,20 @@ static void t_raw_http(void)
     CHECK(waited > 10000 && waited < 29000);
     close(fd);
     CHECK(healthy(&A));
+    /* a known path with the wrong method: 405 with the methods it takes */
+    const struct {
+        const char *method, *path, *allow;
+    } wrong[] = { { "GET", "/v1/models/tiny/load", "Allow: POST" },
+                  { "POST", "/v1/models/tiny", "Allow: GET" },
+                  { "PUT", "/v1/chat/completions", "Allow: POST" },
+                  { "DELETE", "/v1/models", "Allow: GET" } };
+    for (size_t i = 0; i < sizeof wrong / sizeof *wrong; i++) {
+        struct resp r = http(&A, wrong[i].method, wrong[i].path, "{}", 2);
+        CHECK(r.status == 405);
+        CHECK(r.headers.data && strstr(r.headers.data, wrong[i].allow));
+        CHECK(r.body.data && strstr(r.body.data, "method_not_allowed"));
+        resp_free(&r);
+    }
 }
 
 static void t_sigterm_exits_cleanly(void)
