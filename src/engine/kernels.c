@@ -21,7 +21,6 @@
 
 #include "core/log.h"
 
-#include <cpuid.h>
 #include <dlfcn.h>
 #include <immintrin.h>
 #include <link.h>
@@ -987,14 +986,8 @@ static bool decide_rows_fetch(void)
         return e[1] == '2';
     if (e && *e)
         log_warn("kernels: HEARTH_ROWS_FETCH must be l1 or l2, not '%s'; deciding by the CPU", e);
-    unsigned a, b, c, d;
-    if (!__get_cpuid(0, &a, &b, &c, &d))
-        return false;
-    const bool amd = b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163;  /* "AuthenticAMD" */
-    if (!amd || !__get_cpuid(1, &a, &b, &c, &d))
-        return false;
-    const unsigned family = ((a >> 8) & 0xF) + (((a >> 8) & 0xF) == 0xF ? (a >> 20) & 0xFF : 0);
-    return family == 0x19;
+    __builtin_cpu_init();           /* the compiler's CPU table, as worker/accel.c asks it */
+    return __builtin_cpu_is("amdfam19h");
 }
 
 bool kernels_rows_fetch_l2(void)

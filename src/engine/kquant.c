@@ -567,31 +567,30 @@ KTARGET_VBMI static void gemm_rows4(bool q2, int nb, float *s, size_t bs, const 
     }
 }
 
-/* The same sums as kquant_gemv_q4_K for 4 activation rows at a time, as
- * ggml_gemm_q4_K_8x8_q8_K takes them. */
-KTARGET_VBMI void kquant_gemm_q4_K(int n, float *s, size_t bs, const void *vx, const void *vy,
-                                   int nr, int nc)
+/* A 4-row entry point: rows too wide for the kernels go to ggml's own */
+KTARGET_VBMI static void gemm_entry(bool q2, gemv_fn wide, int n, float *s, size_t bs,
+                                    const void *vx, const void *vy, int nr, int nc)
 {
     if (n / 256 > MAX_SUPERBLOCKS)
-        g_ggml_gemm(n, s, bs, vx, vy, nr, nc);
+        wide(n, s, bs, vx, vy, nr, nc);
     else
-        gemm_rows4(false, n / 256, s, bs, vx, vy, nr, nc);
+        gemm_rows4(q2, n / 256, s, bs, vx, vy, nr, nc);
 }
 
-KTARGET_VBMI void kquant_gemm_q2_K(int n, float *s, size_t bs, const void *vx, const void *vy,
-                                   int nr, int nc)
+/* The same sums as kquant_gemv_q4_K for 4 activation rows at a time, as
+ * ggml_gemm_q4_K_8x8_q8_K takes them. */
+void kquant_gemm_q4_K(int n, float *s, size_t bs, const void *vx, const void *vy, int nr, int nc)
 {
-    if (n / 256 > MAX_SUPERBLOCKS)
-        g_ggml_gemm2(n, s, bs, vx, vy, nr, nc);
-    else
-        gemm_rows4(true, n / 256, s, bs, vx, vy, nr, nc);
+    gemm_entry(false, g_ggml_gemm, n, s, bs, vx, vy, nr, nc);
+}
+
+void kquant_gemm_q2_K(int n, float *s, size_t bs, const void *vx, const void *vy, int nr, int nc)
+{
+    gemm_entry(true, g_ggml_gemm2, n, s, bs, vx, vy, nr, nc);
 }
 
 /* ---- Q6_K x Q8_K: rows of a plain matrix against one activation row ---- */
 
-/* Four 16-element groups' scales (signed bytes), each over its 4 lanes of
- * a vpdpbusd sum as a zero-extended int16 for vpmaddwd (low half the
- * scale, high half 0). */
 /* A superblock's sums of 64 elements c (lane i: elements 64c + 4i..4i+3,
  * sub-block 4c + i/4), chunks 2p and 2p+1 packed into int16s together
  * (vpackssdw: per 128-bit lane k, four sums of sub-block 8p + k, then four

@@ -72,15 +72,13 @@ static int not_found(http_req *r, const char *name)
     return http_reply_error(r, 404, NULL, "model", "model_not_found", msg, 0);
 }
 
-/* True when name is a model's */
-static bool is_model(http_req *r, const char *name)
+/* The model called name, into *mi: false when there is none */
+static bool find_info(http_req *r, const char *name, model_info *mi)
 {
     size_t n = sched_model_count(r->sched);
-    for (size_t i = 0; i < n; i++) {
-        model_info mi;
-        if (sched_model_info(r->sched, i, &mi) == 0 && strcmp(mi.name, name) == 0)
+    for (size_t i = 0; i < n; i++)
+        if (sched_model_info(r->sched, i, mi) == 0 && strcmp(mi->name, name) == 0)
             return true;
-    }
     return false;
 }
 
@@ -97,16 +95,12 @@ int http_model_get(http_req *r, const char *name)
     const char *slash = strrchr(name, '/');
     if (slash && (!strcmp(slash + 1, "load") || !strcmp(slash + 1, "unload")))
         return method_not_allowed(r, "POST");
-    size_t n = sched_model_count(r->sched);
-    for (size_t i = 0; i < n; i++) {
-        model_info mi;
-        if (sched_model_info(r->sched, i, &mi) == 0 && strcmp(mi.name, name) == 0) {
-            buf b = buf_make(0);
-            model_object(&b, &mi);
-            return http_reply_json(r, 200, &b);
-        }
-    }
-    return not_found(r, name);
+    model_info mi;
+    if (!find_info(r, name, &mi))
+        return not_found(r, name);
+    buf b = buf_make(0);
+    model_object(&b, &mi);
+    return http_reply_json(r, 200, &b);
 }
 
 /* POST /v1/models/{name}/load and /unload */
@@ -114,7 +108,8 @@ int http_model_action(http_req *r, const char *rest)
 {
     const char *slash = strrchr(rest, '/');
     char name[MODEL_NAME_MAX + 2];
-    if (!slash && is_model(r, rest))            /* /v1/models/{name} takes GET */
+    model_info mi;
+    if (!slash && find_info(r, rest, &mi))      /* /v1/models/{name} takes GET */
         return method_not_allowed(r, "GET");
     if (!slash || slash == rest || (size_t)(slash - rest) > MODEL_NAME_MAX)
         return http_reply_error(r, 404, NULL, NULL, "unknown_url", "Unknown request URL", 0);

@@ -484,10 +484,8 @@ int sched_submit(sched *s, job *j, char *err, size_t el, int *retry_after)
     }
     /* the wrong kind of model is refused before anything loads */
     if (j->want_kind >= 0 && m->est && (int)m->kind != j->want_kind) {
-        snprintf(err, el, "model '%s' is %s model; it cannot serve this endpoint", m->name,
-                 m->kind == MODEL_KIND_CHAT ? "a chat"
-                 : m->kind == MODEL_KIND_EMBEDDING ? "an embedding"
-                 : m->kind == MODEL_KIND_TRANSCRIPTION ? "a transcription" : "an OCR");
+        snprintf(err, el, "model '%s' is a model of kind '%s'; it cannot serve this endpoint",
+                 m->name, model_kind_name(m->kind));
         rc = 400;
         goto out;
     }

@@ -51,14 +51,20 @@ static int pid_of(struct daemon *d, const char *name)
     return pid;
 }
 
+/* True when the model is in state `want` now */
+static bool in_state(struct daemon *d, const char *name, const char *want)
+{
+    arena *a = arena_new(0);
+    const char *st = state_of(a, d, name);
+    bool ok = st && !strcmp(st, want);
+    arena_free(a);
+    return ok;
+}
+
 static bool wait_state(struct daemon *d, const char *name, const char *want, int ms)
 {
     for (int i = 0; i < ms / 20; i++) {
-        arena *a = arena_new(0);
-        const char *st = state_of(a, d, name);
-        bool ok = st && !strcmp(st, want);
-        arena_free(a);
-        if (ok)
+        if (in_state(d, name, want))
             return true;
         usleep(20000);
     }
@@ -152,44 +158,26 @@ static void t_kill_worker_midstream(void)
 
 static void t_keep_alive_zero_and_load_unload(void)
 {
-    char *b = chat_body("tiny", "hi", "\"max_tokens\":2,\"keep_alive\":0");
-    struct resp r = post(&C, "/v1/chat/completions", b);
-    CHECK(r.status == 200);
-    resp_free(&r);
-    free(b);
+    CHECK(chat_status(&C, "tiny", "hi", "\"max_tokens\":2,\"keep_alive\":0") == 200);
     CHECK(wait_state(&C, "tiny", "unloaded", 3000));
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "'%s/hearth' --url http://127.0.0.1:%d load tiny >/dev/null", g_build,
              C.port);
     CHECK(system(cmd) == 0);
-    arena *a = arena_new(0);
-    CHECK(state_of(a, &C, "tiny") && !strcmp(state_of(a, &C, "tiny"), "ready"));
-    arena_free(a);
+    CHECK(in_state(&C, "tiny", "ready"));
     snprintf(cmd, sizeof cmd, "'%s/hearth' --url http://127.0.0.1:%d unload tiny >/dev/null",
              g_build, C.port);
     CHECK(system(cmd) == 0);
-    a = arena_new(0);
-    CHECK(state_of(a, &C, "tiny") && !strcmp(state_of(a, &C, "tiny"), "unloaded"));
-    arena_free(a);
-    r = post(&C, "/v1/models/nope/load", "{}");
+    CHECK(in_state(&C, "tiny", "unloaded"));
+    struct resp r = post(&C, "/v1/models/nope/load", "{}");
     CHECK(r.status == 404);
     resp_free(&r);
     /* keep_alive holds after its own request only: the next request without
      * one keeps the model loaded for the configured time */
-    b = chat_body("tiny", "hi", "\"max_tokens\":2,\"keep_alive\":0");
-    r = post(&C, "/v1/chat/completions", b);
-    CHECK(r.status == 200);
-    resp_free(&r);
-    free(b);
-    b = chat_body("tiny", "hi", "\"max_tokens\":2");
-    r = post(&C, "/v1/chat/completions", b);
-    CHECK(r.status == 200);
-    resp_free(&r);
-    free(b);
+    CHECK(chat_status(&C, "tiny", "hi", "\"max_tokens\":2,\"keep_alive\":0") == 200);
+    CHECK(chat_status(&C, "tiny", "hi", "\"max_tokens\":2") == 200);
     usleep(1500 * 1000);                /* past the scheduler's idle checks */
-    a = arena_new(0);
-    CHECK(state_of(a, &C, "tiny") && !strcmp(state_of(a, &C, "tiny"), "ready"));
-    arena_free(a);
+    CHECK(in_state(&C, "tiny", "ready"));
     /* the wrong kind of model is refused before anything loads */
     snprintf(cmd, sizeof cmd, "'%s/hearth' --url http://127.0.0.1:%d unload tiny >/dev/null",
              g_build, C.port);
@@ -198,15 +186,9 @@ static void t_keep_alive_zero_and_load_unload(void)
     CHECK(r.status == 400);
     CHECK(r.body.data && strstr(r.body.data, "wrong_model_kind"));
     resp_free(&r);
-    a = arena_new(0);
-    CHECK(state_of(a, &C, "tiny") && !strcmp(state_of(a, &C, "tiny"), "unloaded"));
-    arena_free(a);
+    CHECK(in_state(&C, "tiny", "unloaded"));
     /* a keep_alive that is not a duration */
-    b = chat_body("tiny", "hi", "\"keep_alive\":\"soon\"");
-    r = post(&C, "/v1/chat/completions", b);
-    CHECK(r.status == 400);
-    resp_free(&r);
-    free(b);
+    CHECK(chat_status(&C, "tiny", "hi", "\"keep_alive\":\"soon\"") == 400);
 }
 
 /* ---- daemon D: the memory budget ---------------------------------------- */

@@ -351,6 +351,18 @@ static inline char *chat_body(const char *model, const char *user, const char *e
     return buf_detach(&b, NULL);
 }
 
+/* The HTTP status of one chat request (its body is dropped). */
+static inline long chat_status(struct daemon *d, const char *model, const char *user,
+                               const char *extra)
+{
+    char *b = chat_body(model, user, extra);
+    struct resp r = post(d, "/v1/chat/completions", b);
+    long status = r.status;
+    resp_free(&r);
+    free(b);
+    return status;
+}
+
 static inline char *completion_body(const char *model, const char *prompt, const char *extra)
 {
     buf b = buf_make(0);
