@@ -128,6 +128,8 @@ static int transcribe(http_req *r, bool translate)
     }
     if (upload_malformed(r->up))
         return bad(r, NULL, "invalid_multipart", "the multipart/form-data body is malformed");
+    if (upload_file_empty(r->up))
+        return bad(r, "file", "invalid_value", "the 'file' part is empty");
     const char *path = upload_file_path(r->up);
     if (!path)
         return bad(r, "file", "missing_required_parameter", "Missing required parameter: 'file'");

@@ -235,6 +235,10 @@ static int unsupported(const json *o, gen_error *e)
     const json *bo = opt(o, "best_of");
     if (bo && !(bo->type == JSON_NUMBER && bo->is_int && bo->integer == 1))
         return bad(e, "best_of", "unsupported_parameter", "only best_of=1 is supported");
+    const json *sfx = opt(o, "suffix");
+    if (sfx && !(sfx->type == JSON_STRING && sfx->len == 0))
+        return bad(e, "suffix", "unsupported_parameter",
+                   "suffix (insertion) is not supported");
     const json *echo = opt(o, "echo");
     if (echo && echo->type == JSON_BOOL && echo->boolean)
         return bad(e, "echo", "unsupported_parameter", "echo is not supported");

@@ -117,10 +117,18 @@ static int recognise(http_req *r)
             ret = bad(r, NULL, "invalid_multipart", "the multipart/form-data body is malformed");
             goto out;
         }
+        if (upload_file_empty(r->up)) {
+            ret = bad(r, "file", "invalid_value", "the 'file' part is empty");
+            goto out;
+        }
         path = upload_file_path(r->up);
         lang = upload_field(r->up, "language");
         if (upload_field(r->up, "model") && *upload_field(r->up, "model"))
             model = upload_field(r->up, "model");
+    } else if (r->upload_err[0]) {
+        /* multipart that could not be read (no boundary, no temp file) */
+        ret = bad(r, NULL, "invalid_multipart", r->upload_err);
+        goto out;
     } else {
         a = arena_new(r->body.len * 2 + (1u << 20));
         char perr[96];

@@ -350,6 +350,36 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_debug("mhd: %s", msg);
 }
 
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decodes a path or query value in place, as libmicrohttpd would,
+ * except %00: a NUL would cut the string short, so "/v1/models/a%00b"
+ * would name model "a". It stays as the three characters "%00" instead. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    char *w = s;
+    for (const char *p = s; *p; p++) {
+        int hi, lo;
+        if (*p == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0 &&
+            (hi | lo) != 0) {
+            *w++ = (char)(hi << 4 | lo);
+            p += 2;
+        } else {
+            *w++ = *p;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
 http_server *http_start(const config *cfg, sched *s, char *err, size_t el)
 {
     http_server *h = calloc(1, sizeof *h);
@@ -385,6 +415,7 @@ http_server *http_start(const config *cfg, sched *s, char *err, size_t el)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
         MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->d) {

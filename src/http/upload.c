@@ -159,6 +159,11 @@ const char *upload_file_path(const upload *u)
     return u->have_file && u->file_size > 0 ? u->path : NULL;
 }
 
+bool upload_file_empty(const upload *u)
+{
+    return u->have_file && u->file_size == 0;
+}
+
 size_t upload_file_size(const upload *u)
 {
     return u->file_size;

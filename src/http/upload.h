@@ -31,8 +31,10 @@ bool    upload_malformed(const upload *u);
 /* After the body: the text field (NULL if absent). Repeated names (such as
  * timestamp_granularities[]) are joined with ','. */
 const char *upload_field(const upload *u, const char *name);
-/* The stored file, NULL if there was no "file" part. */
+/* The stored file, NULL if there was no "file" part or it was empty. */
 const char *upload_file_path(const upload *u);
+/* Whether a "file" part came but held no bytes. */
+bool        upload_file_empty(const upload *u);
 size_t      upload_file_size(const upload *u);
 /* Delete the stored file now (the handler calls this before it answers, so a
  * client never sees a response while its upload still sits on disk). */

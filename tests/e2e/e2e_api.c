@@ -704,6 +704,13 @@ static void t_raw_http(void)
     CHECK(waited > 10000 && waited < 29000);
     close(fd);
     CHECK(healthy(&A));
+    /* %00 in a path does not cut the name short: "tiny%00x" is not "tiny" */
+    struct resp z = http(&A, "GET", "/v1/models/tiny%00x", NULL, 0);
+    CHECK(z.status == 404);
+    resp_free(&z);
+    z = http(&A, "GET", "/v1/models/t%69ny", NULL, 0);     /* other escapes still decode */
+    CHECK(z.status == 200);
+    resp_free(&z);
     /* a known path with the wrong method: 405 with the methods it takes */
     const struct {
         const char *method, *path, *allow;

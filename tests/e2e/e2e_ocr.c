@@ -373,6 +373,13 @@ static void t_hostile(void)
     r = ocr_file(NULL, "%PDF-1.4 garbage", 16, NULL);
     CHECK(r.status == 400);
     resp_free(&r);
+    /* an empty file part, and multipart without its boundary: each says so */
+    r = ocr_file(NULL, "", 0, NULL);
+    CHECK(r.status == 400 && r.body.data && strstr(r.body.data, "is empty"));
+    resp_free(&r);
+    r = http_typed(&O, "POST", "/v1/ocr", "multipart/form-data", "x", 1);
+    CHECK(r.status == 400 && r.body.data && strstr(r.body.data, "invalid_multipart"));
+    resp_free(&r);
     char img[700];
     snprintf(img, sizeof img, "%s/phototest.tif", g_ocr);
     r = ocr_file(img, NULL, 0, "xx_not_installed");

@@ -177,8 +177,9 @@ static inline void resp_free(struct resp *r)
     buf_free(&r->headers);
 }
 
-static inline struct resp http(struct daemon *d, const char *method, const char *path, const char *body,
-                        size_t len)
+/* A request with a body of the given Content-Type (none without a body). */
+static inline struct resp http_typed(struct daemon *d, const char *method, const char *path,
+                                     const char *ctype, const char *body, size_t len)
 {
     struct resp r = { 0, buf_make(0), buf_make(0) };
     char url[256];
@@ -193,7 +194,9 @@ static inline struct resp http(struct daemon *d, const char *method, const char 
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.headers);
     struct curl_slist *h = NULL;
     if (body) {
-        h = curl_slist_append(NULL, "Content-Type: application/json");
+        char ct[160];
+        snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
+        h = curl_slist_append(NULL, ct);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
@@ -204,6 +207,12 @@ static inline struct resp http(struct daemon *d, const char *method, const char 
     curl_easy_cleanup(c);
     curl_slist_free_all(h);
     return r;
+}
+
+static inline struct resp http(struct daemon *d, const char *method, const char *path,
+                               const char *body, size_t len)
+{
+    return http_typed(d, method, path, "application/json", body, len);
 }
 
 static inline struct resp post(struct daemon *d, const char *path, const char *body)

@@ -271,7 +271,7 @@ TEST(null_optionals_absent)
                            "\"max_tokens\":null,\"max_completion_tokens\":null,\"stop\":null,"
                            "\"response_format\":null,\"stream\":null,\"stream_options\":null,"
                            "\"n\":null,\"logprobs\":null,\"tools\":null,\"ignore_eos\":null,"
-                           "\"best_of\":null,\"echo\":null}",
+                           "\"best_of\":null,\"echo\":null,\"suffix\":null}",
                            &g);
     CHECK(p != NULL);
     if (!p)
@@ -471,6 +471,7 @@ TEST(errors_unsupported)
     COMP_ERR("{" M ",\"prompt\":\"x\",\"logprobs\":3}", "logprobs", "unsupported_parameter");
     COMP_ERR("{" M ",\"prompt\":\"x\",\"best_of\":2}", "best_of", "unsupported_parameter");
     COMP_ERR("{" M ",\"prompt\":\"x\",\"echo\":true}", "echo", "unsupported_parameter");
+    COMP_ERR("{" M ",\"prompt\":\"x\",\"suffix\":\"end\"}", "suffix", "unsupported_parameter");
     CHAT_ERR("{" M "," MSGS ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{}}}",
              "response_format.type", "invalid_value");
     CHAT_ERR("{" M "," MSGS ",\"response_format\":\"json_object\"}", "response_format",
