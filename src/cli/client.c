@@ -35,6 +35,19 @@ static void describe(CURLcode rc, const char *url, char *err, size_t el)
         snprintf(err, el, "request to %s failed: %s", url, curl_easy_strerror(rc));
 }
 
+/* The Authorization header from $HEARTH_API_KEY, appended to h. */
+static struct curl_slist *with_key(struct curl_slist *h)
+{
+    const char *k = getenv("HEARTH_API_KEY");
+    if (!k || !*k || strlen(k) > 256)
+        return h;
+    char line[300];
+    snprintf(line, sizeof line, "Authorization: Bearer %s", k);
+    struct curl_slist *n = curl_slist_append(h, line);
+    memset(line, 0, sizeof line);
+    return n ? n : h;
+}
+
 static CURL *make(const char *url, const char *body, struct curl_slist **hdrs)
 {
     CURL *c = curl_easy_init();
@@ -44,12 +57,14 @@ static CURL *make(const char *url, const char *body, struct curl_slist **hdrs)
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "hearth-cli/" HEARTH_VERSION);
+    *hdrs = with_key(NULL);
     if (body) {
-        *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
+        *hdrs = curl_slist_append(*hdrs, "Content-Type: application/json");
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
     }
+    if (*hdrs)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
     return c;
 }
 
@@ -198,6 +213,9 @@ int client_upload(const char *url, const char *file_path, const char *const *fie
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
     curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+    struct curl_slist *hdrs = with_key(NULL);
+    if (hdrs)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -212,5 +230,6 @@ int client_upload(const char *url, const char *file_path, const char *const *fie
         describe(rc, url, err, el);
     curl_mime_free(mime);
     curl_easy_cleanup(c);
+    curl_slist_free_all(hdrs);
     return rc == CURLE_OK ? 0 : -1;
 }

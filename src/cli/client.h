@@ -18,6 +18,9 @@
 /* The daemon URL: --url, else $HEARTH_URL, else http://127.0.0.1:8321. */
 const char *client_default_url(void);
 
+/* Every request carries "Authorization: Bearer $HEARTH_API_KEY" when that
+ * variable is set (hearthd started with API keys needs one). */
+
 /* GET or POST (body != NULL). Fills out and *status. Returns 0, or -1 with a
  * human message in err when the daemon cannot be reached. */
 int client_request(const char *url, const char *body, buf *out, long *status, char *err,

@@ -77,6 +77,7 @@ void config_defaults(config *c)
             c->tessdata = xstrdup(tess[i]);
     }
     c->load_timeout = 60;
+    c->audit_log = 1;
 }
 
 void config_free(config *c)
@@ -91,6 +92,11 @@ void config_free(config *c)
     free(c->tessdata);
     for (size_t i = 0; i < c->nmodels; i++)
         free(c->models[i].path);
+    for (size_t i = 0; i < c->napi_keys; i++) {
+        /* a key should not outlive its use in freed memory */
+        memset(c->api_keys[i], 0, strlen(c->api_keys[i]));
+        free(c->api_keys[i]);
+    }
     memset(c, 0, sizeof *c);
 }
 
@@ -167,6 +173,81 @@ static int add_model(config *c, const char *name, const char *path, char *err, s
     snprintf(m->name, sizeof m->name, "%s", name);
     m->path = xstrdup(path);
     return 0;
+}
+
+/* A key: API_KEY_MIN..API_KEY_MAX printable ASCII characters, no blanks
+ * (it travels in an HTTP header). */
+static int add_api_key(config *c, const char *name, const char *key, char *err, size_t el)
+{
+    size_t l = strlen(key);
+    if (l < API_KEY_MIN || l > API_KEY_MAX) {
+        snprintf(err, el, "api-key: a key must be %d to %d characters long", API_KEY_MIN,
+                 API_KEY_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < l; i++)
+        if (key[i] <= ' ' || key[i] > '~') {
+            snprintf(err, el, "api-key: a key may hold only printable ASCII, no blanks");
+            return -1;
+        }
+    if (c->napi_keys == CONFIG_MAX_KEYS) {
+        snprintf(err, el, "api-key: at most %d keys", CONFIG_MAX_KEYS);
+        return -1;
+    }
+    size_t k = c->napi_keys;
+    if (name && *name)
+        snprintf(c->api_key_names[k], sizeof c->api_key_names[k], "%s", name);
+    else
+        snprintf(c->api_key_names[k], sizeof c->api_key_names[k], "key-%zu", k + 1);
+    c->api_keys[k] = xstrdup(key);
+    c->napi_keys++;
+    return 0;
+}
+
+/* One key per line, "KEY" or "NAME KEY"; '#' starts a comment. */
+static int load_api_keys(config *c, const char *path, char *err, size_t el)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, el, "api-key-file: cannot open %.200s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[API_KEY_MAX + API_KEY_NAME_MAX + 16];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t l = strlen(line);
+        if (l == sizeof line - 1 && line[l - 1] != '\n') {
+            snprintf(err, el, "api-key-file %.200s:%d: line too long", path, lineno);
+            rc = -1;
+            break;
+        }
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *a = strtok(line, " \t\r\n"), *b = a ? strtok(NULL, " \t\r\n") : NULL;
+        if (!a)
+            continue;
+        if (b && strtok(NULL, " \t\r\n")) {
+            snprintf(err, el, "api-key-file %.200s:%d: expected KEY or NAME KEY", path, lineno);
+            rc = -1;
+            break;
+        }
+        if (b && strlen(a) > API_KEY_NAME_MAX) {
+            snprintf(err, el, "api-key-file %.200s:%d: a name is at most %d characters", path,
+                     lineno, API_KEY_NAME_MAX);
+            rc = -1;
+            break;
+        }
+        if (add_api_key(c, b ? a : NULL, b ? b : a, err, el) < 0) {
+            size_t n = strlen(err);
+            snprintf(err + n, el - n, " (%.200s:%d)", path, lineno);
+            rc = -1;
+        }
+    }
+    memset(line, 0, sizeof line);
+    fclose(f);
+    return rc;
 }
 
 int config_set(config *c, const char *key, const char *v, char *err, size_t el)
@@ -276,6 +357,16 @@ int config_set(config *c, const char *key, const char *v, char *err, size_t el)
     } else if (strcmp(key, "tessdata") == 0) {
         free(c->tessdata);
         c->tessdata = strcmp(v, "none") ? xstrdup(v) : NULL;
+    } else if (strcmp(key, "api-key") == 0) {
+        return add_api_key(c, NULL, v, err, el);
+    } else if (strcmp(key, "api-key-file") == 0) {
+        return load_api_keys(c, v, err, el);
+    } else if (strcmp(key, "audit-log") == 0) {
+        if (strcmp(v, "on") && strcmp(v, "off")) {
+            snprintf(err, el, "audit-log: expected on or off, got '%.100s'", v);
+            return -1;
+        }
+        c->audit_log = strcmp(v, "on") == 0;
     } else if (strcmp(key, "log-level") == 0) {
         if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error")) {
             snprintf(err, el, "log-level: expected debug|info|warn|error");
@@ -396,6 +487,14 @@ void config_print_help(const char *prog)
            "                         them and their start-up checks pass (default)\n"
            "  --tessdata DIR|none    Tesseract data for the built-in \"ocr\" model (default:\n"
            "                         the system's tessdata when installed)\n"
+           "  --api-key KEY          require this key (Authorization: Bearer KEY) on every\n"
+           "                         request but GET /health (repeatable; see also\n"
+           "                         --api-key-file, which keeps keys out of ps)\n"
+           "  --api-key-file FILE    more keys, one per line: KEY or NAME KEY (the name\n"
+           "                         goes to the audit log, never the key)\n"
+           "  --audit-log on|off     one line per request in DATA-DIR/audit.log: time,\n"
+           "                         client, key name, method, path, model, status,\n"
+           "                         duration; never a prompt or answer (default on)\n"
            "  --log-level LEVEL      debug|info|warn|error (default info)\n"
            "  --help                 show this help\n"
            "  --version              show the version\n",

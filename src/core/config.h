@@ -15,6 +15,10 @@
 
 #define CONFIG_MAX_MODELS 64
 #define MODEL_NAME_MAX    64
+#define CONFIG_MAX_KEYS   64
+#define API_KEY_NAME_MAX  32
+#define API_KEY_MIN       8
+#define API_KEY_MAX       256
 
 typedef struct model_entry {
     char name[MODEL_NAME_MAX + 1];
@@ -47,6 +51,11 @@ typedef struct config {
     uint64_t memory_budget;   /* bytes for all workers together; 0 = default */
     int   keep_alive;         /* seconds an idle model stays loaded; -1 forever */
     int   load_timeout;       /* seconds a request may wait for memory/loading */
+    /* API keys: with any, every request but GET /health must carry one */
+    char *api_keys[CONFIG_MAX_KEYS];
+    char  api_key_names[CONFIG_MAX_KEYS][API_KEY_NAME_MAX + 1];  /* for the audit log */
+    size_t napi_keys;
+    int   audit_log;          /* 1: one line per request in <data-dir>/audit.log */
 } config;
 
 void config_defaults(config *c);

@@ -101,7 +101,7 @@ static int render(http_req *r, const char *fmt, const json *res, bool words)
     }
     MHD_add_response_header(resp, "Content-Type", ctype);
     http_add_common_headers(r, resp);
-    int rc = MHD_queue_response(r->conn, 200, resp);
+    int rc = http_queue(r, 200, resp);
     MHD_destroy_response(resp);
     return rc;
 }

@@ -220,11 +220,17 @@ job *http_new_job(http_req *r, const char *model, int want_kind, buf *payload, i
 {
     size_t plen;
     char *p = buf_detach(payload, &plen);
+    snprintf(r->model, sizeof r->model, "%s", model);
     job *j = job_new(r->rid, model, p, plen);      /* frees p when it fails */
-    if (!j)
+    if (!j) {
         *ret = http_reply_error(r, 500, NULL, NULL, "out_of_memory", "out of memory", 0);
-    else
-        j->want_kind = want_kind;
+        return NULL;
+    }
+    j->want_kind = want_kind;
+    if (!r->job) {              /* the audit log reads its counts at the end */
+        job_ref(j);
+        r->job = j;
+    }
     return j;
 }
 
@@ -354,7 +360,7 @@ static int generate(http_req *r, gen_kind kind)
     MHD_add_response_header(resp, "Content-Type", "text/event-stream");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     http_add_common_headers(r, resp);
-    ret = MHD_queue_response(r->conn, 200, resp);
+    ret = http_queue(r, 200, resp);
     MHD_destroy_response(resp);
 out:
     buf_free(&text);

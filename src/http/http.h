@@ -54,7 +54,18 @@ typedef struct http_req {
     struct upload *up;         /* multipart endpoints: the streamed upload */
     char upload_err[160];
     char allow[32];            /* a 405's Allow header: the path's methods */
+    /* for the audit log */
+    unsigned status;           /* of the response queued, 0 before */
+    double wall, t0;           /* arrival: epoch seconds, monotonic seconds */
+    const char *key_name;      /* the API key's name (in cfg), NULL without keys */
+    char model[MODEL_NAME_MAX + 1];
+    uint64_t bytes_in;
+    struct job *job;           /* a reference to the request's job, for its counts */
 } http_req;
+
+/* Queue resp with status (every response goes through here, so the audit
+ * log knows the status). */
+int http_queue(http_req *r, unsigned status, struct MHD_Response *resp);
 
 /* Send a JSON body (takes the bytes of b; b is left empty). */
 int http_reply_json(http_req *r, unsigned status, buf *b);

@@ -8,18 +8,23 @@
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
 #include "core/json.h"
 #include "core/log.h"
+#include "http/audit.h"
+#include "http/auth.h"
 #include "http/upload.h"
+#include "sched/job.h"
 
 struct http_server {
     struct MHD_Daemon *d;
@@ -28,6 +33,8 @@ struct http_server {
     atomic_int active;
     atomic_bool draining;
     int port;
+    _Atomic(audit *) audit;     /* NULL while the audit log is off */
+    pthread_mutex_t audit_mu;   /* opening it at a reload */
 };
 
 enum { R_NONE, R_HEALTH, R_MODELS, R_MODEL, R_MODEL_ACTION, R_STATUS, R_CHAT, R_COMPLETIONS,
@@ -97,14 +104,22 @@ static int queue_json(http_req *r, unsigned status, buf *b, int retry_after)
     http_add_common_headers(r, resp);
     if (status == 405 && r->allow[0])
         MHD_add_response_header(resp, "Allow", r->allow);
+    if (status == 401)
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
     if (retry_after > 0) {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", retry_after);
         MHD_add_response_header(resp, "Retry-After", ra);
     }
-    int rc = MHD_queue_response(r->conn, status, resp);
+    int rc = http_queue(r, status, resp);
     MHD_destroy_response(resp);
     return rc;
+}
+
+int http_queue(http_req *r, unsigned status, struct MHD_Response *resp)
+{
+    r->status = status;
+    return MHD_queue_response(r->conn, status, resp);
 }
 
 int http_reply_json(http_req *r, unsigned status, buf *b)
@@ -226,6 +241,80 @@ static enum MHD_Result count_length(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
+/* The client's address as text ("?" when unknown). */
+static void client_address(struct MHD_Connection *conn, char *out, size_t n)
+{
+    snprintf(out, n, "?");
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)n);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)n);
+}
+
+/* One audit line for a request that has ended. */
+static void audit_request(http_server *srv, struct MHD_Connection *conn, const http_req *r,
+                          enum MHD_RequestTerminationCode toe)
+{
+    audit *a = atomic_load(&srv->audit);
+    if (!a || !r->cfg->audit_log)
+        return;
+    char who[64];
+    client_address(conn, who, sizeof who);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const char *outcome = "error";
+    switch (toe) {
+    case MHD_REQUEST_TERMINATED_COMPLETED_OK: outcome = "ok"; break;
+    case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+    case MHD_REQUEST_TERMINATED_READ_ERROR: outcome = "client_gone"; break;
+    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED: outcome = "timeout"; break;
+    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: outcome = "shutdown"; break;
+    default: break;
+    }
+    audit_entry e = {
+        .wall = r->wall, .rid = r->rid, .client = who, .key = r->key_name,
+        .method = r->method, .path = r->url, .model = r->model[0] ? r->model : NULL,
+        .status = r->status, .outcome = outcome,
+        .ms = ((double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 - r->t0) * 1e3,
+        .bytes_in = r->bytes_in, .tokens_in = -1, .tokens_cached = -1, .tokens_out = -1,
+    };
+    if (r->job) {
+        job_status st;
+        job_peek(r->job, &st);
+        if (st.phase == JOB_DONE) {
+            e.tokens_in = st.prompt_tokens;
+            e.tokens_cached = st.cached_tokens;
+            e.tokens_out = st.completion_tokens;
+            e.compute_ms = st.prompt_ms + st.gen_ms;
+        }
+    }
+    audit_write(a, &e);
+}
+
+/* Opens the audit log when the config asks for it and it is not open. */
+static void audit_follow(http_server *h, const config *cfg)
+{
+    if (!cfg->audit_log)
+        return;
+    pthread_mutex_lock(&h->audit_mu);
+    if (!atomic_load(&h->audit)) {
+        char err[400];
+        audit *a = audit_open(cfg->data_dir, AUDIT_MAX_BYTES, err, sizeof err);
+        if (a)
+            atomic_store(&h->audit, a);
+        else
+            log_error("%s; requests go unrecorded", err);
+    }
+    pthread_mutex_unlock(&h->audit_mu);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls)
@@ -246,6 +335,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->url = url;
         r->body = buf_make(r->cfg->max_body);
         r->first = true;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r->wall = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        r->t0 = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
         atomic_fetch_add(&srv->active, 1);
         make_rid(r);
         log_set_rid(r->rid);
@@ -256,6 +350,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (lengths > 1)
             return (enum MHD_Result)http_reply_error(r, 400, NULL, NULL, "invalid_request",
                                                      "More than one Content-Length header", 0);
+        /* with API keys, nothing but the health check without one */
+        if (!(strcmp(method, "GET") == 0 && strcmp(url, "/health") == 0)) {
+            const char *az = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_AUTHORIZATION);
+            const char *xk = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Api-Key");
+            if (!auth_allows(r->cfg, az, xk, &r->key_name)) {
+                char who[64];
+                client_address(conn, who, sizeof who);
+                log_warn("refused %s %s from %s: %s API key", method, url, who,
+                         az || xk ? "wrong" : "no");
+                return (enum MHD_Result)http_reply_error(
+                    r, 401, "invalid_request_error", NULL, "invalid_api_key",
+                    az || xk ? "Incorrect API key provided"
+                             : "This server needs an API key: send 'Authorization: Bearer KEY'",
+                    0);
+            }
+        }
         bool known;
         r->route = route_of(method, url, &known, r->allow, sizeof r->allow);
         if (r->route == R_NONE) {
@@ -298,6 +409,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     log_set_rid(r->rid);
+    r->bytes_in += *upload_size;
     if (*upload_size && (r->route == R_TRANSCRIBE || r->route == R_TRANSLATE ||
                          (r->route == R_OCR && r->up))) {
         if (r->up)
@@ -325,10 +437,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     http_server *srv = cls;
-    (void)toe;
     http_req *r = *con_cls;
     if (!r)
         return;
+    audit_request(srv, conn, r, toe);
+    job_unref(r->job);
     /* idle until the next request on this connection: the short timeout */
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, header_timeout(r->cfg));
     buf_free(&r->body);
@@ -380,6 +493,17 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
     *w = '\0';
     return (size_t)(w - s);
 }
+/* Loud when the daemon answers beyond this machine without keys. */
+static void warn_if_open(const config *cfg)
+{
+    const char *h = cfg->listen_host;
+    bool loopback = strcmp(h, "localhost") == 0 || strncmp(h, "127.", 4) == 0 ||
+                    strcmp(h, "::1") == 0;
+    if (!loopback && cfg->napi_keys == 0)
+        log_warn("listening on %s without API keys: anyone who can reach this address can "
+                 "use every model (set api-key-file)", *h ? h : "every address");
+}
+
 http_server *http_start(const config *cfg, sched *s, char *err, size_t el)
 {
     http_server *h = calloc(1, sizeof *h);
@@ -389,6 +513,8 @@ http_server *http_start(const config *cfg, sched *s, char *err, size_t el)
     }
     atomic_store(&h->cfg, cfg);
     h->s = s;
+    pthread_mutex_init(&h->audit_mu, NULL);
+    audit_follow(h, cfg);
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_NUMERICHOST | AI_PASSIVE };
     struct addrinfo *ai = NULL;
@@ -399,7 +525,7 @@ http_server *http_start(const config *cfg, sched *s, char *err, size_t el)
         host = "127.0.0.1";
     if (getaddrinfo(*host ? host : NULL, port, &hints, &ai) != 0 || !ai) {
         snprintf(err, el, "listen: '%s' is not a numeric IP address", cfg->listen_host);
-        free(h);
+        http_stop(h);
         return NULL;
     }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
@@ -421,11 +547,12 @@ http_server *http_start(const config *cfg, sched *s, char *err, size_t el)
     if (!h->d) {
         snprintf(err, el, "cannot listen on %s:%d (address in use or not permitted?)",
                  cfg->listen_host, cfg->listen_port);
-        free(h);
+        http_stop(h);
         return NULL;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = di ? di->port : cfg->listen_port;
+    warn_if_open(cfg);
     return h;
 }
 
@@ -436,7 +563,9 @@ int http_port(const http_server *h)
 
 void http_set_config(http_server *h, const config *cfg)
 {
+    audit_follow(h, cfg);
     atomic_store(&h->cfg, cfg);
+    warn_if_open(cfg);
 }
 
 void http_drain(http_server *h)
@@ -453,6 +582,9 @@ void http_stop(http_server *h)
 {
     if (!h)
         return;
-    MHD_stop_daemon(h->d);
+    if (h->d)
+        MHD_stop_daemon(h->d);
+    audit_close(atomic_load(&h->audit));
+    pthread_mutex_destroy(&h->audit_mu);
     free(h);
 }

@@ -147,6 +147,13 @@ bool job_wait(job *j, uint64_t *seen, int timeout_ms)
     return ch;
 }
 
+void job_peek(job *j, job_status *st)
+{
+    pthread_mutex_lock(&j->mu);
+    *st = j->st;
+    pthread_mutex_unlock(&j->mu);
+}
+
 void job_take(job *j, buf *out, job_status *st)
 {
     pthread_mutex_lock(&j->mu);

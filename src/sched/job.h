@@ -76,5 +76,7 @@ void job_fail(job *j, int status, const char *code, const char *msg);
 bool job_wait(job *j, uint64_t *seen, int timeout_ms);
 /* Moves pending text into out (appending) and copies the status. */
 void job_take(job *j, buf *out, job_status *st);
+/* Copies the status alone (the text stays). */
+void job_peek(job *j, job_status *st);
 
 #endif

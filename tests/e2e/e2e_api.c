@@ -727,6 +727,97 @@ static void t_raw_http(void)
     }
 }
 
+/* A daemon with API keys: everything but the health check needs one, the
+ * audit log names keys but never holds one. */
+static void t_api_keys_and_audit(void)
+{
+    struct daemon C;
+    char keys[600], tiny[600];
+    snprintf(keys, sizeof keys, "%s/keys", g_tmp);
+    FILE *f = fopen(keys, "w");
+    if (f) {
+        fputs("# who may ask\nalice alice-secret-0001\n", f);
+        fclose(f);
+    }
+    snprintf(tiny, sizeof tiny, "tiny=%s/tiny.gguf", g_tmp);
+    char *args[] = { "--model", tiny, "--api-key", "sk-plain-key-0002", "--api-key-file", keys,
+                     "--threads", "2", NULL };
+    char stale[700];
+    snprintf(stale, sizeof stale, "%s/daemonKeys/audit.log", g_tmp);
+    unlink(stale);              /* a rerun in the same folder starts a fresh log */
+    if (start_daemon(&C, "daemonKeys", args) < 0) {
+        CHECK(0);
+        return;
+    }
+    struct resp r = http(&C, "GET", "/health", NULL, 0);
+    CHECK(r.status == 200);
+    resp_free(&r);
+    arena *a = arena_new(0);
+    r = http(&C, "GET", "/v1/models", NULL, 0);
+    CHECK(r.status == 401 && is_error_shape(parse(a, &r.body), "invalid_api_key"));
+    CHECK(r.headers.data && strstr(r.headers.data, "WWW-Authenticate: Bearer"));
+    resp_free(&r);
+    r = http(&C, "GET", "/no/such/url", NULL, 0);       /* no route is told without a key */
+    CHECK(r.status == 401);
+    resp_free(&r);
+    r = http_full(&C, "GET", "/v1/models", NULL, "Authorization: Bearer alice-secret-0002", NULL, 0);
+    CHECK(r.status == 401 && r.body.data && strstr(r.body.data, "Incorrect API key"));
+    resp_free(&r);
+    r = http_full(&C, "GET", "/v1/models", NULL, "Authorization: Bearer sk-plain-key-0002", NULL, 0);
+    CHECK(r.status == 200 && r.body.data && strstr(r.body.data, "tiny"));
+    resp_free(&r);
+    const char *body = "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                       "\"max_tokens\":2}";
+    r = http_full(&C, "POST", "/v1/chat/completions", "application/json",
+                  "X-Api-Key: alice-secret-0001", body, strlen(body));
+    CHECK(r.status == 200);
+    resp_free(&r);
+    r = post(&C, "/v1/chat/completions", body);
+    CHECK(r.status == 401);
+    resp_free(&r);
+    arena_free(a);
+    /* the CLI sends $HEARTH_API_KEY */
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "HEARTH_API_KEY=alice-secret-0001 '%s/hearth' --url "
+             "http://127.0.0.1:%d models | grep -q tiny", g_build, C.port);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "HEARTH_API_KEY= '%s/hearth' --url http://127.0.0.1:%d models "
+             ">/dev/null 2>&1", g_build, C.port);
+    CHECK(system(cmd) != 0);
+    CHECK(stop_daemon(&C) == 0);
+    /* the audit log: a line per request, key names, no key */
+    char path[700];
+    snprintf(path, sizeof path, "%s/audit.log", C.dir);
+    f = fopen(path, "r");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    static char text[1 << 16];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    int lines = 0;
+    for (size_t i = 0; i < n; i++)
+        lines += text[i] == '\n';
+    CHECK(lines >= 9);
+    CHECK(strstr(text, "secret") == NULL && strstr(text, "sk-plain") == NULL);
+    CHECK(strstr(text, "\"key\":\"alice\",\"method\":\"POST\",\"path\":\"/v1/chat/completions\","
+                       "\"model\":\"tiny\",\"status\":200,\"outcome\":\"ok\"") != NULL);
+    CHECK(strstr(text, "\"key\":null,\"method\":\"POST\",\"path\":\"/v1/chat/completions\","
+                       "\"model\":null,\"status\":401") != NULL);
+    CHECK(strstr(text, "\"key\":\"key-1\",\"method\":\"GET\",\"path\":\"/v1/models\"") != NULL);
+    CHECK(strstr(text, "\"client\":\"127.0.0.1\"") != NULL);
+    /* the chat's cost: tokens in and out, compute time; none for a refused request */
+    const char *chat = strstr(text, "\"key\":\"alice\",\"method\":\"POST\"");
+    const char *eol = chat ? strchr(chat, '\n') : NULL;
+    const char *tin = chat ? strstr(chat, "\"tokens_in\":") : NULL;
+    CHECK(tin && eol && tin < eol && atoi(tin + 12) > 0);
+    CHECK(chat && strstr(chat, "\"compute_ms\":") && strstr(chat, "\"compute_ms\":") < eol);
+    const char *refused = strstr(text, "\"status\":401");
+    eol = refused ? strchr(refused, '\n') : NULL;
+    CHECK(refused && eol && !memmem(refused, (size_t)(eol - refused), "tokens_in", 9));
+}
+
 static void t_sigterm_exits_cleanly(void)
 {
     CHECK(healthy(&A));
@@ -776,6 +867,7 @@ int main(void)
     run("q4_kernels_same_text", t_q4_kernels_same_text);
     run("q8_kernels_same_text", t_q8_kernels_same_text);
     run("raw_http", t_raw_http);
+    run("api_keys_and_audit", t_api_keys_and_audit);
     run("sigterm_exits_cleanly", t_sigterm_exits_cleanly);
     if (A.pid > 0)
         stop_daemon(&A);

@@ -177,9 +177,11 @@ static inline void resp_free(struct resp *r)
     buf_free(&r->headers);
 }
 
-/* A request with a body of the given Content-Type (none without a body). */
-static inline struct resp http_typed(struct daemon *d, const char *method, const char *path,
-                                     const char *ctype, const char *body, size_t len)
+/* A request with a body of the given Content-Type (none without a body)
+ * and one more header line when `header` is not NULL. */
+static inline struct resp http_full(struct daemon *d, const char *method, const char *path,
+                                    const char *ctype, const char *header, const char *body,
+                                    size_t len)
 {
     struct resp r = { 0, buf_make(0), buf_make(0) };
     char url[256];
@@ -192,21 +194,28 @@ static inline struct resp http_typed(struct daemon *d, const char *method, const
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.headers);
-    struct curl_slist *h = NULL;
+    struct curl_slist *h = header ? curl_slist_append(NULL, header) : NULL;
     if (body) {
         char ct[160];
         snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
-        h = curl_slist_append(NULL, ct);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        h = curl_slist_append(h, ct);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     }
+    if (h)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (curl_easy_perform(c) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
     curl_easy_cleanup(c);
     curl_slist_free_all(h);
     return r;
+}
+
+static inline struct resp http_typed(struct daemon *d, const char *method, const char *path,
+                                     const char *ctype, const char *body, size_t len)
+{
+    return http_full(d, method, path, ctype, NULL, body, len);
 }
 
 static inline struct resp http(struct daemon *d, const char *method, const char *path,

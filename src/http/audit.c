@@ -1,0 +1,135 @@
+/*
+ * audit.c: the audit log's file, lines and rotation; see audit.h.
+ */
+#include "http/audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/json.h"
+#include "core/log.h"
+
+#define PATH_CAP 256
+
+struct audit {
+    pthread_mutex_t mu;
+    int fd;
+    uint64_t size, max;
+    char path[600], old[610];
+};
+
+static int open_log(audit *a)
+{
+    a->fd = open(a->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (a->fd < 0)
+        return -1;
+    struct stat st;
+    a->size = fstat(a->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    return 0;
+}
+
+audit *audit_open(const char *dir, uint64_t max_bytes, char *err, size_t el)
+{
+    audit *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(err, el, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&a->mu, NULL);
+    a->max = max_bytes ? max_bytes : AUDIT_MAX_BYTES;
+    snprintf(a->path, sizeof a->path, "%s/audit.log", dir);
+    snprintf(a->old, sizeof a->old, "%s.1", a->path);
+    if (open_log(a) < 0) {
+        snprintf(err, el, "cannot open the audit log %.300s: %s", a->path, strerror(errno));
+        pthread_mutex_destroy(&a->mu);
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* The file grew past its cap: it becomes audit.log.1, a new one starts. */
+static void rotate(audit *a)
+{
+    if (rename(a->path, a->old) != 0)
+        log_warn("audit: cannot rotate %s: %s", a->path, strerror(errno));
+    close(a->fd);
+    if (open_log(a) < 0)
+        log_error("audit: cannot reopen %s: %s; requests go unrecorded", a->path,
+                  strerror(errno));
+}
+
+static void put_str(buf *b, const char *key, const char *v)
+{
+    buf_printf(b, ",\"%s\":", key);
+    jw_cstr(b, v);
+}
+
+void audit_write(audit *a, const audit_entry *e)
+{
+    if (!a)
+        return;
+    char when[40];
+    time_t s = (time_t)e->wall;
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    int ms = (int)((e->wall - (double)s) * 1000);
+    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms < 0 ? 0 : ms % 1000);
+    /* the path without its query, cut at PATH_CAP bytes and never inside a
+     * UTF-8 character (the JSON writer replaces what is not UTF-8) */
+    const char *p = e->path ? e->path : "";
+    size_t pl = strcspn(p, "?");
+    if (pl > PATH_CAP) {
+        pl = PATH_CAP;
+        while (pl && ((unsigned char)p[pl] & 0xC0) == 0x80)
+            pl--;
+    }
+    buf b = buf_make(0);
+    buf_printf(&b, "{\"time\":\"%s\"", when);
+    put_str(&b, "rid", e->rid);
+    put_str(&b, "client", e->client);
+    put_str(&b, "key", e->key);
+    put_str(&b, "method", e->method);
+    buf_puts(&b, ",\"path\":");
+    jw_str(&b, p, pl);
+    put_str(&b, "model", e->model);
+    buf_printf(&b, ",\"status\":%u", e->status);
+    put_str(&b, "outcome", e->outcome);
+    buf_printf(&b, ",\"ms\":%.1f,\"bytes_in\":%llu", e->ms, (unsigned long long)e->bytes_in);
+    if (e->tokens_in >= 0)
+        buf_printf(&b, ",\"tokens_in\":%d,\"tokens_cached\":%d,\"tokens_out\":%d,"
+                   "\"compute_ms\":%.1f", e->tokens_in, e->tokens_cached < 0 ? 0 : e->tokens_cached,
+                   e->tokens_out < 0 ? 0 : e->tokens_out, e->compute_ms);
+    buf_puts(&b, "}\n");
+    pthread_mutex_lock(&a->mu);
+    if (a->fd >= 0 && a->size > 0 && a->size + b.len > a->max)
+        rotate(a);
+    if (a->fd >= 0 && b.data) {
+        ssize_t w = write(a->fd, b.data, b.len);
+        if (w > 0)
+            a->size += (uint64_t)w;
+        if (w != (ssize_t)b.len)
+            log_warn("audit: short write to %s", a->path);
+    }
+    pthread_mutex_unlock(&a->mu);
+    buf_free(&b);
+}
+
+void audit_close(audit *a)
+{
+    if (!a)
+        return;
+    if (a->fd >= 0)
+        close(a->fd);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+}

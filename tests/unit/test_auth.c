@@ -1,0 +1,139 @@
+/*
+ * test_auth.c: unit tests for src/http/auth.{h,c} and the key options of
+ * src/core/config.c.
+ */
+#include <sys/stat.h>
+
+#include "check.h"
+#include "core/config.h"
+#include "../../src/http/auth.c"
+
+static char err[512];
+
+static void with_keys(config *c)
+{
+    config_defaults(c);
+    CHECK_EQ_INT(config_set(c, "api-key", "sk-first-key-123", err, sizeof err), 0);
+    CHECK_EQ_INT(config_set(c, "api-key", "second-key-4567", err, sizeof err), 0);
+}
+
+TEST(no_keys_allows_all)
+{
+    config c;
+    config_defaults(&c);
+    const char *name = "x";
+    CHECK(auth_allows(&c, NULL, NULL, &name));
+    CHECK(name == NULL);
+    CHECK(auth_allows(&c, "Bearer anything", NULL, &name));
+    config_free(&c);
+}
+
+TEST(bearer_and_x_api_key)
+{
+    config c;
+    with_keys(&c);
+    const char *name = NULL;
+    CHECK(auth_allows(&c, "Bearer sk-first-key-123", NULL, &name));
+    CHECK_STR(name, "key-1");
+    CHECK(auth_allows(&c, "bearer   second-key-4567  ", NULL, &name));
+    CHECK_STR(name, "key-2");
+    CHECK(auth_allows(&c, NULL, "second-key-4567", &name));
+    CHECK_STR(name, "key-2");
+    config_free(&c);
+}
+
+TEST(refusals)
+{
+    config c;
+    with_keys(&c);
+    const char *name = "x";
+    const char *bad[] = { "Bearer sk-first-key-12", "Bearer sk-first-key-1234", "Bearer ",
+                          "Basic c2stZmlyc3Qta2V5LTEyMw==", "sk-first-key-123",
+                          "Bearer SK-FIRST-KEY-123", "Bearer sk-first-key-123\x01" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK(!auth_allows(&c, bad[i], NULL, &name));
+        CHECK(name == NULL);
+    }
+    CHECK(!auth_allows(&c, NULL, NULL, &name));
+    CHECK(!auth_allows(&c, NULL, "", &name));
+    char huge[600];
+    memset(huge, 'a', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    memcpy(huge, "Bearer ", 7);
+    CHECK(!auth_allows(&c, huge, NULL, &name));
+    /* a wrong Authorization is not rescued by a right X-Api-Key: one credential */
+    CHECK(!auth_allows(&c, "Bearer nope-nope-nope", "sk-first-key-123", &name));
+    config_free(&c);
+}
+
+TEST(key_rules)
+{
+    config c;
+    config_defaults(&c);
+    CHECK_EQ_INT(config_set(&c, "api-key", "short", err, sizeof err), -1);
+    CHECK(strstr(err, "8 to 256") != NULL);
+    CHECK_EQ_INT(config_set(&c, "api-key", "has a blank", err, sizeof err), -1);
+    CHECK_EQ_INT(c.napi_keys, 0);
+    CHECK_EQ_INT(config_set(&c, "audit-log", "off", err, sizeof err), 0);
+    CHECK_EQ_INT(c.audit_log, 0);
+    CHECK_EQ_INT(config_set(&c, "audit-log", "maybe", err, sizeof err), -1);
+    config_free(&c);
+}
+
+TEST(key_file)
+{
+    char dir[] = "/tmp/hearth-test-auth-XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "%s/keys", dir);
+    FILE *f = fopen(path, "w");
+    fputs("# household keys\nalice  alice-key-0001\n\n  bob-key-00000002   # no name\n"
+          "scanner scanner-key-03\n", f);
+    fclose(f);
+    config c;
+    config_defaults(&c);
+    CHECK_EQ_INT(config_set(&c, "api-key-file", path, err, sizeof err), 0);
+    CHECK_EQ_INT(c.napi_keys, 3);
+    const char *name = NULL;
+    CHECK(auth_allows(&c, "Bearer alice-key-0001", NULL, &name));
+    CHECK_STR(name, "alice");
+    CHECK(auth_allows(&c, "Bearer bob-key-00000002", NULL, &name));
+    CHECK_STR(name, "key-2");
+    CHECK(auth_allows(&c, NULL, "scanner-key-03", &name));
+    CHECK_STR(name, "scanner");
+    CHECK(!auth_allows(&c, "Bearer alice", NULL, &name));
+    config_free(&c);
+    /* errors name the file and line */
+    f = fopen(path, "w");
+    fputs("ok-key-000001\none two three\n", f);
+    fclose(f);
+    config_defaults(&c);
+    CHECK_EQ_INT(config_set(&c, "api-key-file", path, err, sizeof err), -1);
+    CHECK(strstr(err, ":2") != NULL);
+    config_free(&c);
+    f = fopen(path, "w");
+    fputs("name tiny\n", f);
+    fclose(f);
+    config_defaults(&c);
+    CHECK_EQ_INT(config_set(&c, "api-key-file", path, err, sizeof err), -1);
+    CHECK(strstr(err, ":1") != NULL);
+    config_free(&c);
+    config_defaults(&c);
+    CHECK_EQ_INT(config_set(&c, "api-key-file", "/nonexistent/keys", err, sizeof err), -1);
+    config_free(&c);
+    unlink(path);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    RUN(no_keys_allows_all);
+    RUN(bearer_and_x_api_key);
+    RUN(refusals);
+    RUN(key_rules);
+    RUN(key_file);
+    return check_summary();
+}
