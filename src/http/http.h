@@ -59,6 +59,8 @@ typedef struct http_req {
     double wall, t0;           /* arrival: epoch seconds, monotonic seconds */
     const char *key_name;      /* the API key's name (in cfg), NULL without keys */
     char model[MODEL_NAME_MAX + 1];
+    char seen_method[16];      /* copies: MHD's strings may not outlive the request */
+    char seen_path[260];
     uint64_t bytes_in;
     struct job *job;           /* a reference to the request's job, for its counts */
 } http_req;
@@ -108,6 +110,7 @@ int http_models(http_req *r);
 int http_model_get(http_req *r, const char *name);
 int http_model_action(http_req *r, const char *rest);
 int http_status(http_req *r);
+int http_metrics(http_req *r);
 int http_chat(http_req *r);
 int http_embeddings(http_req *r);
 int http_transcriptions(http_req *r, bool translate);

@@ -5,10 +5,12 @@
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/json.h"
 #include "http/http.h"
+#include "http/metrics.h"
 
 int http_health(http_req *r)
 {
@@ -171,4 +173,80 @@ int http_status(http_req *r)
     each_model(r, &b, status_object);
     buf_puts(&b, "]}");
     return http_reply_json(r, 200, &b);
+}
+
+/* One gauge per model, read from the scheduler. */
+static void model_gauge(buf *b, http_req *r, const char *name, const char *help,
+                        const char *type, double (*value)(const model_info *))
+{
+    buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    size_t n = sched_model_count(r->sched);
+    for (size_t i = 0; i < n; i++) {
+        model_info mi;
+        if (sched_model_info(r->sched, i, &mi) == 0)
+            buf_printf(b, "%s{model=\"%s\"} %.0f\n", name, mi.name, value(&mi));
+    }
+}
+
+static double v_busy(const model_info *mi) { return mi->busy; }
+static double v_slots(const model_info *mi) { return mi->slots; }
+static double v_queued(const model_info *mi) { return mi->queued; }
+static double v_rss(const model_info *mi) { return (double)mi->rss_bytes; }
+static double v_est(const model_info *mi) { return (double)mi->est_bytes; }
+static double v_restarts(const model_info *mi) { return mi->restarts; }
+static double v_failures(const model_info *mi) { return mi->load_failures; }
+
+/* GET /metrics: Prometheus' text format. */
+int http_metrics(http_req *r)
+{
+    sched_totals t;
+    sched_get_totals(r->sched, &t);
+    buf b = buf_make(0);
+    buf_printf(&b,
+               "# HELP hearth_build_info hearthd's version.\n# TYPE hearth_build_info gauge\n"
+               "hearth_build_info{version=\"" HEARTH_VERSION "\"} 1\n"
+               "# HELP hearth_memory_budget_bytes Memory for all model workers together.\n"
+               "# TYPE hearth_memory_budget_bytes gauge\nhearth_memory_budget_bytes %llu\n"
+               "# HELP hearth_memory_reserved_bytes Budget held by loaded or loading models.\n"
+               "# TYPE hearth_memory_reserved_bytes gauge\nhearth_memory_reserved_bytes %llu\n"
+               "# HELP hearth_workers_rss_bytes Resident memory of all workers, measured.\n"
+               "# TYPE hearth_workers_rss_bytes gauge\nhearth_workers_rss_bytes %llu\n",
+               (unsigned long long)t.budget, (unsigned long long)t.reserved,
+               (unsigned long long)t.rss);
+    buf_puts(&b, "# HELP hearth_model_info A configured model: its kind and state.\n"
+                 "# TYPE hearth_model_info gauge\n");
+    size_t n = sched_model_count(r->sched);
+    for (size_t i = 0; i < n; i++) {
+        model_info mi;
+        if (sched_model_info(r->sched, i, &mi) == 0)
+            buf_printf(&b, "hearth_model_info{model=\"%s\",kind=\"%s\",state=\"%s\"} 1\n",
+                       mi.name, model_kind_name(mi.kind), model_state_name(mi.state));
+    }
+    model_gauge(&b, r, "hearth_model_slots_busy", "Sequences being served.", "gauge", v_busy);
+    model_gauge(&b, r, "hearth_model_slots", "Sequences a model serves at once.", "gauge",
+                v_slots);
+    model_gauge(&b, r, "hearth_model_queued", "Requests waiting for a slot.", "gauge",
+                v_queued);
+    model_gauge(&b, r, "hearth_model_memory_bytes", "A loaded model's worker, measured.",
+                "gauge", v_rss);
+    model_gauge(&b, r, "hearth_model_memory_estimated_bytes",
+                "What the budget holds for a model while loaded.", "gauge", v_est);
+    model_gauge(&b, r, "hearth_model_restarts_total", "Worker restarts after a crash.",
+                "counter", v_restarts);
+    model_gauge(&b, r, "hearth_model_load_failures_total", "Loads that failed.", "counter",
+                v_failures);
+    metrics_render(&b);
+    size_t len;
+    char *data = buf_detach(&b, &len);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    http_add_common_headers(r, resp);
+    int rc = http_queue(r, 200, resp);
+    MHD_destroy_response(resp);
+    return rc;
 }

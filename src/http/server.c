@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "http/audit.h"
 #include "http/auth.h"
+#include "http/metrics.h"
 #include "http/upload.h"
 #include "sched/job.h"
 
@@ -38,7 +39,7 @@ struct http_server {
 };
 
 enum { R_NONE, R_HEALTH, R_MODELS, R_MODEL, R_MODEL_ACTION, R_STATUS, R_CHAT, R_COMPLETIONS,
-       R_EMBEDDINGS, R_TRANSCRIBE, R_TRANSLATE, R_OCR };
+       R_EMBEDDINGS, R_TRANSCRIBE, R_TRANSLATE, R_OCR, R_METRICS };
 
 static const struct route {
     const char *method, *path;
@@ -56,7 +57,23 @@ static const struct route {
     { "POST", "/v1/audio/transcriptions", R_TRANSCRIBE, false },
     { "POST", "/v1/audio/translations", R_TRANSLATE, false },
     { "POST", "/v1/ocr", R_OCR, false },
+    { "GET", "/metrics", R_METRICS, false },
 };
+
+/* A route's name in the metrics: its path, with {name} for the model. */
+static const char *route_name(int id)
+{
+    switch (id) {
+    case R_MODEL: return "/v1/models/{name}";
+    case R_MODEL_ACTION: return "/v1/models/{name}/{action}";
+    case R_NONE: return "other";
+    default: break;
+    }
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
+        if (routes[i].id == id)
+            return routes[i].path;
+    return "other";
+}
 
 const char *http_error_type(unsigned status)
 {
@@ -214,6 +231,7 @@ static enum MHD_Result dispatch(http_req *r)
     case R_TRANSCRIBE: return (enum MHD_Result)http_transcriptions(r, false);
     case R_TRANSLATE: return (enum MHD_Result)http_transcriptions(r, true);
     case R_OCR: return (enum MHD_Result)http_ocr(r);
+    case R_METRICS: return (enum MHD_Result)http_metrics(r);
     }
     return MHD_NO;
 }
@@ -258,17 +276,25 @@ static void client_address(struct MHD_Connection *conn, char *out, size_t n)
                   (socklen_t)n);
 }
 
-/* One audit line for a request that has ended. */
-static void audit_request(http_server *srv, struct MHD_Connection *conn, const http_req *r,
-                          enum MHD_RequestTerminationCode toe)
+/* A request has ended: its audit line and its counts in the metrics. */
+static void finish_request(http_server *srv, struct MHD_Connection *conn, const http_req *r,
+                           enum MHD_RequestTerminationCode toe)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double ms = ((double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 - r->t0) * 1e3;
+    job_status st = { .phase = JOB_QUEUED };
+    if (r->job)
+        job_peek(r->job, &st);
+    bool ran = st.phase == JOB_DONE;
+    metrics_request(route_name(r->route), r->status, ms / 1e3, ran ? r->model : NULL,
+                    st.prompt_tokens, st.cached_tokens, st.completion_tokens,
+                    (st.prompt_ms + st.gen_ms) / 1e3);
     audit *a = atomic_load(&srv->audit);
     if (!a || !r->cfg->audit_log)
         return;
     char who[64];
     client_address(conn, who, sizeof who);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
     const char *outcome = "error";
     switch (toe) {
     case MHD_REQUEST_TERMINATED_COMPLETED_OK: outcome = "ok"; break;
@@ -280,21 +306,11 @@ static void audit_request(http_server *srv, struct MHD_Connection *conn, const h
     }
     audit_entry e = {
         .wall = r->wall, .rid = r->rid, .client = who, .key = r->key_name,
-        .method = r->method, .path = r->url, .model = r->model[0] ? r->model : NULL,
-        .status = r->status, .outcome = outcome,
-        .ms = ((double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 - r->t0) * 1e3,
-        .bytes_in = r->bytes_in, .tokens_in = -1, .tokens_cached = -1, .tokens_out = -1,
+        .method = r->seen_method, .path = r->seen_path, .model = r->model[0] ? r->model : NULL,
+        .status = r->status, .outcome = outcome, .ms = ms, .bytes_in = r->bytes_in,
+        .tokens_in = ran ? st.prompt_tokens : -1, .tokens_cached = st.cached_tokens,
+        .tokens_out = st.completion_tokens, .compute_ms = st.prompt_ms + st.gen_ms,
     };
-    if (r->job) {
-        job_status st;
-        job_peek(r->job, &st);
-        if (st.phase == JOB_DONE) {
-            e.tokens_in = st.prompt_tokens;
-            e.tokens_cached = st.cached_tokens;
-            e.tokens_out = st.completion_tokens;
-            e.compute_ms = st.prompt_ms + st.gen_ms;
-        }
-    }
     audit_write(a, &e);
 }
 
@@ -333,6 +349,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->conn = conn;
         r->method = method;
         r->url = url;
+        snprintf(r->seen_method, sizeof r->seen_method, "%s", method);
+        snprintf(r->seen_path, sizeof r->seen_path, "%s", url);
         r->body = buf_make(r->cfg->max_body);
         r->first = true;
         struct timespec ts;
@@ -350,6 +368,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (lengths > 1)
             return (enum MHD_Result)http_reply_error(r, 400, NULL, NULL, "invalid_request",
                                                      "More than one Content-Length header", 0);
+        /* the route first, for the metrics' label; acted on after the key */
+        bool known;
+        r->route = route_of(method, url, &known, r->allow, sizeof r->allow);
         /* with API keys, nothing but the health check without one */
         if (!(strcmp(method, "GET") == 0 && strcmp(url, "/health") == 0)) {
             const char *az = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -367,8 +388,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                     0);
             }
         }
-        bool known;
-        r->route = route_of(method, url, &known, r->allow, sizeof r->allow);
         if (r->route == R_NONE) {
             if (known)
                 return (enum MHD_Result)http_reply_error(r, 405, NULL, NULL, "method_not_allowed",
@@ -440,7 +459,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_req *r = *con_cls;
     if (!r)
         return;
-    audit_request(srv, conn, r, toe);
+    finish_request(srv, conn, r, toe);
     job_unref(r->job);
     /* idle until the next request on this connection: the short timeout */
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, header_timeout(r->cfg));

@@ -776,6 +776,24 @@ static void t_api_keys_and_audit(void)
     CHECK(r.status == 401);
     resp_free(&r);
     arena_free(a);
+    /* the metrics: behind the key too; requests by route and status, tokens by model */
+    r = http(&C, "GET", "/metrics", NULL, 0);
+    CHECK(r.status == 401);
+    resp_free(&r);
+    r = http_full(&C, "GET", "/metrics", NULL, "Authorization: Bearer sk-plain-key-0002", NULL, 0);
+    CHECK(r.status == 200 && r.headers.data && strstr(r.headers.data, "text/plain; version=0.0.4"));
+    const char *m = r.body.data ? r.body.data : "";
+    CHECK(strstr(m, "hearth_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1\n"));
+    CHECK(strstr(m, "hearth_requests_total{route=\"/v1/chat/completions\",status=\"401\"} 1\n"));
+    CHECK(strstr(m, "hearth_requests_total{route=\"other\",status=\"401\"} 1\n"));
+    CHECK(strstr(m, "hearth_requests_total{route=\"/v1/models\",status=\"401\"} 2\n"));
+    CHECK(strstr(m, "hearth_model_requests_total{model=\"tiny\"} 1\n"));
+    CHECK(strstr(m, "hearth_completion_tokens_total{model=\"tiny\"} "));
+    CHECK(strstr(m, "hearth_model_info{model=\"tiny\",kind=\"chat\",state=\""));
+    CHECK(strstr(m, "# TYPE hearth_prompt_tokens_total counter\n"));
+    const char *pt = strstr(m, "hearth_prompt_tokens_total{model=\"tiny\"} ");
+    CHECK(pt && atoi(pt + strlen("hearth_prompt_tokens_total{model=\"tiny\"} ")) > 0);
+    resp_free(&r);
     /* the CLI sends $HEARTH_API_KEY */
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "HEARTH_API_KEY=alice-secret-0001 '%s/hearth' --url "
@@ -799,7 +817,7 @@ static void t_api_keys_and_audit(void)
     int lines = 0;
     for (size_t i = 0; i < n; i++)
         lines += text[i] == '\n';
-    CHECK(lines >= 9);
+    CHECK(lines >= 11);
     CHECK(strstr(text, "secret") == NULL && strstr(text, "sk-plain") == NULL);
     CHECK(strstr(text, "\"key\":\"alice\",\"method\":\"POST\",\"path\":\"/v1/chat/completions\","
                        "\"model\":\"tiny\",\"status\":200,\"outcome\":\"ok\"") != NULL);
