@@ -44,7 +44,7 @@ static struct curl_slist *with_key(struct curl_slist *h)
     char line[300];
     snprintf(line, sizeof line, "Authorization: Bearer %s", k);
     struct curl_slist *n = curl_slist_append(h, line);
-    memset(line, 0, sizeof line);
+    explicit_bzero(line, sizeof line);
     return n ? n : h;
 }
 

@@ -94,7 +94,7 @@ void config_free(config *c)
         free(c->models[i].path);
     for (size_t i = 0; i < c->napi_keys; i++) {
         /* a key should not outlive its use in freed memory */
-        memset(c->api_keys[i], 0, strlen(c->api_keys[i]));
+        explicit_bzero(c->api_keys[i], strlen(c->api_keys[i]));
         free(c->api_keys[i]);
     }
     memset(c, 0, sizeof *c);
@@ -175,6 +175,17 @@ static int add_model(config *c, const char *name, const char *path, char *err, s
     return 0;
 }
 
+/* Cuts a line at its comment: a '#' at the start or after a blank (so a
+ * value such as a key or a path may hold '#'). */
+static void strip_comment(char *line)
+{
+    for (char *p = line; *p; p++)
+        if (*p == '#' && (p == line || p[-1] == ' ' || p[-1] == '\t')) {
+            *p = '\0';
+            return;
+        }
+}
+
 /* A key: API_KEY_MIN..API_KEY_MAX printable ASCII characters, no blanks
  * (it travels in an HTTP header). */
 static int add_api_key(config *c, const char *name, const char *key, char *err, size_t el)
@@ -199,6 +210,12 @@ static int add_api_key(config *c, const char *name, const char *key, char *err, 
         snprintf(c->api_key_names[k], sizeof c->api_key_names[k], "%s", name);
     else
         snprintf(c->api_key_names[k], sizeof c->api_key_names[k], "key-%zu", k + 1);
+    for (size_t i = 0; i < k; i++)
+        if (strcmp(c->api_key_names[i], c->api_key_names[k]) == 0) {
+            snprintf(err, el, "api-key: two keys are named '%s' (names tell them apart in "
+                     "the audit log)", c->api_key_names[k]);
+            return -1;
+        }
     c->api_keys[k] = xstrdup(key);
     c->napi_keys++;
     return 0;
@@ -222,9 +239,7 @@ static int load_api_keys(config *c, const char *path, char *err, size_t el)
             rc = -1;
             break;
         }
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = '\0';
+        strip_comment(line);
         char *a = strtok(line, " \t\r\n"), *b = a ? strtok(NULL, " \t\r\n") : NULL;
         if (!a)
             continue;
@@ -245,7 +260,7 @@ static int load_api_keys(config *c, const char *path, char *err, size_t el)
             rc = -1;
         }
     }
-    memset(line, 0, sizeof line);
+    explicit_bzero(line, sizeof line);
     fclose(f);
     return rc;
 }
@@ -405,9 +420,7 @@ int config_load_file(config *c, const char *path, char *err, size_t el)
     int lineno = 0, rc = 0;
     while (fgets(line, sizeof line, f)) {
         lineno++;
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = '\0';
+        strip_comment(line);
         char *s = trim(line);
         if (!*s)
             continue;
@@ -439,6 +452,7 @@ int config_load_file(config *c, const char *path, char *err, size_t el)
             break;
         }
     }
+    explicit_bzero(line, sizeof line);     /* it may have held an api-key */
     fclose(f);
     if (rc == 0) {
         free(c->config_file);

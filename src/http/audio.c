@@ -117,9 +117,11 @@ int http_transcriptions(http_req *r, bool translate)
 
 static int transcribe(http_req *r, bool translate)
 {
+    if (!r->up && r->upload_status >= 500)
+        return http_reply_error(r, 500, NULL, NULL, "upload_failed", r->upload_err, 0);
     if (!r->up)
-        return bad(r, NULL, "invalid_request", r->upload_err[0] ? r->upload_err
-                                                                 : "expected multipart/form-data");
+        return bad(r, NULL, "invalid_multipart", r->upload_err[0] ? r->upload_err
+                                                                  : "expected multipart/form-data");
     if (upload_too_large(r->up)) {
         char msg[128];
         snprintf(msg, sizeof msg, "the file is larger than the upload limit of %zu bytes",

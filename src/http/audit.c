@@ -31,6 +31,8 @@ static int open_log(audit *a)
     a->fd = open(a->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (a->fd < 0)
         return -1;
+    if (fchmod(a->fd, 0600) != 0)       /* a file left looser from before */
+        log_warn("audit: cannot make %s private: %s", a->path, strerror(errno));
     struct stat st;
     a->size = fstat(a->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
     return 0;
@@ -47,23 +49,27 @@ audit *audit_open(const char *dir, uint64_t max_bytes, char *err, size_t el)
     a->max = max_bytes ? max_bytes : AUDIT_MAX_BYTES;
     snprintf(a->path, sizeof a->path, "%s/audit.log", dir);
     snprintf(a->old, sizeof a->old, "%s.1", a->path);
-    if (open_log(a) < 0) {
+    err[0] = '\0';
+    if (open_log(a) < 0)
         snprintf(err, el, "cannot open the audit log %.300s: %s", a->path, strerror(errno));
-        pthread_mutex_destroy(&a->mu);
-        free(a);
-        return NULL;
-    }
     return a;
 }
 
-/* The file grew past its cap: it becomes audit.log.1, a new one starts. */
+/* The file grew past its cap: it becomes audit.log.1, a new one starts.
+ * When it cannot be renamed it starts over in place, so the cap holds. */
 static void rotate(audit *a)
 {
-    if (rename(a->path, a->old) != 0)
-        log_warn("audit: cannot rotate %s: %s", a->path, strerror(errno));
+    if (rename(a->path, a->old) != 0) {
+        log_warn("audit: cannot rotate %s: %s; starting it over", a->path, strerror(errno));
+        if (ftruncate(a->fd, 0) == 0) {
+            a->size = 0;
+            return;
+        }
+    }
     close(a->fd);
+    a->fd = -1;
     if (open_log(a) < 0)
-        log_error("audit: cannot reopen %s: %s; requests go unrecorded", a->path,
+        log_error("audit: cannot reopen %s: %s; retrying with the next request", a->path,
                   strerror(errno));
 }
 
@@ -84,10 +90,11 @@ void audit_write(audit *a, const audit_entry *e)
     int ms = (int)((e->wall - (double)s) * 1000);
     snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms < 0 ? 0 : ms % 1000);
-    /* the path without its query, cut at PATH_CAP bytes and never inside a
-     * UTF-8 character (the JSON writer replaces what is not UTF-8) */
+    /* the path (libmicrohttpd's, without the query), cut at PATH_CAP bytes
+     * and never inside a UTF-8 character (the JSON writer replaces what is
+     * not UTF-8) */
     const char *p = e->path ? e->path : "";
-    size_t pl = strcspn(p, "?");
+    size_t pl = strlen(p);
     if (pl > PATH_CAP) {
         pl = PATH_CAP;
         while (pl && ((unsigned char)p[pl] & 0xC0) == 0x80)
@@ -111,6 +118,8 @@ void audit_write(audit *a, const audit_entry *e)
                    e->tokens_out < 0 ? 0 : e->tokens_out, e->compute_ms);
     buf_puts(&b, "}\n");
     pthread_mutex_lock(&a->mu);
+    if (a->fd < 0 && open_log(a) == 0)     /* it failed before: not now */
+        log_info("audit: %s is open again", a->path);
     if (a->fd >= 0 && a->size > 0 && a->size + b.len > a->max)
         rotate(a);
     if (a->fd >= 0 && b.data) {

@@ -8,7 +8,9 @@
  * It never holds a prompt, an answer, a recording or a document: it says
  * that a request happened, not what it said. Past max_bytes the file
  * becomes audit.log.1 (replacing the one before) and a new one starts, so
- * it never grows without bound. Lines are written whole with one write()
+ * it never grows without bound (when it cannot be renamed, it starts over).
+ * When the file cannot be opened the daemon still serves, logs the error
+ * and tries again with each request. Lines are written whole with one write()
  * under O_APPEND, so concurrent requests never interleave within a line.
  *
  * Ownership: an audit owns its file descriptor; audit_close() frees it.
@@ -41,7 +43,9 @@ typedef struct audit_entry {
 
 #define AUDIT_MAX_BYTES (64ull << 20)
 
-/* Opens (creating) dir/audit.log. NULL with err set when it cannot. */
+/* Opens (creating) dir/audit.log. NULL only when out of memory; when the
+ * file cannot be opened now, err says why (else it is "") and each write
+ * tries again. */
 audit *audit_open(const char *dir, uint64_t max_bytes, char *err, size_t errlen);
 void   audit_write(audit *a, const audit_entry *e);
 void   audit_close(audit *a);

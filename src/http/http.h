@@ -53,6 +53,7 @@ typedef struct http_req {
     int route;
     struct upload *up;         /* multipart endpoints: the streamed upload */
     char upload_err[160];
+    int upload_status;         /* with upload_err: 400 the client's fault, 500 ours */
     char allow[32];            /* a 405's Allow header: the path's methods */
     /* for the audit log */
     unsigned status;           /* of the response queued, 0 before */
@@ -61,6 +62,7 @@ typedef struct http_req {
     char model[MODEL_NAME_MAX + 1];
     char seen_method[16];      /* copies: MHD's strings may not outlive the request */
     char seen_path[260];
+    int route_label;           /* the path's route even for a 405, for the metrics */
     uint64_t bytes_in;
     struct job *job;           /* a reference to the request's job, for its counts */
 } http_req;

@@ -126,8 +126,10 @@ static int recognise(http_req *r)
         if (upload_field(r->up, "model") && *upload_field(r->up, "model"))
             model = upload_field(r->up, "model");
     } else if (r->upload_err[0]) {
-        /* multipart that could not be read (no boundary, no temp file) */
-        ret = bad(r, NULL, "invalid_multipart", r->upload_err);
+        /* multipart that could not be read: no boundary (400), or no temp file (500) */
+        ret = r->upload_status >= 500
+                  ? http_reply_error(r, 500, NULL, NULL, "upload_failed", r->upload_err, 0)
+                  : bad(r, NULL, "invalid_multipart", r->upload_err);
         goto out;
     } else {
         a = arena_new(r->body.len * 2 + (1u << 20));

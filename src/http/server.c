@@ -36,6 +36,7 @@ struct http_server {
     int port;
     _Atomic(audit *) audit;     /* NULL while the audit log is off */
     pthread_mutex_t audit_mu;   /* opening it at a reload */
+    char data_dir[512];         /* as started: a reload's data dir applies at restart */
 };
 
 enum { R_NONE, R_HEALTH, R_MODELS, R_MODEL, R_MODEL_ACTION, R_STATUS, R_CHAT, R_COMPLETIONS,
@@ -135,8 +136,10 @@ static int queue_json(http_req *r, unsigned status, buf *b, int retry_after)
 
 int http_queue(http_req *r, unsigned status, struct MHD_Response *resp)
 {
-    r->status = status;
-    return MHD_queue_response(r->conn, status, resp);
+    int rc = MHD_queue_response(r->conn, status, resp);
+    if (rc == MHD_YES)
+        r->status = status;
+    return rc;
 }
 
 int http_reply_json(http_req *r, unsigned status, buf *b)
@@ -193,10 +196,11 @@ static void make_rid(http_req *r)
 
 /* The route for method and url; R_NONE with *path_known when the path
  * exists for other methods, which are listed in allow (for a 405). */
-static int route_of(const char *method, const char *url, bool *path_known, char *allow,
-                    size_t al)
+static int route_of(const char *method, const char *url, bool *path_known, int *label,
+                    char *allow, size_t al)
 {
     *path_known = false;
+    *label = R_NONE;
     allow[0] = '\0';
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
         const struct route *rt = &routes[i];
@@ -206,6 +210,8 @@ static int route_of(const char *method, const char *url, bool *path_known, char 
         if (!match)
             continue;
         *path_known = true;
+        if (*label == R_NONE)
+            *label = rt->id;
         if (strcmp(method, rt->method) == 0)
             return rt->id;
         if (!strstr(allow, rt->method)) {
@@ -276,6 +282,36 @@ static void client_address(struct MHD_Connection *conn, char *out, size_t n)
                   (socklen_t)n);
 }
 
+/* At most REFUSALS_LOGGED refused requests a second reach the log (a
+ * client guessing keys must not flood it); the rest are counted, and the
+ * count is logged with the next one that gets through. */
+#define REFUSALS_LOGGED 5
+
+static bool refusal_may_log(void)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static time_t second;
+    static int logged;
+    static long suppressed;
+    time_t now = time(NULL);
+    bool ok;
+    pthread_mutex_lock(&mu);
+    if (now != second) {
+        if (suppressed)
+            log_warn("%ld more requests refused for their API key", suppressed);
+        second = now;
+        logged = 0;
+        suppressed = 0;
+    }
+    ok = logged < REFUSALS_LOGGED;
+    if (ok)
+        logged++;
+    else
+        suppressed++;
+    pthread_mutex_unlock(&mu);
+    return ok;
+}
+
 /* A request has ended: its audit line and its counts in the metrics. */
 static void finish_request(http_server *srv, struct MHD_Connection *conn, const http_req *r,
                            enum MHD_RequestTerminationCode toe)
@@ -287,7 +323,7 @@ static void finish_request(http_server *srv, struct MHD_Connection *conn, const 
     if (r->job)
         job_peek(r->job, &st);
     bool ran = st.phase == JOB_DONE;
-    metrics_request(route_name(r->route), r->status, ms / 1e3, ran ? r->model : NULL,
+    metrics_request(route_name(r->route ? r->route : r->route_label), r->status, ms / 1e3, ran ? r->model : NULL,
                     st.prompt_tokens, st.cached_tokens, st.completion_tokens,
                     (st.prompt_ms + st.gen_ms) / 1e3);
     audit *a = atomic_load(&srv->audit);
@@ -304,6 +340,8 @@ static void finish_request(http_server *srv, struct MHD_Connection *conn, const 
     case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: outcome = "shutdown"; break;
     default: break;
     }
+    if (st.cancelled)               /* whatever MHD saw: the client left first */
+        outcome = "client_gone";
     audit_entry e = {
         .wall = r->wall, .rid = r->rid, .client = who, .key = r->key_name,
         .method = r->seen_method, .path = r->seen_path, .model = r->model[0] ? r->model : NULL,
@@ -322,11 +360,12 @@ static void audit_follow(http_server *h, const config *cfg)
     pthread_mutex_lock(&h->audit_mu);
     if (!atomic_load(&h->audit)) {
         char err[400];
-        audit *a = audit_open(cfg->data_dir, AUDIT_MAX_BYTES, err, sizeof err);
+        audit *a = audit_open(h->data_dir, AUDIT_MAX_BYTES, err, sizeof err);
         if (a)
             atomic_store(&h->audit, a);
-        else
-            log_error("%s; requests go unrecorded", err);
+        if (!a || err[0])
+            log_error("%s; requests go unrecorded until it can be written",
+                      a ? err : "audit log: out of memory");
     }
     pthread_mutex_unlock(&h->audit_mu);
 }
@@ -370,17 +409,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                                      "More than one Content-Length header", 0);
         /* the route first, for the metrics' label; acted on after the key */
         bool known;
-        r->route = route_of(method, url, &known, r->allow, sizeof r->allow);
+        r->route = route_of(method, url, &known, &r->route_label, r->allow, sizeof r->allow);
         /* with API keys, nothing but the health check without one */
         if (!(strcmp(method, "GET") == 0 && strcmp(url, "/health") == 0)) {
             const char *az = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                          MHD_HTTP_HEADER_AUTHORIZATION);
             const char *xk = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Api-Key");
             if (!auth_allows(r->cfg, az, xk, &r->key_name)) {
-                char who[64];
-                client_address(conn, who, sizeof who);
-                log_warn("refused %s %s from %s: %s API key", method, url, who,
-                         az || xk ? "wrong" : "no");
+                if (refusal_may_log()) {
+                    char who[64];
+                    client_address(conn, who, sizeof who);
+                    log_warn("refused %s %s from %s: %s API key", method, url, who,
+                             az || xk ? "wrong" : "no");
+                }
                 return (enum MHD_Result)http_reply_error(
                     r, 401, "invalid_request_error", NULL, "invalid_api_key",
                     az || xk ? "Incorrect API key provided"
@@ -415,7 +456,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             char tmpdir[600];
             snprintf(tmpdir, sizeof tmpdir, "%s/tmp", r->cfg->data_dir);
             r->up = upload_begin(r, tmpdir, r->cfg->max_upload, r->upload_err,
-                                 sizeof r->upload_err);
+                                 sizeof r->upload_err, &r->upload_status);
             return MHD_YES;     /* the handler reports a failed begin */
         }
         if (cl && strtoull(cl, NULL, 10) > r->cfg->max_body) {
@@ -430,7 +471,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     log_set_rid(r->rid);
     r->bytes_in += *upload_size;
     if (*upload_size && (r->route == R_TRANSCRIBE || r->route == R_TRANSLATE ||
-                         (r->route == R_OCR && r->up))) {
+                         (r->route == R_OCR && (r->up || r->upload_err[0])))) {
         if (r->up)
             upload_feed(r->up, upload, *upload_size);
         *upload_size = 0;
@@ -533,6 +574,7 @@ http_server *http_start(const config *cfg, sched *s, char *err, size_t el)
     atomic_store(&h->cfg, cfg);
     h->s = s;
     pthread_mutex_init(&h->audit_mu, NULL);
+    snprintf(h->data_dir, sizeof h->data_dir, "%s", cfg->data_dir);
     audit_follow(h, cfg);
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_NUMERICHOST | AI_PASSIVE };

@@ -94,8 +94,10 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
     return MHD_YES;
 }
 
-upload *upload_begin(http_req *r, const char *tmpdir, size_t max_file, char *err, size_t el)
+upload *upload_begin(http_req *r, const char *tmpdir, size_t max_file, char *err, size_t el,
+                     int *status)
 {
+    *status = 400;
     const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_TYPE);
     if (!ct || strncasecmp(ct, "multipart/form-data", 19) != 0) {
@@ -105,6 +107,7 @@ upload *upload_begin(http_req *r, const char *tmpdir, size_t max_file, char *err
     upload *u = calloc(1, sizeof *u);
     if (!u) {
         snprintf(err, el, "out of memory");
+        *status = 500;
         return NULL;
     }
     u->fd = -1;
@@ -114,6 +117,7 @@ upload *upload_begin(http_req *r, const char *tmpdir, size_t max_file, char *err
     u->fd = mkostemp(u->path, O_CLOEXEC);
     if (u->fd < 0) {
         snprintf(err, el, "cannot create a temporary file for the upload");
+        *status = 500;
         u->path[0] = '\0';
         upload_free(u);
         return NULL;

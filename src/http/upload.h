@@ -21,9 +21,11 @@
 
 typedef struct upload upload;
 
-/* NULL with err set when the request is not multipart/form-data (or the temp
- * folder cannot be used). */
-upload *upload_begin(http_req *r, const char *tmpdir, size_t max_file, char *err, size_t errlen);
+/* NULL with err set and *status 400 when the request is not
+ * multipart/form-data or has no boundary, 500 when the temp folder cannot be
+ * used or memory is short. */
+upload *upload_begin(http_req *r, const char *tmpdir, size_t max_file, char *err, size_t errlen,
+                     int *status);
 /* Feed body bytes. Returns -1 when the body is malformed. */
 int     upload_feed(upload *u, const char *data, size_t n);
 bool    upload_too_large(const upload *u);

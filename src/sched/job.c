@@ -118,6 +118,13 @@ void job_finish(job *j, const char *finish, int prompt_tokens, int completion_to
     pthread_mutex_unlock(&j->mu);
 }
 
+void job_mark_cancelled(job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    j->st.cancelled = true;
+    pthread_mutex_unlock(&j->mu);
+}
+
 void job_fail(job *j, int status, const char *code, const char *msg)
 {
     pthread_mutex_lock(&j->mu);

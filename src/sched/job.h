@@ -29,6 +29,7 @@ typedef struct job_status {
     int prompt_tokens, completion_tokens, cached_tokens;
     double prompt_ms, gen_ms;
     char finish[16];           /* "stop", "length", "cancelled" */
+    bool cancelled;            /* its client went away (sched_cancel) */
     int err_status;            /* HTTP status on failure */
     char err_code[48];
     char err_msg[256];
@@ -52,7 +53,6 @@ struct job {
     uint64_t version;          /* bumps on every change */
     buf text;                  /* produced, not yet taken */
     job_status st;
-    bool cancel_requested;
 
     /* owned by the scheduler, under its lock */
     job *qnext;
@@ -70,6 +70,8 @@ void job_append(job *j, const char *text, size_t n);
 void job_finish(job *j, const char *finish, int prompt_tokens, int completion_tokens,
                 int cached_tokens, double prompt_ms, double gen_ms);
 void job_fail(job *j, int status, const char *code, const char *msg);
+/* Marks the job as given up by its client (whatever phase it is in). */
+void job_mark_cancelled(job *j);
 
 /* Consumer side. Waits until the job changed since *seen (or timeout_ms);
  * returns true if it changed. */

@@ -517,6 +517,7 @@ out:
 void sched_cancel(sched *s, job *j)
 {
     job *dequeued = NULL;
+    job_mark_cancelled(j);
     pthread_mutex_lock(&s->mu);
     struct model *m = find_model(s, j->model);
     if (m) {

@@ -775,6 +775,17 @@ static void t_api_keys_and_audit(void)
     r = post(&C, "/v1/chat/completions", body);
     CHECK(r.status == 401);
     resp_free(&r);
+    /* an upload without a key: refused before its body is read */
+    size_t big = 4u << 20;
+    char *blob = malloc(big);
+    if (blob) {
+        memset(blob, 'x', big);
+        r = http_typed(&C, "POST", "/v1/audio/transcriptions",
+                       "multipart/form-data; boundary=zz", blob, big);
+        CHECK(r.status == 401);
+        resp_free(&r);
+        free(blob);
+    }
     arena_free(a);
     /* the metrics: behind the key too; requests by route and status, tokens by model */
     r = http(&C, "GET", "/metrics", NULL, 0);
@@ -787,6 +798,7 @@ static void t_api_keys_and_audit(void)
     CHECK(strstr(m, "hearth_requests_total{route=\"/v1/chat/completions\",status=\"401\"} 1\n"));
     CHECK(strstr(m, "hearth_requests_total{route=\"other\",status=\"401\"} 1\n"));
     CHECK(strstr(m, "hearth_requests_total{route=\"/v1/models\",status=\"401\"} 2\n"));
+    CHECK(strstr(m, "hearth_requests_total{route=\"/v1/audio/transcriptions\",status=\"401\"} 1\n"));
     CHECK(strstr(m, "hearth_model_requests_total{model=\"tiny\"} 1\n"));
     CHECK(strstr(m, "hearth_completion_tokens_total{model=\"tiny\"} "));
     CHECK(strstr(m, "hearth_model_info{model=\"tiny\",kind=\"chat\",state=\""));
@@ -817,7 +829,7 @@ static void t_api_keys_and_audit(void)
     int lines = 0;
     for (size_t i = 0; i < n; i++)
         lines += text[i] == '\n';
-    CHECK(lines >= 11);
+    CHECK(lines >= 12);
     CHECK(strstr(text, "secret") == NULL && strstr(text, "sk-plain") == NULL);
     CHECK(strstr(text, "\"key\":\"alice\",\"method\":\"POST\",\"path\":\"/v1/chat/completions\","
                        "\"model\":\"tiny\",\"status\":200,\"outcome\":\"ok\"") != NULL);

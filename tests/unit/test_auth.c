@@ -106,6 +106,35 @@ TEST(key_file)
     CHECK_STR(name, "scanner");
     CHECK(!auth_allows(&c, "Bearer alice", NULL, &name));
     config_free(&c);
+    /* '#' inside a key is part of it; a comment starts at a blank */
+    f = fopen(path, "w");
+    fputs("#comment\nhash Jd8s!kq2#Xy77 # trailing comment\n", f);
+    fclose(f);
+    config_defaults(&c);
+    CHECK_EQ_INT(config_set(&c, "api-key-file", path, err, sizeof err), 0);
+    CHECK_EQ_INT(c.napi_keys, 1);
+    CHECK(auth_allows(&c, "Bearer Jd8s!kq2#Xy77", NULL, &name));
+    CHECK(!auth_allows(&c, "Bearer Jd8s!kq2", NULL, &name));
+    config_free(&c);
+    /* the same in the config file */
+    char conf[160];
+    snprintf(conf, sizeof conf, "%s/hearthd.conf", dir);
+    f = fopen(conf, "w");
+    fputs("api-key = Jd8s!kq2#Xy77   # the household key\n", f);
+    fclose(f);
+    config_defaults(&c);
+    CHECK_EQ_INT(config_load_file(&c, conf, err, sizeof err), 0);
+    CHECK(auth_allows(&c, "Bearer Jd8s!kq2#Xy77", NULL, &name));
+    config_free(&c);
+    unlink(conf);
+    /* two keys of one name would make the audit log ambiguous */
+    f = fopen(path, "w");
+    fputs("alice alice-key-0001\nalice alice-key-0002\n", f);
+    fclose(f);
+    config_defaults(&c);
+    CHECK_EQ_INT(config_set(&c, "api-key-file", path, err, sizeof err), -1);
+    CHECK(strstr(err, "alice") != NULL);
+    config_free(&c);
     /* errors name the file and line */
     f = fopen(path, "w");
     fputs("ok-key-000001\none two three\n", f);
