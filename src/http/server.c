@@ -340,7 +340,11 @@ static void finish_request(http_server *srv, struct MHD_Connection *conn, const 
     case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: outcome = "shutdown"; break;
     default: break;
     }
-    if (st.cancelled)               /* whatever MHD saw: the client left first */
+    /* the client left first: its job was cancelled, or the connection broke
+     * while the job still ran (a stream's send failed; the stream's own
+     * cleanup cancels the job only after this) */
+    if (st.cancelled || (toe == MHD_REQUEST_TERMINATED_WITH_ERROR && r->job &&
+                         st.phase != JOB_DONE && st.phase != JOB_FAILED))
         outcome = "client_gone";
     audit_entry e = {
         .wall = r->wall, .rid = r->rid, .client = who, .key = r->key_name,

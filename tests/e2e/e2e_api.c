@@ -467,6 +467,11 @@ static void t_disconnect_frees_slot(void)
     if (f)
         fclose(f);
     CHECK(cancelled_tokens >= 1 && cancelled_tokens < 2000);
+    /* and the audit log says the client left */
+    char audit[700];
+    snprintf(audit, sizeof audit, "%s/audit.log", B.dir);
+    CHECK(log_holds(audit, "\"path\":\"/v1/chat/completions\",\"model\":\"slow\",\"status\":200,"
+                           "\"outcome\":\"client_gone\"", 5));
     free(long_req);
     free(short_req);
 }
