@@ -92,18 +92,7 @@ static int render(http_req *r, const char *fmt, const json *res, bool words)
         }
         buf_puts(&b, "}");
     }
-    size_t len;
-    char *data = buf_detach(&b, &len);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(data);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", ctype);
-    http_add_common_headers(r, resp);
-    int rc = http_queue(r, 200, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    return http_reply_body(r, 200, ctype, &b);
 }
 
 static int transcribe(http_req *r, bool translate);

@@ -73,6 +73,8 @@ int http_queue(http_req *r, unsigned status, struct MHD_Response *resp);
 
 /* Send a JSON body (takes the bytes of b; b is left empty). */
 int http_reply_json(http_req *r, unsigned status, buf *b);
+/* The same with another Content-Type (text, subtitles, metrics). */
+int http_reply_body(http_req *r, unsigned status, const char *ctype, buf *b);
 /* OpenAI error object: {"error":{"message","type","param","code"}}. param and
  * code may be NULL or "" (written as null). retry_after > 0 adds Retry-After;
  * a 405 carries r->allow as its Allow header. */

@@ -236,17 +236,5 @@ int http_metrics(http_req *r)
     model_gauge(&b, r, "hearth_model_load_failures_total", "Loads that failed.", "counter",
                 v_failures);
     metrics_render(&b);
-    size_t len;
-    char *data = buf_detach(&b, &len);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(data);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-    http_add_common_headers(r, resp);
-    int rc = http_queue(r, 200, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    return http_reply_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 }

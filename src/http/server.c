@@ -108,7 +108,9 @@ void http_add_common_headers(http_req *r, struct MHD_Response *resp)
     MHD_add_response_header(resp, "Cache-Control", "no-store");
 }
 
-static int queue_json(http_req *r, unsigned status, buf *b, int retry_after)
+/* A response holding b's bytes (b is left empty), with its Content-Type and
+ * the common headers; NULL when out of memory. */
+static struct MHD_Response *response_of(http_req *r, const char *ctype, buf *b)
 {
     size_t len;
     char *data = buf_detach(b, &len);
@@ -116,10 +118,28 @@ static int queue_json(http_req *r, unsigned status, buf *b, int retry_after)
         MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(data);
-        return MHD_NO;
+        return NULL;
     }
-    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Content-Type", ctype);
     http_add_common_headers(r, resp);
+    return resp;
+}
+
+int http_reply_body(http_req *r, unsigned status, const char *ctype, buf *b)
+{
+    struct MHD_Response *resp = response_of(r, ctype, b);
+    if (!resp)
+        return MHD_NO;
+    int rc = http_queue(r, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static int queue_json(http_req *r, unsigned status, buf *b, int retry_after)
+{
+    struct MHD_Response *resp = response_of(r, "application/json", b);
+    if (!resp)
+        return MHD_NO;
     if (status == 405 && r->allow[0])
         MHD_add_response_header(resp, "Allow", r->allow);
     if (status == 401)

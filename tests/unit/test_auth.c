@@ -80,6 +80,18 @@ TEST(key_rules)
     config_free(&c);
 }
 
+/* Writes text to path and loads it as a fresh config's key file. */
+static int keys_from(config *c, const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -2;
+    fputs(text, f);
+    fclose(f);
+    config_defaults(c);
+    return config_set(c, "api-key-file", path, err, sizeof err);
+}
+
 TEST(key_file)
 {
     char dir[] = "/tmp/hearth-test-auth-XXXXXX";
@@ -89,13 +101,9 @@ TEST(key_file)
     }
     char path[128];
     snprintf(path, sizeof path, "%s/keys", dir);
-    FILE *f = fopen(path, "w");
-    fputs("# household keys\nalice  alice-key-0001\n\n  bob-key-00000002   # no name\n"
-          "scanner scanner-key-03\n", f);
-    fclose(f);
     config c;
-    config_defaults(&c);
-    CHECK_EQ_INT(config_set(&c, "api-key-file", path, err, sizeof err), 0);
+    CHECK_EQ_INT(keys_from(&c, path, "# household keys\nalice  alice-key-0001\n\n"
+                                     "  bob-key-00000002   # no name\nscanner scanner-key-03\n"), 0);
     CHECK_EQ_INT(c.napi_keys, 3);
     const char *name = NULL;
     CHECK(auth_allows(&c, "Bearer alice-key-0001", NULL, &name));
@@ -107,11 +115,7 @@ TEST(key_file)
     CHECK(!auth_allows(&c, "Bearer alice", NULL, &name));
     config_free(&c);
     /* '#' inside a key is part of it; a comment starts at a blank */
-    f = fopen(path, "w");
-    fputs("#comment\nhash Jd8s!kq2#Xy77 # trailing comment\n", f);
-    fclose(f);
-    config_defaults(&c);
-    CHECK_EQ_INT(config_set(&c, "api-key-file", path, err, sizeof err), 0);
+    CHECK_EQ_INT(keys_from(&c, path, "#comment\nhash Jd8s!kq2#Xy77 # trailing comment\n"), 0);
     CHECK_EQ_INT(c.napi_keys, 1);
     CHECK(auth_allows(&c, "Bearer Jd8s!kq2#Xy77", NULL, &name));
     CHECK(!auth_allows(&c, "Bearer Jd8s!kq2", NULL, &name));
@@ -119,7 +123,7 @@ TEST(key_file)
     /* the same in the config file */
     char conf[160];
     snprintf(conf, sizeof conf, "%s/hearthd.conf", dir);
-    f = fopen(conf, "w");
+    FILE *f = fopen(conf, "w");
     fputs("api-key = Jd8s!kq2#Xy77   # the household key\n", f);
     fclose(f);
     config_defaults(&c);
@@ -128,26 +132,14 @@ TEST(key_file)
     config_free(&c);
     unlink(conf);
     /* two keys of one name would make the audit log ambiguous */
-    f = fopen(path, "w");
-    fputs("alice alice-key-0001\nalice alice-key-0002\n", f);
-    fclose(f);
-    config_defaults(&c);
-    CHECK_EQ_INT(config_set(&c, "api-key-file", path, err, sizeof err), -1);
+    CHECK_EQ_INT(keys_from(&c, path, "alice alice-key-0001\nalice alice-key-0002\n"), -1);
     CHECK(strstr(err, "alice") != NULL);
     config_free(&c);
     /* errors name the file and line */
-    f = fopen(path, "w");
-    fputs("ok-key-000001\none two three\n", f);
-    fclose(f);
-    config_defaults(&c);
-    CHECK_EQ_INT(config_set(&c, "api-key-file", path, err, sizeof err), -1);
+    CHECK_EQ_INT(keys_from(&c, path, "ok-key-000001\none two three\n"), -1);
     CHECK(strstr(err, ":2") != NULL);
     config_free(&c);
-    f = fopen(path, "w");
-    fputs("name tiny\n", f);
-    fclose(f);
-    config_defaults(&c);
-    CHECK_EQ_INT(config_set(&c, "api-key-file", path, err, sizeof err), -1);
+    CHECK_EQ_INT(keys_from(&c, path, "name tiny\n"), -1);
     CHECK(strstr(err, ":1") != NULL);
     config_free(&c);
     config_defaults(&c);
