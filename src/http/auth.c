@@ -3,7 +3,9 @@
  */
 #include "http/auth.h"
 
+#include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -63,4 +65,66 @@ bool auth_allows(const config *c, const char *authorization, const char *x_api_k
         return false;
     *name = c->api_key_names[hit];
     return true;
+}
+
+/* ---- failures per address ----------------------------------------------- */
+
+struct failures {
+    char addr[64];
+    long long window;       /* when its window started */
+    int count;
+};
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct failures g_fail[AUTH_TRACKED];
+
+static bool loopback(const char *a)
+{
+    return strncmp(a, "127.", 4) == 0 || strcmp(a, "::1") == 0 ||
+           strncmp(a, "::ffff:127.", 11) == 0;
+}
+
+/* addr's entry (NULL if untracked); with make, a new one in an empty place
+ * or in place of the one whose window is oldest. Under g_mu. */
+static struct failures *entry_of(const char *addr, long long now, bool make)
+{
+    struct failures *spare = NULL;
+    for (size_t i = 0; i < AUTH_TRACKED; i++) {
+        struct failures *f = &g_fail[i];
+        if (f->addr[0] && strcmp(f->addr, addr) == 0) {
+            if (now - f->window >= AUTH_WINDOW_S) {      /* a new window */
+                f->window = now;
+                f->count = 0;
+            }
+            return f;
+        }
+        if (!spare || (spare->addr[0] && (!f->addr[0] || f->window < spare->window)))
+            spare = f;
+    }
+    if (!make)
+        return NULL;
+    snprintf(spare->addr, sizeof spare->addr, "%s", addr);
+    spare->window = now;
+    spare->count = 0;
+    return spare;
+}
+
+int auth_blocked(const char *addr, long long now)
+{
+    if (!addr || loopback(addr))
+        return 0;
+    pthread_mutex_lock(&g_mu);
+    struct failures *f = entry_of(addr, now, false);
+    int wait = f && f->count >= AUTH_MAX_FAILURES ? (int)(f->window + AUTH_WINDOW_S - now) : 0;
+    pthread_mutex_unlock(&g_mu);
+    return wait > 0 ? wait : 0;
+}
+
+void auth_failed(const char *addr, long long now)
+{
+    if (!addr || loopback(addr))
+        return;
+    pthread_mutex_lock(&g_mu);
+    entry_of(addr, now, true)->count++;
+    pthread_mutex_unlock(&g_mu);
 }

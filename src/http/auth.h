@@ -8,7 +8,14 @@
  * a guess first differs, and every configured key is compared on every
  * request, so timing tells nothing of which key or how much of it matched.
  *
- * Ownership: reads the config's keys; keeps nothing.
+ * Guessing is slowed per client address: after AUTH_MAX_FAILURES refused
+ * requests within AUTH_WINDOW_S seconds, an address gets 429 for the rest of
+ * that window, whatever key it sends, so it cannot learn when a guess was
+ * right. Loopback addresses are not counted: every local program shares
+ * them, and one misconfigured script must not lock the others out.
+ *
+ * Ownership: reads the config's keys; the failure table is process-wide,
+ * behind a mutex.
  */
 #ifndef HEARTH_AUTH_H
 #define HEARTH_AUTH_H
@@ -22,5 +29,15 @@
  * (for the audit log), or NULL when no keys are configured. */
 bool auth_allows(const config *c, const char *authorization, const char *x_api_key,
                  const char **name);
+
+#define AUTH_MAX_FAILURES 10
+#define AUTH_WINDOW_S     60
+#define AUTH_TRACKED      256     /* addresses remembered; the oldest go first */
+
+/* Seconds `addr` must wait before its key is checked again (0: go ahead),
+ * at time `now` (seconds). */
+int  auth_blocked(const char *addr, long long now);
+/* A refused request from addr at now. */
+void auth_failed(const char *addr, long long now);
 
 #endif

@@ -435,17 +435,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         bool known;
         r->route = route_of(method, url, &known, &r->route_label, r->allow, sizeof r->allow);
         /* with API keys, nothing but the health check without one */
-        if (!(strcmp(method, "GET") == 0 && strcmp(url, "/health") == 0)) {
+        if (r->cfg->napi_keys && !(strcmp(method, "GET") == 0 && strcmp(url, "/health") == 0)) {
             const char *az = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                          MHD_HTTP_HEADER_AUTHORIZATION);
             const char *xk = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Api-Key");
+            char who[64];
+            client_address(conn, who, sizeof who);
+            time_t now = time(NULL);
+            int wait = auth_blocked(who, (long long)now);
+            if (wait > 0)
+                return (enum MHD_Result)http_reply_error(
+                    r, 429, NULL, NULL, "too_many_failed_attempts",
+                    "Too many requests with a wrong API key from this address; try again later",
+                    wait);
             if (!auth_allows(r->cfg, az, xk, &r->key_name)) {
-                if (refusal_may_log()) {
-                    char who[64];
-                    client_address(conn, who, sizeof who);
+                auth_failed(who, (long long)now);
+                if (refusal_may_log())
                     log_warn("refused %s %s from %s: %s API key", method, url, who,
                              az || xk ? "wrong" : "no");
-                }
                 return (enum MHD_Result)http_reply_error(
                     r, 401, "invalid_request_error", NULL, "invalid_api_key",
                     az || xk ? "Incorrect API key provided"

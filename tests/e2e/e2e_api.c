@@ -4,6 +4,9 @@
  */
 #include "harness.h"
 
+#include <ifaddrs.h>
+#include <net/if.h>
+
 static struct daemon A, B;
 
 /* ---- tests -------------------------------------------------------------- */
@@ -853,6 +856,75 @@ static void t_api_keys_and_audit(void)
     CHECK(refused && eol && !memmem(refused, (size_t)(eol - refused), "tokens_in", 9));
 }
 
+/* This machine's first IPv4 address that is not loopback, or "" */
+static void lan_address(char *out, size_t n)
+{
+    out[0] = '\0';
+    struct ifaddrs *ifs = NULL;
+    if (getifaddrs(&ifs) != 0)
+        return;
+    for (struct ifaddrs *i = ifs; i && !out[0]; i = i->ifa_next)
+        if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && !(i->ifa_flags & IFF_LOOPBACK))
+            inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, out,
+                      (socklen_t)n);
+    freeifaddrs(ifs);
+}
+
+static long status_at(const char *ip, int port, const char *path, const char *header)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://%s:%d%s", ip, port, path);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = header ? curl_slist_append(NULL, header) : NULL;
+    buf body = buf_make(0);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    if (h)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    buf_free(&body);
+    return status;
+}
+
+/* Guessing keys from the network: after 10 wrong keys an address gets 429
+ * for the rest of the minute, even with the right key; loopback is not
+ * counted. Needs an address other than loopback to reach the daemon by. */
+static void t_key_guessing_slowed(void)
+{
+    char ip[64];
+    lan_address(ip, sizeof ip);
+    if (!ip[0]) {
+        printf("  no address but loopback on this machine: guessing from the network "
+               "not tried\n");
+        return;
+    }
+    struct daemon D;
+    char tiny[600];
+    snprintf(tiny, sizeof tiny, "tiny=%s/tiny.gguf", g_tmp);
+    char *args[] = { "--listen", "0.0.0.0:0", "--model", tiny, "--api-key", "right-key-000001",
+                     NULL };
+    if (start_daemon(&D, "daemonLan", args) < 0) {
+        CHECK(0);
+        return;
+    }
+    CHECK(status_at(ip, D.port, "/v1/models", "Authorization: Bearer right-key-000001") == 200);
+    for (int i = 0; i < 10; i++)
+        CHECK(status_at(ip, D.port, "/v1/models", "Authorization: Bearer wrong-key-00000") == 401);
+    CHECK(status_at(ip, D.port, "/v1/models", "Authorization: Bearer wrong-key-00000") == 429);
+    CHECK(status_at(ip, D.port, "/v1/models", "Authorization: Bearer right-key-000001") == 429);
+    CHECK(status_at(ip, D.port, "/health", NULL) == 200);
+    CHECK(status_at("127.0.0.1", D.port, "/v1/models", "Authorization: Bearer right-key-000001") ==
+          200);
+    CHECK(stop_daemon(&D) == 0);
+}
+
 static void t_sigterm_exits_cleanly(void)
 {
     CHECK(healthy(&A));
@@ -903,6 +975,7 @@ int main(void)
     run("q8_kernels_same_text", t_q8_kernels_same_text);
     run("raw_http", t_raw_http);
     run("api_keys_and_audit", t_api_keys_and_audit);
+    run("key_guessing_slowed", t_key_guessing_slowed);
     run("sigterm_exits_cleanly", t_sigterm_exits_cleanly);
     if (A.pid > 0)
         stop_daemon(&A);

@@ -149,6 +149,37 @@ TEST(key_file)
     rmdir(dir);
 }
 
+TEST(failures_slow_guessing)
+{
+    long long t = 1000;
+    for (int i = 0; i < AUTH_MAX_FAILURES - 1; i++)
+        auth_failed("192.168.1.50", t);
+    CHECK_EQ_INT(auth_blocked("192.168.1.50", t), 0);
+    auth_failed("192.168.1.50", t + 5);
+    CHECK_EQ_INT(auth_blocked("192.168.1.50", t + 5), AUTH_WINDOW_S - 5);
+    CHECK_EQ_INT(auth_blocked("192.168.1.51", t + 5), 0);     /* its own count */
+    CHECK_EQ_INT(auth_blocked("192.168.1.50", t + AUTH_WINDOW_S), 0);   /* a new window */
+    /* loopback is never counted */
+    for (int i = 0; i < 3 * AUTH_MAX_FAILURES; i++) {
+        auth_failed("127.0.0.1", t);
+        auth_failed("::1", t);
+    }
+    CHECK_EQ_INT(auth_blocked("127.0.0.1", t), 0);
+    CHECK_EQ_INT(auth_blocked("::1", t), 0);
+    /* more addresses than the table holds: the oldest make room */
+    char a[32];
+    long long last = 0;
+    for (int i = 0; i < AUTH_TRACKED + 50; i++) {
+        snprintf(a, sizeof a, "10.0.%d.%d", i / 256, i % 256);
+        last = t + 100 + i / 8;                 /* all within one window */
+        for (int k = 0; k < AUTH_MAX_FAILURES; k++)
+            auth_failed(a, last);
+    }
+    CHECK(auth_blocked(a, last) > 0);                    /* the newest is held */
+    CHECK(auth_blocked("10.0.1.0", last) > 0);           /* so are recent ones */
+    CHECK_EQ_INT(auth_blocked("10.0.0.0", last), 0);     /* the oldest made room */
+}
+
 int main(void)
 {
     RUN(no_keys_allows_all);
@@ -156,5 +187,6 @@ int main(void)
     RUN(refusals);
     RUN(key_rules);
     RUN(key_file);
+    RUN(failures_slow_guessing);
     return check_summary();
 }
