@@ -17,9 +17,32 @@
 #define HEARTH_ARGMAX_H
 
 #include <math.h>
+#include <stdbool.h>
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
+
+/* Whether every one of the n values is finite (no NaN, no infinity): their
+ * sum is, since logits are far too small for finite ones to overflow it.
+ * A few microseconds for 150k values. */
+static inline bool all_finite_f32(const float *v, int n)
+{
+    int i = 0;
+    float s = 0;
+#if defined(__SSE2__)
+    __m128 a = _mm_setzero_ps(), b = a;
+    for (; i + 8 <= n; i += 8) {
+        a = _mm_add_ps(a, _mm_loadu_ps(v + i));
+        b = _mm_add_ps(b, _mm_loadu_ps(v + i + 4));
+    }
+    float t[4];
+    _mm_storeu_ps(t, _mm_add_ps(a, b));
+    s = (t[0] + t[1]) + (t[2] + t[3]);
+#endif
+    for (; i < n; i++)
+        s += v[i];
+    return isfinite(s);
+}
 
 static inline int argmax_f32(const float *v, int n)
 {

@@ -152,8 +152,12 @@ static int input_tokens(embedder *e, const json *in, tokvec *out, char *err, siz
     return 0;
 }
 
-/* Encode the batch and emit its sequences' vectors in order. */
-static int flush(embedder *e, uint32_t id, int nseq)
+/* Encode the batch and emit its sequences' vectors in order; *done counts
+ * the inputs emitted so far. -1 when the encoder failed, -2 (with err) when
+ * it gave a vector no caller can use: NaN or infinite values (damaged
+ * weights), or all zeros (no direction to compare). Such a vector is never
+ * sent: "nan" is not even JSON. */
+static int flush(embedder *e, uint32_t id, int nseq, int *done, char *err, size_t el)
 {
     if (nseq == 0)
         return 0;
@@ -181,10 +185,16 @@ static int flush(embedder *e, uint32_t id, int nseq)
         double norm = 0;
         for (int i = 0; i < e->n_embd; i++)
             norm += (double)v[i] * v[i];
-        norm = norm > 0 ? sqrt(norm) : 1;
+        if (!isfinite(norm) || norm == 0) {
+            snprintf(err, el, "the model gave input %d %s; its weights may be damaged", *done,
+                     norm == 0 ? "a vector of zeros" : "a vector with NaN or infinite values");
+            return -2;
+        }
+        norm = sqrt(norm);
         for (int i = 0; i < e->n_embd; i++)
             e->vec[i] = (float)(v[i] / norm);
         e->sink.delta(e->sink.ud, id, (const char *)e->vec, (size_t)e->n_embd * sizeof(float));
+        ++*done;
     }
     e->batch.n_tokens = 0;
     return 0;
@@ -211,12 +221,12 @@ int embed_run(embedder *e, uint32_t id, const json *req)
         total += t.n;
     }
     e->sink.start(e->sink.ud, id, total, 0);
-    int nseq = 0;
+    int nseq = 0, done = 0, rc = 0;
     e->batch.n_tokens = 0;
     for (const json *in = inputs->child; in; in = in->next) {
         input_tokens(e, in, &t, err, sizeof err);
         if (nseq == EMBED_SEQS || e->batch.n_tokens + t.n > e->n_batch) {
-            if (flush(e, id, nseq) < 0)
+            if ((rc = flush(e, id, nseq, &done, err, sizeof err)) < 0)
                 goto fail;
             nseq = 0;
         }
@@ -230,7 +240,7 @@ int embed_run(embedder *e, uint32_t id, const json *req)
         }
         nseq++;
     }
-    if (flush(e, id, nseq) < 0)
+    if ((rc = flush(e, id, nseq, &done, err, sizeof err)) < 0)
         goto fail;
     tokvec_free(&t);
     llm_usage u = { .prompt_tokens = total };
@@ -238,6 +248,11 @@ int embed_run(embedder *e, uint32_t id, const json *req)
     return 0;
 fail:
     tokvec_free(&t);
-    e->sink.error(e->sink.ud, id, 500, "encode_failed", "the model failed to encode the inputs");
+    if (rc == -2) {
+        log_error("embeddings: %s", err);
+        e->sink.error(e->sink.ud, id, 500, "bad_model_output", err);
+    } else {
+        e->sink.error(e->sink.ud, id, 500, "encode_failed", "the model failed to encode the inputs");
+    }
     return -1;
 }

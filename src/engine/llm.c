@@ -565,9 +565,24 @@ int llm_step(llm *m)
             tokvec_append(&s->cache, s->prompt.v + s->cache.n, took[i < 64 ? i : 63]);
         }
         if (s->i_batch >= 0) {
-            const float *lg = s->greedy ? llama_get_logits_ith(m->ctx, s->i_batch) : NULL;
-            llama_token t = lg ? argmax_f32(lg, llama_vocab_n_tokens(m->vocab))
-                               : llama_sampler_sample(s->smpl, m->ctx, s->i_batch);
+            const float *lg = llama_get_logits_ith(m->ctx, s->i_batch);
+            int nv = llama_vocab_n_tokens(m->vocab);
+            if (lg && !all_finite_f32(lg, nv)) {
+                /* damaged weights (or a broken kernel): never sample from NaN */
+                log_error("the model's scores for the next token are NaN or infinite; its "
+                          "weights may be damaged");
+                if (s->held.len)
+                    m->sink.delta(m->sink.ud, s->req, s->held.data, s->held.len);
+                m->sink.error(m->sink.ud, s->req, 500, "bad_model_output",
+                              "the model produced NaN or infinite scores; its weights may be "
+                              "damaged");
+                llama_memory_seq_rm(llama_get_memory(m->ctx), s->seq, -1, -1);
+                s->cache.n = 0;
+                slot_release(s);
+                continue;
+            }
+            llama_token t = s->greedy && lg ? argmax_f32(lg, nv)
+                                            : llama_sampler_sample(s->smpl, m->ctx, s->i_batch);
             on_token(m, s, t);
         }
     }

@@ -24,8 +24,8 @@ static void t_health_and_models(void)
     const json *j = parse(a, &r.body);
     CHECK(str_at(j, "object") && !strcmp(str_at(j, "object"), "list"));
     const json *data = json_get(j, "data");
-    /* the two configured models, plus the built-in "ocr" where Tesseract is installed */
-    CHECK(data && data->type == JSON_ARRAY && (data->len == 2 || data->len == 3));
+    /* the three configured models, plus the built-in "ocr" where Tesseract is installed */
+    CHECK(data && data->type == JSON_ARRAY && (data->len == 3 || data->len == 4));
     bool stories = false, tiny = false;
     for (const json *m = data ? data->child : NULL; m; m = m->next) {
         const char *id = str_at(m, "id");
@@ -925,6 +925,26 @@ static void t_key_guessing_slowed(void)
     CHECK(stop_daemon(&D) == 0);
 }
 
+/* Damaged weights give NaN scores: the request fails loudly (500, streamed
+ * or not), nothing is sampled from them, and the daemon goes on. */
+static void t_damaged_model_is_loud(void)
+{
+    char *body = chat_body("damaged", "hello", "\"max_tokens\":4");
+    struct resp r = post(&A, "/v1/chat/completions", body);
+    arena *a = arena_new(0);
+    CHECK(r.status == 500 && is_error_shape(parse(a, &r.body), "bad_model_output"));
+    arena_free(a);
+    resp_free(&r);
+    free(body);
+    body = chat_body("damaged", "hello", "\"max_tokens\":4,\"stream\":true");
+    r = post(&A, "/v1/chat/completions", body);
+    CHECK(r.body.data && strstr(r.body.data, "bad_model_output"));
+    resp_free(&r);
+    free(body);
+    CHECK(chat_status(&A, "tiny", "still fine", "\"max_tokens\":2") == 200);
+    CHECK(healthy(&A));
+}
+
 static void t_sigterm_exits_cleanly(void)
 {
     CHECK(healthy(&A));
@@ -947,7 +967,16 @@ int main(void)
     snprintf(stories, sizeof stories, "stories=%s/models/stories260K.gguf", g_shared);
     snprintf(tiny, sizeof tiny, "tiny=%s/tiny.gguf", g_tmp);
     snprintf(slow, sizeof slow, "slow=%s/slow.gguf", g_tmp);
-    char *argsA[] = { "--model", stories, "--model", tiny, "--parallel", "4", "--ctx-size", "2048",
+    char src[600], bad[600], damaged[620];
+    snprintf(src, sizeof src, "%s/tiny.gguf", g_tmp);
+    snprintf(bad, sizeof bad, "%s/tiny-damaged.gguf", g_tmp);
+    snprintf(damaged, sizeof damaged, "damaged=%s", bad);
+    if (damaged_copy(src, bad) < 0) {
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    char *argsA[] = { "--model", stories, "--model", tiny, "--model", damaged, "--parallel", "4",
+                      "--ctx-size", "2048",
                       "--threads", "2", "--max-body", "1M", NULL };
     char *argsB[] = { "--model", slow, "--parallel", "1", "--queue-size", "0", "--ctx-size", "8192",
                       "--threads", "2", NULL };
@@ -976,6 +1005,7 @@ int main(void)
     run("raw_http", t_raw_http);
     run("api_keys_and_audit", t_api_keys_and_audit);
     run("key_guessing_slowed", t_key_guessing_slowed);
+    run("damaged_model_is_loud", t_damaged_model_is_loud);
     run("sigterm_exits_cleanly", t_sigterm_exits_cleanly);
     if (A.pid > 0)
         stop_daemon(&A);

@@ -314,6 +314,23 @@ static void t_openai_node_client(void)
     CHECK(system(cmd) == 0);
 }
 
+/* Damaged weights give NaN vectors: a 500 that says so, never "nan" in the
+ * JSON, and the daemon and the good model go on. */
+static void t_damaged_model_is_loud(void)
+{
+    const char *body = "{\"model\":\"damaged\",\"input\":[\"one\",\"two\"]}";
+    struct resp r = post(&E, "/v1/embeddings", body);
+    arena *a = arena_new(0);
+    CHECK(r.status == 500 && is_error_shape(parse(a, &r.body), "bad_model_output"));
+    CHECK(r.body.data && strstr(r.body.data, "NaN or infinite") && !strstr(r.body.data, "nan,"));
+    arena_free(a);
+    resp_free(&r);
+    r = post(&E, "/v1/embeddings", "{\"model\":\"minilm\",\"input\":\"still fine\"}");
+    CHECK(r.status == 200);
+    resp_free(&r);
+    CHECK(healthy(&E));
+}
+
 int main(void)
 {
     g_build = getenv("HEARTH_BUILD");
@@ -327,7 +344,15 @@ int main(void)
     char me[700], mt[700];
     snprintf(me, sizeof me, "minilm=%s/minilm.gguf", g_tmp);
     snprintf(mt, sizeof mt, "tiny=%s/tiny.gguf", g_tmp);
-    char *args[] = { "--model", me, "--model", mt, "--threads", "2", NULL };
+    char src[700], bad[700], mb[720];
+    snprintf(src, sizeof src, "%s/minilm.gguf", g_tmp);
+    snprintf(bad, sizeof bad, "%s/minilm-damaged.gguf", g_tmp);
+    snprintf(mb, sizeof mb, "damaged=%s", bad);
+    if (damaged_copy(src, bad) < 0) {
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    char *args[] = { "--model", me, "--model", mt, "--model", mb, "--threads", "2", NULL };
     if (start_daemon(&E, "daemonEmbed", args) < 0) {
         printf("0 passed, 1 failed\n");
         return 1;
@@ -339,6 +364,7 @@ int main(void)
     run("blas_and_cpu_agree", t_blas_and_cpu_agree);
     run("cli_embed", t_cli_embed);
     run("openai_node_client", t_openai_node_client);
+    run("damaged_model_is_loud", t_damaged_model_is_loud);
     stop_daemon(&E);
     curl_global_cleanup();
     printf("%d passed, %d failed\n", passed, failed);

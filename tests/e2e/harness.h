@@ -39,6 +39,7 @@
 
 #include "core/arena.h"
 #include "core/buf.h"
+#include "core/gguf.h"
 #include "core/json.h"
 #include "core/utf8.h"
 
@@ -460,5 +461,33 @@ static inline int open_stream(struct daemon *d, const char *body)
     return -1;
 }
 
+
+/* A copy of path whose tensor data is all 0xFF bytes (NaN in F16 and F32):
+ * a model file damaged past its header. */
+static inline int damaged_copy(const char *path, const char *out)
+{
+    gguf_info g;
+    char err[200];
+    if (gguf_check_file(path, &g, err, sizeof err) < 0)
+        return -1;
+    FILE *in = fopen(path, "rb"), *o = fopen(out, "wb");
+    int rc = in && o ? 0 : -1;
+    char chunk[65536];
+    uint64_t at = 0;
+    size_t n;
+    while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, in)) > 0) {
+        for (size_t i = 0; i < n; i++)
+            if (at + i >= g.data_offset)
+                chunk[i] = (char)0xFF;
+        if (fwrite(chunk, 1, n, o) != n)
+            rc = -1;
+        at += n;
+    }
+    if (in)
+        fclose(in);
+    if (o && fclose(o) != 0)
+        rc = -1;
+    return rc;
+}
 
 #endif

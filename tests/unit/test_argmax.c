@@ -82,11 +82,35 @@ TEST(a_vocabulary_of_random_logits)
     }
 }
 
+TEST(finite_or_not)
+{
+    float v[300];
+    for (int n = 1; n <= 300; n += 7) {
+        for (int i = 0; i < n; i++)
+            v[i] = (float)((i * 37) % 101) - 50.0f;
+        CHECK(all_finite_f32(v, n));
+        for (int at = 0; at < n; at += 5) {         /* in the vector part and the tail */
+            float keep = v[at];
+            v[at] = NAN;
+            CHECK(!all_finite_f32(v, n));
+            v[at] = INFINITY;
+            CHECK(!all_finite_f32(v, n));
+            v[at] = -INFINITY;
+            CHECK(!all_finite_f32(v, n));
+            v[at] = keep;
+        }
+    }
+    for (int i = 0; i < 300; i++)
+        v[i] = 1e30f;               /* large but finite scores stay finite in sum */
+    CHECK(all_finite_f32(v, 300));
+}
+
 int main(void)
 {
     RUN(every_length_every_place);
     RUN(ties_go_to_the_first);
     RUN(nan_and_infinities);
     RUN(a_vocabulary_of_random_logits);
+    RUN(finite_or_not);
     return check_summary();
 }
