@@ -490,4 +490,16 @@ static inline int damaged_copy(const char *path, const char *out)
     return rc;
 }
 
+/* A damaged twin of g_tmp/file served as "damaged": writes
+ * g_tmp/damaged-file (tensor data all 0xFF) and puts "damaged=PATH" in
+ * arg. */
+static inline int damaged_model(const char *file, char *arg, size_t n)
+{
+    char src[600], bad[620];
+    snprintf(src, sizeof src, "%s/%s", g_tmp, file);
+    snprintf(bad, sizeof bad, "%s/damaged-%s", g_tmp, file);
+    snprintf(arg, n, "damaged=%s", bad);
+    return damaged_copy(src, bad);
+}
+
 #endif
