@@ -602,6 +602,9 @@ static void versus_llama_bench(struct daemon *d, const char *name, const char *p
         bwc[i] = bandwidth_now();
         hs[i] = paired_share(hv[i], bwb[i], bwc[i], bytes);
         ls[i] = paired_share(lt[i], bw[i], bwb[i], bytes);
+        printf("  %s run %d: llama-bench %.2f t/s (reads %.1f, %.1f GB/s), hearth %.2f t/s "
+               "(reads %.1f, %.1f GB/s)\n", label, i + 1, lt[i], bw[i], bwb[i], hv[i], bwb[i],
+               bwc[i]);
         hp[i] = prompt_rate(d, name, i, &pad, &ntok);
     }
     bw[g_runs] = bandwidth_now();

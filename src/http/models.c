@@ -117,6 +117,8 @@ int http_model_action(http_req *r, const char *rest)
         return http_reply_error(r, 404, NULL, NULL, "unknown_url", "Unknown request URL", 0);
     snprintf(name, sizeof name, "%.*s", (int)(slash - rest), rest);
     const char *action = slash + 1;
+    if (find_info(r, name, &mi))     /* for the audit log: which model was loaded or unloaded */
+        snprintf(r->model, sizeof r->model, "%s", name);
     char err[320];
     int rc;
     if (strcmp(action, "load") == 0)

@@ -783,6 +783,10 @@ static void t_api_keys_and_audit(void)
     r = post(&C, "/v1/chat/completions", body);
     CHECK(r.status == 401);
     resp_free(&r);
+    r = http_full(&C, "POST", "/v1/models/tiny/load", "application/json",
+                  "Authorization: Bearer sk-plain-key-0002", "{}", 2);
+    CHECK(r.status == 200);
+    resp_free(&r);
     /* an upload without a key: refused before its body is read */
     size_t big = 4u << 20;
     char *blob = malloc(big);
@@ -837,7 +841,7 @@ static void t_api_keys_and_audit(void)
     int lines = 0;
     for (size_t i = 0; i < n; i++)
         lines += text[i] == '\n';
-    CHECK(lines >= 12);
+    CHECK(lines >= 13);
     CHECK(strstr(text, "secret") == NULL && strstr(text, "sk-plain") == NULL);
     CHECK(strstr(text, "\"key\":\"alice\",\"method\":\"POST\",\"path\":\"/v1/chat/completions\","
                        "\"model\":\"tiny\",\"status\":200,\"outcome\":\"ok\"") != NULL);
@@ -845,6 +849,7 @@ static void t_api_keys_and_audit(void)
                        "\"model\":null,\"status\":401") != NULL);
     CHECK(strstr(text, "\"key\":\"key-1\",\"method\":\"GET\",\"path\":\"/v1/models\"") != NULL);
     CHECK(strstr(text, "\"client\":\"127.0.0.1\"") != NULL);
+    CHECK(strstr(text, "\"path\":\"/v1/models/tiny/load\",\"model\":\"tiny\",\"status\":200"));
     /* the chat's cost: tokens in and out, compute time; none for a refused request */
     const char *chat = strstr(text, "\"key\":\"alice\",\"method\":\"POST\"");
     const char *eol = chat ? strchr(chat, '\n') : NULL;
