@@ -188,6 +188,18 @@ static void slot_release(struct slot *s)
     s->i_batch = -1;
 }
 
+/* Ends a slot's request with a 500: the text it held back goes out first,
+ * then the error; its cache is dropped (what it holds may be wrong). */
+static void fail_slot(llm *m, struct slot *s, const char *code, const char *msg)
+{
+    llama_memory_seq_rm(llama_get_memory(m->ctx), s->seq, -1, -1);
+    s->cache.n = 0;
+    if (s->held.len)
+        m->sink.delta(m->sink.ud, s->req, s->held.data, s->held.len);
+    m->sink.error(m->sink.ud, s->req, 500, code, msg);
+    slot_release(s);
+}
+
 void llm_free(llm *m)
 {
     if (!m)
@@ -538,19 +550,9 @@ int llm_step(llm *m)
     int rc = llama_decode(m->ctx, *b);
     if (rc != 0) {
         log_error("llama_decode failed (%d) on a batch of %d tokens", rc, b->n_tokens);
-        llama_memory_t mem = llama_get_memory(m->ctx);
-        for (int i = 0; i < m->nslots; i++) {
-            struct slot *s = &m->slots[i];
-            if (!s->active)
-                continue;
-            llama_memory_seq_rm(mem, s->seq, -1, -1);
-            s->cache.n = 0;
-            if (s->held.len)         /* text generated before the failure */
-                m->sink.delta(m->sink.ud, s->req, s->held.data, s->held.len);
-            m->sink.error(m->sink.ud, s->req, 500, "decode_failed",
-                          "the model failed to evaluate the batch");
-            slot_release(s);
-        }
+        for (int i = 0; i < m->nslots; i++)
+            if (m->slots[i].active)
+                fail_slot(m, &m->slots[i], "decode_failed", "the model failed to evaluate the batch");
         return rc < 0 ? -1 : 0;
     }
     int n = b->n_tokens;
@@ -571,14 +573,8 @@ int llm_step(llm *m)
                 /* damaged weights (or a broken kernel): never sample from NaN */
                 log_error("the model's scores for the next token are NaN or infinite; its "
                           "weights may be damaged");
-                if (s->held.len)
-                    m->sink.delta(m->sink.ud, s->req, s->held.data, s->held.len);
-                m->sink.error(m->sink.ud, s->req, 500, "bad_model_output",
-                              "the model produced NaN or infinite scores; its weights may be "
-                              "damaged");
-                llama_memory_seq_rm(llama_get_memory(m->ctx), s->seq, -1, -1);
-                s->cache.n = 0;
-                slot_release(s);
+                fail_slot(m, s, "bad_model_output",
+                          "the model produced NaN or infinite scores; its weights may be damaged");
                 continue;
             }
             llama_token t = s->greedy && lg ? argmax_f32(lg, nv)

@@ -106,21 +106,9 @@ int http_transcriptions(http_req *r, bool translate)
 
 static int transcribe(http_req *r, bool translate)
 {
-    if (!r->up && r->upload_status >= 500)
-        return http_reply_error(r, 500, NULL, NULL, "upload_failed", r->upload_err, 0);
-    if (!r->up)
-        return bad(r, NULL, "invalid_multipart", r->upload_err[0] ? r->upload_err
-                                                                  : "expected multipart/form-data");
-    if (upload_too_large(r->up)) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "the file is larger than the upload limit of %zu bytes",
-                 r->cfg->max_upload);
-        return http_reply_error(r, 413, NULL, "file", "request_too_large", msg, 0);
-    }
-    if (upload_malformed(r->up))
-        return bad(r, NULL, "invalid_multipart", "the multipart/form-data body is malformed");
-    if (upload_file_empty(r->up))
-        return bad(r, "file", "invalid_value", "the 'file' part is empty");
+    int refused;
+    if (upload_refused(r, &refused))
+        return refused;
     const char *path = upload_file_path(r->up);
     if (!path)
         return bad(r, "file", "missing_required_parameter", "Missing required parameter: 'file'");

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,14 @@
 #define PATH_CAP 256
 
 struct audit {
+    /* the queue, shared with the HTTP threads */
     pthread_mutex_t mu;
+    pthread_cond_t cv;
+    buf queue;                 /* whole lines waiting, capped at AUDIT_QUEUE_MAX */
+    long dropped;              /* lines that found the queue full */
+    bool stop;
+    pthread_t writer;
+    /* the file: the writer's alone once it runs */
     int fd;
     uint64_t size, max;
     char path[600], old[610];
@@ -38,6 +46,57 @@ static int open_log(audit *a)
     return 0;
 }
 
+static void rotate(audit *a);
+
+/* One line into the file (the writer thread). */
+static void write_line(audit *a, const char *line, size_t n)
+{
+    if (a->fd < 0 && open_log(a) == 0)     /* it failed before: not now */
+        log_info("audit: %s is open again", a->path);
+    if (a->fd >= 0 && a->size > 0 && a->size + n > a->max)
+        rotate(a);
+    if (a->fd < 0)
+        return;
+    ssize_t w = write(a->fd, line, n);
+    if (w > 0)
+        a->size += (uint64_t)w;
+    if (w != (ssize_t)n)
+        log_warn("audit: short write to %s", a->path);
+}
+
+/* Takes what the HTTP threads queued and writes it, line by line, until
+ * audit_close; a slow disk holds up this thread alone. */
+static void *writer_main(void *arg)
+{
+    audit *a = arg;
+    for (;;) {
+        pthread_mutex_lock(&a->mu);
+        while (!a->queue.len && !a->stop)
+            pthread_cond_wait(&a->cv, &a->mu);
+        size_t len = 0;
+        char *lines = NULL;
+        if (a->queue.len) {
+            lines = buf_detach(&a->queue, &len);
+            a->queue = buf_make(AUDIT_QUEUE_MAX);
+        }
+        long dropped = a->dropped;
+        a->dropped = 0;
+        bool stop = a->stop;
+        pthread_mutex_unlock(&a->mu);
+        if (dropped)
+            log_warn("audit: %ld request(s) went unrecorded: the disk did not keep up", dropped);
+        for (size_t at = 0; lines && at < len;) {
+            const char *nl = memchr(lines + at, '\n', len - at);
+            size_t n = nl ? (size_t)(nl - (lines + at)) + 1 : len - at;
+            write_line(a, lines + at, n);
+            at += n;
+        }
+        free(lines);
+        if (stop && !lines)
+            return NULL;
+    }
+}
+
 audit *audit_open(const char *dir, uint64_t max_bytes, char *err, size_t el)
 {
     audit *a = calloc(1, sizeof *a);
@@ -46,12 +105,24 @@ audit *audit_open(const char *dir, uint64_t max_bytes, char *err, size_t el)
         return NULL;
     }
     pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    a->queue = buf_make(AUDIT_QUEUE_MAX);
     a->max = max_bytes ? max_bytes : AUDIT_MAX_BYTES;
     snprintf(a->path, sizeof a->path, "%s/audit.log", dir);
     snprintf(a->old, sizeof a->old, "%s.1", a->path);
     err[0] = '\0';
     if (open_log(a) < 0)
         snprintf(err, el, "cannot open the audit log %.300s: %s", a->path, strerror(errno));
+    if (pthread_create(&a->writer, NULL, writer_main, a) != 0) {
+        snprintf(err, el, "cannot start the audit log's writer");
+        if (a->fd >= 0)
+            close(a->fd);
+        buf_free(&a->queue);
+        pthread_cond_destroy(&a->cv);
+        pthread_mutex_destroy(&a->mu);
+        free(a);
+        return NULL;
+    }
     return a;
 }
 
@@ -118,17 +189,9 @@ void audit_write(audit *a, const audit_entry *e)
                    e->tokens_out < 0 ? 0 : e->tokens_out, e->compute_ms);
     buf_puts(&b, "}\n");
     pthread_mutex_lock(&a->mu);
-    if (a->fd < 0 && open_log(a) == 0)     /* it failed before: not now */
-        log_info("audit: %s is open again", a->path);
-    if (a->fd >= 0 && a->size > 0 && a->size + b.len > a->max)
-        rotate(a);
-    if (a->fd >= 0 && b.data) {
-        ssize_t w = write(a->fd, b.data, b.len);
-        if (w > 0)
-            a->size += (uint64_t)w;
-        if (w != (ssize_t)b.len)
-            log_warn("audit: short write to %s", a->path);
-    }
+    if (!b.data || buf_append(&a->queue, b.data, b.len) < 0)
+        a->dropped++;               /* the queue is full: counted, said by the writer */
+    pthread_cond_signal(&a->cv);
     pthread_mutex_unlock(&a->mu);
     buf_free(&b);
 }
@@ -137,8 +200,15 @@ void audit_close(audit *a)
 {
     if (!a)
         return;
+    pthread_mutex_lock(&a->mu);
+    a->stop = true;
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    pthread_join(a->writer, NULL);     /* it writes what was queued first */
     if (a->fd >= 0)
         close(a->fd);
+    buf_free(&a->queue);
+    pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
     free(a);
 }

@@ -10,10 +10,14 @@
  * becomes audit.log.1 (replacing the one before) and a new one starts, so
  * it never grows without bound (when it cannot be renamed, it starts over).
  * When the file cannot be opened the daemon still serves, logs the error
- * and tries again with each request. Lines are written whole with one write()
- * under O_APPEND, so concurrent requests never interleave within a line.
+ * and tries again with each request. An HTTP thread only formats its line
+ * and queues it (AUDIT_QUEUE_MAX bytes at most): a thread of the audit's own
+ * does the file's I/O, a line per write() under O_APPEND, so a slow disk
+ * holds up no request, and lines never interleave. When the queue is full
+ * a line is dropped and counted, and the writer logs the count.
  *
- * Ownership: an audit owns its file descriptor; audit_close() frees it.
+ * Ownership: an audit owns its file descriptor and its writer thread;
+ * audit_close() writes what is queued, stops the thread and frees both.
  * audit_write() is safe from any thread.
  */
 #ifndef HEARTH_AUDIT_H
@@ -42,6 +46,7 @@ typedef struct audit_entry {
 } audit_entry;
 
 #define AUDIT_MAX_BYTES (64ull << 20)
+#define AUDIT_QUEUE_MAX (1u << 20)    /* lines waiting for the writer */
 
 /* Opens (creating) dir/audit.log. NULL only when out of memory; when the
  * file cannot be opened now, err says why (else it is "") and each write

@@ -63,6 +63,7 @@ typedef struct http_req {
     char seen_method[16];      /* copies: MHD's strings may not outlive the request */
     char seen_path[260];
     int route_label;           /* the path's route even for a 405, for the metrics */
+    char client[64];           /* the client's address, "?" when unknown */
     uint64_t bytes_in;
     struct job *job;           /* a reference to the request's job, for its counts */
 } http_req;

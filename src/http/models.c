@@ -117,8 +117,6 @@ int http_model_action(http_req *r, const char *rest)
         return http_reply_error(r, 404, NULL, NULL, "unknown_url", "Unknown request URL", 0);
     snprintf(name, sizeof name, "%.*s", (int)(slash - rest), rest);
     const char *action = slash + 1;
-    if (find_info(r, name, &mi))     /* for the audit log: which model was loaded or unloaded */
-        snprintf(r->model, sizeof r->model, "%s", name);
     char err[320];
     int rc;
     if (strcmp(action, "load") == 0)
@@ -129,6 +127,7 @@ int http_model_action(http_req *r, const char *rest)
         return http_reply_error(r, 404, NULL, NULL, "unknown_url", "Unknown request URL", 0);
     if (rc == 404)
         return not_found(r, name);
+    snprintf(r->model, sizeof r->model, "%s", name);   /* for the audit log */
     if (rc)
         return http_reply_error(r, (unsigned)rc, NULL, NULL,
                                 rc == 409 ? "model_busy" : rc == 503 ? "model_unavailable"
@@ -177,17 +176,14 @@ int http_status(http_req *r)
     return http_reply_json(r, 200, &b);
 }
 
-/* One gauge per model, read from the scheduler. */
-static void model_gauge(buf *b, http_req *r, const char *name, const char *help,
-                        const char *type, double (*value)(const model_info *))
+/* One gauge per model, from one snapshot of the scheduler's models. */
+static void model_gauge(buf *b, const model_info *mi, size_t n, const char *name,
+                        const char *help, const char *type,
+                        double (*value)(const model_info *))
 {
     buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-    size_t n = sched_model_count(r->sched);
-    for (size_t i = 0; i < n; i++) {
-        model_info mi;
-        if (sched_model_info(r->sched, i, &mi) == 0)
-            buf_printf(b, "%s{model=\"%s\"} %.0f\n", name, mi.name, value(&mi));
-    }
+    for (size_t i = 0; i < n; i++)
+        buf_printf(b, "%s{model=\"%s\"} %.0f\n", name, mi[i].name, value(&mi[i]));
 }
 
 static double v_busy(const model_info *mi) { return mi->busy; }
@@ -203,6 +199,13 @@ int http_metrics(http_req *r)
 {
     sched_totals t;
     sched_get_totals(r->sched, &t);
+    size_t count = sched_model_count(r->sched), n = 0;
+    model_info *mi = calloc(count ? count : 1, sizeof *mi);
+    if (!mi)
+        return http_reply_error(r, 500, NULL, NULL, "out_of_memory", "out of memory", 0);
+    for (size_t i = 0; i < count; i++)
+        if (sched_model_info(r->sched, i, &mi[n]) == 0)
+            n++;                    /* a model a reload removed is skipped */
     buf b = buf_make(0);
     buf_printf(&b,
                "# HELP hearth_build_info hearthd's version.\n# TYPE hearth_build_info gauge\n"
@@ -217,26 +220,23 @@ int http_metrics(http_req *r)
                (unsigned long long)t.rss);
     buf_puts(&b, "# HELP hearth_model_info A configured model: its kind and state.\n"
                  "# TYPE hearth_model_info gauge\n");
-    size_t n = sched_model_count(r->sched);
-    for (size_t i = 0; i < n; i++) {
-        model_info mi;
-        if (sched_model_info(r->sched, i, &mi) == 0)
-            buf_printf(&b, "hearth_model_info{model=\"%s\",kind=\"%s\",state=\"%s\"} 1\n",
-                       mi.name, model_kind_name(mi.kind), model_state_name(mi.state));
-    }
-    model_gauge(&b, r, "hearth_model_slots_busy", "Sequences being served.", "gauge", v_busy);
-    model_gauge(&b, r, "hearth_model_slots", "Sequences a model serves at once.", "gauge",
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, "hearth_model_info{model=\"%s\",kind=\"%s\",state=\"%s\"} 1\n",
+                   mi[i].name, model_kind_name(mi[i].kind), model_state_name(mi[i].state));
+    model_gauge(&b, mi, n, "hearth_model_slots_busy", "Sequences being served.", "gauge", v_busy);
+    model_gauge(&b, mi, n, "hearth_model_slots", "Sequences a model serves at once.", "gauge",
                 v_slots);
-    model_gauge(&b, r, "hearth_model_queued", "Requests waiting for a slot.", "gauge",
+    model_gauge(&b, mi, n, "hearth_model_queued", "Requests waiting for a slot.", "gauge",
                 v_queued);
-    model_gauge(&b, r, "hearth_model_memory_bytes", "A loaded model's worker, measured.",
+    model_gauge(&b, mi, n, "hearth_model_memory_bytes", "A loaded model's worker, measured.",
                 "gauge", v_rss);
-    model_gauge(&b, r, "hearth_model_memory_estimated_bytes",
+    model_gauge(&b, mi, n, "hearth_model_memory_estimated_bytes",
                 "What the budget holds for a model while loaded.", "gauge", v_est);
-    model_gauge(&b, r, "hearth_model_restarts_total", "Worker restarts after a crash.",
+    model_gauge(&b, mi, n, "hearth_model_restarts_total", "Worker restarts after a crash.",
                 "counter", v_restarts);
-    model_gauge(&b, r, "hearth_model_load_failures_total", "Loads that failed.", "counter",
+    model_gauge(&b, mi, n, "hearth_model_load_failures_total", "Loads that failed.", "counter",
                 v_failures);
+    free(mi);
     metrics_render(&b);
     return http_reply_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 }

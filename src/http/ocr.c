@@ -105,32 +105,13 @@ static int recognise(http_req *r)
     int ret = MHD_NO;
     buf text = buf_make(0), p = buf_make(0);
     job *j = NULL;
-    if (r->up) {
-        if (upload_too_large(r->up)) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "the file is larger than the upload limit of %zu bytes",
-                     r->cfg->max_upload);
-            ret = http_reply_error(r, 413, NULL, "file", "request_too_large", msg, 0);
+    if (r->up || r->upload_err[0]) {     /* multipart */
+        if (upload_refused(r, &ret))
             goto out;
-        }
-        if (upload_malformed(r->up)) {
-            ret = bad(r, NULL, "invalid_multipart", "the multipart/form-data body is malformed");
-            goto out;
-        }
-        if (upload_file_empty(r->up)) {
-            ret = bad(r, "file", "invalid_value", "the 'file' part is empty");
-            goto out;
-        }
         path = upload_file_path(r->up);
         lang = upload_field(r->up, "language");
         if (upload_field(r->up, "model") && *upload_field(r->up, "model"))
             model = upload_field(r->up, "model");
-    } else if (r->upload_err[0]) {
-        /* multipart that could not be read: no boundary (400), or no temp file (500) */
-        ret = r->upload_status >= 500
-                  ? http_reply_error(r, 500, NULL, NULL, "upload_failed", r->upload_err, 0)
-                  : bad(r, NULL, "invalid_multipart", r->upload_err);
-        goto out;
     } else {
         a = arena_new(r->body.len * 2 + (1u << 20));
         char perr[96];

@@ -215,7 +215,9 @@ static void make_rid(http_req *r)
 }
 
 /* The route for method and url; R_NONE with *path_known when the path
- * exists for other methods, which are listed in allow (for a 405). */
+ * exists for other methods, which are listed in allow (for a 405). *label
+ * is the route the metrics count the request under: the one returned, or
+ * for a 405 the path's first. */
 static int route_of(const char *method, const char *url, bool *path_known, int *label,
                     char *allow, size_t al)
 {
@@ -233,7 +235,7 @@ static int route_of(const char *method, const char *url, bool *path_known, int *
         if (*label == R_NONE)
             *label = rt->id;
         if (strcmp(method, rt->method) == 0)
-            return rt->id;
+            return *label = rt->id;
         if (!strstr(allow, rt->method)) {
             size_t n = strlen(allow);
             snprintf(allow + n, al - n, "%s%s", n ? ", " : "", rt->method);
@@ -333,7 +335,7 @@ static bool refusal_may_log(void)
 }
 
 /* A request has ended: its audit line and its counts in the metrics. */
-static void finish_request(http_server *srv, struct MHD_Connection *conn, const http_req *r,
+static void finish_request(http_server *srv, const http_req *r,
                            enum MHD_RequestTerminationCode toe)
 {
     struct timespec ts;
@@ -343,14 +345,12 @@ static void finish_request(http_server *srv, struct MHD_Connection *conn, const 
     if (r->job)
         job_peek(r->job, &st);
     bool ran = st.phase == JOB_DONE;
-    metrics_request(route_name(r->route ? r->route : r->route_label), r->status, ms / 1e3, ran ? r->model : NULL,
+    metrics_request(route_name(r->route_label), r->status, ms / 1e3, ran ? r->model : NULL,
                     st.prompt_tokens, st.cached_tokens, st.completion_tokens,
                     (st.prompt_ms + st.gen_ms) / 1e3);
     audit *a = atomic_load(&srv->audit);
     if (!a || !r->cfg->audit_log)
         return;
-    char who[64];
-    client_address(conn, who, sizeof who);
     const char *outcome = "error";
     switch (toe) {
     case MHD_REQUEST_TERMINATED_COMPLETED_OK: outcome = "ok"; break;
@@ -367,7 +367,7 @@ static void finish_request(http_server *srv, struct MHD_Connection *conn, const 
                          st.phase != JOB_DONE && st.phase != JOB_FAILED))
         outcome = "client_gone";
     audit_entry e = {
-        .wall = r->wall, .rid = r->rid, .client = who, .key = r->key_name,
+        .wall = r->wall, .rid = r->rid, .client = r->client, .key = r->key_name,
         .method = r->seen_method, .path = r->seen_path, .model = r->model[0] ? r->model : NULL,
         .status = r->status, .outcome = outcome, .ms = ms, .bytes_in = r->bytes_in,
         .tokens_in = ran ? st.prompt_tokens : -1, .tokens_cached = st.cached_tokens,
@@ -414,6 +414,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->url = url;
         snprintf(r->seen_method, sizeof r->seen_method, "%s", method);
         snprintf(r->seen_path, sizeof r->seen_path, "%s", url);
+        client_address(conn, r->client, sizeof r->client);
         r->body = buf_make(r->cfg->max_body);
         r->first = true;
         struct timespec ts;
@@ -439,19 +440,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             const char *az = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                          MHD_HTTP_HEADER_AUTHORIZATION);
             const char *xk = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Api-Key");
-            char who[64];
-            client_address(conn, who, sizeof who);
             time_t now = time(NULL);
-            int wait = auth_blocked(who, (long long)now);
+            int wait = auth_blocked(r->client, (long long)now);
             if (wait > 0)
                 return (enum MHD_Result)http_reply_error(
                     r, 429, NULL, NULL, "too_many_failed_attempts",
                     "Too many requests with a wrong API key from this address; try again later",
                     wait);
             if (!auth_allows(r->cfg, az, xk, &r->key_name)) {
-                auth_failed(who, (long long)now);
+                auth_failed(r->client, (long long)now);
                 if (refusal_may_log())
-                    log_warn("refused %s %s from %s: %s API key", method, url, who,
+                    log_warn("refused %s %s from %s: %s API key", method, url, r->client,
                              az || xk ? "wrong" : "no");
                 return (enum MHD_Result)http_reply_error(
                     r, 401, "invalid_request_error", NULL, "invalid_api_key",
@@ -531,7 +530,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_req *r = *con_cls;
     if (!r)
         return;
-    finish_request(srv, conn, r, toe);
+    finish_request(srv, r, toe);
     job_unref(r->job);
     /* idle until the next request on this connection: the short timeout */
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, header_timeout(r->cfg));

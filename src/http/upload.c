@@ -140,16 +140,6 @@ int upload_feed(upload *u, const char *data, size_t n)
     return u->malformed ? -1 : 0;
 }
 
-bool upload_too_large(const upload *u)
-{
-    return u->too_large;
-}
-
-bool upload_malformed(const upload *u)
-{
-    return u->malformed;
-}
-
 const char *upload_field(const upload *u, const char *name)
 {
     for (size_t i = 0; i < u->nfields; i++)
@@ -163,9 +153,29 @@ const char *upload_file_path(const upload *u)
     return u->have_file && u->file_size > 0 ? u->path : NULL;
 }
 
-bool upload_file_empty(const upload *u)
+bool upload_refused(http_req *r, int *ret)
 {
-    return u->have_file && u->file_size == 0;
+    upload *u = r->up;
+    if (!u && r->upload_status >= 500)
+        *ret = http_reply_error(r, 500, NULL, NULL, "upload_failed", r->upload_err, 0);
+    else if (!u)
+        *ret = http_reply_error(r, 400, NULL, NULL, "invalid_multipart",
+                                r->upload_err[0] ? r->upload_err : "expected multipart/form-data",
+                                0);
+    else if (u->too_large) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the file is larger than the upload limit of %zu bytes",
+                 r->cfg->max_upload);
+        *ret = http_reply_error(r, 413, NULL, "file", "request_too_large", msg, 0);
+    } else if (u->malformed)
+        *ret = http_reply_error(r, 400, NULL, NULL, "invalid_multipart",
+                                "the multipart/form-data body is malformed", 0);
+    else if (u->have_file && u->file_size == 0)
+        *ret = http_reply_error(r, 400, NULL, "file", "invalid_value", "the 'file' part is empty",
+                                0);
+    else
+        return false;
+    return true;
 }
 
 size_t upload_file_size(const upload *u)

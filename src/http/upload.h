@@ -28,16 +28,17 @@ upload *upload_begin(http_req *r, const char *tmpdir, size_t max_file, char *err
                      int *status);
 /* Feed body bytes. Returns -1 when the body is malformed. */
 int     upload_feed(upload *u, const char *data, size_t n);
-bool    upload_too_large(const upload *u);
-bool    upload_malformed(const upload *u);
 /* After the body: the text field (NULL if absent). Repeated names (such as
  * timestamp_granularities[]) are joined with ','. */
 const char *upload_field(const upload *u, const char *name);
 /* The stored file, NULL if there was no "file" part or it was empty. */
 const char *upload_file_path(const upload *u);
-/* Whether a "file" part came but held no bytes. */
-bool        upload_file_empty(const upload *u);
 size_t      upload_file_size(const upload *u);
+/* When the request's upload cannot be used (it could not start: r->up is
+ * NULL with r->upload_err; over the cap; malformed; an empty file part),
+ * queues the error response, stores the handler's return value in *ret and
+ * returns true. */
+bool        upload_refused(http_req *r, int *ret);
 /* Delete the stored file now (the handler calls this before it answers, so a
  * client never sees a response while its upload still sits on disk). */
 void        upload_release_file(upload *u);

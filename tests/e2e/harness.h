@@ -287,6 +287,15 @@ static inline bool is_error_shape(const json *j, const char *code)
            strstr(m->str, ".gguf") == NULL;
 }
 
+/* Whether r is an error of this status in OpenAI's shape with this code. */
+static inline bool answer_is_error(const struct resp *r, long status, const char *code)
+{
+    arena *a = arena_new(0);
+    bool ok = r->status == status && is_error_shape(parse(a, &r->body), code);
+    arena_free(a);
+    return ok;
+}
+
 /* Completion text of a non-stream response (chat or completions). */
 static inline char *content_of(const struct resp *r, bool chat, char *finish, size_t fl)
 {
