@@ -97,6 +97,17 @@ static void *writer_main(void *arg)
     }
 }
 
+/* Frees what an audit holds once no writer runs. */
+static void release(audit *a)
+{
+    if (a->fd >= 0)
+        close(a->fd);
+    buf_free(&a->queue);
+    pthread_cond_destroy(&a->cv);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+}
+
 audit *audit_open(const char *dir, uint64_t max_bytes, char *err, size_t el)
 {
     audit *a = calloc(1, sizeof *a);
@@ -115,12 +126,7 @@ audit *audit_open(const char *dir, uint64_t max_bytes, char *err, size_t el)
         snprintf(err, el, "cannot open the audit log %.300s: %s", a->path, strerror(errno));
     if (pthread_create(&a->writer, NULL, writer_main, a) != 0) {
         snprintf(err, el, "cannot start the audit log's writer");
-        if (a->fd >= 0)
-            close(a->fd);
-        buf_free(&a->queue);
-        pthread_cond_destroy(&a->cv);
-        pthread_mutex_destroy(&a->mu);
-        free(a);
+        release(a);
         return NULL;
     }
     return a;
@@ -205,10 +211,5 @@ void audit_close(audit *a)
     pthread_cond_signal(&a->cv);
     pthread_mutex_unlock(&a->mu);
     pthread_join(a->writer, NULL);     /* it writes what was queued first */
-    if (a->fd >= 0)
-        close(a->fd);
-    buf_free(&a->queue);
-    pthread_cond_destroy(&a->cv);
-    pthread_mutex_destroy(&a->mu);
-    free(a);
+    release(a);
 }
