@@ -43,11 +43,12 @@ LDFLAGS_ALL = $(SAN) -pthread -lm
 CORE_SRC   = $(wildcard src/core/*.c)
 HTTP_SRC   = $(wildcard src/http/*.c)
 SCHED_SRC  = $(wildcard src/sched/*.c)
+QUEUE_SRC  = $(wildcard src/queue/*.c)
 SUPER_SRC  = src/worker/supervisor.c src/worker/wire.c
 ENGINE_SRC = $(wildcard src/engine/*.c)
 CLI_SRC    = $(wildcard src/cli/*.c)
 
-DAEMON_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,src/main.c $(CORE_SRC) $(HTTP_SRC) $(SCHED_SRC) $(SUPER_SRC))
+DAEMON_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,src/main.c $(CORE_SRC) $(HTTP_SRC) $(SCHED_SRC) $(QUEUE_SRC) $(SUPER_SRC))
 WORKER_COMMON = $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/wire.c $(CORE_SRC))
 WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main.o $(WORKER_COMMON) \
              $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/accel.c src/engine/llm.c src/engine/embed.c src/engine/prompt.c \
@@ -89,7 +90,7 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/hearthd: $(DAEMON_OBJ)
 	@$(if $(V),,echo "  LINK    $@")
-	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(MHD_LIBS)
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(MHD_LIBS) -lsqlite3
 
 $(BUILD)/hearth-worker: $(WORKER_OBJ)
 	@$(if $(V),,echo "  LINK    $@")

@@ -20,6 +20,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "http/http.h"
+#include "queue/runner.h"
 #include "sched/sched.h"
 #include "worker/supervisor.h"
 
@@ -85,7 +86,8 @@ struct configs {
     int n;
 };
 
-static void reload(struct configs *cs, int argc, char **argv, http_server *h, sched *s)
+static void reload(struct configs *cs, int argc, char **argv, http_server *h, sched *s,
+                   runner *jobs)
 {
     if (cs->n == (int)(sizeof cs->v / sizeof *cs->v)) {
         log_error("SIGHUP: too many reloads in this run; restart hearthd");
@@ -105,6 +107,7 @@ static void reload(struct configs *cs, int argc, char **argv, http_server *h, sc
         log_warn("SIGHUP: listen address and data dir changes apply at the next start");
     cs->v[cs->n++] = c;
     sched_reload(s, c);
+    runner_set_config(jobs, c);
     http_set_config(h, c);
     log_info("SIGHUP: configuration reloaded (%zu model(s))", c->nmodels);
 }
@@ -158,9 +161,14 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
-    http_server *h = http_start(&cfg, s, err, sizeof err);
+    char jerr[300] = "";
+    runner *jobs = runner_start(&cfg, s, jerr, sizeof jerr);
+    if (!jobs)
+        log_error("batch jobs are not available: %s", jerr);
+    http_server *h = http_start(&cfg, s, jobs, jerr, err, sizeof err);
     if (!h) {
         fprintf(stderr, "hearthd: %s\n", err);
+        runner_free(jobs);
         sched_shutdown(s, 0);
         sched_free(s);
         config_free(&cfg);
@@ -184,7 +192,7 @@ int main(int argc, char **argv)
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            reload(&cfgs, argc, argv, h, s);
+            reload(&cfgs, argc, argv, h, s, jobs);
             continue;
         }
         log_info("received %s: draining", strsignal(sig));
@@ -196,8 +204,10 @@ int main(int argc, char **argv)
     if (http_active(h) > 0)
         log_warn("%d request(s) still running after %d s; stopping them", http_active(h),
                  DRAIN_SECONDS);
+    runner_stop(jobs);          /* running batch jobs go back to the queue */
     sched_shutdown(s, 3000);
     http_stop(h);
+    runner_free(jobs);
     sched_free(s);
     unlink(addrfile);
     for (int i = cfgs.n - 1; i >= 1; i--) {

@@ -78,6 +78,10 @@ void config_defaults(config *c)
     }
     c->load_timeout = 60;
     c->audit_log = 1;
+    c->job_workers = 1;
+    c->job_attempts = 3;
+    c->job_retry_delay = 10;
+    c->max_jobs = 10000;
 }
 
 void config_free(config *c)
@@ -322,6 +326,18 @@ int config_set(config *c, const char *key, const char *v, char *err, size_t el)
     } else if (strcmp(key, "queue-size") == 0) {
         if (parse_int(v, 0, 100000, &c->queue_size) < 0)
             goto bad_int;
+    } else if (strcmp(key, "job-workers") == 0) {
+        if (parse_int(v, 1, 8, &c->job_workers) < 0)
+            goto bad_int;
+    } else if (strcmp(key, "job-attempts") == 0) {
+        if (parse_int(v, 1, 100, &c->job_attempts) < 0)
+            goto bad_int;
+    } else if (strcmp(key, "job-retry-delay") == 0) {
+        if (parse_int(v, 0, 3600, &c->job_retry_delay) < 0)
+            goto bad_int;
+    } else if (strcmp(key, "max-jobs") == 0) {
+        if (parse_int(v, 1, 10000000, &c->max_jobs) < 0)
+            goto bad_int;
     } else if (strcmp(key, "max-connections") == 0) {
         if (parse_int(v, 1, 100000, &c->max_connections) < 0)
             goto bad_int;
@@ -509,6 +525,12 @@ void config_print_help(const char *prog)
            "  --audit-log on|off     one line per request in DATA-DIR/audit.log: time,\n"
            "                         client, key name, method, path, model, status,\n"
            "                         duration; never a prompt or answer (default on)\n"
+           "  --job-workers N        batch jobs (POST /v1/jobs) run at once (default 1)\n"
+           "  --job-attempts N       attempts before a failing batch job is dead (default 3)\n"
+           "  --job-retry-delay S    seconds before a failed batch job's second attempt;\n"
+           "                         doubles with each further one (default 10)\n"
+           "  --max-jobs N           batch jobs that may wait or run before 429 (default\n"
+           "                         10000)\n"
            "  --log-level LEVEL      debug|info|warn|error (default info)\n"
            "  --help                 show this help\n"
            "  --version              show the version\n",

@@ -56,6 +56,11 @@ typedef struct config {
     char  api_key_names[CONFIG_MAX_KEYS][API_KEY_NAME_MAX + 1];  /* for the audit log */
     size_t napi_keys;
     int   audit_log;          /* 1: one line per request in <data-dir>/audit.log */
+    /* batch jobs (queue/runner.h) */
+    int   job_workers;        /* jobs run at once */
+    int   job_attempts;       /* attempts before a job is dead */
+    int   job_retry_delay;    /* seconds before the second attempt, doubling */
+    int   max_jobs;           /* queued + running jobs before 429 */
 } config;
 
 void config_defaults(config *c);

@@ -46,8 +46,7 @@ static const char *str(const json *o, const char *k)
     return v && v->type == JSON_STRING ? v->str : "";
 }
 
-/* Render the worker's result in the requested format. */
-static int render(http_req *r, const char *fmt, const json *res, bool words)
+void audio_render(buf *out, const char **ctype_out, const char *fmt, const json *res, bool words)
 {
     buf b = buf_make(0);
     const char *ctype = "application/json";
@@ -92,7 +91,8 @@ static int render(http_req *r, const char *fmt, const json *res, bool words)
         }
         buf_puts(&b, "}");
     }
-    return http_reply_body(r, 200, ctype, &b);
+    *ctype_out = ctype;
+    *out = b;
 }
 
 static int transcribe(http_req *r, bool translate);
@@ -104,6 +104,52 @@ int http_transcriptions(http_req *r, bool translate)
     return ret;
 }
 
+int audio_options(const upload *u, bool translate, buf *opts, audio_form *f, http_bad *e)
+{
+#define BAD(p, c, m) do { e->param = p; e->code = c; e->msg = m; return -1; } while (0)
+    f->model = upload_field(u, "model");
+    if (!f->model || !*f->model || strlen(f->model) > MODEL_NAME_MAX)
+        BAD("model", "missing_required_parameter", "Missing required parameter: 'model'");
+    const char *fmt = upload_field(u, "response_format");
+    if (!fmt || !*fmt)
+        fmt = "json";
+    if (strcmp(fmt, "json") && strcmp(fmt, "text") && strcmp(fmt, "srt") &&
+        strcmp(fmt, "vtt") && strcmp(fmt, "verbose_json"))
+        BAD("response_format", "invalid_value",
+            "response_format must be json, text, srt, vtt or verbose_json");
+    f->format = fmt;
+    const char *lang = upload_field(u, "language");
+    if (lang && (strlen(lang) > 16 || strspn(lang, "abcdefghijklmnopqrstuvwxyz-") != strlen(lang)))
+        BAD("language", "invalid_value", "language must be an ISO-639-1 code like 'en'");
+    const char *temp = upload_field(u, "temperature");
+    double t = 0;
+    if (temp && *temp) {
+        char *end;
+        t = strtod(temp, &end);
+        if (*end || !(t >= 0 && t <= 1))
+            BAD("temperature", "invalid_value", "temperature must be between 0 and 1");
+    }
+    const char *gran = upload_field(u, "timestamp_granularities[]");
+    f->words = gran && strstr(gran, "word");
+    if (gran && *gran && strcmp(fmt, "verbose_json"))
+        BAD("timestamp_granularities", "invalid_value",
+            "timestamp_granularities needs response_format verbose_json");
+#undef BAD
+    buf_puts(opts, "{\"kind\":\"transcription\"");
+    buf_printf(opts, ",\"translate\":%s,\"words\":%s,\"temperature\":%g",
+               translate ? "true" : "false", f->words ? "true" : "false", t);
+    if (lang && *lang) {
+        buf_puts(opts, ",\"language\":");
+        jw_cstr(opts, lang);
+    }
+    const char *prompt = upload_field(u, "prompt");
+    if (prompt && *prompt) {
+        buf_puts(opts, ",\"prompt\":");
+        jw_cstr(opts, prompt);
+    }
+    return buf_putc(opts, '}');
+}
+
 static int transcribe(http_req *r, bool translate)
 {
     int refused;
@@ -112,48 +158,20 @@ static int transcribe(http_req *r, bool translate)
     const char *path = upload_file_path(r->up);
     if (!path)
         return bad(r, "file", "missing_required_parameter", "Missing required parameter: 'file'");
-    const char *model = upload_field(r->up, "model");
-    if (!model || !*model || strlen(model) > MODEL_NAME_MAX)
-        return bad(r, "model", "missing_required_parameter", "Missing required parameter: 'model'");
-    const char *fmt = upload_field(r->up, "response_format");
-    if (!fmt || !*fmt)
-        fmt = "json";
-    if (strcmp(fmt, "json") && strcmp(fmt, "text") && strcmp(fmt, "srt") &&
-        strcmp(fmt, "vtt") && strcmp(fmt, "verbose_json"))
-        return bad(r, "response_format", "invalid_value",
-                   "response_format must be json, text, srt, vtt or verbose_json");
-    const char *lang = upload_field(r->up, "language");
-    if (lang && (strlen(lang) > 16 || strspn(lang, "abcdefghijklmnopqrstuvwxyz-") != strlen(lang)))
-        return bad(r, "language", "invalid_value", "language must be an ISO-639-1 code like 'en'");
-    const char *temp = upload_field(r->up, "temperature");
-    double t = 0;
-    if (temp && *temp) {
-        char *end;
-        t = strtod(temp, &end);
-        if (*end || !(t >= 0 && t <= 1))
-            return bad(r, "temperature", "invalid_value", "temperature must be between 0 and 1");
+    buf opts = buf_make(0), p = buf_make(0);
+    audio_form f;
+    http_bad e = { 0 };
+    int rc = audio_options(r->up, translate, &opts, &f, &e);
+    if (rc == 0)
+        rc = job_payload(&p, opts.data, path);
+    buf_free(&opts);
+    if (rc < 0) {
+        buf_free(&p);
+        return e.code ? bad(r, e.param, e.code, e.msg)
+                      : http_reply_error(r, 500, NULL, NULL, "out_of_memory", "out of memory", 0);
     }
-    const char *gran = upload_field(r->up, "timestamp_granularities[]");
-    bool words = gran && strstr(gran, "word");
-    if (gran && *gran && strcmp(fmt, "verbose_json"))
-        return bad(r, "timestamp_granularities", "invalid_value",
-                   "timestamp_granularities needs response_format verbose_json");
-
-    buf p = buf_make(0);
-    buf_puts(&p, "{\"kind\":\"transcription\",\"path\":");
-    jw_cstr(&p, path);
-    buf_printf(&p, ",\"translate\":%s,\"words\":%s,\"temperature\":%g", translate ? "true" : "false",
-               words ? "true" : "false", t);
-    if (lang && *lang) {
-        buf_puts(&p, ",\"language\":");
-        jw_cstr(&p, lang);
-    }
-    const char *prompt = upload_field(r->up, "prompt");
-    if (prompt && *prompt) {
-        buf_puts(&p, ",\"prompt\":");
-        jw_cstr(&p, prompt);
-    }
-    buf_putc(&p, '}');
+    const char *model = f.model, *fmt = f.format;
+    bool words = f.words;
     int ret = MHD_NO;
     job *j = http_new_job(r, model, MODEL_KIND_TRANSCRIPTION, &p, &ret);
     if (!j)
@@ -174,7 +192,10 @@ static int transcribe(http_req *r, bool translate)
     }
     log_info("transcribed %.1f s of audio (%zu bytes) as %s", num(res, "duration"),
              upload_file_size(r->up), fmt);
-    ret = render(r, fmt, res, words);
+    buf b;
+    const char *ctype;
+    audio_render(&b, &ctype, fmt, res, words);
+    ret = http_reply_body(r, 200, ctype, &b);
 out:
     arena_free(a);
     buf_free(&text);

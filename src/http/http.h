@@ -26,7 +26,11 @@ struct MHD_Connection;
 struct MHD_Response;
 typedef struct http_server http_server;
 
-http_server *http_start(const config *cfg, sched *s, char *err, size_t errlen);
+/* jobs: the batch queue (kept by the caller), or NULL with the reason in
+ * jobs_err, which the jobs endpoints then answer with. */
+struct runner;
+http_server *http_start(const config *cfg, sched *s, struct runner *jobs, const char *jobs_err,
+                        char *err, size_t errlen);
 /* The port actually bound (useful with port 0). */
 int  http_port(const http_server *h);
 /* Stop accepting; new requests get 503 while in-flight ones finish. */
@@ -109,6 +113,32 @@ struct job *http_new_job(http_req *r, const char *model, int want_kind, buf *pay
  * handler's return value; returns true when the job finished well. */
 bool http_run_job(http_req *r, struct job *j, buf *out, struct job_status *st, int *ret);
 
+/* A request's field that is wrong: the 400's param, code and message
+ * (static strings). */
+typedef struct http_bad {
+    const char *param, *code, *msg;
+} http_bad;
+
+/* The transcription form (POST /v1/audio/..., and batch jobs): the
+ * worker request's fields in opts (a JSON object, without the path), and
+ * what rendering the answer needs. -1 with e set (or e->code NULL when out
+ * of memory). Strings point into the upload. */
+struct upload;
+typedef struct audio_form {
+    const char *model, *format;
+    bool words;
+} audio_form;
+int  audio_options(const struct upload *u, bool translate, buf *opts, audio_form *f, http_bad *e);
+/* The worker's transcript (parsed) as response format fmt: json, text,
+ * srt, vtt or verbose_json; out gets the body, *ctype its Content-Type. */
+struct json;
+void audio_render(buf *out, const char **ctype, const char *fmt, const struct json *res, bool words);
+/* The OCR form's fields (model, default "ocr"; language), likewise; and
+ * the language alone; and /v1/ocr's answer from the worker's document. */
+int  ocr_options(const struct upload *u, buf *opts, const char **model, http_bad *e);
+int  ocr_fields(buf *opts, const char *lang, http_bad *e);
+int  ocr_render(buf *out, const char *model, const char *doc, size_t n);
+
 /* endpoints */
 int http_health(http_req *r);
 int http_models(http_req *r);
@@ -121,5 +151,12 @@ int http_embeddings(http_req *r);
 int http_transcriptions(http_req *r, bool translate);
 int http_ocr(http_req *r);
 int http_completions(http_req *r);
+int http_jobs_submit(http_req *r);
+int http_jobs_list(http_req *r);
+int http_job_get(http_req *r, const char *rest);
+int http_job_action(http_req *r, const char *rest);
+int http_job_delete(http_req *r, const char *rest);
+/* The batch queue, or NULL with *why the message for a 503. */
+struct runner *http_jobs(http_req *r, const char **why);
 
 #endif

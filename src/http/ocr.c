@@ -87,6 +87,48 @@ static int write_b64(const char *s, size_t n, const char *dir, char *path, size_
     return rc;
 }
 
+int ocr_options(const upload *u, buf *opts, const char **model, http_bad *e)
+{
+    const char *m = upload_field(u, "model");
+    *model = m && *m ? m : "ocr";
+    if (strlen(*model) > MODEL_NAME_MAX) {
+        e->param = "model";
+        e->code = "invalid_value";
+        e->msg = "model names are at most 64 characters";
+        return -1;
+    }
+    return ocr_fields(opts, upload_field(u, "language"), e);
+}
+
+int ocr_fields(buf *opts, const char *lang, http_bad *e)
+{
+    if (lang && (strlen(lang) > 64 ||
+                 strspn(lang, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-") !=
+                     strlen(lang))) {
+        e->param = "language";
+        e->code = "invalid_value";
+        e->msg = "language must name Tesseract languages, like 'eng' or 'eng+deu'";
+        return -1;
+    }
+    buf_puts(opts, "{\"kind\":\"ocr\"");
+    if (lang && *lang) {
+        buf_puts(opts, ",\"language\":");
+        jw_cstr(opts, lang);
+    }
+    return buf_putc(opts, '}');
+}
+
+int ocr_render(buf *out, const char *model, const char *doc, size_t n)
+{
+    buf_puts(out, "{\"model\":");
+    jw_cstr(out, model);
+    if (n > 1 && doc[0] == '{') {
+        buf_putc(out, ',');
+        return buf_append(out, doc + 1, n - 1);
+    }
+    return buf_putc(out, '}');
+}
+
 static int recognise(http_req *r);
 
 int http_ocr(http_req *r)
@@ -142,13 +184,17 @@ static int recognise(http_req *r)
         ret = bad(r, "file", "missing_required_parameter", "Missing required parameter: 'file'");
         goto out;
     }
-    buf_puts(&p, "{\"kind\":\"ocr\",\"path\":");
-    jw_cstr(&p, path);
-    if (lang && *lang) {
-        buf_puts(&p, ",\"language\":");
-        jw_cstr(&p, lang);
+    http_bad e = { 0 };
+    buf opts = buf_make(0);
+    int rc = ocr_fields(&opts, lang, &e);
+    if (rc == 0)
+        rc = job_payload(&p, opts.data, path);
+    buf_free(&opts);
+    if (rc < 0) {
+        ret = e.code ? bad(r, e.param, e.code, e.msg)
+                     : http_reply_error(r, 500, NULL, NULL, "out_of_memory", "out of memory", 0);
+        goto out;
     }
-    buf_putc(&p, '}');
     if (!(j = http_new_job(r, model, MODEL_KIND_OCR, &p, &ret)))
         goto out;
     job_status st;
@@ -156,14 +202,7 @@ static int recognise(http_req *r)
         goto out;
     /* the worker's document, with the model name in front */
     buf b = buf_make(0);
-    buf_puts(&b, "{\"model\":");
-    jw_cstr(&b, model);
-    if (text.len > 1 && text.data[0] == '{') {
-        buf_putc(&b, ',');
-        buf_append(&b, text.data + 1, text.len - 1);
-    } else {
-        buf_putc(&b, '}');
-    }
+    ocr_render(&b, model, text.data ? text.data : "", text.len);
     log_info("ocr: %zu bytes of result", text.len);
     ret = http_reply_json(r, 200, &b);
 out:

@@ -25,6 +25,7 @@
 #include "http/auth.h"
 #include "http/metrics.h"
 #include "http/upload.h"
+#include "queue/runner.h"
 #include "sched/job.h"
 
 struct http_server {
@@ -37,10 +38,13 @@ struct http_server {
     _Atomic(audit *) audit;     /* NULL while the audit log is off */
     pthread_mutex_t audit_mu;   /* opening it at a reload */
     char data_dir[512];         /* as started: a reload's data dir applies at restart */
+    runner *jobs;               /* the batch queue, NULL when it could not open */
+    char jobs_err[300];         /* why not */
 };
 
 enum { R_NONE, R_HEALTH, R_MODELS, R_MODEL, R_MODEL_ACTION, R_STATUS, R_CHAT, R_COMPLETIONS,
-       R_EMBEDDINGS, R_TRANSCRIBE, R_TRANSLATE, R_OCR, R_METRICS };
+       R_EMBEDDINGS, R_TRANSCRIBE, R_TRANSLATE, R_OCR, R_METRICS, R_JOBS_SUBMIT, R_JOBS_LIST,
+       R_JOB, R_JOB_ACTION, R_JOB_DELETE };
 
 static const struct route {
     const char *method, *path;
@@ -59,6 +63,11 @@ static const struct route {
     { "POST", "/v1/audio/translations", R_TRANSLATE, false },
     { "POST", "/v1/ocr", R_OCR, false },
     { "GET", "/metrics", R_METRICS, false },
+    { "POST", "/v1/jobs", R_JOBS_SUBMIT, false },
+    { "GET", "/v1/jobs", R_JOBS_LIST, false },
+    { "GET", "/v1/jobs/", R_JOB, true },
+    { "POST", "/v1/jobs/", R_JOB_ACTION, true },
+    { "DELETE", "/v1/jobs/", R_JOB_DELETE, true },
 };
 
 /* A route's name in the metrics: its path, with {name} for the model. */
@@ -67,6 +76,8 @@ static const char *route_name(int id)
     switch (id) {
     case R_MODEL: return "/v1/models/{name}";
     case R_MODEL_ACTION: return "/v1/models/{name}/{action}";
+    case R_JOB: case R_JOB_DELETE: return "/v1/jobs/{id}";
+    case R_JOB_ACTION: return "/v1/jobs/{id}/{action}";
     case R_NONE: return "other";
     default: break;
     }
@@ -244,6 +255,14 @@ static int route_of(const char *method, const char *url, bool *path_known, int *
     return R_NONE;
 }
 
+/* Routes whose body is a multipart upload streamed to a file (OCR takes
+ * JSON too). */
+static bool uploads(int route, bool multipart)
+{
+    return route == R_TRANSCRIBE || route == R_TRANSLATE || route == R_JOBS_SUBMIT ||
+           (route == R_OCR && multipart);
+}
+
 static enum MHD_Result dispatch(http_req *r)
 {
     switch (r->route) {
@@ -260,6 +279,11 @@ static enum MHD_Result dispatch(http_req *r)
     case R_TRANSLATE: return (enum MHD_Result)http_transcriptions(r, true);
     case R_OCR: return (enum MHD_Result)http_ocr(r);
     case R_METRICS: return (enum MHD_Result)http_metrics(r);
+    case R_JOBS_SUBMIT: return (enum MHD_Result)http_jobs_submit(r);
+    case R_JOBS_LIST: return (enum MHD_Result)http_jobs_list(r);
+    case R_JOB: return (enum MHD_Result)http_job_get(r, r->url + strlen("/v1/jobs/"));
+    case R_JOB_ACTION: return (enum MHD_Result)http_job_action(r, r->url + strlen("/v1/jobs/"));
+    case R_JOB_DELETE: return (enum MHD_Result)http_job_delete(r, r->url + strlen("/v1/jobs/"));
     }
     return MHD_NO;
 }
@@ -474,7 +498,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                         MHD_HTTP_HEADER_CONTENT_TYPE);
         bool multipart = ctype && strncasecmp(ctype, "multipart/", 10) == 0;
-        if (r->route == R_TRANSCRIBE || r->route == R_TRANSLATE || (r->route == R_OCR && multipart)) {
+        if (uploads(r->route, multipart)) {
             /* the file part may be max-upload; the other fields are small */
             size_t cap = r->cfg->max_upload + UPLOAD_MAX_FIELDS * (size_t)UPLOAD_FIELD_MAX;
             if (cl && strtoull(cl, NULL, 10) > cap) {
@@ -500,8 +524,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     log_set_rid(r->rid);
     r->bytes_in += *upload_size;
-    if (*upload_size && (r->route == R_TRANSCRIBE || r->route == R_TRANSLATE ||
-                         (r->route == R_OCR && (r->up || r->upload_err[0])))) {
+    if (*upload_size && uploads(r->route, r->up || r->upload_err[0])) {
         if (r->up)
             upload_feed(r->up, upload, *upload_size);
         *upload_size = 0;
@@ -594,7 +617,14 @@ static void warn_if_open(const config *cfg)
                  "use every model (set api-key-file)", *h ? h : "every address");
 }
 
-http_server *http_start(const config *cfg, sched *s, char *err, size_t el)
+runner *http_jobs(http_req *r, const char **why)
+{
+    *why = r->srv->jobs_err;
+    return r->srv->jobs;
+}
+
+http_server *http_start(const config *cfg, sched *s, runner *jobs, const char *jobs_err,
+                        char *err, size_t el)
 {
     http_server *h = calloc(1, sizeof *h);
     if (!h) {
@@ -603,6 +633,9 @@ http_server *http_start(const config *cfg, sched *s, char *err, size_t el)
     }
     atomic_store(&h->cfg, cfg);
     h->s = s;
+    h->jobs = jobs;
+    snprintf(h->jobs_err, sizeof h->jobs_err, "batch jobs are not available: %s",
+             jobs_err && *jobs_err ? jobs_err : "see hearthd's log");
     pthread_mutex_init(&h->audit_mu, NULL);
     snprintf(h->data_dir, sizeof h->data_dir, "%s", cfg->data_dir);
     audit_follow(h, cfg);

@@ -26,6 +26,7 @@ struct upload {
     int fd;
     size_t file_size, max_file;
     bool too_large, malformed, have_file;
+    char file_name[256];       /* the client's name for it: display only */
     struct field fields[UPLOAD_MAX_FIELDS];
     size_t nfields;
 };
@@ -50,7 +51,8 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
 {
     upload *u = cls;
     (void)kind;
-    (void)filename;     /* deliberately unused: never part of a path */
+    /* the client's file name is kept for display (batch jobs list it),
+     * printable bytes only, and never becomes part of a path */
     (void)content_type;
     (void)transfer_encoding;
     if (!key)
@@ -61,6 +63,12 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
             return MHD_NO;
         }
         u->have_file = true;
+        if (off == 0 && filename && !u->file_name[0]) {
+            size_t o = 0;
+            for (const char *c = filename; *c && o + 1 < sizeof u->file_name; c++)
+                u->file_name[o++] = (unsigned char)*c < 0x20 || *c == 0x7f ? '?' : *c;
+            u->file_name[o] = '\0';
+        }
         if (u->too_large || size == 0)
             return MHD_YES;
         if (u->file_size + size > u->max_file) {
@@ -181,6 +189,36 @@ bool upload_refused(http_req *r, int *ret)
 size_t upload_file_size(const upload *u)
 {
     return u->file_size;
+}
+
+const char *upload_file_name(const upload *u)
+{
+    return u->file_name;
+}
+
+int upload_keep_file(upload *u, const char *dest)
+{
+    if (!upload_file_path(u) || u->fd < 0)
+        return -1;
+    if (fsync(u->fd) < 0 || rename(u->path, dest) < 0)
+        return -1;
+    close(u->fd);
+    u->fd = -1;
+    u->path[0] = '\0';
+    u->have_file = false;
+    /* the rename itself must reach the disk too: sync the folder */
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", dest);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = dfd >= 0 && fsync(dfd) == 0 ? 0 : -1;
+    if (dfd >= 0)
+        close(dfd);
+    if (rc < 0)
+        unlink(dest);
+    return rc;
 }
 
 void upload_release_file(upload *u)

@@ -34,6 +34,13 @@ const char *upload_field(const upload *u, const char *name);
 /* The stored file, NULL if there was no "file" part or it was empty. */
 const char *upload_file_path(const upload *u);
 size_t      upload_file_size(const upload *u);
+/* The client's name for the file (printable, at most 255 bytes; "" when it
+ * sent none). For display only: it never becomes part of a path. */
+const char *upload_file_name(const upload *u);
+/* Make the stored file durable under dest (fsync, rename, fsync of dest's
+ * folder, which must be on the same file system); the upload no longer owns
+ * it. 0, or -1 (errno) with nothing left at dest. */
+int         upload_keep_file(upload *u, const char *dest);
 /* When the request's upload cannot be used (it could not start: r->up is
  * NULL with r->upload_err; over the cap; malformed; an empty file part),
  * queues the error response, stores the handler's return value in *ret and

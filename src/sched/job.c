@@ -3,6 +3,8 @@
  */
 #include "sched/job.h"
 
+#include "core/json.h"
+
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -170,4 +172,14 @@ void job_take(job *j, buf *out, job_status *st)
     }
     *st = j->st;
     pthread_mutex_unlock(&j->mu);
+}
+
+int job_payload(buf *out, const char *fields, const char *path)
+{
+    const char *o = fields && fields[0] == '{' ? fields + 1 : "}";
+    if (buf_puts(out, "{\"path\":") < 0 || jw_cstr(out, path) < 0)
+        return -1;
+    if (*o != '}' && buf_putc(out, ',') < 0)
+        return -1;
+    return buf_puts(out, o);
 }

@@ -59,6 +59,11 @@ struct job {
     int slot;
 };
 
+/* A worker request for a stored file: the request's fields (a JSON object
+ * such as {"kind":"ocr","language":"eng"}) with "path" put first. Appends
+ * to out; 0 or -1 (out of memory or over out's cap). */
+int job_payload(buf *out, const char *fields, const char *path);
+
 /* Takes ownership of payload (malloc'd). Returns a job with one reference. */
 job *job_new(const char *rid, const char *model, char *payload, size_t len);
 void job_ref(job *j);

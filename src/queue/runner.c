@@ -1,0 +1,391 @@
+/*
+ * runner.c: the threads that run batch jobs. See runner.h.
+ */
+#include "queue/runner.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/json.h"
+#include "core/log.h"
+#include "sched/job.h"
+
+#define RUNNERS_MAX 8
+#define IDLE_WAIT_S 60.0        /* look again at least this often */
+#define ERROR_WAIT_S 5.0        /* after the store failed */
+#define TICK_MS 500
+
+struct runner;
+
+struct slot {
+    struct runner *owner;
+    pthread_t th;
+    bool started;
+    int64_t id;                 /* the batch job running, 0 when none */
+    job *j;                     /* its scheduler job (a reference) */
+    bool cancel;                /* the user cancelled it */
+};
+
+struct runner {
+    store *st;
+    sched *s;
+    _Atomic(const config *) cfg;
+    char dir[600];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    unsigned wakes;
+    int nslots;
+    struct slot slots[RUNNERS_MAX];
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Which outcomes of a scheduler job are worth another attempt: anything
+ * but a refusal of the input itself. */
+static bool retryable(int status)
+{
+    return status == 408 || status == 429 || status >= 500 || status < 400;
+}
+
+/* Wait for the scheduler job to finish, collecting its output; false when
+ * the runner is stopping or the user cancelled (then the job is
+ * withdrawn). */
+static bool wait_job(runner *r, struct slot *sl, job *j, buf *text, job_status *st)
+{
+    uint64_t seen = 0;
+    for (;;) {
+        job_wait(j, &seen, TICK_MS);
+        job_take(j, text, st);
+        if (st->phase == JOB_DONE || st->phase == JOB_FAILED)
+            return true;
+        pthread_mutex_lock(&r->mu);
+        bool quit = r->stop || sl->cancel;
+        pthread_mutex_unlock(&r->mu);
+        if (quit) {
+            sched_cancel(r->s, j);
+            return false;
+        }
+    }
+}
+
+static void run_one(runner *r, struct slot *sl, bjob *b)
+{
+    char path[700], rid[40], err[320];
+    snprintf(path, sizeof path, "%s/%s", r->dir, b->input);
+    snprintf(rid, sizeof rid, "job_%lld", (long long)b->id);
+    log_set_rid(rid);
+    const config *cfg = atomic_load(&r->cfg);
+    double delay = cfg->job_retry_delay;
+    log_info("batch job: %s of %s (%lld bytes) with %s, attempt %d of %d", b->kind,
+             b->input_name[0] ? b->input_name : b->input, (long long)b->input_bytes, b->model,
+             b->attempts, b->max_attempts);
+
+    buf p = buf_make(0), text = buf_make(JOB_TEXT_CAP);
+    if (job_payload(&p, b->options, path) < 0) {
+        store_fail(r->st, b->id, true, delay, "out_of_memory", "out of memory", now_s());
+        buf_free(&p);
+        log_set_rid(NULL);
+        return;
+    }
+    size_t plen;
+    char *payload = buf_detach(&p, &plen);
+    job *j = job_new(rid, b->model, payload, plen);
+    if (!j) {
+        store_fail(r->st, b->id, true, delay, "out_of_memory", "out of memory", now_s());
+        log_set_rid(NULL);
+        return;
+    }
+    j->want_kind = strcmp(b->kind, "ocr") ? MODEL_KIND_TRANSCRIPTION : MODEL_KIND_OCR;
+
+    int retry_after = 0;
+    int rc = sched_submit(r->s, j, err, sizeof err, &retry_after);
+    job_status st = { 0 };
+    bool finished = false;
+    if (rc == 0) {
+        pthread_mutex_lock(&r->mu);
+        sl->id = b->id;
+        sl->j = j;
+        job_ref(j);
+        pthread_mutex_unlock(&r->mu);
+        finished = wait_job(r, sl, j, &text, &st);
+    }
+    pthread_mutex_lock(&r->mu);
+    bool stopping = r->stop, cancelled = sl->cancel;
+    if (sl->j)
+        job_unref(sl->j);
+    sl->id = 0;
+    sl->j = NULL;
+    sl->cancel = false;
+    pthread_mutex_unlock(&r->mu);
+
+    double now = now_s();
+    int to;
+    if (rc != 0) {
+        bool refused = rc == 404 || rc == 400;      /* no such model, or not this kind */
+        if (stopping && rc == 503) {
+            to = store_release(r->st, b->id);
+        } else {
+            to = store_fail(r->st, b->id, !refused, delay,
+                            rc == 404 ? "model_not_found"
+                            : rc == 400 ? "wrong_model_kind" : "model_unavailable",
+                            err, now);
+        }
+        log_warn("batch job not started (%d: %s): now %s", rc, err,
+                 to >= 0 ? bjob_status_name((bjob_status)to) : "unrecorded");
+    } else if (!finished) {
+        to = cancelled && !stopping ? store_cancelled(r->st, b->id, now)
+                                    : store_release(r->st, b->id);
+        log_info("batch job %s", cancelled && !stopping ? "cancelled" : "put back: stopping");
+    } else if (st.phase == JOB_DONE) {
+        to = store_complete(r->st, b->id, text.data ? text.data : "", text.len, now);
+        if (to == BJ_COMPLETED && unlink(path) < 0 && errno != ENOENT)
+            log_warn("cannot delete the finished job's input %s: %s", path, strerror(errno));
+        log_info("batch job completed: %zu bytes of result in %.1f s", text.len, now - b->started);
+    } else if (stopping && st.err_status == 503) {
+        to = store_release(r->st, b->id);
+        log_info("batch job put back: hearthd is stopping");
+    } else {
+        to = store_fail(r->st, b->id, retryable(st.err_status), delay,
+                        st.err_code[0] ? st.err_code : "job_failed", st.err_msg, now);
+        log_warn("batch job attempt %d failed (%d %s: %s): now %s", b->attempts, st.err_status,
+                 st.err_code, st.err_msg, to >= 0 ? bjob_status_name((bjob_status)to) : "unrecorded");
+    }
+    if (to < 0)
+        log_error("batch job: the job store did not record the outcome; it runs again at the "
+                  "next start");
+    else if (to == BJ_DEAD)
+        log_error("batch job is dead after %d attempts: %s", b->attempts,
+                  st.err_msg[0] ? st.err_msg : err);
+    job_unref(j);
+    buf_free(&text);
+    log_set_rid(NULL);
+}
+
+static void *loop(void *arg)
+{
+    struct slot *sl = arg;
+    runner *r = sl->owner;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop) {
+        unsigned wakes = r->wakes;
+        pthread_mutex_unlock(&r->mu);
+        bjob b;
+        double next_due = 0, now = now_s();
+        int c = store_claim(r->st, now, &b, &next_due);
+        if (c == 1) {
+            run_one(r, sl, &b);
+            bjob_free(&b);
+            pthread_mutex_lock(&r->mu);
+            continue;
+        }
+        double wait = IDLE_WAIT_S;
+        if (c < 0) {
+            log_error("batch jobs: cannot read the job store; trying again in %.0f s",
+                      ERROR_WAIT_S);
+            wait = ERROR_WAIT_S;
+        } else if (next_due > 0 && next_due - now < wait) {
+            wait = next_due - now;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        double t = (double)until.tv_sec + (double)until.tv_nsec * 1e-9 + (wait > 0 ? wait : 0);
+        until.tv_sec = (time_t)t;
+        until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
+        pthread_mutex_lock(&r->mu);
+        while (!r->stop && r->wakes == wakes)
+            if (pthread_cond_timedwait(&r->cv, &r->mu, &until) == ETIMEDOUT)
+                break;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+struct sweep {
+    char **names;
+    size_t n, cap;
+};
+
+static void note_input(void *ud, const char *input)
+{
+    struct sweep *sw = ud;
+    if (sw->n == sw->cap) {
+        size_t cap = sw->cap ? sw->cap * 2 : 64;
+        char **p = realloc(sw->names, cap * sizeof *p);
+        if (!p)
+            return;
+        sw->names = p;
+        sw->cap = cap;
+    }
+    char *d = strdup(input);
+    if (d)
+        sw->names[sw->n++] = d;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Delete input files no job refers to: uploads whose job never committed,
+ * and inputs of completed jobs whose deletion was cut short. */
+static void sweep_inputs(runner *r)
+{
+    struct sweep sw = { 0 };
+    if (store_each_input(r->st, note_input, &sw) < 0)
+        goto out;
+    qsort(sw.names, sw.n, sizeof *sw.names, cmp_str);
+    DIR *d = opendir(r->dir);
+    if (!d)
+        goto out;
+    int removed = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, "in-", 3))
+            continue;
+        const char *key = e->d_name;
+        if (sw.n && bsearch(&key, sw.names, sw.n, sizeof *sw.names, cmp_str))
+            continue;
+        char p[900];
+        snprintf(p, sizeof p, "%s/%s", r->dir, e->d_name);
+        if (unlink(p) == 0)
+            removed++;
+    }
+    closedir(d);
+    if (removed)
+        log_info("batch jobs: deleted %d input file(s) no job refers to", removed);
+out:
+    for (size_t i = 0; i < sw.n; i++)
+        free(sw.names[i]);
+    free(sw.names);
+}
+
+runner *runner_start(const config *cfg, sched *s, char *err, size_t errlen)
+{
+    runner *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    r->s = s;
+    atomic_store(&r->cfg, cfg);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    snprintf(r->dir, sizeof r->dir, "%s/jobs", cfg->data_dir);
+    if (mkdir(r->dir, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", r->dir, strerror(errno));
+        goto fail;
+    }
+    char db[700];
+    snprintf(db, sizeof db, "%s/jobs.db", cfg->data_dir);
+    if (!(r->st = store_open(db, err, errlen)))
+        goto fail;
+    int requeued = 0, dead = 0;
+    if (store_recover(r->st, now_s(), &requeued, &dead) < 0) {
+        snprintf(err, errlen, "cannot recover the jobs in %s", db);
+        goto fail;
+    }
+    if (requeued)
+        log_warn("batch jobs: %d job(s) were running when hearthd stopped; queued again",
+                 requeued);
+    if (dead)
+        log_error("batch jobs: %d job(s) were running when hearthd stopped on their last "
+                  "attempt; dead (retry them with `hearth jobs retry`)", dead);
+    sweep_inputs(r);
+    int64_t counts[BJ_NSTATUS];
+    if (store_counts(r->st, counts) == 0 && counts[BJ_QUEUED])
+        log_info("batch jobs: %lld queued", (long long)counts[BJ_QUEUED]);
+    r->nslots = cfg->job_workers < 1 ? 1 : cfg->job_workers > RUNNERS_MAX ? RUNNERS_MAX
+                                                                          : cfg->job_workers;
+    for (int i = 0; i < r->nslots; i++) {
+        r->slots[i].owner = r;
+        if (pthread_create(&r->slots[i].th, NULL, loop, &r->slots[i]) != 0) {
+            snprintf(err, errlen, "cannot start the batch job threads");
+            runner_stop(r);
+            goto fail;
+        }
+        r->slots[i].started = true;
+    }
+    return r;
+fail:
+    runner_free(r);
+    return NULL;
+}
+
+void runner_set_config(runner *r, const config *cfg)
+{
+    if (r)
+        atomic_store(&r->cfg, cfg);
+}
+
+void runner_stop(runner *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->stop = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    for (int i = 0; i < r->nslots; i++)
+        if (r->slots[i].started) {
+            pthread_join(r->slots[i].th, NULL);
+            r->slots[i].started = false;
+        }
+}
+
+void runner_free(runner *r)
+{
+    if (!r)
+        return;
+    runner_stop(r);
+    store_close(r->st);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+store *runner_store(runner *r)
+{
+    return r->st;
+}
+
+const char *runner_dir(const runner *r)
+{
+    return r->dir;
+}
+
+void runner_wake(runner *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->wakes++;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+bool runner_cancel(runner *r, int64_t id)
+{
+    bool found = false;
+    pthread_mutex_lock(&r->mu);
+    for (int i = 0; i < r->nslots; i++)
+        if (r->slots[i].id == id) {
+            r->slots[i].cancel = true;
+            found = true;
+        }
+    pthread_mutex_unlock(&r->mu);
+    return found;
+}

@@ -1,0 +1,515 @@
+/*
+ * store.c: the batch jobs' SQLite file. See store.h.
+ */
+#include "queue/store.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RETRY_DELAY_MAX 3600.0
+
+struct store {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+};
+
+static const char *const status_names[BJ_NSTATUS] = {
+    "queued", "running", "completed", "failed", "dead", "cancelled"
+};
+
+const char *bjob_status_name(bjob_status s)
+{
+    return (unsigned)s < BJ_NSTATUS ? status_names[s] : "unknown";
+}
+
+int bjob_status_of(const char *name)
+{
+    for (int i = 0; i < BJ_NSTATUS; i++)
+        if (name && !strcmp(name, status_names[i]))
+            return i;
+    return -1;
+}
+
+void bjob_free(bjob *j)
+{
+    if (j) {
+        free(j->options);
+        j->options = NULL;
+    }
+}
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS jobs("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " kind TEXT NOT NULL, model TEXT NOT NULL, format TEXT NOT NULL, options TEXT NOT NULL,"
+    " input TEXT NOT NULL, input_name TEXT NOT NULL, input_bytes INTEGER NOT NULL,"
+    " status INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    " max_attempts INTEGER NOT NULL,"
+    " created REAL NOT NULL, started REAL NOT NULL DEFAULT 0, finished REAL NOT NULL DEFAULT 0,"
+    " next_run REAL NOT NULL,"
+    " error_code TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',"
+    " result BLOB);"
+    "CREATE INDEX IF NOT EXISTS jobs_due ON jobs(status, next_run, id);";
+
+static void set_err(char *err, size_t n, const char *what, sqlite3 *db)
+{
+    if (err && n)
+        snprintf(err, n, "%s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+store *store_open(const char *path, char *err, size_t errlen)
+{
+    store *s = calloc(1, sizeof *s);
+    if (!s) {
+        set_err(err, errlen, "job store", NULL);
+        return NULL;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    /* private like the rest of the data dir: SQLite would create it 0644,
+     * and its -wal and -shm files take the database's mode */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                               SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        set_err(err, errlen, path, s->db);
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    /* a damaged file is refused, never repaired or replaced behind the
+     * user's back: the jobs in it are theirs */
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &q, NULL) != SQLITE_OK) {
+        set_err(err, errlen, path, s->db);
+        goto fail;
+    }
+    rc = sqlite3_step(q);
+    const char *verdict = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(q, 0) : NULL;
+    if (!verdict || strcmp(verdict, "ok")) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s is damaged (SQLite quick_check: %s); move it aside to start "
+                     "an empty queue", path, verdict ? verdict : sqlite3_errmsg(s->db));
+        sqlite3_finalize(q);
+        goto fail;
+    }
+    sqlite3_finalize(q);
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
+                     &msg) != SQLITE_OK ||
+        sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: %s", path, msg ? msg : "cannot set up");
+        sqlite3_free(msg);
+        goto fail;
+    }
+    return s;
+fail:
+    sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    return NULL;
+}
+
+void store_close(store *s)
+{
+    if (!s)
+        return;
+    sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/* ---- statements --------------------------------------------------------- */
+
+/* Prepare sql and bind the arguments described by fmt: 'i' int64, 'd'
+ * double, 's' text (NULL binds NULL), 'b' blob (pointer, size_t). NULL on
+ * error. */
+static sqlite3_stmt *prep(store *s, const char *sql, const char *fmt, ...)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = SQLITE_OK;
+    for (int i = 0; fmt[i] && rc == SQLITE_OK; i++) {
+        switch (fmt[i]) {
+        case 'i': rc = sqlite3_bind_int64(q, i + 1, va_arg(ap, int64_t)); break;
+        case 'd': rc = sqlite3_bind_double(q, i + 1, va_arg(ap, double)); break;
+        case 's': rc = sqlite3_bind_text(q, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
+                  break;
+        case 'b': {
+            const void *p = va_arg(ap, const void *);
+            size_t n = va_arg(ap, size_t);
+            rc = sqlite3_bind_blob64(q, i + 1, p ? p : "", n, SQLITE_TRANSIENT);
+            break;
+        }
+        default: rc = SQLITE_MISUSE; break;
+        }
+    }
+    va_end(ap);
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(q);
+        return NULL;
+    }
+    return q;
+}
+
+/* Run a statement that returns no rows; changes made, or -1. */
+static int run(store *s, sqlite3_stmt *q)
+{
+    if (!q)
+        return -1;
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? sqlite3_changes(s->db) : -1;
+}
+
+static bool exec(store *s, const char *sql)
+{
+    return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK;
+}
+
+static void copy_text(char *dst, size_t n, sqlite3_stmt *q, int col)
+{
+    const unsigned char *t = sqlite3_column_text(q, col);
+    snprintf(dst, n, "%s", t ? (const char *)t : "");
+}
+
+#define JOB_COLUMNS                                                                      \
+    "id, kind, model, format, options, input, input_name, input_bytes, status, attempts, " \
+    "max_attempts, created, started, finished, next_run, error_code, error, "            \
+    "coalesce(length(result), 0)"
+
+static void read_job(sqlite3_stmt *q, bjob *j)
+{
+    memset(j, 0, sizeof *j);
+    j->id = sqlite3_column_int64(q, 0);
+    copy_text(j->kind, sizeof j->kind, q, 1);
+    copy_text(j->model, sizeof j->model, q, 2);
+    copy_text(j->format, sizeof j->format, q, 3);
+    const unsigned char *o = sqlite3_column_text(q, 4);
+    j->options = strdup(o ? (const char *)o : "{}");
+    copy_text(j->input, sizeof j->input, q, 5);
+    copy_text(j->input_name, sizeof j->input_name, q, 6);
+    j->input_bytes = sqlite3_column_int64(q, 7);
+    j->status = (bjob_status)sqlite3_column_int(q, 8);
+    j->attempts = sqlite3_column_int(q, 9);
+    j->max_attempts = sqlite3_column_int(q, 10);
+    j->created = sqlite3_column_double(q, 11);
+    j->started = sqlite3_column_double(q, 12);
+    j->finished = sqlite3_column_double(q, 13);
+    j->next_run = sqlite3_column_double(q, 14);
+    copy_text(j->error_code, sizeof j->error_code, q, 15);
+    copy_text(j->error, sizeof j->error, q, 16);
+    j->result_bytes = sqlite3_column_int64(q, 17);
+}
+
+/* The status of job id, STORE_NOT_FOUND, or -1. Under the lock. */
+static int status_of(store *s, int64_t id)
+{
+    sqlite3_stmt *q = prep(s, "SELECT status FROM jobs WHERE id=?", "i", id);
+    if (!q)
+        return -1;
+    int rc = sqlite3_step(q);
+    int st = rc == SQLITE_ROW ? sqlite3_column_int(q, 0) : rc == SQLITE_DONE ? STORE_NOT_FOUND : -1;
+    sqlite3_finalize(q);
+    return st;
+}
+
+/* ---- the queue ----------------------------------------------------------- */
+
+int store_recover(store *s, double now, int *requeued, int *dead)
+{
+    *requeued = *dead = 0;
+    pthread_mutex_lock(&s->mu);
+    int rc = -1;
+    if (!exec(s, "BEGIN IMMEDIATE"))
+        goto out;
+    int d = run(s, prep(s, "UPDATE jobs SET status=?, finished=?, error_code='interrupted', "
+                           "error='hearthd stopped while this job ran, on every attempt' "
+                           "WHERE status=? AND attempts>=max_attempts",
+                        "idi", (int64_t)BJ_DEAD, now, (int64_t)BJ_RUNNING));
+    int q = d < 0 ? -1
+                  : run(s, prep(s, "UPDATE jobs SET status=?, next_run=? WHERE status=?", "idi",
+                                (int64_t)BJ_QUEUED, now, (int64_t)BJ_RUNNING));
+    if (d < 0 || q < 0 || !exec(s, "COMMIT")) {
+        exec(s, "ROLLBACK");
+        goto out;
+    }
+    *requeued = q;
+    *dead = d;
+    rc = 0;
+out:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int64_t store_add(store *s, const bjob *j, double now, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&s->mu);
+    int64_t id = -1;
+    sqlite3_stmt *q = prep(s,
+                           "INSERT INTO jobs(kind, model, format, options, input, input_name, "
+                           "input_bytes, status, max_attempts, created, next_run) "
+                           "VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                           "ssssssiiidd", j->kind, j->model, j->format,
+                           j->options ? j->options : "{}", j->input, j->input_name,
+                           j->input_bytes, (int64_t)BJ_QUEUED,
+                           (int64_t)(j->max_attempts > 0 ? j->max_attempts : 1), now, now);
+    if (run(s, q) == 1)
+        id = sqlite3_last_insert_rowid(s->db);
+    else
+        set_err(err, errlen, "job store", s->db);
+    pthread_mutex_unlock(&s->mu);
+    return id;
+}
+
+int store_claim(store *s, double now, bjob *out, double *next_due)
+{
+    *next_due = 0;
+    pthread_mutex_lock(&s->mu);
+    int rc = -1;
+    if (!exec(s, "BEGIN IMMEDIATE"))
+        goto out;
+    sqlite3_stmt *q = prep(s, "SELECT " JOB_COLUMNS " FROM jobs WHERE status=? AND next_run<=? "
+                              "ORDER BY next_run, id LIMIT 1", "id", (int64_t)BJ_QUEUED, now);
+    int step = q ? sqlite3_step(q) : SQLITE_ERROR;
+    if (step == SQLITE_ROW) {
+        read_job(q, out);
+        sqlite3_finalize(q);
+        out->status = BJ_RUNNING;
+        out->attempts++;
+        out->started = now;
+        if (run(s, prep(s, "UPDATE jobs SET status=?, attempts=attempts+1, started=? WHERE id=?",
+                        "idi", (int64_t)BJ_RUNNING, now, out->id)) != 1 ||
+            !exec(s, "COMMIT")) {
+            bjob_free(out);
+            exec(s, "ROLLBACK");
+            goto out;
+        }
+        rc = 1;
+        goto out;
+    }
+    sqlite3_finalize(q);
+    if (step != SQLITE_DONE) {
+        exec(s, "ROLLBACK");
+        goto out;
+    }
+    q = prep(s, "SELECT min(next_run) FROM jobs WHERE status=?", "i", (int64_t)BJ_QUEUED);
+    if (q && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL)
+        *next_due = sqlite3_column_double(q, 0);
+    sqlite3_finalize(q);
+    exec(s, "COMMIT");
+    rc = 0;
+out:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* Set a running job's new status with its error; the status or -1. */
+static int finish(store *s, int64_t id, bjob_status st, const char *code, const char *msg,
+                  double now, double next_run)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = run(s, prep(s, "UPDATE jobs SET status=?, finished=?, next_run=?, error_code=?, "
+                            "error=? WHERE id=? AND status=?",
+                         "iddssii", (int64_t)st, st == BJ_QUEUED ? 0.0 : now, next_run,
+                         code ? code : "", msg ? msg : "", id, (int64_t)BJ_RUNNING));
+    pthread_mutex_unlock(&s->mu);
+    return rc == 1 ? (int)st : -1;
+}
+
+int store_complete(store *s, int64_t id, const char *result, size_t n, double now)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = run(s, prep(s, "UPDATE jobs SET status=?, finished=?, result=?, error_code='', "
+                            "error='' WHERE id=? AND status=?",
+                         "idbii", (int64_t)BJ_COMPLETED, now, result, n, id, (int64_t)BJ_RUNNING));
+    pthread_mutex_unlock(&s->mu);
+    return rc == 1 ? BJ_COMPLETED : -1;
+}
+
+int store_fail(store *s, int64_t id, bool retryable, double delay, const char *code,
+               const char *msg, double now)
+{
+    if (!retryable)
+        return finish(s, id, BJ_FAILED, code, msg, now, 0);
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = prep(s, "SELECT attempts, max_attempts FROM jobs WHERE id=?", "i", id);
+    int attempts = 0, max = 0, step = q ? sqlite3_step(q) : SQLITE_ERROR;
+    if (step == SQLITE_ROW) {
+        attempts = sqlite3_column_int(q, 0);
+        max = sqlite3_column_int(q, 1);
+    }
+    sqlite3_finalize(q);
+    pthread_mutex_unlock(&s->mu);
+    if (step != SQLITE_ROW)
+        return -1;
+    if (attempts >= max)
+        return finish(s, id, BJ_DEAD, code, msg, now, 0);
+    double wait = delay * pow(2.0, attempts > 1 ? attempts - 1 : 0);
+    if (wait > RETRY_DELAY_MAX)
+        wait = RETRY_DELAY_MAX;
+    return finish(s, id, BJ_QUEUED, code, msg, now, now + wait);
+}
+
+int store_release(store *s, int64_t id)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = run(s, prep(s, "UPDATE jobs SET status=?, attempts=max(attempts-1, 0) "
+                            "WHERE id=? AND status=?",
+                         "iii", (int64_t)BJ_QUEUED, id, (int64_t)BJ_RUNNING));
+    pthread_mutex_unlock(&s->mu);
+    return rc == 1 ? BJ_QUEUED : -1;
+}
+
+int store_cancelled(store *s, int64_t id, double now)
+{
+    return finish(s, id, BJ_CANCELLED, "cancelled", "cancelled by the user", now, 0);
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+int store_get(store *s, int64_t id, bjob *out)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = -1;
+    sqlite3_stmt *q = prep(s, "SELECT " JOB_COLUMNS " FROM jobs WHERE id=?", "i", id);
+    int step = q ? sqlite3_step(q) : SQLITE_ERROR;
+    if (step == SQLITE_ROW) {
+        read_job(q, out);
+        rc = 1;
+    } else if (step == SQLITE_DONE) {
+        rc = 0;
+    }
+    sqlite3_finalize(q);
+    if (rc == 1 && out->status == BJ_QUEUED) {
+        q = prep(s, "SELECT count(*) FROM jobs WHERE status=? AND (next_run<? OR "
+                    "(next_run=? AND id<?))",
+                 "iddi", (int64_t)BJ_QUEUED, out->next_run, out->next_run, out->id);
+        if (q && sqlite3_step(q) == SQLITE_ROW)
+            out->position = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int store_result(store *s, int64_t id, buf *out)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = -1;
+    sqlite3_stmt *q = prep(s, "SELECT result FROM jobs WHERE id=?", "i", id);
+    int step = q ? sqlite3_step(q) : SQLITE_ERROR;
+    if (step == SQLITE_ROW) {
+        if (sqlite3_column_type(q, 0) == SQLITE_NULL)
+            rc = 0;
+        else
+            rc = buf_append(out, sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0)) < 0
+                     ? -1 : 1;
+    } else if (step == SQLITE_DONE) {
+        rc = 0;
+    }
+    sqlite3_finalize(q);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int store_list(store *s, int status, int64_t before, bjob *out, int max)
+{
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = prep(s, "SELECT " JOB_COLUMNS " FROM jobs WHERE (?<0 OR status=?) AND id<? "
+                              "ORDER BY id DESC LIMIT ?",
+                           "iiii", (int64_t)status, (int64_t)status,
+                           before > 0 ? before : INT64_MAX, (int64_t)max);
+    int n = q ? 0 : -1;
+    while (q && n < max && sqlite3_step(q) == SQLITE_ROW)
+        read_job(q, &out[n++]);
+    sqlite3_finalize(q);
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+int store_counts(store *s, int64_t counts[BJ_NSTATUS])
+{
+    memset(counts, 0, sizeof(int64_t) * BJ_NSTATUS);
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = prep(s, "SELECT status, count(*) FROM jobs GROUP BY status", "");
+    int rc = q ? 0 : -1;
+    while (q && sqlite3_step(q) == SQLITE_ROW) {
+        int st = sqlite3_column_int(q, 0);
+        if (st >= 0 && st < BJ_NSTATUS)
+            counts[st] = sqlite3_column_int64(q, 1);
+    }
+    sqlite3_finalize(q);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ---- user actions -------------------------------------------------------- */
+
+int store_cancel(store *s, int64_t id, double now)
+{
+    pthread_mutex_lock(&s->mu);
+    int st = status_of(s, id);
+    if (st == BJ_QUEUED &&
+        run(s, prep(s, "UPDATE jobs SET status=?, finished=?, error_code='cancelled', "
+                       "error='cancelled by the user' WHERE id=? AND status=?",
+                    "idii", (int64_t)BJ_CANCELLED, now, id, (int64_t)BJ_QUEUED)) != 1)
+        st = -1;
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+int store_retry(store *s, int64_t id, double now)
+{
+    pthread_mutex_lock(&s->mu);
+    int st = status_of(s, id);
+    if ((st == BJ_FAILED || st == BJ_DEAD || st == BJ_CANCELLED) &&
+        run(s, prep(s, "UPDATE jobs SET status=?, attempts=0, next_run=?, started=0, finished=0, "
+                       "error_code='', error='' WHERE id=?",
+                    "idi", (int64_t)BJ_QUEUED, now, id)) != 1)
+        st = -1;
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+int store_delete(store *s, int64_t id, char input[BJOB_INPUT_MAX + 1])
+{
+    input[0] = '\0';
+    pthread_mutex_lock(&s->mu);
+    int st = status_of(s, id);
+    if (st >= 0 && st != BJ_RUNNING) {
+        sqlite3_stmt *q = prep(s, "SELECT input FROM jobs WHERE id=?", "i", id);
+        if (q && sqlite3_step(q) == SQLITE_ROW)
+            copy_text(input, BJOB_INPUT_MAX + 1, q, 0);
+        sqlite3_finalize(q);
+        if (run(s, prep(s, "DELETE FROM jobs WHERE id=?", "i", id)) != 1)
+            st = -1;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+int store_each_input(store *s, void (*fn)(void *ud, const char *input), void *ud)
+{
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = prep(s, "SELECT input FROM jobs WHERE status<>?", "i", (int64_t)BJ_COMPLETED);
+    int rc = q ? 0 : -1;
+    while (q && sqlite3_step(q) == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(q, 0);
+        if (t)
+            fn(ud, (const char *)t);
+    }
+    sqlite3_finalize(q);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
