@@ -167,8 +167,14 @@ $(BUILD)/tests/test_pace: tests/unit/test_pace.c $(patsubst %.c,$(BUILD)/obj/%.o
 	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) \
 	    $(KERNEL_EXPORTS) $(GGML_LIBS) -ldl
 
+# the batch jobs' store, on a real SQLite file
+$(BUILD)/tests/test_store: tests/unit/test_store.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/queue/store.c)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) -lsqlite3
+
 E2E_BIN = $(BUILD)/tests/e2e_api $(BUILD)/tests/e2e_supervise $(BUILD)/tests/e2e_embed \
-          $(BUILD)/tests/e2e_audio $(BUILD)/tests/e2e_ocr
+          $(BUILD)/tests/e2e_audio $(BUILD)/tests/e2e_ocr $(BUILD)/tests/e2e_jobs
 $(BUILD)/tests/e2e_%: tests/e2e/e2e_%.c tests/e2e/harness.h $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC))
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  TEST    $@")

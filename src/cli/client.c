@@ -71,12 +71,20 @@ static CURL *make(const char *url, const char *body, struct curl_slist **hdrs)
 int client_request(const char *url, const char *body, buf *out, long *status, char *err,
                    size_t el)
 {
+    return client_call(NULL, url, body, out, status, err, el);
+}
+
+int client_call(const char *method, const char *url, const char *body, buf *out, long *status,
+                char *err, size_t el)
+{
     struct curl_slist *h = NULL;
     CURL *c = make(url, body, &h);
     if (!c) {
         snprintf(err, el, "cannot initialise libcurl");
         return -1;
     }
+    if (method)
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     out->cap = CLIENT_MAX_BODY;
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, out);

@@ -26,6 +26,10 @@ const char *client_default_url(void);
 int client_request(const char *url, const char *body, buf *out, long *status, char *err,
                    size_t errlen);
 
+/* The same with another method (DELETE); NULL: GET, or POST with a body. */
+int client_call(const char *method, const char *url, const char *body, buf *out, long *status,
+                char *err, size_t errlen);
+
 /* POST with an SSE response. on_event gets each "data:" payload (without the
  * prefix); return non-zero from it to stop. Non-2xx responses are collected
  * into errbody instead. */

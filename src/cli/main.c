@@ -14,13 +14,14 @@
 
 #include <curl/curl.h>
 
+#include "cli/api.h"
 #include "cli/client.h"
+#include "cli/jobs.h"
 #include "cli/synth.h"
 #include "core/arena.h"
 #include "core/config.h"
 #include "core/json.h"
 
-static const char *g_url;
 
 static void usage(FILE *f)
 {
@@ -40,6 +41,8 @@ static void usage(FILE *f)
             "  transcribe FILE     speech to text (--model M, --format json|text|srt|vtt|\n"
             "                      verbose_json, --language L, --translate)\n"
             "  ocr FILE            text from a scan, photo or PDF (--json, --language L)\n"
+            "  jobs ...            batch jobs that survive restarts: add FILE..., ls, show,\n"
+            "                      wait (with progress), result, cancel, retry, rm\n"
             "  ps                  models with state, slots, queue, memory, restarts\n"
             "  load MODEL          load a model now (waits until it is ready)\n"
             "  unload MODEL        unload a model (once it is idle)\n"
@@ -48,21 +51,6 @@ static void usage(FILE *f)
             "Run `hearth COMMAND --help` for a command's options.\n"
             "  --version           print the version\n",
             client_default_url());
-}
-
-/* Print the message of an OpenAI error body, or the raw body. */
-static void print_api_error(long status, const buf *body)
-{
-    arena *a = arena_new(CLIENT_MAX_BODY * 2ull);
-    char e[64];
-    const json *j = a && body->len ? json_parse(a, body->data, body->len, e, sizeof e) : NULL;
-    const json *msg = json_get(json_get(j, "error"), "message");
-    if (msg && msg->type == JSON_STRING)
-        fprintf(stderr, "hearth: error %ld: %s\n", status, msg->str);
-    else
-        fprintf(stderr, "hearth: error %ld: %.*s\n", status, (int)(body->len > 500 ? 500 : body->len),
-                body->data ? body->data : "");
-    arena_free(a);
 }
 
 static int wants_help(int argc, char **argv)
@@ -85,47 +73,6 @@ static double jnum(const json *o, const char *k)
     return v && v->type == JSON_NUMBER ? v->number : 0;
 }
 
-/* Call the daemon: GET path (or POST body), report any failure on stderr
- * (daemon unreachable, an API error, an answer that is not JSON) and return
- * NULL; else the parsed answer, which lives in a. */
-static const json *api(const char *path, const char *body, arena *a)
-{
-    char url[1200], err[512];
-    snprintf(url, sizeof url, "%s%s", g_url, path);
-    buf out = buf_make(0);
-    long st = 0;
-    const json *j = NULL;
-    if (client_request(url, body, &out, &st, err, sizeof err) < 0)
-        fprintf(stderr, "hearth: %s\n", err);
-    else if (st != 200)
-        print_api_error(st, &out);
-    else if (!(j = json_parse(a, out.data ? out.data : "", out.len, err, sizeof err)) ||
-             j->type != JSON_OBJECT) {
-        fprintf(stderr, "hearth: unexpected answer from %s\n", url);
-        j = NULL;
-    }
-    buf_free(&out);
-    return j;
-}
-
-/* Upload file to path as multipart with fields (progress on a terminal);
- * false after reporting any failure on stderr, else the answer in out. */
-static bool upload_api(const char *path, const char *file, const char *const *fields, buf *out)
-{
-    char url[1200], err[512];
-    snprintf(url, sizeof url, "%s%s", g_url, path);
-    long st = 0;
-    if (client_upload(url, file, fields, isatty(STDERR_FILENO), out, &st, err, sizeof err) < 0) {
-        fprintf(stderr, "hearth: %s\n", err);
-        return false;
-    }
-    if (st != 200) {
-        print_api_error(st, out);
-        return false;
-    }
-    return true;
-}
-
 static int cmd_health(int argc, char **argv)
 {
     if (wants_help(argc, argv)) {
@@ -134,7 +81,7 @@ static int cmd_health(int argc, char **argv)
         return 0;
     }
     char url[1024], err[512];
-    snprintf(url, sizeof url, "%s/health", g_url);
+    snprintf(url, sizeof url, "%s/health", api_url());
     buf out = buf_make(0);
     long st = 0;
     if (client_request(url, NULL, &out, &st, err, sizeof err) < 0) {
@@ -313,19 +260,11 @@ static int cmd_transcribe(int argc, char **argv)
     int rc = 1;
     static char found[MODEL_NAME_MAX + 1];
     if (!model) {
-        /* the first model whose kind is transcription */
-        arena *a = arena_new(0);
-        const json *j = api("/v1/models", NULL, a);
-        for (const json *m = json_get(j, "data") ? json_get(j, "data")->child : NULL; m; m = m->next)
-            if (!model && !strcmp(jstr(m, "kind"), "transcription")) {
-                snprintf(found, sizeof found, "%s", jstr(m, "id"));
-                model = found;
-            }
-        arena_free(a);
-        if (!model) {
+        if (!api_first_model("transcription", found, sizeof found)) {
             fprintf(stderr, "hearth transcribe: the daemon serves no transcription model\n");
             goto out;
         }
+        model = found;
     }
     const char *fields[12];
     int n = 0;
@@ -342,7 +281,7 @@ static int cmd_transcribe(int argc, char **argv)
         fields[n++] = prompt;
     }
     fields[n] = NULL;
-    if (!upload_api(translate ? "/v1/audio/translations" : "/v1/audio/transcriptions", file,
+    if (!api_upload(translate ? "/v1/audio/translations" : "/v1/audio/transcriptions", file,
                     fields, &out))
         goto out;
     fwrite(out.data ? out.data : "", 1, out.len, stdout);
@@ -392,7 +331,7 @@ static int cmd_ocr(int argc, char **argv)
     fields[n] = NULL;
     buf out = buf_make(0);
     int rc = 1;
-    if (!upload_api("/v1/ocr", file, fields, &out))
+    if (!api_upload("/v1/ocr", file, fields, &out))
         goto out;
     if (as_json) {
         fwrite(out.data, 1, out.len, stdout);
@@ -467,7 +406,7 @@ static int chat_once(const struct run_opts *o, const buf *msgs, buf *answer)
         buf_printf(&body, ",\"seed\":%lld", o->seed);
     buf_putc(&body, '}');
     char url[1024], err[512];
-    snprintf(url, sizeof url, "%s/v1/chat/completions", g_url);
+    snprintf(url, sizeof url, "%s/v1/chat/completions", api_url());
     struct run_state rs = { .answer = buf_make(0) };
     buf eb = buf_make(0);
     long st = 0;
@@ -476,7 +415,7 @@ static int chat_once(const struct run_opts *o, const buf *msgs, buf *answer)
     if (rc < 0)
         fprintf(stderr, "hearth: %s\n", err);
     else if (st < 200 || st >= 300)
-        print_api_error(st, &eb);
+        api_print_error(st, &eb);
     else if (!rs.error)
         ret = 0;
     if (rc == 0 && st == 200)
@@ -602,7 +541,7 @@ out:
 
 int main(int argc, char **argv)
 {
-    g_url = client_default_url();
+    const char *g_url = client_default_url();
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "--url") && i + 1 < argc) {
@@ -631,7 +570,7 @@ int main(int argc, char **argv)
     size_t ul = strlen(url);
     while (ul && url[ul - 1] == '/')
         url[--ul] = '\0';
-    g_url = url;
+    api_set_url(url);
 
     const char *cmd = argv[i];
     int sub_argc = argc - i;
@@ -658,6 +597,8 @@ int main(int argc, char **argv)
         rc = cmd_embed(sub_argc, sub_argv);
     else if (!strcmp(cmd, "ps"))
         rc = cmd_ps(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "jobs"))
+        rc = jobs_main(sub_argc, sub_argv);
     else if (!strcmp(cmd, "load") || !strcmp(cmd, "unload"))
         rc = cmd_load_unload(sub_argc, sub_argv, cmd);
     else {

@@ -136,8 +136,11 @@ static void run_one(runner *r, struct slot *sl, bjob *b)
     int to;
     if (rc != 0) {
         bool refused = rc == 404 || rc == 400;      /* no such model, or not this kind */
-        if (stopping && rc == 503) {
-            to = store_release(r->st, b->id);
+        if (rc == 503) {
+            /* not now (stopping, the model's queue is full, or it is in
+             * back-off after a crash): it never reached a worker, so the
+             * attempt does not count */
+            to = store_release(r->st, b->id, stopping ? 0 : now + (retry_after > 0 ? retry_after : 5));
         } else {
             to = store_fail(r->st, b->id, !refused, delay,
                             rc == 404 ? "model_not_found"
@@ -148,7 +151,7 @@ static void run_one(runner *r, struct slot *sl, bjob *b)
                  to >= 0 ? bjob_status_name((bjob_status)to) : "unrecorded");
     } else if (!finished) {
         to = cancelled && !stopping ? store_cancelled(r->st, b->id, now)
-                                    : store_release(r->st, b->id);
+                                    : store_release(r->st, b->id, 0);
         log_info("batch job %s", cancelled && !stopping ? "cancelled" : "put back: stopping");
     } else if (st.phase == JOB_DONE) {
         to = store_complete(r->st, b->id, text.data ? text.data : "", text.len, now);
@@ -156,7 +159,7 @@ static void run_one(runner *r, struct slot *sl, bjob *b)
             log_warn("cannot delete the finished job's input %s: %s", path, strerror(errno));
         log_info("batch job completed: %zu bytes of result in %.1f s", text.len, now - b->started);
     } else if (stopping && st.err_status == 503) {
-        to = store_release(r->st, b->id);
+        to = store_release(r->st, b->id, 0);
         log_info("batch job put back: hearthd is stopping");
     } else {
         to = store_fail(r->st, b->id, retryable(st.err_status), delay,

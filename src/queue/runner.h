@@ -12,7 +12,9 @@
  *  - anything else (the worker crashed, the model cannot load, a timeout):
  *    queued again after job-retry-delay * 2^(attempt-1) seconds, and dead
  *    (the dead letter) once job-attempts attempts are used;
- *  - hearthd stopping: put back without counting the attempt.
+ *  - hearthd stopping, or the scheduler saying "not now" (503 at submit:
+ *    the model's queue is full or it is in back-off after a crash): put
+ *    back without counting the attempt (after the Retry-After it gave).
  *
  * At start the runner recovers jobs a stopped hearthd left running
  * (store_recover) and deletes input files no job refers to (uploads whose

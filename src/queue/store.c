@@ -361,12 +361,12 @@ int store_fail(store *s, int64_t id, bool retryable, double delay, const char *c
     return finish(s, id, BJ_QUEUED, code, msg, now, now + wait);
 }
 
-int store_release(store *s, int64_t id)
+int store_release(store *s, int64_t id, double next_run)
 {
     pthread_mutex_lock(&s->mu);
-    int rc = run(s, prep(s, "UPDATE jobs SET status=?, attempts=max(attempts-1, 0) "
-                            "WHERE id=? AND status=?",
-                         "iii", (int64_t)BJ_QUEUED, id, (int64_t)BJ_RUNNING));
+    int rc = run(s, prep(s, "UPDATE jobs SET status=?, attempts=max(attempts-1, 0), "
+                            "next_run=max(next_run, ?) WHERE id=? AND status=?",
+                         "idii", (int64_t)BJ_QUEUED, next_run, id, (int64_t)BJ_RUNNING));
     pthread_mutex_unlock(&s->mu);
     return rc == 1 ? BJ_QUEUED : -1;
 }

@@ -95,12 +95,13 @@ int store_claim(store *s, double now, bjob *out, double *next_due);
 /* A running job's outcomes. store_complete keeps the result. store_fail
  * with retryable: queued again after delay * 2^(attempts-1) seconds (at
  * most an hour), or dead when attempts are used up; without: failed.
- * store_release puts a job back without counting its attempt (hearthd is
- * stopping). Each returns the job's new status, or -1. */
+ * store_release puts a job back without counting its attempt, due again
+ * at next_run (0: at once; hearthd is stopping, or the model could not take
+ * it yet). Each returns the job's new status, or -1. */
 int store_complete(store *s, int64_t id, const char *result, size_t n, double now);
 int store_fail(store *s, int64_t id, bool retryable, double delay, const char *code,
                const char *msg, double now);
-int store_release(store *s, int64_t id);
+int store_release(store *s, int64_t id, double next_run);
 /* A running job that was cancelled while it ran. */
 int store_cancelled(store *s, int64_t id, double now);
 

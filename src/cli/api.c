@@ -1,0 +1,114 @@
+/*
+ * api.c: the CLI's API calls; see api.h.
+ */
+#include "cli/api.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/client.h"
+
+static const char *g_url = "http://127.0.0.1:8321";
+
+void api_set_url(const char *url)
+{
+    g_url = url;
+}
+
+const char *api_url(void)
+{
+    return g_url;
+}
+
+void api_print_error(long status, const buf *body)
+{
+    arena *a = arena_new(CLIENT_MAX_BODY * 2ull);
+    char e[64];
+    const json *j = a && body->len ? json_parse(a, body->data, body->len, e, sizeof e) : NULL;
+    const json *msg = json_get(json_get(j, "error"), "message");
+    if (msg && msg->type == JSON_STRING)
+        fprintf(stderr, "hearth: error %ld: %s\n", status, msg->str);
+    else
+        fprintf(stderr, "hearth: error %ld: %.*s\n", status, (int)(body->len > 500 ? 500 : body->len),
+                body->data ? body->data : "");
+    arena_free(a);
+}
+
+static bool ok(long st)
+{
+    return st >= 200 && st < 300;
+}
+
+const json *api_call(const char *method, const char *path, const char *body, arena *a)
+{
+    char url[1200], err[512];
+    snprintf(url, sizeof url, "%s%s", g_url, path);
+    buf out = buf_make(0);
+    long st = 0;
+    const json *j = NULL;
+    if (client_call(method, url, body, &out, &st, err, sizeof err) < 0)
+        fprintf(stderr, "hearth: %s\n", err);
+    else if (!ok(st))
+        api_print_error(st, &out);
+    else if (!(j = json_parse(a, out.data ? out.data : "", out.len, err, sizeof err)) ||
+             j->type != JSON_OBJECT) {
+        fprintf(stderr, "hearth: unexpected answer from %s\n", url);
+        j = NULL;
+    }
+    buf_free(&out);
+    return j;
+}
+
+const json *api(const char *path, const char *body, arena *a)
+{
+    return api_call(NULL, path, body, a);
+}
+
+bool api_get_raw(const char *path, buf *out)
+{
+    char url[1200], err[512];
+    snprintf(url, sizeof url, "%s%s", g_url, path);
+    long st = 0;
+    if (client_request(url, NULL, out, &st, err, sizeof err) < 0) {
+        fprintf(stderr, "hearth: %s\n", err);
+        return false;
+    }
+    if (!ok(st)) {
+        api_print_error(st, out);
+        return false;
+    }
+    return true;
+}
+
+bool api_upload(const char *path, const char *file, const char *const *fields, buf *out)
+{
+    char url[1200], err[512];
+    snprintf(url, sizeof url, "%s%s", g_url, path);
+    long st = 0;
+    if (client_upload(url, file, fields, isatty(STDERR_FILENO), out, &st, err, sizeof err) < 0) {
+        fprintf(stderr, "hearth: %s\n", err);
+        return false;
+    }
+    if (!ok(st)) {
+        api_print_error(st, out);
+        return false;
+    }
+    return true;
+}
+
+bool api_first_model(const char *kind, char *out, size_t n)
+{
+    arena *a = arena_new(0);
+    const json *d = json_get(api("/v1/models", NULL, a), "data");
+    bool found = false;
+    for (const json *m = d && d->type == JSON_ARRAY ? d->child : NULL; m && !found; m = m->next) {
+        const json *k = json_get(m, "kind"), *id = json_get(m, "id");
+        if (k && k->type == JSON_STRING && !strcmp(k->str, kind) && id && id->type == JSON_STRING) {
+            snprintf(out, n, "%s", id->str);
+            found = true;
+        }
+    }
+    arena_free(a);
+    return found;
+}

@@ -1,0 +1,439 @@
+/*
+ * jobs.c: `hearth jobs`; see jobs.h.
+ */
+#include "cli/jobs.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/api.h"
+#include "core/config.h"
+
+#define WAIT_IDS_MAX 1024
+#define POLL_MS 500
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: hearth jobs [COMMAND] [ARGS]\n"
+            "\n"
+            "Batch jobs: transcriptions and OCR that hearthd keeps on disk until they are\n"
+            "done, through restarts, kill -9 and power loss. A failing job is retried with\n"
+            "growing delays; one that fails every attempt becomes 'dead' and keeps its file\n"
+            "for a retry.\n"
+            "\n"
+            "Commands:\n"
+            "  add FILE...    queue files (type from the extension: audio is transcribed,\n"
+            "                 images and PDFs are read by OCR). Options:\n"
+            "                   --type transcription|translation|ocr\n"
+            "                   --model NAME (default: the first model of the type)\n"
+            "                   --format json|text|srt|vtt|verbose_json (transcription)\n"
+            "                   --language CODE   --attempts N   --wait\n"
+            "  ls             jobs, newest first (--status S, --limit N, --json); the\n"
+            "                 default command\n"
+            "  show ID        one job as JSON\n"
+            "  wait [ID...]   wait for these jobs (default: every queued or running one)\n"
+            "                 with a progress bar; exit 1 if any did not complete\n"
+            "  result ID      print a completed job's result (as the direct endpoint\n"
+            "                 would have answered)\n"
+            "  cancel ID      stop a queued or running job\n"
+            "  retry ID       run a failed, dead or cancelled job again\n"
+            "  rm ID          delete a job that is not running, with its file and result\n"
+            "\n"
+            "IDs are job_N or N.\n");
+}
+
+static const char *jstr(const json *o, const char *k)
+{
+    const json *v = json_get(o, k);
+    return v && v->type == JSON_STRING ? v->str : "";
+}
+
+static double jnum(const json *o, const char *k)
+{
+    const json *v = json_get(o, k);
+    return v && v->type == JSON_NUMBER ? v->number : 0;
+}
+
+static bool has_flag(int argc, char **argv, const char *flag)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], flag))
+            return true;
+    return false;
+}
+
+/* "transcription" for recordings, "ocr" for images and PDFs, NULL else. */
+static const char *type_of(const char *file)
+{
+    static const char *const audio[] = { "wav", "mp3", "flac", "ogg", "opus", "m4a", "aac",
+                                         "webm", "mp4", "mkv", "wma", "aiff" };
+    static const char *const image[] = { "png", "jpg", "jpeg", "tif", "tiff", "pdf", "bmp",
+                                         "gif", "webp", "pnm", "pbm", "pgm", "ppm" };
+    const char *dot = strrchr(file, '.');
+    if (!dot || strchr(dot, '/'))
+        return NULL;
+    for (size_t i = 0; i < sizeof audio / sizeof *audio; i++)
+        if (!strcasecmp(dot + 1, audio[i]))
+            return "transcription";
+    for (size_t i = 0; i < sizeof image / sizeof *image; i++)
+        if (!strcasecmp(dot + 1, image[i]))
+            return "ocr";
+    return NULL;
+}
+
+/* "job_17" or "17" -> "job_17"; false when it is neither. */
+static bool job_path(const char *id, const char *suffix, char *out, size_t n)
+{
+    const char *d = !strncmp(id, "job_", 4) ? id + 4 : id;
+    if (!*d || strspn(d, "0123456789") != strlen(d) || strlen(d) > 18) {
+        fprintf(stderr, "hearth jobs: '%s' is not a job id (job_N or N)\n", id);
+        return false;
+    }
+    snprintf(out, n, "/v1/jobs/job_%s%s", d, suffix);
+    return true;
+}
+
+static void print_row(const json *j)
+{
+    const json *e = json_get(j, "error");
+    char when[32] = "";
+    time_t t = (time_t)jnum(j, "created_at");
+    struct tm tm;
+    if (t && localtime_r(&t, &tm))
+        strftime(when, sizeof when, "%m-%d %H:%M", &tm);
+    printf("%-10s %-10s %-13s %-16.16s %d/%-4d %-11s %s", jstr(j, "id"), jstr(j, "status"),
+           jstr(j, "type"), jstr(j, "model"), (int)jnum(j, "attempts"),
+           (int)jnum(j, "max_attempts"), when, jstr(json_get(j, "file"), "name"));
+    if (e && e->type == JSON_OBJECT)
+        printf("  [%s: %s]", jstr(e, "code"), jstr(e, "message"));
+    putchar('\n');
+}
+
+static int jobs_wait(int argc, char **argv);
+
+static int cmd_add(int argc, char **argv)
+{
+    if (has_flag(argc, argv, "--help") || has_flag(argc, argv, "-h") || argc < 2) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *type = NULL, *model = NULL, *fmt = NULL, *lang = NULL, *attempts = NULL;
+    bool wait = false;
+    const char *files[WAIT_IDS_MAX];
+    int nfiles = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(argv[i], "--type") && v) type = argv[++i];
+        else if (!strcmp(argv[i], "--model") && v) model = argv[++i];
+        else if (!strcmp(argv[i], "--format") && v) fmt = argv[++i];
+        else if (!strcmp(argv[i], "--language") && v) lang = argv[++i];
+        else if (!strcmp(argv[i], "--attempts") && v) attempts = argv[++i];
+        else if (!strcmp(argv[i], "--wait")) wait = true;
+        else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "hearth jobs add: unknown option or missing value: %s\n", argv[i]);
+            return 2;
+        } else if (nfiles < WAIT_IDS_MAX) {
+            files[nfiles++] = argv[i];
+        } else {
+            fprintf(stderr, "hearth jobs add: at most %d files at once\n", WAIT_IDS_MAX);
+            return 2;
+        }
+    }
+    if (!nfiles) {
+        fprintf(stderr, "hearth jobs add: which files?\n");
+        return 2;
+    }
+    static char ids[WAIT_IDS_MAX][32];
+    int nids = 0, failures = 0;
+    char found[2][MODEL_NAME_MAX + 1] = { "", "" };   /* default models: transcription, ocr */
+    for (int f = 0; f < nfiles; f++) {
+        const char *t = type ? type : type_of(files[f]);
+        if (!t) {
+            fprintf(stderr, "hearth jobs add: %s: cannot tell its type from the name; use "
+                    "--type\n", files[f]);
+            failures++;
+            continue;
+        }
+        if (access(files[f], R_OK) != 0) {
+            fprintf(stderr, "hearth jobs add: cannot read %s\n", files[f]);
+            failures++;
+            continue;
+        }
+        bool ocr = !strcmp(t, "ocr");
+        const char *m = model;
+        if (!m && !ocr) {
+            if (!found[0][0] && !api_first_model("transcription", found[0], sizeof found[0])) {
+                fprintf(stderr, "hearth jobs add: the daemon serves no transcription model\n");
+                return 1;
+            }
+            m = found[0];
+        }
+        const char *fields[16];
+        int n = 0;
+        fields[n++] = "type";
+        fields[n++] = t;
+        if (m) {
+            fields[n++] = "model";
+            fields[n++] = m;
+        }
+        if (fmt && !ocr) {
+            fields[n++] = "response_format";
+            fields[n++] = fmt;
+        }
+        if (lang) {
+            fields[n++] = "language";
+            fields[n++] = lang;
+        }
+        if (attempts) {
+            fields[n++] = "max_attempts";
+            fields[n++] = attempts;
+        }
+        fields[n] = NULL;
+        buf out = buf_make(0);
+        arena *a = arena_new(0);
+        char e[64];
+        const json *j = NULL;
+        if (api_upload("/v1/jobs", files[f], fields, &out))
+            j = json_parse(a, out.data ? out.data : "", out.len, e, sizeof e);
+        if (j && *jstr(j, "id")) {
+            printf("%s\t%s\t%s\n", jstr(j, "id"), jstr(j, "status"), files[f]);
+            snprintf(ids[nids++], sizeof ids[0], "%s", jstr(j, "id"));
+        } else {
+            fprintf(stderr, "hearth jobs add: %s was not queued\n", files[f]);
+            failures++;
+        }
+        fflush(stdout);
+        arena_free(a);
+        buf_free(&out);
+    }
+    if (wait && nids) {
+        char *idv[WAIT_IDS_MAX + 1];
+        idv[0] = "wait";
+        for (int i = 0; i < nids; i++)
+            idv[i + 1] = ids[i];
+        int rc = jobs_wait(nids + 1, idv);
+        return failures ? 1 : rc;
+    }
+    return failures ? 1 : 0;
+}
+
+static int cmd_ls(int argc, char **argv)
+{
+    const char *status = NULL, *limit = "20";
+    bool as_json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(argv[i], "--status") && v) status = argv[++i];
+        else if (!strcmp(argv[i], "--limit") && v) limit = argv[++i];
+        else if (!strcmp(argv[i], "--json")) as_json = true;
+        else {
+            fprintf(stderr, "hearth jobs ls: unknown option or missing value: %s\n", argv[i]);
+            return 2;
+        }
+    }
+    char path[256];
+    snprintf(path, sizeof path, "/v1/jobs?limit=%.8s%s%.16s", limit, status ? "&status=" : "",
+             status ? status : "");
+    if (as_json) {
+        buf out = buf_make(0);
+        bool ok = api_get_raw(path, &out);
+        if (ok)
+            printf("%s\n", out.data ? out.data : "");
+        buf_free(&out);
+        return ok ? 0 : 1;
+    }
+    arena *a = arena_new(0);
+    const json *l = api(path, NULL, a);
+    if (!l) {
+        arena_free(a);
+        return 1;
+    }
+    const json *d = json_get(l, "data");
+    printf("%-10s %-10s %-13s %-16s %-6s %-11s %s\n", "ID", "STATUS", "TYPE", "MODEL", "TRIES",
+           "CREATED", "FILE");
+    for (const json *j = d && d->type == JSON_ARRAY ? d->child : NULL; j; j = j->next)
+        print_row(j);
+    const json *c = json_get(l, "counts");
+    printf("\n%d queued, %d running, %d completed, %d failed, %d dead, %d cancelled%s\n",
+           (int)jnum(c, "queued"), (int)jnum(c, "running"), (int)jnum(c, "completed"),
+           (int)jnum(c, "failed"), (int)jnum(c, "dead"), (int)jnum(c, "cancelled"),
+           json_get(l, "has_more") && json_get(l, "has_more")->boolean ? " (more: --limit)" : "");
+    arena_free(a);
+    return 0;
+}
+
+/* The progress line on stderr: a bar of finished jobs out of all. */
+static void progress(int done, int total, int running, int queued, int bad, double t0)
+{
+    int width = 30, fill = total ? done * width / total : width;
+    char bar[64];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[width] = '\0';
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    char tail[48] = "";
+    if (bad)
+        snprintf(tail, sizeof tail, ", %d not completed", bad);
+    fprintf(stderr, "\r[%s] %d/%d done, %d running, %d queued%s  %.0f s ", bar, done, total,
+            running, queued, tail, (double)ts.tv_sec - t0);
+    fflush(stderr);
+}
+
+static int jobs_wait(int argc, char **argv)
+{
+    if (has_flag(argc, argv, "--help") || has_flag(argc, argv, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    bool tty = isatty(STDERR_FILENO);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double t0 = (double)ts.tv_sec;
+    int n = argc - 1;
+    if (n > WAIT_IDS_MAX) {
+        fprintf(stderr, "hearth jobs wait: at most %d ids\n", WAIT_IDS_MAX);
+        return 2;
+    }
+    char paths[WAIT_IDS_MAX][96];
+    for (int i = 0; i < n; i++)
+        if (!job_path(argv[i + 1], "", paths[i], sizeof paths[i]))
+            return 2;
+    int last_done = -1, total0 = 0;
+    for (;;) {
+        int done = 0, running = 0, queued = 0, bad = 0, total = n;
+        arena *a = arena_new(0);
+        if (n == 0) {   /* every queued or running job: until none is left */
+            const json *c = json_get(api("/v1/jobs?limit=1", NULL, a), "counts");
+            if (!c) {
+                arena_free(a);
+                return 1;
+            }
+            running = (int)jnum(c, "running");
+            queued = (int)jnum(c, "queued");
+            if (total0 < running + queued)
+                total0 = running + queued;
+            total = total0;
+            done = total0 - running - queued;
+        }
+        for (int i = 0; i < n; i++) {
+            const json *j = api(paths[i], NULL, a);
+            if (!j) {
+                arena_free(a);
+                return 1;
+            }
+            const char *st = jstr(j, "status");
+            if (!strcmp(st, "running"))
+                running++;
+            else if (!strcmp(st, "queued"))
+                queued++;
+            else {
+                done++;
+                if (strcmp(st, "completed"))
+                    bad++;
+            }
+        }
+        arena_free(a);
+        if (tty)
+            progress(done, total, running, queued, bad, t0);
+        else if (done != last_done)
+            fprintf(stderr, "%d/%d done\n", done, total);
+        last_done = done;
+        if (running + queued == 0)
+            break;
+        usleep(POLL_MS * 1000);
+    }
+    if (tty)
+        fputc('\n', stderr);
+    /* the ones that did not complete, with why */
+    int bad = 0;
+    arena *a = arena_new(0);
+    for (int i = 0; i < n; i++) {
+        const json *j = api(paths[i], NULL, a);
+        if (j && strcmp(jstr(j, "status"), "completed")) {
+            print_row(j);
+            bad++;
+        }
+    }
+    arena_free(a);
+    return bad ? 1 : 0;
+}
+
+static int one_job(int argc, char **argv, const char *method, const char *suffix)
+{
+    if (has_flag(argc, argv, "--help") || has_flag(argc, argv, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc != 2) {
+        fprintf(stderr, "hearth jobs %s: give one job id\n", argv[0]);
+        return 2;
+    }
+    char path[96];
+    if (!job_path(argv[1], suffix, path, sizeof path))
+        return 2;
+    if (!strcmp(argv[0], "result") || !strcmp(argv[0], "show")) {
+        buf out = buf_make(0);
+        bool ok = api_get_raw(path, &out);
+        if (ok) {
+            fwrite(out.data ? out.data : "", 1, out.len, stdout);
+            if (out.len && out.data[out.len - 1] != '\n')
+                putchar('\n');
+        }
+        buf_free(&out);
+        return ok ? 0 : 1;
+    }
+    arena *a = arena_new(0);
+    const json *j = api_call(method, path, method && !strcmp(method, "DELETE") ? NULL : "{}", a);
+    if (j && !strcmp(argv[0], "rm"))
+        printf("%s deleted\n", jstr(j, "id"));
+    else if (j)
+        print_row(j);
+    arena_free(a);
+    return j ? 0 : 1;
+}
+
+int jobs_main(int argc, char **argv)
+{
+    if (argc < 2)
+        return cmd_ls(1, argv);
+    const char *c = argv[1];
+    int sub_argc = argc - 1;
+    char **sub_argv = argv + 1;
+    if (!strcmp(c, "--help") || !strcmp(c, "-h") || !strcmp(c, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(c, "add"))
+        return cmd_add(sub_argc, sub_argv);
+    if (!strcmp(c, "ls") || !strcmp(c, "list")) {
+        if (has_flag(sub_argc, sub_argv, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        return cmd_ls(sub_argc, sub_argv);
+    }
+    if (c[0] == '-')
+        return cmd_ls(argc, argv);
+    if (!strcmp(c, "wait"))
+        return jobs_wait(sub_argc, sub_argv);
+    if (!strcmp(c, "show"))
+        return one_job(sub_argc, sub_argv, NULL, "");
+    if (!strcmp(c, "result"))
+        return one_job(sub_argc, sub_argv, NULL, "/result");
+    if (!strcmp(c, "cancel"))
+        return one_job(sub_argc, sub_argv, "POST", "/cancel");
+    if (!strcmp(c, "retry"))
+        return one_job(sub_argc, sub_argv, "POST", "/retry");
+    if (!strcmp(c, "rm"))
+        return one_job(sub_argc, sub_argv, "DELETE", "");
+    fprintf(stderr, "hearth jobs: unknown command '%s'\n\n", c);
+    usage(stderr);
+    return 2;
+}

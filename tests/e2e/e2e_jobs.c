@@ -1,0 +1,532 @@
+/*
+ * e2e_jobs.c: batch jobs (POST /v1/jobs ...) against the real daemon, the
+ * real SQLite file and the real Tesseract and whisper workers:
+ *
+ *  - an OCR job's result equals the direct /v1/ocr answer; its input is
+ *    deleted once done; a transcription job renders its response_format;
+ *  - bad requests get OpenAI-shaped 4xx errors and store nothing;
+ *  - a file the worker refuses fails at once (no retries), keeps its input,
+ *    can be retried and deleted;
+ *  - kill -9 of hearthd right after the 202s loses nothing; a job that was
+ *    running when hearthd was killed runs again (its attempt counted), or
+ *    is dead when that was its last attempt;
+ *  - SIGTERM puts a running job back without counting the attempt;
+ *  - a worker that crashes on every attempt makes the job dead (the dead
+ *    letter), with the error kept;
+ *  - a running job can be cancelled; the CLI adds, waits and prints.
+ *
+ * The long job is $HEARTH_TMP/many-pages.tif (sixteen scanned pages, ~10 s
+ * of OCR here), so "running" lasts long enough to act on. See harness.h.
+ */
+#include "harness.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+
+static struct daemon J;
+static char g_many[600], g_photo[600], g_whisper[700];
+
+/* POST /v1/jobs with a file and fields (name, value, ..., NULL). */
+static struct resp submit(struct daemon *d, const char *file, ...)
+{
+    struct resp r = { 0, buf_make(0), buf_make(0) };
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs", d->port);
+    CURL *c = curl_easy_init();
+    curl_mime *mime = curl_mime_init(c);
+    curl_mimepart *part;
+    if (file) {
+        part = curl_mime_addpart(mime);
+        curl_mime_name(part, "file");
+        curl_mime_filedata(part, file);
+    }
+    va_list ap;
+    va_start(ap, file);
+    for (const char *k; (k = va_arg(ap, const char *));) {
+        const char *v = va_arg(ap, const char *);
+        part = curl_mime_addpart(mime);
+        curl_mime_name(part, k);
+        curl_mime_data(part, v, CURL_ZERO_TERMINATED);
+    }
+    va_end(ap);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_mime_free(mime);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+/* The id ("job_N") of a 202, copied into id; false otherwise. */
+static bool accepted(struct resp *r, char *id, size_t n)
+{
+    arena *a = arena_new(0);
+    const json *j = parse(a, &r->body);
+    const char *s = str_at(j, "id");
+    const char *st = str_at(j, "status");      /* a runner may have claimed it already */
+    bool ok = r->status == 202 && s && !strncmp(s, "job_", 4) && st &&
+              (!strcmp(st, "queued") || !strcmp(st, "running"));
+    if (ok)
+        snprintf(id, n, "%s", s);
+    else
+        fprintf(stderr, "  POST /v1/jobs: %ld %.300s\n", r->status, r->body.data ? r->body.data : "");
+    arena_free(a);
+    resp_free(r);
+    return ok;
+}
+
+struct job_view {
+    char status[16], error_code[48], error[400];
+    int attempts;
+};
+
+static bool job_get(struct daemon *d, const char *id, struct job_view *v)
+{
+    char p[96];
+    snprintf(p, sizeof p, "/v1/jobs/%s", id);
+    struct resp r = http(d, "GET", p, NULL, 0);
+    arena *a = arena_new(0);
+    const json *j = r.status == 200 ? parse(a, &r.body) : NULL;
+    memset(v, 0, sizeof *v);
+    if (j) {
+        snprintf(v->status, sizeof v->status, "%s", str_at(j, "status") ? str_at(j, "status") : "");
+        v->attempts = (int)num_at(j, "attempts");
+        const char *ec = str_at(j, "error.code"), *em = str_at(j, "error.message");
+        snprintf(v->error_code, sizeof v->error_code, "%s", ec ? ec : "");
+        snprintf(v->error, sizeof v->error, "%s", em ? em : "");
+    }
+    arena_free(a);
+    resp_free(&r);
+    return j != NULL;
+}
+
+/* Poll until the job's status is one of want ("completed|failed"), up to
+ * timeout_s; the last view in v. */
+static bool wait_status(struct daemon *d, const char *id, const char *want, double timeout_s,
+                        struct job_view *v)
+{
+    for (double t = 0; t <= timeout_s; t += 0.05) {
+        if (job_get(d, id, v) && v->status[0]) {
+            char pat[32];
+            snprintf(pat, sizeof pat, "|%s|", v->status);
+            char all[128];
+            snprintf(all, sizeof all, "|%s|", want);
+            if (strstr(all, pat))
+                return true;
+        }
+        usleep(50000);
+    }
+    fprintf(stderr, "  %s: still %s after %.0f s (wanted %s)\n", id, v->status, timeout_s, want);
+    return false;
+}
+
+static size_t files_in(const char *dir)
+{
+    size_t n = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static char *field_of(const buf *b, const char *key)
+{
+    arena *a = arena_new(0);
+    const char *s = str_at(parse(a, b), key);
+    char *out = s ? strdup(s) : NULL;
+    arena_free(a);
+    return out;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void t_ocr_job_matches_direct(void)
+{
+    char id[32];
+    CHECK(accepted((struct resp[]){ submit(&J, g_photo, "type", "ocr", NULL) }, id, sizeof id));
+    struct job_view v;
+    CHECK(wait_status(&J, id, "completed", 120, &v));
+    CHECK(v.attempts == 1 && !v.error_code[0]);
+    char p[96];
+    snprintf(p, sizeof p, "/v1/jobs/%s/result", id);
+    struct resp res = http(&J, "GET", p, NULL, 0);
+    CHECK(res.status == 200);
+    /* the same text as the synchronous endpoint's */
+    struct resp direct = { 0, buf_make(0), buf_make(0) };
+    {
+        char url[256];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/ocr", J.port);
+        CURL *c = curl_easy_init();
+        curl_mime *mime = curl_mime_init(c);
+        curl_mimepart *part = curl_mime_addpart(mime);
+        curl_mime_name(part, "file");
+        curl_mime_filedata(part, g_photo);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &direct.body);
+        if (curl_easy_perform(c) == CURLE_OK)
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &direct.status);
+        curl_mime_free(mime);
+        curl_easy_cleanup(c);
+    }
+    char *a = field_of(&res.body, "text"), *b = field_of(&direct.body, "text");
+    CHECK(direct.status == 200 && a && b && strlen(a) > 100 && !strcmp(a, b));
+    CHECK(a && strstr(a, "quick brown dog"));
+    free(a);
+    free(b);
+    resp_free(&direct);
+    resp_free(&res);
+    /* the listing holds it, with the client's file name and the counts */
+    struct resp l = http(&J, "GET", "/v1/jobs?status=completed&limit=5", NULL, 0);
+    arena *ar = arena_new(0);
+    const json *lj = parse(ar, &l.body);
+    CHECK(l.status == 200 && str_at(lj, "data.0.id") && !strcmp(str_at(lj, "data.0.id"), id));
+    CHECK(str_at(lj, "data.0.file.name") && !strcmp(str_at(lj, "data.0.file.name"), "phototest.tif"));
+    CHECK(num_at(lj, "counts.completed") >= 1);
+    arena_free(ar);
+    resp_free(&l);
+    /* its input is gone once done */
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/jobs", J.dir);
+    CHECK(files_in(dir) == 0);
+    /* the database is private */
+    char db[700];
+    snprintf(db, sizeof db, "%s/jobs.db", J.dir);
+    struct stat st;
+    CHECK(stat(db, &st) == 0 && (st.st_mode & 077) == 0);
+}
+
+static void t_transcription_job_renders_format(void)
+{
+    char id[32];
+    CHECK(accepted((struct resp[]){ submit(&J, g_whisper, "type", "transcription", "model", "wt",
+                                           "response_format", "srt", NULL) },
+                   id, sizeof id));
+    struct job_view v;
+    CHECK(wait_status(&J, id, "completed", 180, &v));
+    char p[96];
+    snprintf(p, sizeof p, "/v1/jobs/%s/result", id);
+    struct resp res = http(&J, "GET", p, NULL, 0);
+    CHECK(res.status == 200 && strstr(res.headers.data ? res.headers.data : "",
+                                      "application/x-subrip"));
+    CHECK(res.body.data && strstr(res.body.data, " --> "));
+    resp_free(&res);
+}
+
+static void t_bad_requests(void)
+{
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/jobs", J.dir);
+    size_t before = files_in(dir);
+    struct resp r = submit(&J, g_photo, NULL);
+    CHECK(answer_is_error(&r, 400, "missing_required_parameter"));
+    resp_free(&r);
+    r = submit(&J, g_photo, "type", "summarise", NULL);
+    CHECK(answer_is_error(&r, 400, "invalid_value"));
+    resp_free(&r);
+    r = submit(&J, NULL, "type", "ocr", NULL);
+    CHECK(answer_is_error(&r, 400, "missing_required_parameter"));
+    resp_free(&r);
+    r = submit(&J, g_photo, "type", "ocr", "model", "nope", NULL);
+    CHECK(answer_is_error(&r, 404, "model_not_found"));
+    resp_free(&r);
+    r = submit(&J, g_photo, "type", "transcription", "model", "ocr", NULL);
+    CHECK(answer_is_error(&r, 400, "wrong_model_kind"));
+    resp_free(&r);
+    r = submit(&J, g_photo, "type", "transcription", "model", "wt", "response_format", "doc", NULL);
+    CHECK(answer_is_error(&r, 400, "invalid_value"));
+    resp_free(&r);
+    r = submit(&J, g_photo, "type", "ocr", "max_attempts", "0", NULL);
+    CHECK(answer_is_error(&r, 400, "invalid_value"));
+    resp_free(&r);
+    r = submit(&J, g_photo, "type", "ocr", "language", "../../etc", NULL);
+    CHECK(answer_is_error(&r, 400, "invalid_value"));
+    resp_free(&r);
+    r = post(&J, "/v1/jobs", "{\"type\":\"ocr\"}");
+    CHECK(answer_is_error(&r, 400, "invalid_multipart"));
+    resp_free(&r);
+    CHECK(files_in(dir) == before);       /* nothing stored */
+
+    r = http(&J, "GET", "/v1/jobs/job_999999", NULL, 0);
+    CHECK(answer_is_error(&r, 404, "job_not_found"));
+    resp_free(&r);
+    r = http(&J, "GET", "/v1/jobs/banana", NULL, 0);
+    CHECK(answer_is_error(&r, 404, "job_not_found"));
+    resp_free(&r);
+    r = http(&J, "GET", "/v1/jobs/99999999999999999999999", NULL, 0);
+    CHECK(r.status == 404);
+    resp_free(&r);
+    r = http(&J, "GET", "/v1/jobs?status=sleeping", NULL, 0);
+    CHECK(answer_is_error(&r, 400, "invalid_value"));
+    resp_free(&r);
+    r = http(&J, "GET", "/v1/jobs?limit=100000", NULL, 0);
+    CHECK(answer_is_error(&r, 400, "invalid_value"));
+    resp_free(&r);
+    r = post(&J, "/v1/jobs/job_1/explode", "{}");
+    CHECK(r.status == 404);
+    resp_free(&r);
+    r = http(&J, "PUT", "/v1/jobs", "{}", 2);
+    CHECK(answer_is_error(&r, 405, "method_not_allowed"));
+    resp_free(&r);
+    r = http(&J, "DELETE", "/v1/jobs/job_999999", NULL, 0);
+    CHECK(answer_is_error(&r, 404, "job_not_found"));
+    resp_free(&r);
+}
+
+static void t_refused_input_fails_once_and_can_retry(void)
+{
+    char junk[700];
+    snprintf(junk, sizeof junk, "%s/not-an-image.png", g_tmp);
+    FILE *f = fopen(junk, "w");
+    if (f) {
+        fputs("this is not a picture of anything\n", f);
+        fclose(f);
+    }
+    char id[32];
+    CHECK(accepted((struct resp[]){ submit(&J, junk, "type", "ocr", NULL) }, id, sizeof id));
+    struct job_view v;
+    CHECK(wait_status(&J, id, "failed|dead", 60, &v));
+    CHECK(!strcmp(v.status, "failed") && v.attempts == 1 && v.error_code[0] && v.error[0]);
+    char p[96], dir[700];
+    snprintf(dir, sizeof dir, "%s/jobs", J.dir);
+    CHECK(files_in(dir) == 1);            /* kept for a retry */
+    snprintf(p, sizeof p, "/v1/jobs/%s/result", id);
+    struct resp r = http(&J, "GET", p, NULL, 0);
+    CHECK(answer_is_error(&r, 409, "job_not_completed"));
+    resp_free(&r);
+    snprintf(p, sizeof p, "/v1/jobs/%s/retry", id);
+    r = post(&J, p, "{}");
+    CHECK(r.status == 200 && strstr(r.body.data ? r.body.data : "", "\"queued\""));
+    resp_free(&r);
+    CHECK(wait_status(&J, id, "failed|dead", 60, &v));
+    CHECK(!strcmp(v.status, "failed") && v.attempts == 1);
+    snprintf(p, sizeof p, "/v1/jobs/%s/cancel", id);
+    r = post(&J, p, "{}");
+    CHECK(answer_is_error(&r, 409, "job_state_conflict"));
+    resp_free(&r);
+    snprintf(p, sizeof p, "/v1/jobs/%s", id);
+    r = http(&J, "DELETE", p, NULL, 0);
+    CHECK(r.status == 200 && strstr(r.body.data ? r.body.data : "", "\"deleted\":true"));
+    resp_free(&r);
+    CHECK(files_in(dir) == 0);
+    r = http(&J, "GET", p, NULL, 0);
+    CHECK(r.status == 404);
+    resp_free(&r);
+}
+
+static void t_cancel_running(void)
+{
+    char id[32];
+    CHECK(accepted((struct resp[]){ submit(&J, g_many, "type", "ocr", NULL) }, id, sizeof id));
+    struct job_view v;
+    CHECK(wait_status(&J, id, "running", 60, &v));
+    char p[96];
+    snprintf(p, sizeof p, "/v1/jobs/%s", id);
+    struct resp r = http(&J, "DELETE", p, NULL, 0);
+    CHECK(answer_is_error(&r, 409, "job_state_conflict"));      /* not while it runs */
+    resp_free(&r);
+    snprintf(p, sizeof p, "/v1/jobs/%s/cancel", id);
+    r = post(&J, p, "{}");
+    CHECK(r.status == 200);
+    resp_free(&r);
+    CHECK(wait_status(&J, id, "cancelled", 30, &v));
+    snprintf(p, sizeof p, "/v1/jobs/%s", id);
+    r = http(&J, "DELETE", p, NULL, 0);
+    CHECK(r.status == 200);
+    resp_free(&r);
+    /* the OCR model is free again for the next job */
+    CHECK(accepted((struct resp[]){ submit(&J, g_photo, "type", "ocr", NULL) }, id, sizeof id));
+    CHECK(wait_status(&J, id, "completed", 60, &v));
+}
+
+/* kill -9 right after the 202s, and again while a job runs. */
+static void t_survives_kill9(void)
+{
+    struct daemon K;
+    char *args[] = { NULL };
+    if (start_daemon(&K, "jobsKill", args) < 0) {
+        CHECK(false);
+        return;
+    }
+    char ids[4][32], longid[32];
+    bool ok = true;
+    CHECK(accepted((struct resp[]){ submit(&K, g_many, "type", "ocr", NULL) }, longid,
+                   sizeof longid));
+    for (int i = 0; i < 4; i++)
+        ok &= accepted((struct resp[]){ submit(&K, g_photo, "type", "ocr", NULL) }, ids[i],
+                       sizeof ids[i]);
+    CHECK(ok);
+    struct job_view v;
+    CHECK(wait_status(&K, longid, "running", 60, &v));
+    kill(K.pid, SIGKILL);
+    waitpid(K.pid, NULL, 0);
+    K.pid = 0;
+    if (start_daemon(&K, "jobsKill", args) < 0) {
+        CHECK(false);
+        return;
+    }
+    CHECK(log_holds(K.log, "were running when hearthd stopped; queued again", 10));
+    for (int i = 0; i < 4; i++) {
+        CHECK(wait_status(&K, ids[i], "completed", 180, &v));
+        CHECK(v.attempts == 1);
+    }
+    CHECK(wait_status(&K, longid, "completed", 180, &v));
+    CHECK(v.attempts == 2);                       /* the killed attempt counted */
+    char p[96];
+    snprintf(p, sizeof p, "/v1/jobs/%s/result", longid);
+    struct resp r = http(&K, "GET", p, NULL, 0);
+    CHECK(r.status == 200 && r.body.data && strstr(r.body.data, "\"page\":16"));
+    resp_free(&r);
+
+    /* a job on its last attempt when hearthd dies is dead, not looping */
+    CHECK(accepted((struct resp[]){ submit(&K, g_many, "type", "ocr", "max_attempts", "1", NULL) },
+                   longid, sizeof longid));
+    CHECK(wait_status(&K, longid, "running", 60, &v));
+    kill(K.pid, SIGKILL);
+    waitpid(K.pid, NULL, 0);
+    K.pid = 0;
+    if (start_daemon(&K, "jobsKill", args) < 0) {
+        CHECK(false);
+        return;
+    }
+    CHECK(job_get(&K, longid, &v));
+    CHECK(!strcmp(v.status, "dead") && !strcmp(v.error_code, "interrupted"));
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/jobs", K.dir);
+    CHECK(files_in(dir) == 1);                    /* the dead letter keeps its file */
+
+    /* SIGTERM: the running job goes back without spending an attempt */
+    snprintf(p, sizeof p, "/v1/jobs/%s/retry", longid);
+    r = post(&K, p, "{}");
+    CHECK(r.status == 200);
+    resp_free(&r);
+    CHECK(wait_status(&K, longid, "running", 60, &v));
+    CHECK(stop_daemon(&K) == 0);
+    if (start_daemon(&K, "jobsKill", args) < 0) {
+        CHECK(false);
+        return;
+    }
+    CHECK(job_get(&K, longid, &v));
+    CHECK((!strcmp(v.status, "queued") || !strcmp(v.status, "running")) && v.attempts <= 1);
+    CHECK(wait_status(&K, longid, "completed", 180, &v));
+    CHECK(v.attempts == 1);
+    CHECK(stop_daemon(&K) == 0);
+}
+
+/* A worker that dies on every attempt: retried after the delay, then dead. */
+static void t_crashing_worker_is_dead_lettered(void)
+{
+    struct daemon C;
+    char *args[] = { "--job-attempts", "2", "--job-retry-delay", "1", NULL };
+    if (start_daemon(&C, "jobsCrash", args) < 0) {
+        CHECK(false);
+        return;
+    }
+    char id[32];
+    CHECK(accepted((struct resp[]){ submit(&C, g_many, "type", "ocr", NULL) }, id, sizeof id));
+    struct job_view v;
+    for (int attempt = 1; attempt <= 2; attempt++) {
+        /* wait for this attempt to be running in a worker, then kill it */
+        int pid = 0;
+        for (int i = 0; i < 1200 && pid <= 0; i++) {
+            if (job_get(&C, id, &v) && !strcmp(v.status, "running") && v.attempts == attempt) {
+                struct resp s = http(&C, "GET", "/v1/status", NULL, 0);
+                arena *a = arena_new(0);
+                const json *sj = parse(a, &s.body);
+                if (str_at(sj, "models.0.state") && !strcmp(str_at(sj, "models.0.state"), "ready"))
+                    pid = (int)num_at(sj, "models.0.pid");
+                arena_free(a);
+                resp_free(&s);
+            }
+            if (pid <= 0)
+                usleep(50000);
+        }
+        CHECK(pid > 0);
+        if (pid > 0)
+            kill(pid, SIGKILL);
+        if (attempt == 1) {
+            CHECK(wait_status(&C, id, "queued", 30, &v));
+            CHECK(v.attempts == 1 && !strcmp(v.error_code, "worker_crashed"));
+        }
+    }
+    CHECK(wait_status(&C, id, "dead", 60, &v));
+    CHECK(v.attempts == 2 && !strcmp(v.error_code, "worker_crashed"));
+    CHECK(log_holds(C.log, "is dead after 2 attempts", 5));
+    /* hearthd and the model live on */
+    CHECK(accepted((struct resp[]){ submit(&C, g_photo, "type", "ocr", NULL) }, id, sizeof id));
+    CHECK(wait_status(&C, id, "completed", 60, &v));
+    CHECK(stop_daemon(&C) == 0);
+}
+
+static void t_cli(void)
+{
+    char cmd[2400], out[700];
+    snprintf(out, sizeof out, "%s/cli-jobs.txt", g_tmp);
+    snprintf(cmd, sizeof cmd,
+             "HEARTH_URL=http://127.0.0.1:%d %s/hearth jobs add --wait %s %s > %s 2>&1", J.port,
+             g_build, g_photo, g_photo, out);
+    CHECK(system(cmd) == 0);
+    FILE *f = fopen(out, "r");
+    char line[512];
+    int queued = 0, done = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        queued += strstr(line, "job_") && strstr(line, "\tqueued\t") != NULL;
+        done += strstr(line, "2/2 done") != NULL;
+    }
+    if (f)
+        fclose(f);
+    CHECK(queued == 2 && done >= 1);
+    snprintf(cmd, sizeof cmd, "HEARTH_URL=http://127.0.0.1:%d %s/hearth jobs ls > %s 2>&1",
+             J.port, g_build, out);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "grep -q 'completed' %s && grep -q 'phototest.tif' %s", out, out);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd,
+             "HEARTH_URL=http://127.0.0.1:%d %s/hearth jobs result job_999999 > %s 2>&1", J.port,
+             g_build, out);
+    CHECK(WEXITSTATUS(system(cmd)) == 1);
+    snprintf(cmd, sizeof cmd, "%s/hearth jobs --help > %s 2>&1", g_build, out);
+    CHECK(system(cmd) == 0);
+}
+
+int main(void)
+{
+    g_build = getenv("HEARTH_BUILD");
+    g_shared = getenv("HEARTH_SHARED");
+    g_tmp = getenv("HEARTH_TMP");
+    if (!g_build || !g_shared || !g_tmp) {
+        fprintf(stderr, "set HEARTH_BUILD, HEARTH_SHARED and HEARTH_TMP (tests/run.sh does)\n");
+        return 2;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    snprintf(g_many, sizeof g_many, "%s/many-pages.tif", g_tmp);
+    snprintf(g_photo, sizeof g_photo, "%s/data/ocr/phototest.tif", g_shared);
+    snprintf(g_whisper, sizeof g_whisper, "%s/data/speech/jfk.wav", g_shared);
+    char wt[700];
+    snprintf(wt, sizeof wt, "wt=%s/whisper-tiny.bin", g_tmp);
+    char *args[] = { "--model", wt, NULL };
+    if (start_daemon(&J, "jobsJ", args) < 0) {
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    run("ocr_job_matches_direct", t_ocr_job_matches_direct);
+    run("transcription_job_renders_format", t_transcription_job_renders_format);
+    run("bad_requests", t_bad_requests);
+    run("refused_input_fails_once_and_can_retry", t_refused_input_fails_once_and_can_retry);
+    run("cancel_running", t_cancel_running);
+    run("cli", t_cli);
+    CHECK(stop_daemon(&J) == 0);
+    run("survives_kill9", t_survives_kill9);
+    run("crashing_worker_is_dead_lettered", t_crashing_worker_is_dead_lettered);
+    printf("%d passed, %d failed\n", passed, failed);
+    curl_global_cleanup();
+    return failed ? 1 : 0;
+}
