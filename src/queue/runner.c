@@ -250,7 +250,8 @@ static void sweep_inputs(runner *r)
     struct sweep sw = { 0 };
     if (store_each_input(r->st, note_input, &sw) < 0)
         goto out;
-    qsort(sw.names, sw.n, sizeof *sw.names, cmp_str);
+    if (sw.n)
+        qsort(sw.names, sw.n, sizeof *sw.names, cmp_str);
     DIR *d = opendir(r->dir);
     if (!d)
         goto out;
