@@ -156,6 +156,9 @@ int http_jobs_list(http_req *r);
 int http_job_get(http_req *r, const char *rest);
 int http_job_action(http_req *r, const char *rest);
 int http_job_delete(http_req *r, const char *rest);
+/* Batch jobs per status: a JSON object (null without a queue), or the
+ * hearth_jobs gauge in Prometheus' text format. */
+void http_jobs_counts(http_req *r, buf *b, bool prometheus);
 /* The batch queue, or NULL with *why the message for a 503. */
 struct runner *http_jobs(http_req *r, const char **why);
 

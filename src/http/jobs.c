@@ -489,3 +489,31 @@ int http_job_delete(http_req *r, const char *rest)
                (long long)id);
     return http_reply_json(r, 200, &b);
 }
+
+void http_jobs_counts(http_req *r, buf *b, bool prometheus)
+{
+    const char *why;
+    runner *q = http_jobs(r, &why);
+    int64_t counts[BJ_NSTATUS];
+    bool ok = q && store_counts(runner_store(q), counts) == 0;
+    if (prometheus) {
+        buf_printf(b, "# HELP hearth_jobs_available 1 while the batch job store is usable.\n"
+                      "# TYPE hearth_jobs_available gauge\nhearth_jobs_available %d\n", ok);
+        if (!ok)
+            return;
+        buf_puts(b, "# HELP hearth_jobs Batch jobs, by status.\n# TYPE hearth_jobs gauge\n");
+        for (int s = 0; s < BJ_NSTATUS; s++)
+            buf_printf(b, "hearth_jobs{status=\"%s\"} %lld\n", bjob_status_name((bjob_status)s),
+                       (long long)counts[s]);
+        return;
+    }
+    if (!ok) {
+        buf_puts(b, "null");
+        return;
+    }
+    buf_putc(b, '{');
+    for (int s = 0; s < BJ_NSTATUS; s++)
+        buf_printf(b, "%s\"%s\":%lld", s ? "," : "", bjob_status_name((bjob_status)s),
+                   (long long)counts[s]);
+    buf_putc(b, '}');
+}

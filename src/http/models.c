@@ -172,7 +172,9 @@ int http_status(http_req *r)
                (unsigned long long)t.budget, (unsigned long long)t.reserved,
                (unsigned long long)t.rss, (unsigned long long)t.rss_peak);
     each_model(r, &b, status_object);
-    buf_puts(&b, "]}");
+    buf_puts(&b, "],\"jobs\":");
+    http_jobs_counts(r, &b, false);
+    buf_putc(&b, '}');
     return http_reply_json(r, 200, &b);
 }
 
@@ -237,6 +239,7 @@ int http_metrics(http_req *r)
     model_gauge(&b, mi, n, "hearth_model_load_failures_total", "Loads that failed.", "counter",
                 v_failures);
     free(mi);
+    http_jobs_counts(r, &b, true);
     metrics_render(&b);
     return http_reply_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 }

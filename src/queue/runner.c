@@ -292,7 +292,7 @@ runner *runner_start(const config *cfg, sched *s, char *err, size_t errlen)
     pthread_condattr_destroy(&ca);
     snprintf(r->dir, sizeof r->dir, "%s/jobs", cfg->data_dir);
     if (mkdir(r->dir, 0700) < 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", r->dir, strerror(errno));
+        snprintf(err, errlen, "cannot create the jobs folder in the data dir: %s", strerror(errno));
         goto fail;
     }
     char db[700];
@@ -301,7 +301,7 @@ runner *runner_start(const config *cfg, sched *s, char *err, size_t errlen)
         goto fail;
     int requeued = 0, dead = 0;
     if (store_recover(r->st, now_s(), &requeued, &dead) < 0) {
-        snprintf(err, errlen, "cannot recover the jobs in %s", db);
+        snprintf(err, errlen, "cannot recover the jobs in jobs.db");
         goto fail;
     }
     if (requeued)

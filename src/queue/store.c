@@ -77,26 +77,29 @@ store *store_open(const char *path, char *err, size_t errlen)
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd >= 0)
         close(fd);
+    /* errors name the file, not its folder: they reach clients */
+    const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                                SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        set_err(err, errlen, path, s->db);
+        if (err && errlen)
+            snprintf(err, errlen, "%s cannot be opened: %s", name,
+                     s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
     sqlite3_busy_timeout(s->db, 5000);
     /* a damaged file is refused, never repaired or replaced behind the
      * user's back: the jobs in it are theirs */
     sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &q, NULL) != SQLITE_OK) {
-        set_err(err, errlen, path, s->db);
-        goto fail;
-    }
-    rc = sqlite3_step(q);
-    const char *verdict = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(q, 0) : NULL;
+    const char *verdict = NULL;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        verdict = (const char *)sqlite3_column_text(q, 0);
     if (!verdict || strcmp(verdict, "ok")) {
         if (err && errlen)
-            snprintf(err, errlen, "%s is damaged (SQLite quick_check: %s); move it aside to start "
-                     "an empty queue", path, verdict ? verdict : sqlite3_errmsg(s->db));
+            snprintf(err, errlen, "%s is damaged or not a job store (%s); it is left as it is: "
+                     "move it aside to start an empty queue", name,
+                     verdict ? verdict : sqlite3_errmsg(s->db));
         sqlite3_finalize(q);
         goto fail;
     }
@@ -106,7 +109,7 @@ store *store_open(const char *path, char *err, size_t errlen)
                      &msg) != SQLITE_OK ||
         sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
         if (err && errlen)
-            snprintf(err, errlen, "%s: %s", path, msg ? msg : "cannot set up");
+            snprintf(err, errlen, "%s: %s", name, msg ? msg : "cannot set up");
         sqlite3_free(msg);
         goto fail;
     }

@@ -193,6 +193,10 @@ static void t_ocr_job_matches_direct(void)
     CHECK(num_at(lj, "counts.completed") >= 1);
     arena_free(ar);
     resp_free(&l);
+    l = http(&J, "GET", "/metrics", NULL, 0);
+    CHECK(l.status == 200 && l.body.data && strstr(l.body.data, "hearth_jobs_available 1") &&
+          strstr(l.body.data, "hearth_jobs{status=\"completed\"} "));
+    resp_free(&l);
     /* its input is gone once done */
     char dir[700];
     snprintf(dir, sizeof dir, "%s/jobs", J.dir);
@@ -466,6 +470,49 @@ static void t_crashing_worker_is_dead_lettered(void)
     CHECK(stop_daemon(&C) == 0);
 }
 
+/* A damaged jobs.db is left alone; hearthd serves everything else and
+ * says why there are no jobs. */
+static void t_damaged_store_is_loud(void)
+{
+    struct daemon D;
+    char dir[600], db[700];
+    snprintf(dir, sizeof dir, "%s/jobsDamaged", g_tmp);
+    mkdir(dir, 0700);
+    snprintf(db, sizeof db, "%s/jobs.db", dir);
+    const char junk[] = "SQLite format 3 is what this file claims, and it is wrong\n";
+    FILE *f = fopen(db, "w");
+    if (f) {
+        for (int i = 0; i < 200; i++)
+            fputs(junk, f);
+        fclose(f);
+    }
+    struct stat before;
+    CHECK(stat(db, &before) == 0);
+    char *args[] = { NULL };
+    if (start_daemon(&D, "jobsDamaged", args) < 0) {
+        CHECK(false);
+        return;
+    }
+    CHECK(healthy(&D));
+    struct resp r = submit(&D, g_photo, "type", "ocr", NULL);
+    CHECK(answer_is_error(&r, 503, "jobs_unavailable"));
+    resp_free(&r);
+    r = http(&D, "GET", "/v1/jobs", NULL, 0);
+    CHECK(answer_is_error(&r, 503, "jobs_unavailable"));
+    resp_free(&r);
+    r = http(&D, "GET", "/metrics", NULL, 0);
+    CHECK(r.status == 200 && r.body.data && strstr(r.body.data, "hearth_jobs_available 0"));
+    resp_free(&r);
+    r = http(&D, "GET", "/v1/status", NULL, 0);
+    CHECK(r.status == 200 && r.body.data && strstr(r.body.data, "\"jobs\":null"));
+    resp_free(&r);
+    CHECK(log_holds(D.log, "batch jobs are not available", 5));
+    CHECK(stop_daemon(&D) == 0);
+    struct stat after;
+    CHECK(stat(db, &after) == 0 && after.st_size == before.st_size &&
+          after.st_mtime == before.st_mtime);
+}
+
 static void t_cli(void)
 {
     char cmd[2400], out[700];
@@ -526,6 +573,7 @@ int main(void)
     CHECK(stop_daemon(&J) == 0);
     run("survives_kill9", t_survives_kill9);
     run("crashing_worker_is_dead_lettered", t_crashing_worker_is_dead_lettered);
+    run("damaged_store_is_loud", t_damaged_store_is_loud);
     printf("%d passed, %d failed\n", passed, failed);
     curl_global_cleanup();
     return failed ? 1 : 0;

@@ -1146,7 +1146,9 @@ TEST(damaged_pages_refused)
     if (s)
         store_close(s);
     CHECK(strstr(err, "damaged") != NULL);
-    CHECK(strstr(err, g_db) != NULL);
+    /* the file's name, never its folder (the message reaches clients) */
+    CHECK(strstr(err, "jobs.db") != NULL || strstr(err, strrchr(g_db, '/') + 1) != NULL);
+    CHECK(strstr(err, g_dir) == NULL);
     if (!strstr(err, "damaged"))
         fprintf(stderr, "  err: %s\n", err);
 
