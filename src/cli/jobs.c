@@ -6,8 +6,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,7 +30,8 @@ static void usage(FILE *f)
             "for a retry.\n"
             "\n"
             "Commands:\n"
-            "  add FILE...    queue files (type from the extension: audio is transcribed,\n"
+            "  add FILE|DIR...  queue files, and the recordings, images and PDFs in\n"
+            "                 folders (type from the extension: audio is transcribed,\n"
             "                 images and PDFs are read by OCR). Options:\n"
             "                   --type transcription|translation|ocr\n"
             "                   --model NAME (default: the first model of the type)\n"
@@ -117,6 +120,69 @@ static void print_row(const json *j)
 
 static int jobs_wait(int argc, char **argv);
 
+struct file_list {
+    char *v[WAIT_IDS_MAX];
+    int n;
+    bool full;
+};
+
+static void list_add(struct file_list *l, const char *path)
+{
+    if (l->n == WAIT_IDS_MAX) {
+        l->full = true;
+        return;
+    }
+    char *d = strdup(path);
+    if (d)
+        l->v[l->n++] = d;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Files under dir whose type (from the extension) fits `type` (NULL: any
+ * known), in name order, depth first; hidden entries skipped. Returns how
+ * many were skipped for their type. */
+static int add_dir(struct file_list *l, const char *dir, const char *type, int depth)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "hearth jobs add: cannot read %s\n", dir);
+        return 0;
+    }
+    struct file_list here = { .n = 0 };
+    for (struct dirent *e; (e = readdir(d)) && !here.full;) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        list_add(&here, p);
+    }
+    closedir(d);
+    qsort(here.v, (size_t)here.n, sizeof *here.v, cmp_name);
+    int skipped = 0;
+    for (int i = 0; i < here.n; i++) {
+        struct stat st;
+        if (stat(here.v[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (depth < 16)
+                skipped += add_dir(l, here.v[i], type, depth + 1);
+        } else if (stat(here.v[i], &st) == 0 && S_ISREG(st.st_mode)) {
+            const char *t = type_of(here.v[i]);
+            bool audio_wanted = type && strcmp(type, "ocr");
+            if (t && (!type || !strcmp(t, "ocr") == !audio_wanted))
+                list_add(l, here.v[i]);
+            else
+                skipped++;
+        }
+        free(here.v[i]);
+    }
+    if (here.full)
+        l->full = true;
+    return skipped;
+}
+
 static int cmd_add(int argc, char **argv)
 {
     if (has_flag(argc, argv, "--help") || has_flag(argc, argv, "-h") || argc < 2) {
@@ -125,8 +191,8 @@ static int cmd_add(int argc, char **argv)
     }
     const char *type = NULL, *model = NULL, *fmt = NULL, *lang = NULL, *attempts = NULL;
     bool wait = false;
-    const char *files[WAIT_IDS_MAX];
-    int nfiles = 0;
+    const char *args[WAIT_IDS_MAX];
+    int nargs = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--type") && v) type = argv[++i];
@@ -138,17 +204,38 @@ static int cmd_add(int argc, char **argv)
         else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "hearth jobs add: unknown option or missing value: %s\n", argv[i]);
             return 2;
-        } else if (nfiles < WAIT_IDS_MAX) {
-            files[nfiles++] = argv[i];
+        } else if (nargs < WAIT_IDS_MAX) {
+            args[nargs++] = argv[i];
         } else {
             fprintf(stderr, "hearth jobs add: at most %d files at once\n", WAIT_IDS_MAX);
             return 2;
         }
     }
-    if (!nfiles) {
+    if (!nargs) {
         fprintf(stderr, "hearth jobs add: which files?\n");
         return 2;
     }
+    /* folders become the files in them that a job can take */
+    static struct file_list list;
+    int skipped = 0;
+    for (int i = 0; i < nargs; i++) {
+        struct stat st;
+        if (stat(args[i], &st) == 0 && S_ISDIR(st.st_mode))
+            skipped += add_dir(&list, args[i], type, 0);
+        else
+            list_add(&list, args[i]);
+    }
+    int rc = 0;
+    if (list.full) {
+        fprintf(stderr, "hearth jobs add: more than %d files; add them in parts\n", WAIT_IDS_MAX);
+        rc = 2;
+        goto done;
+    }
+    if (skipped)
+        fprintf(stderr, "hearth jobs add: skipped %d file(s) in folders that are not %s\n",
+                skipped, type ? type : "recordings, images or PDFs");
+    char **files = list.v;
+    int nfiles = list.n;
     static char ids[WAIT_IDS_MAX][32];
     int nids = 0, failures = 0;
     char found[2][MODEL_NAME_MAX + 1] = { "", "" };   /* default models: transcription, ocr */
@@ -170,7 +257,8 @@ static int cmd_add(int argc, char **argv)
         if (!m && !ocr) {
             if (!found[0][0] && !api_first_model("transcription", found[0], sizeof found[0])) {
                 fprintf(stderr, "hearth jobs add: the daemon serves no transcription model\n");
-                return 1;
+                rc = 1;
+                goto done;
             }
             m = found[0];
         }
@@ -217,10 +305,14 @@ static int cmd_add(int argc, char **argv)
         idv[0] = "wait";
         for (int i = 0; i < nids; i++)
             idv[i + 1] = ids[i];
-        int rc = jobs_wait(nids + 1, idv);
-        return failures ? 1 : rc;
+        rc = jobs_wait(nids + 1, idv);
     }
-    return failures ? 1 : 0;
+    if (failures)
+        rc = 1;
+done:
+    for (int i = 0; i < list.n; i++)
+        free(list.v[i]);
+    return rc;
 }
 
 static int cmd_ls(int argc, char **argv)

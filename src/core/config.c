@@ -82,6 +82,7 @@ void config_defaults(config *c)
     c->job_attempts = 3;
     c->job_retry_delay = 10;
     c->max_jobs = 10000;
+    c->job_timeout = 7200;
 }
 
 void config_free(config *c)
@@ -335,6 +336,9 @@ int config_set(config *c, const char *key, const char *v, char *err, size_t el)
     } else if (strcmp(key, "job-retry-delay") == 0) {
         if (parse_int(v, 0, 3600, &c->job_retry_delay) < 0)
             goto bad_int;
+    } else if (strcmp(key, "job-timeout") == 0) {
+        if (parse_int(v, 0, 7 * 86400, &c->job_timeout) < 0)
+            goto bad_int;
     } else if (strcmp(key, "max-jobs") == 0) {
         if (parse_int(v, 1, 10000000, &c->max_jobs) < 0)
             goto bad_int;
@@ -529,6 +533,8 @@ void config_print_help(const char *prog)
            "  --job-attempts N       attempts before a failing batch job is dead (default 3)\n"
            "  --job-retry-delay S    seconds before a failed batch job's second attempt;\n"
            "                         doubles with each further one (default 10)\n"
+           "  --job-timeout S        a batch job attempt running longer is stopped and\n"
+           "                         counts as failed (default 7200; 0 = no limit)\n"
            "  --max-jobs N           batch jobs that may wait or run before 429 (default\n"
            "                         10000)\n"
            "  --log-level LEVEL      debug|info|warn|error (default info)\n"

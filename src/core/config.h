@@ -61,6 +61,7 @@ typedef struct config {
     int   job_attempts;       /* attempts before a job is dead */
     int   job_retry_delay;    /* seconds before the second attempt, doubling */
     int   max_jobs;           /* queued + running jobs before 429 */
+    int   job_timeout;        /* seconds an attempt may run; 0 = no limit */
 } config;
 
 void config_defaults(config *c);

@@ -61,20 +61,29 @@ static bool retryable(int status)
     return status == 408 || status == 429 || status >= 500 || status < 400;
 }
 
-/* Wait for the scheduler job to finish, collecting its output; false when
- * the runner is stopping or the user cancelled (then the job is
- * withdrawn). */
-static bool wait_job(runner *r, struct slot *sl, job *j, buf *text, job_status *st)
+/* Wait for the scheduler job to finish, collecting its output. False when
+ * the runner is stopping, the user cancelled, or the job ran past
+ * job-timeout (*timed_out): the job is then withdrawn. */
+static bool wait_job(runner *r, struct slot *sl, job *j, buf *text, job_status *st,
+                     bool *timed_out)
 {
     uint64_t seen = 0;
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    *timed_out = false;
     for (;;) {
         job_wait(j, &seen, TICK_MS);
         job_take(j, text, st);
         if (st->phase == JOB_DONE || st->phase == JOB_FAILED)
             return true;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double ran = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) * 1e-9;
+        int limit = atomic_load(&r->cfg)->job_timeout;
         pthread_mutex_lock(&r->mu);
         bool quit = r->stop || sl->cancel;
         pthread_mutex_unlock(&r->mu);
+        if (!quit && limit > 0 && ran > limit)
+            quit = *timed_out = true;
         if (quit) {
             sched_cancel(r->s, j);
             return false;
@@ -114,14 +123,14 @@ static void run_one(runner *r, struct slot *sl, bjob *b)
     int retry_after = 0;
     int rc = sched_submit(r->s, j, err, sizeof err, &retry_after);
     job_status st = { 0 };
-    bool finished = false;
+    bool finished = false, timed_out = false;
     if (rc == 0) {
         pthread_mutex_lock(&r->mu);
         sl->id = b->id;
         sl->j = j;
         job_ref(j);
         pthread_mutex_unlock(&r->mu);
-        finished = wait_job(r, sl, j, &text, &st);
+        finished = wait_job(r, sl, j, &text, &st, &timed_out);
     }
     pthread_mutex_lock(&r->mu);
     bool stopping = r->stop, cancelled = sl->cancel;
@@ -149,6 +158,13 @@ static void run_one(runner *r, struct slot *sl, bjob *b)
         }
         log_warn("batch job not started (%d: %s): now %s", rc, err,
                  to >= 0 ? bjob_status_name((bjob_status)to) : "unrecorded");
+    } else if (!finished && timed_out && !stopping && !cancelled) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the job ran longer than job-timeout (%d s) and was stopped",
+                 cfg->job_timeout);
+        to = store_fail(r->st, b->id, true, delay, "job_timeout", msg, now);
+        log_warn("batch job attempt %d stopped: %s; now %s", b->attempts, msg,
+                 to >= 0 ? bjob_status_name((bjob_status)to) : "unrecorded");
     } else if (!finished) {
         to = cancelled && !stopping ? store_cancelled(r->st, b->id, now)
                                     : store_release(r->st, b->id, 0);
@@ -172,7 +188,7 @@ static void run_one(runner *r, struct slot *sl, bjob *b)
                   "next start");
     else if (to == BJ_DEAD)
         log_error("batch job is dead after %d attempts: %s", b->attempts,
-                  st.err_msg[0] ? st.err_msg : err);
+                  timed_out ? "job-timeout" : st.err_msg[0] ? st.err_msg : err);
     job_unref(j);
     buf_free(&text);
     log_set_rid(NULL);

@@ -425,8 +425,9 @@ static void t_survives_kill9(void)
     CHECK(stop_daemon(&K) == 0);
 }
 
-/* A worker that dies on every attempt: retried after the delay, then dead. */
-static void t_crashing_worker_is_dead_lettered(void)
+/* A worker that dies on every attempt: retried after the delay, then dead;
+ * and an attempt past job-timeout. */
+static void t_failing_attempts_are_dead_lettered(void)
 {
     struct daemon C;
     char *args[] = { "--job-attempts", "2", "--job-retry-delay", "1", NULL };
@@ -467,6 +468,17 @@ static void t_crashing_worker_is_dead_lettered(void)
     /* hearthd and the model live on */
     CHECK(accepted((struct resp[]){ submit(&C, g_photo, "type", "ocr", NULL) }, id, sizeof id));
     CHECK(wait_status(&C, id, "completed", 60, &v));
+    CHECK(stop_daemon(&C) == 0);
+
+    /* an attempt that runs past job-timeout is stopped and counts */
+    char *targs[] = { "--job-attempts", "1", "--job-timeout", "1", NULL };
+    if (start_daemon(&C, "jobsTimeout", targs) < 0) {
+        CHECK(false);
+        return;
+    }
+    CHECK(accepted((struct resp[]){ submit(&C, g_many, "type", "ocr", NULL) }, id, sizeof id));
+    CHECK(wait_status(&C, id, "dead", 60, &v));
+    CHECK(v.attempts == 1 && !strcmp(v.error_code, "job_timeout"));
     CHECK(stop_daemon(&C) == 0);
 }
 
@@ -525,7 +537,7 @@ static void t_cli(void)
     char line[512];
     int queued = 0, done = 0;
     while (f && fgets(line, sizeof line, f)) {
-        queued += strstr(line, "job_") && strstr(line, "\tqueued\t") != NULL;
+        queued += !strncmp(line, "job_", 4) && strchr(line, '\t') != NULL;
         done += strstr(line, "2/2 done") != NULL;
     }
     if (f)
@@ -541,6 +553,17 @@ static void t_cli(void)
              g_build, out);
     CHECK(WEXITSTATUS(system(cmd)) == 1);
     snprintf(cmd, sizeof cmd, "%s/hearth jobs --help > %s 2>&1", g_build, out);
+    CHECK(system(cmd) == 0);
+    /* a folder: its images (in subfolders too) are queued, the rest skipped */
+    snprintf(cmd, sizeof cmd,
+             "set -e; d=%s/scans; rm -rf $d; mkdir -p $d/2025; cp %s $d/a.tif; "
+             "cp %s/data/ocr/phototest-rotated-L.png $d/2025/b.png; echo notes > $d/c.txt; "
+             "HEARTH_URL=http://127.0.0.1:%d %s/hearth jobs add --wait $d > %s 2>&1",
+             g_tmp, g_photo, g_shared, J.port, g_build, out);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd,
+             "test $(grep -c '^job_[0-9]*\t' %s) = 2 && grep -q 'scans/2025/b.png' %s && "
+             "grep -q 'skipped 1 file' %s && grep -q '2/2 done' %s", out, out, out, out);
     CHECK(system(cmd) == 0);
 }
 
@@ -572,7 +595,7 @@ int main(void)
     run("cli", t_cli);
     CHECK(stop_daemon(&J) == 0);
     run("survives_kill9", t_survives_kill9);
-    run("crashing_worker_is_dead_lettered", t_crashing_worker_is_dead_lettered);
+    run("failing_attempts_are_dead_lettered", t_failing_attempts_are_dead_lettered);
     run("damaged_store_is_loud", t_damaged_store_is_loud);
     printf("%d passed, %d failed\n", passed, failed);
     curl_global_cleanup();
