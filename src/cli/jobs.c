@@ -360,10 +360,14 @@ static int cmd_ls(int argc, char **argv)
     return 0;
 }
 
-/* The progress line on stderr: a bar of finished jobs out of all. */
-static void progress(int done, int total, int running, int queued, int bad, double t0)
+/* The progress line on stderr: a bar of the work done (finished jobs, and
+ * the share of the running ones' files), the counts and the time. */
+static void progress(double work, int done, int total, int running, int queued, int bad,
+                     double t0)
 {
-    int width = 30, fill = total ? done * width / total : width;
+    int width = 30, fill = total ? (int)(work * width / total) : width;
+    if (fill > width)
+        fill = width;
     char bar[64];
     for (int i = 0; i < width; i++)
         bar[i] = i < fill ? '#' : '.';
@@ -373,8 +377,9 @@ static void progress(int done, int total, int running, int queued, int bad, doub
     char tail[48] = "";
     if (bad)
         snprintf(tail, sizeof tail, ", %d not completed", bad);
-    fprintf(stderr, "\r[%s] %d/%d done, %d running, %d queued%s  %.0f s ", bar, done, total,
-            running, queued, tail, (double)ts.tv_sec - t0);
+    fprintf(stderr, "\r[%s] %3.0f%%  %d/%d done, %d running, %d queued%s  %.0f s ", bar,
+            total ? 100.0 * work / total : 100.0, done, total, running, queued, tail,
+            (double)ts.tv_sec - t0);
     fflush(stderr);
 }
 
@@ -400,6 +405,7 @@ static int jobs_wait(int argc, char **argv)
     int last_done = -1, total0 = 0;
     for (;;) {
         int done = 0, running = 0, queued = 0, bad = 0, total = n;
+        double partial = 0;     /* the running jobs' shares done */
         arena *a = arena_new(0);
         if (n == 0) {   /* every queued or running job: until none is left */
             const json *c = json_get(api("/v1/jobs?limit=1", NULL, a), "counts");
@@ -421,8 +427,10 @@ static int jobs_wait(int argc, char **argv)
                 return 1;
             }
             const char *st = jstr(j, "status");
-            if (!strcmp(st, "running"))
+            if (!strcmp(st, "running")) {
                 running++;
+                partial += jnum(j, "progress");
+            }
             else if (!strcmp(st, "queued"))
                 queued++;
             else {
@@ -433,7 +441,7 @@ static int jobs_wait(int argc, char **argv)
         }
         arena_free(a);
         if (tty)
-            progress(done, total, running, queued, bad, t0);
+            progress(done + partial, done, total, running, queued, bad, t0);
         else if (done != last_done)
             fprintf(stderr, "%d/%d done\n", done, total);
         last_done = done;

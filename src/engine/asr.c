@@ -42,7 +42,25 @@ struct asr {
     bool accel;                 /* the BLAS backend is loaded (worker/accel.h) */
     whisper_file_info info;
     struct stop_check stop;     /* asr_set_abort() */
+    void (*progress)(void *ud, double fraction);    /* asr_set_progress() */
+    void *progress_ud;
 };
+
+void asr_set_progress(asr *a, void (*progress)(void *ud, double fraction), void *ud)
+{
+    a->progress = progress;
+    a->progress_ud = ud;
+}
+
+/* whisper's progress callback: percent of the recording done */
+static void on_progress(struct whisper_context *ctx, struct whisper_state *st, int pct, void *ud)
+{
+    (void)ctx;
+    (void)st;
+    asr *a = ud;
+    if (a->progress)
+        a->progress(a->progress_ud, pct / 100.0);
+}
 
 /* set while a transcription stops on request: whisper.cpp then reports a
  * "failed to decode", which is no failure (whisper_log_route) */
@@ -446,6 +464,10 @@ static int run_whisper(asr *a, const req *r, const float *pcm, size_t n, char *e
     p.suppress_nst = true;                      /* as OpenAI's default suppress_tokens */
     p.print_progress = p.print_realtime = p.print_timestamps = p.print_special = false;
     stop_check_reset(&a->stop);
+    if (a->progress) {
+        p.progress_callback = on_progress;
+        p.progress_callback_user_data = a;
+    }
     if (a->stop.should_stop) {
         p.abort_callback = abort_check;
         p.abort_callback_user_data = a;

@@ -84,4 +84,8 @@ int asr_transcribe(asr *a, const json *opts, buf *out, int *status, char *err, s
  * "cancelled". NULL removes it. The caller keeps ud alive. */
 void asr_set_abort(asr *a, bool (*should_abort)(void *ud), void *ud);
 
+/* Told how much of the recording is done (0..1) as whisper goes; NULL
+ * removes it. Called on the transcribing thread. */
+void asr_set_progress(asr *a, void (*progress)(void *ud, double fraction), void *ud);
+
 #endif

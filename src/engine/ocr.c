@@ -32,7 +32,35 @@ struct ocr {
     TessBaseAPI *osd;
     struct stop_check stop;             /* ocr_set_abort() */
     ETEXT_DESC *monitor;                /* asks the check while Tesseract recognises */
+    void (*progress)(void *ud, double fraction);    /* ocr_set_progress() */
+    void *progress_ud;
 };
+
+void ocr_set_progress(ocr *o, void (*progress)(void *ud, double fraction), void *ud)
+{
+    o->progress = progress;
+    o->progress_ud = ud;
+}
+
+/* Pages done out of total, to the caller's progress hook. */
+static void tell(ocr *o, int done, int total)
+{
+    if (o->progress && total > 0)
+        o->progress(o->progress_ud, (double)done / total);
+}
+
+/* The pages of a TIFF in memory (0 when they cannot be counted). */
+static int tiff_pages(const unsigned char *d, size_t n)
+{
+    FILE *f = fmemopen((void *)d, n, "rb");
+    l_int32 count = 0;
+    if (f) {
+        if (tiffGetCount(f, &count) != 0)
+            count = 0;
+        fclose(f);
+    }
+    return count;
+}
 
 /* Tesseract's cancel callback, called as it recognises words. */
 static bool tess_cancel(void *cancel_this, int words)
@@ -286,7 +314,7 @@ static int run_image(ocr *o, TessBaseAPI *api, const unsigned char *d, size_t n,
         fmt == IFF_TIFF_ZIP || fmt == IFF_TIFF_PACKBITS || fmt == IFF_TIFF_RLE ||
         fmt == IFF_TIFF_JPEG) {
         size_t off = 0;
-        int page = 0;
+        int page = 0, total = tiff_pages(d, n);
         do {
             if (page == OCR_MAX_PAGES) {
                 *status = 413;
@@ -312,6 +340,7 @@ static int run_image(ocr *o, TessBaseAPI *api, const unsigned char *d, size_t n,
             }
             if (rc < 0)
                 goto engine;
+            tell(o, page, total > page ? total : page);
         } while (off != 0);
         if (page == 0) {
             *status = 400;
@@ -527,6 +556,7 @@ static int run_pdf(ocr *o, TessBaseAPI *api, const unsigned char *d, size_t n, b
         }
         g_free(text);
         g_object_unref(page);
+        tell(o, i + 1, np);
     }
     rc = 0;
 out:

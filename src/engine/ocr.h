@@ -51,4 +51,8 @@ int  ocr_run(ocr *o, const json *opts, buf *out, int *status, char *err, size_t 
  * stops and fails with *status 499 and "cancelled". NULL removes it. */
 void ocr_set_abort(ocr *o, bool (*should_abort)(void *ud), void *ud);
 
+/* Told the share of the document's pages done (0..1) after each page;
+ * NULL removes it. */
+void ocr_set_progress(ocr *o, void (*progress)(void *ud, double fraction), void *ud);
+
 #endif

@@ -75,7 +75,8 @@ static void job_json(buf *b, const bjob *j, double now)
         buf_printf(b, ",\"queue_position\":%lld", (long long)j->position);
     }
     if (j->status == BJ_RUNNING)
-        buf_printf(b, ",\"running_for_s\":%.1f", now - j->started > 0 ? now - j->started : 0);
+        buf_printf(b, ",\"running_for_s\":%.1f,\"progress\":%.3f",
+                   now - j->started > 0 ? now - j->started : 0, j->progress);
     if (j->status == BJ_COMPLETED)
         buf_printf(b, ",\"result_bytes\":%lld", (long long)j->result_bytes);
     buf_puts(b, ",\"error\":");

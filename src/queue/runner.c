@@ -22,6 +22,7 @@
 #define IDLE_WAIT_S 60.0        /* look again at least this often */
 #define ERROR_WAIT_S 5.0        /* after the store failed */
 #define TICK_MS 500
+#define PROGRESS_EVERY_S 1.0
 
 struct runner;
 
@@ -71,6 +72,7 @@ static bool wait_job(runner *r, struct slot *sl, job *j, buf *text, job_status *
     struct timespec t0, now;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     *timed_out = false;
+    double stored = 0, stored_at = 0;
     for (;;) {
         job_wait(j, &seen, TICK_MS);
         job_take(j, text, st);
@@ -78,6 +80,13 @@ static bool wait_job(runner *r, struct slot *sl, job *j, buf *text, job_status *
             return true;
         clock_gettime(CLOCK_MONOTONIC, &now);
         double ran = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) * 1e-9;
+        /* progress reaches the store about once a second: it is for people
+         * watching, and each write is a synced commit */
+        if (st->progress > stored && ran - stored_at >= PROGRESS_EVERY_S) {
+            store_progress(r->st, sl->id, st->progress);
+            stored = st->progress;
+            stored_at = ran;
+        }
         int limit = atomic_load(&r->cfg)->job_timeout;
         pthread_mutex_lock(&r->mu);
         bool quit = r->stop || sl->cancel;

@@ -55,7 +55,7 @@ static const char schema[] =
     " created REAL NOT NULL, started REAL NOT NULL DEFAULT 0, finished REAL NOT NULL DEFAULT 0,"
     " next_run REAL NOT NULL,"
     " error_code TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',"
-    " result BLOB);"
+    " result BLOB, progress REAL NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS jobs_due ON jobs(status, next_run, id);";
 
 static void set_err(char *err, size_t n, const char *what, sqlite3 *db)
@@ -190,7 +190,7 @@ static void copy_text(char *dst, size_t n, sqlite3_stmt *q, int col)
 #define JOB_COLUMNS                                                                      \
     "id, kind, model, format, options, input, input_name, input_bytes, status, attempts, " \
     "max_attempts, created, started, finished, next_run, error_code, error, "            \
-    "coalesce(length(result), 0)"
+    "coalesce(length(result), 0), progress"
 
 static void read_job(sqlite3_stmt *q, bjob *j)
 {
@@ -214,6 +214,7 @@ static void read_job(sqlite3_stmt *q, bjob *j)
     copy_text(j->error_code, sizeof j->error_code, q, 15);
     copy_text(j->error, sizeof j->error, q, 16);
     j->result_bytes = sqlite3_column_int64(q, 17);
+    j->progress = sqlite3_column_double(q, 18);
 }
 
 /* The status of job id, STORE_NOT_FOUND, or -1. Under the lock. */
@@ -292,7 +293,9 @@ int store_claim(store *s, double now, bjob *out, double *next_due)
         out->status = BJ_RUNNING;
         out->attempts++;
         out->started = now;
-        if (run(s, prep(s, "UPDATE jobs SET status=?, attempts=attempts+1, started=? WHERE id=?",
+        out->progress = 0;
+        if (run(s, prep(s, "UPDATE jobs SET status=?, attempts=attempts+1, started=?, "
+                           "progress=0 WHERE id=?",
                         "idi", (int64_t)BJ_RUNNING, now, out->id)) != 1 ||
             !exec(s, "COMMIT")) {
             bjob_free(out);
@@ -373,6 +376,15 @@ int store_release(store *s, int64_t id, double next_run)
                          "idii", (int64_t)BJ_QUEUED, next_run, id, (int64_t)BJ_RUNNING));
     pthread_mutex_unlock(&s->mu);
     return rc == 1 ? BJ_QUEUED : -1;
+}
+
+int store_progress(store *s, int64_t id, double fraction)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = run(s, prep(s, "UPDATE jobs SET progress=? WHERE id=? AND status=?", "dii", fraction,
+                         id, (int64_t)BJ_RUNNING));
+    pthread_mutex_unlock(&s->mu);
+    return rc == 1 ? 0 : -1;
 }
 
 int store_cancelled(store *s, int64_t id, double now)

@@ -66,6 +66,7 @@ typedef struct bjob {
     char error[400];
     int64_t result_bytes;
     int64_t position;                  /* queued: jobs due before it (store_get) */
+    double progress;                   /* running: the share of its file done, 0..1 */
 } bjob;
 
 void bjob_free(bjob *j);
@@ -102,6 +103,8 @@ int store_complete(store *s, int64_t id, const char *result, size_t n, double no
 int store_fail(store *s, int64_t id, bool retryable, double delay, const char *code,
                const char *msg, double now);
 int store_release(store *s, int64_t id, double next_run);
+/* How far a running job is (0..1; kept until the next claim). */
+int store_progress(store *s, int64_t id, double fraction);
 /* A running job that was cancelled while it ran. */
 int store_cancelled(store *s, int64_t id, double now);
 

@@ -183,3 +183,14 @@ int job_payload(buf *out, const char *fields, const char *path)
         return -1;
     return buf_puts(out, o);
 }
+
+void job_progress(job *j, double fraction)
+{
+    if (!(fraction >= 0))
+        fraction = 0;
+    if (fraction > 1)
+        fraction = 1;
+    pthread_mutex_lock(&j->mu);
+    j->st.progress = fraction;
+    pthread_mutex_unlock(&j->mu);
+}

@@ -28,6 +28,7 @@ typedef struct job_status {
     bool started;              /* the worker accepted the prompt */
     int prompt_tokens, completion_tokens, cached_tokens;
     double prompt_ms, gen_ms;
+    double progress;           /* a document's share done, 0..1 (workers that tell) */
     char finish[16];           /* "stop", "length", "cancelled" */
     bool cancelled;            /* its client went away (sched_cancel) */
     int err_status;            /* HTTP status on failure */
@@ -75,6 +76,8 @@ void job_append(job *j, const char *text, size_t n);
 void job_finish(job *j, const char *finish, int prompt_tokens, int completion_tokens,
                 int cached_tokens, double prompt_ms, double gen_ms);
 void job_fail(job *j, int status, const char *code, const char *msg);
+/* How much of a document is done, 0..1 (does not wake waiters). */
+void job_progress(job *j, double fraction);
 /* Marks the job as given up by its client (whatever phase it is in). */
 void job_mark_cancelled(job *j);
 

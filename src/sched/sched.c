@@ -617,7 +617,8 @@ static void on_worker_frame(void *ud, worker *w, const wire_hdr *h, const char *
         pthread_mutex_unlock(&s->mu);
         break;      /* the exit that follows fails the queue */
     case WIRE_START:
-    case WIRE_DELTA: {
+    case WIRE_DELTA:
+    case WIRE_PROGRESS: {
         pthread_mutex_lock(&s->mu);
         job *j = find_inflight_locked(m, h->id, false);
         pthread_mutex_unlock(&s->mu);
@@ -625,6 +626,8 @@ static void on_worker_frame(void *ud, worker *w, const wire_hdr *h, const char *
             break;
         if (h->type == WIRE_START)
             job_started(j, (int)NUM("prompt_tokens"), (int)NUM("cached_tokens"));
+        else if (h->type == WIRE_PROGRESS)
+            job_progress(j, NUM("progress"));
         else
             job_append(j, payload, h->len);
         job_unref(j);

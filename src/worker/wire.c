@@ -13,7 +13,8 @@
 const char *wire_type_name(unsigned t)
 {
     static const char *names[] = { "?", "HELLO", "LOAD_FAILED", "REQUEST", "CANCEL",
-                                   "SHUTDOWN", "START", "DELTA", "DONE", "ERROR" };
+                                   "SHUTDOWN", "START", "DELTA", "DONE", "ERROR",
+                                   "PROGRESS" };
     return t < WIRE_TYPE_MAX ? names[t] : "?";
 }
 

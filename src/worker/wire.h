@@ -11,7 +11,8 @@
  *
  * Directions:
  *   worker -> daemon: HELLO (loaded; model facts), LOAD_FAILED, START (prompt
- *                     accepted; token counts), DELTA, DONE, ERROR
+ *                     accepted; token counts), DELTA, DONE, ERROR, PROGRESS
+ *                     (a document's share done: {"progress":0.42})
  *   daemon -> worker: REQUEST (generation params), CANCEL, SHUTDOWN
  */
 #ifndef HEARTH_WIRE_H
@@ -38,6 +39,7 @@ enum wire_type {
     WIRE_DELTA,
     WIRE_DONE,
     WIRE_ERROR,
+    WIRE_PROGRESS,
     WIRE_TYPE_MAX
 };
 

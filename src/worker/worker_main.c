@@ -211,11 +211,29 @@ static bool doc_cancelled(void *ud)
     return wire_reader_holds(g_reader, WIRE_CANCEL, g_doc_id, false);
 }
 
+/* How far the document is: to the daemon when it moved by a percent or
+ * more, at most every 250 ms (the last share sent is remembered). */
+static double g_doc_sent, g_doc_sent_at;
+
+static void doc_progress(void *ud, double fraction)
+{
+    (void)ud;
+    double now = mono_s();
+    if (fraction - g_doc_sent < 0.01 || (now - g_doc_sent_at < 0.25 && fraction < 1))
+        return;
+    g_doc_sent = fraction;
+    g_doc_sent_at = now;
+    char js[48];
+    int n = snprintf(js, sizeof js, "{\"progress\":%.3f}", fraction);
+    send_or_die(WIRE_PROGRESS, g_doc_id, js, (size_t)n);
+}
+
 static void doc_begins(uint32_t id)
 {
     g_doc_id = id;
     g_doc_look = 0;
     g_doc_shutdown = false;
+    g_doc_sent = g_doc_sent_at = 0;
 }
 #endif
 
@@ -243,6 +261,7 @@ static void run_document(struct engine *en, uint32_t id, const json *req)
     if (en->asr) {
         doc_begins(id);
         asr_set_abort(en->asr, doc_cancelled, NULL);
+        asr_set_progress(en->asr, doc_progress, NULL);
         rc = asr_transcribe(en->asr, req, &out, &status, err, sizeof err);
     }
 #endif
@@ -250,6 +269,7 @@ static void run_document(struct engine *en, uint32_t id, const json *req)
     if (en->ocr) {
         doc_begins(id);
         ocr_set_abort(en->ocr, doc_cancelled, NULL);
+        ocr_set_progress(en->ocr, doc_progress, NULL);
         rc = ocr_run(en->ocr, req, &out, &status, err, sizeof err);
     }
 #endif

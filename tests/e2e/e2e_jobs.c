@@ -83,6 +83,7 @@ static bool accepted(struct resp *r, char *id, size_t n)
 struct job_view {
     char status[16], error_code[48], error[400];
     int attempts;
+    double progress;        /* -1 when absent */
 };
 
 static bool job_get(struct daemon *d, const char *id, struct job_view *v)
@@ -96,6 +97,7 @@ static bool job_get(struct daemon *d, const char *id, struct job_view *v)
     if (j) {
         snprintf(v->status, sizeof v->status, "%s", str_at(j, "status") ? str_at(j, "status") : "");
         v->attempts = (int)num_at(j, "attempts");
+        v->progress = num_at(j, "progress");
         const char *ec = str_at(j, "error.code"), *em = str_at(j, "error.message");
         snprintf(v->error_code, sizeof v->error_code, "%s", ec ? ec : "");
         snprintf(v->error, sizeof v->error, "%s", em ? em : "");
@@ -332,6 +334,15 @@ static void t_cancel_running(void)
     CHECK(accepted((struct resp[]){ submit(&J, g_many, "type", "ocr", NULL) }, id, sizeof id));
     struct job_view v;
     CHECK(wait_status(&J, id, "running", 60, &v));
+    /* the worker tells how many of the sixteen pages are done */
+    double seen = 0;
+    for (int i = 0; i < 600 && seen <= 0; i++) {
+        if (job_get(&J, id, &v) && v.progress > 0)
+            seen = v.progress;
+        else
+            usleep(50000);
+    }
+    CHECK(seen > 0 && seen < 1);
     char p[96];
     snprintf(p, sizeof p, "/v1/jobs/%s", id);
     struct resp r = http(&J, "DELETE", p, NULL, 0);
