@@ -35,25 +35,38 @@ void api_print_error(long status, const buf *body)
     arena_free(a);
 }
 
-static bool ok(long st)
+/* One call: method (NULL: GET, or POST with body) or, with file, a
+ * multipart upload; true for a 2xx answer (in out), else false after
+ * reporting. */
+static bool fetch(const char *method, const char *path, const char *body, const char *file,
+                  const char *const *fields, buf *out)
 {
-    return st >= 200 && st < 300;
+    char url[1200], err[512];
+    snprintf(url, sizeof url, "%s%s", g_url, path);
+    long st = 0;
+    int rc = file ? client_upload(url, file, fields, isatty(STDERR_FILENO), out, &st, err,
+                                  sizeof err)
+                  : client_call(method, url, body, out, &st, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "hearth: %s\n", err);
+        return false;
+    }
+    if (st < 200 || st >= 300) {
+        api_print_error(st, out);
+        return false;
+    }
+    return true;
 }
 
 const json *api_call(const char *method, const char *path, const char *body, arena *a)
 {
-    char url[1200], err[512];
-    snprintf(url, sizeof url, "%s%s", g_url, path);
     buf out = buf_make(0);
-    long st = 0;
     const json *j = NULL;
-    if (client_call(method, url, body, &out, &st, err, sizeof err) < 0)
-        fprintf(stderr, "hearth: %s\n", err);
-    else if (!ok(st))
-        api_print_error(st, &out);
-    else if (!(j = json_parse(a, out.data ? out.data : "", out.len, err, sizeof err)) ||
-             j->type != JSON_OBJECT) {
-        fprintf(stderr, "hearth: unexpected answer from %s\n", url);
+    char err[64];
+    if (fetch(method, path, body, NULL, NULL, &out) &&
+        (!(j = json_parse(a, out.data ? out.data : "", out.len, err, sizeof err)) ||
+         j->type != JSON_OBJECT)) {
+        fprintf(stderr, "hearth: unexpected answer from %s%s\n", g_url, path);
         j = NULL;
     }
     buf_free(&out);
@@ -67,34 +80,21 @@ const json *api(const char *path, const char *body, arena *a)
 
 bool api_get_raw(const char *path, buf *out)
 {
-    char url[1200], err[512];
-    snprintf(url, sizeof url, "%s%s", g_url, path);
-    long st = 0;
-    if (client_request(url, NULL, out, &st, err, sizeof err) < 0) {
-        fprintf(stderr, "hearth: %s\n", err);
-        return false;
-    }
-    if (!ok(st)) {
-        api_print_error(st, out);
-        return false;
-    }
-    return true;
+    return fetch(NULL, path, NULL, NULL, NULL, out);
 }
 
 bool api_upload(const char *path, const char *file, const char *const *fields, buf *out)
 {
-    char url[1200], err[512];
-    snprintf(url, sizeof url, "%s%s", g_url, path);
-    long st = 0;
-    if (client_upload(url, file, fields, isatty(STDERR_FILENO), out, &st, err, sizeof err) < 0) {
-        fprintf(stderr, "hearth: %s\n", err);
-        return false;
+    return fetch(NULL, path, NULL, file, fields, out);
+}
+
+void api_field(const char **fields, int *n, const char *name, const char *value)
+{
+    if (value) {
+        fields[(*n)++] = name;
+        fields[(*n)++] = value;
     }
-    if (!ok(st)) {
-        api_print_error(st, out);
-        return false;
-    }
-    return true;
+    fields[*n] = NULL;
 }
 
 bool api_first_model(const char *kind, char *out, size_t n)

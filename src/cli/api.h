@@ -34,6 +34,10 @@ bool api_get_raw(const char *path, buf *out);
  * the 2xx answer in out. */
 bool api_upload(const char *path, const char *file, const char *const *fields, buf *out);
 
+/* Append the form field name=value to a NULL-terminated list (nothing
+ * when value is NULL); fields must have room for two more and the NULL. */
+void api_field(const char **fields, int *n, const char *name, const char *value);
+
 /* The name of the first model of a kind ("transcription", "ocr", ...) the
  * daemon serves; false when there is none (or the daemon did not answer,
  * reported). */

@@ -264,25 +264,11 @@ static int cmd_add(int argc, char **argv)
         }
         const char *fields[16];
         int n = 0;
-        fields[n++] = "type";
-        fields[n++] = t;
-        if (m) {
-            fields[n++] = "model";
-            fields[n++] = m;
-        }
-        if (fmt && !ocr) {
-            fields[n++] = "response_format";
-            fields[n++] = fmt;
-        }
-        if (lang) {
-            fields[n++] = "language";
-            fields[n++] = lang;
-        }
-        if (attempts) {
-            fields[n++] = "max_attempts";
-            fields[n++] = attempts;
-        }
-        fields[n] = NULL;
+        api_field(fields, &n, "type", t);
+        api_field(fields, &n, "model", m);
+        api_field(fields, &n, "response_format", ocr ? NULL : fmt);
+        api_field(fields, &n, "language", lang);
+        api_field(fields, &n, "max_attempts", attempts);
         buf out = buf_make(0);
         arena *a = arena_new(0);
         char e[64];

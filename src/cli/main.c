@@ -268,19 +268,10 @@ static int cmd_transcribe(int argc, char **argv)
     }
     const char *fields[12];
     int n = 0;
-    fields[n++] = "model";
-    fields[n++] = model;
-    fields[n++] = "response_format";
-    fields[n++] = fmt;
-    if (lang) {
-        fields[n++] = "language";
-        fields[n++] = lang;
-    }
-    if (prompt) {
-        fields[n++] = "prompt";
-        fields[n++] = prompt;
-    }
-    fields[n] = NULL;
+    api_field(fields, &n, "model", model);
+    api_field(fields, &n, "response_format", fmt);
+    api_field(fields, &n, "language", lang);
+    api_field(fields, &n, "prompt", prompt);
     if (!api_upload(translate ? "/v1/audio/translations" : "/v1/audio/transcriptions", file,
                     fields, &out))
         goto out;
@@ -320,15 +311,8 @@ static int cmd_ocr(int argc, char **argv)
     }
     const char *fields[6];
     int n = 0;
-    if (lang) {
-        fields[n++] = "language";
-        fields[n++] = lang;
-    }
-    if (model) {
-        fields[n++] = "model";
-        fields[n++] = model;
-    }
-    fields[n] = NULL;
+    api_field(fields, &n, "language", lang);
+    api_field(fields, &n, "model", model);
     buf out = buf_make(0);
     int rc = 1;
     if (!api_upload("/v1/ocr", file, fields, &out))

@@ -340,6 +340,18 @@ static int not_found(http_req *r)
     return http_reply_error(r, 404, NULL, NULL, "job_not_found", "No such job", 0);
 }
 
+/* The queue and the job id at the start of a path's rest ("job_7/result"):
+ * NULL with the error queued in *ret (no queue), else *id (-1 when the
+ * rest names no job) and *tail, what follows the id. */
+static runner *job_target(http_req *r, const char *rest, int64_t *id, const char **tail,
+                          int *ret)
+{
+    runner *q = queue_of(r, ret);
+    if (q)
+        *id = parse_id(rest, tail);
+    return q;
+}
+
 /* A completed job's answer, rendered as its endpoint would have. */
 static int result(http_req *r, store *st, int64_t id)
 {
@@ -394,11 +406,11 @@ out:
 int http_job_get(http_req *r, const char *rest)
 {
     int ret = MHD_NO;
-    runner *q = queue_of(r, &ret);
+    const char *tail;
+    int64_t id;
+    runner *q = job_target(r, rest, &id, &tail, &ret);
     if (!q)
         return ret;
-    const char *tail;
-    int64_t id = parse_id(rest, &tail);
     if (id < 0)
         return not_found(r);
     if (!*tail)
@@ -419,11 +431,11 @@ static int conflict(http_req *r, int64_t id, int status, const char *what)
 int http_job_action(http_req *r, const char *rest)
 {
     int ret = MHD_NO;
-    runner *q = queue_of(r, &ret);
+    const char *tail;
+    int64_t id;
+    runner *q = job_target(r, rest, &id, &tail, &ret);
     if (!q)
         return ret;
-    const char *tail;
-    int64_t id = parse_id(rest, &tail);
     store *st = runner_store(q);
     bool cancel = !strcmp(tail, "/cancel"), retry = !strcmp(tail, "/retry");
     if (id < 0 || (!cancel && !retry))
@@ -463,11 +475,11 @@ int http_job_action(http_req *r, const char *rest)
 int http_job_delete(http_req *r, const char *rest)
 {
     int ret = MHD_NO;
-    runner *q = queue_of(r, &ret);
+    const char *tail;
+    int64_t id;
+    runner *q = job_target(r, rest, &id, &tail, &ret);
     if (!q)
         return ret;
-    const char *tail;
-    int64_t id = parse_id(rest, &tail);
     if (id < 0 || *tail)
         return not_found(r);
     char input[BJOB_INPUT_MAX + 1];
