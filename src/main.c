@@ -8,11 +8,13 @@
  * file and flags without dropping in-flight requests.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -112,6 +114,43 @@ static void reload(struct configs *cs, int argc, char **argv, http_server *h, sc
     log_info("SIGHUP: configuration reloaded (%zu model(s))", c->nmodels);
 }
 
+/* One hearthd per data dir: a second one would recover the first one's
+ * running batch jobs and sweep its uploads. An flock on DATA-DIR/hearthd.lock
+ * (held until exit, released by the kernel even after kill -9; close-on-exec,
+ * so workers never hold it). Waits a few seconds for a previous instance
+ * that is still exiting. Returns the fd, or -1 with a message on stderr. */
+static int lock_data_dir(const char *dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/hearthd.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "hearthd: cannot open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    for (int i = 0; flock(fd, LOCK_EX | LOCK_NB) < 0; i++) {
+        if (errno != EWOULDBLOCK || i == 50) {
+            char pid[32] = "";
+            ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+            pid[n > 0 ? n : 0] = '\0';
+            pid[strcspn(pid, "\n")] = '\0';
+            char who[48] = "";
+            if (*pid)
+                snprintf(who, sizeof who, " (pid %s)", pid);
+            fprintf(stderr, "hearthd: another hearthd%s uses the data dir %s; stop it or give "
+                    "this one another --data-dir\n", who, dir);
+            close(fd);
+            return -1;
+        }
+        usleep(100000);
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) != n)
+        log_warn("cannot write the pid to %s", path);
+    return fd;
+}
+
 int main(int argc, char **argv)
 {
     config cfg;
@@ -129,6 +168,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "hearthd: cannot create data dir %s: %s\n", cfg.data_dir, strerror(errno));
         config_free(&cfg);
         return 2;
+    }
+    int lockfd = lock_data_dir(cfg.data_dir);
+    if (lockfd < 0) {
+        config_free(&cfg);
+        return 1;
     }
     char exe[PATH_MAX];
     const char *wexe = getenv("HEARTH_WORKER");

@@ -143,8 +143,8 @@ static int cmp_name(const void *a, const void *b)
 }
 
 /* Files under dir whose type (from the extension) fits `type` (NULL: any
- * known), in name order, depth first; hidden entries skipped. Returns how
- * many were skipped for their type. */
+ * known), in name order, depth first; hidden entries and symlinked folders
+ * skipped. Returns how many were skipped for their type. */
 static int add_dir(struct file_list *l, const char *dir, const char *type, int depth)
 {
     DIR *d = opendir(dir);
@@ -165,7 +165,8 @@ static int add_dir(struct file_list *l, const char *dir, const char *type, int d
     int skipped = 0;
     for (int i = 0; i < here.n; i++) {
         struct stat st;
-        if (stat(here.v[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+        /* symlinked folders are not followed (no loops); symlinked files are */
+        if (lstat(here.v[i], &st) == 0 && S_ISDIR(st.st_mode)) {
             if (depth < 16)
                 skipped += add_dir(l, here.v[i], type, depth + 1);
         } else if (stat(here.v[i], &st) == 0 && S_ISREG(st.st_mode)) {

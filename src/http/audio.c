@@ -135,19 +135,15 @@ int audio_options(const upload *u, bool translate, buf *opts, audio_form *f, htt
         BAD("timestamp_granularities", "invalid_value",
             "timestamp_granularities needs response_format verbose_json");
 #undef BAD
-    buf_puts(opts, "{\"kind\":\"transcription\"");
-    buf_printf(opts, ",\"translate\":%s,\"words\":%s,\"temperature\":%g",
-               translate ? "true" : "false", f->words ? "true" : "false", t);
-    if (lang && *lang) {
-        buf_puts(opts, ",\"language\":");
-        jw_cstr(opts, lang);
-    }
+    int rc = buf_puts(opts, "{\"kind\":\"transcription\"");
+    rc |= buf_printf(opts, ",\"translate\":%s,\"words\":%s,\"temperature\":%g",
+                     translate ? "true" : "false", f->words ? "true" : "false", t);
+    if (lang && *lang)
+        rc |= buf_puts(opts, ",\"language\":") | jw_cstr(opts, lang);
     const char *prompt = upload_field(u, "prompt");
-    if (prompt && *prompt) {
-        buf_puts(opts, ",\"prompt\":");
-        jw_cstr(opts, prompt);
-    }
-    return buf_putc(opts, '}');
+    if (prompt && *prompt)
+        rc |= buf_puts(opts, ",\"prompt\":") | jw_cstr(opts, prompt);
+    return rc | buf_putc(opts, '}') ? -1 : 0;     /* e->code NULL: out of memory */
 }
 
 static int transcribe(http_req *r, bool translate)

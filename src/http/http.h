@@ -156,6 +156,8 @@ int http_jobs_list(http_req *r);
 int http_job_get(http_req *r, const char *rest);
 int http_job_action(http_req *r, const char *rest);
 int http_job_delete(http_req *r, const char *rest);
+/* The data dir as hearthd started (a reload's applies at the next start). */
+const char *http_data_dir(const http_req *r);
 /* Batch jobs per status: a JSON object (null without a queue), or the
  * hearth_jobs gauge in Prometheus' text format. */
 void http_jobs_counts(http_req *r, buf *b, bool prometheus);

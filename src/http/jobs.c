@@ -107,6 +107,12 @@ static int reply_job(http_req *r, unsigned status, store *st, int64_t id)
 {
     bjob j;
     int rc = store_get(st, id, &j);
+    if (rc <= 0 && status == 202) {     /* committed all the same: never an error for it */
+        buf b = buf_make(0);
+        buf_printf(&b, "{\"id\":\"job_%lld\",\"object\":\"job\",\"status\":\"queued\"}",
+                   (long long)id);
+        return http_reply_json(r, 202, &b);
+    }
     if (rc <= 0)
         return http_reply_error(r, rc == 0 ? 404 : 500, NULL, NULL,
                                 rc == 0 ? "job_not_found" : "job_store_failed",
@@ -170,7 +176,7 @@ static int submit(http_req *r)
     }
 
     bjob j = { 0 };
-    buf opts = buf_make(UPLOAD_FIELD_MAX * 4);
+    buf opts = buf_make(0);    /* its fields are capped by the upload */
     http_bad e = { 0 };
     const char *model = NULL, *format = "json";
     int rc;
@@ -236,7 +242,14 @@ static int submit(http_req *r)
     j.options = opts.data ? opts.data : (char *)"{}";
     j.max_attempts = attempts;
     char err[300];
-    int64_t id = store_add(st, &j, now_s(), err, sizeof err);
+    int64_t id = store_add(st, &j, now_s(), r->cfg->max_jobs, err, sizeof err);
+    if (id == STORE_FULL) {     /* others came in since the count above */
+        unlink(dest);
+        ret = http_reply_error(r, 429, NULL, NULL, "too_many_jobs",
+                               "max-jobs batch jobs are waiting or running; try again once some "
+                               "are done", 30);
+        goto out;
+    }
     if (id < 0) {
         unlink(dest);
         log_error("cannot add a batch job: %s", err);

@@ -110,12 +110,10 @@ int ocr_fields(buf *opts, const char *lang, http_bad *e)
         e->msg = "language must name Tesseract languages, like 'eng' or 'eng+deu'";
         return -1;
     }
-    buf_puts(opts, "{\"kind\":\"ocr\"");
-    if (lang && *lang) {
-        buf_puts(opts, ",\"language\":");
-        jw_cstr(opts, lang);
-    }
-    return buf_putc(opts, '}');
+    int rc = buf_puts(opts, "{\"kind\":\"ocr\"");
+    if (lang && *lang)
+        rc |= buf_puts(opts, ",\"language\":") | jw_cstr(opts, lang);
+    return rc | buf_putc(opts, '}') ? -1 : 0;     /* e->code NULL: out of memory */
 }
 
 int ocr_render(buf *out, const char *model, const char *doc, size_t n)
@@ -141,7 +139,7 @@ int http_ocr(http_req *r)
 static int recognise(http_req *r)
 {
     char tmp[700] = "", dir[600];
-    snprintf(dir, sizeof dir, "%s/tmp", r->cfg->data_dir);
+    snprintf(dir, sizeof dir, "%s/tmp", http_data_dir(r));
     const char *path = NULL, *lang = NULL, *model = "ocr";
     arena *a = NULL;
     int ret = MHD_NO;

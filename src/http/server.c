@@ -507,8 +507,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return (enum MHD_Result)http_reply_error(r, 413, NULL, "file",
                                                          "request_too_large", msg, 0);
             }
-            char tmpdir[600];
-            snprintf(tmpdir, sizeof tmpdir, "%s/tmp", r->cfg->data_dir);
+            char tmpdir[600];     /* the data dir as started (a reload's applies at restart) */
+            snprintf(tmpdir, sizeof tmpdir, "%s/tmp", http_data_dir(r));
             r->up = upload_begin(r, tmpdir, r->cfg->max_upload, r->upload_err,
                                  sizeof r->upload_err, &r->upload_status);
             return MHD_YES;     /* the handler reports a failed begin */
@@ -615,6 +615,11 @@ static void warn_if_open(const config *cfg)
     if (!loopback && cfg->napi_keys == 0)
         log_warn("listening on %s without API keys: anyone who can reach this address can "
                  "use every model (set api-key-file)", *h ? h : "every address");
+}
+
+const char *http_data_dir(const http_req *r)
+{
+    return r->srv->data_dir;
 }
 
 runner *http_jobs(http_req *r, const char **why)

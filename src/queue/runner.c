@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,7 +32,6 @@ struct slot {
     pthread_t th;
     bool started;
     int64_t id;                 /* the batch job running, 0 when none */
-    job *j;                     /* its scheduler job (a reference) */
     bool cancel;                /* the user cancelled it */
 };
 
@@ -46,7 +46,26 @@ struct runner {
     unsigned wakes;
     int nslots;
     struct slot slots[RUNNERS_MAX];
+    int64_t pending[RUNNERS_MAX];   /* cancels of jobs claimed but not yet in a slot */
 };
+
+/* Under r->mu: whether a cancel for id was waiting (and forget it). */
+static bool take_pending_cancel(runner *r, int64_t id)
+{
+    for (int i = 0; i < RUNNERS_MAX; i++)
+        if (r->pending[i] == id) {
+            r->pending[i] = 0;
+            return true;
+        }
+    return false;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static double now_s(void)
 {
@@ -64,34 +83,34 @@ static bool retryable(int status)
 
 /* Wait for the scheduler job to finish, collecting its output. False when
  * the runner is stopping, the user cancelled, or the job ran past
- * job-timeout (*timed_out): the job is then withdrawn. */
-static bool wait_job(runner *r, struct slot *sl, job *j, buf *text, job_status *st,
+ * job-timeout since a worker took it (*timed_out): the job is then
+ * withdrawn. */
+static bool wait_job(runner *r, struct slot *sl, int64_t id, job *j, buf *text, job_status *st,
                      bool *timed_out)
 {
     uint64_t seen = 0;
-    struct timespec t0, now;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double began = 0, stored = 0, stored_at = 0;
     *timed_out = false;
-    double stored = 0, stored_at = 0;
     for (;;) {
         job_wait(j, &seen, TICK_MS);
         job_take(j, text, st);
         if (st->phase == JOB_DONE || st->phase == JOB_FAILED)
             return true;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        double ran = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) * 1e-9;
+        double now = mono_s();
+        if (st->dispatched && began == 0)
+            began = now;        /* the time in the model's queue does not count */
         /* progress reaches the store about once a second: it is for people
          * watching, and each write is a synced commit */
-        if (st->progress > stored && ran - stored_at >= PROGRESS_EVERY_S) {
-            store_progress(r->st, sl->id, st->progress);
+        if (st->progress > stored && now - stored_at >= PROGRESS_EVERY_S) {
+            store_progress(r->st, id, st->progress);
             stored = st->progress;
-            stored_at = ran;
+            stored_at = now;
         }
         int limit = atomic_load(&r->cfg)->job_timeout;
         pthread_mutex_lock(&r->mu);
         bool quit = r->stop || sl->cancel;
         pthread_mutex_unlock(&r->mu);
-        if (!quit && limit > 0 && ran > limit)
+        if (!quit && limit > 0 && began > 0 && now - began > limit)
             quit = *timed_out = true;
         if (quit) {
             sched_cancel(r->s, j);
@@ -100,104 +119,117 @@ static bool wait_job(runner *r, struct slot *sl, job *j, buf *text, job_status *
     }
 }
 
+/* What became of an attempt. */
+struct outcome {
+    int submit_rc;              /* sched_submit's refusal, 0 when it took the job */
+    int retry_after;
+    char submit_err[320];
+    bool finished, timed_out, stopping, cancelled;
+    job_status st;
+};
+
+/* Write the outcome to the store; the job's new status, or -1. */
+static int record(runner *r, const bjob *b, const struct outcome *o, const buf *text,
+                  double delay, int timeout)
+{
+    double now = now_s();
+    int rc = o->submit_rc;
+    if (o->cancelled && !o->stopping && !(o->finished && o->st.phase == JOB_DONE))
+        return store_cancelled(r->st, b->id, now);
+    if (o->stopping && (rc == 503 || !o->finished ||
+                        (o->st.phase == JOB_FAILED && o->st.err_status == 503)))
+        return store_release(r->st, b->id, 0);
+    if (rc == 503 || (o->finished && o->st.phase == JOB_FAILED && o->st.err_status == 503)) {
+        /* not now: the model's queue is full, it is in back-off after a
+         * crash, or no memory came free in time. Waiting its turn spends
+         * no attempt. */
+        int wait = rc == 503 && o->retry_after > 0 ? o->retry_after : 5;
+        return store_release(r->st, b->id, now + wait);
+    }
+    if (rc != 0) {
+        bool refused = rc == 404 || rc == 400;      /* no such model, or not this kind */
+        return store_fail(r->st, b->id, !refused, delay,
+                          rc == 404 ? "model_not_found" : rc == 400 ? "wrong_model_kind"
+                                                                    : "model_load_failed",
+                          o->submit_err, now);
+    }
+    if (o->timed_out) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the job ran longer than job-timeout (%d s) and was stopped",
+                 timeout);
+        return store_fail(r->st, b->id, true, delay, "job_timeout", msg, now);
+    }
+    if (o->st.phase == JOB_DONE)
+        return store_complete(r->st, b->id, text->data ? text->data : "", text->len, now);
+    return store_fail(r->st, b->id, retryable(o->st.err_status), delay,
+                      o->st.err_code[0] ? o->st.err_code : "job_failed", o->st.err_msg, now);
+}
+
 static void run_one(runner *r, struct slot *sl, bjob *b)
 {
-    char path[700], rid[40], err[320];
+    char path[700], rid[40];
     snprintf(path, sizeof path, "%s/%s", r->dir, b->input);
     snprintf(rid, sizeof rid, "job_%lld", (long long)b->id);
     log_set_rid(rid);
     const config *cfg = atomic_load(&r->cfg);
-    double delay = cfg->job_retry_delay;
     log_info("batch job: %s of %s (%lld bytes) with %s, attempt %d of %d", b->kind,
              b->input_name[0] ? b->input_name : b->input, (long long)b->input_bytes, b->model,
              b->attempts, b->max_attempts);
 
+    struct outcome o = { 0 };
     buf p = buf_make(0), text = buf_make(JOB_TEXT_CAP);
-    if (job_payload(&p, b->options, path) < 0) {
-        store_fail(r->st, b->id, true, delay, "out_of_memory", "out of memory", now_s());
-        buf_free(&p);
-        log_set_rid(NULL);
-        return;
-    }
-    size_t plen;
-    char *payload = buf_detach(&p, &plen);
-    job *j = job_new(rid, b->model, payload, plen);
+    size_t plen = 0;
+    char *payload = job_payload(&p, b->options, path) == 0 ? buf_detach(&p, &plen) : NULL;
+    job *j = payload ? job_new(rid, b->model, payload, plen) : NULL;
+    buf_free(&p);
     if (!j) {
-        store_fail(r->st, b->id, true, delay, "out_of_memory", "out of memory", now_s());
-        log_set_rid(NULL);
-        return;
-    }
-    j->want_kind = strcmp(b->kind, "ocr") ? MODEL_KIND_TRANSCRIPTION : MODEL_KIND_OCR;
-
-    int retry_after = 0;
-    int rc = sched_submit(r->s, j, err, sizeof err, &retry_after);
-    job_status st = { 0 };
-    bool finished = false, timed_out = false;
-    if (rc == 0) {
+        o.submit_rc = 500;
+        snprintf(o.submit_err, sizeof o.submit_err, "out of memory");
+    } else {
+        j->want_kind = strcmp(b->kind, "ocr") ? MODEL_KIND_TRANSCRIPTION : MODEL_KIND_OCR;
         pthread_mutex_lock(&r->mu);
         sl->id = b->id;
-        sl->j = j;
-        job_ref(j);
+        sl->cancel = take_pending_cancel(r, b->id);     /* asked before it started */
         pthread_mutex_unlock(&r->mu);
-        finished = wait_job(r, sl, j, &text, &st, &timed_out);
+        o.submit_rc = sched_submit(r->s, j, o.submit_err, sizeof o.submit_err, &o.retry_after);
+        if (o.submit_rc == 0)
+            o.finished = wait_job(r, sl, b->id, j, &text, &o.st, &o.timed_out);
+    }
+    /* the slot stays claimed until the outcome is written, so a cancel
+     * arriving meanwhile is not lost */
+    pthread_mutex_lock(&r->mu);
+    o.stopping = r->stop;
+    o.cancelled = sl->cancel;
+    pthread_mutex_unlock(&r->mu);
+
+    int to = -1;
+    for (int tries = 0; to < 0 && tries < 5; tries++) {
+        if (tries)
+            sleep(1);       /* the store was busy or the disk full: try again */
+        to = record(r, b, &o, &text, cfg->job_retry_delay, cfg->job_timeout);
     }
     pthread_mutex_lock(&r->mu);
-    bool stopping = r->stop, cancelled = sl->cancel;
-    if (sl->j)
-        job_unref(sl->j);
     sl->id = 0;
-    sl->j = NULL;
     sl->cancel = false;
     pthread_mutex_unlock(&r->mu);
 
-    double now = now_s();
-    int to;
-    if (rc != 0) {
-        bool refused = rc == 404 || rc == 400;      /* no such model, or not this kind */
-        if (rc == 503) {
-            /* not now (stopping, the model's queue is full, or it is in
-             * back-off after a crash): it never reached a worker, so the
-             * attempt does not count */
-            to = store_release(r->st, b->id, stopping ? 0 : now + (retry_after > 0 ? retry_after : 5));
-        } else {
-            to = store_fail(r->st, b->id, !refused, delay,
-                            rc == 404 ? "model_not_found"
-                            : rc == 400 ? "wrong_model_kind" : "model_unavailable",
-                            err, now);
-        }
-        log_warn("batch job not started (%d: %s): now %s", rc, err,
-                 to >= 0 ? bjob_status_name((bjob_status)to) : "unrecorded");
-    } else if (!finished && timed_out && !stopping && !cancelled) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "the job ran longer than job-timeout (%d s) and was stopped",
-                 cfg->job_timeout);
-        to = store_fail(r->st, b->id, true, delay, "job_timeout", msg, now);
-        log_warn("batch job attempt %d stopped: %s; now %s", b->attempts, msg,
-                 to >= 0 ? bjob_status_name((bjob_status)to) : "unrecorded");
-    } else if (!finished) {
-        to = cancelled && !stopping ? store_cancelled(r->st, b->id, now)
-                                    : store_release(r->st, b->id, 0);
-        log_info("batch job %s", cancelled && !stopping ? "cancelled" : "put back: stopping");
-    } else if (st.phase == JOB_DONE) {
-        to = store_complete(r->st, b->id, text.data ? text.data : "", text.len, now);
-        if (to == BJ_COMPLETED && unlink(path) < 0 && errno != ENOENT)
-            log_warn("cannot delete the finished job's input %s: %s", path, strerror(errno));
-        log_info("batch job completed: %zu bytes of result in %.1f s", text.len, now - b->started);
-    } else if (stopping && st.err_status == 503) {
-        to = store_release(r->st, b->id, 0);
-        log_info("batch job put back: hearthd is stopping");
-    } else {
-        to = store_fail(r->st, b->id, retryable(st.err_status), delay,
-                        st.err_code[0] ? st.err_code : "job_failed", st.err_msg, now);
-        log_warn("batch job attempt %d failed (%d %s: %s): now %s", b->attempts, st.err_status,
-                 st.err_code, st.err_msg, to >= 0 ? bjob_status_name((bjob_status)to) : "unrecorded");
-    }
+    const char *why = o.timed_out ? "job-timeout"
+                      : o.submit_rc ? o.submit_err
+                      : o.st.err_msg[0] ? o.st.err_msg : "";
     if (to < 0)
         log_error("batch job: the job store did not record the outcome; it runs again at the "
                   "next start");
-    else if (to == BJ_DEAD)
-        log_error("batch job is dead after %d attempts: %s", b->attempts,
-                  timed_out ? "job-timeout" : st.err_msg[0] ? st.err_msg : err);
+    else if (to == BJ_COMPLETED) {
+        if (unlink(path) < 0 && errno != ENOENT)
+            log_warn("cannot delete the finished job's input %s: %s", path, strerror(errno));
+        log_info("batch job completed: %zu bytes of result in %.1f s", text.len,
+                 now_s() - b->started);
+    } else if (to == BJ_DEAD)
+        log_error("batch job is dead after %d attempts: %s", b->attempts, why);
+    else
+        log_warn("batch job attempt %d ended (%s): now %s", b->attempts,
+                 *why ? why : o.stopping ? "hearthd is stopping" : "cancelled",
+                 bjob_status_name((bjob_status)to));
     job_unref(j);
     buf_free(&text);
     log_set_rid(NULL);
@@ -245,6 +277,7 @@ static void *loop(void *arg)
 struct sweep {
     char **names;
     size_t n, cap;
+    bool short_of_memory;       /* a name was not noted: delete nothing */
 };
 
 static void note_input(void *ud, const char *input)
@@ -253,14 +286,18 @@ static void note_input(void *ud, const char *input)
     if (sw->n == sw->cap) {
         size_t cap = sw->cap ? sw->cap * 2 : 64;
         char **p = realloc(sw->names, cap * sizeof *p);
-        if (!p)
+        if (!p) {
+            sw->short_of_memory = true;
             return;
+        }
         sw->names = p;
         sw->cap = cap;
     }
     char *d = strdup(input);
     if (d)
         sw->names[sw->n++] = d;
+    else
+        sw->short_of_memory = true;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -273,7 +310,7 @@ static int cmp_str(const void *a, const void *b)
 static void sweep_inputs(runner *r)
 {
     struct sweep sw = { 0 };
-    if (store_each_input(r->st, note_input, &sw) < 0)
+    if (store_each_input(r->st, note_input, &sw) < 0 || sw.short_of_memory)
         goto out;
     if (sw.n)
         qsort(sw.names, sw.n, sizeof *sw.names, cmp_str);
@@ -324,6 +361,13 @@ runner *runner_start(const config *cfg, sched *s, char *err, size_t errlen)
     snprintf(db, sizeof db, "%s/jobs.db", cfg->data_dir);
     if (!(r->st = store_open(db, err, errlen)))
         goto fail;
+    /* the new jobs folder and database file are entries of the data dir:
+     * make them durable before the first job relies on them */
+    int dfd = open(cfg->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
     int requeued = 0, dead = 0;
     if (store_recover(r->st, now_s(), &requeued, &dead) < 0) {
         snprintf(err, errlen, "cannot recover the jobs in jobs.db");
@@ -415,6 +459,11 @@ bool runner_cancel(runner *r, int64_t id)
             r->slots[i].cancel = true;
             found = true;
         }
+    if (!found) {
+        /* claimed a moment ago, not yet in its slot: the slot takes it */
+        static unsigned next;
+        r->pending[next++ % RUNNERS_MAX] = id;
+    }
     pthread_mutex_unlock(&r->mu);
     return found;
 }

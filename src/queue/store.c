@@ -257,10 +257,28 @@ out:
     return rc;
 }
 
-int64_t store_add(store *s, const bjob *j, double now, char *err, size_t errlen)
+int64_t store_add(store *s, const bjob *j, double now, int64_t max_active, char *err,
+                  size_t errlen)
 {
     pthread_mutex_lock(&s->mu);
-    int64_t id = -1;
+    int64_t id = -1, active = 0;
+    if (!exec(s, "BEGIN IMMEDIATE")) {
+        set_err(err, errlen, "job store", s->db);
+        pthread_mutex_unlock(&s->mu);
+        return -1;
+    }
+    if (max_active > 0) {
+        sqlite3_stmt *c = prep(s, "SELECT count(*) FROM jobs WHERE status IN (?, ?)", "ii",
+                               (int64_t)BJ_QUEUED, (int64_t)BJ_RUNNING);
+        if (c && sqlite3_step(c) == SQLITE_ROW)
+            active = sqlite3_column_int64(c, 0);
+        sqlite3_finalize(c);
+        if (active >= max_active) {
+            exec(s, "ROLLBACK");
+            pthread_mutex_unlock(&s->mu);
+            return STORE_FULL;
+        }
+    }
     sqlite3_stmt *q = prep(s,
                            "INSERT INTO jobs(kind, model, format, options, input, input_name, "
                            "input_bytes, status, max_attempts, created, next_run) "
@@ -269,10 +287,12 @@ int64_t store_add(store *s, const bjob *j, double now, char *err, size_t errlen)
                            j->options ? j->options : "{}", j->input, j->input_name,
                            j->input_bytes, (int64_t)BJ_QUEUED,
                            (int64_t)(j->max_attempts > 0 ? j->max_attempts : 1), now, now);
-    if (run(s, q) == 1)
+    if (run(s, q) == 1 && exec(s, "COMMIT")) {
         id = sqlite3_last_insert_rowid(s->db);
-    else
+    } else {
         set_err(err, errlen, "job store", s->db);
+        exec(s, "ROLLBACK");
+    }
     pthread_mutex_unlock(&s->mu);
     return id;
 }

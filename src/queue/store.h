@@ -83,9 +83,12 @@ void   store_close(store *s);
  * *dead. Returns 0 or -1. */
 int store_recover(store *s, double now, int *requeued, int *dead);
 
-/* Add a queued job (id, status, attempts, times but created are ignored).
- * Returns the new id, or -1 (err). */
-int64_t store_add(store *s, const bjob *j, double now, char *err, size_t errlen);
+/* Add a queued job (id, status, attempts, times but created are ignored),
+ * unless max_active (> 0) jobs are already queued or running: then
+ * STORE_FULL. Returns the new id, or -1 (err). */
+#define STORE_FULL (-3)
+int64_t store_add(store *s, const bjob *j, double now, int64_t max_active, char *err,
+                  size_t errlen);
 
 /* Claim the oldest job due at now: it becomes running and its attempt is
  * counted (committed before this returns). 1 with *out filled, 0 when none

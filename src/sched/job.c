@@ -194,3 +194,10 @@ void job_progress(job *j, double fraction)
     j->st.progress = fraction;
     pthread_mutex_unlock(&j->mu);
 }
+
+void job_dispatched(job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    j->st.dispatched = true;
+    pthread_mutex_unlock(&j->mu);
+}

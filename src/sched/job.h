@@ -26,6 +26,7 @@ typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED } job_phase;
 typedef struct job_status {
     job_phase phase;
     bool started;              /* the worker accepted the prompt */
+    bool dispatched;           /* handed to a worker (it left the model's queue) */
     int prompt_tokens, completion_tokens, cached_tokens;
     double prompt_ms, gen_ms;
     double progress;           /* a document's share done, 0..1 (workers that tell) */
@@ -76,6 +77,8 @@ void job_append(job *j, const char *text, size_t n);
 void job_finish(job *j, const char *finish, int prompt_tokens, int completion_tokens,
                 int cached_tokens, double prompt_ms, double gen_ms);
 void job_fail(job *j, int status, const char *code, const char *msg);
+/* The scheduler handed the job to a worker (does not wake waiters). */
+void job_dispatched(job *j);
 /* How much of a document is done, 0..1 (does not wake waiters). */
 void job_progress(job *j, double fraction);
 /* Marks the job as given up by its client (whatever phase it is in). */

@@ -447,6 +447,8 @@ static void dispatch_locked(struct model *m, struct fails *f)
             char msg[160];
             snprintf(msg, sizeof msg, "the worker for model '%s' is gone", m->name);
             fail_later(f, j, 502, "worker_unavailable", msg);
+        } else {
+            job_dispatched(j);
         }
     }
 }

@@ -536,6 +536,38 @@ static void t_damaged_store_is_loud(void)
           after.st_mtime == before.st_mtime);
 }
 
+/* A second hearthd on the same data dir refuses to start, and the first
+ * one's running job is not disturbed. */
+static void t_one_daemon_per_data_dir(void)
+{
+    char id[32];
+    CHECK(accepted((struct resp[]){ submit(&J, g_many, "type", "ocr", NULL) }, id, sizeof id));
+    struct job_view v;
+    CHECK(wait_status(&J, id, "running", 60, &v));
+    char exe[600], err[700];
+    snprintf(exe, sizeof exe, "%s/hearthd", g_build);
+    snprintf(err, sizeof err, "%s/second.log", g_tmp);
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *f = freopen(err, "w", stderr);
+        (void)f;
+        execl(exe, exe, "--listen", "127.0.0.1:0", "--data-dir", J.dir, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    CHECK(log_holds(err, "another hearthd", 1));
+    CHECK(job_get(&J, id, &v) && !strcmp(v.status, "running") && v.attempts == 1);
+    char p[96];
+    snprintf(p, sizeof p, "/v1/jobs/%s/cancel", id);
+    struct resp r = post(&J, p, "{}");
+    CHECK(r.status == 200);
+    resp_free(&r);
+    CHECK(wait_status(&J, id, "cancelled", 30, &v));
+    CHECK(v.attempts == 1);
+}
+
 static void t_cli(void)
 {
     char cmd[2400], out[700];
@@ -569,6 +601,7 @@ static void t_cli(void)
     snprintf(cmd, sizeof cmd,
              "set -e; d=%s/scans; rm -rf $d; mkdir -p $d/2025; cp %s $d/a.tif; "
              "cp %s/data/ocr/phototest-rotated-L.png $d/2025/b.png; echo notes > $d/c.txt; "
+             "ln -s .. $d/2025/up; "
              "HEARTH_URL=http://127.0.0.1:%d %s/hearth jobs add --wait $d > %s 2>&1",
              g_tmp, g_photo, g_shared, J.port, g_build, out);
     CHECK(system(cmd) == 0);
@@ -604,6 +637,7 @@ int main(void)
     run("refused_input_fails_once_and_can_retry", t_refused_input_fails_once_and_can_retry);
     run("cancel_running", t_cancel_running);
     run("cli", t_cli);
+    run("one_daemon_per_data_dir", t_one_daemon_per_data_dir);
     CHECK(stop_daemon(&J) == 0);
     run("survives_kill9", t_survives_kill9);
     run("failing_attempts_are_dead_lettered", t_failing_attempts_are_dead_lettered);

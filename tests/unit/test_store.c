@@ -77,7 +77,7 @@ static int64_t add(store *s, const char *input, int max_attempts, double now)
 {
     bjob j = job("transcription", input, max_attempts);
     char err[256] = "";
-    int64_t id = store_add(s, &j, now, err, sizeof err);
+    int64_t id = store_add(s, &j, now, 0, err, sizeof err);
     if (id < 0)
         fprintf(stderr, "  store_add: %s\n", err);
     return id;
@@ -115,7 +115,7 @@ TEST(open_add_get)
     in.status = BJ_DEAD;
     in.attempts = 2;
     char err[256] = "";
-    int64_t a = store_add(s, &in, 1000.5, err, sizeof err);
+    int64_t a = store_add(s, &in, 1000.5, 0, err, sizeof err);
     int64_t b = add(s, "in-2", 1, 1001);
     int64_t c = add(s, "in-3", 0, 1002);   /* max_attempts 0: at least one */
     CHECK(a > 0);
@@ -160,7 +160,7 @@ TEST(open_add_get)
     /* options NULL: an empty object */
     bjob none = job("ocr", "in-4", 2);
     none.options = NULL;
-    int64_t d = store_add(s, &none, 1003, err, sizeof err);
+    int64_t d = store_add(s, &none, 1003, 0, err, sizeof err);
     CHECK(d > c);
     CHECK_EQ_INT(store_get(s, d, &j), 1);
     CHECK_STR(j.options, "{}");
@@ -207,6 +207,32 @@ TEST(ids_never_reused)
         CHECK(d > c);
         store_close(s);
     }
+    remove_dir();
+}
+
+/* max_active counts queued and running jobs, not finished ones */
+TEST(add_refused_when_full)
+{
+    store *s = open_fresh();
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    bjob j = job("ocr", "a", 1);
+    char err[256] = "";
+    int64_t a = store_add(s, &j, 100, 2, err, sizeof err);
+    int64_t b = store_add(s, &j, 100, 2, err, sizeof err);
+    CHECK(a > 0 && b > a);
+    CHECK_EQ_INT(store_add(s, &j, 100, 2, err, sizeof err), STORE_FULL);
+    bjob c;
+    double next;
+    CHECK_EQ_INT(store_claim(s, 200, &c, &next), 1);
+    CHECK_EQ_INT(store_add(s, &j, 100, 2, err, sizeof err), STORE_FULL);   /* running counts */
+    CHECK_EQ_INT(store_complete(s, c.id, "x", 1, 201), BJ_COMPLETED);
+    bjob_free(&c);
+    CHECK(store_add(s, &j, 100, 2, err, sizeof err) > b);                  /* done does not */
+    int64_t counts[BJ_NSTATUS];
+    CHECK(store_counts(s, counts) == 0 && counts[BJ_QUEUED] == 2);
+    store_close(s);
     remove_dir();
 }
 
@@ -1231,6 +1257,7 @@ int main(void)
 {
     RUN(open_add_get);
     RUN(ids_never_reused);
+    RUN(add_refused_when_full);
     RUN(claim);
     RUN(position);
     RUN(fail_backoff_then_dead);
