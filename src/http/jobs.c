@@ -461,17 +461,16 @@ int http_job_action(http_req *r, const char *rest)
         return http_reply_error(r, 500, NULL, NULL, "job_store_failed",
                                 "the job store cannot be written", 0);
     if (cancel && was == BJ_RUNNING) {
-        if (runner_cancel(q, id)) {    /* the runner records it once the worker lets go */
-            for (int i = 0; i < 100; i++) {
-                bjob j;
-                if (store_get(st, id, &j) == 1) {
-                    bool still = j.status == BJ_RUNNING;
-                    bjob_free(&j);
-                    if (!still)
-                        break;
-                }
-                usleep(20000);
+        runner_cancel(q, id);       /* the runner records it once the worker lets go */
+        for (int i = 0; i < 100; i++) {
+            bjob j;
+            if (store_get(st, id, &j) == 1) {
+                bool still = j.status == BJ_RUNNING;
+                bjob_free(&j);
+                if (!still)
+                    break;
             }
+            usleep(20000);
         }
     } else if (cancel && was != BJ_QUEUED) {
         return conflict(r, id, was, "only a queued or running job can be cancelled");
