@@ -83,6 +83,7 @@ void config_defaults(config *c)
     c->job_retry_delay = 10;
     c->max_jobs = 10000;
     c->job_timeout = 7200;
+    c->job_retention = 30;
 }
 
 void config_free(config *c)
@@ -339,6 +340,9 @@ int config_set(config *c, const char *key, const char *v, char *err, size_t el)
     } else if (strcmp(key, "job-timeout") == 0) {
         if (parse_int(v, 0, 7 * 86400, &c->job_timeout) < 0)
             goto bad_int;
+    } else if (strcmp(key, "job-retention") == 0) {
+        if (parse_int(v, 0, 36500, &c->job_retention) < 0)
+            goto bad_int;
     } else if (strcmp(key, "max-jobs") == 0) {
         if (parse_int(v, 1, 10000000, &c->max_jobs) < 0)
             goto bad_int;
@@ -535,6 +539,9 @@ void config_print_help(const char *prog)
            "                         doubles with each further one (default 10)\n"
            "  --job-timeout S        a batch job attempt running longer is stopped and\n"
            "                         counts as failed (default 7200; 0 = no limit)\n"
+           "  --job-retention DAYS   completed and cancelled batch jobs are deleted this\n"
+           "                         long after they finished (default 30; 0 = never);\n"
+           "                         failed and dead ones stay until retried or deleted\n"
            "  --max-jobs N           batch jobs that may wait or run before 429 (default\n"
            "                         10000)\n"
            "  --log-level LEVEL      debug|info|warn|error (default info)\n"

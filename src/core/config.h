@@ -62,6 +62,7 @@ typedef struct config {
     int   job_retry_delay;    /* seconds before the second attempt, doubling */
     int   max_jobs;           /* queued + running jobs before 429 */
     int   job_timeout;        /* seconds an attempt may run; 0 = no limit */
+    int   job_retention;      /* days finished jobs are kept; 0 = forever */
 } config;
 
 void config_defaults(config *c);

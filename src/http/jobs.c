@@ -144,6 +144,14 @@ static int check_model(http_req *r, const char *model, model_kind want, int *ret
     return -1;
 }
 
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if (*s < '!' || *s > '~')
+            return false;
+    return true;
+}
+
 static int submit(http_req *r)
 {
     int ret = MHD_NO;
@@ -164,6 +172,17 @@ static int submit(http_req *r)
     if (!upload_file_path(r->up))
         return http_reply_error(r, 400, NULL, "file", "missing_required_parameter",
                                 "Missing required parameter: 'file'", 0);
+    /* a client that did not hear back may send the same job again: with
+     * the same Idempotency-Key it gets the first one, not a second */
+    const char *idem = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
+    if (idem && (!*idem || strlen(idem) > 128 || !printable(idem)))
+        return http_reply_error(r, 400, NULL, "Idempotency-Key", "invalid_value",
+                                "Idempotency-Key must be 1 to 128 printable characters", 0);
+    if (idem) {
+        int64_t had = store_find_idem(runner_store(q), idem);
+        if (had > 0)
+            return reply_job(r, 200, runner_store(q), had);
+    }
     const char *attempts_s = upload_field(r->up, "max_attempts");
     int attempts = r->cfg->job_attempts;
     if (attempts_s && *attempts_s) {
@@ -241,8 +260,18 @@ static int submit(http_req *r)
     snprintf(j.input_name, sizeof j.input_name, "%s", upload_file_name(r->up));
     j.options = opts.data ? opts.data : (char *)"{}";
     j.max_attempts = attempts;
+    if (idem)
+        snprintf(j.idem, sizeof j.idem, "%s", idem);
     char err[300];
     int64_t id = store_add(st, &j, now_s(), r->cfg->max_jobs, err, sizeof err);
+    if (id == STORE_DUPLICATE) {    /* the same key, sent twice at once */
+        unlink(dest);
+        int64_t had = store_find_idem(st, idem);
+        ret = had > 0 ? reply_job(r, 200, st, had)
+                      : http_reply_error(r, 500, NULL, NULL, "job_store_failed",
+                                         "the job store cannot be read", 0);
+        goto out;
+    }
     if (id == STORE_FULL) {     /* others came in since the count above */
         unlink(dest);
         ret = http_reply_error(r, 429, NULL, NULL, "too_many_jobs",

@@ -24,6 +24,7 @@
 #define ERROR_WAIT_S 5.0        /* after the store failed */
 #define TICK_MS 500
 #define PROGRESS_EVERY_S 1.0
+#define PRUNE_EVERY_S 3600.0
 
 struct runner;
 
@@ -47,6 +48,7 @@ struct runner {
     int nslots;
     struct slot slots[RUNNERS_MAX];
     int64_t pending[RUNNERS_MAX];   /* cancels of jobs claimed but not yet in a slot */
+    double pruned_at;               /* last prune (thread 0's) */
 };
 
 /* Under r->mu: whether a cancel for id was waiting (and forget it). */
@@ -235,6 +237,31 @@ static void run_one(runner *r, struct slot *sl, bjob *b)
     log_set_rid(NULL);
 }
 
+static void unlink_input(void *ud, const char *input)
+{
+    runner *r = ud;
+    char p[900];
+    snprintf(p, sizeof p, "%s/%s", r->dir, input);
+    if (unlink(p) < 0 && errno != ENOENT)
+        log_warn("cannot delete %s: %s", p, strerror(errno));
+}
+
+/* Past job-retention, completed and cancelled jobs go (at most hourly;
+ * thread 0 only). */
+static void prune(runner *r, double now)
+{
+    int days = atomic_load(&r->cfg)->job_retention;
+    if (days <= 0 || now - r->pruned_at < PRUNE_EVERY_S)
+        return;
+    r->pruned_at = now;
+    int n = store_prune(r->st, now - days * 86400.0, unlink_input, r);
+    if (n > 0)
+        log_info("batch jobs: deleted %d finished job(s) older than %d days (job-retention)", n,
+                 days);
+    else if (n < 0)
+        log_warn("batch jobs: could not delete old finished jobs");
+}
+
 static void *loop(void *arg)
 {
     struct slot *sl = arg;
@@ -252,6 +279,8 @@ static void *loop(void *arg)
             pthread_mutex_lock(&r->mu);
             continue;
         }
+        if (sl == r->slots)
+            prune(r, now);
         double wait = IDLE_WAIT_S;
         if (c < 0) {
             log_error("batch jobs: cannot read the job store; trying again in %.0f s",

@@ -55,8 +55,9 @@ static const char schema[] =
     " created REAL NOT NULL, started REAL NOT NULL DEFAULT 0, finished REAL NOT NULL DEFAULT 0,"
     " next_run REAL NOT NULL,"
     " error_code TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',"
-    " result BLOB, progress REAL NOT NULL DEFAULT 0);"
-    "CREATE INDEX IF NOT EXISTS jobs_due ON jobs(status, next_run, id);";
+    " result BLOB, progress REAL NOT NULL DEFAULT 0, idem TEXT);"
+    "CREATE INDEX IF NOT EXISTS jobs_due ON jobs(status, next_run, id);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs(idem) WHERE idem IS NOT NULL;";
 
 static void set_err(char *err, size_t n, const char *what, sqlite3 *db)
 {
@@ -105,6 +106,16 @@ store *store_open(const char *path, char *err, size_t errlen)
     }
     sqlite3_finalize(q);
     char *msg = NULL;
+    /* columns added after the first version: a file made by it gets them
+     * (an error here only says the column is there already) */
+    static const char *const added[] = {
+        "ALTER TABLE jobs ADD COLUMN progress REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN idem TEXT",
+    };
+    bool had_table = sqlite3_exec(s->db, "SELECT 1 FROM jobs LIMIT 0", NULL, NULL, NULL) ==
+                     SQLITE_OK;
+    for (size_t i = 0; had_table && i < sizeof added / sizeof *added; i++)
+        sqlite3_exec(s->db, added[i], NULL, NULL, NULL);
     if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
                      &msg) != SQLITE_OK ||
         sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
@@ -281,16 +292,21 @@ int64_t store_add(store *s, const bjob *j, double now, int64_t max_active, char 
     }
     sqlite3_stmt *q = prep(s,
                            "INSERT INTO jobs(kind, model, format, options, input, input_name, "
-                           "input_bytes, status, max_attempts, created, next_run) "
-                           "VALUES(?,?,?,?,?,?,?,?,?,?,?)",
-                           "ssssssiiidd", j->kind, j->model, j->format,
+                           "input_bytes, status, max_attempts, created, next_run, idem) "
+                           "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                           "ssssssiiidds", j->kind, j->model, j->format,
                            j->options ? j->options : "{}", j->input, j->input_name,
                            j->input_bytes, (int64_t)BJ_QUEUED,
-                           (int64_t)(j->max_attempts > 0 ? j->max_attempts : 1), now, now);
-    if (run(s, q) == 1 && exec(s, "COMMIT")) {
+                           (int64_t)(j->max_attempts > 0 ? j->max_attempts : 1), now, now,
+                           j->idem[0] ? j->idem : NULL);
+    int added = run(s, q);
+    if (added == 1 && exec(s, "COMMIT")) {
         id = sqlite3_last_insert_rowid(s->db);
     } else {
-        set_err(err, errlen, "job store", s->db);
+        if (added < 0 && sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_UNIQUE)
+            id = STORE_DUPLICATE;       /* its idempotency key is taken */
+        else
+            set_err(err, errlen, "job store", s->db);
         exec(s, "ROLLBACK");
     }
     pthread_mutex_unlock(&s->mu);
@@ -533,6 +549,43 @@ int store_delete(store *s, int64_t id, char input[BJOB_INPUT_MAX + 1])
     }
     pthread_mutex_unlock(&s->mu);
     return st;
+}
+
+int64_t store_find_idem(store *s, const char *key)
+{
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *q = prep(s, "SELECT id FROM jobs WHERE idem=?", "s", key);
+    int step = q ? sqlite3_step(q) : SQLITE_ERROR;
+    int64_t id = step == SQLITE_ROW ? sqlite3_column_int64(q, 0) : step == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(q);
+    pthread_mutex_unlock(&s->mu);
+    return id;
+}
+
+int store_prune(store *s, double before, void (*fn)(void *ud, const char *input), void *ud)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = -1;
+    if (!exec(s, "BEGIN IMMEDIATE"))
+        goto out;
+    sqlite3_stmt *q = prep(s, "SELECT input FROM jobs WHERE status IN (?, ?) AND finished<?",
+                           "iid", (int64_t)BJ_COMPLETED, (int64_t)BJ_CANCELLED, before);
+    while (q && sqlite3_step(q) == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(q, 0);
+        if (t && fn)
+            fn(ud, (const char *)t);
+    }
+    sqlite3_finalize(q);
+    n = q ? run(s, prep(s, "DELETE FROM jobs WHERE status IN (?, ?) AND finished<?", "iid",
+                        (int64_t)BJ_COMPLETED, (int64_t)BJ_CANCELLED, before))
+          : -1;
+    if (n < 0 || !exec(s, "COMMIT")) {
+        exec(s, "ROLLBACK");
+        n = -1;
+    }
+out:
+    pthread_mutex_unlock(&s->mu);
+    return n;
 }
 
 int store_each_input(store *s, void (*fn)(void *ud, const char *input), void *ud)

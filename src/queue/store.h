@@ -67,6 +67,7 @@ typedef struct bjob {
     int64_t result_bytes;
     int64_t position;                  /* queued: jobs due before it (store_get) */
     double progress;                   /* running: the share of its file done, 0..1 */
+    char idem[129];                    /* the client's idempotency key, "" when none */
 } bjob;
 
 void bjob_free(bjob *j);
@@ -87,6 +88,7 @@ int store_recover(store *s, double now, int *requeued, int *dead);
  * unless max_active (> 0) jobs are already queued or running: then
  * STORE_FULL. Returns the new id, or -1 (err). */
 #define STORE_FULL (-3)
+#define STORE_DUPLICATE (-4)          /* j->idem is already a job's: store_find_idem */
 int64_t store_add(store *s, const bjob *j, double now, int64_t max_active, char *err,
                   size_t errlen);
 
@@ -133,6 +135,15 @@ int store_counts(store *s, int64_t counts[BJ_NSTATUS]);
 int store_cancel(store *s, int64_t id, double now);
 int store_retry(store *s, int64_t id, double now);
 int store_delete(store *s, int64_t id, char input[BJOB_INPUT_MAX + 1]);
+
+/* The job added with this idempotency key: its id, 0 when none, -1. */
+int64_t store_find_idem(store *s, const char *key);
+
+/* Delete completed and cancelled jobs that finished before `before` (unix
+ * seconds), calling fn with each one's input name first (a cancelled job
+ * still has its file). Failed and dead jobs are kept: they hold a file the
+ * user has not got back. Returns how many were deleted, or -1. */
+int store_prune(store *s, double before, void (*fn)(void *ud, const char *input), void *ud);
 
 /* Calls fn for every input file name the store refers to (for sweeping
  * jobs/ of files whose job was never committed). */

@@ -227,6 +227,57 @@ static void t_transcription_job_renders_format(void)
     resp_free(&res);
 }
 
+/* POST with the given header (e.g. an Idempotency-Key). */
+static struct resp submit_with(struct daemon *d, const char *header, const char *file)
+{
+    struct resp r = { 0, buf_make(0), buf_make(0) };
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs", d->port);
+    CURL *c = curl_easy_init();
+    curl_mime *mime = curl_mime_init(c);
+    curl_mimepart *part = curl_mime_addpart(mime);
+    curl_mime_name(part, "file");
+    curl_mime_filedata(part, file);
+    part = curl_mime_addpart(mime);
+    curl_mime_name(part, "type");
+    curl_mime_data(part, "ocr", CURL_ZERO_TERMINATED);
+    struct curl_slist *h = curl_slist_append(NULL, header);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(h);
+    curl_mime_free(mime);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+/* The same Idempotency-Key twice: one job. */
+static void t_idempotency_key(void)
+{
+    struct resp a = submit_with(&J, "Idempotency-Key: scan-2026-11-26-0001", g_photo);
+    struct resp b = submit_with(&J, "Idempotency-Key: scan-2026-11-26-0001", g_photo);
+    struct resp c = submit_with(&J, "Idempotency-Key: scan-2026-11-26-0002", g_photo);
+    char *ia = field_of(&a.body, "id"), *ib = field_of(&b.body, "id"), *ic = field_of(&c.body, "id");
+    CHECK(a.status == 202 && b.status == 200 && c.status == 202);
+    CHECK(ia && ib && ic && !strcmp(ia, ib) && strcmp(ia, ic));
+    struct job_view v;
+    CHECK(ia && wait_status(&J, ia, "completed", 60, &v));
+    CHECK(ic && wait_status(&J, ic, "completed", 60, &v));
+    struct resp d = submit_with(&J, "Idempotency-Key: has space", g_photo);
+    CHECK(answer_is_error(&d, 400, "invalid_value"));
+    free(ia);
+    free(ib);
+    free(ic);
+    resp_free(&a);
+    resp_free(&b);
+    resp_free(&c);
+    resp_free(&d);
+}
+
 static void t_bad_requests(void)
 {
     char dir[700];
@@ -634,6 +685,7 @@ int main(void)
     run("ocr_job_matches_direct", t_ocr_job_matches_direct);
     run("transcription_job_renders_format", t_transcription_job_renders_format);
     run("bad_requests", t_bad_requests);
+    run("idempotency_key", t_idempotency_key);
     run("refused_input_fails_once_and_can_retry", t_refused_input_fails_once_and_can_retry);
     run("cancel_running", t_cancel_running);
     run("cli", t_cli);

@@ -236,6 +236,78 @@ TEST(add_refused_when_full)
     remove_dir();
 }
 
+/* One job per idempotency key; jobs without a key never collide. */
+TEST(idempotency_key)
+{
+    store *s = open_fresh();
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    bjob j = job("ocr", "a", 1);
+    char err[256] = "";
+    CHECK(store_add(s, &j, 100, 0, err, sizeof err) > 0);
+    CHECK(store_add(s, &j, 100, 0, err, sizeof err) > 0);          /* no key: both */
+    snprintf(j.idem, sizeof j.idem, "upload-7f3a");
+    int64_t a = store_add(s, &j, 100, 0, err, sizeof err);
+    CHECK(a > 0);
+    CHECK_EQ_INT(store_add(s, &j, 101, 0, err, sizeof err), STORE_DUPLICATE);
+    CHECK(store_find_idem(s, "upload-7f3a") == a);
+    CHECK(store_find_idem(s, "other") == 0);
+    int64_t counts[BJ_NSTATUS];
+    CHECK(store_counts(s, counts) == 0 && counts[BJ_QUEUED] == 3);
+    store_close(s);
+    remove_dir();
+}
+
+static void note_pruned(void *ud, const char *input)
+{
+    char *names = ud;
+    strcat(names, input);
+    strcat(names, ";");
+}
+
+/* Old completed and cancelled jobs go; failed, dead, queued and recent
+ * ones stay. */
+TEST(prune)
+{
+    store *s = open_fresh();
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    int64_t done_old = add(s, "done-old", 1, 100), done_new = add(s, "done-new", 1, 100);
+    int64_t cancelled = add(s, "cancelled", 1, 100), failed = add(s, "failed", 1, 100);
+    int64_t dead = add(s, "dead", 1, 100), queued = add(s, "queued", 1, 100);
+    bjob c;
+    double next;
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ_INT(store_claim(s, 200, &c, &next), 1);
+        double t = c.id == done_new ? 5000 : 300;
+        if (c.id == done_old || c.id == done_new)
+            store_complete(s, c.id, "r", 1, t);
+        else if (c.id == cancelled)
+            store_cancelled(s, c.id, t);
+        else if (c.id == failed)
+            store_fail(s, c.id, false, 10, "invalid_input", "no", t);
+        else if (c.id == dead)
+            store_fail(s, c.id, true, 10, "worker_crashed", "boom", t);
+        else
+            store_release(s, c.id, 0);
+        bjob_free(&c);
+    }
+    char names[256] = "";
+    CHECK_EQ_INT(store_prune(s, 1000, note_pruned, names), 2);
+    CHECK(strstr(names, "done-old") && strstr(names, "cancelled") && !strstr(names, "new"));
+    CHECK_EQ_INT(status_of_job(s, done_old), -100);
+    CHECK_EQ_INT(status_of_job(s, cancelled), -100);
+    CHECK_EQ_INT(status_of_job(s, done_new), BJ_COMPLETED);
+    CHECK_EQ_INT(status_of_job(s, failed), BJ_FAILED);
+    CHECK_EQ_INT(status_of_job(s, dead), BJ_DEAD);
+    CHECK_EQ_INT(status_of_job(s, queued), BJ_QUEUED);
+    CHECK_EQ_INT(store_prune(s, 1000, note_pruned, names), 0);
+    store_close(s);
+    remove_dir();
+}
+
 /* ---- claims --------------------------------------------------------------- */
 
 TEST(claim)
@@ -1258,6 +1330,8 @@ int main(void)
     RUN(open_add_get);
     RUN(ids_never_reused);
     RUN(add_refused_when_full);
+    RUN(idempotency_key);
+    RUN(prune);
     RUN(claim);
     RUN(position);
     RUN(fail_backoff_then_dead);
