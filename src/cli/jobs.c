@@ -37,6 +37,9 @@ static void usage(FILE *f)
             "                   --model NAME (default: the first model of the type)\n"
             "                   --format json|text|srt|vtt|verbose_json (transcription)\n"
             "                   --language CODE   --attempts N   --wait\n"
+            "                   --save  wait, then write each result beside its file:\n"
+            "                           FILE.txt (OCR text, or --format text), or\n"
+            "                           FILE.srt/.vtt/.json; existing files are kept\n"
             "  ls             jobs, newest first (--status S, --limit N, --json); the\n"
             "                 default command\n"
             "  show ID        one job as JSON\n"
@@ -120,6 +123,52 @@ static void print_row(const json *j)
 
 static int jobs_wait(int argc, char **argv);
 
+/* The result of job id, once completed, beside its source: FILE.txt for
+ * OCR (the text), FILE.<format> for a transcription (the body as asked:
+ * .txt, .srt, .vtt, .json). An existing file is left alone. False when
+ * the result could not be fetched or written. */
+static bool save_result(const char *id, const char *file, bool ocr, const char *fmt)
+{
+    const char *ext = ocr || !fmt || !strcmp(fmt, "text") ? "txt"
+                      : !strcmp(fmt, "verbose_json") ? "json" : fmt;
+    char dest[4200], path[96];
+    snprintf(dest, sizeof dest, "%s.%s", file, ext);
+    if (access(dest, F_OK) == 0) {
+        fprintf(stderr, "hearth jobs add: %s exists; not overwritten\n", dest);
+        return true;
+    }
+    if (!job_path(id, "/result", path, sizeof path))
+        return false;
+    buf out = buf_make(0);
+    bool ok = api_get_raw(path, &out);
+    const char *data = out.data ? out.data : "";
+    size_t n = out.len;
+    arena *a = NULL;
+    if (ok && ocr) {    /* the text alone */
+        a = arena_new(0);
+        char e[64];
+        const json *t = json_get(json_parse(a, data, n, e, sizeof e), "text");
+        ok = t && t->type == JSON_STRING;
+        data = ok ? t->str : "";
+        n = ok ? t->len : 0;
+    }
+    FILE *f = ok ? fopen(dest, "wx") : NULL;
+    if (f) {
+        ok = fwrite(data, 1, n, f) == n && (n == 0 || data[n - 1] == '\n' || fputc('\n', f) != EOF);
+        ok = (fclose(f) == 0) && ok;
+        if (ok)
+            printf("%s\t%s\n", id, dest);
+        else
+            fprintf(stderr, "hearth jobs add: cannot write %s\n", dest);
+    } else if (ok) {
+        fprintf(stderr, "hearth jobs add: cannot create %s\n", dest);
+        ok = false;
+    }
+    arena_free(a);
+    buf_free(&out);
+    return ok;
+}
+
 struct file_list {
     char *v[WAIT_IDS_MAX];
     int n;
@@ -191,7 +240,7 @@ static int cmd_add(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *type = NULL, *model = NULL, *fmt = NULL, *lang = NULL, *attempts = NULL;
-    bool wait = false;
+    bool wait = false, save = false;
     const char *args[WAIT_IDS_MAX];
     int nargs = 0;
     for (int i = 1; i < argc; i++) {
@@ -202,6 +251,7 @@ static int cmd_add(int argc, char **argv)
         else if (!strcmp(argv[i], "--language") && v) lang = argv[++i];
         else if (!strcmp(argv[i], "--attempts") && v) attempts = argv[++i];
         else if (!strcmp(argv[i], "--wait")) wait = true;
+        else if (!strcmp(argv[i], "--save")) wait = save = true;
         else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "hearth jobs add: unknown option or missing value: %s\n", argv[i]);
             return 2;
@@ -238,6 +288,8 @@ static int cmd_add(int argc, char **argv)
     char **files = list.v;
     int nfiles = list.n;
     static char ids[WAIT_IDS_MAX][32];
+    static const char *id_file[WAIT_IDS_MAX];
+    static bool id_ocr[WAIT_IDS_MAX];
     int nids = 0, failures = 0;
     char found[2][MODEL_NAME_MAX + 1] = { "", "" };   /* default models: transcription, ocr */
     for (int f = 0; f < nfiles; f++) {
@@ -278,6 +330,8 @@ static int cmd_add(int argc, char **argv)
             j = json_parse(a, out.data ? out.data : "", out.len, e, sizeof e);
         if (j && *jstr(j, "id")) {
             printf("%s\t%s\t%s\n", jstr(j, "id"), jstr(j, "status"), files[f]);
+            id_file[nids] = files[f];
+            id_ocr[nids] = ocr;
             snprintf(ids[nids++], sizeof ids[0], "%s", jstr(j, "id"));
         } else {
             fprintf(stderr, "hearth jobs add: %s was not queued\n", files[f]);
@@ -293,6 +347,15 @@ static int cmd_add(int argc, char **argv)
         for (int i = 0; i < nids; i++)
             idv[i + 1] = ids[i];
         rc = jobs_wait(nids + 1, idv);
+    }
+    for (int i = 0; save && i < nids; i++) {
+        arena *a = arena_new(0);
+        char path[96];
+        const json *j = job_path(ids[i], "", path, sizeof path) ? api(path, NULL, a) : NULL;
+        if (j && !strcmp(jstr(j, "status"), "completed") &&
+            !save_result(ids[i], id_file[i], id_ocr[i], fmt))
+            failures++;
+        arena_free(a);
     }
     if (failures)
         rc = 1;

@@ -653,12 +653,16 @@ static void t_cli(void)
              "set -e; d=%s/scans; rm -rf $d; mkdir -p $d/2025; cp %s $d/a.tif; "
              "cp %s/data/ocr/phototest-rotated-L.png $d/2025/b.png; echo notes > $d/c.txt; "
              "ln -s .. $d/2025/up; "
-             "HEARTH_URL=http://127.0.0.1:%d %s/hearth jobs add --wait $d > %s 2>&1",
+             "HEARTH_URL=http://127.0.0.1:%d %s/hearth jobs add --save $d > %s 2>&1",
              g_tmp, g_photo, g_shared, J.port, g_build, out);
     CHECK(system(cmd) == 0);
     snprintf(cmd, sizeof cmd,
-             "test $(grep -c '^job_[0-9]*\t' %s) = 2 && grep -q 'scans/2025/b.png' %s && "
+             "test $(grep -c '^job_[0-9]*\t.*\t' %s) = 2 && grep -q 'scans/2025/b.png' %s && "
              "grep -q 'skipped 1 file' %s && grep -q '2/2 done' %s", out, out, out, out);
+    CHECK(system(cmd) == 0);
+    /* --save wrote each text beside its scan */
+    snprintf(cmd, sizeof cmd, "grep -q 'quick brown' %s/scans/a.tif.txt && "
+             "grep -q 'quick brown' %s/scans/2025/b.png.txt", g_tmp, g_tmp);
     CHECK(system(cmd) == 0);
 }
 
