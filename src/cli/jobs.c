@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <dirent.h>
+#include <errno.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -152,15 +153,29 @@ static bool save_result(const char *id, const char *file, bool ocr, const char *
         data = ok ? t->str : "";
         n = ok ? t->len : 0;
     }
-    FILE *f = ok ? fopen(dest, "wx") : NULL;
+    /* written whole under a temporary name, then linked into place (which
+     * never replaces a file that appeared meanwhile) */
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.part-XXXXXX", dest);
+    int fd = ok ? mkstemp(tmp) : -1;
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (f) {
         ok = fwrite(data, 1, n, f) == n && (n == 0 || data[n - 1] == '\n' || fputc('\n', f) != EOF);
         ok = (fclose(f) == 0) && ok;
-        if (ok)
+        if (ok && link(tmp, dest) < 0) {
+            if (errno == EEXIST)
+                fprintf(stderr, "hearth jobs add: %s exists; not overwritten\n", dest);
+            else
+                ok = false;
+        } else if (ok) {
             printf("%s\t%s\n", id, dest);
-        else
+        }
+        if (!ok)
             fprintf(stderr, "hearth jobs add: cannot write %s\n", dest);
+        unlink(tmp);
     } else if (ok) {
+        if (fd >= 0)
+            close(fd);
         fprintf(stderr, "hearth jobs add: cannot create %s\n", dest);
         ok = false;
     }
@@ -287,6 +302,8 @@ static int cmd_add(int argc, char **argv)
                 skipped, type ? type : "recordings, images or PDFs");
     char **files = list.v;
     int nfiles = list.n;
+    if (save && !fmt)
+        fmt = "text";       /* FILE.txt holds the words, not JSON */
     static char ids[WAIT_IDS_MAX][32];
     static const char *id_file[WAIT_IDS_MAX];
     static bool id_ocr[WAIT_IDS_MAX];

@@ -25,6 +25,7 @@
 #define TICK_MS 500
 #define PROGRESS_EVERY_S 1.0
 #define PRUNE_EVERY_S 3600.0
+#define STOP_GRACE_MS 10000     /* a cancelled job's worker lets go within this */
 
 struct runner;
 
@@ -47,20 +48,8 @@ struct runner {
     unsigned wakes;
     int nslots;
     struct slot slots[RUNNERS_MAX];
-    int64_t pending[RUNNERS_MAX];   /* cancels of jobs claimed but not yet in a slot */
     double pruned_at;               /* last prune (thread 0's) */
 };
-
-/* Under r->mu: whether a cancel for id was waiting (and forget it). */
-static bool take_pending_cancel(runner *r, int64_t id)
-{
-    for (int i = 0; i < RUNNERS_MAX; i++)
-        if (r->pending[i] == id) {
-            r->pending[i] = 0;
-            return true;
-        }
-    return false;
-}
 
 static double mono_s(void)
 {
@@ -81,6 +70,29 @@ static double now_s(void)
 static bool retryable(int status)
 {
     return status == 408 || status == 429 || status >= 500 || status < 400;
+}
+
+/* Cancel a scheduler job and wait for its worker to let go; a worker that
+ * does not (a hung engine) is killed, so it cannot hold its model's slot
+ * and every job behind it. */
+static void withdraw(runner *r, job *j, job_status *st)
+{
+    sched_cancel(r->s, j);
+    for (int round = 0; round < 2; round++) {
+        uint64_t seen = 0;
+        buf scratch = buf_make(0);
+        for (int waited = 0; waited < STOP_GRACE_MS; waited += TICK_MS) {
+            job_wait(j, &seen, TICK_MS);
+            job_take(j, &scratch, st);
+            if (st->phase == JOB_DONE || st->phase == JOB_FAILED || !st->dispatched) {
+                buf_free(&scratch);
+                return;
+            }
+        }
+        buf_free(&scratch);
+        if (round == 0 && !sched_kill_worker_of(r->s, j))
+            return;
+    }
 }
 
 /* Wait for the scheduler job to finish, collecting its output. False when
@@ -115,7 +127,7 @@ static bool wait_job(runner *r, struct slot *sl, int64_t id, job *j, buf *text, 
         if (!quit && limit > 0 && began > 0 && now - began > limit)
             quit = *timed_out = true;
         if (quit) {
-            sched_cancel(r->s, j);
+            withdraw(r, j, st);
             return false;
         }
     }
@@ -136,7 +148,7 @@ static int record(runner *r, const bjob *b, const struct outcome *o, const buf *
 {
     double now = now_s();
     int rc = o->submit_rc;
-    if (o->cancelled && !o->stopping && !(o->finished && o->st.phase == JOB_DONE))
+    if (o->cancelled && !(o->finished && o->st.phase == JOB_DONE))
         return store_cancelled(r->st, b->id, now);
     if (o->stopping && (rc == 503 || !o->finished ||
                         (o->st.phase == JOB_FAILED && o->st.err_status == 503)))
@@ -190,12 +202,26 @@ static void run_one(runner *r, struct slot *sl, bjob *b)
     } else {
         j->want_kind = strcmp(b->kind, "ocr") ? MODEL_KIND_TRANSCRIPTION : MODEL_KIND_OCR;
         pthread_mutex_lock(&r->mu);
-        sl->id = b->id;
-        sl->cancel = take_pending_cancel(r, b->id);     /* asked before it started */
+        sl->id = b->id;         /* from here a cancel finds the slot ... */
         pthread_mutex_unlock(&r->mu);
-        o.submit_rc = sched_submit(r->s, j, o.submit_err, sizeof o.submit_err, &o.retry_after);
-        if (o.submit_rc == 0)
-            o.finished = wait_job(r, sl, b->id, j, &text, &o.st, &o.timed_out);
+        bjob now;               /* ... and before, it was marked in the store */
+        if (store_get(r->st, b->id, &now) == 1) {
+            if (now.cancel_requested) {
+                pthread_mutex_lock(&r->mu);
+                sl->cancel = true;
+                pthread_mutex_unlock(&r->mu);
+            }
+            bjob_free(&now);
+        }
+        pthread_mutex_lock(&r->mu);
+        bool go = !sl->cancel && !r->stop;
+        pthread_mutex_unlock(&r->mu);
+        if (go) {
+            o.submit_rc = sched_submit(r->s, j, o.submit_err, sizeof o.submit_err,
+                                       &o.retry_after);
+            if (o.submit_rc == 0)
+                o.finished = wait_job(r, sl, b->id, j, &text, &o.st, &o.timed_out);
+        }
     }
     /* the slot stays claimed until the outcome is written, so a cancel
      * arriving meanwhile is not lost */
@@ -204,10 +230,18 @@ static void run_one(runner *r, struct slot *sl, bjob *b)
     o.cancelled = sl->cancel;
     pthread_mutex_unlock(&r->mu);
 
-    int to = -1;
-    for (int tries = 0; to < 0 && tries < 5; tries++) {
-        if (tries)
-            sleep(1);       /* the store was busy or the disk full: try again */
+    /* the store busy or the disk full: try again until it takes (or
+     * hearthd stops; the next start then recovers the job) */
+    int to = record(r, b, &o, &text, cfg->job_retry_delay, cfg->job_timeout);
+    for (int tries = 1; to < 0; tries++) {
+        if (tries % 30 == 1)
+            log_error("batch job: the job store did not take the outcome; trying again");
+        sleep(1);
+        pthread_mutex_lock(&r->mu);
+        bool stop = r->stop;
+        pthread_mutex_unlock(&r->mu);
+        if (stop)
+            break;
         to = record(r, b, &o, &text, cfg->job_retry_delay, cfg->job_timeout);
     }
     pthread_mutex_lock(&r->mu);
@@ -272,6 +306,8 @@ static void *loop(void *arg)
         pthread_mutex_unlock(&r->mu);
         bjob b;
         double next_due = 0, now = now_s();
+        if (sl == r->slots)
+            prune(r, now);      /* hourly, busy or not */
         int c = store_claim(r->st, now, &b, &next_due);
         if (c == 1) {
             run_one(r, sl, &b);
@@ -279,8 +315,6 @@ static void *loop(void *arg)
             pthread_mutex_lock(&r->mu);
             continue;
         }
-        if (sl == r->slots)
-            prune(r, now);
         double wait = IDLE_WAIT_S;
         if (c < 0) {
             log_error("batch jobs: cannot read the job store; trying again in %.0f s",
@@ -488,11 +522,6 @@ bool runner_cancel(runner *r, int64_t id)
             r->slots[i].cancel = true;
             found = true;
         }
-    if (!found) {
-        /* claimed a moment ago, not yet in its slot: the slot takes it */
-        static unsigned next;
-        r->pending[next++ % RUNNERS_MAX] = id;
-    }
     pthread_mutex_unlock(&r->mu);
     return found;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RETRY_DELAY_MAX 3600.0
@@ -55,7 +56,8 @@ static const char schema[] =
     " created REAL NOT NULL, started REAL NOT NULL DEFAULT 0, finished REAL NOT NULL DEFAULT 0,"
     " next_run REAL NOT NULL,"
     " error_code TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',"
-    " result BLOB, progress REAL NOT NULL DEFAULT 0, idem TEXT);"
+    " result BLOB, progress REAL NOT NULL DEFAULT 0, idem TEXT,"
+    " cancel_requested INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS jobs_due ON jobs(status, next_run, id);"
     "CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs(idem) WHERE idem IS NOT NULL;";
 
@@ -111,11 +113,21 @@ store *store_open(const char *path, char *err, size_t errlen)
     static const char *const added[] = {
         "ALTER TABLE jobs ADD COLUMN progress REAL NOT NULL DEFAULT 0",
         "ALTER TABLE jobs ADD COLUMN idem TEXT",
+        "ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
     };
     bool had_table = sqlite3_exec(s->db, "SELECT 1 FROM jobs LIMIT 0", NULL, NULL, NULL) ==
                      SQLITE_OK;
-    for (size_t i = 0; had_table && i < sizeof added / sizeof *added; i++)
-        sqlite3_exec(s->db, added[i], NULL, NULL, NULL);
+    for (size_t i = 0; had_table && i < sizeof added / sizeof *added; i++) {
+        char *why = NULL;
+        if (sqlite3_exec(s->db, added[i], NULL, NULL, &why) != SQLITE_OK &&
+            !(why && strstr(why, "duplicate column"))) {
+            if (err && errlen)
+                snprintf(err, errlen, "%s: cannot add a column: %s", name, why ? why : "?");
+            sqlite3_free(why);
+            goto fail;
+        }
+        sqlite3_free(why);
+    }
     if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
                      &msg) != SQLITE_OK ||
         sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
@@ -201,7 +213,7 @@ static void copy_text(char *dst, size_t n, sqlite3_stmt *q, int col)
 #define JOB_COLUMNS                                                                      \
     "id, kind, model, format, options, input, input_name, input_bytes, status, attempts, " \
     "max_attempts, created, started, finished, next_run, error_code, error, "            \
-    "coalesce(length(result), 0), progress"
+    "coalesce(length(result), 0), progress, cancel_requested"
 
 static void read_job(sqlite3_stmt *q, bjob *j)
 {
@@ -226,6 +238,7 @@ static void read_job(sqlite3_stmt *q, bjob *j)
     copy_text(j->error, sizeof j->error, q, 16);
     j->result_bytes = sqlite3_column_int64(q, 17);
     j->progress = sqlite3_column_double(q, 18);
+    j->cancel_requested = sqlite3_column_int(q, 19) != 0;
 }
 
 /* The status of job id, STORE_NOT_FOUND, or -1. Under the lock. */
@@ -331,7 +344,7 @@ int store_claim(store *s, double now, bjob *out, double *next_due)
         out->started = now;
         out->progress = 0;
         if (run(s, prep(s, "UPDATE jobs SET status=?, attempts=attempts+1, started=?, "
-                           "progress=0 WHERE id=?",
+                           "progress=0, cancel_requested=0 WHERE id=?",
                         "idi", (int64_t)BJ_RUNNING, now, out->id)) != 1 ||
             !exec(s, "COMMIT")) {
             bjob_free(out);
@@ -357,13 +370,28 @@ out:
     return rc;
 }
 
-/* Set a running job's new status with its error; the status or -1. */
+/* Under the lock: whether the user asked to cancel running job id. */
+static bool cancel_asked(store *s, int64_t id)
+{
+    sqlite3_stmt *q = prep(s, "SELECT cancel_requested FROM jobs WHERE id=?", "i", id);
+    bool asked = q && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) != 0;
+    sqlite3_finalize(q);
+    return asked;
+}
+
+/* Set a running job's new status with its error; the status or -1. A job
+ * that would be queued again is cancelled instead when the user asked. */
 static int finish(store *s, int64_t id, bjob_status st, const char *code, const char *msg,
                   double now, double next_run)
 {
     pthread_mutex_lock(&s->mu);
+    if (st == BJ_QUEUED && cancel_asked(s, id)) {   /* it would run again: not wanted */
+        st = BJ_CANCELLED;
+        code = "cancelled";
+        msg = "cancelled by the user";
+    }
     int rc = run(s, prep(s, "UPDATE jobs SET status=?, finished=?, next_run=?, error_code=?, "
-                            "error=? WHERE id=? AND status=?",
+                            "error=?, cancel_requested=0 WHERE id=? AND status=?",
                          "iddssii", (int64_t)st, st == BJ_QUEUED ? 0.0 : now, next_run,
                          code ? code : "", msg ? msg : "", id, (int64_t)BJ_RUNNING));
     pthread_mutex_unlock(&s->mu);
@@ -374,7 +402,7 @@ int store_complete(store *s, int64_t id, const char *result, size_t n, double no
 {
     pthread_mutex_lock(&s->mu);
     int rc = run(s, prep(s, "UPDATE jobs SET status=?, finished=?, result=?, error_code='', "
-                            "error='' WHERE id=? AND status=?",
+                            "error='', cancel_requested=0 WHERE id=? AND status=?",
                          "idbii", (int64_t)BJ_COMPLETED, now, result, n, id, (int64_t)BJ_RUNNING));
     pthread_mutex_unlock(&s->mu);
     return rc == 1 ? BJ_COMPLETED : -1;
@@ -406,6 +434,11 @@ int store_fail(store *s, int64_t id, bool retryable, double delay, const char *c
 
 int store_release(store *s, int64_t id, double next_run)
 {
+    pthread_mutex_lock(&s->mu);
+    bool cancel = cancel_asked(s, id);
+    pthread_mutex_unlock(&s->mu);
+    if (cancel)
+        return store_cancelled(s, id, (double)time(NULL));
     pthread_mutex_lock(&s->mu);
     int rc = run(s, prep(s, "UPDATE jobs SET status=?, attempts=max(attempts-1, 0), "
                             "next_run=max(next_run, ?) WHERE id=? AND status=?",
@@ -517,6 +550,12 @@ int store_cancel(store *s, int64_t id, double now)
                        "error='cancelled by the user' WHERE id=? AND status=?",
                     "idii", (int64_t)BJ_CANCELLED, now, id, (int64_t)BJ_QUEUED)) != 1)
         st = -1;
+    /* a running one: asked durably, so whatever its attempt ends in, it
+     * does not run again (the runner also stops it at once) */
+    if (st == BJ_RUNNING &&
+        run(s, prep(s, "UPDATE jobs SET cancel_requested=1 WHERE id=? AND status=?", "ii", id,
+                    (int64_t)BJ_RUNNING)) != 1)
+        st = -1;
     pthread_mutex_unlock(&s->mu);
     return st;
 }
@@ -566,25 +605,42 @@ int store_prune(store *s, double before, void (*fn)(void *ud, const char *input)
 {
     pthread_mutex_lock(&s->mu);
     int n = -1;
+    char (*names)[BJOB_INPUT_MAX + 1] = NULL;
+    size_t count = 0, cap = 0;
     if (!exec(s, "BEGIN IMMEDIATE"))
         goto out;
     sqlite3_stmt *q = prep(s, "SELECT input FROM jobs WHERE status IN (?, ?) AND finished<?",
                            "iid", (int64_t)BJ_COMPLETED, (int64_t)BJ_CANCELLED, before);
-    while (q && sqlite3_step(q) == SQLITE_ROW) {
-        const unsigned char *t = sqlite3_column_text(q, 0);
-        if (t && fn)
-            fn(ud, (const char *)t);
+    bool ok = q != NULL;
+    while (ok && sqlite3_step(q) == SQLITE_ROW) {
+        if (count == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            void *p = realloc(names, nc * sizeof *names);
+            if (!p) {
+                ok = false;     /* nothing deleted rather than files lost */
+                break;
+            }
+            names = p;
+            cap = nc;
+        }
+        copy_text(names[count++], sizeof names[0], q, 0);
     }
     sqlite3_finalize(q);
-    n = q ? run(s, prep(s, "DELETE FROM jobs WHERE status IN (?, ?) AND finished<?", "iid",
-                        (int64_t)BJ_COMPLETED, (int64_t)BJ_CANCELLED, before))
-          : -1;
+    n = ok ? run(s, prep(s, "DELETE FROM jobs WHERE status IN (?, ?) AND finished<?", "iid",
+                         (int64_t)BJ_COMPLETED, (int64_t)BJ_CANCELLED, before))
+           : -1;
     if (n < 0 || !exec(s, "COMMIT")) {
         exec(s, "ROLLBACK");
         n = -1;
+        goto out;
     }
+    /* the files go once their rows are gone for good */
+    for (size_t i = 0; fn && i < count; i++)
+        if (names[i][0])
+            fn(ud, names[i]);
 out:
     pthread_mutex_unlock(&s->mu);
+    free(names);
     return n;
 }
 

@@ -68,6 +68,7 @@ typedef struct bjob {
     int64_t position;                  /* queued: jobs due before it (store_get) */
     double progress;                   /* running: the share of its file done, 0..1 */
     char idem[129];                    /* the client's idempotency key, "" when none */
+    bool cancel_requested;             /* running: the user asked to cancel it */
 } bjob;
 
 void bjob_free(bjob *j);
@@ -126,8 +127,9 @@ int store_counts(store *s, int64_t counts[BJ_NSTATUS]);
 
 /* User actions. Each returns the job's status before the action,
  * STORE_NOT_FOUND when there is no such job, or -1 on error.
- * store_cancel: a queued job becomes cancelled (a running one is the
- * runner's to stop; its status is returned unchanged). store_retry: a
+ * store_cancel: a queued job becomes cancelled; a running one is marked
+ * (its status is returned unchanged): the runner stops it, and an attempt
+ * that would have queued it again cancels it instead. store_retry: a
  * failed, dead or cancelled job is queued again with its attempts reset.
  * store_delete: removes a job that is not running, with its result; the
  * caller removes its input file (copied into input). */

@@ -546,6 +546,20 @@ void sched_cancel(sched *s, job *j)
     }
 }
 
+bool sched_kill_worker_of(sched *s, job *j)
+{
+    bool killed = false;
+    pthread_mutex_lock(&s->mu);
+    struct model *m = find_model(s, j->model);
+    if (m && j->slot >= 0 && j->slot < MAX_SLOTS && m->inflight[j->slot] == j && m->w) {
+        log_warn("model %s: [%s] did not stop when asked; killing its worker", m->name, j->rid);
+        worker_signal(m->w, SIGKILL);
+        killed = true;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return killed;
+}
+
 static job *find_inflight_locked(struct model *m, uint32_t id, bool remove)
 {
     for (int i = 0; i < MAX_SLOTS; i++) {

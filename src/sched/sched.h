@@ -84,6 +84,10 @@ void   sched_free(sched *s);
 int    sched_submit(sched *s, job *j, char *err, size_t errlen, int *retry_after);
 /* Withdraw a job: dequeued if waiting, cancelled in the worker if running. */
 void   sched_cancel(sched *s, job *j);
+/* For a job a worker is running that did not stop when cancelled (a hung
+ * engine): kill that worker, which fails its jobs (502) and restarts on
+ * the next need. True when there was such a worker. */
+bool   sched_kill_worker_of(sched *s, job *j);
 
 /* Load a model now (waits up to load-timeout for it to be ready), or unload
  * it once idle (waits up to 10 s). 0 on success, else an HTTP status. */

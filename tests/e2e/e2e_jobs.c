@@ -541,6 +541,31 @@ static void t_failing_attempts_are_dead_lettered(void)
     CHECK(accepted((struct resp[]){ submit(&C, g_many, "type", "ocr", NULL) }, id, sizeof id));
     CHECK(wait_status(&C, id, "dead", 60, &v));
     CHECK(v.attempts == 1 && !strcmp(v.error_code, "job_timeout"));
+
+    /* a worker that hangs (stopped) is killed once it ignores the cancel:
+     * it cannot hold the model, and the next job runs */
+    CHECK(accepted((struct resp[]){ submit(&C, g_many, "type", "ocr", NULL) }, id, sizeof id));
+    CHECK(wait_status(&C, id, "running", 60, &v));
+    int pid = 0;
+    for (int i = 0; i < 200 && pid <= 0; i++) {
+        struct resp s = http(&C, "GET", "/v1/status", NULL, 0);
+        arena *a = arena_new(0);
+        pid = (int)num_at(parse(a, &s.body), "models.0.pid");
+        arena_free(a);
+        resp_free(&s);
+        if (pid <= 0)
+            usleep(50000);
+    }
+    CHECK(pid > 0);
+    if (pid > 0)
+        kill(pid, SIGSTOP);
+    CHECK(wait_status(&C, id, "dead", 60, &v));
+    CHECK(!strcmp(v.error_code, "job_timeout"));
+    CHECK(log_holds(C.log, "did not stop when asked; killing its worker", 5));
+    char next[32];
+    CHECK(accepted((struct resp[]){ submit(&C, g_photo, "type", "ocr", NULL) }, next,
+                   sizeof next));
+    CHECK(wait_status(&C, next, "completed", 60, &v));
     CHECK(stop_daemon(&C) == 0);
 }
 

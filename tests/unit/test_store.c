@@ -308,6 +308,41 @@ TEST(prune)
     remove_dir();
 }
 
+/* A cancel asked while a job runs: an outcome that would queue it again
+ * (a retryable failure, a release) cancels it; a completion keeps its
+ * result; the mark does not outlive the attempt. */
+TEST(cancel_requested_while_running)
+{
+    store *s = open_fresh();
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    int64_t a = add(s, "a", 3, 100), b = add(s, "b", 3, 100), c = add(s, "c", 3, 100);
+    bjob j;
+    double next;
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(store_claim(s, 200, &j, &next), 1);
+        bjob_free(&j);
+    }
+    for (int64_t id = a; id <= c; id++)
+        CHECK_EQ_INT(store_cancel(s, id, 201), BJ_RUNNING);
+    CHECK(store_get(s, a, &j) == 1 && j.cancel_requested && j.status == BJ_RUNNING);
+    bjob_free(&j);
+    CHECK_EQ_INT(store_fail(s, a, true, 10, "worker_crashed", "boom", 202), BJ_CANCELLED);
+    CHECK_EQ_INT(store_release(s, b, 0), BJ_CANCELLED);
+    CHECK_EQ_INT(store_complete(s, c, "r", 1, 202), BJ_COMPLETED);
+    CHECK(store_get(s, a, &j) == 1 && !j.cancel_requested && !strcmp(j.error_code, "cancelled"));
+    bjob_free(&j);
+    /* retried, it runs and fails again normally */
+    CHECK_EQ_INT(store_retry(s, a, 300), BJ_CANCELLED);
+    CHECK_EQ_INT(store_claim(s, 301, &j, &next), 1);
+    CHECK(j.id == a && !j.cancel_requested);
+    bjob_free(&j);
+    CHECK_EQ_INT(store_fail(s, a, true, 10, "worker_crashed", "boom", 302), BJ_QUEUED);
+    store_close(s);
+    remove_dir();
+}
+
 /* ---- claims --------------------------------------------------------------- */
 
 TEST(claim)
@@ -1332,6 +1367,7 @@ int main(void)
     RUN(add_refused_when_full);
     RUN(idempotency_key);
     RUN(prune);
+    RUN(cancel_requested_while_running);
     RUN(claim);
     RUN(position);
     RUN(fail_backoff_then_dead);
