@@ -112,3 +112,15 @@ bool api_first_model(const char *kind, char *out, size_t n)
     arena_free(a);
     return found;
 }
+
+const char *api_str(const json *o, const char *key)
+{
+    const json *v = json_get(o, key);
+    return v && v->type == JSON_STRING ? v->str : "";
+}
+
+double api_num(const json *o, const char *key)
+{
+    const json *v = json_get(o, key);
+    return v && v->type == JSON_NUMBER ? v->number : 0;
+}

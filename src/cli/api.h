@@ -15,6 +15,11 @@
 #include "core/buf.h"
 #include "core/json.h"
 
+/* A string member of an answer ("" when absent or not a string), and a
+ * number (0 likewise). */
+const char *api_str(const json *o, const char *key);
+double api_num(const json *o, const char *key);
+
 /* The daemon's base URL, without a trailing slash. */
 void api_set_url(const char *url);
 const char *api_url(void);

@@ -55,17 +55,6 @@ static void usage(FILE *f)
             "IDs are job_N or N.\n");
 }
 
-static const char *jstr(const json *o, const char *k)
-{
-    const json *v = json_get(o, k);
-    return v && v->type == JSON_STRING ? v->str : "";
-}
-
-static double jnum(const json *o, const char *k)
-{
-    const json *v = json_get(o, k);
-    return v && v->type == JSON_NUMBER ? v->number : 0;
-}
 
 static bool has_flag(int argc, char **argv, const char *flag)
 {
@@ -110,15 +99,15 @@ static void print_row(const json *j)
 {
     const json *e = json_get(j, "error");
     char when[32] = "";
-    time_t t = (time_t)jnum(j, "created_at");
+    time_t t = (time_t)api_num(j, "created_at");
     struct tm tm;
     if (t && localtime_r(&t, &tm))
         strftime(when, sizeof when, "%m-%d %H:%M", &tm);
-    printf("%-10s %-10s %-13s %-16.16s %d/%-4d %-11s %s", jstr(j, "id"), jstr(j, "status"),
-           jstr(j, "type"), jstr(j, "model"), (int)jnum(j, "attempts"),
-           (int)jnum(j, "max_attempts"), when, jstr(json_get(j, "file"), "name"));
+    printf("%-10s %-10s %-13s %-16.16s %d/%-4d %-11s %s", api_str(j, "id"), api_str(j, "status"),
+           api_str(j, "type"), api_str(j, "model"), (int)api_num(j, "attempts"),
+           (int)api_num(j, "max_attempts"), when, api_str(json_get(j, "file"), "name"));
     if (e && e->type == JSON_OBJECT)
-        printf("  [%s: %s]", jstr(e, "code"), jstr(e, "message"));
+        printf("  [%s: %s]", api_str(e, "code"), api_str(e, "message"));
     putchar('\n');
 }
 
@@ -345,11 +334,11 @@ static int cmd_add(int argc, char **argv)
         const json *j = NULL;
         if (api_upload("/v1/jobs", files[f], fields, &out))
             j = json_parse(a, out.data ? out.data : "", out.len, e, sizeof e);
-        if (j && *jstr(j, "id")) {
-            printf("%s\t%s\t%s\n", jstr(j, "id"), jstr(j, "status"), files[f]);
+        if (j && *api_str(j, "id")) {
+            printf("%s\t%s\t%s\n", api_str(j, "id"), api_str(j, "status"), files[f]);
             id_file[nids] = files[f];
             id_ocr[nids] = ocr;
-            snprintf(ids[nids++], sizeof ids[0], "%s", jstr(j, "id"));
+            snprintf(ids[nids++], sizeof ids[0], "%s", api_str(j, "id"));
         } else {
             fprintf(stderr, "hearth jobs add: %s was not queued\n", files[f]);
             failures++;
@@ -369,7 +358,7 @@ static int cmd_add(int argc, char **argv)
         arena *a = arena_new(0);
         char path[96];
         const json *j = job_path(ids[i], "", path, sizeof path) ? api(path, NULL, a) : NULL;
-        if (j && !strcmp(jstr(j, "status"), "completed") &&
+        if (j && !strcmp(api_str(j, "status"), "completed") &&
             !save_result(ids[i], id_file[i], id_ocr[i], fmt))
             failures++;
         arena_free(a);
@@ -420,8 +409,8 @@ static int cmd_ls(int argc, char **argv)
         print_row(j);
     const json *c = json_get(l, "counts");
     printf("\n%d queued, %d running, %d completed, %d failed, %d dead, %d cancelled%s\n",
-           (int)jnum(c, "queued"), (int)jnum(c, "running"), (int)jnum(c, "completed"),
-           (int)jnum(c, "failed"), (int)jnum(c, "dead"), (int)jnum(c, "cancelled"),
+           (int)api_num(c, "queued"), (int)api_num(c, "running"), (int)api_num(c, "completed"),
+           (int)api_num(c, "failed"), (int)api_num(c, "dead"), (int)api_num(c, "cancelled"),
            json_get(l, "has_more") && json_get(l, "has_more")->boolean ? " (more: --limit)" : "");
     arena_free(a);
     return 0;
@@ -480,8 +469,8 @@ static int jobs_wait(int argc, char **argv)
                 arena_free(a);
                 return 1;
             }
-            running = (int)jnum(c, "running");
-            queued = (int)jnum(c, "queued");
+            running = (int)api_num(c, "running");
+            queued = (int)api_num(c, "queued");
             if (total0 < running + queued)
                 total0 = running + queued;
             total = total0;
@@ -493,10 +482,10 @@ static int jobs_wait(int argc, char **argv)
                 arena_free(a);
                 return 1;
             }
-            const char *st = jstr(j, "status");
+            const char *st = api_str(j, "status");
             if (!strcmp(st, "running")) {
                 running++;
-                partial += jnum(j, "progress");
+                partial += api_num(j, "progress");
             }
             else if (!strcmp(st, "queued"))
                 queued++;
@@ -523,7 +512,7 @@ static int jobs_wait(int argc, char **argv)
     arena *a = arena_new(0);
     for (int i = 0; i < n; i++) {
         const json *j = api(paths[i], NULL, a);
-        if (j && strcmp(jstr(j, "status"), "completed")) {
+        if (j && strcmp(api_str(j, "status"), "completed")) {
             print_row(j);
             bad++;
         }
@@ -559,7 +548,7 @@ static int one_job(int argc, char **argv, const char *method, const char *suffix
     arena *a = arena_new(0);
     const json *j = api_call(method, path, method && !strcmp(method, "DELETE") ? NULL : "{}", a);
     if (j && !strcmp(argv[0], "rm"))
-        printf("%s deleted\n", jstr(j, "id"));
+        printf("%s deleted\n", api_str(j, "id"));
     else if (j)
         print_row(j);
     arena_free(a);

@@ -61,17 +61,6 @@ static int wants_help(int argc, char **argv)
     return 0;
 }
 
-static const char *jstr(const json *o, const char *k)
-{
-    const json *v = json_get(o, k);
-    return v && v->type == JSON_STRING ? v->str : "";
-}
-
-static double jnum(const json *o, const char *k)
-{
-    const json *v = json_get(o, k);
-    return v && v->type == JSON_NUMBER ? v->number : 0;
-}
 
 static int cmd_health(int argc, char **argv)
 {
@@ -106,7 +95,7 @@ static int cmd_models(int argc, char **argv)
     if (data && data->type == JSON_ARRAY) {
         printf("%-32s %-14s %s\n", "MODEL", "KIND", "STATE");
         for (const json *m = data->child; m; m = m->next)
-            printf("%-32s %-14s %s\n", jstr(m, "id"), jstr(m, "kind"), jstr(m, "state"));
+            printf("%-32s %-14s %s\n", api_str(m, "id"), api_str(m, "kind"), api_str(m, "state"));
         rc = 0;
     }
     arena_free(a);
@@ -131,17 +120,17 @@ static int cmd_ps(int argc, char **argv)
            "MEM EST", "MEM NOW", "UPTIME", "RESTARTS", "LAST ERROR");
     for (const json *m = models->child; m; m = m->next) {
         char slots[16];
-        snprintf(slots, sizeof slots, "%d/%d", (int)jnum(m, "slots_busy"), (int)jnum(m, "slots_total"));
-        printf("%-24s %-9s %-7s %-6d %-10.1f %-10.1f %-9.0f %-8d %s\n", jstr(m, "name"),
-               jstr(m, "state"), slots, (int)jnum(m, "queued"),
-               jnum(m, "memory_estimated_bytes") / 1048576.0,
-               jnum(m, "memory_measured_bytes") / 1048576.0, jnum(m, "uptime_s"),
-               (int)jnum(m, "restarts"), jstr(m, "last_error"));
+        snprintf(slots, sizeof slots, "%d/%d", (int)api_num(m, "slots_busy"), (int)api_num(m, "slots_total"));
+        printf("%-24s %-9s %-7s %-6d %-10.1f %-10.1f %-9.0f %-8d %s\n", api_str(m, "name"),
+               api_str(m, "state"), slots, (int)api_num(m, "queued"),
+               api_num(m, "memory_estimated_bytes") / 1048576.0,
+               api_num(m, "memory_measured_bytes") / 1048576.0, api_num(m, "uptime_s"),
+               (int)api_num(m, "restarts"), api_str(m, "last_error"));
     }
     printf("memory (MiB): budget %.0f, reserved %.1f, workers now %.1f, peak %.1f\n",
-           jnum(mem, "budget_bytes") / 1048576.0, jnum(mem, "reserved_bytes") / 1048576.0,
-           jnum(mem, "workers_rss_bytes") / 1048576.0,
-           jnum(mem, "workers_rss_peak_bytes") / 1048576.0);
+           api_num(mem, "budget_bytes") / 1048576.0, api_num(mem, "reserved_bytes") / 1048576.0,
+           api_num(mem, "workers_rss_bytes") / 1048576.0,
+           api_num(mem, "workers_rss_peak_bytes") / 1048576.0);
     rc = 0;
 out:
     arena_free(a);
@@ -324,7 +313,7 @@ static int cmd_ocr(int argc, char **argv)
         arena *a = arena_new(0);
         char err[64];
         const json *j = json_parse(a, out.data, out.len, err, sizeof err);
-        fputs(jstr(j, "text"), stdout);
+        fputs(api_str(j, "text"), stdout);
         arena_free(a);
     }
     rc = 0;

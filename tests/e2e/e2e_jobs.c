@@ -127,6 +127,19 @@ static bool wait_status(struct daemon *d, const char *id, const char *want, doub
     return false;
 }
 
+/* The pid of the first model's worker once it is ready (0 when not). */
+static int worker_pid(struct daemon *d)
+{
+    struct resp s = http(d, "GET", "/v1/status", NULL, 0);
+    arena *a = arena_new(0);
+    const json *sj = parse(a, &s.body);
+    int pid = str_at(sj, "models.0.state") && !strcmp(str_at(sj, "models.0.state"), "ready")
+                  ? (int)num_at(sj, "models.0.pid") : 0;
+    arena_free(a);
+    resp_free(&s);
+    return pid;
+}
+
 static size_t files_in(const char *dir)
 {
     size_t n = 0;
@@ -504,15 +517,8 @@ static void t_failing_attempts_are_dead_lettered(void)
         /* wait for this attempt to be running in a worker, then kill it */
         int pid = 0;
         for (int i = 0; i < 1200 && pid <= 0; i++) {
-            if (job_get(&C, id, &v) && !strcmp(v.status, "running") && v.attempts == attempt) {
-                struct resp s = http(&C, "GET", "/v1/status", NULL, 0);
-                arena *a = arena_new(0);
-                const json *sj = parse(a, &s.body);
-                if (str_at(sj, "models.0.state") && !strcmp(str_at(sj, "models.0.state"), "ready"))
-                    pid = (int)num_at(sj, "models.0.pid");
-                arena_free(a);
-                resp_free(&s);
-            }
+            if (job_get(&C, id, &v) && !strcmp(v.status, "running") && v.attempts == attempt)
+                pid = worker_pid(&C);
             if (pid <= 0)
                 usleep(50000);
         }
@@ -549,15 +555,8 @@ static void t_failing_attempts_are_dead_lettered(void)
     CHECK(accepted((struct resp[]){ submit(&C, g_many, "type", "ocr", NULL) }, id, sizeof id));
     CHECK(wait_status(&C, id, "running", 60, &v));
     int pid = 0;
-    for (int i = 0; i < 200 && pid <= 0; i++) {
-        struct resp s = http(&C, "GET", "/v1/status", NULL, 0);
-        arena *a = arena_new(0);
-        pid = (int)num_at(parse(a, &s.body), "models.0.pid");
-        arena_free(a);
-        resp_free(&s);
-        if (pid <= 0)
-            usleep(50000);
-    }
+    for (int i = 0; i < 200 && (pid = worker_pid(&C)) <= 0; i++)
+        usleep(50000);
     CHECK(pid > 0);
     if (pid > 0)
         kill(pid, SIGSTOP);
