@@ -156,6 +156,8 @@ int http_jobs_list(http_req *r);
 int http_job_get(http_req *r, const char *rest);
 int http_job_action(http_req *r, const char *rest);
 int http_job_delete(http_req *r, const char *rest);
+/* The configured model called name, into *mi: false when there is none. */
+bool http_model_find(http_req *r, const char *name, model_info *mi);
 /* The data dir as hearthd started (a reload's applies at the next start). */
 const char *http_data_dir(const http_req *r);
 /* Batch jobs per status: a JSON object (null without a queue), or the

@@ -127,20 +127,17 @@ static int reply_job(http_req *r, unsigned status, store *st, int64_t id)
 static int check_model(http_req *r, const char *model, model_kind want, int *ret)
 {
     model_info mi;
-    for (size_t i = 0, n = sched_model_count(r->sched); i < n; i++) {
-        if (sched_model_info(r->sched, i, &mi) < 0 || strcmp(mi.name, model))
-            continue;
-        if (mi.kind == want)
-            return 0;
-        char msg[200];
-        snprintf(msg, sizeof msg, "model '%s' serves %s, not %s", model,
-                 model_kind_name(mi.kind), model_kind_name(want));
-        *ret = http_reply_error(r, 400, NULL, "model", "wrong_model_kind", msg, 0);
+    char msg[200];
+    if (!http_model_find(r, model, &mi)) {
+        snprintf(msg, sizeof msg, "The model '%s' does not exist", model);
+        *ret = http_reply_error(r, 404, NULL, "model", "model_not_found", msg, 0);
         return -1;
     }
-    char msg[160];
-    snprintf(msg, sizeof msg, "The model '%s' does not exist", model);
-    *ret = http_reply_error(r, 404, NULL, "model", "model_not_found", msg, 0);
+    if (mi.kind == want)
+        return 0;
+    snprintf(msg, sizeof msg, "model '%s' serves %s, not %s", model, model_kind_name(mi.kind),
+             model_kind_name(want));
+    *ret = http_reply_error(r, 400, NULL, "model", "wrong_model_kind", msg, 0);
     return -1;
 }
 
@@ -217,19 +214,6 @@ static int submit(http_req *r)
         goto out;
 
     store *st = runner_store(q);
-    int64_t counts[BJ_NSTATUS];
-    if (store_counts(st, counts) < 0) {
-        ret = http_reply_error(r, 500, NULL, NULL, "job_store_failed",
-                               "the job store cannot be read", 0);
-        goto out;
-    }
-    if (counts[BJ_QUEUED] + counts[BJ_RUNNING] >= r->cfg->max_jobs) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "%lld batch jobs are waiting or running (max-jobs); try again "
-                 "once some are done", (long long)(counts[BJ_QUEUED] + counts[BJ_RUNNING]));
-        ret = http_reply_error(r, 429, NULL, NULL, "too_many_jobs", msg, 30);
-        goto out;
-    }
     struct statvfs vfs;
     if (statvfs(runner_dir(q), &vfs) == 0 &&
         (unsigned long long)vfs.f_bavail * vfs.f_frsize < DISK_RESERVE) {
@@ -272,11 +256,12 @@ static int submit(http_req *r)
                                          "the job store cannot be read", 0);
         goto out;
     }
-    if (id == STORE_FULL) {     /* others came in since the count above */
+    if (id == STORE_FULL) {     /* counted in the same transaction that adds */
         unlink(dest);
-        ret = http_reply_error(r, 429, NULL, NULL, "too_many_jobs",
-                               "max-jobs batch jobs are waiting or running; try again once some "
-                               "are done", 30);
+        char msg[160];
+        snprintf(msg, sizeof msg, "%d batch jobs are waiting or running (max-jobs); try again "
+                 "once some are done", r->cfg->max_jobs);
+        ret = http_reply_error(r, 429, NULL, NULL, "too_many_jobs", msg, 30);
         goto out;
     }
     if (id < 0) {

@@ -74,8 +74,7 @@ static int not_found(http_req *r, const char *name)
     return http_reply_error(r, 404, NULL, "model", "model_not_found", msg, 0);
 }
 
-/* The model called name, into *mi: false when there is none */
-static bool find_info(http_req *r, const char *name, model_info *mi)
+bool http_model_find(http_req *r, const char *name, model_info *mi)
 {
     size_t n = sched_model_count(r->sched);
     for (size_t i = 0; i < n; i++)
@@ -98,7 +97,7 @@ int http_model_get(http_req *r, const char *name)
     if (slash && (!strcmp(slash + 1, "load") || !strcmp(slash + 1, "unload")))
         return method_not_allowed(r, "POST");
     model_info mi;
-    if (!find_info(r, name, &mi))
+    if (!http_model_find(r, name, &mi))
         return not_found(r, name);
     buf b = buf_make(0);
     model_object(&b, &mi);
@@ -111,7 +110,7 @@ int http_model_action(http_req *r, const char *rest)
     const char *slash = strrchr(rest, '/');
     char name[MODEL_NAME_MAX + 2];
     model_info mi;
-    if (!slash && find_info(r, rest, &mi))      /* /v1/models/{name} takes GET */
+    if (!slash && http_model_find(r, rest, &mi))      /* /v1/models/{name} takes GET */
         return method_not_allowed(r, "GET");
     if (!slash || slash == rest || (size_t)(slash - rest) > MODEL_NAME_MAX)
         return http_reply_error(r, 404, NULL, NULL, "unknown_url", "Unknown request URL", 0);

@@ -513,15 +513,11 @@ void runner_wake(runner *r)
     pthread_mutex_unlock(&r->mu);
 }
 
-bool runner_cancel(runner *r, int64_t id)
+void runner_cancel(runner *r, int64_t id)
 {
-    bool found = false;
     pthread_mutex_lock(&r->mu);
     for (int i = 0; i < r->nslots; i++)
-        if (r->slots[i].id == id) {
+        if (r->slots[i].id == id)
             r->slots[i].cancel = true;
-            found = true;
-        }
     pthread_mutex_unlock(&r->mu);
-    return found;
 }

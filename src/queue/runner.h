@@ -52,8 +52,8 @@ store  *runner_store(runner *r);
 const char *runner_dir(const runner *r);
 /* A job was added or retried: look again now. */
 void    runner_wake(runner *r);
-/* Stop job id if one of the threads is running it: it becomes cancelled.
- * True when it was running here. */
-bool    runner_cancel(runner *r, int64_t id);
+/* Stop job id now if one of the threads is running it (after store_cancel
+ * marked it, which covers a job claimed but not yet started). */
+void    runner_cancel(runner *r, int64_t id);
 
 #endif

@@ -26,12 +26,15 @@
 static struct daemon J;
 static char g_many[600], g_photo[600], g_whisper[700];
 
-/* POST /v1/jobs with a file and fields (name, value, ..., NULL). */
-static struct resp submit(struct daemon *d, const char *file, ...)
+/* POST multipart/form-data to path: the file as part "file" (none when
+ * NULL), one more header line (none when NULL), and the fields
+ * (name, value, ..., NULL). */
+static struct resp vform_post(struct daemon *d, const char *path, const char *header,
+                              const char *file, va_list ap)
 {
     struct resp r = { 0, buf_make(0), buf_make(0) };
     char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs", d->port);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", d->port, path);
     CURL *c = curl_easy_init();
     curl_mime *mime = curl_mime_init(c);
     curl_mimepart *part;
@@ -40,25 +43,48 @@ static struct resp submit(struct daemon *d, const char *file, ...)
         curl_mime_name(part, "file");
         curl_mime_filedata(part, file);
     }
-    va_list ap;
-    va_start(ap, file);
     for (const char *k; (k = va_arg(ap, const char *));) {
         const char *v = va_arg(ap, const char *);
         part = curl_mime_addpart(mime);
         curl_mime_name(part, k);
         curl_mime_data(part, v, CURL_ZERO_TERMINATED);
     }
-    va_end(ap);
+    struct curl_slist *h = header ? curl_slist_append(NULL, header) : NULL;
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+    if (h)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.headers);
     if (curl_easy_perform(c) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(h);
     curl_mime_free(mime);
     curl_easy_cleanup(c);
+    return r;
+}
+
+static struct resp form_post(struct daemon *d, const char *path, const char *header,
+                             const char *file, ...)
+{
+    va_list ap;
+    va_start(ap, file);
+    struct resp r = vform_post(d, path, header, file, ap);
+    va_end(ap);
+    return r;
+}
+
+/* POST /v1/jobs with a file and fields (name, value, ..., NULL). */
+static struct resp submit(struct daemon *d, const char *file, ...)
+{
+    va_list ap;
+    va_start(ap, file);
+    struct resp r = vform_post(d, "/v1/jobs", NULL, file, ap);
+    va_end(ap);
     return r;
 }
 
@@ -174,24 +200,7 @@ static void t_ocr_job_matches_direct(void)
     struct resp res = http(&J, "GET", p, NULL, 0);
     CHECK(res.status == 200);
     /* the same text as the synchronous endpoint's */
-    struct resp direct = { 0, buf_make(0), buf_make(0) };
-    {
-        char url[256];
-        snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/ocr", J.port);
-        CURL *c = curl_easy_init();
-        curl_mime *mime = curl_mime_init(c);
-        curl_mimepart *part = curl_mime_addpart(mime);
-        curl_mime_name(part, "file");
-        curl_mime_filedata(part, g_photo);
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &direct.body);
-        if (curl_easy_perform(c) == CURLE_OK)
-            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &direct.status);
-        curl_mime_free(mime);
-        curl_easy_cleanup(c);
-    }
+    struct resp direct = form_post(&J, "/v1/ocr", NULL, g_photo, NULL);
     char *a = field_of(&res.body, "text"), *b = field_of(&direct.body, "text");
     CHECK(direct.status == 200 && a && b && strlen(a) > 100 && !strcmp(a, b));
     CHECK(a && strstr(a, "quick brown dog"));
@@ -240,47 +249,25 @@ static void t_transcription_job_renders_format(void)
     resp_free(&res);
 }
 
-/* POST with the given header (e.g. an Idempotency-Key). */
-static struct resp submit_with(struct daemon *d, const char *header, const char *file)
+/* An OCR job of the photo sent with this header line. */
+static struct resp keyed(const char *header)
 {
-    struct resp r = { 0, buf_make(0), buf_make(0) };
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs", d->port);
-    CURL *c = curl_easy_init();
-    curl_mime *mime = curl_mime_init(c);
-    curl_mimepart *part = curl_mime_addpart(mime);
-    curl_mime_name(part, "file");
-    curl_mime_filedata(part, file);
-    part = curl_mime_addpart(mime);
-    curl_mime_name(part, "type");
-    curl_mime_data(part, "ocr", CURL_ZERO_TERMINATED);
-    struct curl_slist *h = curl_slist_append(NULL, header);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(h);
-    curl_mime_free(mime);
-    curl_easy_cleanup(c);
-    return r;
+    return form_post(&J, "/v1/jobs", header, g_photo, "type", "ocr", NULL);
 }
 
 /* The same Idempotency-Key twice: one job. */
 static void t_idempotency_key(void)
 {
-    struct resp a = submit_with(&J, "Idempotency-Key: scan-2026-11-26-0001", g_photo);
-    struct resp b = submit_with(&J, "Idempotency-Key: scan-2026-11-26-0001", g_photo);
-    struct resp c = submit_with(&J, "Idempotency-Key: scan-2026-11-26-0002", g_photo);
+    struct resp a = keyed("Idempotency-Key: scan-2026-11-26-0001");
+    struct resp b = keyed("Idempotency-Key: scan-2026-11-26-0001");
+    struct resp c = keyed("Idempotency-Key: scan-2026-11-26-0002");
     char *ia = field_of(&a.body, "id"), *ib = field_of(&b.body, "id"), *ic = field_of(&c.body, "id");
     CHECK(a.status == 202 && b.status == 200 && c.status == 202);
     CHECK(ia && ib && ic && !strcmp(ia, ib) && strcmp(ia, ic));
     struct job_view v;
     CHECK(ia && wait_status(&J, ia, "completed", 60, &v));
     CHECK(ic && wait_status(&J, ic, "completed", 60, &v));
-    struct resp d = submit_with(&J, "Idempotency-Key: has space", g_photo);
+    struct resp d = keyed("Idempotency-Key: has space");
     CHECK(answer_is_error(&d, 400, "invalid_value"));
     free(ia);
     free(ib);
@@ -563,34 +550,9 @@ static void t_failing_attempts_are_dead_lettered(void)
     CHECK(wait_status(&C, id, "dead", 60, &v));
     CHECK(!strcmp(v.error_code, "job_timeout"));
     CHECK(log_holds(C.log, "did not stop when asked; killing its worker", 5));
-    size_t n = 0;
-    char *png = NULL;
-    FILE *f = fopen(g_photo, "rb");
-    if (f) {
-        buf b = buf_make(0);
-        char tmp[65536];
-        size_t k;
-        while ((k = fread(tmp, 1, sizeof tmp, f)) > 0)
-            buf_append(&b, tmp, k);
-        fclose(f);
-        png = buf_detach(&b, &n);
-    }
-    buf body = buf_make(0);
-    buf_puts(&body, "{\"file\":\"");
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; png && i < n; i += 3) {
-        unsigned v = (unsigned char)png[i] << 16 | (i + 1 < n ? (unsigned char)png[i + 1] << 8 : 0) |
-                     (i + 2 < n ? (unsigned char)png[i + 2] : 0);
-        char q[4] = { b64[v >> 18 & 63], b64[v >> 12 & 63], i + 1 < n ? b64[v >> 6 & 63] : '=',
-                      i + 2 < n ? b64[v & 63] : '=' };
-        buf_append(&body, q, 4);
-    }
-    buf_puts(&body, "\"}");
-    struct resp direct = post(&C, "/v1/ocr", body.data ? body.data : "{}");
+    struct resp direct = form_post(&C, "/v1/ocr", NULL, g_photo, NULL);
     CHECK(direct.status == 200 && direct.body.data && strstr(direct.body.data, "quick brown"));
     resp_free(&direct);
-    buf_free(&body);
-    free(png);
     CHECK(stop_daemon(&C) == 0);
 }
 
