@@ -40,15 +40,18 @@ OCR_LIBS   := $(shell pkg-config --libs tesseract lept poppler-glib cairo 2>/dev
 CFLAGS = $(CFLAGS_BASE) $(SAN) $(LLAMA_CFLAGS) $(MHD_CFLAGS) $(CURL_CFLAGS) $(OCR_CFLAGS)
 LDFLAGS_ALL = $(SAN) -pthread -lm
 
-CORE_SRC   = $(wildcard src/core/*.c)
+# core/sql.c is for hearthd's stores alone: the workers and the CLI do not link SQLite
+SQL_SRC    = src/core/sql.c
+CORE_SRC   = $(filter-out $(SQL_SRC),$(wildcard src/core/*.c))
 HTTP_SRC   = $(wildcard src/http/*.c)
 SCHED_SRC  = $(wildcard src/sched/*.c)
 QUEUE_SRC  = $(wildcard src/queue/*.c)
+INDEX_SRC  = $(wildcard src/index/*.c)
 SUPER_SRC  = src/worker/supervisor.c src/worker/wire.c
 ENGINE_SRC = $(wildcard src/engine/*.c)
 CLI_SRC    = $(wildcard src/cli/*.c)
 
-DAEMON_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,src/main.c $(CORE_SRC) $(HTTP_SRC) $(SCHED_SRC) $(QUEUE_SRC) $(SUPER_SRC))
+DAEMON_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,src/main.c $(CORE_SRC) $(SQL_SRC) $(HTTP_SRC) $(SCHED_SRC) $(QUEUE_SRC) $(INDEX_SRC) $(SUPER_SRC))
 WORKER_COMMON = $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/wire.c $(CORE_SRC))
 WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main.o $(WORKER_COMMON) \
              $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/accel.c src/engine/llm.c src/engine/embed.c src/engine/prompt.c \
@@ -168,7 +171,7 @@ $(BUILD)/tests/test_pace: tests/unit/test_pace.c $(patsubst %.c,$(BUILD)/obj/%.o
 	    $(KERNEL_EXPORTS) $(GGML_LIBS) -ldl
 
 # the batch jobs' store, on a real SQLite file
-$(BUILD)/tests/test_store: tests/unit/test_store.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/queue/store.c)
+$(BUILD)/tests/test_store: tests/unit/test_store.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) $(SQL_SRC) src/queue/store.c)
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) -lsqlite3

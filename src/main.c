@@ -22,6 +22,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "http/http.h"
+#include "index/indexer.h"
 #include "queue/runner.h"
 #include "sched/sched.h"
 #include "worker/supervisor.h"
@@ -89,7 +90,7 @@ struct configs {
 };
 
 static void reload(struct configs *cs, int argc, char **argv, http_server *h, sched *s,
-                   runner *jobs)
+                   runner *jobs, indexer *index)
 {
     if (cs->n == (int)(sizeof cs->v / sizeof *cs->v)) {
         log_error("SIGHUP: too many reloads in this run; restart hearthd");
@@ -110,6 +111,7 @@ static void reload(struct configs *cs, int argc, char **argv, http_server *h, sc
     cs->v[cs->n++] = c;
     sched_reload(s, c);
     runner_set_config(jobs, c);
+    indexer_set_config(index, c);
     http_set_config(h, c);
     log_info("SIGHUP: configuration reloaded (%zu model(s))", c->nmodels);
 }
@@ -209,9 +211,15 @@ int main(int argc, char **argv)
     runner *jobs = runner_start(&cfg, s, jerr, sizeof jerr);
     if (!jobs)
         log_error("batch jobs are not available: %s", jerr);
-    http_server *h = http_start(&cfg, s, jobs, jerr, err, sizeof err);
+    char ierr[300] = "";
+    indexer *index = indexer_start(&cfg, s, ierr, sizeof ierr);
+    if (!index)
+        log_error("the search index is not available: %s", ierr);
+    http_services svc = { jobs, jerr, index, ierr };
+    http_server *h = http_start(&cfg, s, &svc, err, sizeof err);
     if (!h) {
         fprintf(stderr, "hearthd: %s\n", err);
+        indexer_free(index);
         runner_free(jobs);
         sched_shutdown(s, 0);
         sched_free(s);
@@ -236,7 +244,7 @@ int main(int argc, char **argv)
         if (sigwait(&sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            reload(&cfgs, argc, argv, h, s, jobs);
+            reload(&cfgs, argc, argv, h, s, jobs, index);
             continue;
         }
         log_info("received %s: draining", strsignal(sig));
@@ -249,9 +257,11 @@ int main(int argc, char **argv)
         log_warn("%d request(s) still running after %d s; stopping them", http_active(h),
                  DRAIN_SECONDS);
     runner_stop(jobs);          /* running batch jobs go back to the queue */
+    indexer_stop(index);        /* a file being indexed is indexed again at the next start */
     sched_shutdown(s, 3000);
     http_stop(h);
     runner_free(jobs);
+    indexer_free(index);
     sched_free(s);
     unlink(addrfile);
     for (int i = cfgs.n - 1; i >= 1; i--) {

@@ -84,6 +84,8 @@ void config_defaults(config *c)
     c->max_jobs = 10000;
     c->job_timeout = 7200;
     c->job_retention = 30;
+    c->index_scan_interval = 60;
+    c->index_max_file = 16u << 20;
 }
 
 void config_free(config *c)
@@ -96,6 +98,8 @@ void config_free(config *c)
     free(c->blas);
     free(c->kernels);
     free(c->tessdata);
+    free(c->index_embed_model);
+    free(c->index_asr_model);
     for (size_t i = 0; i < c->nmodels; i++)
         free(c->models[i].path);
     for (size_t i = 0; i < c->napi_keys; i++) {
@@ -343,6 +347,22 @@ int config_set(config *c, const char *key, const char *v, char *err, size_t el)
     } else if (strcmp(key, "job-retention") == 0) {
         if (parse_int(v, 0, 36500, &c->job_retention) < 0)
             goto bad_int;
+    } else if (strcmp(key, "index-scan-interval") == 0) {
+        if (parse_int(v, 1, 86400, &c->index_scan_interval) < 0)
+            goto bad_int;
+    } else if (strcmp(key, "index-embed-model") == 0 || strcmp(key, "index-asr-model") == 0) {
+        char **dst = key[6] == 'e' ? &c->index_embed_model : &c->index_asr_model;
+        if (strcmp(v, "none") && !config_valid_model_name(v)) {
+            snprintf(err, el, "%s: '%s' is not a model name", key, v);
+            return -1;
+        }
+        free(*dst);
+        *dst = strcmp(v, "none") ? xstrdup(v) : NULL;
+    } else if (strcmp(key, "index-max-file") == 0) {
+        if (config_parse_size(v, &c->index_max_file) < 0 || c->index_max_file == 0) {
+            snprintf(err, el, "index-max-file: '%s' is not a size", v);
+            return -1;
+        }
     } else if (strcmp(key, "max-jobs") == 0) {
         if (parse_int(v, 1, 10000000, &c->max_jobs) < 0)
             goto bad_int;
@@ -544,6 +564,13 @@ void config_print_help(const char *prog)
            "                         failed and dead ones stay until retried or deleted\n"
            "  --max-jobs N           batch jobs that may wait or run before 429 (default\n"
            "                         10000)\n"
+           "  --index-embed-model M  the embedding model that gives the search index its\n"
+           "                         vectors (hybrid search); without it BM25 alone\n"
+           "  --index-asr-model M    the transcription model for voice notes in watched\n"
+           "                         folders (default: the first one configured)\n"
+           "  --index-scan-interval S  seconds between walks of the watched folders\n"
+           "                         (default 60)\n"
+           "  --index-max-file SIZE  larger text files are not indexed (default 16M)\n"
            "  --log-level LEVEL      debug|info|warn|error (default info)\n"
            "  --help                 show this help\n"
            "  --version              show the version\n",

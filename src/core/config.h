@@ -63,6 +63,11 @@ typedef struct config {
     int   max_jobs;           /* queued + running jobs before 429 */
     int   job_timeout;        /* seconds an attempt may run; 0 = no limit */
     int   job_retention;      /* days finished jobs are kept; 0 = forever */
+    /* the retrieval index (index/indexer.h) */
+    char *index_embed_model;  /* embedding model for the index's vectors; NULL = BM25 only */
+    char *index_asr_model;    /* transcription model for voice notes; NULL = the first */
+    int   index_scan_interval;/* seconds between walks of the watched folders */
+    uint64_t index_max_file;  /* text files larger are not indexed, bytes */
 } config;
 
 void config_defaults(config *c);

@@ -26,11 +26,19 @@ struct MHD_Connection;
 struct MHD_Response;
 typedef struct http_server http_server;
 
-/* jobs: the batch queue (kept by the caller), or NULL with the reason in
- * jobs_err, which the jobs endpoints then answer with. */
+/* What hearthd runs beside the models (kept by the caller): the batch
+ * queue and the retrieval index, each NULL with the reason its endpoints
+ * then answer 503 with. */
 struct runner;
-http_server *http_start(const config *cfg, sched *s, struct runner *jobs, const char *jobs_err,
-                        char *err, size_t errlen);
+struct indexer;
+typedef struct http_services {
+    struct runner *jobs;
+    const char *jobs_err;
+    struct indexer *index;
+    const char *index_err;
+} http_services;
+http_server *http_start(const config *cfg, sched *s, const http_services *svc, char *err,
+                        size_t errlen);
 /* The port actually bound (useful with port 0). */
 int  http_port(const http_server *h);
 /* Stop accepting; new requests get 503 while in-flight ones finish. */
@@ -165,5 +173,18 @@ const char *http_data_dir(const http_req *r);
 void http_jobs_counts(http_req *r, buf *b, bool prometheus);
 /* The batch queue, or NULL with *why the message for a 503. */
 struct runner *http_jobs(http_req *r, const char **why);
+/* The retrieval index, likewise. */
+struct indexer *http_index(http_req *r, const char **why);
+
+/* the retrieval index (index.c) */
+int http_index_status(http_req *r);
+int http_index_folders(http_req *r);        /* POST add, DELETE ?path= remove */
+int http_index_rescan(http_req *r);
+int http_index_documents(http_req *r);
+int http_search(http_req *r);
+int http_ask(http_req *r);
+/* Documents per state and chunks: a JSON object (null without an index),
+ * or hearth_index_* gauges in Prometheus' text format. */
+void http_index_counts(http_req *r, buf *b, bool prometheus);
 
 #endif

@@ -173,6 +173,8 @@ int http_status(http_req *r)
     each_model(r, &b, status_object);
     buf_puts(&b, "],\"jobs\":");
     http_jobs_counts(r, &b, false);
+    buf_puts(&b, ",\"index\":");
+    http_index_counts(r, &b, false);
     buf_putc(&b, '}');
     return http_reply_json(r, 200, &b);
 }
@@ -239,6 +241,7 @@ int http_metrics(http_req *r)
                 v_failures);
     free(mi);
     http_jobs_counts(r, &b, true);
+    http_index_counts(r, &b, true);
     metrics_render(&b);
     return http_reply_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 }

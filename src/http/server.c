@@ -25,6 +25,7 @@
 #include "http/auth.h"
 #include "http/metrics.h"
 #include "http/upload.h"
+#include "index/indexer.h"
 #include "queue/runner.h"
 #include "sched/job.h"
 
@@ -40,11 +41,14 @@ struct http_server {
     char data_dir[512];         /* as started: a reload's data dir applies at restart */
     runner *jobs;               /* the batch queue, NULL when it could not open */
     char jobs_err[300];         /* why not */
+    indexer *index;             /* the retrieval index, likewise */
+    char index_err[300];
 };
 
 enum { R_NONE, R_HEALTH, R_MODELS, R_MODEL, R_MODEL_ACTION, R_STATUS, R_CHAT, R_COMPLETIONS,
        R_EMBEDDINGS, R_TRANSCRIBE, R_TRANSLATE, R_OCR, R_METRICS, R_JOBS_SUBMIT, R_JOBS_LIST,
-       R_JOB, R_JOB_ACTION, R_JOB_DELETE };
+       R_JOB, R_JOB_ACTION, R_JOB_DELETE, R_INDEX, R_INDEX_FOLDERS, R_INDEX_RESCAN,
+       R_INDEX_DOCS, R_SEARCH, R_ASK };
 
 static const struct route {
     const char *method, *path;
@@ -68,6 +72,13 @@ static const struct route {
     { "GET", "/v1/jobs/", R_JOB, true },
     { "POST", "/v1/jobs/", R_JOB_ACTION, true },
     { "DELETE", "/v1/jobs/", R_JOB_DELETE, true },
+    { "GET", "/v1/index", R_INDEX, false },
+    { "POST", "/v1/index/folders", R_INDEX_FOLDERS, false },
+    { "DELETE", "/v1/index/folders", R_INDEX_FOLDERS, false },
+    { "POST", "/v1/index/rescan", R_INDEX_RESCAN, false },
+    { "GET", "/v1/index/documents", R_INDEX_DOCS, false },
+    { "POST", "/v1/search", R_SEARCH, false },
+    { "POST", "/v1/ask", R_ASK, false },
 };
 
 /* A route's name in the metrics: its path, with {name} for the model. */
@@ -284,6 +295,12 @@ static enum MHD_Result dispatch(http_req *r)
     case R_JOB: return (enum MHD_Result)http_job_get(r, r->url + strlen("/v1/jobs/"));
     case R_JOB_ACTION: return (enum MHD_Result)http_job_action(r, r->url + strlen("/v1/jobs/"));
     case R_JOB_DELETE: return (enum MHD_Result)http_job_delete(r, r->url + strlen("/v1/jobs/"));
+    case R_INDEX: return (enum MHD_Result)http_index_status(r);
+    case R_INDEX_FOLDERS: return (enum MHD_Result)http_index_folders(r);
+    case R_INDEX_RESCAN: return (enum MHD_Result)http_index_rescan(r);
+    case R_INDEX_DOCS: return (enum MHD_Result)http_index_documents(r);
+    case R_SEARCH: return (enum MHD_Result)http_search(r);
+    case R_ASK: return (enum MHD_Result)http_ask(r);
     }
     return MHD_NO;
 }
@@ -628,8 +645,14 @@ runner *http_jobs(http_req *r, const char **why)
     return r->srv->jobs;
 }
 
-http_server *http_start(const config *cfg, sched *s, runner *jobs, const char *jobs_err,
-                        char *err, size_t el)
+indexer *http_index(http_req *r, const char **why)
+{
+    *why = r->srv->index_err;
+    return r->srv->index;
+}
+
+http_server *http_start(const config *cfg, sched *s, const http_services *svc, char *err,
+                        size_t el)
 {
     http_server *h = calloc(1, sizeof *h);
     if (!h) {
@@ -638,9 +661,12 @@ http_server *http_start(const config *cfg, sched *s, runner *jobs, const char *j
     }
     atomic_store(&h->cfg, cfg);
     h->s = s;
-    h->jobs = jobs;
+    h->jobs = svc->jobs;
     snprintf(h->jobs_err, sizeof h->jobs_err, "batch jobs are not available: %s",
-             jobs_err && *jobs_err ? jobs_err : "see hearthd's log");
+             svc->jobs_err && *svc->jobs_err ? svc->jobs_err : "see hearthd's log");
+    h->index = svc->index;
+    snprintf(h->index_err, sizeof h->index_err, "the search index is not available: %s",
+             svc->index_err && *svc->index_err ? svc->index_err : "see hearthd's log");
     pthread_mutex_init(&h->audit_mu, NULL);
     snprintf(h->data_dir, sizeof h->data_dir, "%s", cfg->data_dir);
     audit_follow(h, cfg);

@@ -3,6 +3,8 @@
  */
 #include "queue/store.h"
 
+#include "core/sql.h"
+
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
@@ -75,38 +77,9 @@ store *store_open(const char *path, char *err, size_t errlen)
         return NULL;
     }
     pthread_mutex_init(&s->mu, NULL);
-    /* private like the rest of the data dir: SQLite would create it 0644,
-     * and its -wal and -shm files take the database's mode */
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        close(fd);
-    /* errors name the file, not its folder: they reach clients */
     const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                               SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        if (err && errlen)
-            snprintf(err, errlen, "%s cannot be opened: %s", name,
-                     s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    if (!(s->db = sql_open(path, "a job store", err, errlen)))
         goto fail;
-    }
-    sqlite3_busy_timeout(s->db, 5000);
-    /* a damaged file is refused, never repaired or replaced behind the
-     * user's back: the jobs in it are theirs */
-    sqlite3_stmt *q = NULL;
-    const char *verdict = NULL;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW)
-        verdict = (const char *)sqlite3_column_text(q, 0);
-    if (!verdict || strcmp(verdict, "ok")) {
-        if (err && errlen)
-            snprintf(err, errlen, "%s is damaged or not a job store (%s); it is left as it is: "
-                     "move it aside to start an empty queue", name,
-                     verdict ? verdict : sqlite3_errmsg(s->db));
-        sqlite3_finalize(q);
-        goto fail;
-    }
-    sqlite3_finalize(q);
     char *msg = NULL;
     /* columns added after the first version: a file made by it gets them
      * (an error here only says the column is there already) */
@@ -128,9 +101,7 @@ store *store_open(const char *path, char *err, size_t errlen)
         }
         sqlite3_free(why);
     }
-    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
-                     &msg) != SQLITE_OK ||
-        sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+    if (sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
         if (err && errlen)
             snprintf(err, errlen, "%s: %s", name, msg ? msg : "cannot set up");
         sqlite3_free(msg);
@@ -155,54 +126,9 @@ void store_close(store *s)
 
 /* ---- statements --------------------------------------------------------- */
 
-/* Prepare sql and bind the arguments described by fmt: 'i' int64, 'd'
- * double, 's' text (NULL binds NULL), 'b' blob (pointer, size_t). NULL on
- * error. */
-static sqlite3_stmt *prep(store *s, const char *sql, const char *fmt, ...)
-{
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
-        return NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = SQLITE_OK;
-    for (int i = 0; fmt[i] && rc == SQLITE_OK; i++) {
-        switch (fmt[i]) {
-        case 'i': rc = sqlite3_bind_int64(q, i + 1, va_arg(ap, int64_t)); break;
-        case 'd': rc = sqlite3_bind_double(q, i + 1, va_arg(ap, double)); break;
-        case 's': rc = sqlite3_bind_text(q, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
-                  break;
-        case 'b': {
-            const void *p = va_arg(ap, const void *);
-            size_t n = va_arg(ap, size_t);
-            rc = sqlite3_bind_blob64(q, i + 1, p ? p : "", n, SQLITE_TRANSIENT);
-            break;
-        }
-        default: rc = SQLITE_MISUSE; break;
-        }
-    }
-    va_end(ap);
-    if (rc != SQLITE_OK) {
-        sqlite3_finalize(q);
-        return NULL;
-    }
-    return q;
-}
-
-/* Run a statement that returns no rows; changes made, or -1. */
-static int run(store *s, sqlite3_stmt *q)
-{
-    if (!q)
-        return -1;
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? sqlite3_changes(s->db) : -1;
-}
-
-static bool exec(store *s, const char *sql)
-{
-    return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK;
-}
+#define prep(s, ...) sql_prep((s)->db, __VA_ARGS__)
+#define run(s, q) sql_run((s)->db, (q))
+#define exec(s, sql) sql_exec((s)->db, (sql))
 
 static void copy_text(char *dst, size_t n, sqlite3_stmt *q, int col)
 {

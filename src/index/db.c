@@ -1,0 +1,634 @@
+/*
+ * db.c: the retrieval index's SQLite file (db.h).
+ */
+#include "index/db.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/sql.h"
+
+struct idb {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+};
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS folders(id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL,"
+    " added REAL NOT NULL, last_scan REAL NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS docs(id INTEGER PRIMARY KEY, folder INTEGER NOT NULL,"
+    " path TEXT UNIQUE NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT NULL,"
+    " kind TEXT NOT NULL, state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    " error TEXT, chunks INTEGER NOT NULL DEFAULT 0, dropped INTEGER NOT NULL DEFAULT 0,"
+    " model TEXT, changed REAL NOT NULL, indexed_at REAL NOT NULL DEFAULT 0,"
+    " next_run REAL NOT NULL DEFAULT 0, seen INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS docs_due ON docs(state, next_run);"
+    "CREATE INDEX IF NOT EXISTS docs_folder ON docs(folder);"
+    "CREATE TABLE IF NOT EXISTS chunks(id INTEGER PRIMARY KEY, doc INTEGER NOT NULL,"
+    " ord INTEGER NOT NULL, line0 INTEGER NOT NULL, line1 INTEGER NOT NULL, text TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc);"
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, content='chunks',"
+    " content_rowid='id', tokenize='porter unicode61 remove_diacritics 2');"
+    "CREATE TABLE IF NOT EXISTS vecs(chunk INTEGER PRIMARY KEY, model TEXT NOT NULL,"
+    " dim INTEGER NOT NULL, v BLOB NOT NULL);";
+
+static const char *const state_names[DOC_NSTATES] = { "pending", "indexed", "failed", "dead" };
+
+const char *doc_state_name(doc_state s)
+{
+    return s >= 0 && s < DOC_NSTATES ? state_names[s] : "?";
+}
+
+int doc_state_parse(const char *s)
+{
+    for (int i = 0; i < DOC_NSTATES; i++)
+        if (!strcmp(s, state_names[i]))
+            return i;
+    return -1;
+}
+
+idb *idb_open(const char *path, char *err, size_t errlen)
+{
+    idb *d = calloc(1, sizeof *d);
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (!(d->db = sql_open(path, "a search index", err, errlen))) {
+        free(d);
+        return NULL;
+    }
+    char *msg = NULL;
+    if (sqlite3_exec(d->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "index.db: %s", msg ? msg : "cannot set up");
+        sqlite3_free(msg);
+        sqlite3_close(d->db);
+        free(d);
+        return NULL;
+    }
+    pthread_mutex_init(&d->mu, NULL);
+    return d;
+}
+
+void idb_close(idb *d)
+{
+    if (!d)
+        return;
+    sqlite3_close(d->db);
+    pthread_mutex_destroy(&d->mu);
+    free(d);
+}
+
+#define lock(d) pthread_mutex_lock(&(d)->mu)
+#define unlock(d) pthread_mutex_unlock(&(d)->mu)
+
+static char *col_dup(sqlite3_stmt *q, int c)
+{
+    const unsigned char *t = sqlite3_column_text(q, c);
+    return strdup(t ? (const char *)t : "");
+}
+
+/* Forget one document's chunks: FTS rows (external content needs the old
+ * text), vectors, then the chunks. Under the lock, inside a transaction. */
+static int drop_chunks(idb *d, int64_t doc)
+{
+    int a = sql_run(d->db, sql_prep(d->db,
+        "INSERT INTO chunks_fts(chunks_fts, rowid, text) SELECT 'delete', id, text FROM chunks "
+        "WHERE doc=?", "i", doc));
+    int b = sql_run(d->db, sql_prep(d->db,
+        "DELETE FROM vecs WHERE chunk IN (SELECT id FROM chunks WHERE doc=?)", "i", doc));
+    int c = sql_run(d->db, sql_prep(d->db, "DELETE FROM chunks WHERE doc=?", "i", doc));
+    return a < 0 || b < 0 || c < 0 ? -1 : 0;
+}
+
+/* Forget documents matching `where` (on docs; parameters ?1 and ?2). */
+static int drop_docs(idb *d, const char *where, int64_t a1, int64_t a2)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT id FROM docs WHERE %s", where);
+    sqlite3_stmt *q = sql_prep(d->db, sql, "ii", a1, a2);
+    if (!q)
+        return -1;
+    int n = 0, rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (drop_chunks(d, sqlite3_column_int64(q, 0)) < 0) {
+            sqlite3_finalize(q);
+            return -1;
+        }
+        n++;
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE)
+        return -1;
+    snprintf(sql, sizeof sql, "DELETE FROM docs WHERE %s", where);
+    return sql_run(d->db, sql_prep(d->db, sql, "ii", a1, a2)) < 0 ? -1 : n;
+}
+
+/* ---- folders ------------------------------------------------------------ */
+
+int64_t idb_folder_add(idb *d, const char *path, double now)
+{
+    lock(d);
+    int64_t id = -1;
+    if (sql_run(d->db, sql_prep(d->db, "INSERT OR IGNORE INTO folders(path, added) VALUES(?,?)",
+                                "sd", path, now)) >= 0) {
+        sqlite3_stmt *q = sql_prep(d->db, "SELECT id FROM folders WHERE path=?", "s", path);
+        if (q && sqlite3_step(q) == SQLITE_ROW)
+            id = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+    }
+    unlock(d);
+    return id;
+}
+
+int idb_folder_remove(idb *d, const char *path)
+{
+    lock(d);
+    int rc = -1;
+    sqlite3_stmt *q = sql_prep(d->db, "SELECT id FROM folders WHERE path=?", "s", path);
+    int step = q ? sqlite3_step(q) : SQLITE_ERROR;
+    int64_t id = step == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    sqlite3_finalize(q);
+    if (step == SQLITE_DONE)
+        rc = 0;
+    else if (step == SQLITE_ROW && sql_exec(d->db, "BEGIN IMMEDIATE")) {
+        if (drop_docs(d, "folder=?1 AND ?2=?2", id, 0) >= 0 &&
+            sql_run(d->db, sql_prep(d->db, "DELETE FROM folders WHERE id=?", "i", id)) >= 0 &&
+            sql_exec(d->db, "COMMIT"))
+            rc = 1;
+        else
+            sql_exec(d->db, "ROLLBACK");
+    }
+    unlock(d);
+    return rc;
+}
+
+int idb_folders(idb *d, idb_folder **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    lock(d);
+    sqlite3_stmt *q = sql_prep(d->db,
+        "SELECT f.id, f.path, f.added, f.last_scan, (SELECT count(*) FROM docs WHERE folder=f.id)"
+        " FROM folders f ORDER BY f.id", "");
+    int rc = q ? SQLITE_ROW : SQLITE_ERROR;
+    size_t cap = 0;
+    while (q && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            idb_folder *g = realloc(*out, nc * sizeof *g);
+            if (!g) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            *out = g;
+            cap = nc;
+        }
+        idb_folder *f = &(*out)[(*n)++];
+        f->id = sqlite3_column_int64(q, 0);
+        f->path = col_dup(q, 1);
+        f->added = sqlite3_column_double(q, 2);
+        f->last_scan = sqlite3_column_double(q, 3);
+        f->docs = sqlite3_column_int64(q, 4);
+    }
+    sqlite3_finalize(q);
+    unlock(d);
+    if (rc != SQLITE_DONE) {
+        idb_folders_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return -1;
+    }
+    return 0;
+}
+
+void idb_folders_free(idb_folder *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(f[i].path);
+    free(f);
+}
+
+/* ---- scanning ----------------------------------------------------------- */
+
+int idb_scan(idb *d, int64_t folder, const idb_seen *files, size_t n, double now, int *added,
+             int *removed)
+{
+    *added = *removed = 0;
+    lock(d);
+    if (!sql_exec(d->db, "BEGIN IMMEDIATE")) {
+        unlock(d);
+        return -1;
+    }
+    /* this walk's mark: documents without it afterwards are gone */
+    sqlite3_stmt *g = sql_prep(d->db, "SELECT coalesce(max(seen), 0) + 1 FROM docs WHERE folder=?",
+                               "i", folder);
+    int64_t mark = g && sqlite3_step(g) == SQLITE_ROW ? sqlite3_column_int64(g, 0) : -1;
+    sqlite3_finalize(g);
+    int ok = mark > 0;
+    for (size_t i = 0; ok && i < n; i++) {
+        const idb_seen *f = &files[i];
+        sqlite3_stmt *q = sql_prep(d->db, "SELECT id, size, mtime, folder FROM docs WHERE path=?",
+                                   "s", f->path);
+        int st = q ? sqlite3_step(q) : SQLITE_ERROR;
+        if (st == SQLITE_ROW) {
+            int64_t id = sqlite3_column_int64(q, 0);
+            bool same = sqlite3_column_int64(q, 1) == f->size &&
+                        sqlite3_column_int64(q, 2) == f->mtime;
+            sqlite3_finalize(q);
+            if (same)
+                ok = sql_run(d->db, sql_prep(d->db, "UPDATE docs SET seen=?, folder=? WHERE id=?",
+                                             "iii", mark, folder, id)) >= 0;
+            else {
+                ok = sql_run(d->db, sql_prep(d->db,
+                    "UPDATE docs SET seen=?, folder=?, size=?, mtime=?, kind=?, state=?, attempts=0,"
+                    " error=NULL, next_run=0, changed=? WHERE id=?",
+                    "iiiisidi", mark, folder, f->size, f->mtime, f->kind, (int64_t)DOC_PENDING,
+                    now, id)) >= 0;
+                (*added)++;
+            }
+        } else if (st == SQLITE_DONE) {
+            sqlite3_finalize(q);
+            ok = sql_run(d->db, sql_prep(d->db,
+                "INSERT INTO docs(folder, path, size, mtime, kind, state, changed, seen)"
+                " VALUES(?,?,?,?,?,?,?,?)",
+                "isiisidi", folder, f->path, f->size, f->mtime, f->kind, (int64_t)DOC_PENDING, now,
+                mark)) >= 0;
+            (*added)++;
+        } else {
+            sqlite3_finalize(q);
+            ok = 0;
+        }
+    }
+    int gone = ok ? drop_docs(d, "folder=?1 AND seen<>?2", folder, mark) : -1;
+    ok = ok && gone >= 0 &&
+         sql_run(d->db, sql_prep(d->db, "UPDATE folders SET last_scan=? WHERE id=?", "di", now,
+                                 folder)) >= 0 &&
+         sql_exec(d->db, "COMMIT");
+    if (!ok)
+        sql_exec(d->db, "ROLLBACK");
+    unlock(d);
+    *removed = ok ? gone : 0;
+    return ok ? 0 : -1;
+}
+
+/* ---- the indexer's queue ------------------------------------------------ */
+
+#define DOC_COLUMNS \
+    "id, path, kind, coalesce(error,''), state, attempts, chunks, dropped, size, mtime, indexed_at"
+
+static void read_doc(sqlite3_stmt *q, idb_doc *o)
+{
+    o->id = sqlite3_column_int64(q, 0);
+    o->path = col_dup(q, 1);
+    o->kind = col_dup(q, 2);
+    o->error = col_dup(q, 3);
+    o->state = (doc_state)sqlite3_column_int(q, 4);
+    o->attempts = sqlite3_column_int(q, 5);
+    o->chunks = sqlite3_column_int(q, 6);
+    o->dropped = sqlite3_column_int(q, 7);
+    o->size = sqlite3_column_int64(q, 8);
+    o->mtime = sqlite3_column_int64(q, 9);
+    o->indexed_at = sqlite3_column_double(q, 10);
+}
+
+void idb_doc_free(idb_doc *o)
+{
+    if (!o)
+        return;
+    free(o->path);
+    free(o->kind);
+    free(o->error);
+    memset(o, 0, sizeof *o);
+}
+
+int idb_claim(idb *d, double now, idb_doc *out)
+{
+    memset(out, 0, sizeof *out);
+    lock(d);
+    int rc = -1;
+    if (sql_exec(d->db, "BEGIN IMMEDIATE")) {
+        sqlite3_stmt *q = sql_prep(d->db, "SELECT " DOC_COLUMNS " FROM docs WHERE state=? AND "
+                                   "next_run<=? ORDER BY next_run, id LIMIT 1",
+                                   "id", (int64_t)DOC_PENDING, now);
+        int st = q ? sqlite3_step(q) : SQLITE_ERROR;
+        if (st == SQLITE_ROW)
+            read_doc(q, out);
+        sqlite3_finalize(q);
+        if (st == SQLITE_DONE)
+            rc = 0;
+        else if (st == SQLITE_ROW &&
+                 sql_run(d->db, sql_prep(d->db, "UPDATE docs SET attempts=attempts+1 WHERE id=?",
+                                         "i", out->id)) == 1) {
+            out->attempts++;
+            rc = 1;
+        }
+        if (!sql_exec(d->db, rc < 0 ? "ROLLBACK" : "COMMIT")) {
+            sql_exec(d->db, "ROLLBACK");
+            rc = -1;
+        }
+    }
+    unlock(d);
+    if (rc != 1)
+        idb_doc_free(out);
+    return rc;
+}
+
+double idb_next_due(idb *d)
+{
+    lock(d);
+    sqlite3_stmt *q = sql_prep(d->db, "SELECT min(next_run) FROM docs WHERE state=?", "i",
+                               (int64_t)DOC_PENDING);
+    double t = -1;
+    if (q && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL)
+        t = sqlite3_column_double(q, 0);
+    sqlite3_finalize(q);
+    unlock(d);
+    return t;
+}
+
+int idb_store(idb *d, const idb_doc *doc, const idb_chunk_in *c, size_t n, int dropped,
+              const char *model, int dim, double now)
+{
+    lock(d);
+    if (!sql_exec(d->db, "BEGIN IMMEDIATE")) {
+        unlock(d);
+        return -1;
+    }
+    /* the file may have changed (or gone) while it was read: then its row
+     * says so and this text is stale */
+    sqlite3_stmt *q = sql_prep(d->db, "SELECT size, mtime FROM docs WHERE id=?", "i", doc->id);
+    int st = q ? sqlite3_step(q) : SQLITE_ERROR;
+    bool current = st == SQLITE_ROW && sqlite3_column_int64(q, 0) == doc->size &&
+                   sqlite3_column_int64(q, 1) == doc->mtime;
+    sqlite3_finalize(q);
+    int ok = st == SQLITE_ROW || st == SQLITE_DONE;
+    if (ok && current) {
+        ok = drop_chunks(d, doc->id) == 0;
+        for (size_t i = 0; ok && i < n; i++) {
+            /* the text is bound by length: it is not NUL-terminated */
+            sqlite3_stmt *t = sql_prep(d->db, "INSERT INTO chunks(doc, ord, line0, line1, text)"
+                                       " VALUES(?,?,?,?,?)", "iiii", doc->id, (int64_t)i,
+                                       (int64_t)c[i].line0, (int64_t)c[i].line1);
+            if (t && sqlite3_bind_text(t, 5, c[i].text, (int)c[i].len, SQLITE_TRANSIENT) !=
+                         SQLITE_OK) {
+                sqlite3_finalize(t);
+                t = NULL;
+            }
+            ok = sql_run(d->db, t) == 1;
+            int64_t id = sqlite3_last_insert_rowid(d->db);
+            if (ok)
+                ok = sql_run(d->db, sql_prep(d->db, "INSERT INTO chunks_fts(rowid, text) SELECT id,"
+                                             " text FROM chunks WHERE id=?", "i", id)) == 1;
+            if (ok && c[i].vec && model)
+                ok = sql_run(d->db, sql_prep(d->db, "INSERT INTO vecs(chunk, model, dim, v)"
+                                             " VALUES(?,?,?,?)", "isib", id, model, (int64_t)dim,
+                                             (const void *)c[i].vec,
+                                             (size_t)dim * sizeof(float))) == 1;
+        }
+        ok = ok && sql_run(d->db, sql_prep(d->db,
+            "UPDATE docs SET state=?, error=NULL, chunks=?, dropped=?, model=?, indexed_at=?,"
+            " attempts=0 WHERE id=?", "iiisdi", (int64_t)DOC_INDEXED, (int64_t)n,
+            (int64_t)dropped, model, now, doc->id)) == 1;
+    }
+    ok = ok && sql_exec(d->db, "COMMIT");
+    if (!ok)
+        sql_exec(d->db, "ROLLBACK");
+    unlock(d);
+    return ok ? 0 : -1;
+}
+
+int idb_fail(idb *d, const idb_doc *doc, bool retry, int max_attempts, double delay,
+             const char *why, double now)
+{
+    doc_state to = !retry ? DOC_FAILED : doc->attempts >= max_attempts ? DOC_DEAD : DOC_PENDING;
+    double wait = delay * pow(2, doc->attempts > 0 ? doc->attempts - 1 : 0);
+    if (wait > 3600)
+        wait = 3600;
+    lock(d);
+    int rc = sql_run(d->db, sql_prep(d->db,
+        "UPDATE docs SET state=?, error=?, next_run=? WHERE id=? AND size=? AND mtime=?",
+        "isdiii", (int64_t)to, why, to == DOC_PENDING ? now + wait : 0.0, doc->id, doc->size,
+        doc->mtime));
+    unlock(d);
+    return rc < 0 ? -1 : 0;
+}
+
+int idb_release(idb *d, const idb_doc *doc, double next_run)
+{
+    lock(d);
+    int rc = sql_run(d->db, sql_prep(d->db,
+        "UPDATE docs SET attempts=max(attempts-1, 0), next_run=? WHERE id=? AND state=?", "dii",
+        next_run, doc->id, (int64_t)DOC_PENDING));
+    unlock(d);
+    return rc < 0 ? -1 : 0;
+}
+
+int idb_recover(idb *d, const char *model)
+{
+    lock(d);
+    int a = sql_run(d->db, sql_prep(d->db, "UPDATE docs SET next_run=0 WHERE state=?", "i",
+                                    (int64_t)DOC_PENDING));
+    int b = sql_run(d->db, sql_prep(d->db,
+        "UPDATE docs SET state=?, attempts=0, next_run=0 WHERE state=? AND"
+        " coalesce(model,'') IS NOT coalesce(?,'')", "iis", (int64_t)DOC_PENDING,
+        (int64_t)DOC_INDEXED, model));
+    unlock(d);
+    return a < 0 || b < 0 ? -1 : b;
+}
+
+int idb_retry_all(idb *d)
+{
+    lock(d);
+    int rc = sql_run(d->db, sql_prep(d->db,
+        "UPDATE docs SET state=?, attempts=0, next_run=0, error=NULL WHERE state IN (?,?)", "iii",
+        (int64_t)DOC_PENDING, (int64_t)DOC_FAILED, (int64_t)DOC_DEAD));
+    unlock(d);
+    return rc;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+int idb_get_counts(idb *d, idb_counts *c)
+{
+    memset(c, 0, sizeof *c);
+    lock(d);
+    int ok = 1;
+    sqlite3_stmt *q = sql_prep(d->db, "SELECT state, count(*) FROM docs GROUP BY state", "");
+    ok = q != NULL;
+    while (q && sqlite3_step(q) == SQLITE_ROW) {
+        int s = sqlite3_column_int(q, 0);
+        if (s >= 0 && s < DOC_NSTATES)
+            c->docs[s] = sqlite3_column_int64(q, 1);
+    }
+    sqlite3_finalize(q);
+    static const char *const tot[] = { "SELECT count(*) FROM chunks",
+                                       "SELECT count(*) FROM vecs",
+                                       "SELECT count(*) FROM folders" };
+    int64_t *dst[] = { &c->chunks, &c->vectors, &c->folders };
+    for (int i = 0; i < 3 && ok; i++) {
+        q = sql_prep(d->db, tot[i], "");
+        ok = q && sqlite3_step(q) == SQLITE_ROW;
+        if (ok)
+            *dst[i] = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+    }
+    unlock(d);
+    return ok ? 0 : -1;
+}
+
+int idb_docs(idb *d, int state, int limit, idb_doc **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    lock(d);
+    sqlite3_stmt *q = sql_prep(d->db, "SELECT " DOC_COLUMNS " FROM docs WHERE ?1 < 0 OR state=?1"
+                               " ORDER BY changed DESC, id DESC LIMIT ?2", "ii", (int64_t)state,
+                               (int64_t)limit);
+    int rc = q ? SQLITE_ROW : SQLITE_ERROR;
+    while (q && *n < (size_t)limit && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (!*out && !(*out = calloc((size_t)limit, sizeof **out))) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        read_doc(q, &(*out)[(*n)++]);
+    }
+    if (rc == SQLITE_ROW)
+        rc = SQLITE_DONE;       /* stopped at the limit */
+    sqlite3_finalize(q);
+    unlock(d);
+    if (rc != SQLITE_DONE) {
+        idb_docs_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return -1;
+    }
+    return 0;
+}
+
+void idb_docs_free(idb_doc *docs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        idb_doc_free(&docs[i]);
+    free(docs);
+}
+
+int idb_bm25(idb *d, const char *fts_query, idb_hit *out, int limit)
+{
+    lock(d);
+    /* bm25() is lower for better matches: negated, higher is better */
+    sqlite3_stmt *q = sql_prep(d->db, "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE "
+                               "chunks_fts MATCH ? ORDER BY bm25(chunks_fts) LIMIT ?", "si",
+                               fts_query, (int64_t)limit);
+    int n = 0, rc = q ? SQLITE_ROW : SQLITE_ERROR;
+    while (q && n < limit && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        out[n].chunk = sqlite3_column_int64(q, 0);
+        out[n].score = sqlite3_column_double(q, 1);
+        n++;
+    }
+    if (rc == SQLITE_ROW)
+        rc = SQLITE_DONE;
+    sqlite3_finalize(q);
+    unlock(d);
+    return rc == SQLITE_DONE ? n : -1;
+}
+
+/* Keep the best `limit` hits in out (a min-heap by score; sorted at the end). */
+static void heap_push(idb_hit *h, int *n, int limit, idb_hit x)
+{
+    if (*n < limit) {
+        int i = (*n)++;
+        while (i > 0 && h[(i - 1) / 2].score > x.score) {
+            h[i] = h[(i - 1) / 2];
+            i = (i - 1) / 2;
+        }
+        h[i] = x;
+        return;
+    }
+    if (x.score <= h[0].score)
+        return;
+    int i = 0;
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        double ms = x.score;
+        if (l < *n && h[l].score < ms) {
+            m = l;
+            ms = h[l].score;
+        }
+        if (r < *n && h[r].score < ms)
+            m = r;
+        if (m == i)
+            break;
+        h[i] = h[m];
+        i = m;
+    }
+    h[i] = x;
+}
+
+static int by_score_desc(const void *a, const void *b)
+{
+    double x = ((const idb_hit *)a)->score, y = ((const idb_hit *)b)->score;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int idb_nearest(idb *d, const char *model, const float *qv, int dim, idb_hit *out, int limit)
+{
+    double qn = 0;
+    for (int k = 0; k < dim; k++)
+        qn += (double)qv[k] * qv[k];
+    qn = sqrt(qn);
+    if (qn == 0)
+        return 0;
+    lock(d);
+    sqlite3_stmt *q = sql_prep(d->db, "SELECT chunk, v FROM vecs WHERE model=? AND dim=?", "si",
+                               model, (int64_t)dim);
+    int n = 0, rc = q ? SQLITE_ROW : SQLITE_ERROR;
+    while (q && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const float *v = sqlite3_column_blob(q, 1);
+        if (!v || sqlite3_column_bytes(q, 1) != dim * (int)sizeof(float))
+            continue;
+        float dot = 0, vn = 0;
+        for (int k = 0; k < dim; k++) {
+            dot += qv[k] * v[k];
+            vn += v[k] * v[k];
+        }
+        if (vn > 0)
+            heap_push(out, &n, limit,
+                      (idb_hit){ sqlite3_column_int64(q, 0), dot / (qn * sqrt(vn)) });
+    }
+    sqlite3_finalize(q);
+    unlock(d);
+    if (rc != SQLITE_DONE)
+        return -1;
+    qsort(out, (size_t)n, sizeof *out, by_score_desc);
+    return n;
+}
+
+int idb_passage_get(idb *d, int64_t chunk, idb_passage *out)
+{
+    memset(out, 0, sizeof *out);
+    lock(d);
+    sqlite3_stmt *q = sql_prep(d->db, "SELECT d.path, c.text, c.line0, c.line1, c.doc FROM chunks c"
+                               " JOIN docs d ON d.id=c.doc WHERE c.id=?", "i", chunk);
+    int st = q ? sqlite3_step(q) : SQLITE_ERROR;
+    if (st == SQLITE_ROW) {
+        out->path = col_dup(q, 0);
+        out->text = col_dup(q, 1);
+        out->line0 = sqlite3_column_int(q, 2);
+        out->line1 = sqlite3_column_int(q, 3);
+        out->doc = sqlite3_column_int64(q, 4);
+    }
+    sqlite3_finalize(q);
+    unlock(d);
+    return st == SQLITE_ROW ? 1 : st == SQLITE_DONE ? 0 : -1;
+}
+
+void idb_passage_free(idb_passage *p)
+{
+    free(p->path);
+    free(p->text);
+    memset(p, 0, sizeof *p);
+}

@@ -1,0 +1,138 @@
+/*
+ * db.h: the retrieval index on disk, DATA-DIR/index.db (SQLite, WAL,
+ * synchronous=FULL, mode 0600).
+ *
+ *   folders  the watched folders
+ *   docs     one row per file found in them: its size and mtime when last
+ *            seen, and where its indexing stands (the indexer's durable
+ *            queue): pending -> indexed, or failed (the file itself is the
+ *            problem: not text, too large), or dead (attempts used up on
+ *            errors that might pass: a worker crash, no model); a changed
+ *            file is pending again
+ *   chunks   the pieces of text search returns, with their lines
+ *   chunks_fts  FTS5 over chunks (porter stemming, BM25 ranking)
+ *   vecs     one embedding per chunk, with the model that made it
+ *
+ * A document's chunks, their FTS rows and vectors are replaced in one
+ * transaction, so a search sees a file's old text or its new text, never a
+ * mix, and a kill -9 mid-way loses nothing but the attempt.
+ *
+ * Thread-safety: every function may be called from any thread (one
+ * connection under a mutex).
+ * Ownership: strings in returned structs are malloc'd; free with the
+ * matching *_free.
+ */
+#ifndef HEARTH_INDEX_DB_H
+#define HEARTH_INDEX_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct idb idb;
+
+typedef enum { DOC_PENDING, DOC_INDEXED, DOC_FAILED, DOC_DEAD, DOC_NSTATES } doc_state;
+const char *doc_state_name(doc_state s);
+int doc_state_parse(const char *s);     /* -1 when unknown */
+
+idb *idb_open(const char *path, char *err, size_t errlen);
+void idb_close(idb *d);
+
+/* ---- folders ---- */
+typedef struct idb_folder {
+    int64_t id;
+    char *path;
+    double added, last_scan;
+    int64_t docs;
+} idb_folder;
+/* The folder's id (a folder already there keeps its id), or -1. */
+int64_t idb_folder_add(idb *d, const char *path, double now);
+/* Forget a folder with its documents: 1, 0 when it was not there, -1. */
+int     idb_folder_remove(idb *d, const char *path);
+/* All folders, oldest first: a malloc'd array (free with idb_folders_free). */
+int     idb_folders(idb *d, idb_folder **out, size_t *n);
+void    idb_folders_free(idb_folder *f, size_t n);
+
+/* ---- scanning: one transaction per folder ---- */
+typedef struct idb_seen {
+    const char *path;
+    int64_t size, mtime;
+    const char *kind;
+} idb_seen;
+/* Record what a walk of folder found: new and changed files become
+ * pending, files no longer there are forgotten with their chunks.
+ * *added and *removed count them. 0 or -1. */
+int idb_scan(idb *d, int64_t folder, const idb_seen *files, size_t n, double now, int *added,
+             int *removed);
+
+/* ---- the indexer's queue ---- */
+typedef struct idb_doc {
+    int64_t id;
+    char *path, *kind, *error;
+    doc_state state;
+    int attempts, chunks, dropped;
+    int64_t size, mtime;
+    double indexed_at;
+} idb_doc;
+void idb_doc_free(idb_doc *d);
+/* Claim the next pending document that is due: its attempt is counted
+ * (and committed) first. 1 claimed, 0 none, -1 error. */
+int  idb_claim(idb *d, double now, idb_doc *out);
+/* When the next pending document is due (0: now), -1 when none. */
+double idb_next_due(idb *d);
+
+typedef struct idb_chunk_in {
+    const char *text;
+    size_t len;
+    int line0, line1;
+    const float *vec;           /* NULL without an embedding model */
+} idb_chunk_in;
+/* Replace doc's chunks with these (model/dim for the vectors, NULL/0
+ * without) and mark it indexed, unless the file changed meanwhile
+ * (size/mtime differ from the claim's): then it stays pending. 0 or -1. */
+int idb_store(idb *d, const idb_doc *doc, const idb_chunk_in *c, size_t n, int dropped,
+              const char *model, int dim, double now);
+/* An attempt failed: retry (pending again after delay * 2^(attempts-1),
+ * dead once max_attempts are used) or not (failed). 0 or -1. */
+int idb_fail(idb *d, const idb_doc *doc, bool retry, int max_attempts, double delay,
+             const char *why, double now);
+/* Not now (no memory in time, hearthd stopping): pending again at
+ * next_run, the attempt not counted. 0 or -1. */
+int idb_release(idb *d, const idb_doc *doc, double next_run);
+/* Documents left pending by a stopped hearthd are due now; documents
+ * indexed with another embedding model (or with one when there is none
+ * now) are pending again. Returns how many were requeued, or -1. */
+int idb_recover(idb *d, const char *model);
+/* Failed and dead documents are pending again (attempts from zero). */
+int idb_retry_all(idb *d);
+
+/* ---- reading ---- */
+typedef struct idb_counts {
+    int64_t docs[DOC_NSTATES];
+    int64_t chunks, vectors, folders;
+} idb_counts;
+int idb_get_counts(idb *d, idb_counts *c);
+/* Documents, newest change first; state -1 for all. */
+int idb_docs(idb *d, int state, int limit, idb_doc **out, size_t *n);
+void idb_docs_free(idb_doc *docs, size_t n);
+
+typedef struct idb_hit {
+    int64_t chunk;
+    double score;
+} idb_hit;
+/* BM25 over the chunks (FTS5 query syntax; the caller quotes words).
+ * Best first, score higher is better. Number of hits or -1. */
+int idb_bm25(idb *d, const char *fts_query, idb_hit *out, int limit);
+/* Nearest chunks to q by cosine (vectors of model only), best first. */
+int idb_nearest(idb *d, const char *model, const float *q, int dim, idb_hit *out, int limit);
+
+typedef struct idb_passage {
+    char *path, *text;
+    int line0, line1;
+    int64_t doc;
+} idb_passage;
+/* A chunk's text and where it is from: 1, 0 when gone, -1. */
+int  idb_passage_get(idb *d, int64_t chunk, idb_passage *out);
+void idb_passage_free(idb_passage *p);
+
+#endif
