@@ -176,8 +176,15 @@ $(BUILD)/tests/test_store: tests/unit/test_store.c $(patsubst %.c,$(BUILD)/obj/%
 	@$(if $(V),,echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) -lsqlite3
 
+# the retrieval index: text, search and its SQLite file (a real one)
+$(BUILD)/tests/test_index: tests/unit/test_index.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) $(SQL_SRC) src/index/text.c src/index/db.c src/index/search.c)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) -lsqlite3 -lm
+
 E2E_BIN = $(BUILD)/tests/e2e_api $(BUILD)/tests/e2e_supervise $(BUILD)/tests/e2e_embed \
-          $(BUILD)/tests/e2e_audio $(BUILD)/tests/e2e_ocr $(BUILD)/tests/e2e_jobs
+          $(BUILD)/tests/e2e_audio $(BUILD)/tests/e2e_ocr $(BUILD)/tests/e2e_jobs \
+          $(BUILD)/tests/e2e_index
 $(BUILD)/tests/e2e_%: tests/e2e/e2e_%.c tests/e2e/harness.h $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC))
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  TEST    $@")

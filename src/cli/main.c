@@ -16,6 +16,7 @@
 
 #include "cli/api.h"
 #include "cli/client.h"
+#include "cli/index.h"
 #include "cli/jobs.h"
 #include "cli/synth.h"
 #include "core/arena.h"
@@ -43,6 +44,10 @@ static void usage(FILE *f)
             "  ocr FILE            text from a scan, photo or PDF (--json, --language L)\n"
             "  jobs ...            batch jobs that survive restarts: add FILE..., ls, show,\n"
             "                      wait (with progress), result, cancel, retry, rm\n"
+            "  index ...           the search index over your folders: add DIR, rm, ls,\n"
+            "                      wait (with progress), docs, rescan\n"
+            "  search QUERY        the best passages of your indexed files, with file:lines\n"
+            "  ask QUESTION        an answer from a chat model over your files, citing them\n"
             "  ps                  models with state, slots, queue, memory, restarts\n"
             "  load MODEL          load a model now (waits until it is ready)\n"
             "  unload MODEL        unload a model (once it is idle)\n"
@@ -572,6 +577,12 @@ int main(int argc, char **argv)
         rc = cmd_ps(sub_argc, sub_argv);
     else if (!strcmp(cmd, "jobs"))
         rc = jobs_main(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "index"))
+        rc = index_main(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "search"))
+        rc = search_main(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "ask"))
+        rc = ask_main(sub_argc, sub_argv);
     else if (!strcmp(cmd, "load") || !strcmp(cmd, "unload"))
         rc = cmd_load_unload(sub_argc, sub_argv, cmd);
     else {

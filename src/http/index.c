@@ -120,7 +120,7 @@ int http_index_status(http_req *r)
     jw_cstr(&b, act.embed_model[0] ? act.embed_model : NULL);
     buf_printf(&b, ",\"scanning\":%s,\"current\":", act.scanning ? "true" : "false");
     jw_cstr(&b, act.current[0] ? act.current : NULL);
-    buf_printf(&b, ",\"last_scan\":%.0f,\"indexed_since_start\":%lld,\"failed_since_start\":%lld,"
+    buf_printf(&b, ",\"last_scan\":%.3f,\"indexed_since_start\":%lld,\"failed_since_start\":%lld,"
                    "\"counts\":", act.last_scan, (long long)act.indexed_since_start,
                (long long)act.failed_since_start);
     http_index_counts(r, &b, false);
@@ -128,8 +128,10 @@ int http_index_status(http_req *r)
     for (size_t i = 0; i < nf; i++) {
         buf_puts(&b, i ? ",{\"path\":" : "{\"path\":");
         jw_cstr(&b, f[i].path);
-        buf_printf(&b, ",\"documents\":%lld,\"added\":%.0f,\"last_scan\":%.0f}",
-                   (long long)f[i].docs, f[i].added, f[i].last_scan);
+        buf_printf(&b, ",\"documents\":%lld,\"pending\":%lld,\"indexed\":%lld,\"failed\":%lld,"
+                       "\"added\":%.0f,\"last_scan\":%.3f}",
+                   (long long)f[i].docs, (long long)f[i].pending, (long long)f[i].indexed,
+                   (long long)f[i].failed, f[i].added, f[i].last_scan);
     }
     buf_puts(&b, "]}");
     idb_folders_free(f, nf);

@@ -172,8 +172,10 @@ int idb_folders(idb *d, idb_folder **out, size_t *n)
     *n = 0;
     lock(d);
     sqlite3_stmt *q = sql_prep(d->db,
-        "SELECT f.id, f.path, f.added, f.last_scan, (SELECT count(*) FROM docs WHERE folder=f.id)"
-        " FROM folders f ORDER BY f.id", "");
+        "SELECT f.id, f.path, f.added, f.last_scan, count(d.id), coalesce(sum(d.state=?1), 0),"
+        " coalesce(sum(d.state=?2), 0), coalesce(sum(d.state>=?3), 0)"
+        " FROM folders f LEFT JOIN docs d ON d.folder=f.id GROUP BY f.id ORDER BY f.id", "iii",
+        (int64_t)DOC_PENDING, (int64_t)DOC_INDEXED, (int64_t)DOC_FAILED);
     int rc = q ? SQLITE_ROW : SQLITE_ERROR;
     size_t cap = 0;
     while (q && (rc = sqlite3_step(q)) == SQLITE_ROW) {
@@ -193,6 +195,9 @@ int idb_folders(idb *d, idb_folder **out, size_t *n)
         f->added = sqlite3_column_double(q, 2);
         f->last_scan = sqlite3_column_double(q, 3);
         f->docs = sqlite3_column_int64(q, 4);
+        f->pending = sqlite3_column_int64(q, 5);
+        f->indexed = sqlite3_column_int64(q, 6);
+        f->failed = sqlite3_column_int64(q, 7);
     }
     sqlite3_finalize(q);
     unlock(d);

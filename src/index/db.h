@@ -43,7 +43,7 @@ typedef struct idb_folder {
     int64_t id;
     char *path;
     double added, last_scan;
-    int64_t docs;
+    int64_t docs, pending, indexed, failed;     /* failed: failed or dead */
 } idb_folder;
 /* The folder's id (a folder already there keeps its id), or -1. */
 int64_t idb_folder_add(idb *d, const char *path, double now);

@@ -61,6 +61,7 @@ struct walk {
     idb_seen *files;
     size_t n, cap;
     bool truncated;
+    const char *skip;           /* hearthd's data dir: never indexed */
 };
 
 static bool skipped_name(const char *name)
@@ -98,7 +99,8 @@ static void walk_dir(struct walk *w, const char *dir, int depth)
         if (lstat(path, &st) < 0)
             continue;
         if (S_ISDIR(st.st_mode)) {
-            walk_dir(w, path, depth + 1);       /* symlinked folders are not followed */
+            if (!w->skip || strcmp(path, w->skip))
+                walk_dir(w, path, depth + 1);   /* symlinked folders are not followed */
             continue;
         }
         if (!S_ISREG(st.st_mode))
@@ -144,6 +146,8 @@ static void scan_all(indexer *x)
     pthread_mutex_lock(&x->mu);
     x->act.scanning = true;
     pthread_mutex_unlock(&x->mu);
+    char data[PATH_MAX];
+    bool have_data = realpath(atomic_load(&x->cfg)->data_dir, data) != NULL;
     for (size_t i = 0; i < nf && !stopping(x); i++) {
         struct stat st;
         if (stat(f[i].path, &st) < 0 || !S_ISDIR(st.st_mode)) {
@@ -153,7 +157,7 @@ static void scan_all(indexer *x)
                      f[i].path, strerror(errno ? errno : ENOTDIR));
             continue;
         }
-        struct walk w = { 0 };
+        struct walk w = { .skip = have_data ? data : NULL };
         walk_dir(&w, f[i].path, 0);
         if (w.truncated)
             log_warn("index: %s holds more than %d files (or memory ran short); the rest are "
@@ -598,7 +602,9 @@ void indexer_set_config(indexer *x, const config *cfg)
         log_info("index: embedding model now %s: %d document(s) to index again", *b ? b : "none",
                  n);
     }
-    indexer_rescan(x, false);
+    /* a new configuration may have what failed files lacked (a model,
+     * a larger index-max-file): they get another chance */
+    indexer_rescan(x, true);
 }
 
 void indexer_stop(indexer *x)
@@ -652,6 +658,14 @@ int indexer_add_folder(indexer *x, const char *path, char *canon, size_t canonle
     if (!S_ISDIR(st.st_mode) || access(real, R_OK | X_OK) < 0) {
         snprintf(err, errlen, S_ISDIR(st.st_mode) ? "hearthd cannot read that folder"
                                                   : "not a folder");
+        return 400;
+    }
+    /* hearthd's own files (the index, logs, uploads) never index themselves */
+    char data[PATH_MAX];
+    if (realpath(atomic_load(&x->cfg)->data_dir, data) &&
+        (within(real, data) || within(data, real))) {
+        snprintf(err, errlen, "that folder %s hearthd's data dir", within(real, data) ? "is inside"
+                 : "holds");
         return 400;
     }
     idb_folder *f = NULL;

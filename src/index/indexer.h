@@ -44,7 +44,9 @@ typedef struct indexer indexer;
  * (hearthd runs on without the index). cfg must outlive it (or the next
  * indexer_set_config). */
 indexer *indexer_start(const config *cfg, sched *s, char *err, size_t errlen);
-/* A reload: a new embedding model requeues every document. */
+/* A reload: a new embedding model requeues every document; failed and
+ * dead files are tried again (the new configuration may be what they
+ * lacked). */
 void     indexer_set_config(indexer *x, const config *cfg);
 void     indexer_stop(indexer *x);
 void     indexer_free(indexer *x);
