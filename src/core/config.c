@@ -100,6 +100,7 @@ void config_free(config *c)
     free(c->tessdata);
     free(c->index_embed_model);
     free(c->index_asr_model);
+    free(c->index_roots);
     for (size_t i = 0; i < c->nmodels; i++)
         free(c->models[i].path);
     for (size_t i = 0; i < c->napi_keys; i++) {
@@ -358,6 +359,13 @@ int config_set(config *c, const char *key, const char *v, char *err, size_t el)
         }
         free(*dst);
         *dst = strcmp(v, "none") ? xstrdup(v) : NULL;
+    } else if (strcmp(key, "index-roots") == 0) {
+        if (!*v || (strcmp(v, "any") && v[0] != '/')) {
+            snprintf(err, el, "index-roots: absolute folders separated by ':', or 'any'");
+            return -1;
+        }
+        free(c->index_roots);
+        c->index_roots = xstrdup(v);
     } else if (strcmp(key, "index-max-file") == 0) {
         if (config_parse_size(v, &c->index_max_file) < 0 || c->index_max_file == 0) {
             snprintf(err, el, "index-max-file: '%s' is not a size", v);
@@ -571,6 +579,8 @@ void config_print_help(const char *prog)
            "  --index-scan-interval S  seconds between walks of the watched folders\n"
            "                         (default 60)\n"
            "  --index-max-file SIZE  larger text files are not indexed (default 16M)\n"
+           "  --index-roots DIRS     watched folders must be inside one of these\n"
+           "                         (':'-separated; default $HOME; 'any' = anywhere)\n"
            "  --log-level LEVEL      debug|info|warn|error (default info)\n"
            "  --help                 show this help\n"
            "  --version              show the version\n",

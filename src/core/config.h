@@ -68,6 +68,8 @@ typedef struct config {
     char *index_asr_model;    /* transcription model for voice notes; NULL = the first */
     int   index_scan_interval;/* seconds between walks of the watched folders */
     uint64_t index_max_file;  /* text files larger are not indexed, bytes */
+    char *index_roots;        /* ':'-separated folders watched folders must be in;
+                                 NULL = $HOME; "any" = anywhere */
 } config;
 
 void config_defaults(config *c);

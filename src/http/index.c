@@ -176,7 +176,7 @@ int http_index_folders(http_req *r)
         if (rc)
             ret = http_reply_error(r, (unsigned)rc, NULL, "path",
                                    rc == 409 ? "folder_overlaps" : rc == 400 ? "invalid_folder"
-                                                                             : "index_error",
+                                   : rc == 403 ? "folder_not_allowed" : "index_error",
                                    err, 0);
         else {
             buf b = buf_make(0);

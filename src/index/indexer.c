@@ -660,6 +660,25 @@ int indexer_add_folder(indexer *x, const char *path, char *canon, size_t canonle
                                                   : "not a folder");
         return 400;
     }
+    /* any API key can add a folder: only those inside the allowed roots
+     * (index-roots, default hearthd's home), never all of the machine */
+    const config *c = atomic_load(&x->cfg);
+    const char *roots = c->index_roots ? c->index_roots : getenv("HOME");
+    if (!roots || strcmp(roots, "any")) {
+        bool inside = false;
+        char *copy = strdup(roots ? roots : "");
+        for (char *save = NULL, *r = copy ? strtok_r(copy, ":", &save) : NULL; r && !inside;
+             r = strtok_r(NULL, ":", &save)) {
+            char rr[PATH_MAX];
+            inside = realpath(r, rr) && within(real, rr);
+        }
+        free(copy);
+        if (!inside) {
+            snprintf(err, errlen, "that folder is outside index-roots (%s)",
+                     c->index_roots ? "as configured" : "hearthd's home folder by default");
+            return 403;
+        }
+    }
     /* hearthd's own files (the index, logs, uploads) never index themselves */
     char data[PATH_MAX];
     if (realpath(atomic_load(&x->cfg)->data_dir, data) &&

@@ -340,7 +340,8 @@ static void t_bad_requests(void)
         { "GET", "/v1/index/documents?state=lost", NULL, 400, "invalid_value" },
         { "GET", "/v1/index/documents?limit=0", NULL, 400, "invalid_value" },
         { "GET", "/v1/search", NULL, 405, "method_not_allowed" },
-        { "POST", "/v1/index/folders", "{\"path\":\"/\"}", 400, "invalid_folder" },
+        { "POST", "/v1/index/folders", "{\"path\":\"/\"}", 403, "folder_not_allowed" },
+        { "POST", "/v1/index/folders", "{\"path\":\"/etc\"}", 403, "folder_not_allowed" },
     };
     for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
         struct resp r = http(&X, c[i].method, c[i].path, c[i].body, c[i].body ? strlen(c[i].body) : 0);
@@ -357,6 +358,15 @@ static void t_bad_requests(void)
     struct resp r = post(&X, "/v1/index/folders", body);
     CHECK(r.status == 409 && r.body.data && strstr(r.body.data, "\"code\":\"folder_overlaps\"") &&
           strstr(r.body.data, "is inside"));
+    resp_free(&r);
+    /* hearthd's own data dir, and a folder around it */
+    snprintf(body, sizeof body, "{\"path\":\"%s\"}", X.dir);
+    r = post(&X, "/v1/index/folders", body);
+    CHECK(r.status == 400 && strstr(r.body.data, "data dir"));
+    resp_free(&r);
+    snprintf(body, sizeof body, "{\"path\":\"%s\"}", g_tmp);
+    r = post(&X, "/v1/index/folders", body);
+    CHECK(r.status == 400 && strstr(r.body.data, "data dir"));
     resp_free(&r);
     /* a query past the cap */
     size_t n = 5000;
@@ -453,7 +463,8 @@ static void t_survives_kill9(void)
         write_file(dir, name, text);
     }
     struct daemon K;
-    char *args[] = { "--model", minilm, "--index-embed-model", "emb", NULL };
+    char *args[] = { "--model", minilm, "--index-embed-model", "emb", "--index-roots",
+                     (char *)g_tmp, NULL };
     CHECK(start_daemon(&K, "indexK", args) == 0);
     CHECK(add_folder(&K, dir));
     bool some = false;
@@ -564,7 +575,7 @@ static void t_scifact_bm25_quality(void)
     CHECK(nq == 1109 && nr == 339);
 
     struct daemon S;
-    char *args[] = { NULL };
+    char *args[] = { "--index-roots", "any", NULL };
     CHECK(start_daemon(&S, "scifact", args) == 0);
     double t0 = now_epoch();
     struct timespec a0, a1;
@@ -673,7 +684,7 @@ int main(void)
     snprintf(wt, sizeof wt, "wt=%s/whisper-tiny.bin", g_tmp);
     snprintf(tiny, sizeof tiny, "tiny=%s/models/stories260K.gguf", g_shared);
     char *args[] = { "--model", emb, "--model", wt, "--model", tiny, "--index-embed-model", "emb",
-                     "--index-scan-interval", "3600", NULL };
+                     "--index-scan-interval", "3600", "--index-roots", (char *)g_tmp, NULL };
     if (start_daemon(&X, "indexX", args) < 0) {
         printf("0 passed, 1 failed\n");
         return 1;
