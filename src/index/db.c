@@ -489,6 +489,8 @@ int idb_docs(idb *d, int state, int limit, idb_doc **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
+    if (limit < 1)
+        return 0;
     lock(d);
     sqlite3_stmt *q = sql_prep(d->db, "SELECT " DOC_COLUMNS " FROM docs WHERE ?1 < 0 OR state=?1"
                                " ORDER BY changed DESC, id DESC LIMIT ?2", "ii", (int64_t)state,
@@ -581,6 +583,8 @@ static int by_score_desc(const void *a, const void *b)
 
 int idb_nearest(idb *d, const char *model, const float *qv, int dim, idb_hit *out, int limit)
 {
+    if (limit < 1)
+        return 0;
     double qn = 0;
     for (int k = 0; k < dim; k++)
         qn += (double)qv[k] * qv[k];

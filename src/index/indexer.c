@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +40,12 @@ struct indexer {
     pthread_cond_t cv;
     bool stop, scan_now, retry_now;
     indexer_activity act;       /* under mu */
+    /* inotify: every folder walked is watched, so a change is seen in
+     * about a second, not at the next walk (-1: not available) */
+    int ino;
+    pthread_t watcher;
+    bool watching;
+    atomic_bool watch_full;     /* the kernel's watch limit was reached (logged once) */
 };
 
 static double now_s(void)
@@ -62,7 +70,22 @@ struct walk {
     size_t n, cap;
     bool truncated;
     const char *skip;           /* hearthd's data dir: never indexed */
+    indexer *x;                 /* for its inotify watches */
 };
+
+#define WATCH_EVENTS (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | \
+                      IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW)
+
+static void watch_dir(indexer *x, const char *dir)
+{
+    if (x->ino < 0 || atomic_load(&x->watch_full))
+        return;
+    if (inotify_add_watch(x->ino, dir, WATCH_EVENTS) < 0 && errno == ENOSPC &&
+        !atomic_exchange(&x->watch_full, true))
+        log_warn("index: the kernel's inotify watch limit is reached (fs.inotify."
+                 "max_user_watches); changes in further folders are seen at the next walk "
+                 "(index-scan-interval)");
+}
 
 static bool skipped_name(const char *name)
 {
@@ -88,6 +111,7 @@ static void walk_dir(struct walk *w, const char *dir, int depth)
     DIR *d = opendir(dir);
     if (!d)
         return;
+    watch_dir(w->x, dir);
     struct dirent *e;
     while ((e = readdir(d)) && !w->truncated) {
         if (skipped_name(e->d_name))
@@ -157,7 +181,7 @@ static void scan_all(indexer *x)
                      f[i].path, strerror(errno ? errno : ENOTDIR));
             continue;
         }
-        struct walk w = { .skip = have_data ? data : NULL };
+        struct walk w = { .skip = have_data ? data : NULL, .x = x };
         walk_dir(&w, f[i].path, 0);
         if (w.truncated)
             log_warn("index: %s holds more than %d files (or memory ran short); the rest are "
@@ -551,6 +575,36 @@ static void *loop(void *arg)
     return NULL;
 }
 
+/* Changes in watched folders: after a burst of events has been quiet for
+ * WATCH_QUIET_MS (or went on for WATCH_MAX_MS), one walk. */
+#define WATCH_QUIET_MS 700
+#define WATCH_MAX_MS   5000
+
+static void *watch_loop(void *arg)
+{
+    indexer *x = arg;
+    char ev[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+    double first = 0;
+    while (!stopping(x)) {
+        struct pollfd p = { x->ino, POLLIN, 0 };
+        int r = poll(&p, 1, first ? WATCH_QUIET_MS : 500);
+        double now = now_s();
+        if (r > 0) {
+            while (read(x->ino, ev, sizeof ev) > 0)
+                ;               /* which file does not matter: the walk compares all */
+            if (!first)
+                first = now;
+            if ((now - first) * 1000 < WATCH_MAX_MS)
+                continue;
+        }
+        if (first) {
+            first = 0;
+            indexer_rescan(x, false);
+        }
+    }
+    return NULL;
+}
+
 indexer *indexer_start(const config *cfg, sched *s, char *err, size_t errlen)
 {
     indexer *x = calloc(1, sizeof *x);
@@ -566,6 +620,7 @@ indexer *indexer_start(const config *cfg, sched *s, char *err, size_t errlen)
     }
     atomic_init(&x->cfg, cfg);
     x->s = s;
+    x->ino = -1;
     pthread_mutex_init(&x->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -578,6 +633,11 @@ indexer *indexer_start(const config *cfg, sched *s, char *err, size_t errlen)
     if (requeued > 0)
         log_info("index: %d document(s) to index again for embedding model %s", requeued,
                  cfg->index_embed_model ? cfg->index_embed_model : "(none)");
+    x->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (x->ino < 0)
+        log_warn("index: no inotify (%s); changes are seen at each walk", strerror(errno));
+    else if (pthread_create(&x->watcher, NULL, watch_loop, x) == 0)
+        x->watching = true;
     if (pthread_create(&x->th, NULL, loop, x) != 0) {
         snprintf(err, errlen, "cannot start the indexer thread");
         indexer_free(x);
@@ -609,14 +669,17 @@ void indexer_set_config(indexer *x, const config *cfg)
 
 void indexer_stop(indexer *x)
 {
-    if (!x || !x->started)
+    if (!x)
         return;
     pthread_mutex_lock(&x->mu);
     x->stop = true;
     pthread_cond_broadcast(&x->cv);
     pthread_mutex_unlock(&x->mu);
-    pthread_join(x->th, NULL);
-    x->started = false;
+    if (x->started)
+        pthread_join(x->th, NULL);
+    if (x->watching)
+        pthread_join(x->watcher, NULL);
+    x->started = x->watching = false;
 }
 
 void indexer_free(indexer *x)
@@ -624,6 +687,8 @@ void indexer_free(indexer *x)
     if (!x)
         return;
     indexer_stop(x);
+    if (x->ino >= 0)
+        close(x->ino);
     idb_close(x->db);
     pthread_cond_destroy(&x->cv);
     pthread_mutex_destroy(&x->mu);

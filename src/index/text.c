@@ -157,27 +157,46 @@ static size_t entity(const char *p, size_t n, unsigned *cp)
     return 0;
 }
 
-/* At a '<': the length of a script or style element (through its end tag),
- * or 0. Its newlines are counted into *nl so lines stay in place. */
-static size_t hidden_element(const char *p, size_t n, int *nl)
+/* p (n bytes) starts with the tag name `name` (case-insensitive), ended
+ * by '>', '/' or a blank: not a longer name like <styled-box>. */
+static bool tag_named(const char *p, size_t n, const char *name)
 {
-    const char *tag = NULL;
-    if (n > 7 && !strncasecmp(p, "<script", 7))
-        tag = "</script";
-    else if (n > 6 && !strncasecmp(p, "<style", 6))
-        tag = "</style";
-    if (!tag)
-        return 0;
-    size_t tl = strlen(tag);
-    for (size_t i = 1; i + tl <= n; i++) {
-        if (p[i] == '\n')
-            (*nl)++;
-        if (p[i] == '<' && !strncasecmp(p + i, tag, tl)) {
-            const char *gt = memchr(p + i, '>', n - i);
-            return gt ? (size_t)(gt - p) + 1 : n;
-        }
+    size_t l = strlen(name);
+    return n > l && !strncasecmp(p, name, l) &&
+           (p[l] == '>' || p[l] == '/' || p[l] == ' ' || p[l] == '\t' || p[l] == '\n' ||
+            p[l] == '\r');
+}
+
+/* At a '<' that opens a tag: its length through '>' (the rest of the text
+ * when never closed), and for <script> and <style> through their end tag.
+ * Newlines inside are counted into *nl so lines stay in place. */
+static size_t tag_span(const char *p, size_t n, int *nl)
+{
+    const char *end = NULL;
+    if (tag_named(p + 1, n - 1, "script"))
+        end = "</script";
+    else if (tag_named(p + 1, n - 1, "style"))
+        end = "</style";
+    size_t i = 1;
+    if (end) {
+        size_t el = strlen(end);
+        while (i + el <= n && !(p[i] == '<' && tag_named(p + i + 2, n - i - 2, end + 2)))
+            i++;
+        if (i + el > n)
+            i = n;              /* never closed: the rest is hidden */
     }
-    return n;                       /* never closed: the rest is hidden */
+    const char *gt = i < n ? memchr(p + i, '>', n - i) : NULL;
+    size_t len = gt ? (size_t)(gt - p) + 1 : n;
+    for (size_t k = 0; k < len; k++)
+        *nl += p[k] == '\n' || (p[k] == '\r' && !(k + 1 < len && p[k + 1] == '\n'));
+    return len;
+}
+
+/* A '<' that opens a tag (a letter, '/', '!' or '?' after it); else it is
+ * text, as in "a < b". */
+static bool opens_tag(const char *p, size_t n)
+{
+    return n > 1 && (isalpha((unsigned char)p[1]) || p[1] == '/' || p[1] == '!' || p[1] == '?');
 }
 
 int text_clean(buf *out, const char *p, size_t n, bool html)
@@ -202,15 +221,9 @@ int text_clean(buf *out, const char *p, size_t n, bool html)
             i += (i + 1 < n && p[i + 1] == '\n') ? 2 : 1;
             continue;
         }
-        if (html && c == '<') {
+        if (html && c == '<' && opens_tag(p + i, n - i)) {
             int nl = 0;
-            size_t skip = hidden_element(p + i, n - i, &nl);
-            if (!skip) {
-                const char *gt = memchr(p + i, '>', n - i);
-                skip = gt ? (size_t)(gt - (p + i)) + 1 : n - i;
-                for (size_t k = 0; k < skip; k++)
-                    nl += p[i + k] == '\n';
-            }
+            size_t skip = tag_span(p + i, n - i, &nl);
             rc = buf_putc(out, ' ');
             while (nl-- > 0 && rc == 0)
                 rc = buf_putc(out, '\n');
@@ -221,7 +234,10 @@ int text_clean(buf *out, const char *p, size_t n, bool html)
             unsigned cp;
             size_t k = entity(p + i + 1, n - i - 1, &cp);
             if (k) {
-                rc = put_cp(out, cp);
+                /* an entity never adds a line or a control character:
+                 * &#10; would shift every citation below it */
+                bool control = cp < 0x20 || (cp >= 0x7F && cp < 0xA0);
+                rc = control ? buf_putc(out, ' ') : put_cp(out, cp);
                 i += 1 + k;
                 continue;
             }
@@ -256,6 +272,15 @@ static bool blank(char c)
     return c == ' ' || c == '\t' || c == '\n';
 }
 
+/* After a newline at i - 1: only spaces and tabs up to the next newline
+ * (a paragraph break, as editors leave them). */
+static bool blank_line_follows(const char *t, size_t i, size_t n)
+{
+    while (i < n && (t[i] == ' ' || t[i] == '\t'))
+        i++;
+    return i < n && t[i] == '\n';
+}
+
 /* Where to end a chunk that starts at s, in text[s..n): the best break at
  * or before s + CHUNK_MAX, preferring one past s + CHUNK_TARGET / 2. */
 static size_t cut(const char *t, size_t s, size_t n)
@@ -267,7 +292,7 @@ static size_t cut(const char *t, size_t s, size_t n)
     size_t para = 0, sent = 0, line = 0, space = 0;
     for (size_t i = lo; i < lim; i++) {
         bool within = i <= s + CHUNK_TARGET + CHUNK_TARGET / 4;
-        if (t[i] == '\n' && i + 1 < n && t[i + 1] == '\n') {
+        if (t[i] == '\n' && blank_line_follows(t, i + 1, n)) {
             if (within || !para)
                 para = i + 1;
             if (i > s + CHUNK_TARGET)

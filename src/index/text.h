@@ -28,7 +28,7 @@ typedef enum { TK_NONE, TK_TEXT, TK_HTML, TK_IMAGE, TK_AUDIO } text_kind;
 text_kind   text_kind_of(const char *name);
 const char *text_kind_name(text_kind k);
 
-/* Looks like text: no NUL byte in the first 8 KiB. */
+/* Not text: a NUL byte in the first 8 KiB. */
 bool text_looks_binary(const char *p, size_t n);
 
 /* Clean raw file bytes into out: CRLF and lone CR become LF, control

@@ -292,6 +292,34 @@ static void t_changes_are_followed(void)
     arena_free(a);
 }
 
+/* without a rescan or a walk due (index-scan-interval is an hour here):
+ * inotify sees a new file in a subfolder and a deleted one */
+static void t_watch_sees_changes(void)
+{
+    write_file(g_notes, "house/airship.md", "The zeppelin hangar needs a new roof.\n");
+    arena *a = arena_new(0);
+    bool found = false;
+    for (int i = 0; i < 150 && !found; i++) {
+        const json *o = search(&X, a, "zeppelin hangar", "\"mode\":\"bm25\"");
+        found = o && hits(o) == 1 && !strcmp(hit_name(o, 0), "airship.md");
+        if (!found)
+            usleep(100000);
+    }
+    CHECK(found);
+    char p[700];
+    snprintf(p, sizeof p, "%s/house/airship.md", g_notes);
+    CHECK(unlink(p) == 0);
+    bool gone = false;
+    for (int i = 0; i < 150 && !gone; i++) {
+        const json *o = search(&X, a, "zeppelin hangar", "\"mode\":\"bm25\"");
+        gone = o && hits(o) == 0;
+        if (!gone)
+            usleep(100000);
+    }
+    CHECK(gone);
+    arena_free(a);
+}
+
 static void t_ask_cites_sources(void)
 {
     struct resp r = post(&X, "/v1/ask", "{\"model\":\"tiny\",\"question\":\"What did the plumber "
@@ -692,6 +720,7 @@ int main(void)
     run("folder_is_indexed", t_folder_is_indexed);
     run("search_finds_passages", t_search_finds_passages);
     run("changes_are_followed", t_changes_are_followed);
+    run("watch_sees_changes", t_watch_sees_changes);
     run("ask_cites_sources", t_ask_cites_sources);
     run("bad_requests", t_bad_requests);
     run("metrics_and_status", t_metrics_and_status);
