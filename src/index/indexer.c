@@ -318,7 +318,9 @@ static void extract(indexer *x, const idb_doc *d, buf *text, struct failure *f)
                       (long long)c->index_max_file);
             return;
         }
-        int fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        /* not blocking: the file was a regular one when checked, but a
+         * FIFO put in its place meanwhile must not hang the indexer */
+        int fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         char *raw = fd >= 0 ? malloc((size_t)st.st_size + 1) : NULL;
         ssize_t got = 0;
         while (raw && got < st.st_size) {

@@ -224,6 +224,43 @@ TEST(set_strings)
     config_free(&c);
 }
 
+TEST(set_index)
+{
+    env_fixed();
+    config c;
+    config_defaults(&c);
+    char err[256];
+    CHECK(c.index_embed_model == NULL && c.index_asr_model == NULL && c.index_roots == NULL);
+    CHECK_EQ_INT(c.index_scan_interval, 60);
+    CHECK_EQ_INT(c.index_max_file, 16u << 20);
+    CHECK_EQ_INT(config_set(&c, "index-embed-model", "bge-small", err, sizeof err), 0);
+    CHECK_STR(c.index_embed_model, "bge-small");
+    CHECK_EQ_INT(config_set(&c, "index-asr-model", "whisper:base", err, sizeof err), 0);
+    CHECK_STR(c.index_asr_model, "whisper:base");
+    /* a model name, never a path */
+    CHECK_EQ_INT(config_set(&c, "index-embed-model", "../x.gguf", err, sizeof err), -1);
+    CHECK(strstr(err, "index-embed-model") != NULL);
+    CHECK_STR(c.index_embed_model, "bge-small");
+    CHECK_EQ_INT(config_set(&c, "index-embed-model", "none", err, sizeof err), 0);
+    CHECK(c.index_embed_model == NULL);
+    CHECK_EQ_INT(config_set(&c, "index-roots", "/home/a:/srv/nas", err, sizeof err), 0);
+    CHECK_STR(c.index_roots, "/home/a:/srv/nas");
+    CHECK_EQ_INT(config_set(&c, "index-roots", "any", err, sizeof err), 0);
+    CHECK_STR(c.index_roots, "any");
+    CHECK_EQ_INT(config_set(&c, "index-roots", "notes", err, sizeof err), -1);
+    CHECK_EQ_INT(config_set(&c, "index-roots", "", err, sizeof err), -1);
+    CHECK_STR(c.index_roots, "any");
+    CHECK_EQ_INT(config_set(&c, "index-scan-interval", "5", err, sizeof err), 0);
+    CHECK_EQ_INT(c.index_scan_interval, 5);
+    CHECK_EQ_INT(config_set(&c, "index-scan-interval", "0", err, sizeof err), -1);
+    CHECK_EQ_INT(config_set(&c, "index-max-file", "1M", err, sizeof err), 0);
+    CHECK_EQ_INT(c.index_max_file, 1u << 20);
+    CHECK_EQ_INT(config_set(&c, "index-max-file", "0", err, sizeof err), -1);
+    CHECK_EQ_INT(config_set(&c, "index-max-file", "lots", err, sizeof err), -1);
+    CHECK_EQ_INT(c.index_max_file, 1u << 20);
+    config_free(&c);
+}
+
 TEST(set_max_body)
 {
     env_fixed();
@@ -661,6 +698,7 @@ int main(void)
     RUN(set_listen);
     RUN(set_ints);
     RUN(set_strings);
+    RUN(set_index);
     RUN(set_max_body);
     RUN(set_model);
     RUN(too_many_models);
