@@ -367,10 +367,12 @@ int config_set(config *c, const char *key, const char *v, char *err, size_t el)
         free(c->index_roots);
         c->index_roots = xstrdup(v);
     } else if (strcmp(key, "index-max-file") == 0) {
-        if (config_parse_size(v, &c->index_max_file) < 0 || c->index_max_file == 0) {
+        uint64_t size;
+        if (config_parse_size(v, &size) < 0 || size == 0) {
             snprintf(err, el, "index-max-file: '%s' is not a size", v);
             return -1;
         }
+        c->index_max_file = size;
     } else if (strcmp(key, "max-jobs") == 0) {
         if (parse_int(v, 1, 10000000, &c->max_jobs) < 0)
             goto bad_int;
