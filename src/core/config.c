@@ -101,6 +101,7 @@ void config_free(config *c)
     free(c->index_embed_model);
     free(c->index_asr_model);
     free(c->index_roots);
+    free(c->api_key_file);
     for (size_t i = 0; i < c->nmodels; i++)
         free(c->models[i].path);
     for (size_t i = 0; i < c->napi_keys; i++) {
@@ -360,7 +361,10 @@ int config_set(config *c, const char *key, const char *v, char *err, size_t el)
         free(*dst);
         *dst = strcmp(v, "none") ? xstrdup(v) : NULL;
     } else if (strcmp(key, "index-roots") == 0) {
-        if (!*v || (strcmp(v, "any") && v[0] != '/')) {
+        bool ok = *v && (!strcmp(v, "any") || v[0] == '/');
+        for (const char *p = v; ok && (p = strchr(p, ':')); p++)
+            ok = p[1] == '/';       /* every entry absolute */
+        if (!ok) {
             snprintf(err, el, "index-roots: absolute folders separated by ':', or 'any'");
             return -1;
         }
@@ -429,7 +433,10 @@ int config_set(config *c, const char *key, const char *v, char *err, size_t el)
     } else if (strcmp(key, "api-key") == 0) {
         return add_api_key(c, NULL, v, err, el);
     } else if (strcmp(key, "api-key-file") == 0) {
-        return load_api_keys(c, v, err, el);
+        if (load_api_keys(c, v, err, el) < 0)
+            return -1;
+        free(c->api_key_file);
+        c->api_key_file = xstrdup(v);
     } else if (strcmp(key, "audit-log") == 0) {
         if (strcmp(v, "on") && strcmp(v, "off")) {
             snprintf(err, el, "audit-log: expected on or off, got '%.100s'", v);

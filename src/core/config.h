@@ -55,6 +55,7 @@ typedef struct config {
     char *api_keys[CONFIG_MAX_KEYS];
     char  api_key_names[CONFIG_MAX_KEYS][API_KEY_NAME_MAX + 1];  /* for the audit log */
     size_t napi_keys;
+    char *api_key_file;       /* the last key file loaded (the index never reads it) */
     int   audit_log;          /* 1: one line per request in <data-dir>/audit.log */
     /* batch jobs (queue/runner.h) */
     int   job_workers;        /* jobs run at once */

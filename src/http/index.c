@@ -151,6 +151,8 @@ int http_index_folders(http_req *r)
         if (!p || !*p || strlen(p) >= 4096)
             return bad(r, "path", "missing_required_parameter",
                        "DELETE /v1/index/folders needs ?path=FOLDER");
+        if (p[0] != '/')
+            return bad(r, "path", "invalid_folder", "the folder must be an absolute path");
         int rc = indexer_remove_folder(x, p);
         if (rc < 0)
             return http_reply_error(r, 500, NULL, NULL, "index_error", "cannot write the index", 0);

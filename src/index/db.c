@@ -24,10 +24,12 @@ static const char schema[] =
     " kind TEXT NOT NULL, state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
     " error TEXT, chunks INTEGER NOT NULL DEFAULT 0, dropped INTEGER NOT NULL DEFAULT 0,"
     " model TEXT, changed REAL NOT NULL, indexed_at REAL NOT NULL DEFAULT 0,"
-    " next_run REAL NOT NULL DEFAULT 0, seen INTEGER NOT NULL DEFAULT 0);"
+    " next_run REAL NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS docs_due ON docs(state, next_run);"
     "CREATE INDEX IF NOT EXISTS docs_folder ON docs(folder);"
-    "CREATE TABLE IF NOT EXISTS chunks(id INTEGER PRIMARY KEY, doc INTEGER NOT NULL,"
+    /* AUTOINCREMENT: a chunk id is never reused, so a search hit read a
+     * moment later can only be its own passage or gone */
+    "CREATE TABLE IF NOT EXISTS chunks(id INTEGER PRIMARY KEY AUTOINCREMENT, doc INTEGER NOT NULL,"
     " ord INTEGER NOT NULL, line0 INTEGER NOT NULL, line1 INTEGER NOT NULL, text TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc);"
     "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, content='chunks',"
@@ -219,8 +221,8 @@ void idb_folders_free(idb_folder *f, size_t n)
 
 /* ---- scanning ----------------------------------------------------------- */
 
-int idb_scan(idb *d, int64_t folder, const idb_seen *files, size_t n, double now, int *added,
-             int *removed)
+int idb_scan(idb *d, int64_t folder, const idb_seen *files, size_t n, bool complete, double now,
+             int *added, int *removed)
 {
     *added = *removed = 0;
     lock(d);
@@ -228,53 +230,66 @@ int idb_scan(idb *d, int64_t folder, const idb_seen *files, size_t n, double now
         unlock(d);
         return -1;
     }
-    /* this walk's mark: documents without it afterwards are gone */
-    sqlite3_stmt *g = sql_prep(d->db, "SELECT coalesce(max(seen), 0) + 1 FROM docs WHERE folder=?",
-                               "i", folder);
-    int64_t mark = g && sqlite3_step(g) == SQLITE_ROW ? sqlite3_column_int64(g, 0) : -1;
+    /* the folder may have been removed while it was walked: then nothing
+     * of the walk is recorded (its files would be orphans no walk removes) */
+    sqlite3_stmt *g = sql_prep(d->db, "SELECT 1 FROM folders WHERE id=?", "i", folder);
+    int st = g ? sqlite3_step(g) : SQLITE_ERROR;
     sqlite3_finalize(g);
-    int ok = mark > 0;
+    if (st != SQLITE_ROW) {
+        sql_exec(d->db, "ROLLBACK");
+        unlock(d);
+        return st == SQLITE_DONE ? 0 : -1;
+    }
+    /* the walk's paths, to find the vanished ones; unchanged files are
+     * not written at all (a walk of a big folder stays a read) */
+    int ok = sql_exec(d->db, "CREATE TEMP TABLE IF NOT EXISTS walk(path TEXT PRIMARY KEY);"
+                             "DELETE FROM temp.walk;");
     for (size_t i = 0; ok && i < n; i++) {
         const idb_seen *f = &files[i];
-        sqlite3_stmt *q = sql_prep(d->db, "SELECT id, size, mtime, folder FROM docs WHERE path=?",
-                                   "s", f->path);
-        int st = q ? sqlite3_step(q) : SQLITE_ERROR;
+        if (complete)
+            ok = sql_run(d->db, sql_prep(d->db, "INSERT OR IGNORE INTO temp.walk(path) VALUES(?)",
+                                         "s", f->path)) >= 0;
+        sqlite3_stmt *q = ok ? sql_prep(d->db, "SELECT id, size, mtime, folder FROM docs "
+                                        "WHERE path=?", "s", f->path) : NULL;
+        st = q ? sqlite3_step(q) : SQLITE_ERROR;
         if (st == SQLITE_ROW) {
             int64_t id = sqlite3_column_int64(q, 0);
             bool same = sqlite3_column_int64(q, 1) == f->size &&
-                        sqlite3_column_int64(q, 2) == f->mtime;
+                        sqlite3_column_int64(q, 2) == f->mtime &&
+                        sqlite3_column_int64(q, 3) == folder;
             sqlite3_finalize(q);
-            if (same)
-                ok = sql_run(d->db, sql_prep(d->db, "UPDATE docs SET seen=?, folder=? WHERE id=?",
-                                             "iii", mark, folder, id)) >= 0;
-            else {
+            if (!same) {
                 ok = sql_run(d->db, sql_prep(d->db,
-                    "UPDATE docs SET seen=?, folder=?, size=?, mtime=?, kind=?, state=?, attempts=0,"
+                    "UPDATE docs SET folder=?, size=?, mtime=?, kind=?, state=?, attempts=0,"
                     " error=NULL, next_run=0, changed=? WHERE id=?",
-                    "iiiisidi", mark, folder, f->size, f->mtime, f->kind, (int64_t)DOC_PENDING,
-                    now, id)) >= 0;
+                    "iiisidi", folder, f->size, f->mtime, f->kind, (int64_t)DOC_PENDING, now,
+                    id)) >= 0;
                 (*added)++;
             }
         } else if (st == SQLITE_DONE) {
             sqlite3_finalize(q);
             ok = sql_run(d->db, sql_prep(d->db,
-                "INSERT INTO docs(folder, path, size, mtime, kind, state, changed, seen)"
-                " VALUES(?,?,?,?,?,?,?,?)",
-                "isiisidi", folder, f->path, f->size, f->mtime, f->kind, (int64_t)DOC_PENDING, now,
-                mark)) >= 0;
+                "INSERT INTO docs(folder, path, size, mtime, kind, state, changed)"
+                " VALUES(?,?,?,?,?,?,?)",
+                "isiisid", folder, f->path, f->size, f->mtime, f->kind, (int64_t)DOC_PENDING,
+                now)) >= 0;
             (*added)++;
         } else {
             sqlite3_finalize(q);
             ok = 0;
         }
     }
-    int gone = ok ? drop_docs(d, "folder=?1 AND seen<>?2", folder, mark) : -1;
+    /* only a complete walk says what is gone: one that could not open a
+     * subfolder, or stopped at the file cap, keeps what it did not see */
+    int gone = !ok ? -1 : complete ? drop_docs(d, "folder=?1 AND ?2=?2 AND path NOT IN "
+                                               "(SELECT path FROM temp.walk)", folder, 0) : 0;
     ok = ok && gone >= 0 &&
          sql_run(d->db, sql_prep(d->db, "UPDATE folders SET last_scan=? WHERE id=?", "di", now,
                                  folder)) >= 0 &&
          sql_exec(d->db, "COMMIT");
     if (!ok)
         sql_exec(d->db, "ROLLBACK");
+    sql_exec(d->db, "DELETE FROM temp.walk");
     unlock(d);
     *removed = ok ? gone : 0;
     return ok ? 0 : -1;
@@ -356,7 +371,7 @@ double idb_next_due(idb *d)
 }
 
 int idb_store(idb *d, const idb_doc *doc, const idb_chunk_in *c, size_t n, int dropped,
-              const char *model, int dim, double now)
+              const char *model, int dim, const char *note, double now)
 {
     lock(d);
     if (!sql_exec(d->db, "BEGIN IMMEDIATE")) {
@@ -395,8 +410,8 @@ int idb_store(idb *d, const idb_doc *doc, const idb_chunk_in *c, size_t n, int d
                                              (size_t)dim * sizeof(float))) == 1;
         }
         ok = ok && sql_run(d->db, sql_prep(d->db,
-            "UPDATE docs SET state=?, error=NULL, chunks=?, dropped=?, model=?, indexed_at=?,"
-            " attempts=0 WHERE id=?", "iiisdi", (int64_t)DOC_INDEXED, (int64_t)n,
+            "UPDATE docs SET state=?, error=?, chunks=?, dropped=?, model=?, indexed_at=?,"
+            " attempts=0 WHERE id=?", "isiisdi", (int64_t)DOC_INDEXED, note, (int64_t)n,
             (int64_t)dropped, model, now, doc->id)) == 1;
     }
     ok = ok && sql_exec(d->db, "COMMIT");
@@ -414,12 +429,23 @@ int idb_fail(idb *d, const idb_doc *doc, bool retry, int max_attempts, double de
     if (wait > 3600)
         wait = 3600;
     lock(d);
-    int rc = sql_run(d->db, sql_prep(d->db,
+    int ok = sql_exec(d->db, "BEGIN IMMEDIATE");
+    int rc = ok ? sql_run(d->db, sql_prep(d->db,
         "UPDATE docs SET state=?, error=?, next_run=? WHERE id=? AND size=? AND mtime=?",
         "isdiii", (int64_t)to, why, to == DOC_PENDING ? now + wait : 0.0, doc->id, doc->size,
-        doc->mtime));
+        doc->mtime)) : -1;
+    /* a file that is not indexed any more is not searchable any more: its
+     * last good version's passages go (a file made unreadable on purpose
+     * must not stay in the answers) */
+    if (rc == 1 && to != DOC_PENDING)
+        rc = drop_chunks(d, doc->id) == 0 &&
+             sql_run(d->db, sql_prep(d->db, "UPDATE docs SET chunks=0, model=NULL WHERE id=?",
+                                     "i", doc->id)) == 1 ? 1 : -1;
+    ok = ok && rc >= 0 && sql_exec(d->db, "COMMIT");
+    if (!ok)
+        sql_exec(d->db, "ROLLBACK");
     unlock(d);
-    return rc < 0 ? -1 : 0;
+    return ok ? 0 : -1;
 }
 
 int idb_release(idb *d, const idb_doc *doc, double next_run)
@@ -432,11 +458,15 @@ int idb_release(idb *d, const idb_doc *doc, double next_run)
     return rc < 0 ? -1 : 0;
 }
 
-int idb_recover(idb *d, const char *model)
+int idb_recover(idb *d, const char *model, int max_attempts)
 {
     lock(d);
-    int a = sql_run(d->db, sql_prep(d->db, "UPDATE docs SET next_run=0 WHERE state=?", "i",
-                                    (int64_t)DOC_PENDING));
+    /* a file whose every attempt was cut short (hearthd killed, or taking
+     * the machine down with it) is dead, not tried at every start forever */
+    int a = sql_run(d->db, sql_prep(d->db,
+        "UPDATE docs SET state=?, error='interrupted: hearthd stopped during each of its "
+        "attempts' WHERE state=? AND attempts>=?", "iii", (int64_t)DOC_DEAD, (int64_t)DOC_PENDING,
+        (int64_t)max_attempts));
     int b = sql_run(d->db, sql_prep(d->db,
         "UPDATE docs SET state=?, attempts=0, next_run=0 WHERE state=? AND"
         " coalesce(model,'') IS NOT coalesce(?,'')", "iis", (int64_t)DOC_PENDING,

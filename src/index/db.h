@@ -56,14 +56,17 @@ void    idb_folders_free(idb_folder *f, size_t n);
 /* ---- scanning: one transaction per folder ---- */
 typedef struct idb_seen {
     const char *path;
-    int64_t size, mtime;
+    int64_t size, mtime;        /* the later of mtime and ctime, in nanoseconds: a change
+                                   within a second, or of permissions alone, shows */
     const char *kind;
 } idb_seen;
 /* Record what a walk of folder found: new and changed files become
- * pending, files no longer there are forgotten with their chunks.
- * *added and *removed count them. 0 or -1. */
-int idb_scan(idb *d, int64_t folder, const idb_seen *files, size_t n, double now, int *added,
-             int *removed);
+ * pending, and, when the walk was complete (every subfolder opened, no
+ * cap reached), files no longer there are forgotten with their chunks.
+ * Nothing is recorded for a folder removed meanwhile. *added and *removed
+ * count them. 0 or -1. */
+int idb_scan(idb *d, int64_t folder, const idb_seen *files, size_t n, bool complete, double now,
+             int *added, int *removed);
 
 /* ---- the indexer's queue ---- */
 typedef struct idb_doc {
@@ -88,21 +91,24 @@ typedef struct idb_chunk_in {
     const float *vec;           /* NULL without an embedding model */
 } idb_chunk_in;
 /* Replace doc's chunks with these (model/dim for the vectors, NULL/0
- * without) and mark it indexed, unless the file changed meanwhile
- * (size/mtime differ from the claim's): then it stays pending. 0 or -1. */
+ * without; note: why there are none, kept as the document's error) and
+ * mark it indexed, unless the file changed meanwhile (size/mtime differ
+ * from the claim's): then it stays pending. 0 or -1. */
 int idb_store(idb *d, const idb_doc *doc, const idb_chunk_in *c, size_t n, int dropped,
-              const char *model, int dim, double now);
+              const char *model, int dim, const char *note, double now);
 /* An attempt failed: retry (pending again after delay * 2^(attempts-1),
- * dead once max_attempts are used) or not (failed). 0 or -1. */
+ * dead once max_attempts are used) or not (failed). A failed or dead file
+ * loses its passages. 0 or -1. */
 int idb_fail(idb *d, const idb_doc *doc, bool retry, int max_attempts, double delay,
              const char *why, double now);
 /* Not now (no memory in time, hearthd stopping): pending again at
  * next_run, the attempt not counted. 0 or -1. */
 int idb_release(idb *d, const idb_doc *doc, double next_run);
-/* Documents left pending by a stopped hearthd are due now; documents
- * indexed with another embedding model (or with one when there is none
- * now) are pending again. Returns how many were requeued, or -1. */
-int idb_recover(idb *d, const char *model);
+/* At start: documents left pending with max_attempts attempts spent (each
+ * cut short by a stop) are dead; documents indexed with another embedding
+ * model (or with one when there is none now) are pending again. Returns
+ * how many were requeued, or -1. */
+int idb_recover(idb *d, const char *model, int max_attempts);
 /* Failed and dead documents are pending again (attempts from zero). */
 int idb_retry_all(idb *d);
 

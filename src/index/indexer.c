@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <linux/openat2.h>
 #include <sys/inotify.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +48,13 @@ struct indexer {
     pthread_t watcher;
     bool watching;
     atomic_bool watch_full;     /* the kernel's watch limit was reached (logged once) */
+    /* hearthd's own files, which the walk never takes: the data dir (as
+     * started), the config file and the API key file (as last loaded);
+     * device and inode, so no path spelling gets around them */
+    pthread_mutex_t own_mu;
+    struct own { dev_t dev; ino_t ino; bool set; } own[3];
+    char data_real[PATH_MAX];   /* the data dir as started, resolved ("" unknown) */
+    pthread_mutex_t add_mu;     /* adding folders: the overlap check and the insert */
 };
 
 static double now_s(void)
@@ -68,9 +77,9 @@ static bool stopping(indexer *x)
 struct walk {
     idb_seen *files;
     size_t n, cap;
-    bool truncated;
-    const char *skip;           /* hearthd's data dir: never indexed */
-    indexer *x;                 /* for its inotify watches */
+    bool truncated;             /* the file cap was reached (or memory ran short) */
+    bool incomplete;            /* a subfolder could not be read: vanished files unknown */
+    indexer *x;                 /* for its inotify watches and own files */
 };
 
 #define WATCH_EVENTS (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | \
@@ -92,10 +101,42 @@ static bool skipped_name(const char *name)
     return name[0] == '.' || !strcmp(name, "node_modules") || !strcmp(name, "__pycache__");
 }
 
-/* A file without an extension is text only if its first bytes say so. */
-static bool sniff_text(const char *path)
+static bool is_own(indexer *x, const struct stat *st)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    pthread_mutex_lock(&x->own_mu);
+    bool own = false;
+    for (int i = 0; i < 3 && !own; i++)
+        own = x->own[i].set && x->own[i].dev == st->st_dev && x->own[i].ino == st->st_ino;
+    pthread_mutex_unlock(&x->own_mu);
+    return own;
+}
+
+static void set_own(indexer *x, int i, const char *path)
+{
+    struct stat st;
+    pthread_mutex_lock(&x->own_mu);
+    x->own[i].set = path && stat(path, &st) == 0;
+    if (x->own[i].set) {
+        x->own[i].dev = st.st_dev;
+        x->own[i].ino = st.st_ino;
+    }
+    pthread_mutex_unlock(&x->own_mu);
+}
+
+/* When a file last changed, in nanoseconds: its content (mtime) or its
+ * metadata (ctime: a chmod that makes it private, a rename), so a change
+ * within the same second, or of permissions alone, is seen too. */
+static int64_t mtime_ns(const struct stat *st)
+{
+    int64_t m = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    int64_t c = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+    return m > c ? m : c;
+}
+
+/* A file without an extension is text only if its first bytes say so. */
+static bool sniff_text(int dfd, const char *name)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
         return false;
     char b[512];
@@ -104,27 +145,42 @@ static bool sniff_text(const char *path)
     return n > 0 && !text_looks_binary(b, (size_t)n);
 }
 
-static void walk_dir(struct walk *w, const char *dir, int depth)
+/* Walk the folder open as dfd (taken: closed here), named dir. Entries are
+ * examined relative to their folder's descriptor and subfolders opened
+ * with O_NOFOLLOW, so a symlink swapped in for a folder mid-walk is not
+ * followed out of the watched tree. */
+static void walk_dir(struct walk *w, int dfd, const char *dir, int depth)
 {
-    if (depth > WALK_MAX_DEPTH || w->truncated)
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        w->incomplete = true;
         return;
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
+    }
     watch_dir(w->x, dir);
     struct dirent *e;
-    while ((e = readdir(d)) && !w->truncated) {
+    errno = 0;
+    while (!w->truncated && (e = readdir(d))) {
         if (skipped_name(e->d_name))
             continue;
         char path[PATH_MAX];
         if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path)
             continue;
         struct stat st;
-        if (lstat(path, &st) < 0)
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            w->incomplete |= errno != ENOENT;
+            continue;
+        }
+        if (is_own(w->x, &st))
             continue;
         if (S_ISDIR(st.st_mode)) {
-            if (!w->skip || strcmp(path, w->skip))
-                walk_dir(w, path, depth + 1);   /* symlinked folders are not followed */
+            if (depth + 1 > WALK_MAX_DEPTH)
+                continue;
+            int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub < 0)
+                w->incomplete |= errno != ENOENT;
+            else
+                walk_dir(w, sub, path, depth + 1);
             continue;
         }
         if (!S_ISREG(st.st_mode))
@@ -132,7 +188,7 @@ static void walk_dir(struct walk *w, const char *dir, int depth)
         text_kind k = text_kind_of(e->d_name);
         if (k == TK_NONE || st.st_size == 0)
             continue;
-        if (k == TK_TEXT && !strchr(e->d_name + 1, '.') && !sniff_text(path))
+        if (k == TK_TEXT && !strchr(e->d_name + 1, '.') && !sniff_text(dirfd(d), e->d_name))
             continue;
         if (w->n == WALK_MAX_FILES) {
             w->truncated = true;
@@ -153,7 +209,7 @@ static void walk_dir(struct walk *w, const char *dir, int depth)
             w->truncated = true;
             break;
         }
-        w->files[w->n++] = (idb_seen){ copy, (int64_t)st.st_size, (int64_t)st.st_mtime,
+        w->files[w->n++] = (idb_seen){ copy, (int64_t)st.st_size, mtime_ns(&st),
                                        text_kind_name(k) };
     }
     closedir(d);
@@ -170,24 +226,34 @@ static void scan_all(indexer *x)
     pthread_mutex_lock(&x->mu);
     x->act.scanning = true;
     pthread_mutex_unlock(&x->mu);
-    char data[PATH_MAX];
-    bool have_data = realpath(atomic_load(&x->cfg)->data_dir, data) != NULL;
     for (size_t i = 0; i < nf && !stopping(x); i++) {
-        struct stat st;
-        if (stat(f[i].path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        int fd = open(f[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) {
             /* unplugged or unmounted: keep what is indexed rather than
              * forget a whole folder because a disk is away */
-            log_warn("index: watched folder %s is not there (%s); its documents are kept",
-                     f[i].path, strerror(errno ? errno : ENOTDIR));
+            log_warn("index: watched folder %s cannot be opened (%s); its documents are kept",
+                     f[i].path, strerror(errno));
             continue;
         }
-        struct walk w = { .skip = have_data ? data : NULL, .x = x };
-        walk_dir(&w, f[i].path, 0);
+        struct walk w = { .x = x };
+        walk_dir(&w, fd, f[i].path, 0);
         if (w.truncated)
             log_warn("index: %s holds more than %d files (or memory ran short); the rest are "
                      "not indexed", f[i].path, WALK_MAX_FILES);
+        if (w.incomplete)
+            log_warn("index: some folders in %s could not be read; files missing from them "
+                     "are kept until a walk reads them", f[i].path);
+        /* a folder that held files and is empty now is more likely an
+         * unmounted disk (its empty mount point) than every file deleted:
+         * keep them; removing the folder from the index forgets them */
+        bool emptied = w.n == 0 && f[i].docs > 0;
+        if (emptied)
+            log_warn("index: %s is empty now; its %lld indexed file(s) are kept (a disk away?). "
+                     "If they were deleted, remove the folder: hearth index rm", f[i].path,
+                     (long long)f[i].docs);
+        bool complete = !w.truncated && !w.incomplete && !emptied;
         int added = 0, removed = 0;
-        if (idb_scan(x->db, f[i].id, w.files, w.n, now_s(), &added, &removed) < 0)
+        if (idb_scan(x->db, f[i].id, w.files, w.n, complete, now_s(), &added, &removed) < 0)
             log_error("index: cannot record the walk of %s", f[i].path);
         else if (added || removed)
             log_info("index: %s: %zu files, %d new or changed, %d gone", f[i].path, w.n, added,
@@ -205,8 +271,34 @@ static void scan_all(indexer *x)
 
 /* ---- models -------------------------------------------------------------- */
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Withdraw a job a worker may be running: cancel it, and kill a worker
+ * that does not let go within 10 s (a hung engine would otherwise hold
+ * its model, and the whole index, forever). */
+static void withdraw(indexer *x, job *j)
+{
+    sched_cancel(x->s, j);
+    uint64_t seen = 0;
+    job_status st;
+    for (int i = 0; i < 40; i++) {
+        job_peek(j, &st);
+        if (st.phase == JOB_DONE || st.phase == JOB_FAILED)
+            return;
+        job_wait(j, &seen, 250);
+    }
+    if (sched_kill_worker_of(x->s, j))
+        log_error("index: a worker did not stop its job within 10 s; it was killed");
+}
+
 /* Run one request on a model (like an HTTP handler would) and collect its
- * whole output. 0, or an HTTP status with err (503 also when stopping). */
+ * whole output. 0, or an HTTP status with err: 503 also when stopping,
+ * 504 when it ran in its worker longer than job-timeout. */
 static int run_model(indexer *x, const char *model, int kind, buf *payload, buf *out, char *err,
                      size_t el, int *retry_after)
 {
@@ -226,6 +318,7 @@ static int run_model(indexer *x, const char *model, int kind, buf *payload, buf 
     }
     uint64_t seen = 0;
     job_status st;
+    double began = 0;
     for (;;) {
         job_wait(j, &seen, 250);
         job_take(j, out, &st);
@@ -236,8 +329,17 @@ static int run_model(indexer *x, const char *model, int kind, buf *payload, buf 
             rc = st.err_status >= 400 ? st.err_status : 500;
             break;
         }
+        if (st.dispatched && began == 0)
+            began = mono_s();       /* the time in the model's queue does not count */
+        int limit = atomic_load(&x->cfg)->job_timeout;
+        if (limit > 0 && began > 0 && mono_s() - began > limit) {
+            withdraw(x, j);
+            snprintf(err, el, "it ran longer than job-timeout (%d s) and was stopped", limit);
+            rc = 504;
+            break;
+        }
         if (stopping(x)) {
-            sched_cancel(x->s, j);
+            withdraw(x, j);
             snprintf(err, el, "hearthd is stopping");
             rc = 503;
             break;
@@ -301,49 +403,109 @@ static void fail_with(struct failure *f, int status, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Open a file of a watched folder for reading: no symlink anywhere in its
+ * path (a folder on the way swapped for a symlink to ~/.ssh after the walk
+ * must not be followed), not blocking (a FIFO swapped in must not hang
+ * the indexer). */
+static int open_file(const char *path)
+{
+#ifdef SYS_openat2
+    struct open_how how = { .flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+                            .resolve = RESOLVE_NO_SYMLINKS };
+    int fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+    if (fd >= 0 || errno != ENOSYS)
+        return fd;
+#endif
+    return open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+}
+
+/* All of fd (n bytes expected) into a malloc'd buffer; NULL on error. */
+static char *read_all(int fd, size_t n, size_t *got)
+{
+    char *raw = malloc(n + 1);
+    *got = 0;
+    while (raw && *got < n) {
+        ssize_t r = read(fd, raw + *got, n - *got);
+        if (r <= 0)
+            break;
+        *got += (size_t)r;
+    }
+    return raw;
+}
+
+/* A private copy of fd's bytes in DATA-DIR/tmp for a worker to read: it
+ * reads what was checked, not whatever the path points at by then. */
+static bool copy_for_worker(indexer *x, int fd, const idb_doc *d, char *out, size_t n)
+{
+    const char *dot = strrchr(d->path, '.');
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/tmp", atomic_load(&x->cfg)->data_dir);
+    mkdir(dir, 0700);
+    snprintf(out, n, "%s/index-%lld%.16s", dir, (long long)d->id, dot ? dot : "");
+    unlink(out);
+    int w = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (w < 0)
+        return false;
+    char b[65536];
+    ssize_t r;
+    bool ok = true;
+    while (ok && (r = read(fd, b, sizeof b)) > 0)
+        ok = write(w, b, (size_t)r) == r;
+    ok = close(w) == 0 && ok && r == 0;
+    if (!ok)
+        unlink(out);
+    return ok;
+}
+
 /* The document's text, cleaned, into text. */
 static void extract(indexer *x, const idb_doc *d, buf *text, struct failure *f)
 {
     const config *c = atomic_load(&x->cfg);
     text_kind k = !strcmp(d->kind, "html") ? TK_HTML : !strcmp(d->kind, "image") ? TK_IMAGE
                   : !strcmp(d->kind, "audio") ? TK_AUDIO : TK_TEXT;
+    int fd = open_file(d->path);
     struct stat st;
-    if (lstat(d->path, &st) < 0 || !S_ISREG(st.st_mode)) {
-        fail_with(f, 404, "the file is gone");
+    if (fd < 0) {
+        if (errno == ENOENT)
+            fail_with(f, 404, "the file is gone");
+        else if (errno == ELOOP)
+            fail_with(f, 403, "a symlink is on the way to the file: not followed");
+        else
+            fail_with(f, 403, "cannot open the file: %s", strerror(errno));
+        return;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        fail_with(f, 415, "not a regular file");
+        close(fd);
+        return;
+    }
+    if (st.st_size != d->size || mtime_ns(&st) != d->mtime) {
+        /* changed since the walk: the next walk (inotify or the timer)
+         * queues it again as it is now */
+        fail_with(f, 503, "changed while it was being indexed");
+        f->retry_after = 2;
+        close(fd);
+        return;
+    }
+    uint64_t cap = k == TK_TEXT || k == TK_HTML ? c->index_max_file : c->max_upload;
+    if ((uint64_t)st.st_size > cap) {
+        fail_with(f, 413, "the file is larger than %s (%llu bytes)",
+                  k == TK_TEXT || k == TK_HTML ? "index-max-file" : "max-upload",
+                  (unsigned long long)cap);
+        close(fd);
         return;
     }
     if (k == TK_TEXT || k == TK_HTML) {
-        if ((uint64_t)st.st_size > c->index_max_file) {
-            fail_with(f, 413, "the file is larger than index-max-file (%lld bytes)",
-                      (long long)c->index_max_file);
-            return;
-        }
-        /* not blocking: the file was a regular one when checked, but a
-         * FIFO put in its place meanwhile must not hang the indexer */
-        int fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-        char *raw = fd >= 0 ? malloc((size_t)st.st_size + 1) : NULL;
-        ssize_t got = 0;
-        while (raw && got < st.st_size) {
-            ssize_t r = read(fd, raw + got, (size_t)(st.st_size - got));
-            if (r <= 0)
-                break;
-            got += r;
-        }
-        if (fd >= 0)
-            close(fd);
-        if (!raw) {
-            fail_with(f, fd < 0 ? 403 : 500, "%s", fd < 0 ? strerror(errno) : "out of memory");
-            return;
-        }
-        if (text_looks_binary(raw, (size_t)got))
+        size_t got = 0;
+        char *raw = read_all(fd, (size_t)st.st_size, &got);
+        close(fd);
+        if (!raw)
+            fail_with(f, 500, "out of memory");
+        else if (text_looks_binary(raw, got))
             fail_with(f, 415, "not a text file (it holds NUL bytes)");
-        else if (text_clean(text, raw, (size_t)got, k == TK_HTML) < 0)
+        else if (text_clean(text, raw, got, k == TK_HTML) < 0)
             fail_with(f, 500, "out of memory");
         free(raw);
-        return;
-    }
-    if ((uint64_t)st.st_size > c->max_upload) {
-        fail_with(f, 413, "the file is larger than max-upload (%zu bytes)", c->max_upload);
         return;
     }
     char model[MODEL_NAME_MAX + 1];
@@ -351,12 +513,20 @@ static void extract(indexer *x, const idb_doc *d, buf *text, struct failure *f)
     if (!model[0]) {
         fail_with(f, 424, k == TK_IMAGE ? "no OCR model: install tesseract-ocr-eng or set tessdata"
                                         : "no transcription model is configured (index-asr-model)");
+        close(fd);
         return;
     }
-    buf fields = buf_make(0), payload = buf_make(0), ans = buf_make(JOB_TEXT_CAP);
-    buf_puts(&fields, k == TK_IMAGE ? "{\"kind\":\"ocr\"}"
-                                    : "{\"kind\":\"transcription\",\"translate\":false}");
-    if (job_payload(&payload, fields.data, d->path) < 0)
+    char copy[PATH_MAX + 64];
+    bool copied = copy_for_worker(x, fd, d, copy, sizeof copy);
+    close(fd);
+    if (!copied) {
+        fail_with(f, 500, "cannot copy the file for the %s worker (is the data dir full?)", model);
+        return;
+    }
+    buf payload = buf_make(0), ans = buf_make(JOB_TEXT_CAP);
+    if (job_payload(&payload, k == TK_IMAGE ? "{\"kind\":\"ocr\"}"
+                                            : "{\"kind\":\"transcription\",\"translate\":false}",
+                    copy) < 0)
         fail_with(f, 500, "out of memory");
     else {
         char err[300] = "";
@@ -373,73 +543,94 @@ static void extract(indexer *x, const idb_doc *d, buf *text, struct failure *f)
             buf_free(&raw);
         }
     }
-    buf_free(&fields);
+    unlink(copy);
     buf_free(&payload);
     buf_free(&ans);
 }
 
-/* Vectors for inputs[0..n) from model, dim floats each into vecs (malloc'd).
- * An input too long for the model is embedded by its first half, then
- * quarter. 0 or fills f. */
+/* One embedding request for inputs c[0..m) cut to cut[]; vectors into ans. */
+static int embed_request(indexer *x, const char *model, const idb_chunk_in *c, const size_t *cut,
+                         size_t m, buf *ans, char *err, size_t el, int *retry_after)
+{
+    buf p = buf_make(0);
+    buf_puts(&p, "{\"kind\":\"embedding\",\"input\":[");
+    for (size_t k = 0; k < m; k++) {
+        if (k)
+            buf_putc(&p, ',');
+        jw_str(&p, c[k].text, cut[k]);
+    }
+    buf_puts(&p, "]}");
+    buf_reset(ans);
+    int rc = run_model(x, model, MODEL_KIND_EMBEDDING, &p, ans, err, el, retry_after);
+    buf_free(&p);
+    return rc;
+}
+
+static bool too_many_tokens(int rc, const char *err)
+{
+    return rc == 400 && strstr(err, "tokens") != NULL;
+}
+
+/* Vectors for inputs[0..n) from model, dim floats each into vecs (malloc'd),
+ * in batches of EMBED_BATCH. A batch the model refuses as too long is sent
+ * one input at a time, and an input too long for the model is embedded by
+ * its first half (then quarter, eighth): the passage keeps all its text
+ * for BM25. 0, or -1 with f filled. */
 static int embed(indexer *x, const char *model, idb_chunk_in *c, size_t n, float **vecs, int *dim,
                  struct failure *f)
 {
     *vecs = NULL;
     *dim = 0;
-    for (size_t i = 0; i < n;) {
+    buf ans = buf_make(JOB_TEXT_CAP);
+    int rc = 0;
+    char err[300] = "";
+    for (size_t i = 0; i < n && !rc;) {
         size_t m = n - i < EMBED_BATCH ? n - i : EMBED_BATCH;
         size_t cut[EMBED_BATCH];
         for (size_t k = 0; k < m; k++)
             cut[k] = c[i + k].len;
-        int rc = 0;
-        char err[300] = "";
-        buf ans = buf_make(JOB_TEXT_CAP);
-        for (int shrink = 0; shrink < 4; shrink++) {
-            buf p = buf_make(0);
-            buf_puts(&p, "{\"kind\":\"embedding\",\"input\":[");
-            for (size_t k = 0; k < m; k++) {
-                if (k)
-                    buf_putc(&p, ',');
-                jw_str(&p, c[i + k].text, cut[k]);
-            }
-            buf_puts(&p, "]}");
-            buf_reset(&ans);
-            rc = run_model(x, model, MODEL_KIND_EMBEDDING, &p, &ans, err, sizeof err,
-                           &f->retry_after);
-            buf_free(&p);
-            if (rc != 400 || !strstr(err, "tokens"))
-                break;
-            /* too many tokens for the model: halve every input of the batch
-             * (at a character edge) and try again */
-            for (size_t k = 0; k < m; k++) {
-                size_t h = cut[k] / 2;
-                while (h > 0 && ((unsigned char)c[i + k].text[h] & 0xC0) == 0x80)
-                    h--;
-                cut[k] = h ? h : cut[k];
+        rc = embed_request(x, model, c + i, cut, m, &ans, err, sizeof err, &f->retry_after);
+        if (too_many_tokens(rc, err)) {
+            /* one at a time, halving only the one that is too long */
+            m = 1;
+            for (int shrink = 0; shrink < 4 && too_many_tokens(rc, err); shrink++) {
+                if (shrink) {
+                    size_t h = cut[0] / 2;
+                    while (h > 0 && ((unsigned char)c[i].text[h] & 0xC0) == 0x80)
+                        h--;
+                    if (h)
+                        cut[0] = h;
+                }
+                rc = embed_request(x, model, c + i, cut, 1, &ans, err, sizeof err,
+                                   &f->retry_after);
             }
         }
-        if (rc) {
-            fail_with(f, rc == 400 ? 422 : rc, "%s: %s", model, err);
-            buf_free(&ans);
-            return -1;
-        }
+        if (rc)
+            break;
         size_t per = ans.len / m;
-        if (!per || per % sizeof(float) || per * m != ans.len || (*dim && per / 4 != (size_t)*dim)) {
-            fail_with(f, 502, "%s gave malformed embeddings", model);
-            buf_free(&ans);
-            return -1;
+        if (!per || per % sizeof(float) || per * m != ans.len ||
+            (*dim && per / sizeof(float) != (size_t)*dim)) {
+            rc = 502;
+            snprintf(err, sizeof err, "malformed embeddings");
+            break;
         }
         if (!*vecs) {
             *dim = (int)(per / sizeof(float));
             if (!(*vecs = malloc(n * per))) {
-                fail_with(f, 500, "out of memory");
-                buf_free(&ans);
-                return -1;
+                rc = 500;
+                snprintf(err, sizeof err, "out of memory");
+                break;
             }
         }
         memcpy(*vecs + i * (size_t)*dim, ans.data, ans.len);
-        buf_free(&ans);
         i += m;
+    }
+    buf_free(&ans);
+    if (rc) {
+        fail_with(f, rc, "%s: %s", model, err);
+        free(*vecs);
+        *vecs = NULL;
+        return -1;
     }
     return 0;
 }
@@ -479,32 +670,55 @@ static void index_one(indexer *x, idb_doc *d)
             in[kept++] = (idb_chunk_in){ p, len, tc[i].line0, tc[i].line1, NULL };
         }
     }
-    if (!f.status && kept && embed_model[0] && embed(x, embed_model, in, kept, &vecs, &dim, &f) == 0)
-        for (size_t i = 0; i < kept; i++)
-            in[i].vec = vecs + i * (size_t)dim;
+    /* vectors: when the embedding model refuses (no such model, the wrong
+     * kind) or fails on the file's last attempt, the passages are stored
+     * without them: BM25 still finds them, and the document says why */
+    char note[360] = "";
+    if (!f.status && kept && embed_model[0]) {
+        struct failure ef = { 0 };
+        if (embed(x, embed_model, in, kept, &vecs, &dim, &ef) == 0) {
+            for (size_t i = 0; i < kept; i++)
+                in[i].vec = vecs + i * (size_t)dim;
+        } else if (ef.status == 503 ||
+                   (ef.status >= 500 && d->attempts < c->job_attempts)) {
+            f = ef;             /* not now, or a crash worth another attempt */
+        } else {
+            snprintf(note, sizeof note, "indexed without vectors: %s", ef.msg);
+            embed_model[0] = 0;
+        }
+    }
 
     double now = now_s();
     if (!f.status) {
         if (idb_store(x->db, d, in, kept, dropped, embed_model[0] ? embed_model : NULL, dim,
-                      now) < 0)
-            log_error("index: cannot store the chunks of %s", d->path);
-        else {
-            log_info("index: %s: %zu chunks (%d dropped by hygiene)%s", d->path, kept, dropped,
-                     vecs ? ", with vectors" : "");
+                      note[0] ? note : NULL, now) < 0) {
+            log_error("index: cannot store the passages of %s", d->path);
+            fail_with(&f, 500, "the index could not store its passages");
+        } else {
+            log_info("index: %s: %zu chunks (%d dropped by hygiene)%s%s%s", d->path, kept, dropped,
+                     vecs ? ", with vectors" : "", note[0] ? "; " : "", note);
             pthread_mutex_lock(&x->mu);
             x->act.indexed_since_start++;
             pthread_mutex_unlock(&x->mu);
+            /* the embedding model changed (SIGHUP) while this file was
+             * embedded: it is queued again for the new one */
+            const config *now_cfg = atomic_load(&x->cfg);
+            const char *want = now_cfg->index_embed_model ? now_cfg->index_embed_model : "";
+            if (!note[0] && strcmp(want, embed_model))
+                idb_recover(x->db, now_cfg->index_embed_model, INT_MAX);
         }
-    } else if (f.status == 503) {
+    }
+    if (f.status == 503) {
         /* not now: no memory in time, a model in back-off, hearthd
-         * stopping. The attempt does not count. */
+         * stopping, the file changing. The attempt does not count. */
         idb_release(x->db, d, now + (f.retry_after > 0 ? f.retry_after : BUSY_WAIT_S));
-    } else {
+    } else if (f.status) {
         /* 4xx: the file itself (binary, too large, refused by the model):
-         * failed until it changes. Else (a crash, a bad answer): retried,
-         * dead after job-attempts. */
+         * failed until it changes. Else (a crash, a bad answer, the index
+         * not storing): retried, dead after job-attempts. */
         bool retry = !(f.status >= 400 && f.status < 500);
-        idb_fail(x->db, d, retry, c->job_attempts, c->job_retry_delay, f.msg, now);
+        if (idb_fail(x->db, d, retry, c->job_attempts, c->job_retry_delay, f.msg, now) < 0)
+            log_error("index: cannot record the failure of %s", d->path);
         bool dead = retry && d->attempts >= c->job_attempts;
         if (retry && !dead)
             log_warn("index: %s: %s (attempt %d of %d)", d->path, f.msg, d->attempts,
@@ -624,6 +838,13 @@ indexer *indexer_start(const config *cfg, sched *s, char *err, size_t errlen)
     x->s = s;
     x->ino = -1;
     pthread_mutex_init(&x->mu, NULL);
+    pthread_mutex_init(&x->own_mu, NULL);
+    pthread_mutex_init(&x->add_mu, NULL);
+    if (!realpath(cfg->data_dir, x->data_real))
+        x->data_real[0] = 0;
+    set_own(x, 0, cfg->data_dir);
+    set_own(x, 1, cfg->config_file);
+    set_own(x, 2, cfg->api_key_file);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_REALTIME);
@@ -631,7 +852,7 @@ indexer *indexer_start(const config *cfg, sched *s, char *err, size_t errlen)
     pthread_condattr_destroy(&ca);
     snprintf(x->act.embed_model, sizeof x->act.embed_model, "%s",
              cfg->index_embed_model ? cfg->index_embed_model : "");
-    int requeued = idb_recover(x->db, cfg->index_embed_model);
+    int requeued = idb_recover(x->db, cfg->index_embed_model, cfg->job_attempts);
     if (requeued > 0)
         log_info("index: %d document(s) to index again for embedding model %s", requeued,
                  cfg->index_embed_model ? cfg->index_embed_model : "(none)");
@@ -659,8 +880,12 @@ void indexer_set_config(indexer *x, const config *cfg)
     pthread_mutex_lock(&x->mu);
     snprintf(x->act.embed_model, sizeof x->act.embed_model, "%s", b);
     pthread_mutex_unlock(&x->mu);
+    set_own(x, 1, cfg->config_file);
+    set_own(x, 2, cfg->api_key_file);
     if (strcmp(a, b)) {
-        int n = idb_recover(x->db, cfg->index_embed_model);
+        /* (no attempt limit here: a file being indexed right now is not
+         * interrupted) */
+        int n = idb_recover(x->db, cfg->index_embed_model, INT_MAX);
         log_info("index: embedding model now %s: %d document(s) to index again", *b ? b : "none",
                  n);
     }
@@ -694,6 +919,8 @@ void indexer_free(indexer *x)
     idb_close(x->db);
     pthread_cond_destroy(&x->cv);
     pthread_mutex_destroy(&x->mu);
+    pthread_mutex_destroy(&x->own_mu);
+    pthread_mutex_destroy(&x->add_mu);
     free(x);
 }
 
@@ -709,17 +936,47 @@ static bool within(const char *a, const char *b)
     return !strncmp(a, b, n) && (a[n] == 0 || a[n] == '/' || (n == 1 && b[0] == '/'));
 }
 
+/* Whether path is inside index-roots (default $HOME; "any": anywhere). */
+static bool allowed(const config *c, const char *path)
+{
+    const char *roots = c->index_roots ? c->index_roots : getenv("HOME");
+    if (roots && !strcmp(roots, "any"))
+        return true;
+    bool inside = false;
+    char *copy = strdup(roots ? roots : "");
+    for (char *save = NULL, *r = copy ? strtok_r(copy, ":", &save) : NULL; r && !inside;
+         r = strtok_r(NULL, ":", &save)) {
+        char rr[PATH_MAX];
+        inside = r[0] == '/' && realpath(r, rr) && within(path, rr);
+    }
+    free(copy);
+    return inside;
+}
+
 int indexer_add_folder(indexer *x, const char *path, char *canon, size_t canonlen, char *err,
                        size_t errlen)
 {
+    const config *c = atomic_load(&x->cfg);
     if (path[0] != '/') {
         snprintf(err, errlen, "the folder must be an absolute path");
         return 400;
     }
+    /* any API key can add a folder: only those inside the allowed roots
+     * (index-roots, default hearthd's home), never all of the machine. The
+     * roots are checked first, on the path as given when it does not
+     * resolve, so that outside them every path gets the same answer (no
+     * probing which files exist) */
     char real[PATH_MAX];
+    bool resolved = realpath(path, real) != NULL;
+    int why = errno;
+    if (!allowed(c, resolved ? real : path)) {
+        snprintf(err, errlen, "that folder is outside index-roots (%s)",
+                 c->index_roots ? "as configured" : "hearthd's home folder by default");
+        return 403;
+    }
     struct stat st;
-    if (!realpath(path, real) || stat(real, &st) < 0) {
-        snprintf(err, errlen, "cannot open the folder: %s", strerror(errno));
+    if (!resolved || stat(real, &st) < 0) {
+        snprintf(err, errlen, "cannot open the folder: %s", strerror(resolved ? errno : why));
         return 400;
     }
     if (!S_ISDIR(st.st_mode) || access(real, R_OK | X_OK) < 0) {
@@ -727,56 +984,37 @@ int indexer_add_folder(indexer *x, const char *path, char *canon, size_t canonle
                                                   : "not a folder");
         return 400;
     }
-    /* any API key can add a folder: only those inside the allowed roots
-     * (index-roots, default hearthd's home), never all of the machine */
-    const config *c = atomic_load(&x->cfg);
-    const char *roots = c->index_roots ? c->index_roots : getenv("HOME");
-    if (!roots || strcmp(roots, "any")) {
-        bool inside = false;
-        char *copy = strdup(roots ? roots : "");
-        for (char *save = NULL, *r = copy ? strtok_r(copy, ":", &save) : NULL; r && !inside;
-             r = strtok_r(NULL, ":", &save)) {
-            char rr[PATH_MAX];
-            inside = realpath(r, rr) && within(real, rr);
-        }
-        free(copy);
-        if (!inside) {
-            snprintf(err, errlen, "that folder is outside index-roots (%s)",
-                     c->index_roots ? "as configured" : "hearthd's home folder by default");
-            return 403;
-        }
-    }
     /* hearthd's own files (the index, logs, uploads) never index themselves */
-    char data[PATH_MAX];
-    if (realpath(atomic_load(&x->cfg)->data_dir, data) &&
-        (within(real, data) || within(data, real))) {
-        snprintf(err, errlen, "that folder %s hearthd's data dir", within(real, data) ? "is inside"
-                 : "holds");
+    if (x->data_real[0] && (within(real, x->data_real) || within(x->data_real, real))) {
+        snprintf(err, errlen, "that folder %s hearthd's data dir",
+                 within(real, x->data_real) ? "is inside" : "holds");
         return 400;
     }
+    pthread_mutex_lock(&x->add_mu);     /* two adds at once cannot both pass the check */
     idb_folder *f = NULL;
     size_t nf = 0;
+    int rc = 0;
     if (idb_folders(x->db, &f, &nf) < 0) {
         snprintf(err, errlen, "cannot read the index");
-        return 500;
+        rc = 500;
     }
-    int rc = 0;
     for (size_t i = 0; i < nf && !rc; i++) {
         if (!strcmp(f[i].path, real))
             continue;           /* already watched: adding it again only rescans */
         if (within(real, f[i].path) || within(f[i].path, real)) {
-            snprintf(err, errlen, "%s is %s %s, which is watched already", real,
-                     within(real, f[i].path) ? "inside" : "around", f[i].path);
+            snprintf(err, errlen, "that folder is %s a folder that is watched already (see "
+                     "GET /v1/index)", within(real, f[i].path) ? "inside" : "around");
             rc = 409;
         }
     }
     idb_folders_free(f, nf);
+    if (!rc && idb_folder_add(x->db, real, now_s()) < 0) {
+        snprintf(err, errlen, "cannot write the index");
+        rc = 500;
+    }
+    pthread_mutex_unlock(&x->add_mu);
     if (rc)
         return rc;
-    if (idb_folder_add(x->db, real, now_s()) < 0) {
-        snprintf(err, errlen, "cannot write the index");
-        return 500;
-    }
     snprintf(canon, canonlen, "%s", real);
     log_info("index: watching %s", real);
     indexer_rescan(x, false);

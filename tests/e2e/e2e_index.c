@@ -361,7 +361,9 @@ static void t_bad_requests(void)
           "unsupported_value" },
         { "POST", "/v1/index/folders", "{}", 400, "missing_required_parameter" },
         { "POST", "/v1/index/folders", "{\"path\":\"relative/dir\"}", 400, "invalid_folder" },
-        { "POST", "/v1/index/folders", "{\"path\":\"/no/such/folder\"}", 400, "invalid_folder" },
+        /* outside index-roots, whether it exists or not: one answer */
+        { "POST", "/v1/index/folders", "{\"path\":\"/no/such/folder\"}", 403, "folder_not_allowed" },
+        { "DELETE", "/v1/index/folders?path=relative", NULL, 400, "invalid_folder" },
         { "DELETE", "/v1/index/folders?path=/not/watched", NULL, 404, "folder_not_found" },
         { "DELETE", "/v1/index/folders", NULL, 400, "missing_required_parameter" },
         { "POST", "/v1/index/rescan", "{\"retry\":\"yes\"}", 400, "invalid_type" },
@@ -386,6 +388,15 @@ static void t_bad_requests(void)
     struct resp r = post(&X, "/v1/index/folders", body);
     CHECK(r.status == 409 && r.body.data && strstr(r.body.data, "\"code\":\"folder_overlaps\"") &&
           strstr(r.body.data, "is inside"));
+    resp_free(&r);
+    /* inside index-roots: a folder that does not exist, and a file */
+    snprintf(body, sizeof body, "{\"path\":\"%s/no/such/folder\"}", g_tmp);
+    r = post(&X, "/v1/index/folders", body);
+    CHECK(r.status == 400 && strstr(r.body.data, "invalid_folder"));
+    resp_free(&r);
+    snprintf(body, sizeof body, "{\"path\":\"%s/garden.md\"}", g_notes);
+    r = post(&X, "/v1/index/folders", body);
+    CHECK(r.status == 400 && strstr(r.body.data, "not a folder"));
     resp_free(&r);
     /* hearthd's own data dir, and a folder around it */
     snprintf(body, sizeof body, "{\"path\":\"%s\"}", X.dir);

@@ -249,6 +249,8 @@ TEST(set_index)
     CHECK_STR(c.index_roots, "any");
     CHECK_EQ_INT(config_set(&c, "index-roots", "notes", err, sizeof err), -1);
     CHECK_EQ_INT(config_set(&c, "index-roots", "", err, sizeof err), -1);
+    CHECK_EQ_INT(config_set(&c, "index-roots", "/srv:data", err, sizeof err), -1);
+    CHECK_EQ_INT(config_set(&c, "index-roots", "/srv:", err, sizeof err), -1);
     CHECK_STR(c.index_roots, "any");
     CHECK_EQ_INT(config_set(&c, "index-scan-interval", "5", err, sizeof err), 0);
     CHECK_EQ_INT(c.index_scan_interval, 5);

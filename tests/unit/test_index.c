@@ -121,7 +121,7 @@ static int scan_paths(idb *d, int64_t folder, const char *const *paths, size_t n
     idb_seen f[32];
     for (size_t i = 0; i < n && i < 32; i++)
         f[i] = seen_file(paths[i], 100 + (int64_t)i, 1000);
-    return idb_scan(d, folder, f, n, now, added, removed);
+    return idb_scan(d, folder, f, n, true, now, added, removed);
 }
 
 /* The one document with this path (0 found, 1 not). */
@@ -178,7 +178,7 @@ static int store_texts(idb *d, const idb_doc *doc, const char *const *texts, siz
     for (size_t i = 0; i < n && i < 256; i++)
         c[i] = (idb_chunk_in){ texts[i], strlen(texts[i]), 2 * (int)i + 1, 2 * (int)i + 2,
                                vecs ? vecs + i * (size_t)dim : NULL };
-    return idb_store(d, doc, c, n, 0, model, dim, now);
+    return idb_store(d, doc, c, n, 0, model, dim, NULL, now);
 }
 
 /* Scan one file into folder, claim it and store texts: the doc's id, or -1. */
@@ -188,7 +188,7 @@ static int64_t index_one(idb *d, int64_t folder, const char *path, const char *c
     idb_seen f = seen_file(path, 100, 1000);
     int added, removed;
     /* one file per folder in these tests: scanning only it keeps the rest */
-    if (idb_scan(d, folder, &f, 1, 100, &added, &removed) < 0)
+    if (idb_scan(d, folder, &f, 1, true, 100, &added, &removed) < 0)
         return -1;
     idb_doc doc;
     if (!claim_path(d, 100, path, &doc))
@@ -1261,7 +1261,7 @@ TEST(scan_new_unchanged_changed)
     /* a.md's mtime changed, b.md's size: both pending again */
     idb_seen w[3] = { seen_file("/n/a.md", 100, 2000), seen_file("/n/b.md", 555, 1000),
                       seen_file("/n/c.md", 102, 1000) };
-    CHECK_EQ_INT(idb_scan(d, f, w, 3, 300, &added, &removed), 0);
+    CHECK_EQ_INT(idb_scan(d, f, w, 3, true, 300, &added, &removed), 0);
     CHECK_EQ_INT(added, 2);
     CHECK_EQ_INT(removed, 0);
     CHECK_EQ_INT(state_of(d, "/n/a.md"), DOC_PENDING);
@@ -1352,7 +1352,7 @@ TEST(scan_empty_walk)
     CHECK_EQ_INT(added, 1);         /* z.md new; x.md: size 100 as before */
     CHECK_EQ_INT(removed, 0);
 
-    CHECK_EQ_INT(idb_scan(d, f1, NULL, 0, 200, &added, &removed), 0);
+    CHECK_EQ_INT(idb_scan(d, f1, NULL, 0, true, 200, &added, &removed), 0);
     CHECK_EQ_INT(added, 0);
     CHECK_EQ_INT(removed, 2);
     idb_counts c;
@@ -1366,7 +1366,7 @@ TEST(scan_empty_walk)
     CHECK_EQ_INT(bm25_count(d, "folder"), 1);
     CHECK_EQ_INT(state_of(d, "/two/y.md"), DOC_INDEXED);
     /* and again: nothing left to remove */
-    CHECK_EQ_INT(idb_scan(d, f1, NULL, 0, 300, &added, &removed), 0);
+    CHECK_EQ_INT(idb_scan(d, f1, NULL, 0, true, 300, &added, &removed), 0);
     CHECK_EQ_INT(removed, 0);
     CHECK(fts_consistent());
     idb_close(d);
@@ -1429,7 +1429,7 @@ TEST(claim_is_durable)
     CHECK_EQ_INT(x.state, DOC_PENDING);
     CHECK_EQ_INT(x.attempts, 1);                        /* the attempt survived */
     idb_doc_free(&x);
-    CHECK_EQ_INT(idb_recover(d, NULL), 0);              /* none re-embedded */
+    CHECK_EQ_INT(idb_recover(d, NULL, 1000), 0);              /* none re-embedded */
     CHECK(idb_next_due(d) == 0);                        /* due now */
     CHECK(claim_path(d, 200, "/n/a.md", &doc));
     CHECK_EQ_INT(doc.attempts, 2);                      /* kept, and counted again */
@@ -1456,7 +1456,7 @@ TEST(store_and_search)
         { src, 32, 3, 4, NULL },
         { "Caf\xc3\xa9 gardens use compost heavily.", 34, 10, 12, NULL },
     };
-    CHECK_EQ_INT(idb_store(d, &doc, c, 2, 5, NULL, 0, 150), 0);
+    CHECK_EQ_INT(idb_store(d, &doc, c, 2, 5, NULL, 0, NULL, 150), 0);
     idb_doc_free(&doc);
 
     idb_doc x;
@@ -1514,7 +1514,7 @@ TEST(store_replaces)
     /* the file changes; indexed again */
     idb_seen w = seen_file("/n/a.md", 100, 5000);
     int added, removed;
-    CHECK_EQ_INT(idb_scan(d, f, &w, 1, 200, &added, &removed), 0);
+    CHECK_EQ_INT(idb_scan(d, f, &w, 1, true, 200, &added, &removed), 0);
     CHECK_EQ_INT(added, 1);
     idb_doc doc;
     CHECK(claim_path(d, 200, "/n/a.md", &doc));
@@ -1536,7 +1536,7 @@ TEST(store_replaces)
     CHECK(fts_consistent());
 
     /* and stored again with nothing: no chunks at all */
-    CHECK_EQ_INT(idb_scan(d, f, &(idb_seen){ "/n/a.md", 0, 6000, "text" }, 1, 300, &added,
+    CHECK_EQ_INT(idb_scan(d, f, &(idb_seen){ "/n/a.md", 0, 6000, "text" }, 1, true, 300, &added,
                           &removed), 0);
     CHECK(claim_path(d, 300, "/n/a.md", &doc));
     CHECK_EQ_INT(store_texts(d, &doc, NULL, 0, NULL, 0, NULL, 301), 0);
@@ -1563,11 +1563,11 @@ TEST(store_stale)
 
     /* changed: claimed, then changed again while being read */
     int added, removed;
-    CHECK_EQ_INT(idb_scan(d, f, &(idb_seen){ "/n/a.md", 200, 2000, "text" }, 1, 200, &added,
+    CHECK_EQ_INT(idb_scan(d, f, &(idb_seen){ "/n/a.md", 200, 2000, "text" }, 1, true, 200, &added,
                           &removed), 0);
     idb_doc doc;
     CHECK(claim_path(d, 200, "/n/a.md", &doc));
-    CHECK_EQ_INT(idb_scan(d, f, &(idb_seen){ "/n/a.md", 300, 3000, "text" }, 1, 210, &added,
+    CHECK_EQ_INT(idb_scan(d, f, &(idb_seen){ "/n/a.md", 300, 3000, "text" }, 1, true, 210, &added,
                           &removed), 0);
     CHECK_EQ_INT(added, 1);
     static const char *const stale[] = { "stale version with zebras" };
@@ -1597,10 +1597,10 @@ TEST(store_stale)
     CHECK_EQ_INT(bm25_count(d, "owls"), 0);
 
     /* a file forgotten while it was read: storing is a no-op */
-    CHECK_EQ_INT(idb_scan(d, f, &(idb_seen){ "/n/a.md", 400, 4000, "text" }, 1, 300, &added,
+    CHECK_EQ_INT(idb_scan(d, f, &(idb_seen){ "/n/a.md", 400, 4000, "text" }, 1, true, 300, &added,
                           &removed), 0);
     CHECK(claim_path(d, 300, "/n/a.md", &doc));
-    CHECK_EQ_INT(idb_scan(d, f, NULL, 0, 310, &added, &removed), 0);
+    CHECK_EQ_INT(idb_scan(d, f, NULL, 0, true, 310, &added, &removed), 0);
     CHECK_EQ_INT(removed, 1);
     CHECK_EQ_INT(store_texts(d, &doc, stale, 1, NULL, 0, NULL, 320), 0);
     idb_doc_free(&doc);
@@ -1689,7 +1689,7 @@ TEST(fail_not_retry)
     /* an unchanged rescan leaves it failed; a change makes it pending */
     CHECK_EQ_INT(scan_paths(d, f, paths, 1, 200, &added, &removed), 0);
     CHECK_EQ_INT(state_of(d, "/n/big.bin"), DOC_FAILED);
-    CHECK_EQ_INT(idb_scan(d, f, &(idb_seen){ "/n/big.bin", 7, 7, "text" }, 1, 300, &added,
+    CHECK_EQ_INT(idb_scan(d, f, &(idb_seen){ "/n/big.bin", 7, 7, "text" }, 1, true, 300, &added,
                           &removed), 0);
     CHECK_EQ_INT(doc_of(d, "/n/big.bin", &x), 1);
     CHECK_EQ_INT(x.state, DOC_PENDING);
@@ -1800,26 +1800,26 @@ TEST(recover_model)
     CHECK(index_one(d, fn, "/none/y.md", t, 1, NULL, 0, NULL) > 0);
 
     /* the same model: nothing to do */
-    CHECK_EQ_INT(idb_recover(d, "a"), 1);               /* y.md: made without one */
+    CHECK_EQ_INT(idb_recover(d, "a", 1000), 1);               /* y.md: made without one */
     CHECK_EQ_INT(state_of(d, "/a/x.md"), DOC_INDEXED);
     CHECK_EQ_INT(state_of(d, "/none/y.md"), DOC_PENDING);
     idb_doc doc;
     CHECK(claim_path(d, 200, "/none/y.md", &doc));
     CHECK_EQ_INT(store_texts(d, &doc, t, 1, NULL, 0, NULL, 201), 0);
     idb_doc_free(&doc);
-    CHECK_EQ_INT(idb_recover(d, NULL), 1);              /* now x.md: made with "a" */
+    CHECK_EQ_INT(idb_recover(d, NULL, 1000), 1);              /* now x.md: made with "a" */
     CHECK_EQ_INT(state_of(d, "/a/x.md"), DOC_PENDING);
     CHECK_EQ_INT(state_of(d, "/none/y.md"), DOC_INDEXED);
-    CHECK_EQ_INT(idb_recover(d, NULL), 0);              /* pending ones are not counted */
+    CHECK_EQ_INT(idb_recover(d, NULL, 1000), 0);              /* pending ones are not counted */
 
     /* x.md indexed with "a" again; another model requeues it */
     CHECK(claim_path(d, 300, "/a/x.md", &doc));
     CHECK_EQ_INT(store_texts(d, &doc, t, 1, "a", 2, v, 301), 0);
     idb_doc_free(&doc);
     CHECK_EQ_INT(state_of(d, "/a/x.md"), DOC_INDEXED);
-    CHECK_EQ_INT(idb_recover(d, "a"), 1);               /* y.md again (no model) */
+    CHECK_EQ_INT(idb_recover(d, "a", 1000), 1);               /* y.md again (no model) */
     CHECK_EQ_INT(state_of(d, "/a/x.md"), DOC_INDEXED);
-    CHECK_EQ_INT(idb_recover(d, "b"), 1);               /* x.md */
+    CHECK_EQ_INT(idb_recover(d, "b", 1000), 1);               /* x.md */
     CHECK_EQ_INT(state_of(d, "/a/x.md"), DOC_PENDING);
     idb_doc x;
     CHECK_EQ_INT(doc_of(d, "/a/x.md", &x), 1);
@@ -1829,13 +1829,13 @@ TEST(recover_model)
     CHECK(claim_path(d, 400, "/a/x.md", &doc));
     CHECK_EQ_INT(idb_fail(d, &doc, false, 3, 1, "bad", 400), 0);
     idb_doc_free(&doc);
-    CHECK_EQ_INT(idb_recover(d, "c"), 0);
+    CHECK_EQ_INT(idb_recover(d, "c", 1000), 0);
     CHECK_EQ_INT(state_of(d, "/a/x.md"), DOC_FAILED);
     idb_close(d);
     remove_dir();
 }
 
-TEST(recover_makes_pending_due)
+TEST(recover_keeps_backoff)
 {
     idb *d = open_fresh();
     CHECK(d != NULL);
@@ -1856,11 +1856,152 @@ TEST(recover_makes_pending_due)
     CHECK(d != NULL);
     if (!d)
         return;
-    CHECK_EQ_INT(idb_recover(d, NULL), 0);
-    CHECK(idb_next_due(d) == 0);
-    CHECK(claim_path(d, 200, "/n/a.md", &doc));
+    /* a restart keeps the back-off: the file is due when it was */
+    CHECK_EQ_INT(idb_recover(d, NULL, 1000), 0);
+    CHECK(idb_next_due(d) == 1100);
+    CHECK_EQ_INT(idb_claim(d, 200, &doc), 0);
+    CHECK(claim_path(d, 1100, "/n/a.md", &doc));
     CHECK_EQ_INT(doc.attempts, 2);
     idb_doc_free(&doc);
+    idb_close(d);
+    remove_dir();
+}
+
+/* A file whose every attempt was cut short by a stop (claimed, never
+ * stored nor failed) is dead at the next start, not retried forever. */
+TEST(recover_interrupted_is_dead)
+{
+    idb *d = open_fresh();
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    int64_t f = idb_folder_add(d, "/n", 1);
+    static const char *const paths[] = { "/n/a.md", "/n/b.md" };
+    int added, removed;
+    CHECK_EQ_INT(scan_paths(d, f, paths, 2, 100, &added, &removed), 0);
+    idb_doc doc;
+    for (int i = 0; i < 3; i++) {       /* three starts, each killed mid-way */
+        CHECK(claim_path(d, 100, "/n/a.md", &doc));
+        idb_doc_free(&doc);
+        CHECK_EQ_INT(idb_recover(d, NULL, 3), 0);
+    }
+    idb_counts c;
+    CHECK_EQ_INT(idb_get_counts(d, &c), 0);
+    CHECK_EQ_INT(c.docs[DOC_DEAD], 1);
+    CHECK_EQ_INT(c.docs[DOC_PENDING], 1);       /* b.md, never tried */
+    idb_doc *list = NULL;
+    size_t n = 0;
+    CHECK_EQ_INT(idb_docs(d, DOC_DEAD, 10, &list, &n), 0);
+    CHECK(n == 1 && strstr(list[0].path, "a.md") && strstr(list[0].error, "interrupted"));
+    idb_docs_free(list, n);
+    idb_close(d);
+    remove_dir();
+}
+
+/* A walk that could not read everything (a subfolder unreadable, the file
+ * cap reached) forgets nothing; a complete one forgets what is gone. */
+TEST(scan_incomplete_keeps_missing)
+{
+    idb *d = open_fresh();
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    int64_t f = idb_folder_add(d, "/w", 1);
+    static const char *const both[] = { "/w/a.md", "/w/b.md" };
+    int added, removed;
+    CHECK_EQ_INT(scan_paths(d, f, both, 2, 100, &added, &removed), 0);
+    CHECK_EQ_INT(added, 2);
+    idb_seen only_a = seen_file("/w/a.md", 100, 1000);
+    CHECK_EQ_INT(idb_scan(d, f, &only_a, 1, false, 200, &added, &removed), 0);
+    CHECK_EQ_INT(added, 0);
+    CHECK_EQ_INT(removed, 0);
+    CHECK_EQ_INT(state_of(d, "/w/b.md"), DOC_PENDING);
+    CHECK_EQ_INT(idb_scan(d, f, &only_a, 1, true, 300, &added, &removed), 0);
+    CHECK_EQ_INT(removed, 1);
+    CHECK_EQ_INT(state_of(d, "/w/b.md"), -100);
+    idb_close(d);
+    remove_dir();
+}
+
+/* A folder removed while it was being walked: the walk records nothing
+ * (its files would otherwise come back as orphans no walk removes). */
+TEST(scan_of_removed_folder_records_nothing)
+{
+    idb *d = open_fresh();
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    int64_t f = idb_folder_add(d, "/gone", 1);
+    CHECK_EQ_INT(idb_folder_remove(d, "/gone"), 1);
+    static const char *const paths[] = { "/gone/a.md" };
+    int added = -1, removed = -1;
+    CHECK_EQ_INT(scan_paths(d, f, paths, 1, 100, &added, &removed), 0);
+    CHECK_EQ_INT(added, 0);
+    idb_counts c;
+    CHECK_EQ_INT(idb_get_counts(d, &c), 0);
+    CHECK_EQ_INT(c.docs[DOC_PENDING] + c.docs[DOC_INDEXED], 0);
+    idb_doc doc;
+    CHECK_EQ_INT(idb_claim(d, 100, &doc), 0);
+    idb_close(d);
+    remove_dir();
+}
+
+/* A file that becomes failed (made unreadable, grown too large) is not
+ * searchable any more: its last good passages go with it. */
+TEST(fail_drops_passages)
+{
+    idb *d = open_fresh();
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    int64_t f = idb_folder_add(d, "/p", 1);
+    static const char *const t[] = { "the secret recipe for plum jam" };
+    static const float v[2] = { 1, 0 };
+    CHECK(index_one(d, f, "/p/s.md", t, 1, "m", 2, v) > 0);
+    CHECK_EQ_INT(bm25_count(d, "plum"), 1);
+    idb_seen changed = seen_file("/p/s.md", 5, 5);
+    int added, removed;
+    CHECK_EQ_INT(idb_scan(d, f, &changed, 1, true, 200, &added, &removed), 0);
+    CHECK_EQ_INT(bm25_count(d, "plum"), 1);         /* pending: the old text still serves */
+    idb_doc doc;
+    CHECK(claim_path(d, 200, "/p/s.md", &doc));
+    CHECK_EQ_INT(idb_fail(d, &doc, false, 3, 1, "cannot open the file", 200), 0);
+    idb_doc_free(&doc);
+    CHECK_EQ_INT(bm25_count(d, "plum"), 0);
+    idb_hit h[4];
+    CHECK_EQ_INT(idb_nearest(d, "m", v, 2, h, 4), 0);
+    idb_counts c;
+    CHECK_EQ_INT(idb_get_counts(d, &c), 0);
+    CHECK_EQ_INT(c.chunks, 0);
+    CHECK_EQ_INT(c.vectors, 0);
+    CHECK_EQ_INT(c.docs[DOC_FAILED], 1);
+    idb_close(d);
+    remove_dir();
+}
+
+/* Passages stored without vectors keep the reason as the document's error. */
+TEST(store_note)
+{
+    idb *d = open_fresh();
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    int64_t f = idb_folder_add(d, "/q", 1);
+    static const char *const paths[] = { "/q/a.md" };
+    int added, removed;
+    CHECK_EQ_INT(scan_paths(d, f, paths, 1, 100, &added, &removed), 0);
+    idb_doc doc;
+    CHECK(claim_path(d, 100, "/q/a.md", &doc));
+    idb_chunk_in c = { "quince paste", 12, 1, 1, NULL };
+    CHECK_EQ_INT(idb_store(d, &doc, &c, 1, 0, NULL, 0, "indexed without vectors: emb: gone",
+                           101), 0);
+    idb_doc_free(&doc);
+    idb_doc x;
+    CHECK_EQ_INT(doc_of(d, "/q/a.md", &x), 1);
+    CHECK_EQ_INT(x.state, DOC_INDEXED);
+    CHECK_STR(x.error, "indexed without vectors: emb: gone");
+    idb_doc_free(&x);
+    CHECK_EQ_INT(bm25_count(d, "quince"), 1);
     idb_close(d);
     remove_dir();
 }
@@ -1998,7 +2139,7 @@ TEST(folder_remove)
     static const char *const pend[] = { "/one/a.md", "/one/new.md" };
     int added, removed;
     CHECK_EQ_INT(idb_scan(d, f1, (idb_seen[]){ seen_file(pend[0], 100, 1000),
-                                               seen_file(pend[1], 5, 5) }, 2, 150, &added,
+                                               seen_file(pend[1], 5, 5) }, 2, true, 150, &added,
                           &removed), 0);
     CHECK_EQ_INT(added, 1);
 
@@ -2234,7 +2375,7 @@ static idb *ranking_index(int64_t ids[4])
     idb_seen w = seen_file("/fruit/list.md", 100, 1000);
     int added, removed;
     idb_doc doc;
-    if (idb_scan(d, f, &w, 1, 100, &added, &removed) < 0 || !claim_path(d, 100, w.path, &doc)) {
+    if (idb_scan(d, f, &w, 1, true, 100, &added, &removed) < 0 || !claim_path(d, 100, w.path, &doc)) {
         idb_close(d);
         return NULL;
     }
@@ -2245,7 +2386,7 @@ static idb *ranking_index(int64_t ids[4])
         { "durian", 6, 5, 5, vc },
         { "elderberry", 10, 7, 7, vd },
     };
-    int rc = idb_store(d, &doc, c, 4, 0, "emb", 3, 101);
+    int rc = idb_store(d, &doc, c, 4, 0, "emb", 3, NULL, 101);
     idb_doc_free(&doc);
     if (rc < 0) {
         idb_close(d);
@@ -2487,7 +2628,12 @@ int main(void)
     RUN(release);
     RUN(retry_all);
     RUN(recover_model);
-    RUN(recover_makes_pending_due);
+    RUN(recover_keeps_backoff);
+    RUN(recover_interrupted_is_dead);
+    RUN(scan_incomplete_keeps_missing);
+    RUN(scan_of_removed_folder_records_nothing);
+    RUN(fail_drops_passages);
+    RUN(store_note);
     RUN(nearest);
     RUN(nearest_many);
     RUN(nearest_limit_zero);
