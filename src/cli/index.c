@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/api.h"
+#include "cli/client.h"
 
 #define POLL_MS 500
 
@@ -412,6 +413,51 @@ out:
     return rc;
 }
 
+/* The streamed answer: each chunk's text printed as it comes, the
+ * citations of the first chunk kept for the end. */
+struct ask_stream {
+    buf cites;                  /* the "citations" array, as JSON */
+    bool error;
+};
+
+static int on_ask_event(void *ud, const char *data, size_t len)
+{
+    struct ask_stream *as = ud;
+    if (len == 6 && !memcmp(data, "[DONE]", 6))
+        return 0;
+    arena *a = arena_new(len * 8 + 4096);
+    const json *o = a ? json_parse(a, data, len, NULL, 0) : NULL;
+    const json *err = json_get(o, "error");
+    if (err) {
+        fprintf(stderr, "\nhearth ask: %s\n", api_str(err, "message"));
+        as->error = true;
+    }
+    const json *c = json_get(o, "citations");
+    if (c && !as->cites.len)
+        jw_value(&as->cites, c);
+    const json *ch = json_get(o, "choices");
+    const json *delta = ch && ch->child ? json_get(ch->child, "delta") : NULL;
+    const char *t = api_str(delta, "content");
+    if (*t) {
+        fputs(t, stdout);
+        fflush(stdout);
+    }
+    arena_free(a);
+    return 0;
+}
+
+static void print_sources(const json *c)
+{
+    if (c && c->len)
+        printf("\nSources:\n");
+    for (const json *e = c ? c->child : NULL; e; e = e->next) {
+        const json *l = json_get(e, "lines");
+        printf("  [%.0f] %s:%.0f-%.0f\n", api_num(e, "index"), api_str(e, "path"),
+               l && l->child ? l->child->number : 0,
+               l && l->child && l->child->next ? l->child->next->number : 0);
+    }
+}
+
 int ask_main(int argc, char **argv)
 {
     if (wants_help(argc, argv)) {
@@ -419,8 +465,10 @@ int ask_main(int argc, char **argv)
                "\n"
                "Answer a question from your own indexed files (hearth index): hearthd finds\n"
                "the best passages (default 5, at most 20), gives them to a chat model (default:\n"
-               "the first one it serves) and prints its answer, then the sources it was given\n"
-               "with their files and lines; the answer cites them as [1], [2], ...\n");
+               "the first one it serves) and prints its answer as it is written, then the\n"
+               "sources it was given, with their files and lines; the answer cites them as\n"
+               "[1], [2], ... --json prints the whole answer object instead (citations\n"
+               "included).\n");
         return 0;
     }
     buf text = buf_make(0), body = buf_make(0);
@@ -442,31 +490,44 @@ int ask_main(int argc, char **argv)
     jw_str(&body, text.data, text.len);
     if (!add_int(&body, "k", o.k) || !add_int(&body, "max_tokens", o.max_tokens))
         goto out;
+    if (!o.json)
+        buf_puts(&body, ",\"stream\":true");
     buf_putc(&body, '}');
     rc = 1;
+    if (!o.json) {
+        /* streamed: the answer appears as the model writes it */
+        char url[1024], err[512];
+        snprintf(url, sizeof url, "%s/v1/ask", api_url());
+        struct ask_stream as = { .cites = buf_make(1 << 24) };
+        buf eb = buf_make(0);
+        long st = 0;
+        int sr = client_stream(url, body.data, on_ask_event, &as, &st, &eb, err, sizeof err);
+        if (sr < 0)
+            fprintf(stderr, "hearth: %s\n", err);
+        else if (st < 200 || st >= 300)
+            api_print_error(st, &eb);
+        else {
+            putchar('\n');
+            arena *a = arena_new(as.cites.len * 8 + 4096);
+            const json *c = as.cites.len && a ? json_parse(a, as.cites.data, as.cites.len, NULL, 0)
+                                              : NULL;
+            print_sources(c);
+            arena_free(a);
+            rc = as.error ? 1 : 0;
+        }
+        buf_free(&as.cites);
+        buf_free(&eb);
+        goto out;
+    }
     arena *a = arena_new(1 << 26);
     const json *r = api_call("POST", "/v1/ask", body.data, a);
-    if (r && o.json) {
+    if (r) {
         buf out = buf_make(0);
         jw_value(&out, r);
         printf("%s\n", out.data ? out.data : "{}");
         buf_free(&out);
-    } else if (r) {
-        const json *ch = json_get(r, "choices");
-        const json *msg = ch && ch->child ? json_get(ch->child, "message") : NULL;
-        printf("%s\n", api_str(msg, "content"));
-        const json *c = json_get(r, "citations");
-        if (c && c->len)
-            printf("\nSources:\n");
-        for (const json *e = c ? c->child : NULL; e; e = e->next) {
-            const json *l = json_get(e, "lines");
-            printf("  [%.0f] %s:%.0f-%.0f\n", api_num(e, "index"), api_str(e, "path"),
-                   l && l->child ? l->child->number : 0,
-                   l && l->child && l->child->next ? l->child->next->number : 0);
-        }
-    }
-    if (r)
         rc = 0;
+    }
     arena_free(a);
 out:
     buf_free(&text);

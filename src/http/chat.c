@@ -39,6 +39,7 @@ struct stream {
     bool sent_role;
     uint64_t seen;
     char rid[40];
+    char *extra;          /* members for the first chunk (malloc'd), NULL when none */
 };
 
 static void chunk_head(struct stream *st, buf *b)
@@ -54,6 +55,12 @@ static void chunk_tail(struct stream *st, buf *b)
     buf_puts(b, "]");
     if (st->include_usage)
         buf_puts(b, ",\"usage\":null");
+    if (st->extra) {            /* once, in the first chunk */
+        buf_putc(b, ',');
+        buf_puts(b, st->extra);
+        free(st->extra);
+        st->extra = NULL;
+    }
     buf_puts(b, "}\n\n");
 }
 
@@ -182,6 +189,7 @@ static void stream_free(void *cls)
     buf_free(&scratch);
     job_unref(st->job);
     buf_free(&st->out);
+    free(st->extra);
     free(st);
 }
 
@@ -262,7 +270,7 @@ int http_reply_job_failed(http_req *r, const job_status *s)
 }
 
 static int reply_whole(http_req *r, gen_kind kind, const char *id, const char *model,
-                       long long created, const buf *text, const job_status *s)
+                       long long created, const buf *text, const job_status *s, const char *extra)
 {
     buf b = buf_make(0);
     buf_printf(&b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", id,
@@ -284,24 +292,21 @@ static int reply_whole(http_req *r, gen_kind kind, const char *id, const char *m
     usage_json(&b, s);
     buf_puts(&b, ",\"timings\":");
     timings_json(&b, s);
+    if (extra) {
+        buf_putc(&b, ',');
+        buf_puts(&b, extra);
+    }
     buf_putc(&b, '}');
     log_info("done: %s, %d prompt (%d cached) + %d completion tokens", s->finish,
              s->prompt_tokens, s->cached_tokens, s->completion_tokens);
     return http_reply_json(r, 200, &b);
 }
 
-static int generate(http_req *r, gen_kind kind)
+int http_generate(http_req *r, job *j, const gen_request *g, int kind_value, const char *extra)
 {
-    gen_request g;
-    gen_error e;
-    if (genreq_parse(kind, r->body.data ? r->body.data : "", r->body.len, &g, &e) < 0)
-        return http_reply_error(r, (unsigned)e.status, NULL, e.param, e.code, e.message, 0);
-
+    gen_kind kind = (gen_kind)kind_value;
     int ret;
-    job *j = http_new_job(r, g.model, MODEL_KIND_CHAT, &g.payload, &ret);
-    if (!j)
-        return ret;
-    j->keep_alive = g.keep_alive;
+    j->keep_alive = g->keep_alive;
     char err[320];
     int retry = 0;
     int rc = sched_submit(r->sched, j, err, sizeof err, &retry);
@@ -314,7 +319,7 @@ static int generate(http_req *r, gen_kind kind)
     long long created = (long long)time(NULL);
     buf text = buf_make(0);
     job_status s;
-    if (!http_job_wait(r, j, !g.stream, &text, &s)) {
+    if (!http_job_wait(r, j, !g->stream, &text, &s)) {
         ret = MHD_NO;               /* client gone: close without a response */
         goto out;
     }
@@ -322,12 +327,13 @@ static int generate(http_req *r, gen_kind kind)
         ret = http_reply_job_failed(r, &s);
         goto out;
     }
-    if (!g.stream) {
-        ret = reply_whole(r, kind, id, g.model, created, &text, &s);
+    if (!g->stream) {
+        ret = reply_whole(r, kind, id, g->model, created, &text, &s, extra);
         goto out;
     }
     struct stream *st = calloc(1, sizeof *st);
-    if (!st) {
+    if (!st || (extra && !(st->extra = strdup(extra)))) {
+        free(st);
         sched_cancel(r->sched, j);
         ret = MHD_NO;
         goto out;
@@ -337,9 +343,9 @@ static int generate(http_req *r, gen_kind kind)
     job_ref(j);
     st->fd = http_conn_fd(r);
     st->kind = kind;
-    st->include_usage = g.include_usage;
+    st->include_usage = g->include_usage;
     snprintf(st->id, sizeof st->id, "%s", id);
-    snprintf(st->model, sizeof st->model, "%s", g.model);
+    snprintf(st->model, sizeof st->model, "%s", g->model);
     snprintf(st->rid, sizeof st->rid, "%s", r->rid);
     st->created = created;
     st->out = buf_make(0);
@@ -366,6 +372,19 @@ out:
     buf_free(&text);
     job_unref(j);
     return ret;
+}
+
+static int generate(http_req *r, gen_kind kind)
+{
+    gen_request g;
+    gen_error e;
+    if (genreq_parse(kind, r->body.data ? r->body.data : "", r->body.len, &g, &e) < 0)
+        return http_reply_error(r, (unsigned)e.status, NULL, e.param, e.code, e.message, 0);
+    int ret;
+    job *j = http_new_job(r, g.model, MODEL_KIND_CHAT, &g.payload, &ret);
+    if (!j)
+        return ret;
+    return http_generate(r, j, &g, kind, NULL);
 }
 
 int http_chat(http_req *r)

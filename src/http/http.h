@@ -121,6 +121,15 @@ struct job *http_new_job(http_req *r, const char *model, int want_kind, buf *pay
  * handler's return value; returns true when the job finished well. */
 bool http_run_job(http_req *r, struct job *j, buf *out, struct job_status *st, int *ret);
 
+/* Submit a generation job (made from g by http_new_job; the reference is
+ * taken) and answer it as chat/completions does: the whole answer, or
+ * server-sent events when g->stream. extra: more top-level members (JSON
+ * text without braces, e.g. "\"citations\":[...]") for the answer, or for
+ * the first streamed chunk; NULL for none. */
+struct gen_request;
+int http_generate(http_req *r, struct job *j, const struct gen_request *g, int kind,
+                  const char *extra);
+
 /* A request's field that is wrong: the 400's param, code and message
  * (static strings). */
 typedef struct http_bad {

@@ -430,7 +430,7 @@ static const char ask_system[] =
 /* fields of the request passed on to the chat model as they are */
 static const char *const ask_passthrough[] = { "max_tokens", "max_completion_tokens", "temperature",
                                                "top_p", "top_k", "min_p", "seed", "stop",
-                                               "keep_alive", NULL };
+                                               "keep_alive", "stream", "stream_options", NULL };
 
 int http_ask(http_req *r)
 {
@@ -443,7 +443,7 @@ int http_ask(http_req *r)
     struct query q;
     search_hit hits[ASK_MAX_K];
     int n = 0;
-    buf req = buf_make(0), cites = buf_make(0), sources = buf_make(0), text = buf_make(0);
+    buf req = buf_make(0), cites = buf_make(0), sources = buf_make(0);
     gen_request g = { 0 };
     job *j = NULL;
     if (!o || !read_query(r, o, "question", ASK_DEFAULT_K, ASK_MAX_K, &q, &ret))
@@ -452,11 +452,6 @@ int http_ask(http_req *r)
     if (!model || model->type != JSON_STRING || model->len == 0 || model->len > MODEL_NAME_MAX) {
         ret = bad(r, "model", model ? "invalid_type" : "missing_required_parameter",
                   "'model' must name the chat model that answers");
-        goto out;
-    }
-    const json *st = json_get(o, "stream");
-    if (st && st->type == JSON_BOOL && st->boolean) {
-        ret = bad(r, "stream", "unsupported_value", "/v1/ask does not stream yet");
         goto out;
     }
     if (!find(r, x, &q, hits, &n, &ret))
@@ -507,34 +502,21 @@ int http_ask(http_req *r)
     }
     if (!(j = http_new_job(r, g.model, MODEL_KIND_CHAT, &g.payload, &ret)))
         goto out;
-    j->keep_alive = g.keep_alive;
-    job_status js;
-    if (!http_run_job(r, j, &text, &js, &ret))
-        goto out;
-    buf b = buf_make(0);
-    buf_printf(&b, "{\"id\":\"ask-%s\",\"object\":\"chat.completion\",\"created\":%lld,\"model\":",
-               r->rid, (long long)time(NULL));
-    jw_cstr(&b, g.model);
-    buf_puts(&b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
-    jw_str(&b, text.data ? text.data : "", text.len);
-    buf_puts(&b, "},\"finish_reason\":");
-    jw_cstr(&b, js.finish);
-    buf_printf(&b, "}],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
-                   "\"total_tokens\":%d},\"search_mode\":\"%s\",\"citations\":",
-               js.prompt_tokens, js.completion_tokens, js.prompt_tokens + js.completion_tokens,
-               search_mode_name(q.mode));
-    buf_append(&b, cites.data, cites.len);
-    buf_putc(&b, '}');
-    log_info("ask: %d source(s), %d prompt + %d completion tokens", shown, js.prompt_tokens,
-             js.completion_tokens);
-    ret = http_reply_json(r, 200, &b);
+    /* the answer as chat/completions gives it (whole or streamed), with
+     * the sources it was given: in the answer, or in the first chunk */
+    buf extra = buf_make(0);
+    buf_printf(&extra, "\"search_mode\":\"%s\",\"citations\":", search_mode_name(q.mode));
+    buf_append(&extra, cites.data, cites.len);
+    log_info("ask: %d source(s) for %s", shown, g.model);
+    ret = http_generate(r, j, &g, GEN_CHAT, extra.data);
+    j = NULL;                   /* http_generate took the reference */
+    buf_free(&extra);
 out:
     job_unref(j);
     buf_free(&g.payload);
     buf_free(&req);
     buf_free(&cites);
     buf_free(&sources);
-    buf_free(&text);
     arena_free(a);
     return ret;
 }

@@ -342,6 +342,27 @@ static void t_ask_cites_sources(void)
     CHECK(num_at(o, "usage.prompt_tokens") > 60);
     arena_free(a);
     resp_free(&r);
+
+    /* streamed: OpenAI's chunks, the citations in the first one */
+    r = post(&X, "/v1/ask", "{\"model\":\"tiny\",\"question\":\"What did the plumber say?\","
+                            "\"max_tokens\":8,\"k\":2,\"stream\":true,"
+                            "\"stream_options\":{\"include_usage\":true}}");
+    CHECK(r.status == 200);
+    struct sse_result sse = parse_sse(&r.body, true);
+    CHECK(sse.role_first && sse.done_last && sse.all_json && !sse.error_seen);
+    CHECK(sse.usage_seen && sse.completion_tokens == 8);
+    const char *first = r.body.data ? strstr(r.body.data, "data: ") : NULL;
+    const char *end = first ? strstr(first, "\n\n") : NULL;
+    a = arena_new(0);
+    o = first && end ? json_parse(a, first + 6, (size_t)(end - first - 6), NULL, 0) : NULL;
+    CHECK(o && path(o, "citations") && path(o, "citations")->len == 2);
+    CHECK(o && str_at(o, "citations.0.path") != NULL);
+    /* only the first chunk carries them */
+    const char *again = end ? strstr(end, "\"citations\"") : NULL;
+    CHECK(again == NULL);
+    arena_free(a);
+    buf_free(&sse.content);
+    resp_free(&r);
 }
 
 static void t_bad_requests(void)
@@ -357,8 +378,8 @@ static void t_bad_requests(void)
         { "POST", "/v1/search", "[1]", 400, "invalid_json" },
         { "POST", "/v1/ask", "{\"question\":\"x\"}", 400, "missing_required_parameter" },
         { "POST", "/v1/ask", "{\"question\":\"x\",\"model\":\"nope\"}", 404, NULL },
-        { "POST", "/v1/ask", "{\"question\":\"x\",\"model\":\"tiny\",\"stream\":true}", 400,
-          "unsupported_value" },
+        { "POST", "/v1/ask", "{\"question\":\"x\",\"model\":\"tiny\",\"stream\":3}", 400,
+          "invalid_type" },
         { "POST", "/v1/index/folders", "{}", 400, "missing_required_parameter" },
         { "POST", "/v1/index/folders", "{\"path\":\"relative/dir\"}", 400, "invalid_folder" },
         /* outside index-roots, whether it exists or not: one answer */
