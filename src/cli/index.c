@@ -53,7 +53,10 @@ static void index_usage(FILE *f)
             "                        (the file itself: binary, too large) or dead (kept\n"
             "                        failing: see its error)\n"
             "  rescan [--retry]      walk the folders now; --retry also tries failed and\n"
-            "                        dead files again\n");
+            "                        dead files again\n"
+            "  check                 check the index for silent damage: the database file,\n"
+            "                        the full-text index, and the vectors (well-formed, and\n"
+            "                        telling passages apart); exit 1 when a check fails\n");
 }
 
 /* A path as hearthd should see it: absolute (hearthd and the CLI share
@@ -267,6 +270,20 @@ int index_main(int argc, char **argv)
         return index_wait(NULL, 0, 0);
     if (!strcmp(cmd, "docs"))
         return index_docs(argc - 1, argv + 1);
+    if (!strcmp(cmd, "check")) {
+        arena *a = arena_new(1 << 20);
+        const json *o = api("/v1/index/check", NULL, a);
+        const json *c = o ? json_get(o, "checks") : NULL;
+        for (const json *e = c ? c->child : NULL; e; e = e->next) {
+            const json *ok = json_get(e, "ok");
+            printf("%-4s %-10s %s\n", ok && ok->boolean ? "ok" : "FAIL", api_str(e, "name"),
+                   api_str(e, "detail"));
+        }
+        const json *all = o ? json_get(o, "ok") : NULL;
+        int rc = all && all->boolean ? 0 : 1;
+        arena_free(a);
+        return rc;
+    }
     if (!strcmp(cmd, "rescan")) {
         arena *a = arena_new(1 << 20);
         const json *o = api_call("POST", "/v1/index/rescan",

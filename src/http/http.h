@@ -190,6 +190,7 @@ int http_index_status(http_req *r);
 int http_index_folders(http_req *r);        /* POST add, DELETE ?path= remove */
 int http_index_rescan(http_req *r);
 int http_index_documents(http_req *r);
+int http_index_check(http_req *r);
 int http_search(http_req *r);
 int http_ask(http_req *r);
 /* Documents per state and chunks: a JSON object (null without an index),

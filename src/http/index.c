@@ -6,6 +6,7 @@
  *   DELETE /v1/index/folders?path=P  stop watching it (its chunks are forgotten)
  *   POST   /v1/index/rescan          {"retry": bool}: walk the folders now
  *   GET    /v1/index/documents       ?state=&limit=: files and where they stand
+ *   GET    /v1/index/check           storage, full-text index and vectors checked
  *   POST   /v1/search                {"query","k","mode"}: passages with citations
  *   POST   /v1/ask                   {"question","model","k",...}: an answer from a
  *                                    chat model over the passages found, citing them
@@ -255,6 +256,37 @@ int http_index_documents(http_req *r)
     }
     buf_puts(&b, "]}");
     idb_docs_free(d, n);
+    return http_reply_json(r, 200, &b);
+}
+
+int http_index_check(http_req *r)
+{
+    int ret = MHD_NO;
+    indexer *x = index_of(r, &ret);
+    if (!x)
+        return ret;
+    idb_check_result c;
+    if (idb_check(indexer_db(x), &c) < 0)
+        return http_reply_error(r, 500, NULL, NULL, "index_error", "cannot check the index", 0);
+    bool ok = c.storage_ok && c.fts_ok && c.vectors_ok;
+    if (!ok)
+        log_error("index check: %s; %s; %s", c.storage, c.fts, c.vectors);
+    buf b = buf_make(0);
+    buf_printf(&b, "{\"object\":\"index.check\",\"ok\":%s,\"checks\":[", ok ? "true" : "false");
+    const struct { const char *name; bool ok; const char *detail; } list[] = {
+        { "storage", c.storage_ok, c.storage },
+        { "full_text", c.fts_ok, c.fts },
+        { "vectors", c.vectors_ok, c.vectors },
+    };
+    for (size_t i = 0; i < sizeof list / sizeof *list; i++) {
+        buf_printf(&b, "%s{\"name\":\"%s\",\"ok\":%s,\"detail\":", i ? "," : "",
+                   list[i].name, list[i].ok ? "true" : "false");
+        jw_cstr(&b, list[i].detail);
+        buf_putc(&b, '}');
+    }
+    buf_printf(&b, "],\"vectors_checked\":%lld,\"vectors_bad\":%lld,\"mean_cosine\":%.4f,"
+                   "\"pairs\":%d}", (long long)c.vectors_checked, (long long)c.vectors_bad,
+               c.mean_cosine, c.pairs);
     return http_reply_json(r, 200, &b);
 }
 

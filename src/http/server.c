@@ -48,7 +48,7 @@ struct http_server {
 enum { R_NONE, R_HEALTH, R_MODELS, R_MODEL, R_MODEL_ACTION, R_STATUS, R_CHAT, R_COMPLETIONS,
        R_EMBEDDINGS, R_TRANSCRIBE, R_TRANSLATE, R_OCR, R_METRICS, R_JOBS_SUBMIT, R_JOBS_LIST,
        R_JOB, R_JOB_ACTION, R_JOB_DELETE, R_INDEX, R_INDEX_FOLDERS, R_INDEX_RESCAN,
-       R_INDEX_DOCS, R_SEARCH, R_ASK };
+       R_INDEX_DOCS, R_INDEX_CHECK, R_SEARCH, R_ASK };
 
 static const struct route {
     const char *method, *path;
@@ -77,6 +77,7 @@ static const struct route {
     { "DELETE", "/v1/index/folders", R_INDEX_FOLDERS, false },
     { "POST", "/v1/index/rescan", R_INDEX_RESCAN, false },
     { "GET", "/v1/index/documents", R_INDEX_DOCS, false },
+    { "GET", "/v1/index/check", R_INDEX_CHECK, false },
     { "POST", "/v1/search", R_SEARCH, false },
     { "POST", "/v1/ask", R_ASK, false },
 };
@@ -299,6 +300,7 @@ static enum MHD_Result dispatch(http_req *r)
     case R_INDEX_FOLDERS: return (enum MHD_Result)http_index_folders(r);
     case R_INDEX_RESCAN: return (enum MHD_Result)http_index_rescan(r);
     case R_INDEX_DOCS: return (enum MHD_Result)http_index_documents(r);
+    case R_INDEX_CHECK: return (enum MHD_Result)http_index_check(r);
     case R_SEARCH: return (enum MHD_Result)http_search(r);
     case R_ASK: return (enum MHD_Result)http_ask(r);
     }

@@ -671,3 +671,113 @@ void idb_passage_free(idb_passage *p)
     free(p->text);
     memset(p, 0, sizeof *p);
 }
+
+/* ---- checks --------------------------------------------------------------- */
+
+static double cosine(const float *a, const float *b, int dim)
+{
+    double ab = 0, aa = 0, bb = 0;
+    for (int k = 0; k < dim; k++) {
+        ab += (double)a[k] * b[k];
+        aa += (double)a[k] * a[k];
+        bb += (double)b[k] * b[k];
+    }
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
+}
+
+int idb_check(idb *d, idb_check_result *r)
+{
+    memset(r, 0, sizeof *r);
+    lock(d);
+    sqlite3_stmt *q = sql_prep(d->db, "PRAGMA quick_check", "");
+    const char *v = q && sqlite3_step(q) == SQLITE_ROW ? (const char *)sqlite3_column_text(q, 0)
+                                                       : NULL;
+    r->storage_ok = v && !strcmp(v, "ok");
+    snprintf(r->storage, sizeof r->storage, "%s", r->storage_ok ? "the database file is sound"
+             : v ? v : sqlite3_errmsg(d->db));
+    sqlite3_finalize(q);
+
+    char *msg = NULL;
+    r->fts_ok = sqlite3_exec(d->db, "INSERT INTO chunks_fts(chunks_fts, rank) "
+                             "VALUES('integrity-check', 1)", NULL, NULL, &msg) == SQLITE_OK;
+    snprintf(r->fts, sizeof r->fts, "%s", r->fts_ok ? "the full-text index matches the passages"
+             : msg ? msg : "integrity-check failed");
+    sqlite3_free(msg);
+
+    /* every vector well-formed; a sample, spread over the index, for the
+     * spread of directions */
+    q = sql_prep(d->db, "SELECT v.dim, v.v, c.doc FROM vecs v JOIN chunks c ON c.id=v.chunk "
+                 "ORDER BY v.chunk", "");
+    int64_t total = 0;
+    sqlite3_stmt *cnt = sql_prep(d->db, "SELECT count(*) FROM vecs", "");
+    if (cnt && sqlite3_step(cnt) == SQLITE_ROW)
+        total = sqlite3_column_int64(cnt, 0);
+    sqlite3_finalize(cnt);
+    int64_t every = total > IDB_CHECK_SAMPLE ? total / IDB_CHECK_SAMPLE : 1;
+    float *sample = NULL;
+    int64_t *sample_doc = NULL;
+    int ns = 0, dim = 0;
+    bool mixed_dims = false;
+    int64_t i = 0;
+    while (q && sqlite3_step(q) == SQLITE_ROW) {
+        int vd = sqlite3_column_int(q, 0);
+        const float *vv = sqlite3_column_blob(q, 1);
+        int bytes = sqlite3_column_bytes(q, 1);
+        r->vectors_checked++;
+        bool bad = vd <= 0 || !vv || bytes != vd * (int)sizeof(float);
+        double norm = 0;
+        for (int k = 0; !bad && k < vd; k++) {
+            if (!isfinite(vv[k]))
+                bad = true;
+            norm += (double)vv[k] * vv[k];
+        }
+        bad |= norm == 0;
+        if (!bad && dim && vd != dim)
+            mixed_dims = true;
+        if (bad) {
+            r->vectors_bad++;
+            continue;
+        }
+        if (!dim) {
+            dim = vd;
+            sample = malloc((size_t)IDB_CHECK_SAMPLE * (size_t)dim * sizeof *sample);
+            sample_doc = malloc(IDB_CHECK_SAMPLE * sizeof *sample_doc);
+        }
+        if (sample && sample_doc && vd == dim && ns < IDB_CHECK_SAMPLE && i++ % every == 0) {
+            memcpy(sample + (size_t)ns * (size_t)dim, vv, (size_t)dim * sizeof *sample);
+            sample_doc[ns++] = sqlite3_column_int64(q, 2);
+        }
+    }
+    sqlite3_finalize(q);
+    unlock(d);
+    double sum = 0;
+    for (int a = 0; sample && a < ns; a++)
+        for (int b = a + 1; b < ns && b < a + 8; b++)
+            if (sample_doc[a] != sample_doc[b]) {   /* passages of different files */
+                sum += cosine(sample + (size_t)a * (size_t)dim, sample + (size_t)b * (size_t)dim,
+                              dim);
+                r->pairs++;
+            }
+    free(sample);
+    free(sample_doc);
+    r->mean_cosine = r->pairs ? sum / r->pairs : 0;
+    if (r->vectors_bad)
+        snprintf(r->vectors, sizeof r->vectors, "%lld of %lld vectors are malformed (wrong size, "
+                 "NaN or infinite values, or zero)", (long long)r->vectors_bad,
+                 (long long)r->vectors_checked);
+    else if (mixed_dims)
+        snprintf(r->vectors, sizeof r->vectors, "vectors of different sizes: more than one "
+                 "embedding model's vectors are mixed");
+    else if (r->pairs >= 10 && r->mean_cosine > IDB_CHECK_MAX_COSINE)
+        snprintf(r->vectors, sizeof r->vectors, "the vectors are nearly all alike (mean cosine "
+                 "%.3f over %d pairs of passages of different files): the embedding model "
+                 "cannot tell passages apart; its weights may be damaged", r->mean_cosine,
+                 r->pairs);
+    else
+        snprintf(r->vectors, sizeof r->vectors, "%lld vectors well-formed; mean cosine %.3f over "
+                 "%d pairs of different files", (long long)r->vectors_checked, r->mean_cosine,
+                 r->pairs);
+    r->vectors_ok = !r->vectors_bad && !mixed_dims &&
+                    !(r->pairs >= 10 && r->mean_cosine > IDB_CHECK_MAX_COSINE);
+    return 0;
+}

@@ -132,6 +132,23 @@ int idb_bm25(idb *d, const char *fts_query, idb_hit *out, int limit);
 /* Nearest chunks to q by cosine (vectors of model only), best first. */
 int idb_nearest(idb *d, const char *model, const float *q, int dim, idb_hit *out, int limit);
 
+/* Checks that catch silent damage: the file (PRAGMA quick_check), the
+ * full-text index against the passages (FTS5 integrity-check), and the
+ * vectors: each well-formed (its model's dimensions, finite, not zero), and
+ * able to tell passages apart (the mean cosine of a sample of pairs from
+ * different files; a model whose weights are broken can give nearly the
+ * same vector for everything, which ranks at random without an error). */
+typedef struct idb_check_result {
+    bool storage_ok, fts_ok, vectors_ok;
+    char storage[200], fts[200], vectors[240];
+    int64_t vectors_checked, vectors_bad;
+    int pairs;
+    double mean_cosine;
+} idb_check_result;
+#define IDB_CHECK_SAMPLE 256
+#define IDB_CHECK_MAX_COSINE 0.95
+int idb_check(idb *d, idb_check_result *r);
+
 typedef struct idb_passage {
     char *path, *text;
     int line0, line1;

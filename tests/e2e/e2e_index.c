@@ -448,6 +448,17 @@ static void t_bad_requests(void)
 
 static void t_metrics_and_status(void)
 {
+    /* the checks for silent damage pass on a sound index */
+    struct resp c = http(&X, "GET", "/v1/index/check", NULL, 0);
+    arena *ca = arena_new(0);
+    const json *co = parse(ca, &c.body);
+    CHECK(c.status == 200 && path(co, "ok") && path(co, "ok")->boolean);
+    CHECK(num_at(co, "vectors_checked") == index_num(&X, "counts.vectors"));
+    CHECK(num_at(co, "vectors_bad") == 0);
+    CHECK(str_at(co, "checks.1.name") && !strcmp(str_at(co, "checks.1.name"), "full_text"));
+    arena_free(ca);
+    resp_free(&c);
+
     struct resp r = http(&X, "GET", "/metrics", NULL, 0);
     CHECK(r.status == 200 && strstr(r.body.data, "hearth_index_available 1") &&
           strstr(r.body.data, "hearth_index_documents{state=\"indexed\"} 6"));

@@ -2579,6 +2579,115 @@ TEST(run_k_clamped)
     remove_dir();
 }
 
+/* ---- checks ----------------------------------------------------------------- */
+
+/* n files in one folder, each one passage with vector vecs[i] (dim 4). */
+static void index_many(idb *d, int n, const float (*vecs)[4])
+{
+    int64_t f = idb_folder_add(d, "/c", 1);
+    static char names[32][32];
+    const char *paths[32];
+    for (int i = 0; i < n && i < 32; i++) {
+        snprintf(names[i], sizeof names[i], "/c/f%02d.md", i);
+        paths[i] = names[i];
+    }
+    int added, removed;
+    CHECK_EQ_INT(scan_paths(d, f, paths, (size_t)n, 100, &added, &removed), 0);
+    for (int i = 0; i < n; i++) {
+        idb_doc doc;
+        if (idb_claim(d, 100, &doc) != 1) {
+            CHECK(0);
+            return;
+        }
+        char text[64];
+        snprintf(text, sizeof text, "passage number %d of the check", i);
+        idb_chunk_in c = { text, strlen(text), 1, 1, vecs[atoi(doc.path + 4)] };
+        CHECK_EQ_INT(idb_store(d, &doc, &c, 1, 0, "m", 4, NULL, 101), 0);
+        idb_doc_free(&doc);
+    }
+}
+
+TEST(check_healthy)
+{
+    idb *d = open_fresh();
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    float v[20][4];
+    for (int i = 0; i < 20; i++)        /* directions spread around */
+        for (int k = 0; k < 4; k++)
+            v[i][k] = (float)sin(i * 1.7 + k * 2.3);
+    index_many(d, 20, v);
+    idb_check_result r;
+    CHECK_EQ_INT(idb_check(d, &r), 0);
+    CHECK(r.storage_ok && r.fts_ok && r.vectors_ok);
+    CHECK_EQ_INT(r.vectors_checked, 20);
+    CHECK_EQ_INT(r.vectors_bad, 0);
+    CHECK(r.pairs >= 10);
+    CHECK(r.mean_cosine < IDB_CHECK_MAX_COSINE);
+    idb_close(d);
+    remove_dir();
+}
+
+/* A broken embedding model: the same direction for every passage. No
+ * single vector is wrong; only the spread shows it. */
+TEST(check_vectors_alike)
+{
+    idb *d = open_fresh();
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    float v[20][4];
+    for (int i = 0; i < 20; i++)
+        for (int k = 0; k < 4; k++)
+            v[i][k] = 1.0f + (float)k + 0.001f * (float)i;
+    index_many(d, 20, v);
+    idb_check_result r;
+    CHECK_EQ_INT(idb_check(d, &r), 0);
+    CHECK(r.storage_ok && r.fts_ok);
+    CHECK(!r.vectors_ok);
+    CHECK(r.mean_cosine > 0.99);
+    CHECK(strstr(r.vectors, "nearly all alike") != NULL);
+    idb_close(d);
+    remove_dir();
+}
+
+/* Damage behind the index's back, through a second connection: a NaN in a
+ * vector, and a passage deleted without its full-text row. */
+TEST(check_damage)
+{
+    idb *d = open_fresh();
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    float v[12][4];
+    for (int i = 0; i < 12; i++)
+        for (int k = 0; k < 4; k++)
+            v[i][k] = (float)cos(i * 2.1 + k);
+    index_many(d, 12, v);
+    sqlite3 *raw = NULL;
+    CHECK(sqlite3_open(g_db, &raw) == SQLITE_OK);
+    float nan4[4] = { 1, NAN, 0, 0 };
+    sqlite3_stmt *q = NULL;
+    CHECK(sqlite3_prepare_v2(raw, "UPDATE vecs SET v=? WHERE chunk=(SELECT min(chunk) FROM vecs)",
+                             -1, &q, NULL) == SQLITE_OK);
+    sqlite3_bind_blob(q, 1, nan4, sizeof nan4, SQLITE_TRANSIENT);
+    CHECK(sqlite3_step(q) == SQLITE_DONE);
+    sqlite3_finalize(q);
+    CHECK(sqlite3_exec(raw, "DELETE FROM chunks WHERE id=(SELECT max(id) FROM chunks)", NULL,
+                       NULL, NULL) == SQLITE_OK);
+    sqlite3_close(raw);
+    idb_check_result r;
+    CHECK_EQ_INT(idb_check(d, &r), 0);
+    CHECK(r.storage_ok);
+    CHECK(!r.fts_ok);
+    CHECK(!r.vectors_ok);
+    CHECK_EQ_INT(r.vectors_bad, 1);
+    CHECK(strstr(r.vectors, "malformed") != NULL);
+    idb_close(d);
+    remove_dir();
+}
+
 int main(void)
 {
     /* text.c */
@@ -2634,6 +2743,9 @@ int main(void)
     RUN(scan_of_removed_folder_records_nothing);
     RUN(fail_drops_passages);
     RUN(store_note);
+    RUN(check_healthy);
+    RUN(check_vectors_alike);
+    RUN(check_damage);
     RUN(nearest);
     RUN(nearest_many);
     RUN(nearest_limit_zero);
