@@ -349,6 +349,18 @@ static bool add_int(buf *body, const char *key, const char *v)
     return true;
 }
 
+/* Where a passage is: FILE:FIRST-LAST, or FILE@M:SS-M:SS for a recording. */
+static void place(const json *e, char *out, size_t n)
+{
+    const json *l = json_get(e, "lines"), *t0 = json_get(e, "start_s"), *t1 = json_get(e, "end_s");
+    if (t0 && t1 && t0->type == JSON_NUMBER && t1->type == JSON_NUMBER)
+        snprintf(out, n, "%s@%d:%02d-%d:%02d", api_str(e, "path"), (int)t0->number / 60,
+                 (int)t0->number % 60, (int)t1->number / 60, (int)t1->number % 60);
+    else
+        snprintf(out, n, "%s:%.0f-%.0f", api_str(e, "path"), l && l->child ? l->child->number : 0,
+                 l && l->child && l->child->next ? l->child->next->number : 0);
+}
+
 /* The passage's first line of text, squeezed, at most n characters. */
 static void snippet(const char *t, char *out, size_t n)
 {
@@ -413,12 +425,10 @@ int search_main(int argc, char **argv)
         if (!d->len)
             printf("nothing found\n");
         for (const json *e = d->child; e; e = e->next) {
-            const json *l = json_get(e, "lines");
-            char snip[200];
+            char snip[200], where[4200];
             snippet(api_str(e, "text"), snip, sizeof snip);
-            printf("%2.0f. %s:%.0f-%.0f\n    %s\n", api_num(e, "rank"), api_str(e, "path"),
-                   l && l->child ? l->child->number : 0,
-                   l && l->child && l->child->next ? l->child->next->number : 0, snip);
+            place(e, where, sizeof where);
+            printf("%2.0f. %s\n    %s\n", api_num(e, "rank"), where, snip);
         }
     }
     if (r)
@@ -468,10 +478,9 @@ static void print_sources(const json *c)
     if (c && c->len)
         printf("\nSources:\n");
     for (const json *e = c ? c->child : NULL; e; e = e->next) {
-        const json *l = json_get(e, "lines");
-        printf("  [%.0f] %s:%.0f-%.0f\n", api_num(e, "index"), api_str(e, "path"),
-               l && l->child ? l->child->number : 0,
-               l && l->child && l->child->next ? l->child->next->number : 0);
+        char where[4200];
+        place(e, where, sizeof where);
+        printf("  [%.0f] %s\n", api_num(e, "index"), where);
     }
 }
 

@@ -395,6 +395,13 @@ static bool find(http_req *r, indexer *x, struct query *q, search_hit *out, int 
     return true;
 }
 
+/* A recording's passage: "start_s","end_s" members (and a comma). */
+static void times_json(buf *b, const idb_passage *p)
+{
+    if (p->t0 >= 0)
+        buf_printf(b, "\"start_s\":%.2f,\"end_s\":%.2f,", p->t0, p->t1);
+}
+
 /* One hit as JSON; false when its chunk vanished meanwhile (a file
  * reindexed between the search and this read). */
 static bool hit_json(buf *b, idb *d, const search_hit *h, int rank, idb_passage *p)
@@ -404,8 +411,9 @@ static bool hit_json(buf *b, idb *d, const search_hit *h, int rank, idb_passage 
     buf_printf(b, "{\"object\":\"search.result\",\"rank\":%d,\"score\":%.6g,\"path\":", rank,
                h->score);
     jw_cstr(b, p->path);
-    buf_printf(b, ",\"lines\":[%d,%d],\"chunk_id\":%lld,\"bm25_rank\":", p->line0, p->line1,
-               (long long)h->chunk);
+    buf_printf(b, ",\"lines\":[%d,%d],", p->line0, p->line1);
+    times_json(b, p);
+    buf_printf(b, "\"chunk_id\":%lld,\"bm25_rank\":", (long long)h->chunk);
     buf_printf(b, h->bm25_rank ? "%d" : "null", h->bm25_rank);
     buf_puts(b, ",\"vector_rank\":");
     buf_printf(b, h->vector_rank ? "%d" : "null", h->vector_rank);
@@ -498,12 +506,18 @@ int http_ask(http_req *r)
         if (idb_passage_get(indexer_db(x), hits[i].chunk, &p) != 1)
             continue;
         shown++;
-        buf_printf(&sources, "\n[%d] %s (lines %d-%d)\n%s\n", shown, p.path, p.line0, p.line1,
-                   p.text);
+        if (p.t0 >= 0)
+            buf_printf(&sources, "\n[%d] %s (at %d:%02d-%d:%02d)\n%s\n", shown, p.path,
+                       (int)p.t0 / 60, (int)p.t0 % 60, (int)p.t1 / 60, (int)p.t1 % 60, p.text);
+        else
+            buf_printf(&sources, "\n[%d] %s (lines %d-%d)\n%s\n", shown, p.path, p.line0,
+                       p.line1, p.text);
         buf_printf(&cites, "%s{\"index\":%d,\"path\":", shown > 1 ? "," : "", shown);
         jw_cstr(&cites, p.path);
-        buf_printf(&cites, ",\"lines\":[%d,%d],\"chunk_id\":%lld,\"score\":%.6g,\"text\":",
-                   p.line0, p.line1, (long long)hits[i].chunk, hits[i].score);
+        buf_printf(&cites, ",\"lines\":[%d,%d],", p.line0, p.line1);
+        times_json(&cites, &p);
+        buf_printf(&cites, "\"chunk_id\":%lld,\"score\":%.6g,\"text\":",
+                   (long long)hits[i].chunk, hits[i].score);
         jw_cstr(&cites, p.text);
         buf_putc(&cites, '}');
         idb_passage_free(&p);

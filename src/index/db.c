@@ -30,7 +30,8 @@ static const char schema[] =
     /* AUTOINCREMENT: a chunk id is never reused, so a search hit read a
      * moment later can only be its own passage or gone */
     "CREATE TABLE IF NOT EXISTS chunks(id INTEGER PRIMARY KEY AUTOINCREMENT, doc INTEGER NOT NULL,"
-    " ord INTEGER NOT NULL, line0 INTEGER NOT NULL, line1 INTEGER NOT NULL, text TEXT NOT NULL);"
+    " ord INTEGER NOT NULL, line0 INTEGER NOT NULL, line1 INTEGER NOT NULL, text TEXT NOT NULL,"
+    " t0 REAL, t1 REAL);"
     "CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc);"
     "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, content='chunks',"
     " content_rowid='id', tokenize='porter unicode61 remove_diacritics 2');"
@@ -64,6 +65,23 @@ idb *idb_open(const char *path, char *err, size_t errlen)
         return NULL;
     }
     char *msg = NULL;
+    /* columns added after the first version: an index made by it gets them
+     * (an error here only says the column is there already) */
+    static const char *const added[] = { "ALTER TABLE chunks ADD COLUMN t0 REAL",
+                                         "ALTER TABLE chunks ADD COLUMN t1 REAL" };
+    bool had = sqlite3_exec(d->db, "SELECT 1 FROM chunks LIMIT 0", NULL, NULL, NULL) == SQLITE_OK;
+    for (size_t i = 0; had && i < sizeof added / sizeof *added; i++) {
+        char *why = NULL;
+        if (sqlite3_exec(d->db, added[i], NULL, NULL, &why) != SQLITE_OK &&
+            !(why && strstr(why, "duplicate column"))) {
+            snprintf(err, errlen, "index.db: cannot add a column: %s", why ? why : "?");
+            sqlite3_free(why);
+            sqlite3_close(d->db);
+            free(d);
+            return NULL;
+        }
+        sqlite3_free(why);
+    }
     if (sqlite3_exec(d->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "index.db: %s", msg ? msg : "cannot set up");
         sqlite3_free(msg);
@@ -390,11 +408,16 @@ int idb_store(idb *d, const idb_doc *doc, const idb_chunk_in *c, size_t n, int d
         ok = drop_chunks(d, doc->id) == 0;
         for (size_t i = 0; ok && i < n; i++) {
             /* the text is bound by length: it is not NUL-terminated */
-            sqlite3_stmt *t = sql_prep(d->db, "INSERT INTO chunks(doc, ord, line0, line1, text)"
-                                       " VALUES(?,?,?,?,?)", "iiii", doc->id, (int64_t)i,
-                                       (int64_t)c[i].line0, (int64_t)c[i].line1);
-            if (t && sqlite3_bind_text(t, 5, c[i].text, (int)c[i].len, SQLITE_TRANSIENT) !=
-                         SQLITE_OK) {
+            sqlite3_stmt *t = sql_prep(d->db, "INSERT INTO chunks(doc, ord, line0, line1, text,"
+                                       " t0, t1) VALUES(?,?,?,?,?,?,?)", "iiii", doc->id,
+                                       (int64_t)i, (int64_t)c[i].line0, (int64_t)c[i].line1);
+            bool timed = c[i].t0 >= 0;
+            if (t && (sqlite3_bind_text(t, 5, c[i].text, (int)c[i].len, SQLITE_TRANSIENT) !=
+                          SQLITE_OK ||
+                      (timed ? sqlite3_bind_double(t, 6, c[i].t0) : sqlite3_bind_null(t, 6)) !=
+                          SQLITE_OK ||
+                      (timed ? sqlite3_bind_double(t, 7, c[i].t1) : sqlite3_bind_null(t, 7)) !=
+                          SQLITE_OK)) {
                 sqlite3_finalize(t);
                 t = NULL;
             }
@@ -650,7 +673,8 @@ int idb_passage_get(idb *d, int64_t chunk, idb_passage *out)
 {
     memset(out, 0, sizeof *out);
     lock(d);
-    sqlite3_stmt *q = sql_prep(d->db, "SELECT d.path, c.text, c.line0, c.line1, c.doc FROM chunks c"
+    sqlite3_stmt *q = sql_prep(d->db, "SELECT d.path, c.text, c.line0, c.line1, c.doc,"
+                               " coalesce(c.t0, -1), coalesce(c.t1, -1) FROM chunks c"
                                " JOIN docs d ON d.id=c.doc WHERE c.id=?", "i", chunk);
     int st = q ? sqlite3_step(q) : SQLITE_ERROR;
     if (st == SQLITE_ROW) {
@@ -659,6 +683,8 @@ int idb_passage_get(idb *d, int64_t chunk, idb_passage *out)
         out->line0 = sqlite3_column_int(q, 2);
         out->line1 = sqlite3_column_int(q, 3);
         out->doc = sqlite3_column_int64(q, 4);
+        out->t0 = sqlite3_column_double(q, 5);
+        out->t1 = sqlite3_column_double(q, 6);
     }
     sqlite3_finalize(q);
     unlock(d);

@@ -89,6 +89,7 @@ typedef struct idb_chunk_in {
     size_t len;
     int line0, line1;
     const float *vec;           /* NULL without an embedding model */
+    double t0, t1;              /* a recording's passage: its seconds; t0 < 0 for none */
 } idb_chunk_in;
 /* Replace doc's chunks with these (model/dim for the vectors, NULL/0
  * without; note: why there are none, kept as the document's error) and
@@ -153,6 +154,7 @@ typedef struct idb_passage {
     char *path, *text;
     int line0, line1;
     int64_t doc;
+    double t0, t1;              /* a recording's passage: its seconds; -1 for none */
 } idb_passage;
 /* A chunk's text and where it is from: 1, 0 when gone, -1. */
 int  idb_passage_get(idb *d, int64_t chunk, idb_passage *out);

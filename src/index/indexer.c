@@ -371,14 +371,22 @@ static void model_for(indexer *x, text_kind k, char *name, size_t n)
     }
 }
 
-/* The "text" of a worker's JSON answer into text. 0 or -1. */
-static int answer_text(const buf *ans, buf *text)
+/* The "text" of a worker's JSON answer into text. With times (a
+ * transcript), its segments instead, one a line, with their seconds. 0 or
+ * -1. */
+static int answer_text(const buf *ans, buf *text, double **times, long *nlines)
 {
     /* a node per word box and number: far more than the text's bytes */
     arena *a = arena_new(ans->len * 64 + (1u << 20));
     const json *o = a ? json_parse(a, ans->data ? ans->data : "", ans->len, NULL, 0) : NULL;
-    const json *t = json_get(o, "text");
-    int rc = t && t->type == JSON_STRING ? buf_append(text, t->str, t->len) : -1;
+    const json *t = json_get(o, "text"), *segs = json_get(o, "segments");
+    int rc;
+    if (times && segs && segs->type == JSON_ARRAY && segs->len) {
+        long n = text_from_segments(segs, text, times);
+        rc = n < 0 ? -1 : 0;
+        *nlines = n < 0 ? 0 : n;
+    } else
+        rc = t && t->type == JSON_STRING ? buf_append(text, t->str, t->len) : -1;
     arena_free(a);
     return rc < 0 ? -1 : 0;
 }
@@ -457,9 +465,13 @@ static bool copy_for_worker(indexer *x, int fd, const idb_doc *d, char *out, siz
     return ok;
 }
 
-/* The document's text, cleaned, into text. */
-static void extract(indexer *x, const idb_doc *d, buf *text, struct failure *f)
+/* The document's text, cleaned, into text; for a recording, each line's
+ * start and end in seconds into *times (malloc'd, 2 a line; else NULL). */
+static void extract(indexer *x, const idb_doc *d, buf *text, double **times, long *nlines,
+                    struct failure *f)
 {
+    *times = NULL;
+    *nlines = 0;
     const config *c = atomic_load(&x->cfg);
     text_kind k = !strcmp(d->kind, "html") ? TK_HTML : !strcmp(d->kind, "image") ? TK_IMAGE
                   : !strcmp(d->kind, "audio") ? TK_AUDIO : TK_TEXT;
@@ -535,8 +547,8 @@ static void extract(indexer *x, const idb_doc *d, buf *text, struct failure *f)
         if (rc)
             fail_with(f, rc, "%s: %s", model, err);
         else {
-            buf raw = buf_make(0);
-            if (answer_text(&ans, &raw) < 0)
+            buf raw = buf_make(JOB_TEXT_CAP);
+            if (answer_text(&ans, &raw, k == TK_AUDIO ? times : NULL, nlines) < 0)
                 fail_with(f, 502, "%s gave an answer without text", model);
             else if (text_clean(text, raw.data ? raw.data : "", raw.len, false) < 0)
                 fail_with(f, 500, "out of memory");
@@ -650,7 +662,9 @@ static void index_one(indexer *x, idb_doc *d)
     int dim = 0, dropped = 0;
     size_t kept = 0;
 
-    extract(x, d, &text, &f);
+    double *times = NULL;
+    long nlines = 0;
+    extract(x, d, &text, &times, &nlines, &f);
     long nc = f.status ? 0 : text_chunks(text.data ? text.data : "", text.len, &tc);
     if (nc < 0)
         fail_with(&f, 500, "out of memory");
@@ -667,7 +681,12 @@ static void index_one(indexer *x, idb_doc *d)
                 dropped++;
                 continue;
             }
-            in[kept++] = (idb_chunk_in){ p, len, tc[i].line0, tc[i].line1, NULL };
+            idb_chunk_in ci = { p, len, tc[i].line0, tc[i].line1, NULL, -1, -1 };
+            if (times && tc[i].line0 >= 1 && tc[i].line1 <= nlines) {
+                ci.t0 = times[2 * (tc[i].line0 - 1)];       /* a recording: when it is said */
+                ci.t1 = times[2 * (tc[i].line1 - 1) + 1];
+            }
+            in[kept++] = ci;
         }
     }
     /* vectors: when the embedding model refuses (no such model, the wrong
@@ -729,6 +748,7 @@ static void index_one(indexer *x, idb_doc *d)
         x->act.failed_since_start++;
         pthread_mutex_unlock(&x->mu);
     }
+    free(times);
     free(vecs);
     free(seen);
     free(in);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/json.h"
 #include "core/utf8.h"
 
 static const char *const text_ext[] = {
@@ -356,6 +357,34 @@ long text_chunks(const char *t, size_t n, text_chunk **out)
         s = e;
     }
     return (long)count;
+}
+
+/* ---- transcripts -------------------------------------------------------- */
+
+long text_from_segments(const json *segments, buf *out, double **times)
+{
+    *times = NULL;
+    size_t n = segments && segments->type == JSON_ARRAY ? segments->len : 0, lines = 0;
+    if (n && !(*times = malloc(2 * n * sizeof **times)))
+        return -1;
+    for (const json *s = n ? segments->child : NULL; s; s = s->next) {
+        const json *t = json_get(s, "text"), *a = json_get(s, "start"), *b = json_get(s, "end");
+        if (!t || t->type != JSON_STRING)
+            continue;
+        for (size_t i = 0; i < t->len; i++)
+            if (buf_putc(out, t->str[i] == '\n' || t->str[i] == '\r' ? ' ' : t->str[i]) < 0)
+                goto oom;
+        if (buf_putc(out, '\n') < 0)
+            goto oom;
+        (*times)[2 * lines] = a && a->type == JSON_NUMBER ? a->number : 0;
+        (*times)[2 * lines + 1] = b && b->type == JSON_NUMBER ? b->number : 0;
+        lines++;
+    }
+    return (long)lines;
+oom:
+    free(*times);
+    *times = NULL;
+    return -1;
 }
 
 /* ---- hygiene ------------------------------------------------------------ */

@@ -48,6 +48,14 @@ typedef struct text_chunk {
  * (NULL when none). */
 long text_chunks(const char *text, size_t n, text_chunk **out);
 
+/* A transcript's segments (whisper's "segments": [{"start","end","text"}])
+ * as text, one segment a line (newlines inside a segment become spaces),
+ * into out, and each line's start and end in seconds into *times (2 per
+ * line, malloc'd). The number of lines, or -1 (out of memory, or out's
+ * cap). */
+struct json;
+long text_from_segments(const struct json *segments, buf *out, double **times);
+
 /* Why a chunk is not worth keeping, or NULL when it is: too short, mostly
  * digits and symbols (tables of numbers, base64, minified code), or the
  * same words as a chunk seen before (seen: hashes of the kept ones, which

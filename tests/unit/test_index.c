@@ -22,6 +22,7 @@
 
 #include "check.h"
 #include "core/buf.h"
+#include "core/json.h"
 #include "core/utf8.h"
 #include "index/db.h"
 #include "index/search.h"
@@ -177,7 +178,7 @@ static int store_texts(idb *d, const idb_doc *doc, const char *const *texts, siz
     idb_chunk_in c[256];
     for (size_t i = 0; i < n && i < 256; i++)
         c[i] = (idb_chunk_in){ texts[i], strlen(texts[i]), 2 * (int)i + 1, 2 * (int)i + 2,
-                               vecs ? vecs + i * (size_t)dim : NULL };
+                               vecs ? vecs + i * (size_t)dim : NULL, -1, -1 };
     return idb_store(d, doc, c, n, 0, model, dim, NULL, now);
 }
 
@@ -1453,8 +1454,8 @@ TEST(store_and_search)
     /* the text is bound by length: pass a longer buffer and a shorter len */
     static const char src[] = "The plants were watered at dawn.XXXX JUNK";
     idb_chunk_in c[2] = {
-        { src, 32, 3, 4, NULL },
-        { "Caf\xc3\xa9 gardens use compost heavily.", 34, 10, 12, NULL },
+        { src, 32, 3, 4, NULL, -1, -1 },
+        { "Caf\xc3\xa9 gardens use compost heavily.", 34, 10, 12, NULL, -1, -1 },
     };
     CHECK_EQ_INT(idb_store(d, &doc, c, 2, 5, NULL, 0, NULL, 150), 0);
     idb_doc_free(&doc);
@@ -1992,7 +1993,7 @@ TEST(store_note)
     CHECK_EQ_INT(scan_paths(d, f, paths, 1, 100, &added, &removed), 0);
     idb_doc doc;
     CHECK(claim_path(d, 100, "/q/a.md", &doc));
-    idb_chunk_in c = { "quince paste", 12, 1, 1, NULL };
+    idb_chunk_in c = { "quince paste", 12, 1, 1, NULL, -1, -1 };
     CHECK_EQ_INT(idb_store(d, &doc, &c, 1, 0, NULL, 0, "indexed without vectors: emb: gone",
                            101), 0);
     idb_doc_free(&doc);
@@ -2381,10 +2382,10 @@ static idb *ranking_index(int64_t ids[4])
     }
     static const float vb[3] = { 0.9f, 0.3f, 0 }, vc[3] = { 1, 0, 0 }, vd[3] = { 0.2f, 1, 0 };
     idb_chunk_in c[4] = {
-        { "apple apple apple banana", 24, 1, 1, NULL },
-        { "apple cherry cherry cherry cherry cherry", 40, 3, 3, vb },
-        { "durian", 6, 5, 5, vc },
-        { "elderberry", 10, 7, 7, vd },
+        { "apple apple apple banana", 24, 1, 1, NULL, -1, -1 },
+        { "apple cherry cherry cherry cherry cherry", 40, 3, 3, vb, -1, -1 },
+        { "durian", 6, 5, 5, vc, -1, -1 },
+        { "elderberry", 10, 7, 7, vd, -1, -1 },
     };
     int rc = idb_store(d, &doc, c, 4, 0, "emb", 3, NULL, 101);
     idb_doc_free(&doc);
@@ -2601,7 +2602,7 @@ static void index_many(idb *d, int n, const float (*vecs)[4])
         }
         char text[64];
         snprintf(text, sizeof text, "passage number %d of the check", i);
-        idb_chunk_in c = { text, strlen(text), 1, 1, vecs[atoi(doc.path + 4)] };
+        idb_chunk_in c = { text, strlen(text), 1, 1, vecs[atoi(doc.path + 4)], -1, -1 };
         CHECK_EQ_INT(idb_store(d, &doc, &c, 1, 0, "m", 4, NULL, 101), 0);
         idb_doc_free(&doc);
     }
@@ -2688,6 +2689,69 @@ TEST(check_damage)
     remove_dir();
 }
 
+/* ---- transcripts ------------------------------------------------------------ */
+
+TEST(segments_to_lines)
+{
+    static const char doc[] = "{\"text\":\"all\",\"segments\":["
+        "{\"start\":0.5,\"end\":4.25,\"text\":\" And so my fellow\\nAmericans\"},"
+        "{\"start\":4.25,\"end\":9,\"text\":\" ask not\"},"
+        "{\"start\":9,\"end\":11,\"tokens\":[1]}]}";
+    arena *a = arena_new(0);
+    const json *o = json_parse(a, doc, sizeof doc - 1, NULL, 0);
+    buf b = buf_make(0);
+    double *t = NULL;
+    long n = text_from_segments(json_get(o, "segments"), &b, &t);
+    CHECK_EQ_INT(n, 2);                 /* the segment without text is left out */
+    CHECK_STR(b.data, " And so my fellow Americans\n ask not\n");
+    CHECK(t && t[0] == 0.5 && t[1] == 4.25 && t[2] == 4.25 && t[3] == 9);
+    free(t);
+    buf_free(&b);
+    /* none, or not an array */
+    b = buf_make(0);
+    CHECK_EQ_INT(text_from_segments(NULL, &b, &t), 0);
+    CHECK(t == NULL && b.len == 0);
+    CHECK_EQ_INT(text_from_segments(json_get(o, "text"), &b, &t), 0);
+    /* a cap too small */
+    buf small = buf_make(8);
+    CHECK_EQ_INT(text_from_segments(json_get(o, "segments"), &small, &t), -1);
+    CHECK(t == NULL);
+    buf_free(&small);
+    buf_free(&b);
+    arena_free(a);
+}
+
+/* A recording's passage keeps its seconds; others have none (-1). */
+TEST(passage_times)
+{
+    idb *d = open_fresh();
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    int64_t f = idb_folder_add(d, "/v", 1);
+    static const char *const paths[] = { "/v/note.wav" };
+    int added, removed;
+    CHECK_EQ_INT(scan_paths(d, f, paths, 1, 100, &added, &removed), 0);
+    idb_doc doc;
+    CHECK(claim_path(d, 100, "/v/note.wav", &doc));
+    idb_chunk_in c[2] = { { "buy oat milk and bread", 22, 1, 2, NULL, 0.5, 9.25 },
+                          { "call the dentist on monday", 26, 3, 3, NULL, -1, -1 } };
+    CHECK_EQ_INT(idb_store(d, &doc, c, 2, 0, NULL, 0, NULL, 101), 0);
+    idb_doc_free(&doc);
+    idb_hit h[2];
+    CHECK_EQ_INT(bm25_hits(d, "oat milk", h, 2), 1);
+    idb_passage p;
+    CHECK_EQ_INT(idb_passage_get(d, h[0].chunk, &p), 1);
+    CHECK(p.t0 == 0.5 && p.t1 == 9.25);
+    idb_passage_free(&p);
+    CHECK_EQ_INT(bm25_hits(d, "dentist", h, 2), 1);
+    CHECK_EQ_INT(idb_passage_get(d, h[0].chunk, &p), 1);
+    CHECK(p.t0 == -1 && p.t1 == -1);
+    idb_passage_free(&p);
+    idb_close(d);
+    remove_dir();
+}
+
 int main(void)
 {
     /* text.c */
@@ -2746,6 +2810,8 @@ int main(void)
     RUN(check_healthy);
     RUN(check_vectors_alike);
     RUN(check_damage);
+    RUN(segments_to_lines);
+    RUN(passage_times);
     RUN(nearest);
     RUN(nearest_many);
     RUN(nearest_limit_zero);
