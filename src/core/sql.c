@@ -58,6 +58,27 @@ sqlite3 *sql_open(const char *path, const char *what, char *err, size_t errlen)
     return db;
 }
 
+int sql_add_columns(sqlite3 *db, const char *table, const char *const *alters, size_t n,
+                    const char *name, char *err, size_t errlen)
+{
+    char probe[128];
+    snprintf(probe, sizeof probe, "SELECT 1 FROM %s LIMIT 0", table);
+    if (sqlite3_exec(db, probe, NULL, NULL, NULL) != SQLITE_OK)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char *why = NULL;
+        if (sqlite3_exec(db, alters[i], NULL, NULL, &why) != SQLITE_OK &&
+            !(why && strstr(why, "duplicate column"))) {
+            if (err && errlen)
+                snprintf(err, errlen, "%s: cannot add a column: %s", name, why ? why : "?");
+            sqlite3_free(why);
+            return -1;
+        }
+        sqlite3_free(why);
+    }
+    return 0;
+}
+
 sqlite3_stmt *sql_prep(sqlite3 *db, const char *sql, const char *fmt, ...)
 {
     sqlite3_stmt *q = NULL;

@@ -19,6 +19,14 @@
  * reach clients) and `what` it should have been. NULL with err set. */
 sqlite3 *sql_open(const char *path, const char *what, char *err, size_t errlen);
 
+/* Columns added after a table's first version (ALTER TABLE ... ADD COLUMN
+ * statements): a file made by an older hearthd gets them; an error that
+ * only says a column is there already is not one. Nothing when the table
+ * does not exist yet (its CREATE has every column). 0, or -1 with err
+ * (naming `name`, the file). */
+int sql_add_columns(sqlite3 *db, const char *table, const char *const *alters, size_t n,
+                    const char *name, char *err, size_t errlen);
+
 /* Prepare sql and bind the arguments described by fmt: 'i' int64, 'd'
  * double, 's' text (NULL binds NULL), 'b' blob (pointer, size_t). NULL on
  * error. */

@@ -65,22 +65,14 @@ idb *idb_open(const char *path, char *err, size_t errlen)
         return NULL;
     }
     char *msg = NULL;
-    /* columns added after the first version: an index made by it gets them
-     * (an error here only says the column is there already) */
+    /* columns added after the first version */
     static const char *const added[] = { "ALTER TABLE chunks ADD COLUMN t0 REAL",
                                          "ALTER TABLE chunks ADD COLUMN t1 REAL" };
-    bool had = sqlite3_exec(d->db, "SELECT 1 FROM chunks LIMIT 0", NULL, NULL, NULL) == SQLITE_OK;
-    for (size_t i = 0; had && i < sizeof added / sizeof *added; i++) {
-        char *why = NULL;
-        if (sqlite3_exec(d->db, added[i], NULL, NULL, &why) != SQLITE_OK &&
-            !(why && strstr(why, "duplicate column"))) {
-            snprintf(err, errlen, "index.db: cannot add a column: %s", why ? why : "?");
-            sqlite3_free(why);
-            sqlite3_close(d->db);
-            free(d);
-            return NULL;
-        }
-        sqlite3_free(why);
+    if (sql_add_columns(d->db, "chunks", added, sizeof added / sizeof *added, "index.db", err,
+                        errlen) < 0) {
+        sqlite3_close(d->db);
+        free(d);
+        return NULL;
     }
     if (sqlite3_exec(d->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "index.db: %s", msg ? msg : "cannot set up");

@@ -88,19 +88,9 @@ store *store_open(const char *path, char *err, size_t errlen)
         "ALTER TABLE jobs ADD COLUMN idem TEXT",
         "ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
     };
-    bool had_table = sqlite3_exec(s->db, "SELECT 1 FROM jobs LIMIT 0", NULL, NULL, NULL) ==
-                     SQLITE_OK;
-    for (size_t i = 0; had_table && i < sizeof added / sizeof *added; i++) {
-        char *why = NULL;
-        if (sqlite3_exec(s->db, added[i], NULL, NULL, &why) != SQLITE_OK &&
-            !(why && strstr(why, "duplicate column"))) {
-            if (err && errlen)
-                snprintf(err, errlen, "%s: cannot add a column: %s", name, why ? why : "?");
-            sqlite3_free(why);
-            goto fail;
-        }
-        sqlite3_free(why);
-    }
+    if (sql_add_columns(s->db, "jobs", added, sizeof added / sizeof *added, name, err,
+                        errlen) < 0)
+        goto fail;
     if (sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
         if (err && errlen)
             snprintf(err, errlen, "%s: %s", name, msg ? msg : "cannot set up");
