@@ -902,13 +902,16 @@ void indexer_set_config(indexer *x, const config *cfg)
     pthread_mutex_unlock(&x->mu);
     set_own(x, 1, cfg->config_file);
     set_own(x, 2, cfg->api_key_file);
-    if (strcmp(a, b)) {
-        /* (no attempt limit here: a file being indexed right now is not
-         * interrupted) */
-        int n = idb_recover(x->db, cfg->index_embed_model, INT_MAX);
+    /* a new embedding model indexes everything again; the same one gets
+     * another try at passages stored without vectors (it may load now).
+     * (No attempt limit here: a file being indexed right now is not
+     * interrupted.) */
+    int n = idb_recover(x->db, cfg->index_embed_model, INT_MAX);
+    if (strcmp(a, b))
         log_info("index: embedding model now %s: %d document(s) to index again", *b ? b : "none",
                  n);
-    }
+    else if (n > 0)
+        log_info("index: %d document(s) without vectors to embed again", n);
     /* a new configuration may have what failed files lacked (a model,
      * a larger index-max-file): they get another chance */
     indexer_rescan(x, true);
