@@ -564,6 +564,54 @@ static void t_survives_kill9(void)
     CHECK(stop_daemon(&K) == 0);
 }
 
+/* A file refused for its size is failed; a reload (SIGHUP) with a larger
+ * index-max-file gives it another attempt, and it is indexed. */
+static void t_reload_retries_failed(void)
+{
+    char dir[700], conf[700];
+    snprintf(dir, sizeof dir, "%s/reload-notes", g_tmp);
+    snprintf(conf, sizeof conf, "%s/reload.conf", g_tmp);
+    char big[600];
+    memset(big, 0, sizeof big);
+    for (int i = 0; i < 12; i++)
+        strcat(big, "The walrus keeps a ledger of every herring. ");
+    write_file(dir, "walrus.md", big);
+    FILE *f = fopen(conf, "w");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fprintf(f, "index-max-file = 100\nindex-roots = %s\n", g_tmp);
+    fclose(f);
+    struct daemon R;
+    char *args[] = { "--config", conf, NULL };
+    CHECK(start_daemon(&R, "indexR", args) == 0);
+    double t0 = now_epoch();
+    CHECK(add_folder(&R, dir));
+    CHECK(settled(&R, t0, 60));
+    CHECK(docs_in(&R, "failed") == 1);
+    struct resp r = http(&R, "GET", "/v1/index/documents?state=failed", NULL, 0);
+    CHECK(r.body.data && strstr(r.body.data, "index-max-file"));
+    resp_free(&r);
+    f = fopen(conf, "w");
+    if (f) {
+        fprintf(f, "index-max-file = 1M\nindex-roots = %s\n", g_tmp);
+        fclose(f);
+    }
+    kill(R.pid, SIGHUP);
+    bool indexed = false;
+    for (int i = 0; i < 100 && !indexed; i++) {
+        indexed = docs_in(&R, "indexed") == 1;
+        if (!indexed)
+            usleep(100000);
+    }
+    CHECK(indexed);
+    arena *a = arena_new(0);
+    const json *o = search(&R, a, "walrus ledger", "\"mode\":\"bm25\"");
+    CHECK(o && hits(o) == 1);
+    arena_free(a);
+    CHECK(stop_daemon(&R) == 0);
+}
+
 /* ---- SciFact ----------------------------------------------------------------- */
 
 struct qrel {
@@ -770,6 +818,7 @@ int main(void)
     run("cli", t_cli);
     CHECK(stop_daemon(&X) == 0);
     run("survives_kill9", t_survives_kill9);
+    run("reload_retries_failed", t_reload_retries_failed);
     run("scifact_bm25_quality", t_scifact_bm25_quality);
     printf("%d passed, %d failed\n", passed, failed);
     curl_global_cleanup();
