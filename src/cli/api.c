@@ -124,3 +124,16 @@ double api_num(const json *o, const char *key)
     const json *v = json_get(o, key);
     return v && v->type == JSON_NUMBER ? v->number : 0;
 }
+
+bool cli_has_flag(int argc, char **argv, const char *flag)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], flag))
+            return true;
+    return false;
+}
+
+bool cli_wants_help(int argc, char **argv)
+{
+    return cli_has_flag(argc, argv, "--help") || cli_has_flag(argc, argv, "-h");
+}

@@ -48,4 +48,9 @@ void api_field(const char **fields, int *n, const char *name, const char *value)
  * reported). */
 bool api_first_model(const char *kind, char *out, size_t n);
 
+/* Arguments every command reads the same way: a flag among argv[1..],
+ * and --help / -h. */
+bool cli_has_flag(int argc, char **argv, const char *flag);
+bool cli_wants_help(int argc, char **argv);
+
 #endif

@@ -17,19 +17,6 @@
 
 #define POLL_MS 500
 
-static bool has_flag(int argc, char **argv, const char *flag)
-{
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], flag))
-            return true;
-    return false;
-}
-
-static bool wants_help(int argc, char **argv)
-{
-    return has_flag(argc, argv, "--help") || has_flag(argc, argv, "-h");
-}
-
 static void index_usage(FILE *f)
 {
     fprintf(f,
@@ -256,7 +243,7 @@ static int index_docs(int argc, char **argv)
 int index_main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : "ls";
-    if (wants_help(argc, argv)) {
+    if (cli_wants_help(argc, argv)) {
         index_usage(stdout);
         return 0;
     }
@@ -287,7 +274,7 @@ int index_main(int argc, char **argv)
     if (!strcmp(cmd, "rescan")) {
         arena *a = arena_new(1 << 20);
         const json *o = api_call("POST", "/v1/index/rescan",
-                                 has_flag(argc, argv, "--retry") ? "{\"retry\":true}" : "{}", a);
+                                 cli_has_flag(argc, argv, "--retry") ? "{\"retry\":true}" : "{}", a);
         arena_free(a);
         return o ? 0 : 1;
     }
@@ -389,7 +376,7 @@ static void snippet(const char *t, char *out, size_t n)
 
 int search_main(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
+    if (cli_wants_help(argc, argv)) {
         printf("Usage: hearth search [-k N] [--mode hybrid|bm25|vector] [--json] QUERY...\n"
                "\n"
                "Search the indexed files (hearth index). Prints the best passages with\n"
@@ -486,7 +473,7 @@ static void print_sources(const json *c)
 
 int ask_main(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
+    if (cli_wants_help(argc, argv)) {
         printf("Usage: hearth ask [--model M] [-k N] [--max-tokens N] [--json] QUESTION...\n"
                "\n"
                "Answer a question from your own indexed files (hearth index): hearthd finds\n"

@@ -57,14 +57,6 @@ static void usage(FILE *f)
 }
 
 
-static bool has_flag(int argc, char **argv, const char *flag)
-{
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], flag))
-            return true;
-    return false;
-}
-
 /* "transcription" for recordings, "ocr" for images and PDFs, NULL else. */
 static const char *type_of(const char *file)
 {
@@ -240,7 +232,7 @@ static int add_dir(struct file_list *l, const char *dir, const char *type, int d
 
 static int cmd_add(int argc, char **argv)
 {
-    if (has_flag(argc, argv, "--help") || has_flag(argc, argv, "-h") || argc < 2) {
+    if (cli_wants_help(argc, argv) || argc < 2) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
@@ -442,7 +434,7 @@ static void progress(double work, int done, int total, int running, int queued, 
 
 static int jobs_wait(int argc, char **argv)
 {
-    if (has_flag(argc, argv, "--help") || has_flag(argc, argv, "-h")) {
+    if (cli_wants_help(argc, argv)) {
         usage(stdout);
         return 0;
     }
@@ -524,7 +516,7 @@ static int jobs_wait(int argc, char **argv)
 
 static int one_job(int argc, char **argv, const char *method, const char *suffix)
 {
-    if (has_flag(argc, argv, "--help") || has_flag(argc, argv, "-h")) {
+    if (cli_wants_help(argc, argv)) {
         usage(stdout);
         return 0;
     }
@@ -570,7 +562,7 @@ int jobs_main(int argc, char **argv)
     if (!strcmp(c, "add"))
         return cmd_add(sub_argc, sub_argv);
     if (!strcmp(c, "ls") || !strcmp(c, "list")) {
-        if (has_flag(sub_argc, sub_argv, "--help")) {
+        if (cli_has_flag(sub_argc, sub_argv, "--help")) {
             usage(stdout);
             return 0;
         }

@@ -58,18 +58,11 @@ static void usage(FILE *f)
             client_default_url());
 }
 
-static int wants_help(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return 1;
-    return 0;
-}
 
 
 static int cmd_health(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
+    if (cli_wants_help(argc, argv)) {
         printf("Usage: hearth health\n\nAsks hearthd's /health; prints the answer. Exit status 0\n"
                "when the daemon is healthy, 1 otherwise.\n");
         return 0;
@@ -90,7 +83,7 @@ static int cmd_health(int argc, char **argv)
 
 static int cmd_models(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
+    if (cli_wants_help(argc, argv)) {
         printf("Usage: hearth models\n\nLists the models hearthd serves, with their kind and state.\n");
         return 0;
     }
@@ -109,7 +102,7 @@ static int cmd_models(int argc, char **argv)
 
 static int cmd_ps(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
+    if (cli_wants_help(argc, argv)) {
         printf("Usage: hearth ps\n\nShows every model hearthd knows: state (unloaded, loading, ready,\n"
                "stopping, failed), busy/total slots, queued requests, memory estimated\n"
                "and measured, uptime, restarts and the last error; and the memory budget.\n");
@@ -144,7 +137,7 @@ out:
 
 static int cmd_load_unload(int argc, char **argv, const char *action)
 {
-    if (wants_help(argc, argv) || argc != 2) {
+    if (cli_wants_help(argc, argv) || argc != 2) {
         printf("Usage: hearth %s MODEL\n\n%s\n", action,
                action[0] == 'l' ? "Loads MODEL now and waits until it is ready (or fails)."
                                 : "Unloads MODEL once it is idle, freeing its memory.");
@@ -162,11 +155,11 @@ static int cmd_load_unload(int argc, char **argv, const char *action)
 
 static int cmd_embed(int argc, char **argv)
 {
-    if (wants_help(argc, argv) || argc < 3) {
+    if (cli_wants_help(argc, argv) || argc < 3) {
         printf("Usage: hearth embed MODEL TEXT...\n\nEmbeds each TEXT with MODEL (an embedding model) "
                "and prints one JSON array\nof floats per line, in order. Use - as TEXT to read "
                "one text per line from stdin.\n");
-        return argc < 3 && !wants_help(argc, argv) ? 2 : 0;
+        return argc < 3 && !cli_wants_help(argc, argv) ? 2 : 0;
     }
     buf body = buf_make(0);
     buf_puts(&body, "{\"model\":");
@@ -218,7 +211,7 @@ out:
 
 static int cmd_transcribe(int argc, char **argv)
 {
-    if (wants_help(argc, argv) || argc < 2) {
+    if (cli_wants_help(argc, argv) || argc < 2) {
         printf("Usage: hearth transcribe FILE [--model NAME] [--format FORMAT] [--language CODE]\n"
                "                         [--translate] [--prompt TEXT]\n\n"
                "Transcribes a recording (wav, mp3, flac, ogg/opus, m4a/aac, webm) with a\n"
@@ -226,7 +219,7 @@ static int cmd_transcribe(int argc, char **argv)
                "or json, srt, vtt, verbose_json. --translate gives English. Without --model,\n"
                "the first transcription model the daemon serves is used. Shows progress on a\n"
                "terminal while it works.\n");
-        return argc < 2 && !wants_help(argc, argv) ? 2 : 0;
+        return argc < 2 && !cli_wants_help(argc, argv) ? 2 : 0;
     }
     const char *file = NULL, *model = NULL, *fmt = "text", *lang = NULL, *prompt = NULL;
     bool translate = false;
@@ -280,12 +273,12 @@ out:
 
 static int cmd_ocr(int argc, char **argv)
 {
-    if (wants_help(argc, argv) || argc < 2) {
+    if (cli_wants_help(argc, argv) || argc < 2) {
         printf("Usage: hearth ocr FILE [--language eng] [--json] [--model ocr]\n\n"
                "Recognises the text of an image (png, jpeg, tiff) or PDF through hearthd and\n"
                "prints it; --json prints the full answer with pages, lines, words, boxes and\n"
                "confidences. Shows progress on a terminal while it works.\n");
-        return argc < 2 && !wants_help(argc, argv) ? 2 : 0;
+        return argc < 2 && !cli_wants_help(argc, argv) ? 2 : 0;
     }
     const char *file = NULL, *lang = NULL, *model = NULL;
     bool as_json = false;
@@ -417,7 +410,7 @@ static void add_msg(buf *msgs, const char *role, const char *text, size_t n)
 
 static int cmd_run(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
+    if (cli_wants_help(argc, argv)) {
         printf("Usage: hearth run MODEL [PROMPT] [options]\n"
                "\n"
                "Chat with MODEL through hearthd, streaming the answer. With PROMPT, one\n"

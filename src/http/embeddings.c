@@ -105,19 +105,12 @@ static int check_input(http_req *r, const json *in, buf *payload, int *ret)
 int http_embeddings(http_req *r)
 {
     arena *a = arena_new(r->body.len * 16 + (1u << 20));
-    char perr[96];
     int ret = MHD_NO;
     buf payload = buf_make(0), text = buf_make(0), out = buf_make(0);
     job *j = NULL;
-    const json *o = a ? json_parse(a, r->body.data ? r->body.data : "", r->body.len, perr,
-                                   sizeof perr) : NULL;
-    if (!o || o->type != JSON_OBJECT) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "We could not parse the JSON body of your request (%s)",
-                 o ? "not an object" : perr);
-        ret = bad(r, NULL, "invalid_json", msg);
+    const json *o = http_json_body(r, a, &ret);
+    if (!o)
         goto out;
-    }
     const json *model = json_get(o, "model");
     if (!model || model->type != JSON_STRING || model->len == 0 || model->len > MODEL_NAME_MAX ||
         strlen(model->str) != model->len) {

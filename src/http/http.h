@@ -130,6 +130,12 @@ struct gen_request;
 int http_generate(http_req *r, struct job *j, const struct gen_request *g, int kind,
                   const char *extra);
 
+/* The request's body as a JSON object parsed into a (a's cap bounds it),
+ * or NULL after replying: 400 invalid_json, or 500 when a is NULL. */
+struct arena;
+struct json;
+const struct json *http_json_body(http_req *r, struct arena *a, int *ret);
+
 /* A request's field that is wrong: the 400's param, code and message
  * (static strings). */
 typedef struct http_bad {

@@ -47,26 +47,6 @@ static indexer *index_of(http_req *r, int *ret)
     return x;
 }
 
-/* The request's JSON object, or NULL after replying 400. */
-static const json *body_object(http_req *r, arena *a, int *ret)
-{
-    char perr[96];
-    const json *o = a ? json_parse(a, r->body.data ? r->body.data : "", r->body.len, perr,
-                                   sizeof perr) : NULL;
-    if (!a) {
-        *ret = http_reply_error(r, 500, NULL, NULL, "out_of_memory", "out of memory", 0);
-        return NULL;
-    }
-    if (!o || o->type != JSON_OBJECT) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "We could not parse the JSON body of your request (%s)",
-                 o ? "not an object" : perr);
-        *ret = bad(r, NULL, "invalid_json", msg);
-        return NULL;
-    }
-    return o;
-}
-
 /* ---- status -------------------------------------------------------------- */
 
 void http_index_counts(http_req *r, buf *b, bool prometheus)
@@ -167,7 +147,7 @@ int http_index_folders(http_req *r)
         return http_reply_json(r, 200, &b);
     }
     arena *a = arena_new(r->body.len * 4 + 4096);
-    const json *o = body_object(r, a, &ret);
+    const json *o = http_json_body(r, a, &ret);
     const json *p = o ? json_get(o, "path") : NULL;
     if (o && (!p || p->type != JSON_STRING || p->len == 0 || p->len >= 4096 ||
               strlen(p->str) != p->len))
@@ -202,7 +182,7 @@ int http_index_rescan(http_req *r)
     bool retry = false;
     if (r->body.len) {
         arena *a = arena_new(r->body.len * 4 + 4096);
-        const json *o = body_object(r, a, &ret);
+        const json *o = http_json_body(r, a, &ret);
         const json *rv = o ? json_get(o, "retry") : NULL;
         bool okv = o && (!rv || rv->type == JSON_BOOL || rv->type == JSON_NULL);
         retry = okv && rv && rv->type == JSON_BOOL && rv->boolean;
@@ -430,7 +410,7 @@ int http_search(http_req *r)
     if (!x)
         return ret;
     arena *a = arena_new(r->body.len * 4 + 4096);
-    const json *o = body_object(r, a, &ret);
+    const json *o = http_json_body(r, a, &ret);
     struct query q;
     search_hit hits[SEARCH_MAX_K];
     int n = 0;
@@ -479,7 +459,7 @@ int http_ask(http_req *r)
     if (!x)
         return ret;
     arena *a = arena_new(r->body.len * 4 + 4096);
-    const json *o = body_object(r, a, &ret);
+    const json *o = http_json_body(r, a, &ret);
     struct query q;
     search_hit hits[ASK_MAX_K];
     int n = 0;

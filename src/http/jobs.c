@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "core/arena.h"
+#include "core/clock.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "http/http.h"
@@ -36,13 +37,6 @@
 
 #define LIST_MAX 100
 #define DISK_RESERVE (64ull << 20)      /* free space a new job must leave */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void put_time(buf *b, const char *key, double t)
 {
@@ -118,7 +112,7 @@ static int reply_job(http_req *r, unsigned status, store *st, int64_t id)
                                 rc == 0 ? "job_not_found" : "job_store_failed",
                                 rc == 0 ? "No such job" : "the job store cannot be read", 0);
     buf b = buf_make(0);
-    job_json(&b, &j, now_s());
+    job_json(&b, &j, clock_wall_s());
     bjob_free(&j);
     return http_reply_json(r, status, &b);
 }
@@ -247,7 +241,7 @@ static int submit(http_req *r)
     if (idem)
         snprintf(j.idem, sizeof j.idem, "%s", idem);
     char err[300];
-    int64_t id = store_add(st, &j, now_s(), r->cfg->max_jobs, err, sizeof err);
+    int64_t id = store_add(st, &j, clock_wall_s(), r->cfg->max_jobs, err, sizeof err);
     if (id == STORE_DUPLICATE) {    /* the same key, sent twice at once */
         unlink(dest);
         int64_t had = store_find_idem(st, idem);
@@ -343,7 +337,7 @@ int http_jobs_list(http_req *r)
         return http_reply_error(r, 500, NULL, NULL, "job_store_failed",
                                 "the job store cannot be read", 0);
     }
-    double now = now_s();
+    double now = clock_wall_s();
     buf b = buf_make(0);
     buf_puts(&b, "{\"object\":\"list\",\"data\":[");
     for (int i = 0; i < n && i < limit; i++) {
@@ -468,7 +462,7 @@ int http_job_action(http_req *r, const char *rest)
     if (id < 0 || (!cancel && !retry))
         return http_reply_error(r, 404, NULL, NULL, "unknown_url",
                                 "Unknown request URL: use /v1/jobs/{id}/cancel or /retry", 0);
-    int was = cancel ? store_cancel(st, id, now_s()) : store_retry(st, id, now_s());
+    int was = cancel ? store_cancel(st, id, clock_wall_s()) : store_retry(st, id, clock_wall_s());
     if (was == STORE_NOT_FOUND)
         return not_found(r);
     if (was < 0)

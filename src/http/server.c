@@ -647,6 +647,25 @@ runner *http_jobs(http_req *r, const char **why)
     return r->srv->jobs;
 }
 
+const json *http_json_body(http_req *r, arena *a, int *ret)
+{
+    if (!a) {
+        *ret = http_reply_error(r, 500, NULL, NULL, "out_of_memory", "out of memory", 0);
+        return NULL;
+    }
+    char perr[96];
+    const json *o = json_parse(a, r->body.data ? r->body.data : "", r->body.len, perr,
+                               sizeof perr);
+    if (!o || o->type != JSON_OBJECT) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "We could not parse the JSON body of your request (%s)",
+                 o ? "not an object" : perr);
+        *ret = http_reply_error(r, 400, NULL, NULL, "invalid_json", msg, 0);
+        return NULL;
+    }
+    return o;
+}
+
 indexer *http_index(http_req *r, const char **why)
 {
     *why = r->srv->index_err;

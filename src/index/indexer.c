@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/arena.h"
+#include "core/clock.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "index/text.h"
@@ -31,6 +32,7 @@
 #define WALK_MAX_FILES  200000      /* per folder */
 #define EMBED_BATCH     32
 #define BUSY_WAIT_S     5           /* after a 503 without Retry-After */
+#define WITHDRAW_GRACE_MS 10000     /* a worker's time to let go of a cancelled job */
 
 struct indexer {
     _Atomic(const config *) cfg;
@@ -56,13 +58,6 @@ struct indexer {
     char data_real[PATH_MAX];   /* the data dir as started, resolved ("" unknown) */
     pthread_mutex_t add_mu;     /* adding folders: the overlap check and the insert */
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static bool stopping(indexer *x)
 {
@@ -253,7 +248,7 @@ static void scan_all(indexer *x)
                      (long long)f[i].docs);
         bool complete = !w.truncated && !w.incomplete && !emptied;
         int added = 0, removed = 0;
-        if (idb_scan(x->db, f[i].id, w.files, w.n, complete, now_s(), &added, &removed) < 0)
+        if (idb_scan(x->db, f[i].id, w.files, w.n, complete, clock_wall_s(), &added, &removed) < 0)
             log_error("index: cannot record the walk of %s", f[i].path);
         else if (added || removed)
             log_info("index: %s: %zu files, %d new or changed, %d gone", f[i].path, w.n, added,
@@ -265,36 +260,11 @@ static void scan_all(indexer *x)
     idb_folders_free(f, nf);
     pthread_mutex_lock(&x->mu);
     x->act.scanning = false;
-    x->act.last_scan = now_s();
+    x->act.last_scan = clock_wall_s();
     pthread_mutex_unlock(&x->mu);
 }
 
 /* ---- models -------------------------------------------------------------- */
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* Withdraw a job a worker may be running: cancel it, and kill a worker
- * that does not let go within 10 s (a hung engine would otherwise hold
- * its model, and the whole index, forever). */
-static void withdraw(indexer *x, job *j)
-{
-    sched_cancel(x->s, j);
-    uint64_t seen = 0;
-    job_status st;
-    for (int i = 0; i < 40; i++) {
-        job_peek(j, &st);
-        if (st.phase == JOB_DONE || st.phase == JOB_FAILED)
-            return;
-        job_wait(j, &seen, 250);
-    }
-    if (sched_kill_worker_of(x->s, j))
-        log_error("index: a worker did not stop its job within 10 s; it was killed");
-}
 
 /* Run one request on a model (like an HTTP handler would) and collect its
  * whole output. 0, or an HTTP status with err: 503 also when stopping,
@@ -330,16 +300,16 @@ static int run_model(indexer *x, const char *model, int kind, buf *payload, buf 
             break;
         }
         if (st.dispatched && began == 0)
-            began = mono_s();       /* the time in the model's queue does not count */
+            began = clock_mono_s();       /* the time in the model's queue does not count */
         int limit = atomic_load(&x->cfg)->job_timeout;
-        if (limit > 0 && began > 0 && mono_s() - began > limit) {
-            withdraw(x, j);
+        if (limit > 0 && began > 0 && clock_mono_s() - began > limit) {
+            sched_withdraw(x->s, j, WITHDRAW_GRACE_MS);
             snprintf(err, el, "it ran longer than job-timeout (%d s) and was stopped", limit);
             rc = 504;
             break;
         }
         if (stopping(x)) {
-            withdraw(x, j);
+            sched_withdraw(x->s, j, WITHDRAW_GRACE_MS);
             snprintf(err, el, "hearthd is stopping");
             rc = 503;
             break;
@@ -707,7 +677,7 @@ static void index_one(indexer *x, idb_doc *d)
         }
     }
 
-    double now = now_s();
+    double now = clock_wall_s();
     if (!f.status) {
         if (idb_store(x->db, d, in, kept, dropped, embed_model[0] ? embed_model : NULL, dim,
                       note[0] ? note : NULL, now) < 0) {
@@ -770,15 +740,15 @@ static void *loop(void *arg)
         pthread_mutex_unlock(&x->mu);
         if (stop)
             break;
-        double now = now_s();
+        double now = clock_wall_s();
         if (retry)
             idb_retry_all(x->db);
         if (scan || now >= next_scan) {
             scan_all(x);
-            next_scan = now_s() + atomic_load(&x->cfg)->index_scan_interval;
+            next_scan = clock_wall_s() + atomic_load(&x->cfg)->index_scan_interval;
         }
         idb_doc d;
-        int got = idb_claim(x->db, now_s(), &d);
+        int got = idb_claim(x->db, clock_wall_s(), &d);
         if (got == 1) {
             pthread_mutex_lock(&x->mu);
             snprintf(x->act.current, sizeof x->act.current, "%s", d.path);
@@ -796,10 +766,10 @@ static void *loop(void *arg)
         double until = next_scan, due = idb_next_due(x->db);
         if (due >= 0 && due < until)
             until = due;
-        if (got < 0 && until > now_s() + 5)
-            until = now_s() + 5;
+        if (got < 0 && until > clock_wall_s() + 5)
+            until = clock_wall_s() + 5;
         struct timespec ts;
-        double w = until > now_s() ? until : now_s() + 0.05;
+        double w = until > clock_wall_s() ? until : clock_wall_s() + 0.05;
         ts.tv_sec = (time_t)w;
         ts.tv_nsec = (long)((w - (double)ts.tv_sec) * 1e9);
         pthread_mutex_lock(&x->mu);
@@ -824,7 +794,7 @@ static void *watch_loop(void *arg)
     while (!stopping(x)) {
         struct pollfd p = { x->ino, POLLIN, 0 };
         int r = poll(&p, 1, first ? WATCH_QUIET_MS : 500);
-        double now = now_s();
+        double now = clock_wall_s();
         if (r > 0) {
             while (read(x->ino, ev, sizeof ev) > 0)
                 ;               /* which file does not matter: the walk compares all */
@@ -870,8 +840,6 @@ indexer *indexer_start(const config *cfg, sched *s, char *err, size_t errlen)
     pthread_condattr_setclock(&ca, CLOCK_REALTIME);
     pthread_cond_init(&x->cv, &ca);
     pthread_condattr_destroy(&ca);
-    snprintf(x->act.embed_model, sizeof x->act.embed_model, "%s",
-             cfg->index_embed_model ? cfg->index_embed_model : "");
     int requeued = idb_recover(x->db, cfg->index_embed_model, cfg->job_attempts);
     if (requeued > 0)
         log_info("index: %d document(s) to index again for embedding model %s", requeued,
@@ -897,9 +865,6 @@ void indexer_set_config(indexer *x, const config *cfg)
     const config *old = atomic_exchange(&x->cfg, cfg);
     const char *a = old->index_embed_model ? old->index_embed_model : "";
     const char *b = cfg->index_embed_model ? cfg->index_embed_model : "";
-    pthread_mutex_lock(&x->mu);
-    snprintf(x->act.embed_model, sizeof x->act.embed_model, "%s", b);
-    pthread_mutex_unlock(&x->mu);
     set_own(x, 1, cfg->config_file);
     set_own(x, 2, cfg->api_key_file);
     /* a new embedding model indexes everything again; the same one gets
@@ -1031,7 +996,7 @@ int indexer_add_folder(indexer *x, const char *path, char *canon, size_t canonle
         }
     }
     idb_folders_free(f, nf);
-    if (!rc && idb_folder_add(x->db, real, now_s()) < 0) {
+    if (!rc && idb_folder_add(x->db, real, clock_wall_s()) < 0) {
         snprintf(err, errlen, "cannot write the index");
         rc = 500;
     }
@@ -1071,4 +1036,7 @@ void indexer_get_activity(indexer *x, indexer_activity *out)
     pthread_mutex_lock(&x->mu);
     *out = x->act;
     pthread_mutex_unlock(&x->mu);
+    const config *c = atomic_load(&x->cfg);     /* the model as configured now */
+    snprintf(out->embed_model, sizeof out->embed_model, "%s",
+             c->index_embed_model ? c->index_embed_model : "");
 }

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "sched/job.h"
@@ -51,48 +52,11 @@ struct runner {
     double pruned_at;               /* last prune (thread 0's) */
 };
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Which outcomes of a scheduler job are worth another attempt: anything
  * but a refusal of the input itself. */
 static bool retryable(int status)
 {
     return status == 408 || status == 429 || status >= 500 || status < 400;
-}
-
-/* Cancel a scheduler job and wait for its worker to let go; a worker that
- * does not (a hung engine) is killed, so it cannot hold its model's slot
- * and every job behind it. */
-static void withdraw(runner *r, job *j, job_status *st)
-{
-    sched_cancel(r->s, j);
-    for (int round = 0; round < 2; round++) {
-        uint64_t seen = 0;
-        buf scratch = buf_make(0);
-        for (int waited = 0; waited < STOP_GRACE_MS; waited += TICK_MS) {
-            job_wait(j, &seen, TICK_MS);
-            job_take(j, &scratch, st);
-            if (st->phase == JOB_DONE || st->phase == JOB_FAILED || !st->dispatched) {
-                buf_free(&scratch);
-                return;
-            }
-        }
-        buf_free(&scratch);
-        if (round == 0 && !sched_kill_worker_of(r->s, j))
-            return;
-    }
 }
 
 /* Wait for the scheduler job to finish, collecting its output. False when
@@ -110,7 +74,7 @@ static bool wait_job(runner *r, struct slot *sl, int64_t id, job *j, buf *text, 
         job_take(j, text, st);
         if (st->phase == JOB_DONE || st->phase == JOB_FAILED)
             return true;
-        double now = mono_s();
+        double now = clock_mono_s();
         if (st->dispatched && began == 0)
             began = now;        /* the time in the model's queue does not count */
         /* progress reaches the store about once a second: it is for people
@@ -127,7 +91,8 @@ static bool wait_job(runner *r, struct slot *sl, int64_t id, job *j, buf *text, 
         if (!quit && limit > 0 && began > 0 && now - began > limit)
             quit = *timed_out = true;
         if (quit) {
-            withdraw(r, j, st);
+            sched_withdraw(r->s, j, STOP_GRACE_MS);
+            job_peek(j, st);
             return false;
         }
     }
@@ -146,7 +111,7 @@ struct outcome {
 static int record(runner *r, const bjob *b, const struct outcome *o, const buf *text,
                   double delay, int timeout)
 {
-    double now = now_s();
+    double now = clock_wall_s();
     int rc = o->submit_rc;
     if (o->cancelled && !(o->finished && o->st.phase == JOB_DONE))
         return store_cancelled(r->st, b->id, now);
@@ -259,7 +224,7 @@ static void run_one(runner *r, struct slot *sl, bjob *b)
         if (unlink(path) < 0 && errno != ENOENT)
             log_warn("cannot delete the finished job's input %s: %s", path, strerror(errno));
         log_info("batch job completed: %zu bytes of result in %.1f s", text.len,
-                 now_s() - b->started);
+                 clock_wall_s() - b->started);
     } else if (to == BJ_DEAD)
         log_error("batch job is dead after %d attempts: %s", b->attempts, why);
     else
@@ -305,7 +270,7 @@ static void *loop(void *arg)
         unsigned wakes = r->wakes;
         pthread_mutex_unlock(&r->mu);
         bjob b;
-        double next_due = 0, now = now_s();
+        double next_due = 0, now = clock_wall_s();
         if (sl == r->slots)
             prune(r, now);      /* hourly, busy or not */
         int c = store_claim(r->st, now, &b, &next_due);
@@ -432,7 +397,7 @@ runner *runner_start(const config *cfg, sched *s, char *err, size_t errlen)
         close(dfd);
     }
     int requeued = 0, dead = 0;
-    if (store_recover(r->st, now_s(), &requeued, &dead) < 0) {
+    if (store_recover(r->st, clock_wall_s(), &requeued, &dead) < 0) {
         snprintf(err, errlen, "cannot recover the jobs in jobs.db");
         goto fail;
     }

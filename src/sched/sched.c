@@ -560,6 +560,24 @@ bool sched_kill_worker_of(sched *s, job *j)
     return killed;
 }
 
+void sched_withdraw(sched *s, job *j, int grace_ms)
+{
+    sched_cancel(s, j);
+    for (int round = 0; round < 2; round++) {
+        uint64_t seen = 0;
+        job_status st;
+        for (int waited = 0; waited < grace_ms; waited += 250) {
+            job_wait(j, &seen, 250);
+            job_peek(j, &st);
+            if (st.phase == JOB_DONE || st.phase == JOB_FAILED || !st.dispatched)
+                return;
+        }
+        /* a hung engine: its worker is killed, which fails the job (502) */
+        if (round == 0 && !sched_kill_worker_of(s, j))
+            return;
+    }
+}
+
 static job *find_inflight_locked(struct model *m, uint32_t id, bool remove)
 {
     for (int i = 0; i < MAX_SLOTS; i++) {

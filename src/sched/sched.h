@@ -88,6 +88,11 @@ void   sched_cancel(sched *s, job *j);
  * engine): kill that worker, which fails its jobs (502) and restarts on
  * the next need. True when there was such a worker. */
 bool   sched_kill_worker_of(sched *s, job *j);
+/* Withdraw a job whatever its phase (batch jobs, the indexer): cancel it
+ * and wait up to grace_ms for its worker to let go; a worker that does not
+ * (a hung engine, which would hold its model and every job behind it) is
+ * killed, and its end awaited as long again. */
+void   sched_withdraw(sched *s, job *j, int grace_ms);
 
 /* Load a model now (waits up to load-timeout for it to be ready), or unload
  * it once idle (waits up to 10 s). 0 on success, else an HTTP status. */
