@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # run.sh: runs every test (unit, then end-to-end) and prints the sum:
 # the last line is "N passed, N failed". Exit status 0 only if none failed.
+# ONLY=REGEX runs just the test binaries whose names match (e.g.
+# ONLY='test_auth|e2e_api' tests/run.sh).
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -33,6 +35,7 @@ for t in "$BUILD"/tests/test_*; do
   [ -x "$t" ] || continue
   # a binary left from a test whose source is gone does not count
   [ -f "tests/unit/$(basename "$t").c" ] || continue
+  [ -z "${ONLY:-}" ] || [[ $(basename "$t") =~ $ONLY ]] || continue
   echo "== $(basename "$t")"
   out=$("$t" 2>&1)
   echo "$out" | grep -v '^ok ' || true
@@ -77,6 +80,7 @@ done
 for t in "$BUILD"/tests/e2e_*; do
   [ -x "$t" ] || continue
   [ -f "tests/e2e/$(basename "$t").c" ] || continue
+  [ -z "${ONLY:-}" ] || [[ $(basename "$t") =~ $ONLY ]] || continue
   echo "== $(basename "$t")"
   out=$(HEARTH_BUILD="$BUILD" HEARTH_SHARED="$SHARED" HEARTH_TMP="$TMP" \
         HEARTH_NODE_TEST="$PWD/tests/e2e/node/openai.mjs" "$t" 2>&1)

@@ -198,9 +198,58 @@ static void strip_comment(char *line)
         }
 }
 
+static const struct {
+    const char *name;
+    unsigned mask;
+} scope_names[] = {
+    { "infer", SCOPE_INFER },     { "jobs", SCOPE_JOBS },       { "search", SCOPE_SEARCH },
+    { "monitor", SCOPE_MONITOR }, { "admin", SCOPE_ADMIN },
+};
+
+unsigned config_scopes_parse(const char *list, char *err, size_t el)
+{
+    unsigned mask = 0;
+    const char *p = list;
+    for (;;) {
+        size_t l = strcspn(p, ",");
+        unsigned m = 0;
+        for (size_t i = 0; i < sizeof scope_names / sizeof *scope_names; i++)
+            if (strlen(scope_names[i].name) == l && strncmp(p, scope_names[i].name, l) == 0)
+                m = scope_names[i].mask;
+        if (!m) {
+            snprintf(err, el, "api-key-file: unknown scope '%.*s' (scopes: infer, jobs, "
+                     "search, monitor, admin)", (int)(l > 32 ? 32 : l), p);
+            return 0;
+        }
+        mask |= m;
+        if (!p[l])
+            return mask;
+        p += l + 1;
+    }
+}
+
+void config_scopes_str(unsigned scopes, char *out, size_t n)
+{
+    size_t used = 0;
+    if (n)
+        out[0] = '\0';
+    if ((scopes & SCOPE_ADMIN) == SCOPE_ADMIN) {
+        snprintf(out, n, "admin");
+        return;
+    }
+    for (size_t i = 0; i + 1 < sizeof scope_names / sizeof *scope_names; i++)
+        if (scopes & scope_names[i].mask) {
+            int w = snprintf(out + used, n - used, "%s%s", used ? "," : "", scope_names[i].name);
+            if (w < 0 || (size_t)w >= n - used)
+                return;
+            used += (size_t)w;
+        }
+}
+
 /* A key: API_KEY_MIN..API_KEY_MAX printable ASCII characters, no blanks
  * (it travels in an HTTP header). */
-static int add_api_key(config *c, const char *name, const char *key, char *err, size_t el)
+static int add_api_key(config *c, const char *name, const char *key, unsigned scopes,
+                       char *err, size_t el)
 {
     size_t l = strlen(key);
     if (l < API_KEY_MIN || l > API_KEY_MAX) {
@@ -229,11 +278,13 @@ static int add_api_key(config *c, const char *name, const char *key, char *err, 
             return -1;
         }
     c->api_keys[k] = xstrdup(key);
+    c->api_key_scopes[k] = scopes;
     c->napi_keys++;
     return 0;
 }
 
-/* One key per line, "KEY" or "NAME KEY"; '#' starts a comment. */
+/* One key per line, "KEY", "NAME KEY" or "NAME KEY SCOPES"; '#' starts a
+ * comment. */
 static int load_api_keys(config *c, const char *path, char *err, size_t el)
 {
     FILE *f = fopen(path, "r");
@@ -241,7 +292,7 @@ static int load_api_keys(config *c, const char *path, char *err, size_t el)
         snprintf(err, el, "api-key-file: cannot open %.200s: %s", path, strerror(errno));
         return -1;
     }
-    char line[API_KEY_MAX + API_KEY_NAME_MAX + 16];
+    char line[API_KEY_MAX + API_KEY_NAME_MAX + SCOPE_NAMES_MAX + 16];
     int lineno = 0, rc = 0;
     while (rc == 0 && fgets(line, sizeof line, f)) {
         lineno++;
@@ -253,10 +304,19 @@ static int load_api_keys(config *c, const char *path, char *err, size_t el)
         }
         strip_comment(line);
         char *a = strtok(line, " \t\r\n"), *b = a ? strtok(NULL, " \t\r\n") : NULL;
+        char *sc = b ? strtok(NULL, " \t\r\n") : NULL;
         if (!a)
             continue;
-        if (b && strtok(NULL, " \t\r\n")) {
-            snprintf(err, el, "api-key-file %.200s:%d: expected KEY or NAME KEY", path, lineno);
+        if (sc && strtok(NULL, " \t\r\n")) {
+            snprintf(err, el, "api-key-file %.200s:%d: expected KEY, NAME KEY or NAME KEY "
+                     "SCOPES", path, lineno);
+            rc = -1;
+            break;
+        }
+        unsigned scopes = SCOPE_ADMIN;
+        if (sc && !(scopes = config_scopes_parse(sc, err, el))) {
+            size_t n = strlen(err);
+            snprintf(err + n, el - n, " (%.200s:%d)", path, lineno);
             rc = -1;
             break;
         }
@@ -266,7 +326,7 @@ static int load_api_keys(config *c, const char *path, char *err, size_t el)
             rc = -1;
             break;
         }
-        if (add_api_key(c, b ? a : NULL, b ? b : a, err, el) < 0) {
+        if (add_api_key(c, b ? a : NULL, b ? b : a, scopes, err, el) < 0) {
             size_t n = strlen(err);
             snprintf(err + n, el - n, " (%.200s:%d)", path, lineno);
             rc = -1;
@@ -431,7 +491,7 @@ int config_set(config *c, const char *key, const char *v, char *err, size_t el)
         free(c->tessdata);
         c->tessdata = strcmp(v, "none") ? xstrdup(v) : NULL;
     } else if (strcmp(key, "api-key") == 0) {
-        return add_api_key(c, NULL, v, err, el);
+        return add_api_key(c, NULL, v, SCOPE_ADMIN, err, el);
     } else if (strcmp(key, "api-key-file") == 0) {
         if (load_api_keys(c, v, err, el) < 0)
             return -1;
@@ -565,8 +625,10 @@ void config_print_help(const char *prog)
            "  --api-key KEY          require this key (Authorization: Bearer KEY) on every\n"
            "                         request but GET /health (repeatable; see also\n"
            "                         --api-key-file, which keeps keys out of ps)\n"
-           "  --api-key-file FILE    more keys, one per line: KEY or NAME KEY (the name\n"
-           "                         goes to the audit log, never the key)\n"
+           "  --api-key-file FILE    more keys, one per line: KEY, NAME KEY or NAME KEY\n"
+           "                         SCOPES (the name goes to the audit log, never the\n"
+           "                         key); SCOPES limit the key, comma-separated: infer,\n"
+           "                         jobs (its own), search, monitor, admin (default)\n"
            "  --audit-log on|off     one line per request in DATA-DIR/audit.log: time,\n"
            "                         client, key name, method, path, model, status,\n"
            "                         duration; never a prompt or answer (default on)\n"

@@ -20,6 +20,26 @@
 #define API_KEY_MIN       8
 #define API_KEY_MAX       256
 
+/* What an API key may do: a key file's third column, "SCOPE[,SCOPE...]";
+ * a key without one (and every --api-key) is an admin key. */
+enum {
+    SCOPE_INFER   = 1u << 0,  /* chat, completions, embeddings, audio, OCR */
+    SCOPE_JOBS    = 1u << 1,  /* batch jobs: the key's own */
+    SCOPE_SEARCH  = 1u << 2,  /* search and ask over the index, its folders and documents */
+    SCOPE_MONITOR = 1u << 3,  /* status, metrics, the index's check */
+    SCOPE_ADMIN_ONLY = 1u << 4, /* models loaded and unloaded, watched folders, rescans,
+                                 * every key's jobs */
+    SCOPE_ADMIN   = 0x1fu,    /* "admin": all of the above */
+};
+#define SCOPE_NAMES_MAX 48    /* "infer,jobs,search,monitor,admin" and a NUL */
+
+/* The mask a comma-separated list of scope names ("infer", "jobs",
+ * "search", "monitor", "admin") gives; 0 with err set for an unknown or
+ * empty name. */
+unsigned config_scopes_parse(const char *list, char *err, size_t el);
+/* The names of a mask, comma-separated ("admin" for all). */
+void config_scopes_str(unsigned scopes, char *out, size_t n);
+
 typedef struct model_entry {
     char name[MODEL_NAME_MAX + 1];
     char *path;
@@ -54,6 +74,7 @@ typedef struct config {
     /* API keys: with any, every request but GET /health must carry one */
     char *api_keys[CONFIG_MAX_KEYS];
     char  api_key_names[CONFIG_MAX_KEYS][API_KEY_NAME_MAX + 1];  /* for the audit log */
+    unsigned api_key_scopes[CONFIG_MAX_KEYS];                     /* SCOPE_* */
     size_t napi_keys;
     char *api_key_file;       /* the last key file loaded (the index never reads it) */
     int   audit_log;          /* 1: one line per request in <data-dir>/audit.log */

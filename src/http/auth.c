@@ -46,11 +46,13 @@ static const char *offered(const char *authorization, const char *x_api_key, siz
 }
 
 bool auth_allows(const config *c, const char *authorization, const char *x_api_key,
-                 const char **name)
+                 const char **name, unsigned *scopes)
 {
     *name = NULL;
+    *scopes = SCOPE_ADMIN;
     if (c->napi_keys == 0)
         return true;
+    *scopes = 0;
     size_t len = 0;
     const char *t = offered(authorization, x_api_key, &len);
     if (!t)
@@ -64,6 +66,7 @@ bool auth_allows(const config *c, const char *authorization, const char *x_api_k
     if (hit < 0)
         return false;
     *name = c->api_key_names[hit];
+    *scopes = c->api_key_scopes[hit];
     return true;
 }
 

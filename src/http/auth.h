@@ -14,6 +14,9 @@
  * right. Loopback addresses are not counted: every local program shares
  * them, and one misconfigured script must not lock the others out.
  *
+ * Each key has scopes (core/config.h): a request its key's scopes do not
+ * cover is refused with 403 before its body is read.
+ *
  * Ownership: reads the config's keys; the failure table is process-wide,
  * behind a mutex.
  */
@@ -26,9 +29,10 @@
 
 /* Whether a request whose headers are `authorization` and `x_api_key`
  * (either may be NULL) may proceed. On success *name is the key's name
- * (for the audit log), or NULL when no keys are configured. */
+ * (for the audit log), or NULL when no keys are configured, and *scopes
+ * what it may do (SCOPE_*; SCOPE_ADMIN without keys). */
 bool auth_allows(const config *c, const char *authorization, const char *x_api_key,
-                 const char **name);
+                 const char **name, unsigned *scopes);
 
 #define AUTH_MAX_FAILURES 10
 #define AUTH_WINDOW_S     60

@@ -15,7 +15,10 @@
  *   DELETE /v1/jobs/{id}          a job that is not running, with its input
  *                                 and result
  *
- * Ids are "job_N"; the bare number is accepted too.
+ * Ids are "job_N"; the bare number is accepted too. With API keys, a job
+ * belongs to the key that added it: a key without the admin scope sees and
+ * acts on its own jobs only (another key's are 404, as if they did not
+ * exist), and idempotency keys are each key's own.
  */
 #include <errno.h>
 #include <microhttpd.h>
@@ -47,6 +50,27 @@ static void put_time(buf *b, const char *key, double t)
         buf_puts(b, "null");
 }
 
+/* The owner whose jobs this request may see: NULL for every job (no API
+ * keys, or an admin key). */
+static const char *visible_owner(const http_req *r)
+{
+    return r->key_name && !(r->key_scopes & SCOPE_ADMIN_ONLY) ? r->key_name : NULL;
+}
+
+/* Whether job id exists for this request: 1, 0 (none, or another key's), -1. */
+static int may_see(http_req *r, store *st, int64_t id)
+{
+    const char *owner = visible_owner(r);
+    bjob j;
+    int rc = store_get(st, id, &j);
+    if (rc == 1) {
+        if (owner && strcmp(j.owner, owner) != 0)
+            rc = 0;
+        bjob_free(&j);
+    }
+    return rc;
+}
+
 static void job_json(buf *b, const bjob *j, double now)
 {
     buf_printf(b, "{\"id\":\"job_%lld\",\"object\":\"job\",\"type\":", (long long)j->id);
@@ -55,6 +79,11 @@ static void job_json(buf *b, const bjob *j, double now)
     jw_cstr(b, j->model);
     buf_puts(b, ",\"status\":");
     jw_cstr(b, bjob_status_name(j->status));
+    buf_puts(b, ",\"owner\":");
+    if (j->owner[0])
+        jw_cstr(b, j->owner);
+    else
+        buf_puts(b, "null");
     buf_puts(b, ",\"response_format\":");
     jw_cstr(b, j->format);
     buf_puts(b, ",\"file\":{\"name\":");
@@ -170,7 +199,7 @@ static int submit(http_req *r)
         return http_reply_error(r, 400, NULL, "Idempotency-Key", "invalid_value",
                                 "Idempotency-Key must be 1 to 128 printable characters", 0);
     if (idem) {
-        int64_t had = store_find_idem(runner_store(q), idem);
+        int64_t had = store_find_idem(runner_store(q), r->key_name, idem);
         if (had > 0)
             return reply_job(r, 200, runner_store(q), had);
     }
@@ -240,11 +269,13 @@ static int submit(http_req *r)
     j.max_attempts = attempts;
     if (idem)
         snprintf(j.idem, sizeof j.idem, "%s", idem);
+    if (r->key_name)
+        snprintf(j.owner, sizeof j.owner, "%s", r->key_name);
     char err[300];
     int64_t id = store_add(st, &j, clock_wall_s(), r->cfg->max_jobs, err, sizeof err);
     if (id == STORE_DUPLICATE) {    /* the same key, sent twice at once */
         unlink(dest);
-        int64_t had = store_find_idem(st, idem);
+        int64_t had = store_find_idem(st, r->key_name, idem);
         ret = had > 0 ? reply_job(r, 200, st, had)
                       : http_reply_error(r, 500, NULL, NULL, "job_store_failed",
                                          "the job store cannot be read", 0);
@@ -329,8 +360,9 @@ int http_jobs_list(http_req *r)
     store *st = runner_store(q);
     bjob *jobs = calloc(LIST_MAX + 1, sizeof *jobs);
     int64_t counts[BJ_NSTATUS];
-    int n = jobs ? store_list(st, status, before, jobs, limit + 1) : -1;
-    if (n < 0 || store_counts(st, counts) < 0) {
+    const char *owner = visible_owner(r);
+    int n = jobs ? store_list(st, owner, status, before, jobs, limit + 1) : -1;
+    if (n < 0 || store_counts(st, owner, counts) < 0) {
         for (int i = 0; i < n; i++)
             bjob_free(&jobs[i]);
         free(jobs);
@@ -359,6 +391,14 @@ int http_jobs_list(http_req *r)
 static int not_found(http_req *r)
 {
     return http_reply_error(r, 404, NULL, NULL, "job_not_found", "No such job", 0);
+}
+
+/* The answer when may_see() gave 0 or -1. */
+static int unseen(http_req *r, int seen)
+{
+    return seen == 0 ? not_found(r)
+                     : http_reply_error(r, 500, NULL, NULL, "job_store_failed",
+                                        "the job store cannot be read", 0);
 }
 
 /* The queue and the job id at the start of a path's rest ("job_7/result"):
@@ -432,8 +472,9 @@ int http_job_get(http_req *r, const char *rest)
     runner *q = job_target(r, rest, &id, &tail, &ret);
     if (!q)
         return ret;
-    if (id < 0)
-        return not_found(r);
+    int seen = id < 0 ? 0 : may_see(r, runner_store(q), id);
+    if (seen <= 0)
+        return unseen(r, seen);
     if (!*tail)
         return reply_job(r, 200, runner_store(q), id);
     if (!strcmp(tail, "/result"))
@@ -462,6 +503,9 @@ int http_job_action(http_req *r, const char *rest)
     if (id < 0 || (!cancel && !retry))
         return http_reply_error(r, 404, NULL, NULL, "unknown_url",
                                 "Unknown request URL: use /v1/jobs/{id}/cancel or /retry", 0);
+    int seen = may_see(r, st, id);
+    if (seen <= 0)
+        return unseen(r, seen);
     int was = cancel ? store_cancel(st, id, clock_wall_s()) : store_retry(st, id, clock_wall_s());
     if (was == STORE_NOT_FOUND)
         return not_found(r);
@@ -500,8 +544,9 @@ int http_job_delete(http_req *r, const char *rest)
     runner *q = job_target(r, rest, &id, &tail, &ret);
     if (!q)
         return ret;
-    if (id < 0 || *tail)
-        return not_found(r);
+    int seen = id < 0 || *tail ? 0 : may_see(r, runner_store(q), id);
+    if (seen <= 0)
+        return unseen(r, seen);
     char input[BJOB_INPUT_MAX + 1];
     int was = store_delete(runner_store(q), id, input);
     if (was == STORE_NOT_FOUND)
@@ -528,7 +573,7 @@ void http_jobs_counts(http_req *r, buf *b, bool prometheus)
     const char *why;
     runner *q = http_jobs(r, &why);
     int64_t counts[BJ_NSTATUS];
-    bool ok = q && store_counts(runner_store(q), counts) == 0;
+    bool ok = q && store_counts(runner_store(q), NULL, counts) == 0;
     if (prometheus) {
         buf_printf(b, "# HELP hearth_jobs_available 1 while the batch job store is usable.\n"
                       "# TYPE hearth_jobs_available gauge\nhearth_jobs_available %d\n", ok);

@@ -50,36 +50,39 @@ enum { R_NONE, R_HEALTH, R_MODELS, R_MODEL, R_MODEL_ACTION, R_STATUS, R_CHAT, R_
        R_JOB, R_JOB_ACTION, R_JOB_DELETE, R_INDEX, R_INDEX_FOLDERS, R_INDEX_RESCAN,
        R_INDEX_DOCS, R_INDEX_CHECK, R_SEARCH, R_ASK };
 
+/* What each route is, and the scopes a key needs for it (all of them; 0:
+ * any key). SCOPE_ADMIN_ONLY is held by admin keys alone. */
 static const struct route {
     const char *method, *path;
     int id;
     bool prefix;
+    unsigned needs;
 } routes[] = {
-    { "GET", "/health", R_HEALTH, false },
-    { "GET", "/v1/models", R_MODELS, false },
-    { "GET", "/v1/models/", R_MODEL, true },
-    { "POST", "/v1/models/", R_MODEL_ACTION, true },
-    { "GET", "/v1/status", R_STATUS, false },
-    { "POST", "/v1/chat/completions", R_CHAT, false },
-    { "POST", "/v1/completions", R_COMPLETIONS, false },
-    { "POST", "/v1/embeddings", R_EMBEDDINGS, false },
-    { "POST", "/v1/audio/transcriptions", R_TRANSCRIBE, false },
-    { "POST", "/v1/audio/translations", R_TRANSLATE, false },
-    { "POST", "/v1/ocr", R_OCR, false },
-    { "GET", "/metrics", R_METRICS, false },
-    { "POST", "/v1/jobs", R_JOBS_SUBMIT, false },
-    { "GET", "/v1/jobs", R_JOBS_LIST, false },
-    { "GET", "/v1/jobs/", R_JOB, true },
-    { "POST", "/v1/jobs/", R_JOB_ACTION, true },
-    { "DELETE", "/v1/jobs/", R_JOB_DELETE, true },
-    { "GET", "/v1/index", R_INDEX, false },
-    { "POST", "/v1/index/folders", R_INDEX_FOLDERS, false },
-    { "DELETE", "/v1/index/folders", R_INDEX_FOLDERS, false },
-    { "POST", "/v1/index/rescan", R_INDEX_RESCAN, false },
-    { "GET", "/v1/index/documents", R_INDEX_DOCS, false },
-    { "GET", "/v1/index/check", R_INDEX_CHECK, false },
-    { "POST", "/v1/search", R_SEARCH, false },
-    { "POST", "/v1/ask", R_ASK, false },
+    { "GET", "/health", R_HEALTH, false, 0 },
+    { "GET", "/v1/models", R_MODELS, false, 0 },
+    { "GET", "/v1/models/", R_MODEL, true, 0 },
+    { "POST", "/v1/models/", R_MODEL_ACTION, true, SCOPE_ADMIN_ONLY },
+    { "GET", "/v1/status", R_STATUS, false, SCOPE_MONITOR },
+    { "POST", "/v1/chat/completions", R_CHAT, false, SCOPE_INFER },
+    { "POST", "/v1/completions", R_COMPLETIONS, false, SCOPE_INFER },
+    { "POST", "/v1/embeddings", R_EMBEDDINGS, false, SCOPE_INFER },
+    { "POST", "/v1/audio/transcriptions", R_TRANSCRIBE, false, SCOPE_INFER },
+    { "POST", "/v1/audio/translations", R_TRANSLATE, false, SCOPE_INFER },
+    { "POST", "/v1/ocr", R_OCR, false, SCOPE_INFER },
+    { "GET", "/metrics", R_METRICS, false, SCOPE_MONITOR },
+    { "POST", "/v1/jobs", R_JOBS_SUBMIT, false, SCOPE_JOBS },
+    { "GET", "/v1/jobs", R_JOBS_LIST, false, SCOPE_JOBS },
+    { "GET", "/v1/jobs/", R_JOB, true, SCOPE_JOBS },
+    { "POST", "/v1/jobs/", R_JOB_ACTION, true, SCOPE_JOBS },
+    { "DELETE", "/v1/jobs/", R_JOB_DELETE, true, SCOPE_JOBS },
+    { "GET", "/v1/index", R_INDEX, false, SCOPE_SEARCH },
+    { "POST", "/v1/index/folders", R_INDEX_FOLDERS, false, SCOPE_ADMIN_ONLY },
+    { "DELETE", "/v1/index/folders", R_INDEX_FOLDERS, false, SCOPE_ADMIN_ONLY },
+    { "POST", "/v1/index/rescan", R_INDEX_RESCAN, false, SCOPE_ADMIN_ONLY },
+    { "GET", "/v1/index/documents", R_INDEX_DOCS, false, SCOPE_SEARCH },
+    { "GET", "/v1/index/check", R_INDEX_CHECK, false, SCOPE_MONITOR },
+    { "POST", "/v1/search", R_SEARCH, false, SCOPE_SEARCH },
+    { "POST", "/v1/ask", R_ASK, false, SCOPE_SEARCH | SCOPE_INFER },
 };
 
 /* A route's name in the metrics: its path, with {name} for the model. */
@@ -265,6 +268,15 @@ static int route_of(const char *method, const char *url, bool *path_known, int *
         }
     }
     return R_NONE;
+}
+
+/* The scopes a route needs (the same for each of its methods). */
+static unsigned route_needs(int id)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
+        if (routes[i].id == id)
+            return routes[i].needs;
+    return 0;
 }
 
 /* Routes whose body is a multipart upload streamed to a file (OCR takes
@@ -453,6 +465,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->sched = srv->s;
         r->cfg = atomic_load(&srv->cfg);
         r->conn = conn;
+        r->key_scopes = SCOPE_ADMIN;        /* unless a key says otherwise */
         r->method = method;
         r->url = url;
         snprintf(r->seen_method, sizeof r->seen_method, "%s", method);
@@ -490,7 +503,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                     r, 429, NULL, NULL, "too_many_failed_attempts",
                     "Too many requests with a wrong API key from this address; try again later",
                     wait);
-            if (!auth_allows(r->cfg, az, xk, &r->key_name)) {
+            if (!auth_allows(r->cfg, az, xk, &r->key_name, &r->key_scopes)) {
                 auth_failed(r->client, (long long)now);
                 if (refusal_may_log())
                     log_warn("refused %s %s from %s: %s API key", method, url, r->client,
@@ -501,6 +514,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                              : "This server needs an API key: send 'Authorization: Bearer KEY'",
                     0);
             }
+        }
+        unsigned needs = route_needs(r->route);
+        if (r->route != R_NONE && (r->key_scopes & needs) != needs) {
+            char want[SCOPE_NAMES_MAX], msg[200];
+            config_scopes_str(needs & ~r->key_scopes, want, sizeof want);
+            if (strcmp(want, "") == 0 || (needs & SCOPE_ADMIN_ONLY))
+                snprintf(want, sizeof want, "admin");
+            snprintf(msg, sizeof msg, "The API key '%s' may not %s %s: it needs the scope '%s'",
+                     r->key_name ? r->key_name : "", method, route_name(r->route_label), want);
+            return (enum MHD_Result)http_reply_error(r, 403, "invalid_request_error", NULL,
+                                                     "insufficient_permissions", msg, 0);
         }
         if (r->route == R_NONE) {
             if (known)

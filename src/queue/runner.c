@@ -409,7 +409,7 @@ runner *runner_start(const config *cfg, sched *s, char *err, size_t errlen)
                   "attempt; dead (retry them with `hearth jobs retry`)", dead);
     sweep_inputs(r);
     int64_t counts[BJ_NSTATUS];
-    if (store_counts(r->st, counts) == 0 && counts[BJ_QUEUED])
+    if (store_counts(r->st, NULL, counts) == 0 && counts[BJ_QUEUED])
         log_info("batch jobs: %lld queued", (long long)counts[BJ_QUEUED]);
     r->nslots = cfg->job_workers < 1 ? 1 : cfg->job_workers > RUNNERS_MAX ? RUNNERS_MAX
                                                                           : cfg->job_workers;

@@ -59,9 +59,13 @@ static const char schema[] =
     " next_run REAL NOT NULL,"
     " error_code TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '',"
     " result BLOB, progress REAL NOT NULL DEFAULT 0, idem TEXT,"
-    " cancel_requested INTEGER NOT NULL DEFAULT 0);"
+    " cancel_requested INTEGER NOT NULL DEFAULT 0, owner TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX IF NOT EXISTS jobs_due ON jobs(status, next_run, id);"
-    "CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs(idem) WHERE idem IS NOT NULL;";
+    /* idempotency keys are each owner's own (the first version had one
+     * namespace for all) */
+    "DROP INDEX IF EXISTS jobs_idem;"
+    "CREATE UNIQUE INDEX IF NOT EXISTS jobs_owner_idem ON jobs(owner, idem) "
+    "WHERE idem IS NOT NULL;";
 
 static void set_err(char *err, size_t n, const char *what, sqlite3 *db)
 {
@@ -87,6 +91,7 @@ store *store_open(const char *path, char *err, size_t errlen)
         "ALTER TABLE jobs ADD COLUMN progress REAL NOT NULL DEFAULT 0",
         "ALTER TABLE jobs ADD COLUMN idem TEXT",
         "ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
     };
     if (sql_add_columns(s->db, "jobs", added, sizeof added / sizeof *added, name, err,
                         errlen) < 0)
@@ -129,7 +134,7 @@ static void copy_text(char *dst, size_t n, sqlite3_stmt *q, int col)
 #define JOB_COLUMNS                                                                      \
     "id, kind, model, format, options, input, input_name, input_bytes, status, attempts, " \
     "max_attempts, created, started, finished, next_run, error_code, error, "            \
-    "coalesce(length(result), 0), progress, cancel_requested"
+    "coalesce(length(result), 0), progress, cancel_requested, owner"
 
 static void read_job(sqlite3_stmt *q, bjob *j)
 {
@@ -155,6 +160,7 @@ static void read_job(sqlite3_stmt *q, bjob *j)
     j->result_bytes = sqlite3_column_int64(q, 17);
     j->progress = sqlite3_column_double(q, 18);
     j->cancel_requested = sqlite3_column_int(q, 19) != 0;
+    copy_text(j->owner, sizeof j->owner, q, 20);
 }
 
 /* The status of job id, STORE_NOT_FOUND, or -1. Under the lock. */
@@ -221,13 +227,13 @@ int64_t store_add(store *s, const bjob *j, double now, int64_t max_active, char 
     }
     sqlite3_stmt *q = prep(s,
                            "INSERT INTO jobs(kind, model, format, options, input, input_name, "
-                           "input_bytes, status, max_attempts, created, next_run, idem) "
-                           "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
-                           "ssssssiiidds", j->kind, j->model, j->format,
+                           "input_bytes, status, max_attempts, created, next_run, idem, owner) "
+                           "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           "ssssssiiiddss", j->kind, j->model, j->format,
                            j->options ? j->options : "{}", j->input, j->input_name,
                            j->input_bytes, (int64_t)BJ_QUEUED,
                            (int64_t)(j->max_attempts > 0 ? j->max_attempts : 1), now, now,
-                           j->idem[0] ? j->idem : NULL);
+                           j->idem[0] ? j->idem : NULL, j->owner);
     int added = run(s, q);
     if (added == 1 && exec(s, "COMMIT")) {
         id = sqlite3_last_insert_rowid(s->db);
@@ -424,13 +430,13 @@ int store_result(store *s, int64_t id, buf *out)
     return rc;
 }
 
-int store_list(store *s, int status, int64_t before, bjob *out, int max)
+int store_list(store *s, const char *owner, int status, int64_t before, bjob *out, int max)
 {
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *q = prep(s, "SELECT " JOB_COLUMNS " FROM jobs WHERE (?<0 OR status=?) AND id<? "
-                              "ORDER BY id DESC LIMIT ?",
-                           "iiii", (int64_t)status, (int64_t)status,
-                           before > 0 ? before : INT64_MAX, (int64_t)max);
+                              "AND (? IS NULL OR owner=?) ORDER BY id DESC LIMIT ?",
+                           "iiissi", (int64_t)status, (int64_t)status,
+                           before > 0 ? before : INT64_MAX, owner, owner, (int64_t)max);
     int n = q ? 0 : -1;
     while (q && n < max && sqlite3_step(q) == SQLITE_ROW)
         read_job(q, &out[n++]);
@@ -439,11 +445,12 @@ int store_list(store *s, int status, int64_t before, bjob *out, int max)
     return n;
 }
 
-int store_counts(store *s, int64_t counts[BJ_NSTATUS])
+int store_counts(store *s, const char *owner, int64_t counts[BJ_NSTATUS])
 {
     memset(counts, 0, sizeof(int64_t) * BJ_NSTATUS);
     pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q = prep(s, "SELECT status, count(*) FROM jobs GROUP BY status", "");
+    sqlite3_stmt *q = prep(s, "SELECT status, count(*) FROM jobs WHERE ? IS NULL OR owner=? "
+                              "GROUP BY status", "ss", owner, owner);
     int rc = q ? 0 : -1;
     while (q && sqlite3_step(q) == SQLITE_ROW) {
         int st = sqlite3_column_int(q, 0);
@@ -506,10 +513,11 @@ int store_delete(store *s, int64_t id, char input[BJOB_INPUT_MAX + 1])
     return st;
 }
 
-int64_t store_find_idem(store *s, const char *key)
+int64_t store_find_idem(store *s, const char *owner, const char *key)
 {
     pthread_mutex_lock(&s->mu);
-    sqlite3_stmt *q = prep(s, "SELECT id FROM jobs WHERE idem=?", "s", key);
+    sqlite3_stmt *q = prep(s, "SELECT id FROM jobs WHERE owner=? AND idem=?", "ss",
+                           owner ? owner : "", key);
     int step = q ? sqlite3_step(q) : SQLITE_ERROR;
     int64_t id = step == SQLITE_ROW ? sqlite3_column_int64(q, 0) : step == SQLITE_DONE ? 0 : -1;
     sqlite3_finalize(q);

@@ -49,6 +49,7 @@ int bjob_status_of(const char *name);
 #define BJOB_FORMAT_MAX 16
 #define BJOB_NAME_MAX   255
 #define BJOB_INPUT_MAX  64
+#define BJOB_OWNER_MAX  32                 /* an API key's name (API_KEY_NAME_MAX) */
 
 typedef struct bjob {
     int64_t id;
@@ -69,6 +70,7 @@ typedef struct bjob {
     double progress;                   /* running: the share of its file done, 0..1 */
     char idem[129];                    /* the client's idempotency key, "" when none */
     bool cancel_requested;             /* running: the user asked to cancel it */
+    char owner[BJOB_OWNER_MAX + 1];    /* the API key's name that added it, "" without keys */
 } bjob;
 
 void bjob_free(bjob *j);
@@ -89,7 +91,7 @@ int store_recover(store *s, double now, int *requeued, int *dead);
  * unless max_active (> 0) jobs are already queued or running: then
  * STORE_FULL. Returns the new id, or -1 (err). */
 #define STORE_FULL (-3)
-#define STORE_DUPLICATE (-4)          /* j->idem is already a job's: store_find_idem */
+#define STORE_DUPLICATE (-4)          /* j->idem is already one of j->owner's jobs */
 int64_t store_add(store *s, const bjob *j, double now, int64_t max_active, char *err,
                   size_t errlen);
 
@@ -120,10 +122,11 @@ int store_get(store *s, int64_t id, bjob *out);
 int store_result(store *s, int64_t id, buf *out);
 
 /* Up to max jobs with ids below before (0: from the newest), newest first,
- * of one status (-1: any). Returns how many were filled, or -1. */
-int store_list(store *s, int status, int64_t before, bjob *out, int max);
-/* Jobs per status. */
-int store_counts(store *s, int64_t counts[BJ_NSTATUS]);
+ * of one owner (NULL: any) and one status (-1: any). Returns how many were
+ * filled, or -1. */
+int store_list(store *s, const char *owner, int status, int64_t before, bjob *out, int max);
+/* Jobs per status, of one owner (NULL: every job). */
+int store_counts(store *s, const char *owner, int64_t counts[BJ_NSTATUS]);
 
 /* User actions. Each returns the job's status before the action,
  * STORE_NOT_FOUND when there is no such job, or -1 on error.
@@ -138,8 +141,9 @@ int store_cancel(store *s, int64_t id, double now);
 int store_retry(store *s, int64_t id, double now);
 int store_delete(store *s, int64_t id, char input[BJOB_INPUT_MAX + 1]);
 
-/* The job added with this idempotency key: its id, 0 when none, -1. */
-int64_t store_find_idem(store *s, const char *key);
+/* The job this owner (NULL: "") added with this idempotency key: its id,
+ * 0 when none, -1. Each owner's keys are its own. */
+int64_t store_find_idem(store *s, const char *owner, const char *key);
 
 /* Delete completed and cancelled jobs that finished before `before` (unix
  * seconds), calling fn with each one's input name first (a cancelled job

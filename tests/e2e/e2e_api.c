@@ -859,6 +859,149 @@ static void t_api_keys_and_audit(void)
     CHECK(refused && eol && !memmem(refused, (size_t)(eol - refused), "tokens_in", 9));
 }
 
+/* A request with "Authorization: Bearer key"; its status. */
+static long as_key(struct daemon *d, const char *key, const char *method, const char *path,
+                   const char *body, char *code, size_t cn)
+{
+    char h[300];
+    snprintf(h, sizeof h, "Authorization: Bearer %s", key);
+    struct resp r = http_full(d, method, path, body ? "application/json" : NULL, h, body,
+                              body ? strlen(body) : 0);
+    if (code && cn) {
+        const char *c = r.body.data ? strstr(r.body.data, "\"code\":\"") : NULL;
+        snprintf(code, cn, "%.*s", c ? (int)strcspn(c + 8, "\"") : 0, c ? c + 8 : "");
+    }
+    long st = r.status;
+    resp_free(&r);
+    return st;
+}
+
+/* Keys with scopes: each key reaches what its scopes cover and gets 403
+ * insufficient_permissions (before any body is read) for the rest; the
+ * audit log names the refused key. */
+static void t_key_scopes(void)
+{
+    struct daemon C;
+    char keys[600], tiny[600];
+    snprintf(keys, sizeof keys, "%s/scoped-keys", g_tmp);
+    FILE *f = fopen(keys, "w");
+    if (f) {
+        fputs("owner  owner-key-00001\n"
+              "kid    kid-key-0000002  infer\n"
+              "tablet tablet-key-00003 infer,search\n"
+              "prom   prom-key-0000004 monitor\n"
+              "scan   scan-key-0000005 jobs\n", f);
+        fclose(f);
+    }
+    snprintf(tiny, sizeof tiny, "tiny=%s/tiny.gguf", g_tmp);
+    char *args[] = { "--model", tiny, "--api-key-file", keys, "--threads", "2", NULL };
+    char stale[700];
+    snprintf(stale, sizeof stale, "%s/daemonScopes/audit.log", g_tmp);
+    unlink(stale);
+    if (start_daemon(&C, "daemonScopes", args) < 0) {
+        CHECK(0);
+        return;
+    }
+    const char *chat = "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\","
+                       "\"content\":\"hi\"}],\"max_tokens\":2}";
+    const char *search = "{\"query\":\"notes\"}";
+    static const struct {
+        const char *key, *method, *path;
+        int body;           /* 1: the chat body, 2: the search body */
+        long want;
+    } cases[] = {
+        { "kid-key-0000002", "POST", "/v1/chat/completions", 1, 200 },
+        { "kid-key-0000002", "GET", "/v1/models", 0, 200 },
+        { "kid-key-0000002", "GET", "/v1/models/tiny", 0, 200 },
+        { "kid-key-0000002", "POST", "/v1/models/tiny/load", 0, 403 },
+        { "kid-key-0000002", "GET", "/metrics", 0, 403 },
+        { "kid-key-0000002", "GET", "/v1/status", 0, 403 },
+        { "kid-key-0000002", "POST", "/v1/search", 2, 403 },
+        { "kid-key-0000002", "POST", "/v1/ask", 2, 403 },
+        { "kid-key-0000002", "GET", "/v1/index", 0, 403 },
+        { "kid-key-0000002", "GET", "/v1/index/documents", 0, 403 },
+        { "kid-key-0000002", "GET", "/v1/jobs", 0, 403 },
+        { "kid-key-0000002", "GET", "/v1/jobs/job_1", 0, 403 },
+        { "kid-key-0000002", "DELETE", "/v1/jobs/job_1", 0, 403 },
+        { "tablet-key-00003", "POST", "/v1/search", 2, 200 },
+        { "tablet-key-00003", "GET", "/v1/index", 0, 200 },
+        { "tablet-key-00003", "POST", "/v1/chat/completions", 1, 200 },
+        { "tablet-key-00003", "POST", "/v1/index/folders", 0, 403 },
+        { "tablet-key-00003", "DELETE", "/v1/index/folders", 0, 403 },
+        { "tablet-key-00003", "POST", "/v1/index/rescan", 0, 403 },
+        { "tablet-key-00003", "GET", "/v1/index/check", 0, 403 },
+        { "prom-key-0000004", "GET", "/metrics", 0, 200 },
+        { "prom-key-0000004", "GET", "/v1/status", 0, 200 },
+        { "prom-key-0000004", "GET", "/v1/index/check", 0, 200 },
+        { "prom-key-0000004", "POST", "/v1/chat/completions", 1, 403 },
+        { "prom-key-0000004", "POST", "/v1/models/tiny/unload", 0, 403 },
+        { "scan-key-0000005", "GET", "/v1/jobs", 0, 200 },
+        { "scan-key-0000005", "GET", "/v1/jobs/job_1", 0, 404 },
+        { "scan-key-0000005", "POST", "/v1/embeddings", 0, 403 },
+        { "scan-key-0000005", "POST", "/v1/ocr", 0, 403 },
+        { "owner-key-00001", "POST", "/v1/models/tiny/load", 0, 200 },
+        { "owner-key-00001", "GET", "/metrics", 0, 200 },
+        { "owner-key-00001", "GET", "/v1/jobs", 0, 200 },
+        { "owner-key-00001", "POST", "/v1/search", 2, 200 },
+        { "owner-key-00001", "POST", "/v1/chat/completions", 1, 200 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char code[64];
+        const char *body = cases[i].body == 1 ? chat : cases[i].body == 2 ? search : NULL;
+        long st = as_key(&C, cases[i].key, cases[i].method, cases[i].path, body, code,
+                         sizeof code);
+        if (st != cases[i].want)
+            fprintf(stderr, "  %s %s %s: %ld (%s), expected %ld\n", cases[i].key,
+                    cases[i].method, cases[i].path, st, code, cases[i].want);
+        CHECK(st == cases[i].want);
+        if (cases[i].want == 403)
+            CHECK(!strcmp(code, "insufficient_permissions"));
+    }
+    /* the message says which scope is missing */
+    struct resp r = http_full(&C, "POST", "/v1/search", "application/json",
+                              "X-Api-Key: kid-key-0000002", search, strlen(search));
+    CHECK(answer_is_error(&r, 403, "insufficient_permissions"));
+    CHECK(r.body.data && strstr(r.body.data, "'kid'") && strstr(r.body.data, "'search'"));
+    resp_free(&r);
+    r = http_full(&C, "POST", "/v1/models/tiny/unload", "application/json",
+                  "X-Api-Key: tablet-key-00003", "{}", 2);
+    CHECK(answer_is_error(&r, 403, "insufficient_permissions"));
+    CHECK(r.body.data && strstr(r.body.data, "'admin'"));
+    resp_free(&r);
+    /* refused before the body is read: a large upload gets its 403 at once */
+    size_t big = 8u << 20;
+    char *blob = malloc(big);
+    if (blob) {
+        memset(blob, 'x', big);
+        r = http_full(&C, "POST", "/v1/jobs", "multipart/form-data; boundary=zz",
+                      "Authorization: Bearer kid-key-0000002", blob, big);
+        CHECK(answer_is_error(&r, 403, "insufficient_permissions"));
+        resp_free(&r);
+        free(blob);
+    }
+    /* a wrong key is still 401, whatever the route */
+    CHECK(as_key(&C, "nobody-key-00000", "GET", "/v1/models", NULL, NULL, 0) == 401);
+    /* the CLI reports the refusal */
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "HEARTH_API_KEY=kid-key-0000002 '%s/hearth' --url "
+             "http://127.0.0.1:%d search notes 2>&1 | grep -q 'search'", g_build, C.port);
+    CHECK(system(cmd) == 0);
+    CHECK(stop_daemon(&C) == 0);
+    char path[700];
+    snprintf(path, sizeof path, "%s/audit.log", C.dir);
+    f = fopen(path, "r");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    static char text[1 << 17];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    CHECK(strstr(text, "\"key\":\"kid\",\"method\":\"POST\",\"path\":\"/v1/search\"") != NULL);
+    CHECK(strstr(text, "\"status\":403") != NULL);
+    CHECK(strstr(text, "key-0000") == NULL);    /* names only, never a key */
+}
+
 /* This machine's first IPv4 address that is not loopback, or "" */
 static void lan_address(char *out, size_t n)
 {
@@ -1002,6 +1145,7 @@ int main(void)
     run("q8_kernels_same_text", t_q8_kernels_same_text);
     run("raw_http", t_raw_http);
     run("api_keys_and_audit", t_api_keys_and_audit);
+    run("key_scopes", t_key_scopes);
     run("key_guessing_slowed", t_key_guessing_slowed);
     run("damaged_model_is_loud", t_damaged_model_is_loud);
     run("sigterm_exits_cleanly", t_sigterm_exits_cleanly);

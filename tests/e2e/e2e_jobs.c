@@ -49,7 +49,15 @@ static struct resp vform_post(struct daemon *d, const char *path, const char *he
         curl_mime_name(part, k);
         curl_mime_data(part, v, CURL_ZERO_TERMINATED);
     }
-    struct curl_slist *h = header ? curl_slist_append(NULL, header) : NULL;
+    /* header: one or more lines, '\n' between them */
+    struct curl_slist *h = NULL;
+    for (const char *p = header; p && *p;) {
+        char line[300];
+        size_t l = strcspn(p, "\n");
+        snprintf(line, sizeof line, "%.*s", (int)l, p);
+        h = curl_slist_append(h, line);
+        p += l + (p[l] == '\n');
+    }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
     if (h)
@@ -276,6 +284,123 @@ static void t_idempotency_key(void)
     resp_free(&b);
     resp_free(&c);
     resp_free(&d);
+}
+
+/* status of a request with header h (and no body) */
+static long status_with(struct daemon *d, const char *h, const char *method, const char *path,
+                        buf *body)
+{
+    struct resp r = http_full(d, method, path, NULL, h, NULL, 0);
+    long st = r.status;
+    if (body) {
+        buf_free(body);
+        *body = r.body;
+        r.body = buf_make(0);
+    }
+    resp_free(&r);
+    return st;
+}
+
+/* With API keys, a job is its key's: another key without the admin scope
+ * cannot see, fetch, cancel or delete it (404, as if it did not exist),
+ * lists and counts hold its own jobs, idempotency keys are per key; an
+ * admin key sees every job with its owner. */
+static void t_jobs_per_key(void)
+{
+    struct daemon K;
+    char keys[600];
+    snprintf(keys, sizeof keys, "%s/job-keys", g_tmp);
+    FILE *f = fopen(keys, "w");
+    if (f) {
+        fputs("owner owner-key-00001\nalice alice-key-00002 jobs\n"
+              "bob bob-key-0000003 jobs,infer\nkid kid-key-0000004 infer\n", f);
+        fclose(f);
+    }
+    char *args[] = { "--api-key-file", keys, "--job-workers", "1", NULL };
+    if (start_daemon(&K, "jobsKeys", args) < 0) {
+        CHECK(0);
+        return;
+    }
+    const char *A = "Authorization: Bearer alice-key-00002";
+    const char *B = "Authorization: Bearer bob-key-0000003";
+    const char *O = "Authorization: Bearer owner-key-00001";
+    /* the same Idempotency-Key from two keys: two jobs; again from alice: hers */
+    char ha[200], hb[200];
+    snprintf(ha, sizeof ha, "%s\nIdempotency-Key: scan-0001", A);
+    snprintf(hb, sizeof hb, "%s\nIdempotency-Key: scan-0001", B);
+    struct resp ra = form_post(&K, "/v1/jobs", ha, g_many, "type", "ocr", NULL);
+    char *ja = field_of(&ra.body, "id");
+    CHECK(ra.status == 202 && ja);
+    CHECK(ra.body.data && strstr(ra.body.data, "\"owner\":\"alice\""));
+    resp_free(&ra);
+    struct resp rb = form_post(&K, "/v1/jobs", hb, g_photo, "type", "ocr", NULL);
+    char *jb = field_of(&rb.body, "id");
+    CHECK(rb.status == 202 && jb && ja && strcmp(ja, jb));
+    resp_free(&rb);
+    ra = form_post(&K, "/v1/jobs", ha, g_many, "type", "ocr", NULL);     /* sent again */
+    char *again = field_of(&ra.body, "id");
+    CHECK(ra.status == 200 && again && ja && !strcmp(again, ja));
+    free(again);
+    resp_free(&ra);
+    struct resp rk = form_post(&K, "/v1/jobs", "Authorization: Bearer kid-key-0000004", g_photo,
+                               "type", "ocr", NULL);
+    CHECK(answer_is_error(&rk, 403, "insufficient_permissions"));
+    resp_free(&rk);
+    if (!ja || !jb) {
+        stop_daemon(&K);
+        free(ja);
+        free(jb);
+        return;
+    }
+    char p[128];
+    buf body = buf_make(0);
+    /* alice sees hers, not bob's */
+    CHECK(status_with(&K, A, "GET", "/v1/jobs", &body) == 200);
+    CHECK(body.data && strstr(body.data, ja) && !strstr(body.data, jb));
+    CHECK(body.data && !strstr(body.data, "\"owner\":\"bob\""));
+    snprintf(p, sizeof p, "/v1/jobs/%s", jb);
+    CHECK(status_with(&K, A, "GET", p, &body) == 404);
+    CHECK(body.data && strstr(body.data, "job_not_found"));
+    CHECK(status_with(&K, A, "DELETE", p, NULL) == 404);
+    snprintf(p, sizeof p, "/v1/jobs/%s/result", jb);
+    CHECK(status_with(&K, A, "GET", p, NULL) == 404);
+    snprintf(p, sizeof p, "/v1/jobs/%s/cancel", jb);
+    CHECK(status_with(&K, A, "POST", p, NULL) == 404);
+    snprintf(p, sizeof p, "/v1/jobs/%s/retry", jb);
+    CHECK(status_with(&K, A, "POST", p, NULL) == 404);
+    /* bob likewise for alice's */
+    snprintf(p, sizeof p, "/v1/jobs/%s", ja);
+    CHECK(status_with(&K, B, "GET", p, NULL) == 404);
+    snprintf(p, sizeof p, "/v1/jobs/%s/cancel", ja);
+    CHECK(status_with(&K, B, "POST", p, NULL) == 404);
+    /* counts are per key: bob has one job in all */
+    CHECK(status_with(&K, B, "GET", "/v1/jobs", &body) == 200);
+    arena *a = arena_new(0);
+    const json *j = parse(a, &body);
+    double total = 0;
+    const char *names[] = { "queued", "running", "completed", "failed", "dead", "cancelled" };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char k[40];
+        snprintf(k, sizeof k, "counts.%s", names[i]);
+        total += num_at(j, k);
+    }
+    CHECK(total == 1);
+    arena_free(a);
+    /* the admin key sees both, with their owners, and may cancel alice's */
+    CHECK(status_with(&K, O, "GET", "/v1/jobs", &body) == 200);
+    CHECK(body.data && strstr(body.data, ja) && strstr(body.data, jb));
+    CHECK(body.data && strstr(body.data, "\"owner\":\"alice\"") &&
+          strstr(body.data, "\"owner\":\"bob\""));
+    snprintf(p, sizeof p, "/v1/jobs/%s/cancel", ja);
+    long st = status_with(&K, O, "POST", p, &body);
+    CHECK(st == 200 || st == 409);      /* 409: the 16 pages were done already */
+    /* alice's own request works on her own job */
+    snprintf(p, sizeof p, "/v1/jobs/%s", ja);
+    CHECK(status_with(&K, A, "GET", p, &body) == 200);
+    buf_free(&body);
+    CHECK(stop_daemon(&K) == 0);
+    free(ja);
+    free(jb);
 }
 
 static void t_bad_requests(void)
@@ -705,6 +830,7 @@ int main(void)
     run("refused_input_fails_once_and_can_retry", t_refused_input_fails_once_and_can_retry);
     run("cancel_running", t_cancel_running);
     run("cli", t_cli);
+    run("jobs_per_key", t_jobs_per_key);
     run("one_daemon_per_data_dir", t_one_daemon_per_data_dir);
     CHECK(stop_daemon(&J) == 0);
     run("survives_kill9", t_survives_kill9);

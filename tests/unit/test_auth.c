@@ -9,6 +9,7 @@
 #include "../../src/http/auth.c"
 
 static char err[512];
+static unsigned sc;    /* the scopes auth_allows() gives */
 
 static void with_keys(config *c)
 {
@@ -22,9 +23,9 @@ TEST(no_keys_allows_all)
     config c;
     config_defaults(&c);
     const char *name = "x";
-    CHECK(auth_allows(&c, NULL, NULL, &name));
+    CHECK(auth_allows(&c, NULL, NULL, &name, &sc));
     CHECK(name == NULL);
-    CHECK(auth_allows(&c, "Bearer anything", NULL, &name));
+    CHECK(auth_allows(&c, "Bearer anything", NULL, &name, &sc));
     config_free(&c);
 }
 
@@ -33,11 +34,11 @@ TEST(bearer_and_x_api_key)
     config c;
     with_keys(&c);
     const char *name = NULL;
-    CHECK(auth_allows(&c, "Bearer sk-first-key-123", NULL, &name));
+    CHECK(auth_allows(&c, "Bearer sk-first-key-123", NULL, &name, &sc));
     CHECK_STR(name, "key-1");
-    CHECK(auth_allows(&c, "bearer   second-key-4567  ", NULL, &name));
+    CHECK(auth_allows(&c, "bearer   second-key-4567  ", NULL, &name, &sc));
     CHECK_STR(name, "key-2");
-    CHECK(auth_allows(&c, NULL, "second-key-4567", &name));
+    CHECK(auth_allows(&c, NULL, "second-key-4567", &name, &sc));
     CHECK_STR(name, "key-2");
     config_free(&c);
 }
@@ -51,18 +52,18 @@ TEST(refusals)
                           "Basic c2stZmlyc3Qta2V5LTEyMw==", "sk-first-key-123",
                           "Bearer SK-FIRST-KEY-123", "Bearer sk-first-key-123\x01" };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        CHECK(!auth_allows(&c, bad[i], NULL, &name));
+        CHECK(!auth_allows(&c, bad[i], NULL, &name, &sc));
         CHECK(name == NULL);
     }
-    CHECK(!auth_allows(&c, NULL, NULL, &name));
-    CHECK(!auth_allows(&c, NULL, "", &name));
+    CHECK(!auth_allows(&c, NULL, NULL, &name, &sc));
+    CHECK(!auth_allows(&c, NULL, "", &name, &sc));
     char huge[600];
     memset(huge, 'a', sizeof huge - 1);
     huge[sizeof huge - 1] = '\0';
     memcpy(huge, "Bearer ", 7);
-    CHECK(!auth_allows(&c, huge, NULL, &name));
+    CHECK(!auth_allows(&c, huge, NULL, &name, &sc));
     /* a wrong Authorization is not rescued by a right X-Api-Key: one credential */
-    CHECK(!auth_allows(&c, "Bearer nope-nope-nope", "sk-first-key-123", &name));
+    CHECK(!auth_allows(&c, "Bearer nope-nope-nope", "sk-first-key-123", &name, &sc));
     config_free(&c);
 }
 
@@ -106,19 +107,19 @@ TEST(key_file)
                                      "  bob-key-00000002   # no name\nscanner scanner-key-03\n"), 0);
     CHECK_EQ_INT(c.napi_keys, 3);
     const char *name = NULL;
-    CHECK(auth_allows(&c, "Bearer alice-key-0001", NULL, &name));
+    CHECK(auth_allows(&c, "Bearer alice-key-0001", NULL, &name, &sc));
     CHECK_STR(name, "alice");
-    CHECK(auth_allows(&c, "Bearer bob-key-00000002", NULL, &name));
+    CHECK(auth_allows(&c, "Bearer bob-key-00000002", NULL, &name, &sc));
     CHECK_STR(name, "key-2");
-    CHECK(auth_allows(&c, NULL, "scanner-key-03", &name));
+    CHECK(auth_allows(&c, NULL, "scanner-key-03", &name, &sc));
     CHECK_STR(name, "scanner");
-    CHECK(!auth_allows(&c, "Bearer alice", NULL, &name));
+    CHECK(!auth_allows(&c, "Bearer alice", NULL, &name, &sc));
     config_free(&c);
     /* '#' inside a key is part of it; a comment starts at a blank */
     CHECK_EQ_INT(keys_from(&c, path, "#comment\nhash Jd8s!kq2#Xy77 # trailing comment\n"), 0);
     CHECK_EQ_INT(c.napi_keys, 1);
-    CHECK(auth_allows(&c, "Bearer Jd8s!kq2#Xy77", NULL, &name));
-    CHECK(!auth_allows(&c, "Bearer Jd8s!kq2", NULL, &name));
+    CHECK(auth_allows(&c, "Bearer Jd8s!kq2#Xy77", NULL, &name, &sc));
+    CHECK(!auth_allows(&c, "Bearer Jd8s!kq2", NULL, &name, &sc));
     config_free(&c);
     /* the same in the config file */
     char conf[160];
@@ -128,7 +129,7 @@ TEST(key_file)
     fclose(f);
     config_defaults(&c);
     CHECK_EQ_INT(config_load_file(&c, conf, err, sizeof err), 0);
-    CHECK(auth_allows(&c, "Bearer Jd8s!kq2#Xy77", NULL, &name));
+    CHECK(auth_allows(&c, "Bearer Jd8s!kq2#Xy77", NULL, &name, &sc));
     config_free(&c);
     unlink(conf);
     /* two keys of one name would make the audit log ambiguous */
@@ -144,6 +145,82 @@ TEST(key_file)
     config_free(&c);
     config_defaults(&c);
     CHECK_EQ_INT(config_set(&c, "api-key-file", "/nonexistent/keys", err, sizeof err), -1);
+    config_free(&c);
+    unlink(path);
+    rmdir(dir);
+}
+
+TEST(key_scopes)
+{
+    char dir[] = "/tmp/hearth-test-auth-XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "%s/keys", dir);
+    config c;
+    CHECK_EQ_INT(keys_from(&c, path, "owner  owner-key-0001\n"
+                                     "kid    kid-key-000002   infer\n"
+                                     "tablet tablet-key-0003  infer,search # reads the notes\n"
+                                     "scan   scanner-key-004  jobs\n"
+                                     "prom   prom-key-000005  monitor\n"
+                                     "boss   boss-key-000006  admin\n"
+                                     "both   both-key-000007  search,infer,search\n"), 0);
+    CHECK_EQ_INT(c.napi_keys, 7);
+    const char *name;
+    CHECK(auth_allows(&c, "Bearer owner-key-0001", NULL, &name, &sc));
+    CHECK_EQ_INT(sc, SCOPE_ADMIN);               /* no scopes written: everything */
+    CHECK(auth_allows(&c, "Bearer kid-key-000002", NULL, &name, &sc));
+    CHECK_EQ_INT(sc, SCOPE_INFER);
+    CHECK(auth_allows(&c, NULL, "tablet-key-0003", &name, &sc));
+    CHECK_STR(name, "tablet");
+    CHECK_EQ_INT(sc, SCOPE_INFER | SCOPE_SEARCH);
+    CHECK(auth_allows(&c, "Bearer scanner-key-004", NULL, &name, &sc));
+    CHECK_EQ_INT(sc, SCOPE_JOBS);
+    CHECK(auth_allows(&c, "Bearer prom-key-000005", NULL, &name, &sc));
+    CHECK_EQ_INT(sc, SCOPE_MONITOR);
+    CHECK(auth_allows(&c, "Bearer boss-key-000006", NULL, &name, &sc));
+    CHECK_EQ_INT(sc, SCOPE_ADMIN);
+    CHECK(sc & SCOPE_ADMIN_ONLY);
+    CHECK(auth_allows(&c, "Bearer both-key-000007", NULL, &name, &sc));
+    CHECK_EQ_INT(sc, SCOPE_INFER | SCOPE_SEARCH);
+    /* a refused key has no scopes */
+    sc = 99;
+    CHECK(!auth_allows(&c, "Bearer nobody-key-0000", NULL, &name, &sc));
+    CHECK_EQ_INT(sc, 0);
+    config_free(&c);
+    /* names of scopes back */
+    char s[SCOPE_NAMES_MAX];
+    config_scopes_str(SCOPE_INFER | SCOPE_SEARCH, s, sizeof s);
+    CHECK_STR(s, "infer,search");
+    config_scopes_str(SCOPE_ADMIN, s, sizeof s);
+    CHECK_STR(s, "admin");
+    config_scopes_str(SCOPE_INFER | SCOPE_JOBS | SCOPE_SEARCH | SCOPE_MONITOR, s, sizeof s);
+    CHECK_STR(s, "infer,jobs,search,monitor");
+    /* unknown, empty and misspelt scopes are errors naming the line */
+    const char *bad[] = { "a a-key-000001 write\n", "a a-key-000001 infer,\n",
+                          "a a-key-000001 ,infer\n", "a a-key-000001 Infer\n",
+                          "a a-key-000001 infer,,jobs\n", "a a-key-000001 infer jobs\n" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK_EQ_INT(keys_from(&c, path, bad[i]), -1);
+        CHECK(strstr(err, ":1") != NULL);
+        CHECK_EQ_INT(c.napi_keys, 0);
+        config_free(&c);
+    }
+    CHECK_EQ_INT(keys_from(&c, path, "a a-key-000001 write\n"), -1);
+    CHECK(strstr(err, "unknown scope 'write'") != NULL);
+    config_free(&c);
+    /* the longest line: a name, a key and every scope */
+    char line[API_KEY_NAME_MAX + API_KEY_MAX + SCOPE_NAMES_MAX + 8];
+    snprintf(line, sizeof line, "%.*s %.*s infer,jobs,search,monitor,admin\n", API_KEY_NAME_MAX,
+             "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn", API_KEY_MAX,
+             "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
+             "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
+             "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
+             "kkkkkkkkkkkkkkkkkkkkkk");
+    CHECK_EQ_INT(keys_from(&c, path, line), 0);
+    CHECK_EQ_INT(c.api_key_scopes[0], SCOPE_ADMIN);
     config_free(&c);
     unlink(path);
     rmdir(dir);
@@ -187,6 +264,7 @@ int main(void)
     RUN(refusals);
     RUN(key_rules);
     RUN(key_file);
+    RUN(key_scopes);
     RUN(failures_slow_guessing);
     return check_summary();
 }

@@ -9,6 +9,8 @@
 #include <pthread.h>
 #include <sys/stat.h>
 
+#include <sqlite3.h>
+
 #include "check.h"
 #include "core/buf.h"
 #include "queue/store.h"
@@ -231,7 +233,7 @@ TEST(add_refused_when_full)
     bjob_free(&c);
     CHECK(store_add(s, &j, 100, 2, err, sizeof err) > b);                  /* done does not */
     int64_t counts[BJ_NSTATUS];
-    CHECK(store_counts(s, counts) == 0 && counts[BJ_QUEUED] == 2);
+    CHECK(store_counts(s, NULL, counts) == 0 && counts[BJ_QUEUED] == 2);
     store_close(s);
     remove_dir();
 }
@@ -251,10 +253,104 @@ TEST(idempotency_key)
     int64_t a = store_add(s, &j, 100, 0, err, sizeof err);
     CHECK(a > 0);
     CHECK_EQ_INT(store_add(s, &j, 101, 0, err, sizeof err), STORE_DUPLICATE);
-    CHECK(store_find_idem(s, "upload-7f3a") == a);
-    CHECK(store_find_idem(s, "other") == 0);
+    CHECK(store_find_idem(s, NULL, "upload-7f3a") == a);
+    CHECK(store_find_idem(s, NULL, "other") == 0);
     int64_t counts[BJ_NSTATUS];
-    CHECK(store_counts(s, counts) == 0 && counts[BJ_QUEUED] == 3);
+    CHECK(store_counts(s, NULL, counts) == 0 && counts[BJ_QUEUED] == 3);
+    store_close(s);
+    remove_dir();
+}
+
+/* Jobs of API keys: listed, counted and found by idempotency key per
+ * owner; NULL sees them all. */
+TEST(owners)
+{
+    store *s = open_fresh();
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    char err[256] = "";
+    bjob j = job("ocr", "a", 1);
+    snprintf(j.owner, sizeof j.owner, "alice");
+    snprintf(j.idem, sizeof j.idem, "same-key");
+    int64_t a = store_add(s, &j, 100, 0, err, sizeof err);
+    j.idem[0] = '\0';
+    int64_t a2 = store_add(s, &j, 100, 0, err, sizeof err);
+    snprintf(j.owner, sizeof j.owner, "bob");
+    snprintf(j.idem, sizeof j.idem, "same-key");           /* bob's own namespace */
+    int64_t b = store_add(s, &j, 100, 0, err, sizeof err);
+    CHECK(a > 0 && a2 > a && b > a2);
+    CHECK_EQ_INT(store_add(s, &j, 101, 0, err, sizeof err), STORE_DUPLICATE);
+    CHECK(store_find_idem(s, "alice", "same-key") == a);
+    CHECK(store_find_idem(s, "bob", "same-key") == b);
+    CHECK(store_find_idem(s, "carol", "same-key") == 0);
+    CHECK(store_find_idem(s, NULL, "same-key") == 0);       /* no key's jobs: none */
+    bjob out[4];
+    CHECK_EQ_INT(store_list(s, "alice", -1, 0, out, 4), 2);
+    CHECK(out[0].id == a2 && out[1].id == a);
+    CHECK_STR(out[0].owner, "alice");
+    bjob_free(&out[0]);
+    bjob_free(&out[1]);
+    CHECK_EQ_INT(store_list(s, "bob", -1, 0, out, 4), 1);
+    CHECK_STR(out[0].owner, "bob");
+    bjob_free(&out[0]);
+    CHECK_EQ_INT(store_list(s, "carol", -1, 0, out, 4), 0);
+    CHECK_EQ_INT(store_list(s, NULL, -1, 0, out, 4), 3);
+    for (int i = 0; i < 3; i++)
+        bjob_free(&out[i]);
+    int64_t counts[BJ_NSTATUS];
+    CHECK(store_counts(s, "alice", counts) == 0 && counts[BJ_QUEUED] == 2);
+    CHECK(store_counts(s, "carol", counts) == 0 && counts[BJ_QUEUED] == 0);
+    CHECK(store_counts(s, NULL, counts) == 0 && counts[BJ_QUEUED] == 3);
+    bjob g;
+    CHECK_EQ_INT(store_get(s, b, &g), 1);
+    CHECK_STR(g.owner, "bob");
+    bjob_free(&g);
+    store_close(s);
+    remove_dir();
+}
+
+/* A jobs.db of an earlier version (no progress, idem, cancel_requested or
+ * owner columns): opened, its jobs kept, and the new columns usable. */
+TEST(older_file_migrates)
+{
+    fresh_dir();
+    sqlite3 *db = NULL;
+    CHECK_EQ_INT(sqlite3_open(g_db, &db), SQLITE_OK);
+    CHECK_EQ_INT(sqlite3_exec(db,
+        "CREATE TABLE jobs(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " kind TEXT NOT NULL, model TEXT NOT NULL, format TEXT NOT NULL, options TEXT NOT NULL,"
+        " input TEXT NOT NULL, input_name TEXT NOT NULL, input_bytes INTEGER NOT NULL,"
+        " status INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+        " max_attempts INTEGER NOT NULL, created REAL NOT NULL,"
+        " started REAL NOT NULL DEFAULT 0, finished REAL NOT NULL DEFAULT 0,"
+        " next_run REAL NOT NULL, error_code TEXT NOT NULL DEFAULT '',"
+        " error TEXT NOT NULL DEFAULT '', result BLOB);"
+        "INSERT INTO jobs(kind, model, format, options, input, input_name, input_bytes,"
+        " status, max_attempts, created, next_run)"
+        " VALUES('ocr', 'ocr', 'json', '{}', 'in-1', 'scan.png', 10, 0, 3, 5, 5);",
+        NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    store *s = reopen();
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    bjob g;
+    CHECK_EQ_INT(store_get(s, 1, &g), 1);
+    CHECK_STR(g.input_name, "scan.png");
+    CHECK_STR(g.owner, "");
+    bjob_free(&g);
+    bjob j = job("ocr", "b", 1);
+    snprintf(j.owner, sizeof j.owner, "alice");
+    snprintf(j.idem, sizeof j.idem, "k1");
+    char err[256] = "";
+    int64_t a = store_add(s, &j, 100, 0, err, sizeof err);
+    CHECK(a > 1);
+    CHECK(store_find_idem(s, "alice", "k1") == a);
+    store_close(s);
+    CHECK((s = reopen()) != NULL);          /* and opened again, as it is now */
+    if (s)
+        CHECK(store_find_idem(s, "alice", "k1") == a);
     store_close(s);
     remove_dir();
 }
@@ -986,7 +1082,7 @@ TEST(delete)
     CHECK_EQ_INT(store_retry(s, c, 103), STORE_NOT_FOUND);
 
     int64_t counts[BJ_NSTATUS];
-    CHECK_EQ_INT(store_counts(s, counts), 0);
+    CHECK_EQ_INT(store_counts(s, NULL, counts), 0);
     for (int i = 0; i < BJ_NSTATUS; i++)
         CHECK_EQ_INT(counts[i], 0);
     store_close(s);
@@ -1021,7 +1117,7 @@ TEST(list_and_counts)
     CHECK_EQ_INT(store_cancel(s, id[2], 200), BJ_QUEUED);
 
     bjob out[10];
-    int n = store_list(s, -1, 0, out, 10);
+    int n = store_list(s, NULL, -1, 0, out, 10);
     CHECK_EQ_INT(n, 6);
     for (int i = 0; i < n; i++) {
         CHECK_EQ_INT(out[i].id, id[5 - i]);
@@ -1029,7 +1125,7 @@ TEST(list_and_counts)
     }
 
     /* paging: two at a time, newest first */
-    n = store_list(s, -1, 0, out, 2);
+    n = store_list(s, NULL, -1, 0, out, 2);
     CHECK_EQ_INT(n, 2);
     CHECK_EQ_INT(out[0].id, id[5]);
     CHECK_EQ_INT(out[1].id, id[4]);
@@ -1038,14 +1134,14 @@ TEST(list_and_counts)
     int64_t before = out[1].id;
     for (int i = 0; i < n; i++)
         bjob_free(&out[i]);
-    n = store_list(s, -1, before, out, 2);
+    n = store_list(s, NULL, -1, before, out, 2);
     CHECK_EQ_INT(n, 2);
     CHECK_EQ_INT(out[0].id, id[3]);
     CHECK_EQ_INT(out[1].id, id[2]);
     before = out[1].id;
     for (int i = 0; i < n; i++)
         bjob_free(&out[i]);
-    n = store_list(s, -1, before, out, 2);
+    n = store_list(s, NULL, -1, before, out, 2);
     CHECK_EQ_INT(n, 2);
     CHECK_EQ_INT(out[0].id, id[1]);
     CHECK_EQ_INT(out[1].id, id[0]);
@@ -1054,32 +1150,32 @@ TEST(list_and_counts)
     before = out[1].id;
     for (int i = 0; i < n; i++)
         bjob_free(&out[i]);
-    CHECK_EQ_INT(store_list(s, -1, before, out, 2), 0);
+    CHECK_EQ_INT(store_list(s, NULL, -1, before, out, 2), 0);
 
     /* one status */
-    n = store_list(s, BJ_QUEUED, 0, out, 10);
+    n = store_list(s, NULL, BJ_QUEUED, 0, out, 10);
     CHECK_EQ_INT(n, 3);
     for (int i = 0; i < n; i++) {
         CHECK_EQ_INT(out[i].id, id[5 - i]);
         CHECK_EQ_INT(out[i].status, BJ_QUEUED);
         bjob_free(&out[i]);
     }
-    n = store_list(s, BJ_QUEUED, id[5], out, 10);
+    n = store_list(s, NULL, BJ_QUEUED, id[5], out, 10);
     CHECK_EQ_INT(n, 2);
     for (int i = 0; i < n; i++)
         bjob_free(&out[i]);
-    n = store_list(s, BJ_FAILED, 0, out, 10);
+    n = store_list(s, NULL, BJ_FAILED, 0, out, 10);
     CHECK_EQ_INT(n, 1);
     CHECK_EQ_INT(out[0].id, id[1]);
     CHECK_STR(out[0].error_code, "bad");
     for (int i = 0; i < n; i++)
         bjob_free(&out[i]);
-    CHECK_EQ_INT(store_list(s, BJ_DEAD, 0, out, 10), 0);
-    CHECK_EQ_INT(store_list(s, BJ_RUNNING, 0, out, 10), 0);
-    CHECK_EQ_INT(store_list(s, -1, 0, out, 0), 0);
+    CHECK_EQ_INT(store_list(s, NULL, BJ_DEAD, 0, out, 10), 0);
+    CHECK_EQ_INT(store_list(s, NULL, BJ_RUNNING, 0, out, 10), 0);
+    CHECK_EQ_INT(store_list(s, NULL, -1, 0, out, 0), 0);
 
     int64_t counts[BJ_NSTATUS];
-    CHECK_EQ_INT(store_counts(s, counts), 0);
+    CHECK_EQ_INT(store_counts(s, NULL, counts), 0);
     CHECK_EQ_INT(counts[BJ_QUEUED], 3);
     CHECK_EQ_INT(counts[BJ_RUNNING], 0);
     CHECK_EQ_INT(counts[BJ_COMPLETED], 1);
@@ -1088,7 +1184,7 @@ TEST(list_and_counts)
     CHECK_EQ_INT(counts[BJ_CANCELLED], 1);
     CHECK_EQ_INT(store_claim(s, 300, &j, &next_due), 1);
     bjob_free(&j);
-    CHECK_EQ_INT(store_counts(s, counts), 0);
+    CHECK_EQ_INT(store_counts(s, NULL, counts), 0);
     CHECK_EQ_INT(counts[BJ_QUEUED], 2);
     CHECK_EQ_INT(counts[BJ_RUNNING], 1);
     store_close(s);
@@ -1203,7 +1299,7 @@ TEST(claims_from_threads)
     for (int i = 1; i <= RACE_JOBS; i++)
         CHECK_EQ_INT(r.claimed[i], 1);     /* each job ran exactly once */
     int64_t counts[BJ_NSTATUS];
-    CHECK_EQ_INT(store_counts(s, counts), 0);
+    CHECK_EQ_INT(store_counts(s, NULL, counts), 0);
     CHECK_EQ_INT(counts[BJ_COMPLETED], RACE_JOBS);
     store_close(s);
     remove_dir();
@@ -1366,6 +1462,8 @@ int main(void)
     RUN(ids_never_reused);
     RUN(add_refused_when_full);
     RUN(idempotency_key);
+    RUN(owners);
+    RUN(older_file_migrates);
     RUN(prune);
     RUN(cancel_requested_while_running);
     RUN(claim);
