@@ -177,7 +177,7 @@ $(BUILD)/tests/test_store: tests/unit/test_store.c $(patsubst %.c,$(BUILD)/obj/%
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) -lsqlite3
 
 # the retrieval index: text, search and its SQLite file (a real one)
-$(BUILD)/tests/test_index: tests/unit/test_index.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) $(SQL_SRC) src/index/text.c src/index/db.c src/index/search.c)
+$(BUILD)/tests/test_index: tests/unit/test_index.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) $(SQL_SRC) src/index/text.c src/index/db.c src/index/vcache.c src/index/search.c)
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) -lsqlite3 -lm

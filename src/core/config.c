@@ -86,6 +86,7 @@ void config_defaults(config *c)
     c->job_retention = 30;
     c->index_scan_interval = 60;
     c->index_max_file = 16u << 20;
+    c->index_vector_memory = 256u << 20;
 }
 
 void config_free(config *c)
@@ -437,6 +438,13 @@ int config_set(config *c, const char *key, const char *v, char *err, size_t el)
             return -1;
         }
         c->index_max_file = size;
+    } else if (strcmp(key, "index-vector-memory") == 0) {
+        uint64_t size;
+        if (config_parse_size(v, &size) < 0) {
+            snprintf(err, el, "index-vector-memory: '%s' is not a size", v);
+            return -1;
+        }
+        c->index_vector_memory = size;
     } else if (strcmp(key, "max-jobs") == 0) {
         if (parse_int(v, 1, 10000000, &c->max_jobs) < 0)
             goto bad_int;
@@ -650,6 +658,9 @@ void config_print_help(const char *prog)
            "  --index-scan-interval S  seconds between walks of the watched folders\n"
            "                         (default 60)\n"
            "  --index-max-file SIZE  larger text files are not indexed (default 16M)\n"
+           "  --index-vector-memory SIZE  the index's vectors kept in memory, 8-bit, for\n"
+           "                         fast vector search (~400 MB a million 384-wide;\n"
+           "                         default 256M; 0 = read them from disk each query)\n"
            "  --index-roots DIRS     watched folders must be inside one of these\n"
            "                         (':'-separated; default $HOME; 'any' = anywhere)\n"
            "  --log-level LEVEL      debug|info|warn|error (default info)\n"

@@ -90,6 +90,7 @@ typedef struct config {
     char *index_asr_model;    /* transcription model for voice notes; NULL = the first */
     int   index_scan_interval;/* seconds between walks of the watched folders */
     uint64_t index_max_file;  /* text files larger are not indexed, bytes */
+    uint64_t index_vector_memory; /* the index's vectors kept in memory, bytes (0: none) */
     char *index_roots;        /* ':'-separated folders watched folders must be in;
                                  NULL = $HOME; "any" = anywhere */
 } config;

@@ -55,6 +55,9 @@ void http_index_counts(http_req *r, buf *b, bool prometheus)
     indexer *x = http_index(r, &why);
     idb_counts c;
     bool ok = x && idb_get_counts(indexer_db(x), &c) == 0;
+    idb_vmem vm = { 0 };
+    if (ok)
+        idb_vector_memory(indexer_db(x), &vm);
     if (prometheus) {
         buf_printf(b, "# HELP hearth_index_available 1 while the search index is usable.\n"
                       "# TYPE hearth_index_available gauge\nhearth_index_available %d\n", ok);
@@ -68,8 +71,12 @@ void http_index_counts(http_req *r, buf *b, bool prometheus)
         buf_printf(b, "# HELP hearth_index_chunks Passages search can return.\n"
                       "# TYPE hearth_index_chunks gauge\nhearth_index_chunks %lld\n"
                       "# HELP hearth_index_vectors Passages with an embedding.\n"
-                      "# TYPE hearth_index_vectors gauge\nhearth_index_vectors %lld\n",
-                   (long long)c.chunks, (long long)c.vectors);
+                      "# TYPE hearth_index_vectors gauge\nhearth_index_vectors %lld\n"
+                      "# HELP hearth_index_vector_memory_bytes Memory of the vectors kept for "
+                      "vector search.\n"
+                      "# TYPE hearth_index_vector_memory_bytes gauge\n"
+                      "hearth_index_vector_memory_bytes %zu\n",
+                   (long long)c.chunks, (long long)c.vectors, vm.bytes);
         return;
     }
     if (!ok) {
@@ -80,8 +87,12 @@ void http_index_counts(http_req *r, buf *b, bool prometheus)
     for (int s = 0; s < DOC_NSTATES; s++)
         buf_printf(b, "%s\"%s\":%lld", s ? "," : "", doc_state_name((doc_state)s),
                    (long long)c.docs[s]);
-    buf_printf(b, "},\"chunks\":%lld,\"vectors\":%lld,\"folders\":%lld}", (long long)c.chunks,
+    buf_printf(b, "},\"chunks\":%lld,\"vectors\":%lld,\"folders\":%lld,", (long long)c.chunks,
                (long long)c.vectors, (long long)c.folders);
+    /* the vectors vector search holds in memory; "from_disk" when they did
+     * not fit (or the memory is off) */
+    buf_printf(b, "\"vector_memory\":{\"vectors\":%zu,\"bytes\":%zu,\"mode\":\"%s\"}}",
+               vm.vectors, vm.bytes, vm.on && !vm.too_big ? "memory" : "from_disk");
 }
 
 int http_index_status(http_req *r)

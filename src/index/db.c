@@ -9,11 +9,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/sql.h"
+#include "index/vcache.h"
 
 struct idb {
     sqlite3 *db;
     pthread_mutex_t mu;
+    /* vectors in memory for the first pass of idb_nearest (index/vcache.h):
+     * kept in step with vecs (removals as they happen, stored vectors once
+     * committed), and filled anew by a search that finds vc_gen behind
+     * vgen, which a rolled-back transaction bumps (its removals from the
+     * cache were not removals on disk) */
+    vcache *vc;
+    uint64_t vgen, vc_gen;
+    bool vc_too_big;            /* the vectors did not fit: search from disk */
+    uint64_t vc_fills;
 };
 
 static const char schema[] =
@@ -89,6 +100,7 @@ void idb_close(idb *d)
 {
     if (!d)
         return;
+    vcache_free(d->vc);
     sqlite3_close(d->db);
     pthread_mutex_destroy(&d->mu);
     free(d);
@@ -96,6 +108,19 @@ void idb_close(idb *d)
 
 #define lock(d) pthread_mutex_lock(&(d)->mu)
 #define unlock(d) pthread_mutex_unlock(&(d)->mu)
+
+/* Undo the open transaction; the vectors in memory are filled anew. */
+static void rollback(idb *d)
+{
+    sql_exec(d->db, "ROLLBACK");
+    d->vgen++;
+}
+
+/* Whether the vectors in memory are in step with the file. */
+static bool cache_current(const idb *d)
+{
+    return d->vc && d->vc_gen == d->vgen;
+}
 
 static char *col_dup(sqlite3_stmt *q, int c)
 {
@@ -107,6 +132,16 @@ static char *col_dup(sqlite3_stmt *q, int c)
  * text), vectors, then the chunks. Under the lock, inside a transaction. */
 static int drop_chunks(idb *d, int64_t doc)
 {
+    if (cache_current(d)) {
+        sqlite3_stmt *q = sql_prep(d->db, "SELECT chunk FROM vecs WHERE chunk IN (SELECT id FROM"
+                                   " chunks WHERE doc=?)", "i", doc);
+        int st = SQLITE_ERROR;
+        while (q && (st = sqlite3_step(q)) == SQLITE_ROW)
+            vcache_remove(d->vc, sqlite3_column_int64(q, 0));
+        sqlite3_finalize(q);
+        if (st != SQLITE_DONE)
+            d->vgen++;                  /* unsure what is gone: fill anew */
+    }
     int a = sql_run(d->db, sql_prep(d->db,
         "INSERT INTO chunks_fts(chunks_fts, rowid, text) SELECT 'delete', id, text FROM chunks "
         "WHERE doc=?", "i", doc));
@@ -172,7 +207,7 @@ int idb_folder_remove(idb *d, const char *path)
             sql_exec(d->db, "COMMIT"))
             rc = 1;
         else
-            sql_exec(d->db, "ROLLBACK");
+            rollback(d);
     }
     unlock(d);
     return rc;
@@ -246,7 +281,7 @@ int idb_scan(idb *d, int64_t folder, const idb_seen *files, size_t n, bool compl
     int st = g ? sqlite3_step(g) : SQLITE_ERROR;
     sqlite3_finalize(g);
     if (st != SQLITE_ROW) {
-        sql_exec(d->db, "ROLLBACK");
+        rollback(d);
         unlock(d);
         return st == SQLITE_DONE ? 0 : -1;
     }
@@ -298,7 +333,7 @@ int idb_scan(idb *d, int64_t folder, const idb_seen *files, size_t n, bool compl
                                  folder)) >= 0 &&
          sql_exec(d->db, "COMMIT");
     if (!ok)
-        sql_exec(d->db, "ROLLBACK");
+        rollback(d);
     sql_exec(d->db, "DELETE FROM temp.walk");
     unlock(d);
     *removed = ok ? gone : 0;
@@ -356,8 +391,8 @@ int idb_claim(idb *d, double now, idb_doc *out)
             out->attempts++;
             rc = 1;
         }
-        if (!sql_exec(d->db, rc < 0 ? "ROLLBACK" : "COMMIT")) {
-            sql_exec(d->db, "ROLLBACK");
+        if (rc < 0 || !sql_exec(d->db, "COMMIT")) {
+            rollback(d);
             rc = -1;
         }
     }
@@ -396,6 +431,7 @@ int idb_store(idb *d, const idb_doc *doc, const idb_chunk_in *c, size_t n, int d
                    sqlite3_column_int64(q, 1) == doc->mtime;
     sqlite3_finalize(q);
     int ok = st == SQLITE_ROW || st == SQLITE_DONE;
+    int64_t *ids = n ? calloc(n, sizeof *ids) : NULL;   /* of the vectors stored */
     if (ok && current) {
         ok = drop_chunks(d, doc->id) == 0;
         for (size_t i = 0; ok && i < n; i++) {
@@ -418,11 +454,14 @@ int idb_store(idb *d, const idb_doc *doc, const idb_chunk_in *c, size_t n, int d
             if (ok)
                 ok = sql_run(d->db, sql_prep(d->db, "INSERT INTO chunks_fts(rowid, text) SELECT id,"
                                              " text FROM chunks WHERE id=?", "i", id)) == 1;
-            if (ok && c[i].vec && model)
+            if (ok && c[i].vec && model) {
                 ok = sql_run(d->db, sql_prep(d->db, "INSERT INTO vecs(chunk, model, dim, v)"
                                              " VALUES(?,?,?,?)", "isib", id, model, (int64_t)dim,
                                              (const void *)c[i].vec,
                                              (size_t)dim * sizeof(float))) == 1;
+                if (ids)
+                    ids[i] = id;
+            }
         }
         ok = ok && sql_run(d->db, sql_prep(d->db,
             "UPDATE docs SET state=?, error=?, chunks=?, dropped=?, model=?, indexed_at=?,"
@@ -431,7 +470,15 @@ int idb_store(idb *d, const idb_doc *doc, const idb_chunk_in *c, size_t n, int d
     }
     ok = ok && sql_exec(d->db, "COMMIT");
     if (!ok)
-        sql_exec(d->db, "ROLLBACK");
+        rollback(d);
+    /* the committed vectors join those in memory (or it is filled anew) */
+    if (ok && current && model && cache_current(d) && vcache_ready(d->vc, model, dim))
+        for (size_t i = 0; i < n; i++)
+            if (c[i].vec && (!ids || !vcache_append(d->vc, ids[i], c[i].vec))) {
+                d->vgen++;
+                break;
+            }
+    free(ids);
     unlock(d);
     return ok ? 0 : -1;
 }
@@ -458,7 +505,7 @@ int idb_fail(idb *d, const idb_doc *doc, bool retry, int max_attempts, double de
                                      "i", doc->id)) == 1 ? 1 : -1;
     ok = ok && rc >= 0 && sql_exec(d->db, "COMMIT");
     if (!ok)
-        sql_exec(d->db, "ROLLBACK");
+        rollback(d);
     unlock(d);
     return ok ? 0 : -1;
 }
@@ -626,6 +673,98 @@ static int by_score_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+void idb_set_vector_memory(idb *d, size_t bytes)
+{
+    lock(d);
+    vcache_free(d->vc);
+    d->vc = bytes ? vcache_new(bytes) : NULL;
+    d->vc_too_big = false;
+    d->vc_fills = 0;
+    unlock(d);
+}
+
+void idb_vector_memory(idb *d, idb_vmem *out)
+{
+    lock(d);
+    *out = (idb_vmem){ d->vc ? vcache_count(d->vc) : 0, d->vc ? vcache_bytes(d->vc) : 0,
+                       d->vc_fills, d->vc != NULL, d->vc_too_big };
+    unlock(d);
+}
+
+/* Fill the cache with model's vectors of dim; false when they do not fit
+ * (then it stays off until idb_set_vector_memory) or cannot be read. Under
+ * the lock. */
+static bool fill_cache(idb *d, const char *model, int dim)
+{
+    sqlite3_stmt *q = sql_prep(d->db, "SELECT count(*) FROM vecs WHERE model=? AND dim=?", "si",
+                               model, (int64_t)dim);
+    size_t expect = q && sqlite3_step(q) == SQLITE_ROW ? (size_t)sqlite3_column_int64(q, 0) : 0;
+    sqlite3_finalize(q);
+    bool ok = vcache_begin(d->vc, model, dim, expect);
+    q = ok ? sql_prep(d->db, "SELECT chunk, v FROM vecs WHERE model=? AND dim=? ORDER BY chunk",
+                      "si", model, (int64_t)dim)
+           : NULL;
+    int rc = q ? SQLITE_ROW : SQLITE_ERROR;
+    while (ok && q && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const float *v = sqlite3_column_blob(q, 1);
+        if (v && sqlite3_column_bytes(q, 1) == dim * (int)sizeof(float))
+            ok = vcache_add(d->vc, sqlite3_column_int64(q, 0), v);
+    }
+    sqlite3_finalize(q);
+    if (!ok) {
+        d->vc_too_big = true;
+        log_warn("index: %zu vectors of %s do not fit in index-vector-memory; vector search "
+                 "reads them from disk", expect, model);
+    }
+    if (!ok || rc != SQLITE_DONE) {
+        vcache_clear(d->vc);
+        return false;
+    }
+    vcache_end(d->vc);
+    d->vc_gen = d->vgen;
+    d->vc_fills++;
+    return true;
+}
+
+/* Cosine of qv (norm qn) and a stored vector's blob; false when it is not
+ * a usable vector of dim. */
+static bool blob_cosine(const float *qv, double qn, const void *blob, int bytes, int dim,
+                        double *out)
+{
+    const float *v = blob;
+    if (!v || bytes != dim * (int)sizeof(float))
+        return false;
+    float dot = 0, vn = 0;
+    for (int k = 0; k < dim; k++) {
+        dot += qv[k] * v[k];
+        vn += v[k] * v[k];
+    }
+    if (!(vn > 0))
+        return false;
+    *out = dot / (qn * sqrt(vn));
+    return true;
+}
+
+/* The candidates' exact scores: ids from the cache, vectors from disk. */
+static int rescore(idb *d, const float *qv, double qn, int dim, const int64_t *ids, int nc,
+                   idb_hit *out, int limit)
+{
+    sqlite3_stmt *q = sql_prep(d->db, "SELECT v FROM vecs WHERE chunk=?", "");
+    if (!q)
+        return -1;
+    int n = 0;
+    for (int i = 0; i < nc; i++) {
+        sqlite3_reset(q);
+        sqlite3_bind_int64(q, 1, ids[i]);
+        double c;
+        if (sqlite3_step(q) == SQLITE_ROW &&
+            blob_cosine(qv, qn, sqlite3_column_blob(q, 0), sqlite3_column_bytes(q, 0), dim, &c))
+            heap_push(out, &n, limit, (idb_hit){ ids[i], c });
+    }
+    sqlite3_finalize(q);
+    return n;
+}
+
 int idb_nearest(idb *d, const char *model, const float *qv, int dim, idb_hit *out, int limit)
 {
     if (limit < 1)
@@ -634,26 +773,33 @@ int idb_nearest(idb *d, const char *model, const float *qv, int dim, idb_hit *ou
     for (int k = 0; k < dim; k++)
         qn += (double)qv[k] * qv[k];
     qn = sqrt(qn);
-    if (qn == 0)
+    if (qn == 0 || !isfinite(qn))
         return 0;
     lock(d);
-    sqlite3_stmt *q = sql_prep(d->db, "SELECT chunk, v FROM vecs WHERE model=? AND dim=?", "si",
-                               model, (int64_t)dim);
-    int n = 0, rc = q ? SQLITE_ROW : SQLITE_ERROR;
-    while (q && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        const float *v = sqlite3_column_blob(q, 1);
-        if (!v || sqlite3_column_bytes(q, 1) != dim * (int)sizeof(float))
-            continue;
-        float dot = 0, vn = 0;
-        for (int k = 0; k < dim; k++) {
-            dot += qv[k] * v[k];
-            vn += v[k] * v[k];
-        }
-        if (vn > 0)
-            heap_push(out, &n, limit,
-                      (idb_hit){ sqlite3_column_int64(q, 0), dot / (qn * sqrt(vn)) });
+    int n = 0, rc = SQLITE_DONE;
+    bool cached = d->vc && !d->vc_too_big &&
+                  ((cache_current(d) && vcache_ready(d->vc, model, dim)) ||
+                   fill_cache(d, model, dim));
+    if (cached) {
+        /* the first pass finds 4x the candidates asked for (at least
+         * IDB_RESCORE_MIN); the exact pass orders them */
+        int nc = limit * 4 > IDB_RESCORE_MIN ? limit * 4 : IDB_RESCORE_MIN;
+        int64_t *ids = malloc((size_t)nc * sizeof *ids);
+        nc = ids ? vcache_search(d->vc, qv, ids, nc) : -1;
+        n = nc < 0 ? -1 : rescore(d, qv, qn, dim, ids, nc, out, limit);
+        free(ids);
+        if (n < 0)
+            rc = SQLITE_ERROR;
+    } else {
+        sqlite3_stmt *q = sql_prep(d->db, "SELECT chunk, v FROM vecs WHERE model=? AND dim=?",
+                                   "si", model, (int64_t)dim);
+        rc = q ? SQLITE_ROW : SQLITE_ERROR;
+        double c;
+        while (q && (rc = sqlite3_step(q)) == SQLITE_ROW)
+            if (blob_cosine(qv, qn, sqlite3_column_blob(q, 1), sqlite3_column_bytes(q, 1), dim, &c))
+                heap_push(out, &n, limit, (idb_hit){ sqlite3_column_int64(q, 0), c });
+        sqlite3_finalize(q);
     }
-    sqlite3_finalize(q);
     unlock(d);
     if (rc != SQLITE_DONE)
         return -1;

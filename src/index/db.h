@@ -130,8 +130,25 @@ typedef struct idb_hit {
 /* BM25 over the chunks (FTS5 query syntax; the caller quotes words).
  * Best first, score higher is better. Number of hits or -1. */
 int idb_bm25(idb *d, const char *fts_query, idb_hit *out, int limit);
-/* Nearest chunks to q by cosine (vectors of model only), best first. */
+/* Nearest chunks to q by cosine (vectors of model only), best first.
+ * With vector memory set, a first pass over the vectors kept in memory
+ * (8-bit, index/vcache.h) picks 4x limit candidates (at least
+ * IDB_RESCORE_MIN), and their stored vectors give the exact scores;
+ * otherwise every stored vector is read. */
 int idb_nearest(idb *d, const char *model, const float *q, int dim, idb_hit *out, int limit);
+#define IDB_RESCORE_MIN 64
+/* Memory for the vectors kept for idb_nearest (0: none, read from disk).
+ * Vectors that would not fit are read from disk, with a warning, until
+ * this is set again. */
+void idb_set_vector_memory(idb *d, size_t bytes);
+/* The vectors held in memory now, the bytes they take, and how often they
+ * were filled from the file since the memory was set. */
+typedef struct idb_vmem {
+    size_t vectors, bytes;
+    uint64_t fills;
+    bool on, too_big;
+} idb_vmem;
+void idb_vector_memory(idb *d, idb_vmem *out);
 
 /* Checks that catch silent damage: the file (PRAGMA quick_check), the
  * full-text index against the passages (FTS5 integrity-check), and the

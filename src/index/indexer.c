@@ -825,6 +825,7 @@ indexer *indexer_start(const config *cfg, sched *s, char *err, size_t errlen)
         return NULL;
     }
     atomic_init(&x->cfg, cfg);
+    idb_set_vector_memory(x->db, (size_t)cfg->index_vector_memory);
     x->s = s;
     x->ino = -1;
     pthread_mutex_init(&x->mu, NULL);
@@ -863,6 +864,8 @@ void indexer_set_config(indexer *x, const config *cfg)
     if (!x)
         return;
     const config *old = atomic_exchange(&x->cfg, cfg);
+    if (old->index_vector_memory != cfg->index_vector_memory)
+        idb_set_vector_memory(x->db, (size_t)cfg->index_vector_memory);
     const char *a = old->index_embed_model ? old->index_embed_model : "";
     const char *b = cfg->index_embed_model ? cfg->index_embed_model : "";
     set_own(x, 1, cfg->config_file);

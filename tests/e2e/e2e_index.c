@@ -262,6 +262,9 @@ static void t_search_finds_passages(void)
     o = search(&X, a, "watering tomatoes", "\"k\":2,\"mode\":\"vector\"");
     CHECK(o && hits(o) == 2 && num_at(o, "data.0.vector_rank") == 1 &&
           path(o, "data.0.bm25_rank")->type == JSON_NULL);
+    /* the vectors are now held in memory for vector search */
+    CHECK(index_num(&X, "counts.vector_memory.vectors") == index_num(&X, "counts.vectors"));
+    CHECK(index_num(&X, "counts.vector_memory.bytes") > 0);
     arena_free(a);
 }
 
@@ -289,6 +292,12 @@ static void t_changes_are_followed(void)
     CHECK(o && hits(o) == 0);
     CHECK(docs_in(&X, "indexed") == 6);
     CHECK(index_num(&X, "counts.vectors") == index_num(&X, "counts.chunks"));
+    /* the vectors in memory followed: the changed file's new ones in, the
+     * deleted file's out */
+    o = search(&X, a, "courgettes shade", "\"mode\":\"vector\",\"k\":50");
+    CHECK(o && hits(o) == (int)index_num(&X, "counts.vectors"));
+    CHECK(o && any_hit_named(o, "garden.md") && !any_hit_named(o, "fib.py"));
+    CHECK(index_num(&X, "counts.vector_memory.vectors") == index_num(&X, "counts.vectors"));
     arena_free(a);
 }
 

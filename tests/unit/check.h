@@ -58,6 +58,7 @@ static inline void check_run(const char *name, void (*fn)(void))
     if (pid == 0) {
         check_cur_failed = 0;
         fn();
+        fflush(stdout);
         fflush(stderr);
         _exit(check_cur_failed ? 1 : 0);
     }

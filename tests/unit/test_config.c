@@ -260,6 +260,12 @@ TEST(set_index)
     CHECK_EQ_INT(config_set(&c, "index-max-file", "0", err, sizeof err), -1);
     CHECK_EQ_INT(config_set(&c, "index-max-file", "lots", err, sizeof err), -1);
     CHECK_EQ_INT(c.index_max_file, 1u << 20);
+    CHECK_EQ_INT(c.index_vector_memory, 256u << 20);
+    CHECK_EQ_INT(config_set(&c, "index-vector-memory", "1G", err, sizeof err), 0);
+    CHECK_EQ_INT(c.index_vector_memory, 1u << 30);
+    CHECK_EQ_INT(config_set(&c, "index-vector-memory", "0", err, sizeof err), 0);
+    CHECK_EQ_INT(c.index_vector_memory, 0);
+    CHECK_EQ_INT(config_set(&c, "index-vector-memory", "much", err, sizeof err), -1);
     config_free(&c);
 }
 
