@@ -99,6 +99,9 @@ static void print_row(const json *j)
     printf("%-10s %-10s %-13s %-16.16s %d/%-4d %-11s %s", api_str(j, "id"), api_str(j, "status"),
            api_str(j, "type"), api_str(j, "model"), (int)api_num(j, "attempts"),
            (int)api_num(j, "max_attempts"), when, api_str(json_get(j, "file"), "name"));
+    const json *owner = json_get(j, "owner");
+    if (owner && owner->type == JSON_STRING)
+        printf("  (key %s)", owner->str);       /* with API keys: whose job */
     if (e && e->type == JSON_OBJECT)
         printf("  [%s: %s]", api_str(e, "code"), api_str(e, "message"));
     putchar('\n');

@@ -398,6 +398,16 @@ static void t_jobs_per_key(void)
     snprintf(p, sizeof p, "/v1/jobs/%s", ja);
     CHECK(status_with(&K, A, "GET", p, &body) == 200);
     buf_free(&body);
+    /* the CLI: the admin's list names each job's key, bob's holds his alone */
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "HEARTH_API_KEY=owner-key-00001 '%s/hearth' --url "
+             "http://127.0.0.1:%d jobs ls | grep -c '(key alice)\\|(key bob)' | grep -qx 2",
+             g_build, K.port);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "out=$(HEARTH_API_KEY=bob-key-0000003 '%s/hearth' --url "
+             "http://127.0.0.1:%d jobs ls) && echo \"$out\" | grep -q '(key bob)' && "
+             "! echo \"$out\" | grep -q '(key alice)'", g_build, K.port);
+    CHECK(system(cmd) == 0);
     CHECK(stop_daemon(&K) == 0);
     free(ja);
     free(jb);
