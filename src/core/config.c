@@ -229,6 +229,22 @@ unsigned config_scopes_parse(const char *list, char *err, size_t el)
     }
 }
 
+int config_rate_parse(const char *s, double *n, double *period_s, char *err, size_t el)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    double per = !strcmp(end, "/s") ? 1 : !strcmp(end, "/min") ? 60 : !strcmp(end, "/h") ? 3600 : 0;
+    if (errno || end == s || v < 1 || v > 1000000 || per == 0 || !(*s >= '0' && *s <= '9')) {
+        snprintf(err, el, "api-key-file: a rate is N/s, N/min or N/h with N from 1 to "
+                 "1000000, not '%.40s'", s);
+        return -1;
+    }
+    *n = (double)v;
+    *period_s = per;
+    return 0;
+}
+
 void config_scopes_str(unsigned scopes, char *out, size_t n)
 {
     size_t used = 0;
@@ -250,7 +266,7 @@ void config_scopes_str(unsigned scopes, char *out, size_t n)
 /* A key: API_KEY_MIN..API_KEY_MAX printable ASCII characters, no blanks
  * (it travels in an HTTP header). */
 static int add_api_key(config *c, const char *name, const char *key, unsigned scopes,
-                       char *err, size_t el)
+                       double rate_n, double rate_period, char *err, size_t el)
 {
     size_t l = strlen(key);
     if (l < API_KEY_MIN || l > API_KEY_MAX) {
@@ -280,12 +296,14 @@ static int add_api_key(config *c, const char *name, const char *key, unsigned sc
         }
     c->api_keys[k] = xstrdup(key);
     c->api_key_scopes[k] = scopes;
+    c->api_key_rate_n[k] = rate_n;
+    c->api_key_rate_per_s[k] = rate_n > 0 ? rate_n / rate_period : 0;
     c->napi_keys++;
     return 0;
 }
 
-/* One key per line, "KEY", "NAME KEY" or "NAME KEY SCOPES"; '#' starts a
- * comment. */
+/* One key per line, "KEY", "NAME KEY", "NAME KEY SCOPES" or "NAME KEY
+ * SCOPES RATE"; '#' starts a comment. */
 static int load_api_keys(config *c, const char *path, char *err, size_t el)
 {
     FILE *f = fopen(path, "r");
@@ -293,7 +311,7 @@ static int load_api_keys(config *c, const char *path, char *err, size_t el)
         snprintf(err, el, "api-key-file: cannot open %.200s: %s", path, strerror(errno));
         return -1;
     }
-    char line[API_KEY_MAX + API_KEY_NAME_MAX + SCOPE_NAMES_MAX + 16];
+    char line[API_KEY_MAX + API_KEY_NAME_MAX + SCOPE_NAMES_MAX + 32];
     int lineno = 0, rc = 0;
     while (rc == 0 && fgets(line, sizeof line, f)) {
         lineno++;
@@ -306,11 +324,19 @@ static int load_api_keys(config *c, const char *path, char *err, size_t el)
         strip_comment(line);
         char *a = strtok(line, " \t\r\n"), *b = a ? strtok(NULL, " \t\r\n") : NULL;
         char *sc = b ? strtok(NULL, " \t\r\n") : NULL;
+        char *rate = sc ? strtok(NULL, " \t\r\n") : NULL;
         if (!a)
             continue;
-        if (sc && strtok(NULL, " \t\r\n")) {
-            snprintf(err, el, "api-key-file %.200s:%d: expected KEY, NAME KEY or NAME KEY "
-                     "SCOPES", path, lineno);
+        if (rate && strtok(NULL, " \t\r\n")) {
+            snprintf(err, el, "api-key-file %.200s:%d: expected KEY, NAME KEY, NAME KEY "
+                     "SCOPES or NAME KEY SCOPES RATE", path, lineno);
+            rc = -1;
+            break;
+        }
+        double rate_n = 0, rate_period = 1;
+        if (rate && config_rate_parse(rate, &rate_n, &rate_period, err, el) < 0) {
+            size_t n = strlen(err);
+            snprintf(err + n, el - n, " (%.200s:%d)", path, lineno);
             rc = -1;
             break;
         }
@@ -327,7 +353,7 @@ static int load_api_keys(config *c, const char *path, char *err, size_t el)
             rc = -1;
             break;
         }
-        if (add_api_key(c, b ? a : NULL, b ? b : a, scopes, err, el) < 0) {
+        if (add_api_key(c, b ? a : NULL, b ? b : a, scopes, rate_n, rate_period, err, el) < 0) {
             size_t n = strlen(err);
             snprintf(err + n, el - n, " (%.200s:%d)", path, lineno);
             rc = -1;
@@ -499,7 +525,7 @@ int config_set(config *c, const char *key, const char *v, char *err, size_t el)
         free(c->tessdata);
         c->tessdata = strcmp(v, "none") ? xstrdup(v) : NULL;
     } else if (strcmp(key, "api-key") == 0) {
-        return add_api_key(c, NULL, v, SCOPE_ADMIN, err, el);
+        return add_api_key(c, NULL, v, SCOPE_ADMIN, 0, 1, err, el);
     } else if (strcmp(key, "api-key-file") == 0) {
         if (load_api_keys(c, v, err, el) < 0)
             return -1;
@@ -636,7 +662,9 @@ void config_print_help(const char *prog)
            "  --api-key-file FILE    more keys, one per line: KEY, NAME KEY or NAME KEY\n"
            "                         SCOPES (the name goes to the audit log, never the\n"
            "                         key); SCOPES limit the key, comma-separated: infer,\n"
-           "                         jobs (its own), search, monitor, admin (default)\n"
+           "                         jobs (its own), search, monitor, admin (default);\n"
+           "                         a fourth column RATE (N/s, N/min, N/h) limits its\n"
+           "                         requests\n"
            "  --audit-log on|off     one line per request in DATA-DIR/audit.log: time,\n"
            "                         client, key name, method, path, model, status,\n"
            "                         duration; never a prompt or answer (default on)\n"

@@ -37,6 +37,9 @@ enum {
  * "search", "monitor", "admin") gives; 0 with err set for an unknown or
  * empty name. */
 unsigned config_scopes_parse(const char *list, char *err, size_t el);
+/* "N/s", "N/min" or "N/h" (N 1-1000000): *n and the period in seconds;
+ * -1 with err set otherwise. */
+int config_rate_parse(const char *s, double *n, double *period_s, char *err, size_t el);
 /* The names of a mask, comma-separated ("admin" for all). */
 void config_scopes_str(unsigned scopes, char *out, size_t n);
 
@@ -75,6 +78,9 @@ typedef struct config {
     char *api_keys[CONFIG_MAX_KEYS];
     char  api_key_names[CONFIG_MAX_KEYS][API_KEY_NAME_MAX + 1];  /* for the audit log */
     unsigned api_key_scopes[CONFIG_MAX_KEYS];                     /* SCOPE_* */
+    /* a key file's fourth column, "N/s", "N/min" or "N/h": at most N
+     * requests in that time (a burst of N, refilled evenly); 0 = no limit */
+    double api_key_rate_n[CONFIG_MAX_KEYS], api_key_rate_per_s[CONFIG_MAX_KEYS];
     size_t napi_keys;
     char *api_key_file;       /* the last key file loaded (the index never reads it) */
     int   audit_log;          /* 1: one line per request in <data-dir>/audit.log */

@@ -3,6 +3,7 @@
  */
 #include "http/auth.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -130,4 +131,44 @@ void auth_failed(const char *addr, long long now)
     pthread_mutex_lock(&g_mu);
     entry_of(addr, now, true)->count++;
     pthread_mutex_unlock(&g_mu);
+}
+
+/* ---- rates per key ------------------------------------------------------ */
+
+struct bucket {
+    char name[API_KEY_NAME_MAX + 1];
+    double tokens, at;      /* tokens left at time `at` */
+};
+
+static struct bucket g_bucket[AUTH_TRACKED];
+
+int auth_rate_take(const char *name, double n, double per_s, double now)
+{
+    if (!name || n <= 0 || per_s <= 0)
+        return 0;
+    pthread_mutex_lock(&g_mu);
+    struct bucket *b = NULL, *spare = &g_bucket[0];
+    for (size_t i = 0; i < AUTH_TRACKED && !b; i++) {
+        if (g_bucket[i].name[0] && strcmp(g_bucket[i].name, name) == 0)
+            b = &g_bucket[i];
+        else if (spare->name[0] && (!g_bucket[i].name[0] || g_bucket[i].at < spare->at))
+            spare = &g_bucket[i];
+    }
+    if (!b) {
+        b = spare;
+        snprintf(b->name, sizeof b->name, "%s", name);
+        b->tokens = n;
+        b->at = now;
+    }
+    b->tokens += (now - b->at) * per_s;
+    if (b->tokens > n)
+        b->tokens = n;          /* a rate lowered at a reload applies at once */
+    b->at = now;
+    int wait = 0;
+    if (b->tokens >= 1)
+        b->tokens -= 1;
+    else
+        wait = (int)ceil((1 - b->tokens) / per_s);
+    pthread_mutex_unlock(&g_mu);
+    return wait;
 }

@@ -15,7 +15,8 @@
  * them, and one misconfigured script must not lock the others out.
  *
  * Each key has scopes (core/config.h): a request its key's scopes do not
- * cover is refused with 403 before its body is read.
+ * cover is refused with 403 before its body is read. A key may have a
+ * rate: requests past it get 429 (a token bucket per key).
  *
  * Ownership: reads the config's keys; the failure table is process-wide,
  * behind a mutex.
@@ -37,6 +38,13 @@ bool auth_allows(const config *c, const char *authorization, const char *x_api_k
 #define AUTH_MAX_FAILURES 10
 #define AUTH_WINDOW_S     60
 #define AUTH_TRACKED      256     /* addresses remembered; the oldest go first */
+
+/* A request by the key `name` whose rate is at most n requests a burst,
+ * refilled at per_s a second (config's api_key_rate_*), at time now
+ * (seconds): 0 when it may go ahead (and is counted), else the seconds
+ * until it may. Keys are told apart by name (AUTH_TRACKED of them; the
+ * least recently used makes room). */
+int auth_rate_take(const char *name, double n, double per_s, double now);
 
 /* Seconds `addr` must wait before its key is checked again (0: go ahead),
  * at time `now` (seconds). */

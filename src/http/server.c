@@ -19,6 +19,7 @@
 
 #include <microhttpd.h>
 
+#include "core/clock.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "http/audit.h"
@@ -268,6 +269,20 @@ static int route_of(const char *method, const char *url, bool *path_known, int *
         }
     }
     return R_NONE;
+}
+
+/* The configured key named name (its index), or -1. */
+static int key_index(const config *c, const char *name)
+{
+    for (size_t i = 0; i < c->napi_keys; i++)
+        if (strcmp(c->api_key_names[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static const char *rate_period_name(double s)
+{
+    return s >= 3600 ? "hour" : s >= 60 ? "minute" : "second";
 }
 
 /* The scopes a route needs (the same for each of its methods). */
@@ -525,6 +540,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                      r->key_name ? r->key_name : "", method, route_name(r->route_label), want);
             return (enum MHD_Result)http_reply_error(r, 403, "invalid_request_error", NULL,
                                                      "insufficient_permissions", msg, 0);
+        }
+        /* a key's rate: refused requests do not count */
+        int hit = r->key_name ? key_index(r->cfg, r->key_name) : -1;
+        if (hit >= 0 && r->cfg->api_key_rate_n[hit] > 0) {
+            double now = clock_mono_s();
+            int wait = auth_rate_take(r->key_name, r->cfg->api_key_rate_n[hit],
+                                      r->cfg->api_key_rate_per_s[hit], now);
+            if (wait > 0) {
+                char msg[200];
+                snprintf(msg, sizeof msg, "Rate limit reached for the API key '%s': %.0f "
+                         "requests per %s; try again in %d s", r->key_name,
+                         r->cfg->api_key_rate_n[hit],
+                         rate_period_name(r->cfg->api_key_rate_n[hit] /
+                                          r->cfg->api_key_rate_per_s[hit]), wait);
+                return (enum MHD_Result)http_reply_error(r, 429, "requests", NULL,
+                                                         "rate_limit_exceeded", msg, wait);
+            }
         }
         if (r->route == R_NONE) {
             if (known)

@@ -226,6 +226,62 @@ TEST(key_scopes)
     rmdir(dir);
 }
 
+TEST(key_rates)
+{
+    char dir[] = "/tmp/hearth-test-auth-XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "%s/keys", dir);
+    config c;
+    CHECK_EQ_INT(keys_from(&c, path, "kid kid-key-0000001 infer 20/min\n"
+                                     "cam cam-key-0000002 jobs 2/s\n"
+                                     "nas nas-key-0000003 admin 1000/h\n"
+                                     "me  me-key-00000004\n"), 0);
+    CHECK(c.api_key_rate_n[0] == 20 && fabs(c.api_key_rate_per_s[0] - 20.0 / 60) < 1e-12);
+    CHECK(c.api_key_rate_n[1] == 2 && c.api_key_rate_per_s[1] == 2);
+    CHECK(c.api_key_rate_n[2] == 1000 && fabs(c.api_key_rate_per_s[2] - 1000.0 / 3600) < 1e-12);
+    CHECK(c.api_key_rate_n[3] == 0);
+    CHECK_EQ_INT(c.api_key_scopes[2], SCOPE_ADMIN);
+    config_free(&c);
+    const char *bad[] = { "a a-key-000001 infer 0/min\n", "a a-key-000001 infer 10\n",
+                          "a a-key-000001 infer 10/day\n", "a a-key-000001 infer -5/s\n",
+                          "a a-key-000001 infer /s\n", "a a-key-000001 infer 2000000/s\n",
+                          "a a-key-000001 infer 5/min extra\n", "a a-key-000001 infer +5/s\n" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK_EQ_INT(keys_from(&c, path, bad[i]), -1);
+        CHECK(strstr(err, ":1") != NULL);
+        config_free(&c);
+    }
+    unlink(path);
+    rmdir(dir);
+    /* the bucket: a burst of n, then one per 1/per_s seconds */
+    double t = 5000;
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(auth_rate_take("kid", 3, 3.0 / 60, t), 0);
+    CHECK_EQ_INT(auth_rate_take("kid", 3, 3.0 / 60, t), 20);    /* one token in 20 s */
+    CHECK_EQ_INT(auth_rate_take("kid", 3, 3.0 / 60, t + 15), 5);
+    CHECK_EQ_INT(auth_rate_take("other", 3, 3.0 / 60, t), 0);   /* its own bucket */
+    CHECK_EQ_INT(auth_rate_take("kid", 3, 3.0 / 60, t + 20), 0);
+    CHECK_EQ_INT(auth_rate_take("kid", 3, 3.0 / 60, t + 20), 20);
+    /* idle for long: a burst again, never more than n */
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(auth_rate_take("kid", 3, 3.0 / 60, t + 10000), 0);
+    CHECK(auth_rate_take("kid", 3, 3.0 / 60, t + 10000) > 0);
+    /* no rate, or no key: always */
+    CHECK_EQ_INT(auth_rate_take("kid", 0, 0, t), 0);
+    CHECK_EQ_INT(auth_rate_take(NULL, 3, 1, t), 0);
+    /* more keys than the table holds: the least recent make room */
+    char name[32];
+    for (int i = 0; i < AUTH_TRACKED + 10; i++) {
+        snprintf(name, sizeof name, "k%d", i);
+        CHECK_EQ_INT(auth_rate_take(name, 1, 1.0 / 3600, t + 20000 + i), 0);
+    }
+    CHECK(auth_rate_take(name, 1, 1.0 / 3600, t + 20000 + AUTH_TRACKED + 10) > 0);
+}
+
 TEST(failures_slow_guessing)
 {
     long long t = 1000;
@@ -265,6 +321,7 @@ int main(void)
     RUN(key_rules);
     RUN(key_file);
     RUN(key_scopes);
+    RUN(key_rates);
     RUN(failures_slow_guessing);
     return check_summary();
 }
