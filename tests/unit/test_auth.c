@@ -81,6 +81,17 @@ TEST(key_rules)
     config_free(&c);
 }
 
+/* A fresh folder (dir, a mkdtemp template) and the key file's path in it. */
+static bool key_file_path(char *dir, char *path, size_t n)
+{
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return false;
+    }
+    snprintf(path, n, "%s/keys", dir);
+    return true;
+}
+
 /* Writes text to path and loads it as a fresh config's key file. */
 static int keys_from(config *c, const char *path, const char *text)
 {
@@ -95,13 +106,9 @@ static int keys_from(config *c, const char *path, const char *text)
 
 TEST(key_file)
 {
-    char dir[] = "/tmp/hearth-test-auth-XXXXXX";
-    if (!mkdtemp(dir)) {
-        CHECK(0);
+    char dir[] = "/tmp/hearth-test-auth-XXXXXX", path[128];
+    if (!key_file_path(dir, path, sizeof path))
         return;
-    }
-    char path[128];
-    snprintf(path, sizeof path, "%s/keys", dir);
     config c;
     CHECK_EQ_INT(keys_from(&c, path, "# household keys\nalice  alice-key-0001\n\n"
                                      "  bob-key-00000002   # no name\nscanner scanner-key-03\n"), 0);
@@ -152,13 +159,9 @@ TEST(key_file)
 
 TEST(key_scopes)
 {
-    char dir[] = "/tmp/hearth-test-auth-XXXXXX";
-    if (!mkdtemp(dir)) {
-        CHECK(0);
+    char dir[] = "/tmp/hearth-test-auth-XXXXXX", path[128];
+    if (!key_file_path(dir, path, sizeof path))
         return;
-    }
-    char path[128];
-    snprintf(path, sizeof path, "%s/keys", dir);
     config c;
     CHECK_EQ_INT(keys_from(&c, path, "owner  owner-key-0001\n"
                                      "kid    kid-key-000002   infer\n"
@@ -228,13 +231,9 @@ TEST(key_scopes)
 
 TEST(key_rates)
 {
-    char dir[] = "/tmp/hearth-test-auth-XXXXXX";
-    if (!mkdtemp(dir)) {
-        CHECK(0);
+    char dir[] = "/tmp/hearth-test-auth-XXXXXX", path[128];
+    if (!key_file_path(dir, path, sizeof path))
         return;
-    }
-    char path[128];
-    snprintf(path, sizeof path, "%s/keys", dir);
     config c;
     CHECK_EQ_INT(keys_from(&c, path, "kid kid-key-0000001 infer 20/min\n"
                                      "cam cam-key-0000002 jobs 2/s\n"
