@@ -36,6 +36,7 @@
 #define ASK_MAX_K     20
 #define INDEX_MAX_EXCLUDES 64       /* a folder's exclude patterns */
 #define INDEX_MAX_EXCLUDE  256      /* bytes of one */
+#define FOLDERS_BODY_MAX   (256 * 1024)     /* POST /v1/index/folders: a path and patterns */
 
 static int bad(http_req *r, const char *param, const char *code, const char *msg)
 {
@@ -248,7 +249,10 @@ int http_index_folders(http_req *r)
         buf_putc(&b, '}');
         return http_reply_json(r, 200, &b);
     }
-    arena *a = arena_new(r->body.len * 4 + 4096);
+    /* a node per pattern: far more than the body's bytes; a body past
+     * FOLDERS_BODY_MAX is not worth parsing (it fails as too large) */
+    size_t body = r->body.len < FOLDERS_BODY_MAX ? r->body.len : FOLDERS_BODY_MAX;
+    arena *a = arena_new(body * 48 + 16384);
     const json *o = http_json_body(r, a, &ret);
     const json *p = o ? json_get(o, "path") : NULL;
     buf exclude = buf_make(0);
