@@ -8,9 +8,9 @@
  * The glob backtracks on '*', which alone could take exponential time on
  * a pattern of many stars. Two early exits keep it polynomial: when the
  * path runs out before the pattern, no other split of earlier stars can
- * help (give up on the whole match); and when a '*' that cannot cross '/'
- * reaches one, earlier single stars cannot help either, only a "**" can
- * (give up to the nearest "**").
+ * help, since each would leave the rest less text (give up on the whole
+ * match); and when a '*' that cannot cross '/' reaches one, earlier single
+ * stars cannot help either, only a "**" can (give up to the nearest "**").
  */
 #include "index/ignore.h"
 
@@ -145,8 +145,14 @@ static int glob_at(const char *p, const char *pat0, const char *s)
             p++;
             if (!*p)
                 return deep || !strchr(s, '/') ? G_MATCH : G_NO;
-            if (deep && *p == '/' && glob_at(p + 1, pat0, s) == G_MATCH)
-                return G_MATCH;         /* "**" + "/" standing for no folder at all */
+            if (deep && *p == '/') {
+                /* "**" + "/" standing for no folder at all; when the text
+                 * ran out on it, it runs out on every later start too
+                 * (without this, nested "**" + "/" would take 2^n tries) */
+                int r = glob_at(p + 1, pat0, s);
+                if (r == G_MATCH || r == G_GIVE_UP)
+                    return r;
+            }
             for (;; s++) {
                 int r = glob_at(p, pat0, s);
                 if (r != G_NO && (!deep || r != G_GIVE_UP_TO_STARSTAR))

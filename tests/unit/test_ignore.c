@@ -2,7 +2,8 @@
  * test_ignore.c: unit tests for src/index/ignore.{h,c}, the gitignore-style
  * rules of the index's walk: parsing lines (blanks, comments, trailing
  * spaces, escapes, negation, dir-only, anchoring), the glob ('*', '?',
- * classes, escapes, the three "**" forms), precedence (the last pattern of
+ * classes, escapes, the three "**" forms; against a brute-force reference
+ * on random patterns), precedence (the last pattern of
  * a list, deeper lists over shallower ones, the folder's excludes over
  * all), caps (pattern length, pattern count, file size) and reading ignore
  * files from disk (no symlinks, no FIFOs).
@@ -284,6 +285,7 @@ TEST(starstar_elsewhere_is_star)
 
 TEST(no_runaway_backtracking)
 {
+    alarm(20);                  /* a runaway fails here instead of hanging the suite */
     char path[300];
     memset(path, 'a', 299);
     path[299] = 0;
@@ -297,9 +299,92 @@ TEST(no_runaway_backtracking)
     strcat(deep, "x");
     CHECK(!M("/**/d/**/d/**/d/**/d/**/d/**/d/**/d/**/y", deep));
     CHECK(M("/**/d/**/d/**/d/**/x", deep));
+    /* thirty "**" against a thousand folders that almost match */
+    buf pat = buf_make(0), many = buf_make(0);
+    for (int i = 0; i < 30; i++)
+        buf_puts(&pat, "**/a/");
+    buf_puts(&pat, "b");
+    for (int i = 0; i < 1000; i++)
+        buf_puts(&many, "a/");
+    buf_puts(&many, "c");
+    CHECK(!M(pat.data, many.data));
+    many.len -= 1;
+    buf_puts(&many, "b");
+    CHECK(M(pat.data, many.data));
+    buf_free(&pat);
+    buf_free(&many);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     CHECK(s < 2.0);                         /* milliseconds in fact */
+}
+
+/* The glob's meaning spelled out without any early exit: every split
+ * tried (exponential, fine for short strings). Classes: "[ab]" and
+ * "[!a]" only, as the random patterns below use. */
+static bool ref_glob(const char *p, const char *pat0, const char *s)
+{
+    if (!*p)
+        return !*s;
+    if (*p == '*') {
+        const char *q = p;
+        while (*q == '*')
+            q++;
+        bool deep = q - p >= 2 && (p == pat0 || p[-1] == '/') && (*q == 0 || *q == '/');
+        if (deep && *q == '/' && ref_glob(q + 1, pat0, s))
+            return true;                /* no folder at all */
+        for (const char *t = s;; t++) {
+            if (ref_glob(q, pat0, t))
+                return true;
+            if (!*t || (*t == '/' && !deep))
+                return false;
+        }
+    }
+    if (!*s)
+        return false;
+    if (*p == '?')
+        return *s != '/' && ref_glob(p + 1, pat0, s + 1);
+    if (*p == '[') {
+        bool neg = p[1] == '!';
+        const char *set = p + 1 + neg, *end = strchr(set, ']');
+        bool in = memchr(set, *s, (size_t)(end - set)) != NULL;
+        return *s != '/' && in != neg && ref_glob(end + 1, pat0, s + 1);
+    }
+    return *p == *s && ref_glob(p + 1, pat0, s + 1);
+}
+
+TEST(glob_agrees_with_the_reference)
+{
+    static const char *const tokens[] = { "a", "b", "/", "*", "**", "?", "[ab]", "[!a]", "/**/",
+                                          "a/" };
+    unsigned seed = 12345;
+    int compared = 0, matched = 0;
+    for (int it = 0; it < 200000; it++) {
+        char pat[64] = "", path[16] = "";
+        int nt = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 6;
+        for (int k = 0; k < nt; k++)
+            strcat(pat, tokens[((seed = seed * 1103515245u + 12345u) >> 16) % 10]);
+        int np = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 9;
+        for (int k = 0; k < np; k++)
+            path[k] = "ab/ab/a"[((seed = seed * 1103515245u + 12345u) >> 16) % 7];
+        path[np] = 0;
+        size_t pl = strlen(pat);
+        if (pat[0] == '/' || pat[pl - 1] == '/' || path[0] == '/' || path[np - 1] == '/' ||
+            strstr(path, "//"))
+            continue;           /* not a pattern or path the walk would have */
+        char anchored[80];
+        snprintf(anchored, sizeof anchored, "/%s", pat);
+        bool got = ignore_pattern_matches(anchored, path, false);
+        bool want = ref_glob(pat, pat, path);
+        if (got != want) {
+            fprintf(stderr, "  %s vs %s: %d, the reference says %d\n", pat, path, got, want);
+            CHECK(got == want);
+            return;
+        }
+        compared++;
+        matched += want;
+    }
+    CHECK(compared > 50000);
+    CHECK(matched > 1000);      /* not only non-matches compared */
 }
 
 /* ---- lists: the last pattern decides --------------------------------------------- */
@@ -614,6 +699,7 @@ int main(void)
     RUN(starstar_middle);
     RUN(starstar_elsewhere_is_star);
     RUN(no_runaway_backtracking);
+    RUN(glob_agrees_with_the_reference);
     RUN(list_negation_and_order);
     RUN(stack_deeper_overrides);
     RUN(stack_anchored_to_its_file);
