@@ -182,6 +182,12 @@ $(BUILD)/tests/test_index: tests/unit/test_index.c $(patsubst %.c,$(BUILD)/obj/%
 	@$(if $(V),,echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) -lsqlite3 -lm
 
+# the ignore rules of the index's walk (gitignore syntax), with files on disk
+$(BUILD)/tests/test_ignore: tests/unit/test_ignore.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/index/ignore.c)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL)
+
 E2E_BIN = $(BUILD)/tests/e2e_api $(BUILD)/tests/e2e_supervise $(BUILD)/tests/e2e_embed \
           $(BUILD)/tests/e2e_audio $(BUILD)/tests/e2e_ocr $(BUILD)/tests/e2e_jobs \
           $(BUILD)/tests/e2e_index

@@ -28,10 +28,20 @@ static void index_usage(FILE *f)
             "transcription model; hidden files and folders are skipped. Nothing leaves the\n"
             "machine. Search it with `hearth search`, ask it with `hearth ask`.\n"
             "\n"
+            "What a folder's .gitignore and .hearthignore files leave out is not indexed\n"
+            "(git's rules: deeper files override shallower ones, '!' re-includes, a\n"
+            "trailing '/' means folders only, '**' crosses folders).\n"
+            "\n"
             "Commands:\n"
             "  ls                    folders, counts and what is being indexed (default)\n"
-            "  add DIR... [--wait]   watch these folders (paths on hearthd's machine);\n"
-            "                        --wait shows a progress bar until they are indexed\n"
+            "  add DIR... [--wait] [--exclude PATTERN]... [--no-exclude]\n"
+            "                        watch these folders (paths on hearthd's machine);\n"
+            "                        --wait shows a progress bar until they are indexed.\n"
+            "                        --exclude leaves out what PATTERN matches (gitignore\n"
+            "                        syntax from the folder's root: '*.min.js', 'build/',\n"
+            "                        'drafts/**'; repeat it, at most 64). On a folder\n"
+            "                        watched already, --exclude replaces its patterns and\n"
+            "                        --no-exclude removes them; without either it keeps them\n"
             "  rm DIR                stop watching DIR and forget what was indexed from it\n"
             "  wait                  progress bar until nothing is pending; exit 1 when\n"
             "                        some files could not be indexed\n"
@@ -56,6 +66,15 @@ static void absolute(const char *p, char *out, size_t n)
         snprintf(out, n, "%s", real);
     else
         snprintf(out, n, "%s", p);
+}
+
+/* A folder's exclude patterns after lead, comma-separated; false (nothing
+ * printed) when it has none. */
+static bool print_patterns(const json *list, const char *lead)
+{
+    for (const json *p = list ? list->child : NULL; p; p = p->next)
+        printf("%s%s", p == list->child ? lead : ", ", p->type == JSON_STRING ? p->str : "?");
+    return list && list->child;
 }
 
 static int count_of(const json *counts, const char *state)
@@ -83,8 +102,11 @@ static int index_ls(void)
     const json *f = json_get(o, "folders");
     if (!f || !f->len)
         printf("no folder is watched: hearth index add DIR\n");
-    for (const json *e = f ? f->child : NULL; e; e = e->next)
+    for (const json *e = f ? f->child : NULL; e; e = e->next) {
         printf("  %-60s %6.0f files\n", api_str(e, "path"), api_num(e, "documents"));
+        if (print_patterns(json_get(e, "exclude"), "    exclude: "))
+            putchar('\n');
+    }
     arena_free(a);
     return 0;
 }
@@ -148,35 +170,85 @@ static int index_wait(char **folders, int n, double since)
     }
 }
 
+/* add's options: --wait, --exclude PATTERN (or --exclude=PATTERN, repeated;
+ * into exclude as JSON strings, comma-separated) and --no-exclude (drops
+ * the patterns before it), taken out of argv: the folders are left in
+ * argv[1..], in order, and their count is returned (-1 after saying what
+ * is wrong). */
+static int add_options(int argc, char **argv, bool *wait, buf *exclude, bool *set_exclude)
+{
+    int nd = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *pat = NULL;
+        if (!strcmp(argv[i], "--wait"))
+            *wait = true;
+        else if (!strcmp(argv[i], "--no-exclude")) {
+            *set_exclude = true;
+            exclude->len = 0;           /* the patterns before it are dropped */
+        }
+        else if (!strcmp(argv[i], "--exclude")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "hearth index add: --exclude needs a pattern\n");
+                return -1;
+            }
+            pat = argv[++i];
+        } else if (!strncmp(argv[i], "--exclude=", 10))
+            pat = argv[i] + 10;
+        else if (argv[i][0] == '-' && argv[i][1] == '-') {
+            fprintf(stderr, "hearth index add: unknown option '%s' (hearth index --help)\n",
+                    argv[i]);
+            return -1;
+        } else
+            argv[1 + nd++] = argv[i];
+        if (pat) {
+            if (exclude->len)
+                buf_putc(exclude, ',');
+            jw_cstr(exclude, pat);
+            *set_exclude = true;
+        }
+    }
+    return nd;
+}
+
 static int index_add(int argc, char **argv)
 {
-    bool wait = false;
+    bool wait = false, set_exclude = false;
     int rc = 0, added = 0;
+    buf exclude = buf_make(0);
+    int nd = add_options(argc, argv, &wait, &exclude, &set_exclude);
+    if (nd < 0) {
+        buf_free(&exclude);
+        return 2;
+    }
     char **watched = calloc((size_t)argc, sizeof *watched);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     double since = (double)now.tv_sec + now.tv_nsec / 1e9;
-    for (int i = 1; i < argc && watched; i++) {
-        if (!strcmp(argv[i], "--wait")) {
-            wait = true;
-            continue;
-        }
+    for (int i = 1; i <= nd && watched; i++) {
         char path[PATH_MAX];
         absolute(argv[i], path, sizeof path);
         buf body = buf_make(0);
         buf_puts(&body, "{\"path\":");
         jw_cstr(&body, path);
+        if (set_exclude) {
+            buf_puts(&body, ",\"exclude\":[");
+            buf_append(&body, exclude.data ? exclude.data : "", exclude.len);
+            buf_putc(&body, ']');
+        }
         buf_putc(&body, '}');
         arena *a = arena_new(1 << 20);
         const json *o = api_call("POST", "/v1/index/folders", body.data, a);
         if (o) {
-            printf("watching %s\n", api_str(o, "path"));
+            printf("watching %s", api_str(o, "path"));
+            print_patterns(json_get(o, "exclude"), ", excluding ");
+            putchar('\n');
             watched[added++] = strdup(api_str(o, "path"));
         } else
             rc = 1;
         arena_free(a);
         buf_free(&body);
     }
+    buf_free(&exclude);
     if (!added && !rc) {
         fprintf(stderr, "hearth index add: which folder? (hearth index --help)\n");
         return 2;

@@ -2,7 +2,8 @@
  * index.c: the retrieval index's endpoints.
  *
  *   GET    /v1/index                 what is indexed, what is pending, the folders
- *   POST   /v1/index/folders         {"path"}: watch a folder
+ *   POST   /v1/index/folders         {"path","exclude"}: watch a folder (201), or set
+ *                                    the exclude patterns of one watched (200)
  *   DELETE /v1/index/folders?path=P  stop watching it (its chunks are forgotten)
  *   POST   /v1/index/rescan          {"retry": bool}: walk the folders now
  *   GET    /v1/index/documents       ?state=&limit=: files and where they stand
@@ -25,6 +26,7 @@
 #include "core/log.h"
 #include "http/genreq.h"
 #include "http/http.h"
+#include "index/ignore.h"
 #include "index/indexer.h"
 #include "index/search.h"
 #include "sched/job.h"
@@ -32,6 +34,9 @@
 #define DOCS_LIST_MAX 1000
 #define ASK_DEFAULT_K 5
 #define ASK_MAX_K     20
+#define INDEX_MAX_EXCLUDES 64       /* a folder's exclude patterns */
+#define INDEX_MAX_EXCLUDE  256      /* bytes of one */
+#define FOLDERS_BODY_MAX   (256 * 1024)     /* POST /v1/index/folders: a path and patterns */
 
 static int bad(http_req *r, const char *param, const char *code, const char *msg)
 {
@@ -48,6 +53,21 @@ static indexer *index_of(http_req *r, int *ret)
 }
 
 /* ---- status -------------------------------------------------------------- */
+
+/* A folder's exclude patterns (stored one a line) as a JSON array. */
+static void excludes_json(buf *b, const char *lines)
+{
+    buf_putc(b, '[');
+    for (const char *p = lines ? lines : ""; *p;) {
+        size_t n = strcspn(p, "\n");
+        if (p != lines)
+            buf_putc(b, ',');
+        jw_str(b, p, n);
+        p += n + (p[n] == '\n');
+    }
+    buf_putc(b, ']');
+}
+
 
 void http_index_counts(http_req *r, buf *b, bool prometheus)
 {
@@ -121,9 +141,11 @@ int http_index_status(http_req *r)
         buf_puts(&b, i ? ",{\"path\":" : "{\"path\":");
         jw_cstr(&b, f[i].path);
         buf_printf(&b, ",\"documents\":%lld,\"pending\":%lld,\"indexed\":%lld,\"failed\":%lld,"
-                       "\"added\":%.0f,\"last_scan\":%.3f}",
+                       "\"added\":%.0f,\"last_scan\":%.3f,\"exclude\":",
                    (long long)f[i].docs, (long long)f[i].pending, (long long)f[i].indexed,
                    (long long)f[i].failed, f[i].added, f[i].last_scan);
+        excludes_json(&b, f[i].exclude);
+        buf_putc(&b, '}');
     }
     buf_puts(&b, "]}");
     idb_folders_free(f, nf);
@@ -131,6 +153,87 @@ int http_index_status(http_req *r)
 }
 
 /* ---- folders ------------------------------------------------------------- */
+
+/* The request's "exclude": absent or null keeps the folder's patterns
+ * (*keep); else an array of at most INDEX_MAX_EXCLUDES gitignore patterns
+ * of at most INDEX_MAX_EXCLUDE bytes each, into out one a line. false
+ * after replying 400 (*ret). */
+static bool read_excludes(http_req *r, const json *e, buf *out, bool *keep, int *ret)
+{
+    *keep = !e || e->type == JSON_NULL;
+    if (*keep)
+        return true;
+    char msg[400];
+    if (e->type != JSON_ARRAY) {
+        *ret = bad(r, "exclude", "invalid_type",
+                   "'exclude' must be an array of gitignore-style patterns");
+        return false;
+    }
+    if (e->len > INDEX_MAX_EXCLUDES) {
+        snprintf(msg, sizeof msg, "'exclude' holds at most %d patterns", INDEX_MAX_EXCLUDES);
+        *ret = bad(r, "exclude", "array_above_max_length", msg);
+        return false;
+    }
+    ignore_rules *check = ignore_rules_new();
+    bool ok = check != NULL;
+    if (!ok)
+        *ret = http_reply_error(r, 500, NULL, NULL, "index_error", "out of memory", 0);
+    int i = 0;
+    for (const json *v = e->child; ok && v; v = v->next, i++) {
+        const char *code = NULL, *why = NULL;
+        bool controls = false;
+        for (size_t k = 0; v->type == JSON_STRING && k < v->len; k++)
+            controls |= (unsigned char)v->str[k] < 0x20 || v->str[k] == 0x7f;
+        if (v->type != JSON_STRING)
+            code = "invalid_type", why = "is not a string";
+        else if (v->len > INDEX_MAX_EXCLUDE)
+            code = "string_above_max_length", why = "is longer than 256 bytes";
+        else if (controls)
+            code = "invalid_value", why = "holds a control character";
+        else {
+            ignore_line k = ignore_rules_add(check, v->str, v->len);
+            if (k != IGNORE_ADDED)
+                code = "invalid_value",
+                why = k == IGNORE_NOTHING ? "is blank or a comment ('#'), which excludes nothing"
+                      : k == IGNORE_NOMEM ? "could not be read (out of memory)"
+                                          : "is not a valid pattern (a lone trailing '\\', an "
+                                            "unclosed '[', an unknown [:class:], or nothing but "
+                                            "'!' and '/')";
+        }
+        if (code) {
+            snprintf(msg, sizeof msg, "exclude[%d] %s", i, why);
+            *ret = bad(r, "exclude", code, msg);
+            ok = false;
+            break;
+        }
+        if (i)
+            buf_putc(out, '\n');
+        buf_append(out, v->str, v->len);
+    }
+    ignore_rules_free(check);
+    return ok;
+}
+
+/* The answer to POST /v1/index/folders: 201 for a new folder, 200 for one
+ * watched already (its excludes updated). */
+static int reply_folder(http_req *r, indexer *x, const char *canon, bool existed)
+{
+    idb_folder *f = NULL;
+    size_t nf = 0;
+    const char *exclude = "";
+    if (idb_folders(indexer_db(x), &f, &nf) == 0)
+        for (size_t i = 0; i < nf; i++)
+            if (!strcmp(f[i].path, canon))
+                exclude = f[i].exclude;
+    buf b = buf_make(0);
+    buf_puts(&b, "{\"object\":\"index.folder\",\"path\":");
+    jw_cstr(&b, canon);
+    buf_puts(&b, ",\"exclude\":");
+    excludes_json(&b, exclude);
+    buf_printf(&b, ",\"created\":%s,\"status\":\"scanning\"}", existed ? "false" : "true");
+    idb_folders_free(f, nf);
+    return http_reply_json(r, existed ? 200 : 201, &b);
+}
 
 int http_index_folders(http_req *r)
 {
@@ -157,29 +260,32 @@ int http_index_folders(http_req *r)
         buf_putc(&b, '}');
         return http_reply_json(r, 200, &b);
     }
-    arena *a = arena_new(r->body.len * 4 + 4096);
+    /* a node per pattern: far more than the body's bytes; a body past
+     * FOLDERS_BODY_MAX is not worth parsing (it fails as too large) */
+    size_t body = r->body.len < FOLDERS_BODY_MAX ? r->body.len : FOLDERS_BODY_MAX;
+    arena *a = arena_new(body * 48 + 16384);
     const json *o = http_json_body(r, a, &ret);
     const json *p = o ? json_get(o, "path") : NULL;
+    buf exclude = buf_make(0);
+    bool keep = true;           /* no "exclude": the folder keeps its patterns */
     if (o && (!p || p->type != JSON_STRING || p->len == 0 || p->len >= 4096 ||
               strlen(p->str) != p->len))
         ret = bad(r, "path", p ? "invalid_type" : "missing_required_parameter",
                   "'path' must be the absolute path of a folder on hearthd's machine");
-    else if (o) {
+    else if (o && read_excludes(r, json_get(o, "exclude"), &exclude, &keep, &ret)) {
         char canon[4096], err[600];
-        int rc = indexer_add_folder(x, p->str, canon, sizeof canon, err, sizeof err);
+        bool existed = false;
+        int rc = indexer_add_folder(x, p->str, keep ? NULL : exclude.data ? exclude.data : "",
+                                    canon, sizeof canon, &existed, err, sizeof err);
         if (rc)
             ret = http_reply_error(r, (unsigned)rc, NULL, "path",
                                    rc == 409 ? "folder_overlaps" : rc == 400 ? "invalid_folder"
                                    : rc == 403 ? "folder_not_allowed" : "index_error",
                                    err, 0);
-        else {
-            buf b = buf_make(0);
-            buf_puts(&b, "{\"object\":\"index.folder\",\"path\":");
-            jw_cstr(&b, canon);
-            buf_puts(&b, ",\"status\":\"scanning\"}");
-            ret = http_reply_json(r, 201, &b);
-        }
+        else
+            ret = reply_folder(r, x, canon, existed);
     }
+    buf_free(&exclude);
     arena_free(a);
     return ret;
 }

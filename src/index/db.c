@@ -29,7 +29,8 @@ struct idb {
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS folders(id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL,"
-    " added REAL NOT NULL, last_scan REAL NOT NULL DEFAULT 0);"
+    " added REAL NOT NULL, last_scan REAL NOT NULL DEFAULT 0,"
+    " exclude TEXT NOT NULL DEFAULT '');"
     "CREATE TABLE IF NOT EXISTS docs(id INTEGER PRIMARY KEY, folder INTEGER NOT NULL,"
     " path TEXT UNIQUE NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT NULL,"
     " kind TEXT NOT NULL, state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
@@ -79,8 +80,12 @@ idb *idb_open(const char *path, char *err, size_t errlen)
     /* columns added after the first version */
     static const char *const added[] = { "ALTER TABLE chunks ADD COLUMN t0 REAL",
                                          "ALTER TABLE chunks ADD COLUMN t1 REAL" };
+    static const char *const added_f[] = {
+        "ALTER TABLE folders ADD COLUMN exclude TEXT NOT NULL DEFAULT ''" };
     if (sql_add_columns(d->db, "chunks", added, sizeof added / sizeof *added, "index.db", err,
-                        errlen) < 0) {
+                        errlen) < 0 ||
+        sql_add_columns(d->db, "folders", added_f, sizeof added_f / sizeof *added_f, "index.db",
+                        err, errlen) < 0) {
         sqlite3_close(d->db);
         free(d);
         return NULL;
@@ -176,12 +181,17 @@ static int drop_docs(idb *d, const char *where, int64_t a1, int64_t a2)
 
 /* ---- folders ------------------------------------------------------------ */
 
-int64_t idb_folder_add(idb *d, const char *path, double now)
+int64_t idb_folder_add(idb *d, const char *path, const char *exclude, double now)
 {
     lock(d);
     int64_t id = -1;
-    if (sql_run(d->db, sql_prep(d->db, "INSERT OR IGNORE INTO folders(path, added) VALUES(?,?)",
-                                "sd", path, now)) >= 0) {
+    sqlite3_stmt *add = exclude
+        ? sql_prep(d->db, "INSERT INTO folders(path, added, exclude) VALUES(?,?,?) "
+                   "ON CONFLICT(path) DO UPDATE SET exclude=excluded.exclude", "sds", path, now,
+                   exclude)
+        : sql_prep(d->db, "INSERT OR IGNORE INTO folders(path, added) VALUES(?,?)", "sd", path,
+                   now);
+    if (sql_run(d->db, add) >= 0) {
         sqlite3_stmt *q = sql_prep(d->db, "SELECT id FROM folders WHERE path=?", "s", path);
         if (q && sqlite3_step(q) == SQLITE_ROW)
             id = sqlite3_column_int64(q, 0);
@@ -220,7 +230,7 @@ int idb_folders(idb *d, idb_folder **out, size_t *n)
     lock(d);
     sqlite3_stmt *q = sql_prep(d->db,
         "SELECT f.id, f.path, f.added, f.last_scan, count(d.id), coalesce(sum(d.state=?1), 0),"
-        " coalesce(sum(d.state=?2), 0), coalesce(sum(d.state>=?3), 0)"
+        " coalesce(sum(d.state=?2), 0), coalesce(sum(d.state>=?3), 0), f.exclude"
         " FROM folders f LEFT JOIN docs d ON d.folder=f.id GROUP BY f.id ORDER BY f.id", "iii",
         (int64_t)DOC_PENDING, (int64_t)DOC_INDEXED, (int64_t)DOC_FAILED);
     int rc = q ? SQLITE_ROW : SQLITE_ERROR;
@@ -245,6 +255,7 @@ int idb_folders(idb *d, idb_folder **out, size_t *n)
         f->pending = sqlite3_column_int64(q, 5);
         f->indexed = sqlite3_column_int64(q, 6);
         f->failed = sqlite3_column_int64(q, 7);
+        f->exclude = col_dup(q, 8);
     }
     sqlite3_finalize(q);
     unlock(d);
@@ -259,8 +270,10 @@ int idb_folders(idb *d, idb_folder **out, size_t *n)
 
 void idb_folders_free(idb_folder *f, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(f[i].path);
+        free(f[i].exclude);
+    }
     free(f);
 }
 

@@ -2,7 +2,7 @@
  * db.h: the retrieval index on disk, DATA-DIR/index.db (SQLite, WAL,
  * synchronous=FULL, mode 0600).
  *
- *   folders  the watched folders
+ *   folders  the watched folders, with their exclude patterns
  *   docs     one row per file found in them: its size and mtime when last
  *            seen, and where its indexing stands (the indexer's durable
  *            queue): pending -> indexed, or failed (the file itself is the
@@ -42,11 +42,14 @@ void idb_close(idb *d);
 typedef struct idb_folder {
     int64_t id;
     char *path;
+    char *exclude;              /* its exclude patterns, one a line ("" none; index/ignore.h) */
     double added, last_scan;
     int64_t docs, pending, indexed, failed;     /* failed: failed or dead */
 } idb_folder;
-/* The folder's id (a folder already there keeps its id), or -1. */
-int64_t idb_folder_add(idb *d, const char *path, double now);
+/* The folder's id (a folder already there keeps its id and its added
+ * time), or -1. exclude: its exclude patterns, one a line, replacing those
+ * it had; NULL keeps them ("" for a new folder). */
+int64_t idb_folder_add(idb *d, const char *path, const char *exclude, double now);
 /* Forget a folder with its documents: 1, 0 when it was not there, -1. */
 int     idb_folder_remove(idb *d, const char *path);
 /* All folders, oldest first: a malloc'd array (free with idb_folders_free). */

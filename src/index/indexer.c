@@ -25,6 +25,7 @@
 #include "core/clock.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "index/ignore.h"
 #include "index/text.h"
 #include "sched/job.h"
 
@@ -33,6 +34,7 @@
 #define EMBED_BATCH     32
 #define BUSY_WAIT_S     5           /* after a 503 without Retry-After */
 #define WITHDRAW_GRACE_MS 10000     /* a worker's time to let go of a cancelled job */
+#define IGNORE_WARNED   32          /* ignore files remembered as warned about */
 
 struct indexer {
     _Atomic(const config *) cfg;
@@ -57,6 +59,10 @@ struct indexer {
     struct own { dev_t dev; ino_t ino; bool set; } own[3];
     char data_real[PATH_MAX];   /* the data dir as started, resolved ("" unknown) */
     pthread_mutex_t add_mu;     /* adding folders: the overlap check and the insert */
+    /* ignore files already warned about (unreadable, past a cap), so that
+     * the same file does not warn at every walk; the indexer's thread only */
+    struct warned { dev_t dev; ino_t ino; int64_t mtime; } warned[IGNORE_WARNED];
+    int warned_next;
 };
 
 static bool stopping(indexer *x)
@@ -74,6 +80,9 @@ struct walk {
     size_t n, cap;
     bool truncated;             /* the file cap was reached (or memory ran short) */
     bool incomplete;            /* a subfolder could not be read: vanished files unknown */
+    size_t ignored;             /* entries left out by ignore files or excludes */
+    size_t root_len;            /* the folder's path length: paths past it are relative */
+    ignore_stack ig;            /* the ignore files of the folders walked into */
     indexer *x;                 /* for its inotify watches and own files */
 };
 
@@ -140,6 +149,59 @@ static bool sniff_text(int dfd, const char *name)
     return n > 0 && !text_looks_binary(b, (size_t)n);
 }
 
+/* path relative to the walked folder's root ("" for the root itself) */
+static const char *relative(const struct walk *w, const char *path)
+{
+    const char *r = path + w->root_len;
+    while (*r == '/')
+        r++;
+    return r;
+}
+
+/* Whether an ignore file's trouble was told already: the same file
+ * unchanged is not warned about at every walk (the indexer's thread alone
+ * walks, so no lock). */
+static bool warned_before(indexer *x, const struct stat *st)
+{
+    for (int i = 0; i < IGNORE_WARNED; i++)
+        if (x->warned[i].dev == st->st_dev && x->warned[i].ino == st->st_ino &&
+            x->warned[i].mtime == mtime_ns(st))
+            return true;
+    x->warned[x->warned_next] = (struct warned){ st->st_dev, st->st_ino, mtime_ns(st) };
+    x->warned_next = (x->warned_next + 1) % IGNORE_WARNED;
+    return false;
+}
+
+/* The .gitignore and .hearthignore of the folder open as dfd, named dir,
+ * as one list (the .hearthignore's lines last); NULL when it has none.
+ * *unreadable when one is there but cannot be read. */
+static ignore_rules *load_ignores(indexer *x, int dfd, const char *dir, bool *unreadable)
+{
+    static const char *const names[] = { IGNORE_FILE_GIT, IGNORE_FILE_HEARTH };
+    ignore_rules *r = NULL;
+    for (size_t i = 0; i < sizeof names / sizeof *names && !*unreadable; i++) {
+        struct stat st;
+        if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+            continue;           /* none, or a symlink or a FIFO: not read */
+        ignore_report rep = { 0 };
+        if ((!r && !(r = ignore_rules_new())) || ignore_rules_load(r, dfd, names[i], &rep) < 0) {
+            if (!warned_before(x, &st))
+                log_warn("index: cannot read %s/%s (%s); that folder is not indexed until it "
+                         "can be", dir, names[i], r ? strerror(errno) : "out of memory");
+            *unreadable = true;
+            break;
+        }
+        if ((rep.truncated || rep.invalid || rep.too_long || rep.over_cap) &&
+            !warned_before(x, &st))
+            log_warn("index: %s/%s: %s%zu pattern(s) used; %zu invalid, %zu longer than %d "
+                     "bytes, %zu past the cap of %d patterns", dir, names[i],
+                     rep.truncated ? "longer than 64 KiB, its end unread; " : "", rep.added,
+                     rep.invalid, rep.too_long, IGNORE_MAX_PATTERN, rep.over_cap,
+                     IGNORE_MAX_PATTERNS);
+    }
+    return r;
+}
+
 /* Walk the folder open as dfd (taken: closed here), named dir. Entries are
  * examined relative to their folder's descriptor and subfolders opened
  * with O_NOFOLLOW, so a symlink swapped in for a folder mid-walk is not
@@ -150,6 +212,19 @@ static void walk_dir(struct walk *w, int dfd, const char *dir, int depth)
     if (!d) {
         close(dfd);
         w->incomplete = true;
+        return;
+    }
+    /* this folder's ignore files hold for it and below; one that cannot
+     * be read keeps the folder out (what it leaves out is not known), and
+     * what was indexed from it is kept until a walk reads it */
+    bool unreadable = false;
+    ignore_rules *rules = load_ignores(w->x, dirfd(d), dir, &unreadable);
+    if (unreadable || ignore_stack_push(&w->ig, rules, strlen(relative(w, dir))) < 0) {
+        if (!unreadable)
+            rules = NULL;       /* the push freed them */
+        ignore_rules_free(rules);
+        w->incomplete = true;
+        closedir(d);
         return;
     }
     watch_dir(w->x, dir);
@@ -168,6 +243,11 @@ static void walk_dir(struct walk *w, int dfd, const char *dir, int depth)
         }
         if (is_own(w->x, &st))
             continue;
+        if ((S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) &&
+            ignore_stack_excludes(&w->ig, relative(w, path), S_ISDIR(st.st_mode))) {
+            w->ignored++;       /* a folder left out is not walked into */
+            continue;
+        }
         if (S_ISDIR(st.st_mode)) {
             if (depth + 1 > WALK_MAX_DEPTH)
                 continue;
@@ -207,6 +287,7 @@ static void walk_dir(struct walk *w, int dfd, const char *dir, int depth)
         w->files[w->n++] = (idb_seen){ copy, (int64_t)st.st_size, mtime_ns(&st),
                                        text_kind_name(k) };
     }
+    ignore_stack_pop(&w->ig);
     closedir(d);
 }
 
@@ -230,8 +311,20 @@ static void scan_all(indexer *x)
                      f[i].path, strerror(errno));
             continue;
         }
-        struct walk w = { .x = x };
+        /* the folder's own excludes come first (ignore.h) */
+        ignore_rules *excludes = ignore_rules_new();
+        if (excludes && f[i].exclude)
+            ignore_rules_parse(excludes, f[i].exclude, strlen(f[i].exclude), NULL);
+        struct walk w = { .x = x, .root_len = strlen(f[i].path) };
+        ignore_stack_init(&w.ig, excludes);
+        if (!excludes) {
+            log_error("index: out of memory walking %s", f[i].path);
+            close(fd);
+            continue;
+        }
         walk_dir(&w, fd, f[i].path, 0);
+        ignore_stack_clear(&w.ig);
+        ignore_rules_free(excludes);
         if (w.truncated)
             log_warn("index: %s holds more than %d files (or memory ran short); the rest are "
                      "not indexed", f[i].path, WALK_MAX_FILES);
@@ -240,8 +333,9 @@ static void scan_all(indexer *x)
                      "are kept until a walk reads them", f[i].path);
         /* a folder that held files and is empty now is more likely an
          * unmounted disk (its empty mount point) than every file deleted:
-         * keep them; removing the folder from the index forgets them */
-        bool emptied = w.n == 0 && f[i].docs > 0;
+         * keep them; removing the folder from the index forgets them.
+         * (Files left out by ignore rules show that the folder is there.) */
+        bool emptied = w.n == 0 && w.ignored == 0 && f[i].docs > 0;
         if (emptied)
             log_warn("index: %s is empty now; its %lld indexed file(s) are kept (a disk away?). "
                      "If they were deleted, remove the folder: hearth index rm", f[i].path,
@@ -944,9 +1038,10 @@ static bool allowed(const config *c, const char *path)
     return inside;
 }
 
-int indexer_add_folder(indexer *x, const char *path, char *canon, size_t canonlen, char *err,
-                       size_t errlen)
+int indexer_add_folder(indexer *x, const char *path, const char *exclude, char *canon,
+                       size_t canonlen, bool *existed, char *err, size_t errlen)
 {
+    *existed = false;
     const config *c = atomic_load(&x->cfg);
     if (path[0] != '/') {
         snprintf(err, errlen, "the folder must be an absolute path");
@@ -990,8 +1085,10 @@ int indexer_add_folder(indexer *x, const char *path, char *canon, size_t canonle
         rc = 500;
     }
     for (size_t i = 0; i < nf && !rc; i++) {
-        if (!strcmp(f[i].path, real))
-            continue;           /* already watched: adding it again only rescans */
+        if (!strcmp(f[i].path, real)) {
+            *existed = true;    /* already watched: its excludes updated, a rescan */
+            continue;
+        }
         if (within(real, f[i].path) || within(f[i].path, real)) {
             snprintf(err, errlen, "that folder is %s a folder that is watched already (see "
                      "GET /v1/index)", within(real, f[i].path) ? "inside" : "around");
@@ -999,7 +1096,7 @@ int indexer_add_folder(indexer *x, const char *path, char *canon, size_t canonle
         }
     }
     idb_folders_free(f, nf);
-    if (!rc && idb_folder_add(x->db, real, clock_wall_s()) < 0) {
+    if (!rc && idb_folder_add(x->db, real, exclude, clock_wall_s()) < 0) {
         snprintf(err, errlen, "cannot write the index");
         rc = 500;
     }
@@ -1007,7 +1104,10 @@ int indexer_add_folder(indexer *x, const char *path, char *canon, size_t canonle
     if (rc)
         return rc;
     snprintf(canon, canonlen, "%s", real);
-    log_info("index: watching %s", real);
+    if (!*existed)
+        log_info("index: watching %s", real);
+    else if (exclude)
+        log_info("index: %s: exclude patterns updated", real);
     indexer_rescan(x, false);
     return 0;
 }

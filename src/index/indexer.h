@@ -11,8 +11,11 @@
  *
  *  - Every index-scan-interval seconds (and at once after a folder is added
  *    or a rescan asked) the folders are walked: hidden entries and symlinks
- *    are skipped, new and changed files become pending, vanished ones are
- *    forgotten with their chunks.
+ *    are skipped, and so is what the folder's .gitignore / .hearthignore
+ *    files and its exclude patterns leave out (index/ignore.h); new and
+ *    changed files become pending, vanished (or newly ignored) ones are
+ *    forgotten with their chunks. Ignore files are read though hidden, and
+ *    a change to one is seen like any change in the folder.
  *  - Text (notes, writing, code, HTML) is read directly; images and PDFs go
  *    to the "ocr" model; audio to a transcription model (index-asr-model or
  *    the first configured); chunks get vectors from index-embed-model when
@@ -54,10 +57,13 @@ void     indexer_free(indexer *x);
 idb     *indexer_db(indexer *x);
 
 /* Watch a folder (an absolute path to a directory hearthd can read, not
- * inside or around one already watched). 0, or an HTTP status (400, 409)
+ * inside or around one already watched). exclude: its exclude patterns,
+ * one a line (index/ignore.h; checked by the caller), replacing those it
+ * had; NULL keeps them. 0, with *existed when the folder was watched
+ * already (it is walked again), or an HTTP status (400, 403, 409, 500)
  * with the reason in err. The canonical path goes to canon. */
-int  indexer_add_folder(indexer *x, const char *path, char *canon, size_t canonlen, char *err,
-                        size_t errlen);
+int  indexer_add_folder(indexer *x, const char *path, const char *exclude, char *canon,
+                        size_t canonlen, bool *existed, char *err, size_t errlen);
 /* Stop watching: 1, 0 when it was not watched, -1. */
 int  indexer_remove_folder(indexer *x, const char *path);
 /* Walk the folders now (and retry failed and dead files when retry). */

@@ -10,6 +10,9 @@
  *    stay out; search finds each passage with its file and lines;
  *  - a changed file is indexed again (its old words are gone), a deleted
  *    one is forgotten, a removed folder takes its passages with it;
+ *  - .gitignore / .hearthignore files and a folder's exclude patterns (API
+ *    and CLI) leave files out; editing an ignore file removes and adds
+ *    files without a rescan; bad patterns get 400s;
  *  - kill -9 in the middle of indexing loses nothing and duplicates
  *    nothing once hearthd is back;
  *  - /v1/ask answers with citations of the passages it was given;
@@ -621,6 +624,384 @@ static void t_reload_retries_failed(void)
     CHECK(stop_daemon(&R) == 0);
 }
 
+/* ---- ignore files and exclude patterns ---------------------------------------- */
+
+static struct daemon I;         /* a daemon of its own: the counts above stay as they are */
+
+/* The one hit for word is the file named name (name NULL: no hit at all). */
+static bool finds(struct daemon *d, const char *word, const char *name)
+{
+    arena *a = arena_new(0);
+    const json *o = search(d, a, word, "\"mode\":\"bm25\"");
+    bool ok = o && (name ? hits(o) == 1 && !strcmp(hit_name(o, 0), name) : hits(o) == 0);
+    arena_free(a);
+    return ok;
+}
+
+/* Poll until finds(word, name) holds, up to timeout_s (a walk triggered by
+ * inotify, then the indexing of what it found). */
+static bool comes_to(struct daemon *d, const char *word, const char *name, double timeout_s)
+{
+    for (int i = 0; i < (int)(timeout_s * 10); i++) {
+        if (finds(d, word, name))
+            return true;
+        usleep(100000);
+    }
+    fprintf(stderr, "  '%s' never came to %s\n", word, name ? name : "no hit");
+    return false;
+}
+
+/* POST /v1/index/folders {"path": dir, <extra>}: the status; the answer's
+ * body into out when given. */
+static long post_folder(struct daemon *d, const char *dir, const char *extra, buf *out)
+{
+    char body[4000];
+    snprintf(body, sizeof body, "{\"path\":\"%s\"%s%s}", dir, extra ? "," : "", extra ? extra : "");
+    struct resp r = post(d, "/v1/index/folders", body);
+    long st = r.status;
+    if (out && r.body.data)
+        buf_append(out, r.body.data, r.body.len);
+    resp_free(&r);
+    return st;
+}
+
+/* The folder's "exclude" in GET /v1/index as JSON text ("" when the folder
+ * is not listed). */
+static void excludes_of(struct daemon *d, const char *dir, char *out, size_t n)
+{
+    out[0] = 0;
+    struct resp r = http(d, "GET", "/v1/index", NULL, 0);
+    arena *a = arena_new(0);
+    const json *f = path(parse(a, &r.body), "folders");
+    for (const json *e = f ? f->child : NULL; e; e = e->next)
+        if (str_at(e, "path") && !strcmp(str_at(e, "path"), dir)) {
+            buf b = buf_make(0);
+            jw_value(&b, json_get(e, "exclude"));
+            snprintf(out, n, "%s", b.data ? b.data : "");
+            buf_free(&b);
+        }
+    arena_free(a);
+    resp_free(&r);
+}
+
+static char g_vault[600];
+
+/* A notes vault with ignore files at two depths: what they leave out is
+ * never indexed, '!' re-includes, an ignored folder is not walked into
+ * (nothing in it comes back), a deeper file overrides a shallower one,
+ * the .hearthignore comes after the .gitignore */
+static void t_ignore_files(void)
+{
+    snprintf(g_vault, sizeof g_vault, "%s/vault", g_tmp);
+    write_file(g_vault, ".gitignore",
+               "# build output and logs\n"
+               "*.log\n"
+               "!keep.log\n"
+               "build/\n"
+               "!build/wanted.md\n"
+               "/private.md\n"
+               "notes/**/scratch-*.md\n"
+               "tmp?.txt\n");
+    write_file(g_vault, ".hearthignore", "!tmp1.txt\n");
+    write_file(g_vault, "plain.md", "The aardvark digs tunnels under the garden wall.\n");
+    write_file(g_vault, "debug.log", "The zebrafish swims in the debugging aquarium tank.\n");
+    write_file(g_vault, "keep.log", "The kestrel hovers above the motorway verge today.\n");
+    write_file(g_vault, "build/out.md", "The quokka smiles at every tourist camera lens.\n");
+    write_file(g_vault, "build/wanted.md", "The wombat cannot be brought back from build.\n");
+    write_file(g_vault, "private.md", "The pangolin secret stays out of the index.\n");
+    write_file(g_vault, "notes/private.md", "The narwhal note is private only by name.\n");
+    write_file(g_vault, "notes/a/b/scratch-1.md", "The axolotl scratch pad is ignored deep down.\n");
+    write_file(g_vault, "notes/a/keeper.md", "The capybara keeper sits beside the scratch.\n");
+    write_file(g_vault, "tmp1.txt", "The ocelot temporary file is re-included here.\n");
+    write_file(g_vault, "tmp2.txt", "The tapir temporary file stays ignored always.\n");
+    /* deeper files: logs are fine in sub/, and sub/ leaves out drafts */
+    write_file(g_vault, "sub/.gitignore", "!*.log\n*.draft.md\n");
+    write_file(g_vault, "sub/app.log", "The meerkat log of the sub folder is wanted.\n");
+    write_file(g_vault, "sub/x.draft.md", "The dugong draft in sub is left out.\n");
+    write_file(g_vault, "y.draft.md", "The gecko draft at the top is indexed.\n");
+
+    double t0 = now_epoch();
+    CHECK(add_folder(&I, g_vault));
+    CHECK(settled(&I, t0, 120));
+    /* plain, keep.log, notes/private, keeper, tmp1, sub/app.log, y.draft */
+    CHECK(docs_in(&I, "indexed") == 7);
+    CHECK(docs_in(&I, "failed") == 0);
+    CHECK(finds(&I, "aardvark", "plain.md"));
+    CHECK(finds(&I, "zebrafish", NULL));
+    CHECK(finds(&I, "kestrel", "keep.log"));
+    CHECK(finds(&I, "quokka", NULL));
+    CHECK(finds(&I, "wombat", NULL));            /* inside an ignored folder: stays out */
+    CHECK(finds(&I, "pangolin", NULL));
+    CHECK(finds(&I, "narwhal", "private.md"));   /* "/private.md" is the top one only */
+    CHECK(finds(&I, "axolotl", NULL));
+    CHECK(finds(&I, "capybara", "keeper.md"));
+    CHECK(finds(&I, "ocelot", "tmp1.txt"));      /* the .hearthignore re-includes it */
+    CHECK(finds(&I, "tapir", NULL));
+    CHECK(finds(&I, "meerkat", "app.log"));
+    CHECK(finds(&I, "dugong", NULL));
+    CHECK(finds(&I, "gecko", "y.draft.md"));
+    /* no trace of the ignored files among the documents */
+    struct resp r = http(&I, "GET", "/v1/index/documents?limit=1000", NULL, 0);
+    CHECK(r.status == 200 && r.body.data && !strstr(r.body.data, "debug.log") &&
+          !strstr(r.body.data, "/build/") && !strstr(r.body.data, "tmp2.txt") &&
+          !strstr(r.body.data, ".gitignore") && !strstr(r.body.data, ".hearthignore"));
+    resp_free(&r);
+    CHECK(index_num(&I, "counts.vectors") == index_num(&I, "counts.chunks"));
+}
+
+/* Editing an ignore file is seen without a rescan (inotify; the walk
+ * interval is an hour): files it now leaves out leave the index with their
+ * passages and vectors, files it no longer leaves out are indexed. */
+static void t_ignore_edit_followed(void)
+{
+    double chunks0 = index_num(&I, "counts.chunks");
+    write_file(g_vault, ".gitignore",
+               "build/\n"
+               "!build/wanted.md\n"
+               "/private.md\n"
+               "plain.md\n"
+               "notes/\n"
+               "tmp?.txt\n");
+    CHECK(comes_to(&I, "aardvark", NULL, 60));          /* now ignored: gone */
+    CHECK(comes_to(&I, "zebrafish", "debug.log", 60));  /* *.log no longer: indexed */
+    CHECK(comes_to(&I, "capybara", NULL, 60));          /* notes/ as a whole */
+    CHECK(comes_to(&I, "narwhal", NULL, 60));
+    /* a hidden ignore file in a subfolder: an edit there is seen too */
+    write_file(g_vault, "sub/.gitignore", "!*.log\n");
+    CHECK(comes_to(&I, "dugong", "x.draft.md", 60));
+    CHECK(finds(&I, "meerkat", "app.log"));
+    double t0 = now_epoch();
+    struct resp r = post(&I, "/v1/index/rescan", "{}");
+    resp_free(&r);
+    CHECK(settled(&I, t0, 60));
+    /* plain, notes/private and keeper out; debug.log and the sub draft in */
+    CHECK(docs_in(&I, "indexed") == 6);
+    CHECK(index_num(&I, "counts.chunks") == chunks0 - 1);
+    CHECK(index_num(&I, "counts.vectors") == index_num(&I, "counts.chunks"));
+    /* the full-text index holds no row of a removed passage */
+    r = http(&I, "GET", "/v1/index/check", NULL, 0);
+    CHECK(r.status == 200 && r.body.data && strstr(r.body.data, "\"ok\":true"));
+    resp_free(&r);
+}
+
+/* Exclude patterns through the API: stored and shown per folder, applied
+ * from the folder's root, replaced by posting the folder again (200),
+ * kept when the post has none, cleared with []. */
+static void t_exclude_api(void)
+{
+    char dir[700], shown[1200];
+    snprintf(dir, sizeof dir, "%s/site", g_tmp);
+    write_file(dir, "index.md", "The heron fishes at dawn by the quiet pond.\n");
+    write_file(dir, "static/app.min.js", "var flamingo = 'minified flamingo bundle code';\n");
+    write_file(dir, "static/app.js", "var pelican = 'readable pelican source code';\n");
+    write_file(dir, "build/page.md", "The cormorant page is generated by the build.\n");
+    write_file(dir, "docs/build/guide.md", "The bittern guide is left out as a build folder.\n");
+    write_file(dir, "drafts/a.md", "The puffin draft is not ready for anyone.\n");
+    write_file(dir, "drafts/deep/b.md", "The albatross draft sits deeper inside drafts.\n");
+    write_file(dir, "more/drafts/c.md", "The egret draft is not under the root drafts.\n");
+
+    double t0 = now_epoch();
+    buf out = buf_make(0);
+    CHECK(post_folder(&I, dir, "\"exclude\":[\"*.min.js\",\"build/\",\"drafts/**\"]", &out) == 201);
+    arena *a = arena_new(0);
+    const json *o = parse(a, &out);
+    CHECK(str_at(o, "exclude.0") && !strcmp(str_at(o, "exclude.0"), "*.min.js"));
+    CHECK(str_at(o, "exclude.2") && !strcmp(str_at(o, "exclude.2"), "drafts/**"));
+    CHECK(path(o, "created") && path(o, "created")->boolean);
+    arena_free(a);
+    buf_free(&out);
+    CHECK(settled(&I, t0, 120));
+    excludes_of(&I, dir, shown, sizeof shown);
+    CHECK(!strcmp(shown, "[\"*.min.js\",\"build/\",\"drafts/**\"]"));
+    CHECK(finds(&I, "heron", "index.md"));
+    CHECK(finds(&I, "flamingo", NULL));
+    CHECK(finds(&I, "pelican", "app.js"));
+    CHECK(finds(&I, "cormorant", NULL));
+    CHECK(finds(&I, "bittern", NULL));          /* "build/" matches at any depth */
+    CHECK(finds(&I, "puffin", NULL));
+    CHECK(finds(&I, "albatross", NULL));
+    CHECK(finds(&I, "egret", "c.md"));          /* the drafts pattern is anchored at the root */
+
+    /* posted again: 200, the patterns replaced, the next walk follows */
+    t0 = now_epoch();
+    out = buf_make(0);
+    CHECK(post_folder(&I, dir, "\"exclude\":[\"*.min.js\"]", &out) == 200);
+    CHECK(out.data && strstr(out.data, "\"created\":false"));
+    buf_free(&out);
+    CHECK(settled(&I, t0, 120));
+    excludes_of(&I, dir, shown, sizeof shown);
+    CHECK(!strcmp(shown, "[\"*.min.js\"]"));
+    CHECK(finds(&I, "cormorant", "page.md"));
+    CHECK(finds(&I, "albatross", "b.md"));
+    CHECK(finds(&I, "flamingo", NULL));
+    /* posted without "exclude" (or null): kept */
+    CHECK(post_folder(&I, dir, NULL, NULL) == 200);
+    CHECK(post_folder(&I, dir, "\"exclude\":null", NULL) == 200);
+    excludes_of(&I, dir, shown, sizeof shown);
+    CHECK(!strcmp(shown, "[\"*.min.js\"]"));
+    /* cleared: everything comes in */
+    t0 = now_epoch();
+    CHECK(post_folder(&I, dir, "\"exclude\":[]", NULL) == 200);
+    CHECK(settled(&I, t0, 120));
+    excludes_of(&I, dir, shown, sizeof shown);
+    CHECK(!strcmp(shown, "[]"));
+    CHECK(finds(&I, "flamingo", "app.min.js"));
+    /* everything excluded: the files leave (not kept as if the disk were away) */
+    t0 = now_epoch();
+    CHECK(post_folder(&I, dir, "\"exclude\":[\"*\"]", NULL) == 200);
+    CHECK(settled(&I, t0, 120));
+    CHECK(finds(&I, "heron", NULL));
+    CHECK(finds(&I, "flamingo", NULL));
+    char del[1200];
+    snprintf(del, sizeof del, "/v1/index/folders?path=%s", dir);
+    struct resp r = http(&I, "DELETE", del, NULL, 0);
+    CHECK(r.status == 200);
+    resp_free(&r);
+}
+
+/* Bad "exclude" values: OpenAI-shaped 400s, and nothing changed. */
+static void t_exclude_bad_input(void)
+{
+    char dir[700], shown[1200];
+    snprintf(dir, sizeof dir, "%s/strict", g_tmp);
+    write_file(dir, "a.md", "The lemur is the only note in this folder.\n");
+    double t0 = now_epoch();
+    CHECK(post_folder(&I, dir, "\"exclude\":[\"old/\"]", NULL) == 201);
+    CHECK(settled(&I, t0, 60));
+    char long_pat[300], too_long[300], many[2000], most[2000];
+    memset(long_pat, 'x', 256);
+    long_pat[256] = 0;
+    memset(too_long, 'x', 257);
+    too_long[257] = 0;
+    strcpy(many, "\"exclude\":[");
+    strcpy(most, "\"exclude\":[");
+    for (int i = 0; i < 65; i++) {
+        char one[16];
+        snprintf(one, sizeof one, "%s\"p%d\"", i ? "," : "", i);
+        strcat(many, one);
+        if (i < 64)
+            strcat(most, one);
+    }
+    strcat(many, "]");
+    strcat(most, "]");
+    char big[400], ok_big[400];
+    snprintf(big, sizeof big, "\"exclude\":[\"%s\"]", too_long);
+    snprintf(ok_big, sizeof ok_big, "\"exclude\":[\"%s\"]", long_pat);
+    struct { const char *extra; const char *code; } c[] = {
+        { "\"exclude\":\"*.md\"", "invalid_type" },
+        { "\"exclude\":{\"a\":1}", "invalid_type" },
+        { "\"exclude\":[\"*.md\",3]", "invalid_type" },
+        { "\"exclude\":[null]", "invalid_type" },
+        { many, "array_above_max_length" },
+        { big, "string_above_max_length" },
+        { "\"exclude\":[\"\"]", "invalid_value" },
+        { "\"exclude\":[\"   \"]", "invalid_value" },
+        { "\"exclude\":[\"# a comment\"]", "invalid_value" },
+        { "\"exclude\":[\"[abc\"]", "invalid_value" },
+        { "\"exclude\":[\"foo\\\\\"]", "invalid_value" },
+        { "\"exclude\":[\"!\"]", "invalid_value" },
+        { "\"exclude\":[\"a\\nb\"]", "invalid_value" },
+        { "\"exclude\":[\"a\\u0000b\"]", "invalid_value" },
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        char body[4000];
+        snprintf(body, sizeof body, "{\"path\":\"%s\",%s}", dir, c[i].extra);
+        struct resp r = post(&I, "/v1/index/folders", body);
+        bool ok = answer_is_error(&r, 400, c[i].code) && strstr(r.body.data, "\"param\":\"exclude\"");
+        if (!ok)
+            fprintf(stderr, "  %.80s -> %ld %s\n", c[i].extra, r.status,
+                    r.body.data ? r.body.data : "");
+        CHECK(ok);
+        resp_free(&r);
+    }
+    /* thousands of patterns: refused for their number, not as bad JSON */
+    buf huge = buf_make(0);
+    buf_printf(&huge, "{\"path\":\"%s\",\"exclude\":[", dir);
+    for (int i = 0; i < 5000; i++)
+        buf_printf(&huge, "%s\"%d\"", i ? "," : "", i);
+    buf_puts(&huge, "]}");
+    struct resp hr = post(&I, "/v1/index/folders", huge.data);
+    CHECK(answer_is_error(&hr, 400, "array_above_max_length"));
+    resp_free(&hr);
+    buf_free(&huge);
+    /* the folder kept its patterns through all of that */
+    excludes_of(&I, dir, shown, sizeof shown);
+    CHECK(!strcmp(shown, "[\"old/\"]"));
+    /* a folder not watched yet is not added by a bad request */
+    char other[700];
+    snprintf(other, sizeof other, "%s/strict-other", g_tmp);
+    mkdir(other, 0700);
+    CHECK(post_folder(&I, other, "\"exclude\":[\"\"]", NULL) == 400);
+    excludes_of(&I, other, shown, sizeof shown);
+    CHECK(shown[0] == 0);
+    /* at the caps: accepted */
+    CHECK(post_folder(&I, dir, most, NULL) == 200);
+    CHECK(post_folder(&I, dir, ok_big, NULL) == 200);
+    excludes_of(&I, dir, shown, sizeof shown);
+    CHECK(strlen(shown) == 256 + 4);
+    CHECK(healthy(&I));
+}
+
+/* The CLI: --exclude (repeated) when adding, shown by `hearth index`,
+ * --no-exclude to clear them, and --help telling of both. */
+static void t_exclude_cli(void)
+{
+    char dir[700], cmd[4000], out[700], exe[PATH_MAX];
+    if (!realpath(g_build, exe))
+        snprintf(exe, sizeof exe, "%s", g_build);
+    snprintf(dir, sizeof dir, "%s/cli-ex", g_tmp);
+    write_file(dir, "keep.md", "The mongoose keeps watch over the burrow.\n");
+    write_file(dir, "skip.txt", "The jackal text file is excluded by its kind.\n");
+    write_file(dir, "old/notes.md", "The hyena notes are old and excluded.\n");
+    snprintf(out, sizeof out, "%s/cli-ex.out", g_tmp);
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && HEARTH_URL=http://127.0.0.1:%d '%s/hearth' index add cli-ex "
+             "--exclude '*.txt' --exclude=old/ --wait > '%s' 2>&1 && "
+             "HEARTH_URL=http://127.0.0.1:%d '%s/hearth' index >> '%s' 2>&1",
+             g_tmp, I.port, exe, out, I.port, exe, out);
+    CHECK(system(cmd) == 0);
+    FILE *f = fopen(out, "r");
+    char text[8192] = "";
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = 0;
+    if (f)
+        fclose(f);
+    char want[800];
+    snprintf(want, sizeof want, "watching %s, excluding *.txt, old/", dir);
+    CHECK(strstr(text, want));
+    CHECK(strstr(text, "1/1 files indexed"));
+    CHECK(strstr(text, "    exclude: *.txt, old/"));
+    if (cur_failed)
+        fprintf(stderr, "%s\n", text);
+    CHECK(finds(&I, "mongoose", "keep.md"));
+    CHECK(finds(&I, "jackal", NULL));
+    CHECK(finds(&I, "hyena", NULL));
+    /* again without options: kept; with --no-exclude: cleared */
+    snprintf(cmd, sizeof cmd,
+             "HEARTH_URL=http://127.0.0.1:%d '%s/hearth' index add '%s' --wait > '%s' 2>&1 && "
+             "grep -q 'excluding \\*.txt, old/' '%s' && "
+             "HEARTH_URL=http://127.0.0.1:%d '%s/hearth' index add '%s' --no-exclude --wait "
+             "> '%s' 2>&1 && grep -q '3/3 files indexed' '%s' && ! grep -q excluding '%s'",
+             I.port, exe, dir, out, out, I.port, exe, dir, out, out, out);
+    CHECK(system(cmd) == 0);
+    CHECK(finds(&I, "jackal", "skip.txt"));
+    CHECK(finds(&I, "hyena", "notes.md"));
+    /* a bad pattern: hearthd's 400 shown, exit status 1 */
+    snprintf(cmd, sizeof cmd,
+             "HEARTH_URL=http://127.0.0.1:%d '%s/hearth' index add '%s' --exclude '[abc' "
+             "> '%s' 2>&1; test $? -eq 1 && grep -q 'not a valid pattern' '%s'",
+             I.port, exe, dir, out, out);
+    CHECK(system(cmd) == 0);
+    /* --exclude without a pattern, an unknown option: usage errors */
+    snprintf(cmd, sizeof cmd,
+             "'%s/hearth' index add '%s' --exclude > /dev/null 2>&1; test $? -eq 2 && "
+             "'%s/hearth' index add '%s' --exlude x > /dev/null 2>&1; test $? -eq 2 && "
+             "'%s/hearth' index --help | grep -q -- '--exclude PATTERN' && "
+             "'%s/hearth' index --help | grep -q 'hearthignore'",
+             exe, dir, exe, dir, exe, exe);
+    CHECK(system(cmd) == 0);
+}
+
 /* ---- SciFact ----------------------------------------------------------------- */
 
 struct qrel {
@@ -826,6 +1207,17 @@ int main(void)
     run("metrics_and_status", t_metrics_and_status);
     run("cli", t_cli);
     CHECK(stop_daemon(&X) == 0);
+    char *iargs[] = { "--model", emb, "--index-embed-model", "emb", "--index-scan-interval",
+                      "3600", "--index-roots", (char *)g_tmp, NULL };
+    if (start_daemon(&I, "indexI", iargs) == 0) {
+        run("ignore_files", t_ignore_files);
+        run("ignore_edit_followed", t_ignore_edit_followed);
+        run("exclude_api", t_exclude_api);
+        run("exclude_bad_input", t_exclude_bad_input);
+        run("exclude_cli", t_exclude_cli);
+        CHECK(stop_daemon(&I) == 0);
+    } else
+        failed++;
     run("survives_kill9", t_survives_kill9);
     run("reload_retries_failed", t_reload_retries_failed);
     run("scifact_bm25_quality", t_scifact_bm25_quality);

@@ -7,8 +7,10 @@
  *   src/index/search.{h,c}  the FTS5 query made from free text (never one
  *                           SQLite rejects), BM25 / vector / hybrid (RRF)
  *                           ranking
- *   src/index/db.{h,c}      folders, scans, the indexer's durable queue
- *                           (claim, store, fail, release, recover, retry),
+ *   src/index/db.{h,c}      folders (with their exclude patterns, also in a
+ *                           file from before them), scans, the indexer's
+ *                           durable queue (claim, store, fail, release,
+ *                           recover, retry),
  *                           BM25 and cosine look-ups, passages, listing, and
  *                           a damaged file refused untouched
  *
@@ -1088,7 +1090,7 @@ TEST(fts_query_never_rejected)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/notes", 1);
+    int64_t f = idb_folder_add(d, "/notes", NULL, 1);
     static const char *const texts[] = { "Water the tomatoes near the fence.",
                                          "AND OR NOT NEAR are plain words here: text col." };
     CHECK(index_one(d, f, "/notes/a.md", texts, 2, NULL, 0, NULL) > 0);
@@ -1144,7 +1146,7 @@ TEST(open_mode_and_names)
         return;
     struct stat st;
     CHECK(stat(g_db, &st) == 0 && (st.st_mode & 0777) == 0600);
-    int64_t f = idb_folder_add(d, "/x", 1);
+    int64_t f = idb_folder_add(d, "/x", NULL, 1);
     CHECK(f > 0);
     char wal[640];
     snprintf(wal, sizeof wal, "%s-wal", g_db);
@@ -1184,12 +1186,12 @@ TEST(folders)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t a = idb_folder_add(d, "/home/u/notes", 10);
-    int64_t b = idb_folder_add(d, "/home/u/docs", 20);
+    int64_t a = idb_folder_add(d, "/home/u/notes", NULL, 10);
+    int64_t b = idb_folder_add(d, "/home/u/docs", NULL, 20);
     CHECK(a > 0);
     CHECK(b > 0 && b != a);
-    CHECK_EQ_INT(idb_folder_add(d, "/home/u/notes", 30), a);    /* the same id */
-    CHECK_EQ_INT(idb_folder_add(d, "/home/u/docs", 40), b);
+    CHECK_EQ_INT(idb_folder_add(d, "/home/u/notes", NULL, 30), a);    /* the same id */
+    CHECK_EQ_INT(idb_folder_add(d, "/home/u/docs", NULL, 40), b);
 
     static const char *const paths[] = { "/home/u/notes/1.md", "/home/u/notes/2.md" };
     int added, removed;
@@ -1218,8 +1220,85 @@ TEST(folders)
     CHECK(d != NULL);
     if (!d)
         return;
-    CHECK_EQ_INT(idb_folder_add(d, "/home/u/docs", 60), b);
+    CHECK_EQ_INT(idb_folder_add(d, "/home/u/docs", NULL, 60), b);
     CHECK_EQ_INT(idb_folder_remove(d, "/nowhere"), 0);
+    idb_close(d);
+    remove_dir();
+}
+
+/* A folder's exclude patterns: set when added, replaced when given again,
+ * kept when not (NULL), cleared with "". */
+TEST(folder_excludes)
+{
+    idb *d = open_fresh();
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    int64_t a = idb_folder_add(d, "/vault", "*.min.js\nbuild/", 10);
+    int64_t b = idb_folder_add(d, "/plain", NULL, 10);
+    CHECK(a > 0 && b > 0);
+    idb_folder *fs = NULL;
+    size_t n = 0;
+    CHECK_EQ_INT(idb_folders(d, &fs, &n), 0);
+    CHECK_EQ_INT(n, 2);
+    if (n == 2) {
+        CHECK_STR(fs[0].exclude, "*.min.js\nbuild/");
+        CHECK_STR(fs[1].exclude, "");
+    }
+    idb_folders_free(fs, n);
+    /* again without patterns: kept, with the same id and added time */
+    CHECK_EQ_INT(idb_folder_add(d, "/vault", NULL, 20), a);
+    CHECK_EQ_INT(idb_folders(d, &fs, &n), 0);
+    CHECK(n == 2 && !strcmp(fs[0].exclude, "*.min.js\nbuild/") && fs[0].added == 10);
+    idb_folders_free(fs, n);
+    /* replaced, then cleared; the reopened file keeps them */
+    CHECK_EQ_INT(idb_folder_add(d, "/vault", "drafts/**", 30), a);
+    CHECK_EQ_INT(idb_folder_add(d, "/plain", "x", 30), b);
+    CHECK_EQ_INT(idb_folder_add(d, "/plain", "", 31), b);
+    idb_close(d);
+    d = reopen();
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    CHECK_EQ_INT(idb_folders(d, &fs, &n), 0);
+    CHECK(n == 2 && fs[0].added == 10);
+    if (n == 2) {
+        CHECK_STR(fs[0].exclude, "drafts/**");
+        CHECK_STR(fs[1].exclude, "");
+    }
+    idb_folders_free(fs, n);
+    idb_close(d);
+    remove_dir();
+}
+
+/* An index.db from before exclude patterns (its folders table without the
+ * column) opens, keeps its folders, and takes patterns. */
+TEST(folders_from_an_older_file)
+{
+    fresh_dir();
+    sqlite3 *db = NULL;
+    CHECK(sqlite3_open(g_db, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, "CREATE TABLE folders(id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT "
+                           "NULL, added REAL NOT NULL, last_scan REAL NOT NULL DEFAULT 0);"
+                           "INSERT INTO folders(path, added) VALUES('/old', 5);",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    idb *d = reopen();
+    CHECK(d != NULL);
+    if (!d) {
+        remove_dir();
+        return;
+    }
+    idb_folder *fs = NULL;
+    size_t n = 0;
+    CHECK_EQ_INT(idb_folders(d, &fs, &n), 0);
+    CHECK(n == 1 && !strcmp(fs[0].path, "/old") && !strcmp(fs[0].exclude, "") &&
+          fs[0].added == 5);
+    idb_folders_free(fs, n);
+    CHECK_EQ_INT(idb_folder_add(d, "/old", "*.bak", 9), 1);
+    CHECK_EQ_INT(idb_folders(d, &fs, &n), 0);
+    CHECK(n == 1 && !strcmp(fs[0].exclude, "*.bak"));
+    idb_folders_free(fs, n);
     idb_close(d);
     remove_dir();
 }
@@ -1232,7 +1311,7 @@ TEST(scan_new_unchanged_changed)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/n", 1);
+    int64_t f = idb_folder_add(d, "/n", NULL, 1);
     static const char *const paths[] = { "/n/a.md", "/n/b.md", "/n/c.md" };
     int added = -1, removed = -1;
     CHECK_EQ_INT(scan_paths(d, f, paths, 3, 100, &added, &removed), 0);
@@ -1299,7 +1378,7 @@ TEST(scan_removes_missing)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/n", 1);
+    int64_t f = idb_folder_add(d, "/n", NULL, 1);
     static const char *const paths[] = { "/n/a.md", "/n/b.md" };
     int added, removed;
     CHECK_EQ_INT(scan_paths(d, f, paths, 2, 100, &added, &removed), 0);
@@ -1351,8 +1430,8 @@ TEST(scan_empty_walk)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f1 = idb_folder_add(d, "/one", 1);
-    int64_t f2 = idb_folder_add(d, "/two", 1);
+    int64_t f1 = idb_folder_add(d, "/one", NULL, 1);
+    int64_t f2 = idb_folder_add(d, "/two", NULL, 1);
     static const char *const t1[] = { "first folder words kiwi" };
     static const char *const t2[] = { "second folder words mango" };
     CHECK(index_one(d, f1, "/one/x.md", t1, 1, NULL, 0, NULL) > 0);
@@ -1395,7 +1474,7 @@ TEST(claim_order_and_due)
     idb_doc doc;
     CHECK_EQ_INT(idb_claim(d, 100, &doc), 0);           /* nothing yet */
     CHECK(idb_next_due(d) == -1);
-    int64_t f = idb_folder_add(d, "/n", 1);
+    int64_t f = idb_folder_add(d, "/n", NULL, 1);
     static const char *const paths[] = { "/n/a", "/n/b" };
     int added, removed;
     CHECK_EQ_INT(scan_paths(d, f, paths, 2, 100, &added, &removed), 0);
@@ -1420,7 +1499,7 @@ TEST(claim_is_durable)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/n", 1);
+    int64_t f = idb_folder_add(d, "/n", NULL, 1);
     static const char *const paths[] = { "/n/a.md" };
     int added, removed;
     CHECK_EQ_INT(scan_paths(d, f, paths, 1, 100, &added, &removed), 0);
@@ -1455,7 +1534,7 @@ TEST(store_and_search)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/garden", 1);
+    int64_t f = idb_folder_add(d, "/garden", NULL, 1);
     static const char *const paths[] = { "/garden/tomatoes.md" };
     int added, removed;
     CHECK_EQ_INT(scan_paths(d, f, paths, 1, 100, &added, &removed), 0);
@@ -1515,7 +1594,7 @@ TEST(store_replaces)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/n", 1);
+    int64_t f = idb_folder_add(d, "/n", NULL, 1);
     static const char *const old_t[] = { "old giraffe words", "more giraffe lines",
                                          "giraffe again" };
     static const float old_v[3 * 2] = { 1, 0, 0, 1, 1, 1 };
@@ -1568,7 +1647,7 @@ TEST(store_stale)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/n", 1);
+    int64_t f = idb_folder_add(d, "/n", NULL, 1);
     static const char *const first[] = { "first version with owls" };
     CHECK(index_one(d, f, "/n/a.md", first, 1, NULL, 0, NULL) > 0);
 
@@ -1629,7 +1708,7 @@ TEST(fail_retry_then_dead)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/n", 1);
+    int64_t f = idb_folder_add(d, "/n", NULL, 1);
     static const char *const paths[] = { "/n/a.md" };
     int added, removed;
     CHECK_EQ_INT(scan_paths(d, f, paths, 1, 100, &added, &removed), 0);
@@ -1682,7 +1761,7 @@ TEST(fail_not_retry)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/n", 1);
+    int64_t f = idb_folder_add(d, "/n", NULL, 1);
     static const char *const paths[] = { "/n/big.bin" };
     int added, removed;
     CHECK_EQ_INT(scan_paths(d, f, paths, 1, 100, &added, &removed), 0);
@@ -1717,7 +1796,7 @@ TEST(release)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/n", 1);
+    int64_t f = idb_folder_add(d, "/n", NULL, 1);
     static const char *const paths[] = { "/n/a.md" };
     int added, removed;
     CHECK_EQ_INT(scan_paths(d, f, paths, 1, 100, &added, &removed), 0);
@@ -1759,7 +1838,7 @@ TEST(retry_all)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/n", 1);
+    int64_t f = idb_folder_add(d, "/n", NULL, 1);
     static const char *const paths[] = { "/n/failed", "/n/dead", "/n/indexed", "/n/pending" };
     int added, removed;
     CHECK_EQ_INT(scan_paths(d, f, paths, 4, 100, &added, &removed), 0);
@@ -1806,7 +1885,7 @@ TEST(recover_model)
         return;
     static const char *const t[] = { "some words" };
     static const float v[2] = { 1, 0 };
-    int64_t fa = idb_folder_add(d, "/a", 1), fn = idb_folder_add(d, "/none", 1);
+    int64_t fa = idb_folder_add(d, "/a", NULL, 1), fn = idb_folder_add(d, "/none", NULL, 1);
     CHECK(index_one(d, fa, "/a/x.md", t, 1, "a", 2, v) > 0);
     CHECK(index_one(d, fn, "/none/y.md", t, 1, NULL, 0, NULL) > 0);
 
@@ -1852,7 +1931,7 @@ TEST(recover_keeps_backoff)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/n", 1);
+    int64_t f = idb_folder_add(d, "/n", NULL, 1);
     static const char *const paths[] = { "/n/a.md" };
     int added, removed;
     CHECK_EQ_INT(scan_paths(d, f, paths, 1, 100, &added, &removed), 0);
@@ -1886,7 +1965,7 @@ TEST(recover_interrupted_is_dead)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/n", 1);
+    int64_t f = idb_folder_add(d, "/n", NULL, 1);
     static const char *const paths[] = { "/n/a.md", "/n/b.md" };
     int added, removed;
     CHECK_EQ_INT(scan_paths(d, f, paths, 2, 100, &added, &removed), 0);
@@ -1917,7 +1996,7 @@ TEST(scan_incomplete_keeps_missing)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/w", 1);
+    int64_t f = idb_folder_add(d, "/w", NULL, 1);
     static const char *const both[] = { "/w/a.md", "/w/b.md" };
     int added, removed;
     CHECK_EQ_INT(scan_paths(d, f, both, 2, 100, &added, &removed), 0);
@@ -1942,7 +2021,7 @@ TEST(scan_of_removed_folder_records_nothing)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/gone", 1);
+    int64_t f = idb_folder_add(d, "/gone", NULL, 1);
     CHECK_EQ_INT(idb_folder_remove(d, "/gone"), 1);
     static const char *const paths[] = { "/gone/a.md" };
     int added = -1, removed = -1;
@@ -1965,7 +2044,7 @@ TEST(fail_drops_passages)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/p", 1);
+    int64_t f = idb_folder_add(d, "/p", NULL, 1);
     static const char *const t[] = { "the secret recipe for plum jam" };
     static const float v[2] = { 1, 0 };
     CHECK(index_one(d, f, "/p/s.md", t, 1, "m", 2, v) > 0);
@@ -1997,7 +2076,7 @@ TEST(store_note)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/q", 1);
+    int64_t f = idb_folder_add(d, "/q", NULL, 1);
     static const char *const paths[] = { "/q/a.md" };
     int added, removed;
     CHECK_EQ_INT(scan_paths(d, f, paths, 1, 100, &added, &removed), 0);
@@ -2025,8 +2104,8 @@ TEST(nearest)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f1 = idb_folder_add(d, "/m", 1), f2 = idb_folder_add(d, "/other", 1),
-            f3 = idb_folder_add(d, "/dim3", 1);
+    int64_t f1 = idb_folder_add(d, "/m", NULL, 1), f2 = idb_folder_add(d, "/other", NULL, 1),
+            f3 = idb_folder_add(d, "/dim3", NULL, 1);
     static const char *const t[] = { "north", "north east", "east", "south west" };
     static const float v[4 * 4] = { 10, 0, 0, 0,     /* cos 1 with q */
                                     1, 1, 0, 0,      /* cos 0.707 */
@@ -2082,7 +2161,7 @@ TEST(nearest_many)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/m", 1);
+    int64_t f = idb_folder_add(d, "/m", NULL, 1);
     enum { N = 200 };
     static char names[N][16];
     static const char *texts[N];
@@ -2376,7 +2455,7 @@ TEST(nearest_limit_zero)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/m", 1);
+    int64_t f = idb_folder_add(d, "/m", NULL, 1);
     static const char *const t[] = { "hello" };
     static const float v[2] = { 1, 0 };
     CHECK(index_one(d, f, "/m/a.md", t, 1, "m", 2, v) > 0);
@@ -2395,7 +2474,7 @@ TEST(folder_remove)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f1 = idb_folder_add(d, "/one", 1), f2 = idb_folder_add(d, "/two", 1);
+    int64_t f1 = idb_folder_add(d, "/one", NULL, 1), f2 = idb_folder_add(d, "/two", NULL, 1);
     static const char *const t1[] = { "lemon tree", "lemon juice" };
     static const char *const t2[] = { "lime tree" };
     static const float v1[4] = { 1, 0, 0, 1 }, v2[2] = { 1, 1 };
@@ -2433,7 +2512,7 @@ TEST(folder_remove)
     CHECK_EQ_INT(idb_folder_remove(d, "/one"), 0);
     CHECK(fts_consistent());
     /* added again: a new, empty folder */
-    int64_t again = idb_folder_add(d, "/one", 500);
+    int64_t again = idb_folder_add(d, "/one", NULL, 500);
     CHECK(again > 0);
     CHECK_EQ_INT(idb_get_counts(d, &c), 0);
     CHECK_EQ_INT(c.folders, 2);
@@ -2448,7 +2527,7 @@ TEST(docs_listing)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/n", 1);
+    int64_t f = idb_folder_add(d, "/n", NULL, 1);
     static const char *const paths[] = { "/n/a", "/n/b", "/n/c", "/n/d" };
     int added, removed;
     /* each walk finds one more file: a changed at 100, b at 200, ... */
@@ -2515,7 +2594,7 @@ static bool make_filled_index(size_t *size)
     idb *d = open_fresh();
     if (!d)
         return false;
-    int64_t f = idb_folder_add(d, "/n", 1);
+    int64_t f = idb_folder_add(d, "/n", NULL, 1);
     static char text[200][900];
     static const char *texts[200];
     rnd_state = 5;
@@ -2636,7 +2715,7 @@ static idb *ranking_index(int64_t ids[4])
     idb *d = open_fresh();
     if (!d)
         return NULL;
-    int64_t f = idb_folder_add(d, "/fruit", 1);
+    int64_t f = idb_folder_add(d, "/fruit", NULL, 1);
     idb_seen w = seen_file("/fruit/list.md", 100, 1000);
     int added, removed;
     idb_doc doc;
@@ -2813,7 +2892,7 @@ TEST(run_k_clamped)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/n", 1);
+    int64_t f = idb_folder_add(d, "/n", NULL, 1);
     enum { N = 150 };
     static char names[N][32];
     static const char *texts[N];
@@ -2849,7 +2928,7 @@ TEST(run_k_clamped)
 /* n files in one folder, each one passage with vector vecs[i] (dim 4). */
 static void index_many(idb *d, int n, const float (*vecs)[4])
 {
-    int64_t f = idb_folder_add(d, "/c", 1);
+    int64_t f = idb_folder_add(d, "/c", NULL, 1);
     static char names[32][32];
     const char *paths[32];
     for (int i = 0; i < n && i < 32; i++) {
@@ -2992,7 +3071,7 @@ TEST(passage_times)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/v", 1);
+    int64_t f = idb_folder_add(d, "/v", NULL, 1);
     static const char *const paths[] = { "/v/note.wav" };
     int added, removed;
     CHECK_EQ_INT(scan_paths(d, f, paths, 1, 100, &added, &removed), 0);
@@ -3052,6 +3131,8 @@ int main(void)
     /* db.c */
     RUN(open_mode_and_names);
     RUN(folders);
+    RUN(folder_excludes);
+    RUN(folders_from_an_older_file);
     RUN(scan_new_unchanged_changed);
     RUN(scan_removes_missing);
     RUN(scan_empty_walk);
