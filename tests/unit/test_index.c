@@ -2241,7 +2241,7 @@ TEST(memory_matches_disk)
         snprintf(names[i], sizeof names[i], "passage %d", i);
         texts[i] = names[i];
     }
-    int64_t f = idb_folder_add(d, "/m", 1);
+    int64_t f = idb_folder_add(d, "/m", NULL, 1);
     CHECK(index_one(d, f, "/m/a.md", texts, N, "m", D, v) > 0);
     int found = 0, same_order = 0;
     for (int t = 0; t < Q; t++) {
@@ -2289,7 +2289,7 @@ TEST(memory_follows_changes)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f1 = idb_folder_add(d, "/a", 1), f2 = idb_folder_add(d, "/b", 1);
+    int64_t f1 = idb_folder_add(d, "/a", NULL, 1), f2 = idb_folder_add(d, "/b", NULL, 1);
     static const char *const ta[] = { "far", "near" };
     static const float va[] = { 0, 1, 0, 1, 1, 0 };
     CHECK(index_one(d, f1, "/a/x.md", ta, 2, "m", 3, va) > 0);
@@ -2331,7 +2331,7 @@ TEST(memory_follows_changes)
     CHECK(h[0].score < 0.01 && h[1].score < -0.99);     /* the new vectors' scores */
     /* vectors of another model leave these alone */
     static const char *const tc[] = { "other" };
-    CHECK(index_one(d, idb_folder_add(d, "/c", 1), "/c/z.md", tc, 1, "m2", 3, vb) > 0);
+    CHECK(index_one(d, idb_folder_add(d, "/c", NULL, 1), "/c/z.md", tc, 1, "m2", 3, vb) > 0);
     CHECK_EQ_INT(idb_nearest(d, "m", q, 3, h, 4), 2);
     idb_vector_memory(d, &m);
     CHECK(m.vectors == 2 && m.fills == 1);
@@ -2352,7 +2352,7 @@ TEST(memory_too_small)
     CHECK(d != NULL);
     if (!d)
         return;
-    int64_t f = idb_folder_add(d, "/m", 1);
+    int64_t f = idb_folder_add(d, "/m", NULL, 1);
     enum { N = 300 };
     static float v[N * 8];
     static char names[N][16];
