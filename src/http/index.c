@@ -133,8 +133,8 @@ int http_index_status(http_req *r)
     buf_printf(&b, ",\"scanning\":%s,\"current\":", act.scanning ? "true" : "false");
     jw_cstr(&b, act.current[0] ? act.current : NULL);
     buf_printf(&b, ",\"last_scan\":%.3f,\"indexed_since_start\":%lld,\"failed_since_start\":%lld,"
-                   "\"counts\":", act.last_scan, (long long)act.indexed_since_start,
-               (long long)act.failed_since_start);
+                   "\"watches\":%zu,\"counts\":", act.last_scan, (long long)act.indexed_since_start,
+               (long long)act.failed_since_start, act.watches);
     http_index_counts(r, &b, false);
     buf_puts(&b, ",\"folders\":[");
     for (size_t i = 0; i < nf; i++) {

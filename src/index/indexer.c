@@ -26,6 +26,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "index/ignore.h"
+#include "index/watches.h"
 #include "index/text.h"
 #include "sched/job.h"
 
@@ -35,6 +36,7 @@
 #define BUSY_WAIT_S     5           /* after a 503 without Retry-After */
 #define WITHDRAW_GRACE_MS 10000     /* a worker's time to let go of a cancelled job */
 #define IGNORE_WARNED   32          /* ignore files remembered as warned about */
+#define CHANGED_MAX     64          /* folders inotify asks to walk; past it, all */
 
 struct indexer {
     _Atomic(const config *) cfg;
@@ -49,9 +51,15 @@ struct indexer {
     /* inotify: every folder walked is watched, so a change is seen in
      * about a second, not at the next walk (-1: not available) */
     int ino;
+    watches *watches;           /* its watches by folder (NULL without inotify) */
+    uint64_t walk_gen;          /* walks of folders so far (the indexer's thread) */
     pthread_t watcher;
     bool watching;
     atomic_bool watch_full;     /* the kernel's watch limit was reached (logged once) */
+    /* folders to walk because inotify saw a change in them (under mu);
+     * scan_now walks them all */
+    int64_t changed[CHANGED_MAX];
+    size_t nchanged;
     /* hearthd's own files, which the walk never takes: the data dir (as
      * started), the config file and the API key file (as last loaded);
      * device and inode, so no path spelling gets around them */
@@ -84,16 +92,17 @@ struct walk {
     size_t root_len;            /* the folder's path length: paths past it are relative */
     ignore_stack ig;            /* the ignore files of the folders walked into */
     indexer *x;                 /* for its inotify watches and own files */
+    int64_t folder;             /* the watched folder's id, for its watches */
 };
 
 #define WATCH_EVENTS (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | \
                       IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW)
 
-static void watch_dir(indexer *x, const char *dir)
+static void watch_dir(indexer *x, const char *dir, int64_t folder)
 {
-    if (x->ino < 0 || atomic_load(&x->watch_full))
+    if (!x->watches || atomic_load(&x->watch_full))
         return;
-    if (inotify_add_watch(x->ino, dir, WATCH_EVENTS) < 0 && errno == ENOSPC &&
+    if (watches_add(x->watches, dir, WATCH_EVENTS, folder, x->walk_gen) < 0 && errno == ENOSPC &&
         !atomic_exchange(&x->watch_full, true))
         log_warn("index: the kernel's inotify watch limit is reached (fs.inotify."
                  "max_user_watches); changes in further folders are seen at the next walk "
@@ -227,7 +236,7 @@ static void walk_dir(struct walk *w, int dfd, const char *dir, int depth)
         closedir(d);
         return;
     }
-    watch_dir(w->x, dir);
+    watch_dir(w->x, dir, w->folder);
     struct dirent *e;
     errno = 0;
     while (!w->truncated && (e = readdir(d))) {
@@ -291,7 +300,16 @@ static void walk_dir(struct walk *w, int dfd, const char *dir, int depth)
     closedir(d);
 }
 
-static void scan_all(indexer *x)
+static bool has_id(const int64_t *ids, size_t n, int64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
+}
+
+/* Walk the watched folders: all of them (nonly 0), or those of only[]. */
+static void scan_folders(indexer *x, const int64_t *only, size_t nonly)
 {
     idb_folder *f = NULL;
     size_t nf = 0;
@@ -302,7 +320,23 @@ static void scan_all(indexer *x)
     pthread_mutex_lock(&x->mu);
     x->act.scanning = true;
     pthread_mutex_unlock(&x->mu);
+    x->walk_gen++;
+    int64_t *ids = calloc(nf ? nf : 1, sizeof *ids);
+    for (size_t i = 0; ids && i < nf; i++)
+        ids[i] = f[i].id;
+    /* watches of folders no longer watched go */
+    if (x->watches && ids) {
+        int gone = nonly ? 0 : watches_keep_only(x->watches, ids, nf);
+        for (size_t i = 0; i < nonly; i++)
+            if (!has_id(ids, nf, only[i]))
+                gone += watches_drop_folder(x->watches, only[i]);
+        if (gone)
+            log_debug("index: %d watch(es) of folders no longer watched removed", gone);
+    }
+    free(ids);
     for (size_t i = 0; i < nf && !stopping(x); i++) {
+        if (nonly && !has_id(only, nonly, f[i].id))
+            continue;
         int fd = open(f[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0) {
             /* unplugged or unmounted: keep what is indexed rather than
@@ -315,7 +349,7 @@ static void scan_all(indexer *x)
         ignore_rules *excludes = ignore_rules_new();
         if (excludes && f[i].exclude)
             ignore_rules_parse(excludes, f[i].exclude, strlen(f[i].exclude), NULL);
-        struct walk w = { .x = x, .root_len = strlen(f[i].path) };
+        struct walk w = { .x = x, .root_len = strlen(f[i].path), .folder = f[i].id };
         ignore_stack_init(&w.ig, excludes);
         if (!excludes) {
             log_error("index: out of memory walking %s", f[i].path);
@@ -341,6 +375,14 @@ static void scan_all(indexer *x)
                      "If they were deleted, remove the folder: hearth index rm", f[i].path,
                      (long long)f[i].docs);
         bool complete = !w.truncated && !w.incomplete && !emptied;
+        /* subfolders this walk did not enter (gone, or ignored now) are
+         * watched no longer */
+        if (x->watches && !w.truncated && !w.incomplete) {
+            int gone = watches_prune(x->watches, f[i].id, x->walk_gen);
+            if (gone)
+                log_debug("index: %s: %d watch(es) of subfolders gone or ignored removed",
+                          f[i].path, gone);
+        }
         int added = 0, removed = 0;
         if (idb_scan(x->db, f[i].id, w.files, w.n, complete, clock_wall_s(), &added, &removed) < 0)
             log_error("index: cannot record the walk of %s", f[i].path);
@@ -830,6 +872,10 @@ static void *loop(void *arg)
     for (;;) {
         pthread_mutex_lock(&x->mu);
         bool stop = x->stop, scan = x->scan_now, retry = x->retry_now;
+        int64_t some[CHANGED_MAX];
+        size_t nsome = x->nchanged;
+        memcpy(some, x->changed, nsome * sizeof *some);
+        x->nchanged = 0;
         x->scan_now = x->retry_now = false;
         pthread_mutex_unlock(&x->mu);
         if (stop)
@@ -838,8 +884,10 @@ static void *loop(void *arg)
         if (retry)
             idb_retry_all(x->db);
         if (scan || now >= next_scan) {
-            scan_all(x);
+            scan_folders(x, NULL, 0);
             next_scan = clock_wall_s() + atomic_load(&x->cfg)->index_scan_interval;
+        } else if (nsome) {
+            scan_folders(x, some, nsome);       /* where inotify saw changes */
         }
         idb_doc d;
         int got = idb_claim(x->db, clock_wall_s(), &d);
@@ -867,7 +915,7 @@ static void *loop(void *arg)
         ts.tv_sec = (time_t)w;
         ts.tv_nsec = (long)((w - (double)ts.tv_sec) * 1e9);
         pthread_mutex_lock(&x->mu);
-        if (!x->stop && !x->scan_now && !x->retry_now)
+        if (!x->stop && !x->scan_now && !x->retry_now && !x->nchanged)
             pthread_cond_timedwait(&x->cv, &x->mu, &ts);
         pthread_mutex_unlock(&x->mu);
     }
@@ -875,8 +923,25 @@ static void *loop(void *arg)
     return NULL;
 }
 
+/* Walk these folders soon (all of them when there are too many). */
+static void rescan_folders(indexer *x, const int64_t *ids, size_t n)
+{
+    pthread_mutex_lock(&x->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (has_id(x->changed, x->nchanged, ids[i]))
+            continue;
+        if (x->nchanged == CHANGED_MAX)
+            x->scan_now = true;
+        else
+            x->changed[x->nchanged++] = ids[i];
+    }
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+}
+
 /* Changes in watched folders: after a burst of events has been quiet for
- * WATCH_QUIET_MS (or went on for WATCH_MAX_MS), one walk. */
+ * WATCH_QUIET_MS (or went on for WATCH_MAX_MS), one walk of the folders
+ * they were in (of all, when a watch is not known or events were lost). */
 #define WATCH_QUIET_MS 700
 #define WATCH_MAX_MS   5000
 
@@ -885,21 +950,41 @@ static void *watch_loop(void *arg)
     indexer *x = arg;
     char ev[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
     double first = 0;
+    int64_t pending[CHANGED_MAX];
+    size_t npending = 0;
+    bool all = false;
     while (!stopping(x)) {
         struct pollfd p = { x->ino, POLLIN, 0 };
         int r = poll(&p, 1, first ? WATCH_QUIET_MS : 500);
         double now = clock_wall_s();
-        if (r > 0) {
-            while (read(x->ino, ev, sizeof ev) > 0)
-                ;               /* which file does not matter: the walk compares all */
-            if (!first)
-                first = now;
-            if ((now - first) * 1000 < WATCH_MAX_MS)
-                continue;
+        ssize_t len;
+        while (r > 0 && (len = read(x->ino, ev, sizeof ev)) > 0) {
+            for (char *q = ev; q < ev + len;) {
+                const struct inotify_event *e = (const struct inotify_event *)(void *)q;
+                q += sizeof *e + e->len;
+                if (e->mask & IN_IGNORED) {
+                    watches_gone(x->watches, e->wd);    /* its folder's parent saw why */
+                    continue;
+                }
+                int64_t f = e->mask & IN_Q_OVERFLOW ? 0 : watches_folder(x->watches, e->wd);
+                if (!f || npending == CHANGED_MAX)
+                    all = true;
+                else if (!has_id(pending, npending, f))
+                    pending[npending++] = f;
+                if (!first)
+                    first = now;
+            }
         }
+        if (first && (now - first) * 1000 < WATCH_MAX_MS && r > 0)
+            continue;
         if (first) {
             first = 0;
-            indexer_rescan(x, false);
+            if (all)
+                indexer_rescan(x, false);
+            else
+                rescan_folders(x, pending, npending);
+            npending = 0;
+            all = false;
         }
     }
     return NULL;
@@ -942,7 +1027,8 @@ indexer *indexer_start(const config *cfg, sched *s, char *err, size_t errlen)
     x->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (x->ino < 0)
         log_warn("index: no inotify (%s); changes are seen at each walk", strerror(errno));
-    else if (pthread_create(&x->watcher, NULL, watch_loop, x) == 0)
+    else if ((x->watches = watches_new(x->ino)) &&
+             pthread_create(&x->watcher, NULL, watch_loop, x) == 0)
         x->watching = true;
     if (pthread_create(&x->th, NULL, loop, x) != 0) {
         snprintf(err, errlen, "cannot start the indexer thread");
@@ -1001,6 +1087,7 @@ void indexer_free(indexer *x)
     indexer_stop(x);
     if (x->ino >= 0)
         close(x->ino);
+    watches_free(x->watches);
     idb_close(x->db);
     pthread_cond_destroy(&x->cv);
     pthread_mutex_destroy(&x->mu);
@@ -1120,8 +1207,10 @@ int indexer_remove_folder(indexer *x, const char *path)
     /* a folder deleted from disk is forgotten by the name it was added as */
     if (rc == 0 && resolved && strcmp(real, path))
         rc = idb_folder_remove(x->db, path);
-    if (rc == 1)
+    if (rc == 1) {
         log_info("index: no longer watching %s", path);
+        indexer_rescan(x, false);       /* a walk of all removes its inotify watches */
+    }
     return rc;
 }
 
@@ -1139,6 +1228,7 @@ void indexer_get_activity(indexer *x, indexer_activity *out)
     pthread_mutex_lock(&x->mu);
     *out = x->act;
     pthread_mutex_unlock(&x->mu);
+    out->watches = x->watches ? watches_count(x->watches) : 0;
     const config *c = atomic_load(&x->cfg);     /* the model as configured now */
     snprintf(out->embed_model, sizeof out->embed_model, "%s",
              c->index_embed_model ? c->index_embed_model : "");

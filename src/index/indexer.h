@@ -76,6 +76,7 @@ typedef struct indexer_activity {
     int64_t indexed_since_start, failed_since_start;
     double last_scan;           /* epoch seconds, 0 before the first */
     char embed_model[MODEL_NAME_MAX + 1];   /* "" when BM25 alone */
+    size_t watches;             /* inotify watches held (folders and subfolders) */
 } indexer_activity;
 void indexer_get_activity(indexer *x, indexer_activity *out);
 

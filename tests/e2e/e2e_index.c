@@ -784,6 +784,83 @@ static void t_ignore_edit_followed(void)
     resp_free(&r);
 }
 
+/* A watched folder's last walk, from GET /v1/index (-1 when not there). */
+static double folder_last_scan(struct daemon *d, const char *dir)
+{
+    struct resp r = http(d, "GET", "/v1/index", NULL, 0);
+    arena *a = arena_new(0);
+    const json *o = parse(a, &r.body);
+    double t = -1;
+    const json *f = path(o, "folders");
+    for (const json *e = f ? f->child : NULL; e; e = e->next)
+        if (str_at(e, "path") && !strcmp(str_at(e, "path"), dir))
+            t = num_at(e, "last_scan");
+    arena_free(a);
+    resp_free(&r);
+    return t;
+}
+
+static bool watches_come_to(struct daemon *d, double want, double timeout_s)
+{
+    for (int i = 0; i < (int)(timeout_s * 10); i++) {
+        if (index_num(d, "watches") == want)
+            return true;
+        usleep(100000);
+    }
+    fprintf(stderr, "  watches: %.0f, expected %.0f\n", index_num(d, "watches"), want);
+    return false;
+}
+
+/* inotify watches follow the folders: subfolders now ignored are watched
+ * no longer (the vault's notes/, notes/a, notes/a/b and build/ after the
+ * edit above), a change walks only the folder it is in, and a folder no
+ * longer watched loses its watches. */
+static void t_watches_follow_folders(void)
+{
+    char vault[700], other[700];
+    CHECK(realpath(g_vault, vault) != NULL);
+    CHECK(watches_come_to(&I, 2, 30));              /* the vault and sub/ */
+    snprintf(other, sizeof other, "%s/other-notes", g_tmp);
+    write_file(other, "a.md", "The okapi lives in the rain forest of the Congo.\n");
+    write_file(other, "deep/b.md", "The bonobo shares the same forest with the okapi.\n");
+    double t0 = now_epoch();
+    CHECK(add_folder(&I, other));
+    CHECK(settled(&I, t0, 60));
+    CHECK(watches_come_to(&I, 4, 30));
+    char real_other[700];
+    CHECK(realpath(other, real_other) != NULL);
+    double vault_scan = folder_last_scan(&I, vault), other_scan = folder_last_scan(&I, real_other);
+    CHECK(vault_scan > 0 && other_scan > 0);
+    /* a new file in the other folder: that folder is walked, the vault not */
+    write_file(other, "deep/c.md", "The giraffe weevil has a very long neck indeed.\n");
+    CHECK(comes_to(&I, "weevil", "c.md", 60));
+    CHECK(folder_last_scan(&I, real_other) > other_scan);
+    CHECK(folder_last_scan(&I, vault) == vault_scan);
+    /* a subfolder deleted: its watch goes with it */
+    char p[800];
+    snprintf(p, sizeof p, "%s/deep/b.md", other);
+    CHECK(unlink(p) == 0);
+    snprintf(p, sizeof p, "%s/deep/c.md", other);
+    CHECK(unlink(p) == 0);
+    snprintf(p, sizeof p, "%s/deep", other);
+    CHECK(rmdir(p) == 0);
+    CHECK(comes_to(&I, "weevil", NULL, 60));
+    CHECK(watches_come_to(&I, 3, 30));
+    /* the folder no longer watched: its watches go */
+    char q[900];
+    snprintf(q, sizeof q, "/v1/index/folders?path=%s", real_other);
+    struct resp r = http(&I, "DELETE", q, NULL, 0);
+    CHECK(r.status == 200);
+    resp_free(&r);
+    CHECK(watches_come_to(&I, 2, 30));
+    /* and changes there walk nothing */
+    double v = folder_last_scan(&I, vault);
+    write_file(other, "late.md", "The tarsier has enormous eyes for its small size.\n");
+    usleep(2500000);
+    CHECK(folder_last_scan(&I, vault) == v);
+    CHECK(finds(&I, "tarsier", NULL));
+}
+
 /* Exclude patterns through the API: stored and shown per folder, applied
  * from the folder's root, replaced by posting the folder again (200),
  * kept when the post has none, cleared with []. */
@@ -1212,6 +1289,7 @@ int main(void)
     if (start_daemon(&I, "indexI", iargs) == 0) {
         run("ignore_files", t_ignore_files);
         run("ignore_edit_followed", t_ignore_edit_followed);
+        run("watches_follow_folders", t_watches_follow_folders);
         run("exclude_api", t_exclude_api);
         run("exclude_bad_input", t_exclude_bad_input);
         run("exclude_cli", t_exclude_cli);
