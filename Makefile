@@ -182,6 +182,12 @@ $(BUILD)/tests/test_index: tests/unit/test_index.c $(patsubst %.c,$(BUILD)/obj/%
 	@$(if $(V),,echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) -lsqlite3 -lm
 
+# the index's inotify watches by folder, on real folders
+$(BUILD)/tests/test_watches: tests/unit/test_watches.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/index/watches.c)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL)
+
 # the ignore rules of the index's walk (gitignore syntax), with files on disk
 $(BUILD)/tests/test_ignore: tests/unit/test_ignore.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/index/ignore.c)
 	@mkdir -p $(dir $@)

@@ -302,6 +302,13 @@ static int add_api_key(config *c, const char *name, const char *key, unsigned sc
     return 0;
 }
 
+/* " (FILE:LINE)" after the message in err */
+static void at_line(char *err, size_t el, const char *path, int lineno)
+{
+    size_t n = strlen(err);
+    snprintf(err + n, el - n, " (%.200s:%d)", path, lineno);
+}
+
 /* One key per line, "KEY", "NAME KEY", "NAME KEY SCOPES" or "NAME KEY
  * SCOPES RATE"; '#' starts a comment. */
 static int load_api_keys(config *c, const char *path, char *err, size_t el)
@@ -335,15 +342,13 @@ static int load_api_keys(config *c, const char *path, char *err, size_t el)
         }
         double rate_n = 0, rate_period = 1;
         if (rate && config_rate_parse(rate, &rate_n, &rate_period, err, el) < 0) {
-            size_t n = strlen(err);
-            snprintf(err + n, el - n, " (%.200s:%d)", path, lineno);
+            at_line(err, el, path, lineno);
             rc = -1;
             break;
         }
         unsigned scopes = SCOPE_ADMIN;
         if (sc && !(scopes = config_scopes_parse(sc, err, el))) {
-            size_t n = strlen(err);
-            snprintf(err + n, el - n, " (%.200s:%d)", path, lineno);
+            at_line(err, el, path, lineno);
             rc = -1;
             break;
         }
@@ -354,8 +359,7 @@ static int load_api_keys(config *c, const char *path, char *err, size_t el)
             break;
         }
         if (add_api_key(c, b ? a : NULL, b ? b : a, scopes, rate_n, rate_period, err, el) < 0) {
-            size_t n = strlen(err);
-            snprintf(err + n, el - n, " (%.200s:%d)", path, lineno);
+            at_line(err, el, path, lineno);
             rc = -1;
         }
     }

@@ -39,6 +39,9 @@
 #include "queue/runner.h"
 
 #define LIST_MAX 100
+
+/* a key's whole name is a job's owner: two names must never be cut alike */
+_Static_assert(BJOB_OWNER_MAX >= API_KEY_NAME_MAX, "job owners hold API key names");
 #define DISK_RESERVE (64ull << 20)      /* free space a new job must leave */
 
 static void put_time(buf *b, const char *key, double t)

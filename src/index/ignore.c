@@ -299,18 +299,23 @@ int ignore_rules_load(ignore_rules *r, int dirfd, const char *name, ignore_repor
     /* one byte past the cap tells a file of exactly the cap from a longer one */
     char *text = malloc(IGNORE_MAX_FILE + 1);
     size_t n = 0;
+    bool failed = false;
     while (text && n < IGNORE_MAX_FILE + 1) {
         ssize_t got = read(fd, text + n, IGNORE_MAX_FILE + 1 - n);
         if (got < 0 && errno == EINTR)
             continue;
+        failed = got < 0;
         if (got <= 0)
             break;
         n += (size_t)got;
     }
     int saved = errno;
     close(fd);
-    if (!text) {
-        errno = ENOMEM;
+    if (!text || failed) {
+        /* a part of the file is not rules enough: what it leaves out is
+         * not known */
+        free(text);
+        errno = text ? saved : ENOMEM;
         return -1;
     }
     if (n > IGNORE_MAX_FILE) {

@@ -98,9 +98,13 @@ struct walk {
 #define WATCH_EVENTS (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | \
                       IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW)
 
+/* Watch dir, or mark its watch seen by this walk (a folder watched
+ * already keeps its watch: the kernel gives it back). Past the kernel's
+ * limit the folders watched already stay watched; the warning is said once
+ * until watches are freed. */
 static void watch_dir(indexer *x, const char *dir, int64_t folder)
 {
-    if (!x->watches || atomic_load(&x->watch_full))
+    if (!x->watches)
         return;
     if (watches_add(x->watches, dir, WATCH_EVENTS, folder, x->walk_gen) < 0 && errno == ENOSPC &&
         !atomic_exchange(&x->watch_full, true))
@@ -330,8 +334,10 @@ static void scan_folders(indexer *x, const int64_t *only, size_t nonly)
         for (size_t i = 0; i < nonly; i++)
             if (!has_id(ids, nf, only[i]))
                 gone += watches_drop_folder(x->watches, only[i]);
-        if (gone)
+        if (gone) {
             log_debug("index: %d watch(es) of folders no longer watched removed", gone);
+            atomic_store(&x->watch_full, false);
+        }
     }
     free(ids);
     for (size_t i = 0; i < nf && !stopping(x); i++) {
@@ -347,12 +353,17 @@ static void scan_folders(indexer *x, const int64_t *only, size_t nonly)
         }
         /* the folder's own excludes come first (ignore.h) */
         ignore_rules *excludes = ignore_rules_new();
+        ignore_report rep = { 0 };
         if (excludes && f[i].exclude)
-            ignore_rules_parse(excludes, f[i].exclude, strlen(f[i].exclude), NULL);
+            ignore_rules_parse(excludes, f[i].exclude, strlen(f[i].exclude), &rep);
         struct walk w = { .x = x, .root_len = strlen(f[i].path), .folder = f[i].id };
         ignore_stack_init(&w.ig, excludes);
-        if (!excludes) {
-            log_error("index: out of memory walking %s", f[i].path);
+        /* without all of its excludes, a walk could take what they leave
+         * out (the API checked them: only memory can fail here) */
+        if (!excludes || !f[i].exclude || rep.over_cap) {
+            log_error("index: out of memory reading the exclude patterns of %s; not walked",
+                      f[i].path);
+            ignore_rules_free(excludes);
             close(fd);
             continue;
         }
@@ -379,9 +390,11 @@ static void scan_folders(indexer *x, const int64_t *only, size_t nonly)
          * watched no longer */
         if (x->watches && !w.truncated && !w.incomplete) {
             int gone = watches_prune(x->watches, f[i].id, x->walk_gen);
-            if (gone)
+            if (gone) {
                 log_debug("index: %s: %d watch(es) of subfolders gone or ignored removed",
                           f[i].path, gone);
+                atomic_store(&x->watch_full, false);    /* room again: warn anew */
+            }
         }
         int added = 0, removed = 0;
         if (idb_scan(x->db, f[i].id, w.files, w.n, complete, clock_wall_s(), &added, &removed) < 0)
@@ -966,7 +979,12 @@ static void *watch_loop(void *arg)
                     watches_gone(x->watches, e->wd);    /* its folder's parent saw why */
                     continue;
                 }
+                /* events were lost: walk all. A watch not (or no longer)
+                 * in the table is one a walk is adding (that walk reads
+                 * the folder after) or removing: nothing to walk for it */
                 int64_t f = e->mask & IN_Q_OVERFLOW ? 0 : watches_folder(x->watches, e->wd);
+                if (!(e->mask & IN_Q_OVERFLOW) && !f)
+                    continue;
                 if (!f || npending == CHANGED_MAX)
                     all = true;
                 else if (!has_id(pending, npending, f))
@@ -1044,8 +1062,8 @@ void indexer_set_config(indexer *x, const config *cfg)
     if (!x)
         return;
     const config *old = atomic_exchange(&x->cfg, cfg);
-    if (old->index_vector_memory != cfg->index_vector_memory)
-        idb_set_vector_memory(x->db, (size_t)cfg->index_vector_memory);
+    /* (also after vectors that did not fit: there may be room now) */
+    idb_set_vector_memory(x->db, (size_t)cfg->index_vector_memory);
     const char *a = old->index_embed_model ? old->index_embed_model : "";
     const char *b = cfg->index_embed_model ? cfg->index_embed_model : "";
     set_own(x, 1, cfg->config_file);

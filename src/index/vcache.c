@@ -81,7 +81,11 @@ bool vcache_begin(vcache *c, const char *model, int dim, size_t expect)
     if (dim < 1 || dim > 65536 || strlen(model) >= sizeof c->model)
         return false;
     c->dim = dim;
-    if (!grow(c, expect < 64 ? 64 : expect)) {
+    /* room for some vectors stored after the fill, within the limit */
+    size_t most = c->max_bytes / per_vector(dim), want = expect + expect / 8;
+    if (want > most)
+        want = most > expect ? most : expect;
+    if (!grow(c, want < 64 ? 64 : want)) {
         vcache_clear(c);
         return false;
     }
@@ -116,9 +120,14 @@ static bool push(vcache *c, int64_t id, const float *v)
 {
     if (id <= 0 || (c->n && id <= c->ids[c->n - 1]))
         return false;
-    if (c->n == c->cap && !grow(c, c->cap * 2)) {
-        vcache_clear(c);
-        return false;
+    if (c->n == c->cap) {
+        /* double, but never past the limit: full is full only there */
+        size_t most = c->max_bytes / per_vector(c->dim);
+        size_t want = c->cap * 2 < most ? c->cap * 2 : most;
+        if (want <= c->cap || !grow(c, want)) {
+            vcache_clear(c);
+            return false;
+        }
     }
     float norm = 0;
     float unit = quantise(v, c->dim, c->q + c->n * (size_t)c->dim, &norm);

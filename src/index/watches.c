@@ -6,18 +6,23 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/inotify.h>
 
 struct slot {
-    int64_t folder;     /* 0: no watch */
+    int wd;
+    int64_t folder;     /* 0: removed (dropped at the next compaction) */
     uint64_t seen;      /* the walk that last added it */
 };
 
+/* Slots in ascending wd. The kernel hands out ever larger descriptors
+ * (until they wrap), so a new watch is appended; a watch added again keeps
+ * its slot. */
 struct watches {
     int ino;
     pthread_mutex_t mu;
-    struct slot *slots;     /* by descriptor */
-    size_t cap, count;
+    struct slot *slots;
+    size_t n, cap, count;   /* slots used, allocated, and live */
 };
 
 watches *watches_new(int ino)
@@ -39,40 +44,81 @@ void watches_free(watches *w)
     free(w);
 }
 
+/* The first slot with a wd not below wd. Under the mutex. */
+static size_t lower_bound(const watches *w, int wd)
+{
+    size_t lo = 0, hi = w->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (w->slots[mid].wd < wd)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* wd's live slot, or NULL. Under the mutex. */
+static struct slot *find(watches *w, int wd)
+{
+    size_t i = lower_bound(w, wd);
+    return i < w->n && w->slots[i].wd == wd && w->slots[i].folder ? &w->slots[i] : NULL;
+}
+
+/* Drop removed slots. Under the mutex. */
+static void compact(watches *w)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < w->n; i++)
+        if (w->slots[i].folder)
+            w->slots[k++] = w->slots[i];
+    w->n = k;
+}
+
 int watches_add(watches *w, const char *dir, uint32_t mask, int64_t folder, uint64_t gen)
 {
     int wd = inotify_add_watch(w->ino, dir, mask);
     if (wd < 0)
         return -1;
     pthread_mutex_lock(&w->mu);
-    if ((size_t)wd >= w->cap && (size_t)wd < WATCHES_MAX) {
-        size_t cap = w->cap ? w->cap : 256;
-        while (cap <= (size_t)wd)
-            cap *= 2;
-        struct slot *s = realloc(w->slots, cap * sizeof *s);
-        if (s) {
-            for (size_t i = w->cap; i < cap; i++)
-                s[i] = (struct slot){ 0, 0 };
-            w->slots = s;
-            w->cap = cap;
-        }
-    }
-    if ((size_t)wd < w->cap) {
-        if (!w->slots[wd].folder)
+    size_t i = lower_bound(w, wd);
+    if (i < w->n && w->slots[i].wd == wd) {
+        if (!w->slots[i].folder)
             w->count++;
-        w->slots[wd] = (struct slot){ folder, gen };
+        w->slots[i] = (struct slot){ wd, folder, gen };
+    } else if (w->count < WATCHES_MAX) {
+        if (w->n == w->cap && w->n > w->count) {
+            compact(w);
+            i = lower_bound(w, wd);
+        }
+        if (w->n == w->cap) {
+            size_t cap = w->cap ? w->cap * 2 : 256;
+            struct slot *s = realloc(w->slots, cap * sizeof *s);
+            if (s) {
+                w->slots = s;
+                w->cap = cap;
+            }
+        }
+        if (w->n < w->cap) {
+            memmove(&w->slots[i + 1], &w->slots[i], (w->n - i) * sizeof *w->slots);
+            w->slots[i] = (struct slot){ wd, folder, gen };
+            w->n++;
+            w->count++;
+        } else {
+            inotify_rm_watch(w->ino, wd);       /* no memory to know it by */
+        }
+    } else {
+        inotify_rm_watch(w->ino, wd);
     }
     pthread_mutex_unlock(&w->mu);
-    /* a watch the table cannot hold still works: its events walk every
-     * folder (watches_folder gives 0) and it is removed only with the
-     * descriptor */
     return 0;
 }
 
 int64_t watches_folder(watches *w, int wd)
 {
     pthread_mutex_lock(&w->mu);
-    int64_t f = wd >= 0 && (size_t)wd < w->cap ? w->slots[wd].folder : 0;
+    const struct slot *s = find(w, wd);
+    int64_t f = s ? s->folder : 0;
     pthread_mutex_unlock(&w->mu);
     return f;
 }
@@ -80,8 +126,9 @@ int64_t watches_folder(watches *w, int wd)
 void watches_gone(watches *w, int wd)
 {
     pthread_mutex_lock(&w->mu);
-    if (wd >= 0 && (size_t)wd < w->cap && w->slots[wd].folder) {
-        w->slots[wd].folder = 0;
+    struct slot *s = find(w, wd);
+    if (s) {
+        s->folder = 0;
         w->count--;
     }
     pthread_mutex_unlock(&w->mu);
@@ -91,13 +138,14 @@ void watches_gone(watches *w, int wd)
 static int remove_if(watches *w, bool (*drop)(const struct slot *, const void *), const void *arg)
 {
     int n = 0;
-    for (size_t i = 0; i < w->cap; i++)
+    for (size_t i = 0; i < w->n; i++)
         if (w->slots[i].folder && drop(&w->slots[i], arg)) {
-            inotify_rm_watch(w->ino, (int)i);   /* its IN_IGNORED finds the slot empty */
+            inotify_rm_watch(w->ino, w->slots[i].wd);   /* its IN_IGNORED finds no slot */
             w->slots[i].folder = 0;
             w->count--;
             n++;
         }
+    compact(w);
     return n;
 }
 

@@ -9,8 +9,10 @@
  * longer watched, be removed (the kernel ends a watch by itself only when
  * its folder is deleted or unmounted: IN_IGNORED).
  *
- * A watch is kept in a table by its descriptor (the kernel gives small
- * numbers), at most WATCHES_MAX of them.
+ * Watches are kept sorted by descriptor (the kernel hands out ever larger
+ * ones), at most WATCHES_MAX at once; past that, or when memory runs
+ * short, a new watch is removed again (its folder's changes are seen at
+ * the timer's walk).
  *
  * Thread-safety: every function may be called from any thread (one mutex).
  * Ownership: the inotify descriptor stays the caller's; watches_free
@@ -32,7 +34,8 @@ watches *watches_new(int ino);
 void     watches_free(watches *w);
 
 /* Watch dir (mask: inotify's events) for folder, seen by walk number gen.
- * 0, or -1 with errno (ENOSPC: the kernel's watch limit). */
+ * 0, or -1 with errno (ENOSPC: the kernel's watch limit). Folder ids are
+ * positive. */
 int watches_add(watches *w, const char *dir, uint32_t mask, int64_t folder, uint64_t gen);
 /* The folder whose subfolder wd watches; 0 when unknown. */
 int64_t watches_folder(watches *w, int wd);

@@ -2418,6 +2418,19 @@ TEST(vcache_rules)
     CHECK(!vcache_ready(small, "m", 4));
     CHECK_EQ_INT(vcache_count(small), 0);
     vcache_free(small);
+    /* filled close to the limit: vectors appended later fit up to it */
+    vcache *edge = vcache_new(100 * (4 + 12));         /* 100 vectors of 4 */
+    CHECK(vcache_begin(edge, "m", 4, 90));
+    for (int i = 1; i <= 90; i++)
+        CHECK(vcache_add(edge, i, a));
+    vcache_end(edge);
+    for (int i = 91; i <= 100; i++)
+        CHECK(vcache_append(edge, i, a));
+    CHECK_EQ_INT(vcache_count(edge), 100);
+    CHECK(!vcache_append(edge, 101, a));               /* past the limit: emptied */
+    CHECK(!vcache_ready(edge, "m", 4));
+    CHECK(!vcache_begin(edge, "m", 4, 101));
+    vcache_free(edge);
     /* once ready: appended in id order only, removed by id, compacted */
     CHECK(vcache_append(c, 10, a));
     CHECK(!vcache_append(c, 10, a) && !vcache_append(c, 5, b));
