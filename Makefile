@@ -255,9 +255,10 @@ clean:
 %.d: ;
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
-# libFuzzer on the GGUF validator for a bounded time: `make fuzz FUZZ_SECONDS=600`.
-# Seeds come from tests/fuzz/seeds; the growing corpus and any crash artifacts
-# stay under build/fuzz.
+# libFuzzer for a bounded time each, `make fuzz FUZZ_SECONDS=600`: the GGUF
+# validator, request bodies, and what the search index reads (text, HTML,
+# queries, ignore rules). Seeds come from tests/fuzz/seeds*; the growing
+# corpus and any crash artifacts stay under build/fuzz.
 FUZZ_SECONDS ?= 60
 .PHONY: fuzz
 fuzz:
@@ -267,6 +268,9 @@ fuzz:
 	@mkdir -p build/fuzz/corpus_request
 	clang -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc -o build/fuzz/fuzz_request tests/fuzz/fuzz_request.c src/http/genreq.c src/core/json.c src/core/arena.c src/core/buf.c src/core/utf8.c
 	build/fuzz/fuzz_request -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=build/fuzz/ build/fuzz/corpus_request tests/fuzz/seeds-request
+	@mkdir -p build/fuzz/corpus_index
+	clang -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc -o build/fuzz/fuzz_index tests/fuzz/fuzz_index.c src/index/text.c src/index/search.c src/index/ignore.c src/index/db.c src/index/vcache.c src/core/sql.c src/core/log.c src/core/json.c src/core/arena.c src/core/buf.c src/core/utf8.c -lsqlite3 -lm
+	build/fuzz/fuzz_index -max_total_time=$(FUZZ_SECONDS) -timeout=10 -max_len=16384 -artifact_prefix=build/fuzz/ build/fuzz/corpus_index tests/fuzz/seeds-index
 
 # ---- speech to text: whisper.cpp + FFmpeg, linked into the worker only ------
 # (engine/asr.c, engine/audio.c). whisper from pkg-config when the system has
