@@ -1020,6 +1020,34 @@ static void t_key_scopes(void)
     snprintf(cmd, sizeof cmd, "HEARTH_API_KEY=kid-key-0000002 '%s/hearth' --url "
              "http://127.0.0.1:%d search notes 2>&1 | grep -q 'search'", g_build, C.port);
     CHECK(system(cmd) == 0);
+    /* the key file edited and re-read (SIGHUP): the kid may search now, the
+     * tablet may no longer chat, the script's rate is lifted, a new key works */
+    f = fopen(keys, "w");
+    if (f) {
+        fputs("owner  owner-key-00001\n"
+              "kid    kid-key-0000002  infer,search\n"
+              "tablet tablet-key-00003 search\n"
+              "prom   prom-key-0000004 monitor\n"
+              "scan   scan-key-0000005 jobs\n"
+              "script script-key-00006 infer\n"
+              "guest  guest-key-000007 infer 1/h\n", f);
+        fclose(f);
+    }
+    CHECK(kill(C.pid, SIGHUP) == 0);
+    bool reloaded = false;
+    for (int i = 0; i < 100 && !reloaded; i++) {
+        reloaded = as_key(&C, "kid-key-0000002", "POST", "/v1/search", search, NULL, 0) == 200;
+        if (!reloaded)
+            usleep(100000);
+    }
+    CHECK(reloaded);
+    char code[64];
+    CHECK(as_key(&C, "tablet-key-00003", "POST", "/v1/chat/completions", chat, code,
+                 sizeof code) == 403);
+    CHECK(!strcmp(code, "insufficient_permissions"));
+    CHECK(as_key(&C, "script-key-00006", "GET", "/v1/models", NULL, NULL, 0) == 200);
+    CHECK(as_key(&C, "guest-key-000007", "GET", "/v1/models", NULL, NULL, 0) == 200);
+    CHECK(as_key(&C, "guest-key-000007", "GET", "/v1/models", NULL, NULL, 0) == 429);
     CHECK(stop_daemon(&C) == 0);
     static char text[1 << 17];
     CHECK(read_audit(&C, text, sizeof text) > 0);
