@@ -109,6 +109,7 @@ void config_free(config *c)
         /* a key should not outlive its use in freed memory */
         explicit_bzero(c->api_keys[i], strlen(c->api_keys[i]));
         free(c->api_keys[i]);
+        free(c->api_key_folders[i]);
     }
     memset(c, 0, sizeof *c);
 }
@@ -207,9 +208,49 @@ static const struct {
     { "monitor", SCOPE_MONITOR }, { "admin", SCOPE_ADMIN },
 };
 
-unsigned config_scopes_parse(const char *list, char *err, size_t el)
+/* A folder of a "search:FOLDER" scope: absolute, no "." or ".." part, at
+ * most SCOPE_FOLDER_MAX bytes; a trailing '/' is dropped. Appended to *folders
+ * ('\n' between). 0, or -1 with err set. */
+static int add_scope_folder(char **folders, size_t *nfolders, const char *p, size_t l, char *err,
+                            size_t el)
+{
+    while (l > 1 && p[l - 1] == '/')
+        l--;
+    bool ok = l >= 1 && p[0] == '/' && l <= SCOPE_FOLDER_MAX && *nfolders < SCOPE_FOLDERS_MAX;
+    for (size_t i = 0; ok && i < l; i++) {
+        if (p[i] != '/')
+            continue;
+        size_t n = strcspn(p + i + 1, "/");
+        n = n > l - i - 1 ? l - i - 1 : n;
+        ok = !(n == 1 && p[i + 1] == '.') && !(n == 2 && p[i + 1] == '.' && p[i + 2] == '.') &&
+             !(n == 0 && i + 1 < l);
+    }
+    if (!ok) {
+        snprintf(err, el, "api-key-file: 'search:%.*s' needs an absolute folder without '.' or "
+                 "'..' parts, of at most %d bytes, and a key has at most %d of them",
+                 (int)(l > 60 ? 60 : l), p, SCOPE_FOLDER_MAX, SCOPE_FOLDERS_MAX);
+        return -1;
+    }
+    size_t had = *folders ? strlen(*folders) : 0;
+    char *f = realloc(*folders, had + l + 2);
+    if (!f) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    if (had)
+        f[had++] = '\n';
+    memcpy(f + had, p, l);
+    f[had + l] = '\0';
+    *folders = f;
+    (*nfolders)++;
+    return 0;
+}
+
+unsigned config_scopes_parse(const char *list, char **folders, char *err, size_t el)
 {
     unsigned mask = 0;
+    size_t nfolders = 0;
+    bool plain_search = false;
     const char *p = list;
     for (;;) {
         size_t l = strcspn(p, ",");
@@ -217,16 +258,36 @@ unsigned config_scopes_parse(const char *list, char *err, size_t el)
         for (size_t i = 0; i < sizeof scope_names / sizeof *scope_names; i++)
             if (strlen(scope_names[i].name) == l && strncmp(p, scope_names[i].name, l) == 0)
                 m = scope_names[i].mask;
+        plain_search |= m == SCOPE_SEARCH;
+        if (!m && folders && l > 7 && strncmp(p, "search:", 7) == 0) {
+            if (add_scope_folder(folders, &nfolders, p + 7, l - 7, err, el) < 0)
+                goto bad;
+            m = SCOPE_SEARCH;
+        }
         if (!m) {
             snprintf(err, el, "api-key-file: unknown scope '%.*s' (scopes: infer, jobs, "
-                     "search, monitor, admin)", (int)(l > 32 ? 32 : l), p);
-            return 0;
+                     "search, search:FOLDER, monitor, admin)", (int)(l > 32 ? 32 : l), p);
+            goto bad;
         }
         mask |= m;
         if (!p[l])
-            return mask;
+            break;
         p += l + 1;
     }
+    /* plain "search" (and admin) is every folder: with search:FOLDER it
+     * would be unclear which was meant */
+    if (folders && *folders && (plain_search || (mask & SCOPE_ADMIN_ONLY))) {
+        snprintf(err, el, "api-key-file: 'search' and 'admin' search every folder; a key "
+                 "limited to some has only search:FOLDER scopes");
+        goto bad;
+    }
+    return mask;
+bad:
+    if (folders) {
+        free(*folders);
+        *folders = NULL;
+    }
+    return 0;
 }
 
 int config_rate_parse(const char *s, double *n, double *period_s, char *err, size_t el)
@@ -264,24 +325,25 @@ void config_scopes_str(unsigned scopes, char *out, size_t n)
 }
 
 /* A key: API_KEY_MIN..API_KEY_MAX printable ASCII characters, no blanks
- * (it travels in an HTTP header). */
+ * (it travels in an HTTP header). folders: its search scope's, taken (freed
+ * on an error); NULL: every folder. */
 static int add_api_key(config *c, const char *name, const char *key, unsigned scopes,
-                       double rate_n, double rate_period, char *err, size_t el)
+                       char *folders, double rate_n, double rate_period, char *err, size_t el)
 {
     size_t l = strlen(key);
     if (l < API_KEY_MIN || l > API_KEY_MAX) {
         snprintf(err, el, "api-key: a key must be %d to %d characters long", API_KEY_MIN,
                  API_KEY_MAX);
-        return -1;
+        goto bad;
     }
     for (size_t i = 0; i < l; i++)
         if (key[i] <= ' ' || key[i] > '~') {
             snprintf(err, el, "api-key: a key may hold only printable ASCII, no blanks");
-            return -1;
+            goto bad;
         }
     if (c->napi_keys == CONFIG_MAX_KEYS) {
         snprintf(err, el, "api-key: at most %d keys", CONFIG_MAX_KEYS);
-        return -1;
+        goto bad;
     }
     size_t k = c->napi_keys;
     if (name && *name)
@@ -292,14 +354,18 @@ static int add_api_key(config *c, const char *name, const char *key, unsigned sc
         if (strcmp(c->api_key_names[i], c->api_key_names[k]) == 0) {
             snprintf(err, el, "api-key: two keys are named '%s' (names tell them apart in "
                      "the audit log)", c->api_key_names[k]);
-            return -1;
+            goto bad;
         }
     c->api_keys[k] = xstrdup(key);
     c->api_key_scopes[k] = scopes;
+    c->api_key_folders[k] = folders;
     c->api_key_rate_n[k] = rate_n;
     c->api_key_rate_per_s[k] = rate_n > 0 ? rate_n / rate_period : 0;
     c->napi_keys++;
     return 0;
+bad:
+    free(folders);
+    return -1;
 }
 
 /* " (FILE:LINE)" after the message in err */
@@ -347,7 +413,8 @@ static int load_api_keys(config *c, const char *path, char *err, size_t el)
             break;
         }
         unsigned scopes = SCOPE_ADMIN;
-        if (sc && !(scopes = config_scopes_parse(sc, err, el))) {
+        char *folders = NULL;
+        if (sc && !(scopes = config_scopes_parse(sc, &folders, err, el))) {
             at_line(err, el, path, lineno);
             rc = -1;
             break;
@@ -358,7 +425,8 @@ static int load_api_keys(config *c, const char *path, char *err, size_t el)
             rc = -1;
             break;
         }
-        if (add_api_key(c, b ? a : NULL, b ? b : a, scopes, rate_n, rate_period, err, el) < 0) {
+        if (add_api_key(c, b ? a : NULL, b ? b : a, scopes, folders, rate_n, rate_period, err,
+                        el) < 0) {
             at_line(err, el, path, lineno);
             rc = -1;
         }
@@ -529,7 +597,7 @@ int config_set(config *c, const char *key, const char *v, char *err, size_t el)
         free(c->tessdata);
         c->tessdata = strcmp(v, "none") ? xstrdup(v) : NULL;
     } else if (strcmp(key, "api-key") == 0) {
-        return add_api_key(c, NULL, v, SCOPE_ADMIN, 0, 1, err, el);
+        return add_api_key(c, NULL, v, SCOPE_ADMIN, NULL, 0, 1, err, el);
     } else if (strcmp(key, "api-key-file") == 0) {
         if (load_api_keys(c, v, err, el) < 0)
             return -1;
@@ -666,7 +734,8 @@ void config_print_help(const char *prog)
            "  --api-key-file FILE    more keys, one per line: KEY, NAME KEY or NAME KEY\n"
            "                         SCOPES (the name goes to the audit log, never the\n"
            "                         key); SCOPES limit the key, comma-separated: infer,\n"
-           "                         jobs (its own), search, monitor, admin (default);\n"
+           "                         jobs (its own), search, search:FOLDER (only there),\n"
+           "                         monitor, admin (default);\n"
            "                         a fourth column RATE (N/s, N/min, N/h) limits its\n"
            "                         requests\n"
            "  --audit-log on|off     one line per request in DATA-DIR/audit.log: time,\n"

@@ -32,11 +32,15 @@ enum {
     SCOPE_ADMIN   = 0x1fu,    /* "admin": all of the above */
 };
 #define SCOPE_NAMES_MAX 48    /* "infer,jobs,search,monitor,admin" and a NUL */
+#define SCOPE_FOLDERS_MAX 8   /* "search:FOLDER" scopes of one key */
+#define SCOPE_FOLDER_MAX 1024 /* bytes of one such folder */
 
 /* The mask a comma-separated list of scope names ("infer", "jobs",
  * "search", "monitor", "admin") gives; 0 with err set for an unknown or
- * empty name. */
-unsigned config_scopes_parse(const char *list, char *err, size_t el);
+ * empty name. With folders, "search:FOLDER" (absolute) is taken too: the
+ * search scope within those folders, '\n'-joined into *folders (malloc'd;
+ * NULL when none). */
+unsigned config_scopes_parse(const char *list, char **folders, char *err, size_t el);
 /* "N/s", "N/min" or "N/h" (N 1-1000000): *n and the period in seconds;
  * -1 with err set otherwise. */
 int config_rate_parse(const char *s, double *n, double *period_s, char *err, size_t el);
@@ -78,6 +82,7 @@ typedef struct config {
     char *api_keys[CONFIG_MAX_KEYS];
     char  api_key_names[CONFIG_MAX_KEYS][API_KEY_NAME_MAX + 1];  /* for the audit log */
     unsigned api_key_scopes[CONFIG_MAX_KEYS];                     /* SCOPE_* */
+    char *api_key_folders[CONFIG_MAX_KEYS];   /* search within these ('\n'-joined); NULL: all */
     /* a key file's fourth column, "N/s", "N/min" or "N/h": at most N
      * requests in that time (a burst of N, refilled evenly); 0 = no limit */
     double api_key_rate_n[CONFIG_MAX_KEYS], api_key_rate_per_s[CONFIG_MAX_KEYS];

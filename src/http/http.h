@@ -72,6 +72,7 @@ typedef struct http_req {
     double wall, t0;           /* arrival: epoch seconds, monotonic seconds */
     const char *key_name;      /* the API key's name (in cfg), NULL without keys */
     unsigned key_scopes;       /* what it may do (SCOPE_*; all without keys) */
+    const char *key_folders;   /* its search scope's folders (db.h's scope); NULL: all */
     char model[MODEL_NAME_MAX + 1];
     char seen_method[16];      /* copies: MHD's strings may not outlive the request */
     char seen_path[260];

@@ -137,8 +137,12 @@ int http_index_status(http_req *r)
                (long long)act.failed_since_start, act.watches);
     http_index_counts(r, &b, false);
     buf_puts(&b, ",\"folders\":[");
+    bool first = true;
     for (size_t i = 0; i < nf; i++) {
-        buf_puts(&b, i ? ",{\"path\":" : "{\"path\":");
+        if (!idb_in_scope(f[i].path, r->key_folders))
+            continue;           /* a key limited to some folders sees those */
+        buf_puts(&b, first ? "{\"path\":" : ",{\"path\":");
+        first = false;
         jw_cstr(&b, f[i].path);
         buf_printf(&b, ",\"documents\":%lld,\"pending\":%lld,\"indexed\":%lld,\"failed\":%lld,"
                        "\"added\":%.0f,\"last_scan\":%.3f,\"exclude\":",
@@ -335,7 +339,7 @@ int http_index_documents(http_req *r)
     }
     idb_doc *d = NULL;
     size_t n = 0;
-    if (idb_docs(indexer_db(x), state, limit, &d, &n) < 0)
+    if (idb_docs_in(indexer_db(x), state, limit, r->key_folders, &d, &n) < 0)
         return http_reply_error(r, 500, NULL, NULL, "index_error", "cannot read the index", 0);
     buf b = buf_make(0);
     buf_puts(&b, "{\"object\":\"list\",\"data\":[");
@@ -481,8 +485,8 @@ static bool find(http_req *r, indexer *x, struct query *q, search_hit *out, int 
         qv = (float *)vec.data;
         dim = (int)(vec.len / sizeof(float));
     }
-    int n = search_run(indexer_db(x), q->mode, q->text, q->len, act.embed_model, qv, dim, q->k,
-                       out);
+    int n = search_run_in(indexer_db(x), q->mode, q->text, q->len, act.embed_model, qv, dim,
+                          q->k, r->key_folders, out);
     buf_free(&vec);
     if (n < 0) {
         *ret = http_reply_error(r, 500, NULL, NULL, "index_error", "the search failed", 0);

@@ -543,6 +543,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         /* a key's rate: refused requests do not count */
         int hit = r->key_name ? key_index(r->cfg, r->key_name) : -1;
+        r->key_folders = hit >= 0 ? r->cfg->api_key_folders[hit] : NULL;
         if (hit >= 0 && r->cfg->api_key_rate_n[hit] > 0) {
             double now = clock_mono_s();
             int wait = auth_rate_take(r->key_name, r->cfg->api_key_rate_n[hit],

@@ -65,6 +65,31 @@ int doc_state_parse(const char *s)
     return -1;
 }
 
+bool idb_in_scope(const char *path, const char *scope)
+{
+    if (!scope)
+        return true;
+    size_t pl = strlen(path);
+    for (const char *p = scope; *p;) {
+        size_t l = strcspn(p, "\n");
+        if (l && pl >= l && memcmp(path, p, l) == 0 &&
+            (pl == l || path[l] == '/' || (l == 1 && p[0] == '/')))
+            return true;
+        p += l + (p[l] == '\n');
+    }
+    return false;
+}
+
+/* SQL: hearth_in(path, scope) is idb_in_scope (a NULL scope: everything) */
+static void sql_in_scope(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const unsigned char *path = sqlite3_value_text(argv[0]);
+    const unsigned char *scope = sqlite3_value_text(argv[1]);
+    sqlite3_result_int(ctx, !scope || (path && idb_in_scope((const char *)path,
+                                                             (const char *)scope)));
+}
+
 idb *idb_open(const char *path, char *err, size_t errlen)
 {
     idb *d = calloc(1, sizeof *d);
@@ -93,6 +118,13 @@ idb *idb_open(const char *path, char *err, size_t errlen)
     if (sqlite3_exec(d->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "index.db: %s", msg ? msg : "cannot set up");
         sqlite3_free(msg);
+        sqlite3_close(d->db);
+        free(d);
+        return NULL;
+    }
+    if (sqlite3_create_function_v2(d->db, "hearth_in", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                   NULL, sql_in_scope, NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "index.db: %s", sqlite3_errmsg(d->db));
         sqlite3_close(d->db);
         free(d);
         return NULL;
@@ -592,14 +624,19 @@ int idb_get_counts(idb *d, idb_counts *c)
 
 int idb_docs(idb *d, int state, int limit, idb_doc **out, size_t *n)
 {
+    return idb_docs_in(d, state, limit, NULL, out, n);
+}
+
+int idb_docs_in(idb *d, int state, int limit, const char *scope, idb_doc **out, size_t *n)
+{
     *out = NULL;
     *n = 0;
     if (limit < 1)
         return 0;
     lock(d);
-    sqlite3_stmt *q = sql_prep(d->db, "SELECT " DOC_COLUMNS " FROM docs WHERE ?1 < 0 OR state=?1"
-                               " ORDER BY changed DESC, id DESC LIMIT ?2", "ii", (int64_t)state,
-                               (int64_t)limit);
+    sqlite3_stmt *q = sql_prep(d->db, "SELECT " DOC_COLUMNS " FROM docs WHERE (?1 < 0 OR state=?1)"
+                               " AND hearth_in(path, ?3) ORDER BY changed DESC, id DESC LIMIT ?2",
+                               "iis", (int64_t)state, (int64_t)limit, scope);
     int rc = q ? SQLITE_ROW : SQLITE_ERROR;
     while (q && *n < (size_t)limit && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         if (!*out && !(*out = calloc((size_t)limit, sizeof **out))) {
@@ -630,11 +667,21 @@ void idb_docs_free(idb_doc *docs, size_t n)
 
 int idb_bm25(idb *d, const char *fts_query, idb_hit *out, int limit)
 {
+    return idb_bm25_in(d, fts_query, NULL, out, limit);
+}
+
+int idb_bm25_in(idb *d, const char *fts_query, const char *scope, idb_hit *out, int limit)
+{
     lock(d);
     /* bm25() is lower for better matches: negated, higher is better */
-    sqlite3_stmt *q = sql_prep(d->db, "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE "
-                               "chunks_fts MATCH ? ORDER BY bm25(chunks_fts) LIMIT ?", "si",
-                               fts_query, (int64_t)limit);
+    sqlite3_stmt *q = scope
+        ? sql_prep(d->db, "SELECT f.rowid, -bm25(chunks_fts) FROM chunks_fts f JOIN chunks c"
+                   " ON c.id=f.rowid JOIN docs d ON d.id=c.doc WHERE chunks_fts MATCH ? AND"
+                   " hearth_in(d.path, ?) ORDER BY bm25(chunks_fts) LIMIT ?", "ssi", fts_query,
+                   scope, (int64_t)limit)
+        : sql_prep(d->db, "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE "
+                   "chunks_fts MATCH ? ORDER BY bm25(chunks_fts) LIMIT ?", "si",
+                   fts_query, (int64_t)limit);
     int n = 0, rc = q ? SQLITE_ROW : SQLITE_ERROR;
     while (q && n < limit && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         out[n].chunk = sqlite3_column_int64(q, 0);
@@ -780,6 +827,12 @@ static int rescore(idb *d, const float *qv, double qn, int dim, const int64_t *i
 
 int idb_nearest(idb *d, const char *model, const float *qv, int dim, idb_hit *out, int limit)
 {
+    return idb_nearest_in(d, model, qv, dim, NULL, out, limit);
+}
+
+int idb_nearest_in(idb *d, const char *model, const float *qv, int dim, const char *scope,
+                   idb_hit *out, int limit)
+{
     if (limit < 1)
         return 0;
     double qn = 0;
@@ -790,7 +843,8 @@ int idb_nearest(idb *d, const char *model, const float *qv, int dim, idb_hit *ou
         return 0;
     lock(d);
     int n = 0, rc = SQLITE_DONE;
-    bool cached = d->vc && !d->vc_too_big &&
+    /* a search within some folders reads their vectors from disk */
+    bool cached = !scope && d->vc && !d->vc_too_big &&
                   ((cache_current(d) && vcache_ready(d->vc, model, dim)) ||
                    fill_cache(d, model, dim));
     if (cached) {
@@ -804,8 +858,12 @@ int idb_nearest(idb *d, const char *model, const float *qv, int dim, idb_hit *ou
         if (n < 0)
             rc = SQLITE_ERROR;
     } else {
-        sqlite3_stmt *q = sql_prep(d->db, "SELECT chunk, v FROM vecs WHERE model=? AND dim=?",
-                                   "si", model, (int64_t)dim);
+        sqlite3_stmt *q = scope
+            ? sql_prep(d->db, "SELECT v.chunk, v.v FROM vecs v JOIN chunks c ON c.id=v.chunk"
+                       " JOIN docs d ON d.id=c.doc WHERE v.model=? AND v.dim=? AND"
+                       " hearth_in(d.path, ?)", "sis", model, (int64_t)dim, scope)
+            : sql_prep(d->db, "SELECT chunk, v FROM vecs WHERE model=? AND dim=?", "si", model,
+                       (int64_t)dim);
         rc = q ? SQLITE_ROW : SQLITE_ERROR;
         double c;
         while (q && (rc = sqlite3_step(q)) == SQLITE_ROW)

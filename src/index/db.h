@@ -124,6 +124,7 @@ typedef struct idb_counts {
 int idb_get_counts(idb *d, idb_counts *c);
 /* Documents, newest change first; state -1 for all. */
 int idb_docs(idb *d, int state, int limit, idb_doc **out, size_t *n);
+int idb_docs_in(idb *d, int state, int limit, const char *scope, idb_doc **out, size_t *n);
 void idb_docs_free(idb_doc *docs, size_t n);
 
 typedef struct idb_hit {
@@ -133,6 +134,15 @@ typedef struct idb_hit {
 /* BM25 over the chunks (FTS5 query syntax; the caller quotes words).
  * Best first, score higher is better. Number of hits or -1. */
 int idb_bm25(idb *d, const char *fts_query, idb_hit *out, int limit);
+
+/* A scope: folders, one absolute path a line ('\n' between them), or NULL
+ * for every folder. A path is in it when it is one of them or inside one.
+ * The *_in functions see only documents in scope (an API key's folders). */
+bool idb_in_scope(const char *path, const char *scope);
+int idb_bm25_in(idb *d, const char *fts_query, const char *scope, idb_hit *out, int limit);
+/* (read from disk, not from the vectors in memory, when scope is set) */
+int idb_nearest_in(idb *d, const char *model, const float *q, int dim, const char *scope,
+                   idb_hit *out, int limit);
 /* Nearest chunks to q by cosine (vectors of model only), best first.
  * With vector memory set, a first pass over the vectors kept in memory
  * (8-bit, index/vcache.h) picks 4x limit candidates (at least

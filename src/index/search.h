@@ -41,5 +41,8 @@ typedef struct search_hit {
  * BM25). Number of hits, or -1 on a database error. */
 int search_run(idb *d, search_mode mode, const char *text, size_t n, const char *model,
                const float *qvec, int dim, int k, search_hit *out);
+/* The same within a scope of folders (db.h; NULL: all). */
+int search_run_in(idb *d, search_mode mode, const char *text, size_t n, const char *model,
+                  const float *qvec, int dim, int k, const char *scope, search_hit *out);
 
 #endif

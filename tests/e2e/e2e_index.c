@@ -861,6 +861,99 @@ static void t_watches_follow_folders(void)
     CHECK(finds(&I, "tarsier", NULL));
 }
 
+/* A request with a key and a JSON body (NULL: none); the response. */
+static struct resp keyed(struct daemon *d, const char *key, const char *method, const char *path,
+                         const char *body)
+{
+    char h[200];
+    snprintf(h, sizeof h, "Authorization: Bearer %s", key);
+    return http_full(d, method, path, body ? "application/json" : NULL, h, body,
+                     body ? strlen(body) : 0);
+}
+
+/* A key limited to some folders ("search:FOLDER" in the key file): its
+ * searches (BM25, vectors, hybrid), its asks' citations, its document
+ * list and its folder list hold only files inside them; an unlimited key
+ * sees everything. */
+static void t_key_folders(void)
+{
+    char top[700], keys[800], emb[700], tiny[700];
+    snprintf(top, sizeof top, "%s/household", g_tmp);
+    write_file(top, "recipes/soup.md", "Secret leek soup: simmer the leeks for an hour.\n");
+    write_file(top, "recipes/bread.md", "Secret bread: the dough rests overnight.\n");
+    write_file(top, "diary/monday.md", "Secret diary: I ate the leek soup alone on Monday.\n");
+    char real[PATH_MAX];
+    CHECK(realpath(top, real) != NULL);
+    snprintf(keys, sizeof keys, "%s/household-keys", g_tmp);
+    FILE *f = fopen(keys, "w");
+    if (f) {
+        fprintf(f, "owner owner-key-000001\ntablet tablet-key-00002 infer,search:%s/recipes\n",
+                real);
+        fclose(f);
+    }
+    snprintf(emb, sizeof emb, "emb=%s/minilm.gguf", g_tmp);
+    snprintf(tiny, sizeof tiny, "tiny=%s/models/stories260K.gguf", g_shared);
+    char *args[] = { "--model", emb, "--model", tiny, "--index-embed-model", "emb",
+                     "--index-scan-interval", "3600", "--index-roots", (char *)g_tmp,
+                     "--api-key-file", keys, NULL };
+    struct daemon K;
+    if (start_daemon(&K, "indexKeys", args) < 0) {
+        CHECK(0);
+        return;
+    }
+    char body[900];
+    snprintf(body, sizeof body, "{\"path\":\"%s\"}", real);
+    struct resp r = keyed(&K, "tablet-key-00002", "POST", "/v1/index/folders", body);
+    CHECK(r.status == 403);                 /* only an admin adds folders */
+    resp_free(&r);
+    r = keyed(&K, "owner-key-000001", "POST", "/v1/index/folders", body);
+    CHECK(r.status == 201);
+    resp_free(&r);
+    bool done = false;
+    for (int i = 0; i < 600 && !done; i++) {
+        r = keyed(&K, "owner-key-000001", "GET", "/v1/index", NULL);
+        arena *a = arena_new(0);
+        const json *o = r.status == 200 ? parse(a, &r.body) : NULL;
+        done = o && num_at(o, "counts.documents.indexed") == 3 &&
+               num_at(o, "counts.vectors") == 3;
+        arena_free(a);
+        resp_free(&r);
+        if (!done)
+            usleep(100000);
+    }
+    CHECK(done);
+    static const char *const modes[] = { "bm25", "vector", "hybrid" };
+    for (size_t m = 0; m < 3; m++) {
+        snprintf(body, sizeof body, "{\"query\":\"secret leek soup diary\",\"mode\":\"%s\"}",
+                 modes[m]);
+        r = keyed(&K, "tablet-key-00002", "POST", "/v1/search", body);
+        CHECK(r.status == 200 && r.body.data && strstr(r.body.data, "/recipes/") &&
+              !strstr(r.body.data, "diary"));
+        resp_free(&r);
+        r = keyed(&K, "owner-key-000001", "POST", "/v1/search", body);
+        CHECK(r.status == 200 && r.body.data && strstr(r.body.data, "/diary/monday.md"));
+        resp_free(&r);
+    }
+    r = keyed(&K, "tablet-key-00002", "POST", "/v1/ask",
+              "{\"model\":\"tiny\",\"question\":\"what about the secret leek soup diary\","
+              "\"max_tokens\":4}");
+    CHECK(r.status == 200 && r.body.data && strstr(r.body.data, "\"citations\"") &&
+          strstr(r.body.data, "/recipes/") && !strstr(r.body.data, "diary"));
+    resp_free(&r);
+    r = keyed(&K, "tablet-key-00002", "GET", "/v1/index/documents", NULL);
+    CHECK(r.status == 200 && r.body.data && strstr(r.body.data, "soup.md") &&
+          strstr(r.body.data, "bread.md") && !strstr(r.body.data, "diary"));
+    resp_free(&r);
+    /* the watched folder holds more than the key's: not listed for it */
+    r = keyed(&K, "tablet-key-00002", "GET", "/v1/index", NULL);
+    CHECK(r.status == 200 && r.body.data && strstr(r.body.data, "\"folders\":[]"));
+    resp_free(&r);
+    r = keyed(&K, "owner-key-000001", "GET", "/v1/index/documents", NULL);
+    CHECK(r.status == 200 && r.body.data && strstr(r.body.data, "diary/monday.md"));
+    resp_free(&r);
+    CHECK(stop_daemon(&K) == 0);
+}
+
 /* Exclude patterns through the API: stored and shown per folder, applied
  * from the folder's root, replaced by posting the folder again (200),
  * kept when the post has none, cleared with []. */
@@ -1296,6 +1389,7 @@ int main(void)
         CHECK(stop_daemon(&I) == 0);
     } else
         failed++;
+    run("key_folders", t_key_folders);
     run("survives_kill9", t_survives_kill9);
     run("reload_retries_failed", t_reload_retries_failed);
     run("scifact_bm25_quality", t_scifact_bm25_quality);

@@ -229,6 +229,46 @@ TEST(key_scopes)
     rmdir(dir);
 }
 
+TEST(key_folders)
+{
+    char dir[] = "/tmp/hearth-test-auth-XXXXXX", path[128];
+    if (!key_file_path(dir, path, sizeof path))
+        return;
+    config c;
+    CHECK_EQ_INT(keys_from(&c, path, "tablet tablet-key-00001 infer,search:/home/ana/recipes/,"
+                                     "search:/srv/manuals 30/min\n"
+                                     "kid kid-key-000000002 infer\n"
+                                     "all all-key-000000003 search\n"), 0);
+    CHECK_EQ_INT(c.api_key_scopes[0], SCOPE_INFER | SCOPE_SEARCH);
+    CHECK_STR(c.api_key_folders[0], "/home/ana/recipes\n/srv/manuals");
+    CHECK(c.api_key_folders[1] == NULL && c.api_key_folders[2] == NULL);
+    CHECK(c.api_key_rate_n[0] == 30);
+    config_free(&c);
+    const char *bad[] = {
+        "a a-key-000001 search:recipes\n",             /* not absolute */
+        "a a-key-000001 search:/home/../etc\n",
+        "a a-key-000001 search:/home/./ana\n",
+        "a a-key-000001 search:/home//ana\n",
+        "a a-key-000001 search:\n",
+        "a a-key-000001 search,search:/srv\n",         /* all and some: unclear */
+        "a a-key-000001 admin,search:/srv\n",
+        "a a-key-000001 search:/1,search:/2,search:/3,search:/4,search:/5,search:/6,"
+        "search:/7,search:/8,search:/9\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK_EQ_INT(keys_from(&c, path, bad[i]), -1);
+        CHECK(strstr(err, ":1") != NULL);
+        CHECK_EQ_INT(c.napi_keys, 0);
+        config_free(&c);
+    }
+    /* "/" is every folder, written as one */
+    CHECK_EQ_INT(keys_from(&c, path, "a a-key-000001 search:/\n"), 0);
+    CHECK_STR(c.api_key_folders[0], "/");
+    config_free(&c);
+    unlink(path);
+    rmdir(dir);
+}
+
 TEST(key_rates)
 {
     char dir[] = "/tmp/hearth-test-auth-XXXXXX", path[128];
@@ -321,6 +361,7 @@ int main(void)
     RUN(key_file);
     RUN(key_scopes);
     RUN(key_rates);
+    RUN(key_folders);
     RUN(failures_slow_guessing);
     return check_summary();
 }

@@ -2374,6 +2374,65 @@ TEST(memory_too_small)
     remove_dir();
 }
 
+/* Scopes: a path is in one when it is one of its folders or inside one;
+ * BM25, vectors and the document list see only what is in scope. */
+TEST(scopes)
+{
+    CHECK(idb_in_scope("/a/b.md", NULL));
+    CHECK(idb_in_scope("/home/ana/recipes/soup.md", "/home/ana/recipes"));
+    CHECK(idb_in_scope("/home/ana/recipes", "/home/ana/recipes"));
+    CHECK(!idb_in_scope("/home/ana/recipes-old/soup.md", "/home/ana/recipes"));
+    CHECK(!idb_in_scope("/home/ana/diary.md", "/home/ana/recipes"));
+    CHECK(idb_in_scope("/srv/m/x.pdf", "/home/ana/recipes\n/srv/m"));
+    CHECK(!idb_in_scope("/srv/mx/x.pdf", "/home/ana/recipes\n/srv/m"));
+    CHECK(idb_in_scope("/anything", "/"));
+    CHECK(!idb_in_scope("/a", ""));
+    idb *d = open_fresh();
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    idb_set_vector_memory(d, 1u << 20);
+    int64_t f1 = idb_folder_add(d, "/n/recipes", NULL, 1), f2 = idb_folder_add(d, "/n/diary", NULL, 1);
+    static const char *const t1[] = { "secret soup with leeks" };
+    static const char *const t2[] = { "secret diary entry about leeks" };
+    static const float v1[] = { 1, 0.1f }, v2[] = { 1, 0 };
+    CHECK(index_one(d, f1, "/n/recipes/soup.md", t1, 1, "m", 2, v1) > 0);
+    CHECK(index_one(d, f2, "/n/diary/day.md", t2, 1, "m", 2, v2) > 0);
+    buf fq = buf_make(0);
+    CHECK(search_fts_query("secret leeks", 12, &fq) == 2);
+    idb_hit h[4];
+    CHECK_EQ_INT(idb_bm25(d, fq.data, h, 4), 2);
+    CHECK_EQ_INT(idb_bm25_in(d, fq.data, "/n/recipes", h, 4), 1);
+    idb_passage p;
+    CHECK_EQ_INT(idb_passage_get(d, h[0].chunk, &p), 1);
+    CHECK_STR(p.path, "/n/recipes/soup.md");
+    idb_passage_free(&p);
+    CHECK_EQ_INT(idb_bm25_in(d, fq.data, "/elsewhere", h, 4), 0);
+    float q[2] = { 1, 0 };
+    CHECK_EQ_INT(idb_nearest(d, "m", q, 2, h, 4), 2);      /* the diary is closer */
+    CHECK_EQ_INT(idb_nearest_in(d, "m", q, 2, "/n/recipes", h, 4), 1);
+    CHECK_EQ_INT(idb_passage_get(d, h[0].chunk, &p), 1);
+    CHECK_STR(p.path, "/n/recipes/soup.md");
+    idb_passage_free(&p);
+    search_hit sh[4];
+    CHECK_EQ_INT(search_run_in(d, SEARCH_HYBRID, "secret leeks", 12, "m", q, 2, 4, "/n/diary", sh),
+                 1);
+    CHECK_EQ_INT(idb_passage_get(d, sh[0].chunk, &p), 1);
+    CHECK_STR(p.path, "/n/diary/day.md");
+    idb_passage_free(&p);
+    idb_doc *docs = NULL;
+    size_t nd = 0;
+    CHECK_EQ_INT(idb_docs_in(d, -1, 10, "/n/diary", &docs, &nd), 0);
+    CHECK(nd == 1 && docs && !strcmp(docs[0].path, "/n/diary/day.md"));
+    idb_docs_free(docs, nd);
+    CHECK_EQ_INT(idb_docs(d, -1, 10, &docs, &nd), 0);
+    CHECK_EQ_INT(nd, 2);
+    idb_docs_free(docs, nd);
+    buf_free(&fq);
+    idb_close(d);
+    remove_dir();
+}
+
 /* The cache itself: limits, skipped vectors, searches before filling. */
 TEST(vcache_rules)
 {
@@ -3178,6 +3237,7 @@ int main(void)
     RUN(memory_follows_changes);
     RUN(memory_too_small);
     RUN(vcache_rules);
+    RUN(scopes);
     RUN(nearest_limit_zero);
     RUN(folder_remove);
     RUN(docs_listing);
