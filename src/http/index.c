@@ -131,7 +131,9 @@ int http_index_status(http_req *r)
     buf_puts(&b, "{\"object\":\"index\",\"embedding_model\":");
     jw_cstr(&b, act.embed_model[0] ? act.embed_model : NULL);
     buf_printf(&b, ",\"scanning\":%s,\"current\":", act.scanning ? "true" : "false");
-    jw_cstr(&b, act.current[0] ? act.current : NULL);
+    /* (a key limited to some folders is not told of a file outside them) */
+    bool shown = act.current[0] && idb_in_scope(act.current, r->key_folders);
+    jw_cstr(&b, shown ? act.current : NULL);
     buf_printf(&b, ",\"last_scan\":%.3f,\"indexed_since_start\":%lld,\"failed_since_start\":%lld,"
                    "\"watches\":%zu,\"counts\":", act.last_scan, (long long)act.indexed_since_start,
                (long long)act.failed_since_start, act.watches);
