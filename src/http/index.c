@@ -341,7 +341,7 @@ int http_index_documents(http_req *r)
     }
     idb_doc *d = NULL;
     size_t n = 0;
-    if (idb_docs_in(indexer_db(x), state, limit, r->key_folders, &d, &n) < 0)
+    if (idb_docs(indexer_db(x), state, limit, r->key_folders, &d, &n) < 0)
         return http_reply_error(r, 500, NULL, NULL, "index_error", "cannot read the index", 0);
     buf b = buf_make(0);
     buf_puts(&b, "{\"object\":\"list\",\"data\":[");
@@ -487,7 +487,7 @@ static bool find(http_req *r, indexer *x, struct query *q, search_hit *out, int 
         qv = (float *)vec.data;
         dim = (int)(vec.len / sizeof(float));
     }
-    int n = search_run_in(indexer_db(x), q->mode, q->text, q->len, act.embed_model, qv, dim,
+    int n = search_run(indexer_db(x), q->mode, q->text, q->len, act.embed_model, qv, dim,
                           q->k, r->key_folders, out);
     buf_free(&vec);
     if (n < 0) {

@@ -622,12 +622,7 @@ int idb_get_counts(idb *d, idb_counts *c)
     return ok ? 0 : -1;
 }
 
-int idb_docs(idb *d, int state, int limit, idb_doc **out, size_t *n)
-{
-    return idb_docs_in(d, state, limit, NULL, out, n);
-}
-
-int idb_docs_in(idb *d, int state, int limit, const char *scope, idb_doc **out, size_t *n)
+int idb_docs(idb *d, int state, int limit, const char *scope, idb_doc **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -665,12 +660,7 @@ void idb_docs_free(idb_doc *docs, size_t n)
     free(docs);
 }
 
-int idb_bm25(idb *d, const char *fts_query, idb_hit *out, int limit)
-{
-    return idb_bm25_in(d, fts_query, NULL, out, limit);
-}
-
-int idb_bm25_in(idb *d, const char *fts_query, const char *scope, idb_hit *out, int limit)
+int idb_bm25(idb *d, const char *fts_query, const char *scope, idb_hit *out, int limit)
 {
     lock(d);
     /* bm25() is lower for better matches: negated, higher is better */
@@ -786,6 +776,24 @@ static bool fill_cache(idb *d, const char *model, int dim)
     return true;
 }
 
+int idb_vector_memory_fill(idb *d, const char *model)
+{
+    if (!model || !*model)
+        return 0;
+    lock(d);
+    int rc = 0;
+    if (d->vc && !d->vc_too_big) {
+        sqlite3_stmt *q = sql_prep(d->db, "SELECT dim FROM vecs WHERE model=? LIMIT 1", "s",
+                                   model);
+        int dim = q && sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : 0;
+        sqlite3_finalize(q);
+        if (dim > 0 && !(cache_current(d) && vcache_ready(d->vc, model, dim)))
+            rc = fill_cache(d, model, dim) ? 1 : -1;
+    }
+    unlock(d);
+    return rc;
+}
+
 /* Cosine of qv (norm qn) and a stored vector's blob; false when it is not
  * a usable vector of dim. */
 static bool blob_cosine(const float *qv, double qn, const void *blob, int bytes, int dim,
@@ -825,13 +833,8 @@ static int rescore(idb *d, const float *qv, double qn, int dim, const int64_t *i
     return n;
 }
 
-int idb_nearest(idb *d, const char *model, const float *qv, int dim, idb_hit *out, int limit)
-{
-    return idb_nearest_in(d, model, qv, dim, NULL, out, limit);
-}
-
-int idb_nearest_in(idb *d, const char *model, const float *qv, int dim, const char *scope,
-                   idb_hit *out, int limit)
+int idb_nearest(idb *d, const char *model, const float *qv, int dim, const char *scope,
+                idb_hit *out, int limit)
 {
     if (limit < 1)
         return 0;
@@ -844,9 +847,9 @@ int idb_nearest_in(idb *d, const char *model, const float *qv, int dim, const ch
     lock(d);
     int n = 0, rc = SQLITE_DONE;
     /* a search within some folders reads their vectors from disk */
-    bool cached = !scope && d->vc && !d->vc_too_big &&
-                  ((cache_current(d) && vcache_ready(d->vc, model, dim)) ||
-                   fill_cache(d, model, dim));
+    /* never filled here (a request's thread): idb_vector_memory_fill does
+     * that on the indexer's */
+    bool cached = !scope && cache_current(d) && vcache_ready(d->vc, model, dim);
     if (cached) {
         /* the first pass finds 4x the candidates asked for (at least
          * IDB_RESCORE_MIN); the exact pass orders them */

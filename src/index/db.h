@@ -123,37 +123,42 @@ typedef struct idb_counts {
 } idb_counts;
 int idb_get_counts(idb *d, idb_counts *c);
 /* Documents, newest change first; state -1 for all. */
-int idb_docs(idb *d, int state, int limit, idb_doc **out, size_t *n);
-int idb_docs_in(idb *d, int state, int limit, const char *scope, idb_doc **out, size_t *n);
+/* (scope: only documents inside those folders, see idb_in_scope; NULL: all) */
+int idb_docs(idb *d, int state, int limit, const char *scope, idb_doc **out, size_t *n);
 void idb_docs_free(idb_doc *docs, size_t n);
 
 typedef struct idb_hit {
     int64_t chunk;
     double score;
 } idb_hit;
-/* BM25 over the chunks (FTS5 query syntax; the caller quotes words).
- * Best first, score higher is better. Number of hits or -1. */
-int idb_bm25(idb *d, const char *fts_query, idb_hit *out, int limit);
-
 /* A scope: folders, one absolute path a line ('\n' between them), or NULL
  * for every folder. A path is in it when it is one of them or inside one.
- * The *_in functions see only documents in scope (an API key's folders). */
+ * The functions below that take one see only documents in scope (an API
+ * key's folders). */
 bool idb_in_scope(const char *path, const char *scope);
-int idb_bm25_in(idb *d, const char *fts_query, const char *scope, idb_hit *out, int limit);
-/* (read from disk, not from the vectors in memory, when scope is set) */
-int idb_nearest_in(idb *d, const char *model, const float *q, int dim, const char *scope,
-                   idb_hit *out, int limit);
+
+/* BM25 over the chunks (FTS5 query syntax; the caller quotes words).
+ * Best first, score higher is better. Number of hits or -1. */
+int idb_bm25(idb *d, const char *fts_query, const char *scope, idb_hit *out, int limit);
 /* Nearest chunks to q by cosine (vectors of model only), best first.
- * With vector memory set, a first pass over the vectors kept in memory
- * (8-bit, index/vcache.h) picks 4x limit candidates (at least
- * IDB_RESCORE_MIN), and their stored vectors give the exact scores;
- * otherwise every stored vector is read. */
-int idb_nearest(idb *d, const char *model, const float *q, int dim, idb_hit *out, int limit);
+ * When the vectors kept in memory (8-bit, index/vcache.h) are filled for
+ * model and dim and in step, a first pass over them picks 4x limit
+ * candidates (at least IDB_RESCORE_MIN), and their stored vectors give the
+ * exact scores; otherwise (and always within a scope) every stored vector
+ * of model is read. */
+int idb_nearest(idb *d, const char *model, const float *q, int dim, const char *scope,
+                idb_hit *out, int limit);
 #define IDB_RESCORE_MIN 64
 /* Memory for the vectors kept for idb_nearest (0: none, read from disk).
  * Vectors that would not fit are read from disk, with a warning, until
  * this is set again. */
 void idb_set_vector_memory(idb *d, size_t bytes);
+/* Fill the vectors in memory with model's (of the width it stored) unless
+ * they are filled and in step already: a read of every such vector, for the
+ * indexer's thread, not a request's. 1 filled, 0 nothing to do (no memory
+ * set, no vectors, in step, or they did not fit before), -1 they do not
+ * fit (a warning is logged; until idb_set_vector_memory) or cannot be read. */
+int idb_vector_memory_fill(idb *d, const char *model);
 /* The vectors held in memory now, the bytes they take, and how often they
  * were filled from the file since the memory was set. */
 typedef struct idb_vmem {

@@ -917,6 +917,9 @@ static void *loop(void *arg)
         }
         if (got < 0)
             log_error("index: cannot read the queue of files to index");
+        /* idle: the vectors vector search holds in memory, filled here
+         * rather than by a search (after a start, a reload or a rollback) */
+        idb_vector_memory_fill(x->db, atomic_load(&x->cfg)->index_embed_model);
         /* sleep until the next scan, the next retry that is due, or a wake */
         double until = next_scan, due = idb_next_due(x->db);
         if (due >= 0 && due < until)

@@ -70,13 +70,7 @@ static int by_score(const void *x, const void *y)
 }
 
 int search_run(idb *d, search_mode mode, const char *text, size_t n, const char *model,
-               const float *qvec, int dim, int k, search_hit *out)
-{
-    return search_run_in(d, mode, text, n, model, qvec, dim, k, NULL, out);
-}
-
-int search_run_in(idb *d, search_mode mode, const char *text, size_t n, const char *model,
-                  const float *qvec, int dim, int k, const char *scope, search_hit *out)
+               const float *qvec, int dim, int k, const char *scope, search_hit *out)
 {
     if (k > SEARCH_MAX_K)
         k = SEARCH_MAX_K;
@@ -94,13 +88,13 @@ int search_run_in(idb *d, search_mode mode, const char *text, size_t n, const ch
             buf_free(&fq);
             return -1;
         }
-        nb = terms ? idb_bm25_in(d, fq.data, scope, bm, depth) : 0;
+        nb = terms ? idb_bm25(d, fq.data, scope, bm, depth) : 0;
         buf_free(&fq);
         if (nb < 0)
             return -1;
     }
     if (mode != SEARCH_BM25 && qvec) {
-        nv = idb_nearest_in(d, model, qvec, dim, scope, vec, depth);
+        nv = idb_nearest(d, model, qvec, dim, scope, vec, depth);
         if (nv < 0)
             return -1;
     }

@@ -36,13 +36,11 @@ typedef struct search_hit {
     int bm25_rank, vector_rank; /* 1-based; 0 when not in that list */
 } search_hit;
 
-/* The best k chunks (k <= SEARCH_MAX_K) into out. qvec/dim/model: the
- * query's embedding (NULL for BM25 alone; a hybrid search without one is
- * BM25). Number of hits, or -1 on a database error. */
+/* The best k chunks (k <= SEARCH_MAX_K) into out, within a scope of
+ * folders (db.h; NULL: all). qvec/dim/model: the query's embedding (NULL
+ * for BM25 alone; a hybrid search without one is BM25). Number of hits, or
+ * -1 on a database error. */
 int search_run(idb *d, search_mode mode, const char *text, size_t n, const char *model,
-               const float *qvec, int dim, int k, search_hit *out);
-/* The same within a scope of folders (db.h; NULL: all). */
-int search_run_in(idb *d, search_mode mode, const char *text, size_t n, const char *model,
-                  const float *qvec, int dim, int k, const char *scope, search_hit *out);
+               const float *qvec, int dim, int k, const char *scope, search_hit *out);
 
 #endif

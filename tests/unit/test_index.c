@@ -62,6 +62,16 @@ static void remove_dir(void)
 /* vector memory for the indexes the tests open (0: vectors from disk) */
 static size_t g_vecmem;
 
+/* idb_nearest, with the vectors in memory filled first (as the indexer's
+ * thread does) when the tests run with vector memory */
+static int nearest_of(idb *d, const char *model, const float *q, int dim, idb_hit *out,
+                      int limit)
+{
+    if (g_vecmem)
+        idb_vector_memory_fill(d, model);
+    return idb_nearest(d, model, q, dim, NULL, out, limit);
+}
+
 static idb *open_fresh(void)
 {
     fresh_dir();
@@ -139,7 +149,7 @@ static int doc_of(idb *d, const char *path, idb_doc *out)
     idb_doc *all = NULL;
     size_t n = 0;
     memset(out, 0, sizeof *out);
-    if (idb_docs(d, -1, 1000, &all, &n) < 0)
+    if (idb_docs(d, -1, 1000, NULL, &all, &n) < 0)
         return -1;
     int found = 0;
     for (size_t i = 0; i < n; i++)
@@ -217,7 +227,7 @@ static int bm25_hits(idb *d, const char *q, idb_hit *out, int limit)
 {
     buf b = buf_make(0);
     int terms = search_fts_query(q, strlen(q), &b);
-    int n = terms > 0 ? idb_bm25(d, b.data, out, limit) : terms;
+    int n = terms > 0 ? idb_bm25(d, b.data, NULL, out, limit) : terms;
     buf_free(&b);
     return n;
 }
@@ -1097,9 +1107,9 @@ TEST(fts_query_never_rejected)
 
     /* the test can see a rejected query: raw FTS5 syntax errors are -1 */
     idb_hit h[SEARCH_MAX_K];
-    CHECK_EQ_INT(idb_bm25(d, "\"unbalanced", h, 10), -1);
-    CHECK_EQ_INT(idb_bm25(d, "water AND", h, 10), -1);
-    CHECK_EQ_INT(idb_bm25(d, "NEAR(water", h, 10), -1);
+    CHECK_EQ_INT(idb_bm25(d, "\"unbalanced", NULL, h, 10), -1);
+    CHECK_EQ_INT(idb_bm25(d, "water AND", NULL, h, 10), -1);
+    CHECK_EQ_INT(idb_bm25(d, "NEAR(water", NULL, h, 10), -1);
 
     static const char *const nasty[] = {
         "\"", "\"water", "water\"", "\"\"\"", "water*", "*", "*water", "NEAR(water tomatoes, 2)",
@@ -1115,14 +1125,14 @@ TEST(fts_query_never_rejected)
         int terms = search_fts_query(nasty[i], strlen(nasty[i]), &q);
         CHECK(terms >= 0);
         if (terms > 0) {
-            int n = idb_bm25(d, q.data, h, 10);
+            int n = idb_bm25(d, q.data, NULL, h, 10);
             if (n < 0)
                 fprintf(stderr, "  query %zu (%s) rejected as %s\n", i, nasty[i], q.data);
             CHECK(n >= 0);
         }
         /* and through search_run */
         search_hit out[10];
-        CHECK(search_run(d, SEARCH_BM25, nasty[i], strlen(nasty[i]), NULL, NULL, 0, 10, out) >= 0);
+        CHECK(search_run(d, SEARCH_BM25, nasty[i], strlen(nasty[i]), NULL, NULL, 0, 10, NULL, out) >= 0);
         buf_free(&q);
     }
     /* the operators are searched as words */
@@ -1418,7 +1428,7 @@ TEST(scan_removes_missing)
     idb_passage p;
     CHECK_EQ_INT(idb_passage_get(d, banana_chunk, &p), 0);
     float q[2] = { 1, 1 };
-    CHECK_EQ_INT(idb_nearest(d, "m", q, 2, h, 10), 2);      /* only a.md's vectors */
+    CHECK_EQ_INT(idb_nearest(d, "m", q, 2, NULL, h, 10), 2);      /* only a.md's vectors */
     CHECK(fts_consistent());
     idb_close(d);
     remove_dir();
@@ -1622,7 +1632,7 @@ TEST(store_replaces)
     CHECK_EQ_INT(c.vectors, 1);
     idb_hit h[10];
     float q[2] = { 1, 0 };
-    CHECK_EQ_INT(idb_nearest(d, "m", q, 2, h, 10), 1);
+    CHECK_EQ_INT(idb_nearest(d, "m", q, 2, NULL, h, 10), 1);
     CHECK(fts_consistent());
 
     /* and stored again with nothing: no chunks at all */
@@ -1981,7 +1991,7 @@ TEST(recover_interrupted_is_dead)
     CHECK_EQ_INT(c.docs[DOC_PENDING], 1);       /* b.md, never tried */
     idb_doc *list = NULL;
     size_t n = 0;
-    CHECK_EQ_INT(idb_docs(d, DOC_DEAD, 10, &list, &n), 0);
+    CHECK_EQ_INT(idb_docs(d, DOC_DEAD, 10, NULL, &list, &n), 0);
     CHECK(n == 1 && strstr(list[0].path, "a.md") && strstr(list[0].error, "interrupted"));
     idb_docs_free(list, n);
     idb_close(d);
@@ -2059,7 +2069,7 @@ TEST(fail_drops_passages)
     idb_doc_free(&doc);
     CHECK_EQ_INT(bm25_count(d, "plum"), 0);
     idb_hit h[4];
-    CHECK_EQ_INT(idb_nearest(d, "m", v, 2, h, 4), 0);
+    CHECK_EQ_INT(idb_nearest(d, "m", v, 2, NULL, h, 4), 0);
     idb_counts c;
     CHECK_EQ_INT(idb_get_counts(d, &c), 0);
     CHECK_EQ_INT(c.chunks, 0);
@@ -2125,7 +2135,7 @@ TEST(nearest)
 
     float q[4] = { 2, 0, 0, 0 };
     idb_hit h[10];
-    int n = idb_nearest(d, "m", q, 4, h, 10);
+    int n = nearest_of(d, "m", q, 4, h, 10);
     CHECK_EQ_INT(n, 4);
     static const char *const order[] = { "north", "north east", "east", "south west" };
     static const double cos_want[] = { 1, 0.70710678, 0, -0.70710678 };
@@ -2138,17 +2148,17 @@ TEST(nearest)
         idb_passage_free(&p);
     }
     /* limit: the best ones */
-    n = idb_nearest(d, "m", q, 4, h, 2);
+    n = nearest_of(d, "m", q, 4, h, 2);
     CHECK_EQ_INT(n, 2);
     if (n == 2)
         CHECK(h[0].score > h[1].score && fabs(h[1].score - 0.70710678) < 1e-5);
     /* the other model alone, dim 3 alone */
-    CHECK_EQ_INT(idb_nearest(d, "other", q, 4, h, 10), 1);
-    CHECK_EQ_INT(idb_nearest(d, "m", q, 3, h, 10), 1);
-    CHECK_EQ_INT(idb_nearest(d, "none", q, 4, h, 10), 0);
+    CHECK_EQ_INT(nearest_of(d, "other", q, 4, h, 10), 1);
+    CHECK_EQ_INT(nearest_of(d, "m", q, 3, h, 10), 1);
+    CHECK_EQ_INT(nearest_of(d, "none", q, 4, h, 10), 0);
     /* a zero query has no direction: nothing */
     float z[4] = { 0, 0, 0, 0 };
-    CHECK_EQ_INT(idb_nearest(d, "m", z, 4, h, 10), 0);
+    CHECK_EQ_INT(nearest_of(d, "m", z, 4, h, 10), 0);
     idb_close(d);
     remove_dir();
 }
@@ -2177,7 +2187,7 @@ TEST(nearest_many)
     CHECK(index_one(d, f, "/m/a.md", texts, N, "m", 2, v) > 0);
     float q[2] = { 1, 0 };
     idb_hit h[20];
-    CHECK_EQ_INT(idb_nearest(d, "m", q, 2, h, 20), 20);
+    CHECK_EQ_INT(nearest_of(d, "m", q, 2, h, 20), 20);
     for (int i = 0; i < 20; i++) {
         idb_passage p;
         CHECK_EQ_INT(idb_passage_get(d, h[i].chunk, &p), 1);
@@ -2251,9 +2261,10 @@ TEST(memory_matches_disk)
             q[k] = near[k] + 0.8f * (float)normal();
         idb_hit disk[K], mem[K];
         idb_set_vector_memory(d, 0);
-        int nd = idb_nearest(d, "m", q, D, disk, K);
+        int nd = idb_nearest(d, "m", q, D, NULL, disk, K);
         idb_set_vector_memory(d, 16u << 20);
-        int nm = idb_nearest(d, "m", q, D, mem, K);
+        CHECK_EQ_INT(idb_vector_memory_fill(d, "m"), 1);
+        int nm = idb_nearest(d, "m", q, D, NULL, mem, K);
         CHECK_EQ_INT(nd, K);
         CHECK_EQ_INT(nm, K);
         bool all = true;
@@ -2295,14 +2306,16 @@ TEST(memory_follows_changes)
     CHECK(index_one(d, f1, "/a/x.md", ta, 2, "m", 3, va) > 0);
     float q[3] = { 1, 0, 0 };
     idb_hit h[4];
-    CHECK_EQ_INT(idb_nearest(d, "m", q, 3, h, 4), 2);       /* fills the memory */
+    CHECK_EQ_INT(idb_vector_memory_fill(d, "m"), 1);         /* fills the memory */
+    CHECK_EQ_INT(idb_vector_memory_fill(d, "m"), 0);         /* in step: nothing to do */
+    CHECK_EQ_INT(idb_nearest(d, "m", q, 3, NULL, h, 4), 2);
     idb_vmem m;
     idb_vector_memory(d, &m);
     CHECK(m.on && !m.too_big && m.vectors == 2 && m.fills == 1 && m.bytes > 0);
     static const char *const tb[] = { "nearest" };
     static const float vb[] = { 1, 0.01f, 0 };
     CHECK(index_one(d, f2, "/b/y.md", tb, 1, "m", 3, vb) > 0);
-    CHECK_EQ_INT(idb_nearest(d, "m", q, 3, h, 4), 3);
+    CHECK_EQ_INT(idb_nearest(d, "m", q, 3, NULL, h, 4), 3);
     idb_passage p;
     CHECK_EQ_INT(idb_passage_get(d, h[0].chunk, &p), 1);
     CHECK_STR(p.text, "nearest");
@@ -2310,7 +2323,7 @@ TEST(memory_follows_changes)
     idb_vector_memory(d, &m);
     CHECK(m.vectors == 3 && m.fills == 1);          /* appended, not filled anew */
     CHECK_EQ_INT(idb_folder_remove(d, "/b"), 1);
-    CHECK_EQ_INT(idb_nearest(d, "m", q, 3, h, 4), 2);
+    CHECK_EQ_INT(idb_nearest(d, "m", q, 3, NULL, h, 4), 2);
     CHECK_EQ_INT(idb_passage_get(d, h[0].chunk, &p), 1);
     CHECK_STR(p.text, "near");
     idb_passage_free(&p);
@@ -2327,16 +2340,17 @@ TEST(memory_follows_changes)
     idb_doc_free(&doc);
     idb_vector_memory(d, &m);
     CHECK(m.vectors == 2 && m.fills == 1);
-    CHECK_EQ_INT(idb_nearest(d, "m", q, 3, h, 4), 2);
+    CHECK_EQ_INT(idb_nearest(d, "m", q, 3, NULL, h, 4), 2);
     CHECK(h[0].score < 0.01 && h[1].score < -0.99);     /* the new vectors' scores */
     /* vectors of another model leave these alone */
     static const char *const tc[] = { "other" };
     CHECK(index_one(d, idb_folder_add(d, "/c", NULL, 1), "/c/z.md", tc, 1, "m2", 3, vb) > 0);
-    CHECK_EQ_INT(idb_nearest(d, "m", q, 3, h, 4), 2);
+    CHECK_EQ_INT(idb_nearest(d, "m", q, 3, NULL, h, 4), 2);
     idb_vector_memory(d, &m);
     CHECK(m.vectors == 2 && m.fills == 1);
-    /* another model's search fills it for that model */
-    CHECK_EQ_INT(idb_nearest(d, "m2", q, 3, h, 4), 1);
+    /* filled for another model */
+    CHECK_EQ_INT(idb_vector_memory_fill(d, "m2"), 1);
+    CHECK_EQ_INT(idb_nearest(d, "m2", q, 3, NULL, h, 4), 1);
     idb_vector_memory(d, &m);
     CHECK(m.vectors == 1 && m.fills == 2);
     idb_close(d);
@@ -2365,9 +2379,11 @@ TEST(memory_too_small)
     }
     CHECK(index_one(d, f, "/m/a.md", texts, N, "m", 8, v) > 0);
     idb_hit a[5], b[5];
-    CHECK_EQ_INT(idb_nearest(d, "m", v, 8, a, 5), 5);
+    CHECK_EQ_INT(idb_vector_memory_fill(d, "m"), -1);        /* does not fit */
+    CHECK_EQ_INT(idb_vector_memory_fill(d, "m"), 0);         /* said once */
+    CHECK_EQ_INT(idb_nearest(d, "m", v, 8, NULL, a, 5), 5);
     idb_set_vector_memory(d, 0);
-    CHECK_EQ_INT(idb_nearest(d, "m", v, 8, b, 5), 5);
+    CHECK_EQ_INT(idb_nearest(d, "m", v, 8, NULL, b, 5), 5);
     for (int i = 0; i < 5; i++)
         CHECK(a[i].chunk == b[i].chunk);
     idb_close(d);
@@ -2401,31 +2417,31 @@ TEST(scopes)
     buf fq = buf_make(0);
     CHECK(search_fts_query("secret leeks", 12, &fq) == 2);
     idb_hit h[4];
-    CHECK_EQ_INT(idb_bm25(d, fq.data, h, 4), 2);
-    CHECK_EQ_INT(idb_bm25_in(d, fq.data, "/n/recipes", h, 4), 1);
+    CHECK_EQ_INT(idb_bm25(d, fq.data, NULL, h, 4), 2);
+    CHECK_EQ_INT(idb_bm25(d, fq.data, "/n/recipes", h, 4), 1);
     idb_passage p;
     CHECK_EQ_INT(idb_passage_get(d, h[0].chunk, &p), 1);
     CHECK_STR(p.path, "/n/recipes/soup.md");
     idb_passage_free(&p);
-    CHECK_EQ_INT(idb_bm25_in(d, fq.data, "/elsewhere", h, 4), 0);
+    CHECK_EQ_INT(idb_bm25(d, fq.data, "/elsewhere", h, 4), 0);
     float q[2] = { 1, 0 };
-    CHECK_EQ_INT(idb_nearest(d, "m", q, 2, h, 4), 2);      /* the diary is closer */
-    CHECK_EQ_INT(idb_nearest_in(d, "m", q, 2, "/n/recipes", h, 4), 1);
+    CHECK_EQ_INT(idb_nearest(d, "m", q, 2, NULL, h, 4), 2);      /* the diary is closer */
+    CHECK_EQ_INT(idb_nearest(d, "m", q, 2, "/n/recipes", h, 4), 1);
     CHECK_EQ_INT(idb_passage_get(d, h[0].chunk, &p), 1);
     CHECK_STR(p.path, "/n/recipes/soup.md");
     idb_passage_free(&p);
     search_hit sh[4];
-    CHECK_EQ_INT(search_run_in(d, SEARCH_HYBRID, "secret leeks", 12, "m", q, 2, 4, "/n/diary", sh),
+    CHECK_EQ_INT(search_run(d, SEARCH_HYBRID, "secret leeks", 12, "m", q, 2, 4, "/n/diary", sh),
                  1);
     CHECK_EQ_INT(idb_passage_get(d, sh[0].chunk, &p), 1);
     CHECK_STR(p.path, "/n/diary/day.md");
     idb_passage_free(&p);
     idb_doc *docs = NULL;
     size_t nd = 0;
-    CHECK_EQ_INT(idb_docs_in(d, -1, 10, "/n/diary", &docs, &nd), 0);
+    CHECK_EQ_INT(idb_docs(d, -1, 10, "/n/diary", &docs, &nd), 0);
     CHECK(nd == 1 && docs && !strcmp(docs[0].path, "/n/diary/day.md"));
     idb_docs_free(docs, nd);
-    CHECK_EQ_INT(idb_docs(d, -1, 10, &docs, &nd), 0);
+    CHECK_EQ_INT(idb_docs(d, -1, 10, NULL, &docs, &nd), 0);
     CHECK_EQ_INT(nd, 2);
     idb_docs_free(docs, nd);
     buf_free(&fq);
@@ -2532,7 +2548,7 @@ TEST(nearest_limit_zero)
     static const float v[2] = { 1, 0 };
     CHECK(index_one(d, f, "/m/a.md", t, 1, "m", 2, v) > 0);
     idb_hit h[1] = { { -7, -99 } };
-    CHECK_EQ_INT(idb_nearest(d, "m", v, 2, h, 0), 0);
+    CHECK_EQ_INT(idb_nearest(d, "m", v, 2, NULL, h, 0), 0);
     CHECK_EQ_INT(h[0].chunk, -7);
     idb_close(d);
     remove_dir();
@@ -2571,7 +2587,7 @@ TEST(folder_remove)
     CHECK_EQ_INT(bm25_count(d, "tree"), 1);
     idb_hit h[4];
     float q[2] = { 1, 0 };
-    CHECK_EQ_INT(idb_nearest(d, "m", q, 2, h, 4), 1);
+    CHECK_EQ_INT(idb_nearest(d, "m", q, 2, NULL, h, 4), 1);
     CHECK_EQ_INT(state_of(d, "/one/a.md"), -100);
     CHECK_EQ_INT(state_of(d, "/two/b.md"), DOC_INDEXED);
     idb_folder *fs = NULL;
@@ -2616,14 +2632,14 @@ TEST(docs_listing)
 
     idb_doc *all = NULL;
     size_t n = 0;
-    CHECK_EQ_INT(idb_docs(d, -1, 10, &all, &n), 0);
+    CHECK_EQ_INT(idb_docs(d, -1, 10, NULL, &all, &n), 0);
     CHECK_EQ_INT(n, 4);
     static const char *const newest_first[] = { "/n/d", "/n/c", "/n/b", "/n/a" };
     for (size_t i = 0; i < n && i < 4; i++)
         CHECK_STR(all[i].path, newest_first[i]);
     idb_docs_free(all, n);
 
-    CHECK_EQ_INT(idb_docs(d, -1, 2, &all, &n), 0);
+    CHECK_EQ_INT(idb_docs(d, -1, 2, NULL, &all, &n), 0);
     CHECK_EQ_INT(n, 2);
     if (n == 2) {
         CHECK_STR(all[0].path, "/n/d");
@@ -2631,26 +2647,26 @@ TEST(docs_listing)
     }
     idb_docs_free(all, n);
 
-    CHECK_EQ_INT(idb_docs(d, DOC_PENDING, 10, &all, &n), 0);
+    CHECK_EQ_INT(idb_docs(d, DOC_PENDING, 10, NULL, &all, &n), 0);
     CHECK_EQ_INT(n, 2);
     for (size_t i = 0; i < n; i++)
         CHECK_EQ_INT(all[i].state, DOC_PENDING);
     idb_docs_free(all, n);
-    CHECK_EQ_INT(idb_docs(d, DOC_FAILED, 10, &all, &n), 0);
+    CHECK_EQ_INT(idb_docs(d, DOC_FAILED, 10, NULL, &all, &n), 0);
     CHECK_EQ_INT(n, 1);
     if (n == 1) {
         CHECK_STR(all[0].path, "/n/a");
         CHECK_STR(all[0].error, "bad");
     }
     idb_docs_free(all, n);
-    CHECK_EQ_INT(idb_docs(d, DOC_INDEXED, 10, &all, &n), 0);
+    CHECK_EQ_INT(idb_docs(d, DOC_INDEXED, 10, NULL, &all, &n), 0);
     CHECK_EQ_INT(n, 1);
     if (n == 1) {
         CHECK_STR(all[0].path, "/n/b");
         CHECK_EQ_INT(all[0].chunks, 1);
     }
     idb_docs_free(all, n);
-    CHECK_EQ_INT(idb_docs(d, DOC_DEAD, 10, &all, &n), 0);
+    CHECK_EQ_INT(idb_docs(d, DOC_DEAD, 10, NULL, &all, &n), 0);
     CHECK_EQ_INT(n, 0);
     CHECK(all == NULL);
     idb_docs_free(all, n);
@@ -2826,7 +2842,7 @@ TEST(run_bm25)
     if (!d)
         return;
     search_hit out[SEARCH_MAX_K];
-    int n = search_run(d, SEARCH_BM25, "apple", 5, "emb", rank_q, 3, 10, out);
+    int n = search_run(d, SEARCH_BM25, "apple", 5, "emb", rank_q, 3, 10, NULL, out);
     CHECK_EQ_INT(n, 2);
     if (n == 2) {
         CHECK_EQ_INT(out[0].chunk, id[0]);
@@ -2843,14 +2859,14 @@ TEST(run_bm25)
     CHECK_EQ_INT(bm25_hits(d, "apple", h, 4), 2);
     CHECK(h[0].score == out[0].score && h[1].score == out[1].score);
     /* k respected */
-    CHECK_EQ_INT(search_run(d, SEARCH_BM25, "apple", 5, NULL, NULL, 0, 1, out), 1);
+    CHECK_EQ_INT(search_run(d, SEARCH_BM25, "apple", 5, NULL, NULL, 0, 1, NULL, out), 1);
     CHECK_EQ_INT(out[0].chunk, id[0]);
     /* several words: any of them */
-    CHECK_EQ_INT(search_run(d, SEARCH_BM25, "durian or banana?", 17, NULL, NULL, 0, 10, out), 2);
+    CHECK_EQ_INT(search_run(d, SEARCH_BM25, "durian or banana?", 17, NULL, NULL, 0, 10, NULL, out), 2);
     /* no words, no hits; k < 1, no hits */
-    CHECK_EQ_INT(search_run(d, SEARCH_BM25, "?!", 2, NULL, NULL, 0, 10, out), 0);
-    CHECK_EQ_INT(search_run(d, SEARCH_BM25, "apple", 5, NULL, NULL, 0, 0, out), 0);
-    CHECK_EQ_INT(search_run(d, SEARCH_BM25, "nothing", 7, NULL, NULL, 0, 10, out), 0);
+    CHECK_EQ_INT(search_run(d, SEARCH_BM25, "?!", 2, NULL, NULL, 0, 10, NULL, out), 0);
+    CHECK_EQ_INT(search_run(d, SEARCH_BM25, "apple", 5, NULL, NULL, 0, 0, NULL, out), 0);
+    CHECK_EQ_INT(search_run(d, SEARCH_BM25, "nothing", 7, NULL, NULL, 0, 10, NULL, out), 0);
     idb_close(d);
     remove_dir();
 }
@@ -2863,7 +2879,7 @@ TEST(run_vector)
     if (!d)
         return;
     search_hit out[SEARCH_MAX_K];
-    int n = search_run(d, SEARCH_VECTOR, "apple", 5, "emb", rank_q, 3, 10, out);
+    int n = search_run(d, SEARCH_VECTOR, "apple", 5, "emb", rank_q, 3, 10, NULL, out);
     CHECK_EQ_INT(n, 3);                                  /* A has no vector */
     if (n == 3) {
         CHECK_EQ_INT(out[0].chunk, id[2]);
@@ -2876,10 +2892,10 @@ TEST(run_vector)
             CHECK_EQ_INT(out[i].bm25_rank, 0);
         }
     }
-    CHECK_EQ_INT(search_run(d, SEARCH_VECTOR, "apple", 5, "emb", rank_q, 3, 2, out), 2);
+    CHECK_EQ_INT(search_run(d, SEARCH_VECTOR, "apple", 5, "emb", rank_q, 3, 2, NULL, out), 2);
     /* another model, or no query vector: nothing */
-    CHECK_EQ_INT(search_run(d, SEARCH_VECTOR, "apple", 5, "other", rank_q, 3, 10, out), 0);
-    CHECK_EQ_INT(search_run(d, SEARCH_VECTOR, "apple", 5, "emb", NULL, 0, 10, out), 0);
+    CHECK_EQ_INT(search_run(d, SEARCH_VECTOR, "apple", 5, "other", rank_q, 3, 10, NULL, out), 0);
+    CHECK_EQ_INT(search_run(d, SEARCH_VECTOR, "apple", 5, "emb", NULL, 0, 10, NULL, out), 0);
     idb_close(d);
     remove_dir();
 }
@@ -2892,7 +2908,7 @@ TEST(run_hybrid)
     if (!d)
         return;
     search_hit out[SEARCH_MAX_K];
-    int n = search_run(d, SEARCH_HYBRID, "apple", 5, "emb", rank_q, 3, 10, out);
+    int n = search_run(d, SEARCH_HYBRID, "apple", 5, "emb", rank_q, 3, 10, NULL, out);
     CHECK_EQ_INT(n, 4);
     if (n == 4) {
         /* B is in both lists (2nd in each): above A and C, each 1st in one */
@@ -2921,11 +2937,11 @@ TEST(run_hybrid)
         CHECK(fabs(out[3].score - 1.0 / (SEARCH_RRF_K + 3)) < 1e-12);
     }
     /* k respected: the best first */
-    CHECK_EQ_INT(search_run(d, SEARCH_HYBRID, "apple", 5, "emb", rank_q, 3, 1, out), 1);
+    CHECK_EQ_INT(search_run(d, SEARCH_HYBRID, "apple", 5, "emb", rank_q, 3, 1, NULL, out), 1);
     CHECK_EQ_INT(out[0].chunk, id[1]);
-    CHECK_EQ_INT(search_run(d, SEARCH_HYBRID, "apple", 5, "emb", rank_q, 3, 2, out), 2);
+    CHECK_EQ_INT(search_run(d, SEARCH_HYBRID, "apple", 5, "emb", rank_q, 3, 2, NULL, out), 2);
     /* no words in the text: the vector list alone, fused */
-    n = search_run(d, SEARCH_HYBRID, "??", 2, "emb", rank_q, 3, 10, out);
+    n = search_run(d, SEARCH_HYBRID, "??", 2, "emb", rank_q, 3, 10, NULL, out);
     CHECK_EQ_INT(n, 3);
     if (n == 3) {
         CHECK_EQ_INT(out[0].chunk, id[2]);
@@ -2944,8 +2960,8 @@ TEST(run_hybrid_without_vector)
     if (!d)
         return;
     search_hit h[SEARCH_MAX_K], b[SEARCH_MAX_K];
-    int nh = search_run(d, SEARCH_HYBRID, "apple durian", 12, "emb", NULL, 0, 10, h);
-    int nb = search_run(d, SEARCH_BM25, "apple durian", 12, "emb", NULL, 0, 10, b);
+    int nh = search_run(d, SEARCH_HYBRID, "apple durian", 12, "emb", NULL, 0, 10, NULL, h);
+    int nb = search_run(d, SEARCH_BM25, "apple durian", 12, "emb", NULL, 0, 10, NULL, b);
     CHECK_EQ_INT(nh, 3);
     CHECK_EQ_INT(nh, nb);
     for (int i = 0; i < nh && i < nb; i++) {
@@ -2979,17 +2995,17 @@ TEST(run_k_clamped)
     /* out has exactly SEARCH_MAX_K places: a k past it must not overrun */
     search_hit *out = malloc(SEARCH_MAX_K * sizeof *out);
     float q[2] = { 1, 0 };
-    CHECK_EQ_INT(search_run(d, SEARCH_BM25, "common", 6, NULL, NULL, 0, 1000, out),
+    CHECK_EQ_INT(search_run(d, SEARCH_BM25, "common", 6, NULL, NULL, 0, 1000, NULL, out),
                  SEARCH_MAX_K);
-    CHECK_EQ_INT(search_run(d, SEARCH_VECTOR, "", 0, "m", q, 2, 1000, out), SEARCH_MAX_K);
+    CHECK_EQ_INT(search_run(d, SEARCH_VECTOR, "", 0, "m", q, 2, 1000, NULL, out), SEARCH_MAX_K);
     CHECK_EQ_INT(out[0].vector_rank, 1);
     CHECK_EQ_INT(out[SEARCH_MAX_K - 1].vector_rank, SEARCH_MAX_K);
-    CHECK_EQ_INT(search_run(d, SEARCH_HYBRID, "common", 6, "m", q, 2, 1000, out), SEARCH_MAX_K);
+    CHECK_EQ_INT(search_run(d, SEARCH_HYBRID, "common", 6, "m", q, 2, 1000, NULL, out), SEARCH_MAX_K);
     for (int i = 1; i < SEARCH_MAX_K; i++)
         CHECK(out[i].score <= out[i - 1].score);
-    CHECK_EQ_INT(search_run(d, SEARCH_HYBRID, "common", 6, "m", q, 2, SEARCH_MAX_K + 1, out),
+    CHECK_EQ_INT(search_run(d, SEARCH_HYBRID, "common", 6, "m", q, 2, SEARCH_MAX_K + 1, NULL, out),
                  SEARCH_MAX_K);
-    CHECK_EQ_INT(search_run(d, SEARCH_HYBRID, "common", 6, "m", q, 2, -5, out), 0);
+    CHECK_EQ_INT(search_run(d, SEARCH_HYBRID, "common", 6, "m", q, 2, -5, NULL, out), 0);
     free(out);
     idb_close(d);
     remove_dir();
