@@ -122,6 +122,12 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(patsubst %.c,$(BUILD)/obj/%.o,$(COR
 	@$(if $(V),,echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL)
 
+# the grammar test runs llama.cpp's grammar sampler on stories260K's vocabulary
+$(BUILD)/tests/test_grammar: tests/unit/test_grammar.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC))
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) $(LLAMA_LIBS) -ldl
+
 # the kernels' test loads ggml's CPU backend to check them against its own
 $(BUILD)/tests/test_kernels: tests/unit/test_kernels.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c)
 	@mkdir -p $(dir $@)
@@ -266,7 +272,7 @@ fuzz:
 	clang -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc -o build/fuzz/fuzz_gguf tests/fuzz/fuzz_gguf.c src/core/gguf.c src/core/binreader.c src/core/buf.c
 	build/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -artifact_prefix=build/fuzz/ build/fuzz/corpus_gguf tests/fuzz/seeds
 	@mkdir -p build/fuzz/corpus_request
-	clang -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc -o build/fuzz/fuzz_request tests/fuzz/fuzz_request.c src/http/genreq.c src/core/json.c src/core/arena.c src/core/buf.c src/core/utf8.c
+	clang -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc -o build/fuzz/fuzz_request tests/fuzz/fuzz_request.c src/http/genreq.c src/http/toolcall.c src/core/jsonschema.c src/core/json.c src/core/arena.c src/core/buf.c src/core/utf8.c
 	build/fuzz/fuzz_request -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=build/fuzz/ build/fuzz/corpus_request tests/fuzz/seeds-request
 	@mkdir -p build/fuzz/corpus_index
 	clang -std=c11 -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -Isrc -o build/fuzz/fuzz_index tests/fuzz/fuzz_index.c src/index/text.c src/index/search.c src/index/ignore.c src/index/db.c src/index/vcache.c src/core/sql.c src/core/log.c src/core/json.c src/core/arena.c src/core/buf.c src/core/utf8.c -lsqlite3 -lm

@@ -409,6 +409,21 @@ int jw_cstr(buf *b, const char *s)
     return jw_str(b, s, strlen(s));
 }
 
+int jw_number(buf *b, double d)
+{
+    if (!isfinite(d))
+        return buf_puts(b, "null");
+    /* the shortest text that reads back as the same double: 0.1, not
+     * 0.10000000000000001 */
+    char t[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(t, sizeof t, "%.*g", prec, d);
+        if (strtod(t, NULL) == d)
+            break;
+    }
+    return buf_puts(b, t);
+}
+
 int jw_value(buf *b, const json *v)
 {
     switch (v->type) {
@@ -417,7 +432,7 @@ int jw_value(buf *b, const json *v)
     case JSON_NUMBER:
         if (v->is_int)
             return buf_printf(b, "%lld", (long long)v->integer);
-        return buf_printf(b, "%.17g", v->number);
+        return jw_number(b, v->number);
     case JSON_STRING: return jw_str(b, v->str, v->len);
     case JSON_ARRAY:
     case JSON_OBJECT: {

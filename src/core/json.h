@@ -51,6 +51,9 @@ bool json_str_is(const json *v, const char *lit);
 /* Writers: each returns 0, or -1 when the buf cap is hit. */
 int jw_str(buf *b, const char *s, size_t n);      /* "escaped" */
 int jw_cstr(buf *b, const char *s);               /* NULL writes null */
+/* A number as the shortest text that reads back as the same double (null
+ * when not finite). */
+int jw_number(buf *b, double d);
 /* Re-serialise a parsed value compactly. */
 int jw_value(buf *b, const json *v);
 

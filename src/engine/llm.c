@@ -257,9 +257,19 @@ static struct llama_sampler *build_sampler(llm *m, const json *req, bool *greedy
     struct llama_sampler_chain_params sp = llama_sampler_chain_default_params();
     sp.no_perf = true;
     struct llama_sampler *c = llama_sampler_chain_init(sp);
-    const json *jf = json_get(req, "json");
-    if (jf && jf->type == JSON_BOOL && jf->boolean) {
-        struct llama_sampler *g = llama_sampler_init_grammar(m->vocab, JSON_GRAMMAR, "root");
+    const json *jf = json_get(req, "json"), *gr = json_get(req, "grammar");
+    const json *trig = json_get(req, "grammar_trigger");
+    const char *gtext = gr && gr->type == JSON_STRING ? gr->str
+                        : jf && jf->type == JSON_BOOL && jf->boolean ? JSON_GRAMMAR : NULL;
+    if (gtext) {
+        /* a lazy grammar (tools the model may call) holds from its trigger on */
+        struct llama_sampler *g;
+        if (trig && trig->type == JSON_STRING) {
+            const char *pat[1] = { trig->str };
+            g = llama_sampler_init_grammar_lazy_patterns(m->vocab, gtext, "root", pat, 1, NULL, 0);
+        } else {
+            g = llama_sampler_init_grammar(m->vocab, gtext, "root");
+        }
         if (!g) {
             llama_sampler_free(c);
             return NULL;
@@ -404,7 +414,9 @@ int llm_submit(llm *m, uint32_t id, const json *req)
     int max = (int)num(req, "max_tokens", 0);
     s->max_gen = max > 0 ? max : m->n_ctx_slot;
     const json *ie = json_get(req, "ignore_eos");
-    s->ignore_eos = ie && ie->type == JSON_BOOL && ie->boolean;
+    /* a grammar ends with the end of its text: past it only EOS is allowed */
+    s->ignore_eos = ie && ie->type == JSON_BOOL && ie->boolean && !json_get(req, "grammar") &&
+                    !json_get(req, "json");
     s->prompt = pr.tokens;
     s->cached = keep;
     s->n_gen = 0;

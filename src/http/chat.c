@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "http/genreq.h"
 #include "http/http.h"
+#include "http/toolcall.h"
 
 #define WAIT_TICK_MS 50
 
@@ -40,6 +41,8 @@ struct stream {
     uint64_t seen;
     char rid[40];
     char *extra;          /* members for the first chunk (malloc'd), NULL when none */
+    bool tools;           /* the text may hold tool calls: split it with tcs */
+    toolcall_stream tcs;
 };
 
 static void chunk_head(struct stream *st, buf *b)
@@ -64,9 +67,10 @@ static void chunk_tail(struct stream *st, buf *b)
     buf_puts(b, "}\n\n");
 }
 
-/* One chunk with content (text may be NULL) and an optional finish reason. */
-static void emit_chunk(struct stream *st, const char *text, size_t n, const char *finish,
-                       bool role)
+/* One chunk with content (text may be NULL), tool calls (a JSON array, or
+ * NULL) and an optional finish reason. */
+static void emit_chunk_calls(struct stream *st, const char *text, size_t n, const char *calls,
+                             const char *finish, bool role)
 {
     buf *b = &st->out;
     chunk_head(st, b);
@@ -77,6 +81,9 @@ static void emit_chunk(struct stream *st, const char *text, size_t n, const char
         else if (text) {
             buf_puts(b, "\"content\":");
             jw_str(b, text, n);
+        } else if (calls) {
+            buf_puts(b, "\"tool_calls\":");
+            buf_puts(b, calls);
         }
         buf_puts(b, "},\"logprobs\":null,\"finish_reason\":");
     } else {
@@ -87,6 +94,33 @@ static void emit_chunk(struct stream *st, const char *text, size_t n, const char
     jw_cstr(b, finish);
     buf_putc(b, '}');
     chunk_tail(st, b);
+}
+
+static void emit_chunk(struct stream *st, const char *text, size_t n, const char *finish,
+                       bool role)
+{
+    emit_chunk_calls(st, text, n, NULL, finish, role);
+}
+
+/* The finish reason of an answer with tool calls: "tool_calls", unless it
+ * was cut (by max_tokens: the last call may be incomplete). */
+static const char *tool_finish(const char *finish)
+{
+    return strcmp(finish, "stop") == 0 ? "tool_calls" : finish;
+}
+
+/* Generated text: content at once, unless it may be (part of) a tool call. */
+static void emit_text(struct stream *st, const char *text, size_t n)
+{
+    if (!st->tools) {
+        emit_chunk(st, text, n, NULL, false);
+        return;
+    }
+    buf c = buf_make(0);
+    tcs_feed(&st->tcs, text, n, &c);
+    if (c.len)
+        emit_chunk(st, c.data, c.len, NULL, false);
+    buf_free(&c);
 }
 
 static void usage_json(buf *b, const job_status *s)
@@ -119,7 +153,19 @@ static void emit_end(struct stream *st, const job_status *s)
         st->finished = true;
         return;
     }
-    emit_chunk(st, NULL, 0, s->finish, false);
+    const char *finish = s->finish;
+    if (st->tools) {
+        buf c = buf_make(0), calls = buf_make(0);
+        if (tcs_end(&st->tcs, st->rid, true, &c, &calls) > 0) {
+            emit_chunk_calls(st, NULL, 0, calls.data, NULL, false);
+            finish = tool_finish(finish);
+        }
+        if (c.len)
+            emit_chunk(st, c.data, c.len, NULL, false);
+        buf_free(&c);
+        buf_free(&calls);
+    }
+    emit_chunk(st, NULL, 0, finish, false);
     if (st->include_usage) {
         chunk_head(st, b);
         buf_puts(b, "],\"usage\":");
@@ -161,7 +207,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *dst, size_t max)
         buf_reset(&text);
         job_take(st->job, &text, &s);
         if (text.len)
-            emit_chunk(st, text.data, text.len, NULL, false);
+            emit_text(st, text.data, text.len);
         if (s.phase == JOB_DONE || s.phase == JOB_FAILED) {
             emit_end(st, &s);
             if (s.phase == JOB_DONE)
@@ -190,6 +236,8 @@ static void stream_free(void *cls)
     job_unref(st->job);
     buf_free(&st->out);
     free(st->extra);
+    if (st->tools)
+        tcs_free(&st->tcs);
     free(st);
 }
 
@@ -270,16 +318,35 @@ int http_reply_job_failed(http_req *r, const job_status *s)
 }
 
 static int reply_whole(http_req *r, gen_kind kind, const char *id, const char *model,
-                       long long created, const buf *text, const job_status *s, const char *extra)
+                       long long created, const buf *text, const job_status *s, const char *extra,
+                       bool tools)
 {
     buf b = buf_make(0);
+    buf content = buf_make(0), calls = buf_make(0);
+    const char *finish = s->finish;
+    if (tools) {
+        toolcall_stream t;
+        tcs_init(&t);
+        tcs_feed(&t, text->data ? text->data : "", text->len, &content);
+        if (tcs_end(&t, r->rid, false, &content, &calls) > 0)
+            finish = tool_finish(finish);
+        tcs_free(&t);
+        text = &content;
+    }
     buf_printf(&b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", id,
                kind == GEN_CHAT ? "chat.completion" : "text_completion", created);
     jw_cstr(&b, model);
     buf_puts(&b, ",\"system_fingerprint\":\"hearth-" HEARTH_VERSION "\",\"choices\":[{\"index\":0,");
     if (kind == GEN_CHAT) {
         buf_puts(&b, "\"message\":{\"role\":\"assistant\",\"content\":");
-        jw_str(&b, text->data ? text->data : "", text->len);
+        if (calls.len && text->len == 0)
+            buf_puts(&b, "null");
+        else
+            jw_str(&b, text->data ? text->data : "", text->len);
+        if (calls.len) {
+            buf_puts(&b, ",\"tool_calls\":");
+            buf_append(&b, calls.data, calls.len);
+        }
         buf_puts(&b, ",\"refusal\":null},");
     } else {
         buf_puts(&b, "\"text\":");
@@ -287,7 +354,9 @@ static int reply_whole(http_req *r, gen_kind kind, const char *id, const char *m
         buf_putc(&b, ',');
     }
     buf_puts(&b, "\"logprobs\":null,\"finish_reason\":");
-    jw_cstr(&b, s->finish);
+    jw_cstr(&b, finish);
+    buf_free(&content);
+    buf_free(&calls);
     buf_puts(&b, "}],\"usage\":");
     usage_json(&b, s);
     buf_puts(&b, ",\"timings\":");
@@ -328,7 +397,7 @@ int http_generate(http_req *r, job *j, const gen_request *g, int kind_value, con
         goto out;
     }
     if (!g->stream) {
-        ret = reply_whole(r, kind, id, g->model, created, &text, &s, extra);
+        ret = reply_whole(r, kind, id, g->model, created, &text, &s, extra, g->tools);
         goto out;
     }
     struct stream *st = calloc(1, sizeof *st);
@@ -349,10 +418,13 @@ int http_generate(http_req *r, job *j, const gen_request *g, int kind_value, con
     snprintf(st->rid, sizeof st->rid, "%s", r->rid);
     st->created = created;
     st->out = buf_make(0);
+    st->tools = g->tools;
+    if (st->tools)
+        tcs_init(&st->tcs);
     if (kind == GEN_CHAT)
         emit_chunk(st, NULL, 0, NULL, true);
     if (text.len)
-        emit_chunk(st, text.data, text.len, NULL, false);
+        emit_text(st, text.data, text.len);
     if (s.phase == JOB_DONE)
         emit_end(st, &s);
     struct MHD_Response *resp =

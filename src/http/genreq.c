@@ -11,7 +11,9 @@
 
 #include "core/arena.h"
 #include "core/json.h"
+#include "core/jsonschema.h"
 #include "core/textstream.h"
+#include "http/toolcall.h"
 
 #define MAX_MESSAGES 4096
 
@@ -70,45 +72,79 @@ static int bool_field(const json *o, const char *k, bool *out, gen_error *e)
     return 0;
 }
 
-static int content_text(const json *c, size_t idx, buf *out, gen_error *e)
+/* A message's content as plain text (text parts joined by newlines),
+ * appended to t. */
+static int content_text(const json *c, size_t idx, buf *t, gen_error *e)
 {
     char param[48];
     snprintf(param, sizeof param, "messages[%zu].content", idx);
     if (!c)
-        return jw_str(out, "", 0);
+        return 0;
     if (c->type == JSON_STRING)
-        return jw_str(out, c->str, c->len);
+        return buf_append(t, c->str, c->len);
     if (c->type != JSON_ARRAY)
         return bad(e, param, "invalid_type", "'%s' must be a string or an array of text parts",
                    param);
-    buf t = buf_make(0);
     size_t k = 0;
     for (const json *p = c->child; p; p = p->next, k++) {
         const json *ty = json_get(p, "type"), *tx = json_get(p, "text");
-        if (p->type != JSON_OBJECT || !ty || ty->type != JSON_STRING) {
-            buf_free(&t);
+        if (p->type != JSON_OBJECT || !ty || ty->type != JSON_STRING)
             return bad(e, param, "invalid_type", "'%s[%zu]' must be a content part object",
                        param, k);
-        }
-        if (!json_str_is(ty, "text")) {
-            buf_free(&t);
+        if (!json_str_is(ty, "text"))
             return bad(e, param, "unsupported_content",
                        "content parts of type '%.32s' are not supported; only 'text'", ty->str);
-        }
-        if (!tx || tx->type != JSON_STRING) {
-            buf_free(&t);
+        if (!tx || tx->type != JSON_STRING)
             return bad(e, param, "invalid_type", "'%s[%zu].text' must be a string", param, k);
-        }
         if (k)
-            buf_putc(&t, '\n');
-        buf_append(&t, tx->str, tx->len);
+            buf_putc(t, '\n');
+        buf_append(t, tx->str, tx->len);
     }
-    int rc = jw_str(out, t.data ? t.data : "", t.len);
-    buf_free(&t);
-    return rc;
+    return 0;
 }
 
-static int messages_field(const json *o, buf *out, gen_error *e)
+/* An assistant message's tool_calls, written after its text as the model
+ * writes them: <tool_call>{"name":...,"arguments":...}</tool_call>. */
+static int tool_calls_text(const json *tc, size_t idx, buf *t, gen_error *e)
+{
+    char param[64];
+    snprintf(param, sizeof param, "messages[%zu].tool_calls", idx);
+    if (tc->type != JSON_ARRAY)
+        return bad(e, param, "invalid_type", "'%s' must be an array", param);
+    size_t k = 0;
+    for (const json *c = tc->child; c; c = c->next, k++) {
+        const json *f = json_get(c, "function");
+        const json *nm = json_get(f, "name"), *args = json_get(f, "arguments");
+        if (c->type != JSON_OBJECT || !f || f->type != JSON_OBJECT || !nm ||
+            nm->type != JSON_STRING || (args && args->type != JSON_STRING))
+            return bad(e, param, "invalid_type",
+                       "'%s[%zu]' must be {\"type\":\"function\",\"function\":{\"name\":...,"
+                       "\"arguments\":\"...\"}}", param, k);
+        if (t->len)
+            buf_putc(t, '\n');
+        buf_puts(t, TOOLCALL_OPEN "\n{\"name\": ");
+        jw_str(t, nm->str, nm->len);
+        buf_puts(t, ", \"arguments\": ");
+        /* the arguments are JSON text in a string: inline them when they parse */
+        arena *a = arena_new(args ? args->len * 16 + 4096 : 4096);
+        char err[8];
+        const json *v = a && args ? json_parse(a, args->str, args->len, err, sizeof err) : NULL;
+        if (v)
+            jw_value(t, v);
+        else if (args)
+            jw_str(t, args->str, args->len);
+        else
+            buf_puts(t, "{}");
+        arena_free(a);
+        buf_puts(t, "}\n" TOOLCALL_CLOSE);
+    }
+    return 0;
+}
+
+/* messages: tool results become user turns in <tool_response> tags (what
+ * models trained on tool use read, and what any chat template can render);
+ * `tool_prompt`, when given, opens the system message. */
+static int messages_field(const json *o, const char *tool_prompt, buf *out, gen_error *e)
 {
     const json *m = json_get(o, "messages");
     if (!m)
@@ -122,6 +158,14 @@ static int messages_field(const json *o, buf *out, gen_error *e)
         return bad(e, "messages", "invalid_value", "too many messages (max %d)", MAX_MESSAGES);
     static const char *roles[] = { "system", "developer", "user", "assistant", "tool" };
     buf_puts(out, ",\"messages\":[");
+    const json *first_role = json_get(m->child, "role");
+    bool sys_first = first_role && (json_str_is(first_role, "system") ||
+                                    json_str_is(first_role, "developer"));
+    if (tool_prompt && !sys_first) {
+        buf_puts(out, "{\"role\":\"system\",\"content\":");
+        jw_cstr(out, tool_prompt);
+        buf_puts(out, "},");
+    }
     size_t i = 0;
     for (const json *c = m->child; c; c = c->next, i++) {
         char param[48];
@@ -143,12 +187,40 @@ static int messages_field(const json *o, buf *out, gen_error *e)
             snprintf(param, sizeof param, "messages[%zu].content", i);
             return bad(e, param, "missing_required_parameter", "'%s' is required", param);
         }
+        const json *tc = opt(c, "tool_calls");
+        if (tc && !json_str_is(r, "assistant")) {
+            snprintf(param, sizeof param, "messages[%zu].tool_calls", i);
+            return bad(e, param, "invalid_value", "only assistant messages carry tool_calls");
+        }
+        bool tool = json_str_is(r, "tool");
         if (i)
             buf_putc(out, ',');
         buf_puts(out, "{\"role\":");
-        jw_str(out, r->str, r->len);
+        if (tool)
+            buf_puts(out, "\"user\"");
+        else
+            jw_str(out, r->str, r->len);
         buf_puts(out, ",\"content\":");
-        if (content_text(ct && ct->type != JSON_NULL ? ct : NULL, i, out, e) < 0)
+        buf w = buf_make(0);
+        if (i == 0 && tool_prompt && sys_first)
+            buf_puts(&w, tool_prompt);
+        size_t at = w.len;
+        if (tool)
+            buf_puts(&w, TOOLRESP_OPEN "\n");
+        int rc = content_text(ct && ct->type != JSON_NULL ? ct : NULL, i, &w, e);
+        if (rc == 0 && at && w.len > at) {      /* the tool prompt, a blank line, the text */
+            buf_puts(&w, "\n\n");
+            memmove(w.data + at + 2, w.data + at, w.len - at - 2);
+            memcpy(w.data + at, "\n\n", 2);
+        }
+        if (rc == 0 && tool)
+            buf_puts(&w, "\n" TOOLRESP_CLOSE);
+        if (rc == 0 && tc)
+            rc = tool_calls_text(tc, i, &w, e);
+        if (rc == 0)
+            rc = jw_str(out, w.data ? w.data : "", w.len);
+        buf_free(&w);
+        if (rc < 0)
             return -1;
         buf_putc(out, '}');
     }
@@ -201,6 +273,22 @@ static int stop_field(const json *o, buf *out, gen_error *e)
     return buf_putc(out, ']');
 }
 
+/* ,"grammar":"..." for a schema (its own document for $refs). */
+static int schema_grammar(const json *schema, const char *param, buf *out, gen_error *e)
+{
+    buf g = buf_make(JSG_MAX_BYTES + 4096);
+    char err[200];
+    int rc = json_schema_grammar(schema, &g, err, sizeof err);
+    if (rc < 0) {
+        buf_free(&g);
+        return bad(e, param, "invalid_schema", "%s", err);
+    }
+    buf_puts(out, ",\"grammar\":");
+    rc = jw_str(out, g.data, g.len);
+    buf_free(&g);
+    return rc;
+}
+
 static int response_format_field(const json *o, buf *out, gen_error *e)
 {
     const json *rf = opt(o, "response_format");
@@ -214,9 +302,182 @@ static int response_format_field(const json *o, buf *out, gen_error *e)
         return buf_puts(out, ",\"json\":true");
     if (json_str_is(t, "text"))
         return 0;
+    if (json_str_is(t, "json_schema")) {
+        const json *js = json_get(rf, "json_schema");
+        if (!js || js->type != JSON_OBJECT)
+            return bad(e, "response_format.json_schema", "invalid_type",
+                       "'response_format.json_schema' must be an object with a 'schema'");
+        const json *nm = json_get(js, "name");
+        if (nm && nm->type != JSON_STRING)
+            return bad(e, "response_format.json_schema.name", "invalid_type",
+                       "'response_format.json_schema.name' must be a string");
+        const json *sc = opt(js, "schema");
+        if (!sc)
+            return buf_puts(out, ",\"json\":true");   /* no schema: any JSON object */
+        return schema_grammar(sc, "response_format.json_schema.schema", out, e);
+    }
     return bad(e, "response_format.type", "invalid_value",
-               "response_format type '%.32s' is not supported; use 'text' or 'json_object'",
-               t->str);
+               "response_format type '%.32s' is not supported; use 'text', 'json_object' or "
+               "'json_schema'", t->str);
+}
+
+/* The system text that tells the model its tools and how to call them. */
+static void tool_prompt_of(const json *tools, buf *p)
+{
+    buf_puts(p, "# Tools\n\nYou can call functions to answer. Their signatures, one JSON object "
+                "per line, are inside <tools></tools>:\n<tools>");
+    for (const json *t = tools->child; t; t = t->next) {
+        buf_putc(p, '\n');
+        jw_value(p, t);
+    }
+    buf_puts(p, "\n</tools>\n\nTo call a function, write a JSON object with its name and "
+                "arguments inside <tool_call></tool_call>, one block per call:\n"
+                TOOLCALL_OPEN "\n{\"name\": \"function name\", \"arguments\": {...}}\n"
+                TOOLCALL_CLOSE);
+}
+
+static bool tool_name_ok(const json *n)
+{
+    if (!n || n->type != JSON_STRING || n->len == 0 || n->len > 64)
+        return false;
+    for (size_t i = 0; i < n->len; i++) {
+        char c = n->str[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+/* tools, tool_choice and parallel_tool_calls. Validates them; writes the
+ * grammar every call must follow (lazy, from the opening tag on, when the
+ * model may also answer in text) and the prompt describing the tools.
+ * *calls is set when the answer may hold tool calls. */
+static int tools_field(const json *o, gen_kind kind, buf *prompt, buf *out, bool *calls,
+                       gen_error *e)
+{
+    const json *tools = opt(o, "tools"), *choice = opt(o, "tool_choice");
+    const json *par = opt(o, "parallel_tool_calls");
+    *calls = false;
+    if (par && par->type != JSON_BOOL)
+        return bad(e, "parallel_tool_calls", "invalid_type", "'parallel_tool_calls' must be a boolean");
+    if (!tools || (tools->type == JSON_ARRAY && tools->len == 0)) {
+        if (choice && !json_str_is(choice, "none") && !json_str_is(choice, "auto"))
+            return bad(e, "tool_choice", "invalid_value", "'tool_choice' needs 'tools'");
+        return 0;
+    }
+    if (kind != GEN_CHAT)
+        return bad(e, "tools", "unsupported_parameter", "tools are for chat completions");
+    if (tools->type != JSON_ARRAY)
+        return bad(e, "tools", "invalid_type", "'tools' must be an array");
+    if (tools->len > TOOLS_MAX)
+        return bad(e, "tools", "invalid_value", "at most %d tools", TOOLS_MAX);
+    /* the choice: none, auto, required, or one function by name */
+    const char *only = NULL;
+    size_t only_len = 0;
+    bool required = false;
+    if (choice && choice->type == JSON_STRING) {
+        if (json_str_is(choice, "required"))
+            required = true;
+        else if (!json_str_is(choice, "none") && !json_str_is(choice, "auto"))
+            return bad(e, "tool_choice", "invalid_value",
+                       "'tool_choice' must be none, auto, required or {\"type\":\"function\","
+                       "\"function\":{\"name\":...}}");
+    } else if (choice) {
+        const json *f = json_get(choice, "function"), *n = json_get(f, "name");
+        if (choice->type != JSON_OBJECT || !n || n->type != JSON_STRING)
+            return bad(e, "tool_choice", "invalid_type",
+                       "'tool_choice' must be a string or {\"type\":\"function\",\"function\":"
+                       "{\"name\":...}}");
+        only = n->str;
+        only_len = n->len;
+        required = true;
+    }
+    jsg *g = jsg_new();
+    if (!g)
+        return bad(e, NULL, "out_of_memory", "out of memory");
+    buf alts = buf_make(0), rule = buf_make(0);
+    int rc = 0;
+    bool found = !only;
+    size_t i = 0;
+    for (const json *t = tools->child; rc == 0 && t; t = t->next, i++) {
+        char param[48];
+        snprintf(param, sizeof param, "tools[%zu]", i);
+        const json *ty = json_get(t, "type"), *f = json_get(t, "function");
+        const json *n = json_get(f, "name"), *d = json_get(f, "description");
+        const json *ps = opt(f, "parameters");
+        if (t->type != JSON_OBJECT || !json_str_is(ty, "function") || !f ||
+            f->type != JSON_OBJECT) {
+            rc = bad(e, param, "invalid_type",
+                     "'%s' must be {\"type\":\"function\",\"function\":{\"name\":...}}", param);
+            break;
+        }
+        if (!tool_name_ok(n)) {
+            rc = bad(e, param, "invalid_value",
+                     "'%s.function.name' must be 1 to 64 letters, digits, '_', '-' or '.'", param);
+            break;
+        }
+        for (const json *u = tools->child; u != t && rc == 0; u = u->next) {
+            const json *un = json_get(json_get(u, "function"), "name");
+            if (un->len == n->len && !memcmp(un->str, n->str, n->len))
+                rc = bad(e, param, "invalid_value", "two tools are named '%s'", n->str);
+        }
+        if (rc == 0 && d && d->type != JSON_STRING)
+            rc = bad(e, param, "invalid_type", "'%s.function.description' must be a string", param);
+        if (rc < 0)
+            break;
+        if (only && !(n->len == only_len && !memcmp(n->str, only, only_len)))
+            continue;
+        found = true;
+        /* "\"NAME\"" ws "," ws "\"arguments\"" ws ":" ws ARGS */
+        char args[16] = "object", err[200];
+        if (ps && jsg_add(g, ps, ps, args, sizeof args, err, sizeof err) < 0) {
+            snprintf(param, sizeof param, "tools[%zu].function.parameters", i);
+            rc = bad(e, param, "invalid_schema", "%s", err);
+            break;
+        }
+        buf k = buf_make(0);
+        jw_str(&k, n->str, n->len);
+        if (alts.len)
+            buf_puts(&alts, " | ");
+        buf_putc(&alts, '(');
+        jsg_literal(&alts, k.data, k.len);
+        buf_printf(&alts, " ws \",\" ws \"\\\"arguments\\\"\" ws \":\" ws %s)", args);
+        buf_free(&k);
+    }
+    if (rc == 0 && !found)
+        rc = bad(e, "tool_choice", "invalid_value", "'tool_choice' names a function not in 'tools'");
+    bool none = choice && json_str_is(choice, "none");
+    if (rc == 0) {
+        tool_prompt_of(tools, prompt);
+        if (!none) {
+            buf_puts(&rule, "\"" TOOLCALL_OPEN "\" ws \"{\" ws \"\\\"name\\\"\" ws \":\" ws (");
+            buf_append(&rule, alts.data, alts.len);
+            buf_puts(&rule, ") \"}\" ws \"" TOOLCALL_CLOSE "\" ws");
+            bool many = !only && !(par && !par->boolean);
+            if (jsg_rule(g, "call", rule.data) < 0 ||
+                jsg_rule(g, "root", many ? "call+" : "call") < 0)
+                rc = bad(e, "tools", "invalid_value", "the tools' schemas are too large");
+        }
+    }
+    if (rc == 0 && !none) {
+        buf gram = buf_make(JSG_MAX_BYTES + 65536);
+        if (jsg_finish(g, &gram) < 0) {
+            rc = bad(e, "tools", "invalid_value", "the tools' schemas are too large");
+        } else {
+            buf_puts(out, ",\"grammar\":");
+            jw_str(out, gram.data, gram.len);
+            if (!required)      /* free text until the model opens a call */
+                buf_puts(out, ",\"grammar_trigger\":\"[\\\\s\\\\S]*?(" TOOLCALL_OPEN
+                              "[\\\\s\\\\S]*)\"");
+            *calls = true;
+        }
+        buf_free(&gram);
+    }
+    buf_free(&alts);
+    buf_free(&rule);
+    jsg_free(g);
+    return rc;
 }
 
 static int unsupported(const json *o, gen_error *e)
@@ -229,9 +490,9 @@ static int unsupported(const json *o, gen_error *e)
     const json *lp = opt(o, "logprobs");
     if (lp && ((lp->type == JSON_BOOL && lp->boolean) || lp->type == JSON_NUMBER))
         return bad(e, "logprobs", "unsupported_parameter", "logprobs are not supported yet");
-    const json *tools = opt(o, "tools");
-    if (tools && (tools->type != JSON_ARRAY || tools->len > 0))
-        return bad(e, "tools", "unsupported_parameter", "tools are not supported yet");
+    if (opt(o, "functions") || opt(o, "function_call"))
+        return bad(e, opt(o, "functions") ? "functions" : "function_call", "unsupported_parameter",
+                   "'functions' and 'function_call' are deprecated; use 'tools' and 'tool_choice'");
     const json *bo = opt(o, "best_of");
     if (bo && !(bo->type == JSON_NUMBER && bo->is_int && bo->integer == 1))
         return bad(e, "best_of", "unsupported_parameter", "only best_of=1 is supported");
@@ -328,8 +589,20 @@ int genreq_parse(gen_kind kind, const char *body, size_t len, gen_request *g, ge
     buf_puts(p, kind == GEN_CHAT ? "{\"kind\":\"chat\"" : "{\"kind\":\"completion\"");
     if (unsupported(o, e) < 0 || keep_alive_field(o, &g->keep_alive, e) < 0)
         goto out;
-    if ((kind == GEN_CHAT ? messages_field(o, p, e) : prompt_field(o, p, e)) < 0)
+    buf tprompt = buf_make(0);
+    if (tools_field(o, kind, &tprompt, p, &g->tools, e) < 0 ||
+        (kind == GEN_CHAT ? messages_field(o, tprompt.len ? tprompt.data : NULL, p, e)
+                          : prompt_field(o, p, e)) < 0) {
+        buf_free(&tprompt);
         goto out;
+    }
+    buf_free(&tprompt);
+    const json *rft = json_get(opt(o, "response_format"), "type");
+    if (g->tools && rft && !json_str_is(rft, "text")) {
+        bad(e, "response_format", "unsupported_parameter",
+            "a response_format together with tools the model may call is not supported");
+        goto out;
+    }
     if (bool_field(o, "stream", &g->stream, e) < 0)
         goto out;
     const json *so = opt(o, "stream_options");

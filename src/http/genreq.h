@@ -6,12 +6,21 @@
  *
  *   {"kind":"chat"|"completion", "messages":[{"role","content"}] | "prompt",
  *    "max_tokens", "temperature", "top_p", "top_k", "min_p", "seed",
- *    "stop":[...], "presence_penalty", "frequency_penalty", "json", "ignore_eos"}
+ *    "stop":[...], "presence_penalty", "frequency_penalty", "json", "ignore_eos",
+ *    "grammar", "grammar_trigger"}
+ *
+ * "grammar" is GBNF text built here: from response_format's json_schema
+ * (core/jsonschema.h), or from the tools' parameters, so that every tool
+ * call is valid JSON for its function. With tool_choice "auto" the grammar
+ * is lazy: "grammar_trigger" is the pattern after which it holds (the model
+ * opening a call). Tools are described to the model in the system message;
+ * earlier tool calls and tool results are written into the conversation in
+ * the same tags (http/toolcall.h), results as user turns.
  *
  * Absent (or null) fields are left out so the engine's defaults apply. Unknown
  * fields are ignored, as OpenAI clients send many; fields hearth cannot honour
- * (n > 1, tools, logprobs, json_schema) are refused with 400 rather than
- * silently dropped.
+ * (n > 1, logprobs, a schema keyword a grammar cannot enforce) are refused
+ * with 400 rather than silently dropped.
  */
 #ifndef HEARTH_GENREQ_H
 #define HEARTH_GENREQ_H
@@ -37,6 +46,7 @@ typedef struct gen_request {
     bool stream;
     bool include_usage;
     int keep_alive;        /* seconds; -1 forever; GEN_KEEP_ALIVE_DEFAULT if absent */
+    bool tools;            /* the answer may hold tool calls (http/toolcall.h) */
     buf payload;           /* the internal request JSON (owned) */
 } gen_request;
 

@@ -1,8 +1,10 @@
 /*
  * fuzz_request.c: libFuzzer on what every HTTP request body goes through:
  * the JSON parser (with the arena cap) and the OpenAI request validation for
- * chat and completions. Anything it accepts must re-serialise to JSON that
- * parses again.
+ * chat and completions (with response_format's JSON schemas and tools turned
+ * into grammars). Anything it accepts must re-serialise to JSON that parses
+ * again. The same bytes, as a model's output, go through the tool-call
+ * splitter, whose calls must be JSON too.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include "core/arena.h"
 #include "core/json.h"
 #include "http/genreq.h"
+#include "http/toolcall.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -42,5 +45,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();            /* every refusal is a 400 with a message */
         }
     }
+    /* as generated text: content and calls split, fed in two pieces */
+    toolcall_stream t;
+    tcs_init(&t);
+    buf content = buf_make(0), calls = buf_make(0);
+    tcs_feed(&t, (const char *)data, size / 2, &content);
+    tcs_feed(&t, (const char *)data + size / 2, size - size / 2, &content);
+    if (tcs_end(&t, "r", true, &content, &calls) > 0) {
+        arena *a4 = arena_new(calls.len * 16 + (1u << 20));
+        if (!json_parse(a4, calls.data, calls.len, err, sizeof err))
+            abort();
+        arena_free(a4);
+    } else if (content.len != size) {
+        abort();            /* no calls: every byte comes back as content */
+    }
+    buf_free(&content);
+    buf_free(&calls);
+    tcs_free(&t);
     return 0;
 }

@@ -222,7 +222,9 @@ TEST(assistant_without_content)
         CHECK(str_is(json_get(m1, "content"), ""));
         CHECK(str_is(json_get(m2, "content"), ""));
         CHECK(str_is(json_get(m2->next, "role"), "developer"));
-        CHECK(str_is(json_get(m2->next->next, "role"), "tool"));
+        /* a tool's result is a user turn in <tool_response> tags */
+        CHECK(str_is(json_get(m2->next->next, "role"), "user"));
+        CHECK(str_is(json_get(m2->next->next, "content"), "<tool_response>\nt\n</tool_response>"));
     }
     buf_free(&g.payload);
 }
@@ -464,15 +466,19 @@ TEST(errors_unsupported)
     CHAT_ERR("{" M "," MSGS ",\"n\":0}", "n", "invalid_value");
     CHAT_ERR("{" M "," MSGS ",\"n\":\"1\"}", "n", "invalid_type");
     CHAT_ERR("{" M "," MSGS ",\"n\":1.5}", "n", "invalid_type");
-    CHAT_ERR("{" M "," MSGS ",\"tools\":[{\"type\":\"function\"}]}", "tools",
+    CHAT_ERR("{" M "," MSGS ",\"tools\":[{\"type\":\"function\"}]}", "tools[0]",
+             "invalid_type");
+    CHAT_ERR("{" M "," MSGS ",\"tools\":{}}", "tools", "invalid_type");
+    CHAT_ERR("{" M "," MSGS ",\"functions\":[{\"name\":\"f\"}]}", "functions",
              "unsupported_parameter");
-    CHAT_ERR("{" M "," MSGS ",\"tools\":{}}", "tools", "unsupported_parameter");
     CHAT_ERR("{" M "," MSGS ",\"logprobs\":true}", "logprobs", "unsupported_parameter");
     COMP_ERR("{" M ",\"prompt\":\"x\",\"logprobs\":3}", "logprobs", "unsupported_parameter");
     COMP_ERR("{" M ",\"prompt\":\"x\",\"best_of\":2}", "best_of", "unsupported_parameter");
     COMP_ERR("{" M ",\"prompt\":\"x\",\"echo\":true}", "echo", "unsupported_parameter");
     COMP_ERR("{" M ",\"prompt\":\"x\",\"suffix\":\"end\"}", "suffix", "unsupported_parameter");
-    CHAT_ERR("{" M "," MSGS ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{}}}",
+    CHAT_ERR("{" M "," MSGS ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":1}}",
+             "response_format.json_schema", "invalid_type");
+    CHAT_ERR("{" M "," MSGS ",\"response_format\":{\"type\":\"xml\"}}",
              "response_format.type", "invalid_value");
     CHAT_ERR("{" M "," MSGS ",\"response_format\":\"json_object\"}", "response_format",
              "invalid_type");
@@ -643,6 +649,155 @@ TEST(bug_role_with_embedded_nul_accepted)
              "response_format.type", "invalid_value");
 }
 
+
+#define TOOL_W "{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"d\"," \
+               "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}," \
+               "\"required\":[\"city\"]}}}"
+#define TOOL_A "{\"type\":\"function\",\"function\":{\"name\":\"add\"}}"
+
+TEST(json_schema_grammar_in_payload)
+{
+    gen_request g;
+    const json *p = ok_req(GEN_CHAT,
+                           "{" M "," MSGS ",\"response_format\":{\"type\":\"json_schema\","
+                           "\"json_schema\":{\"name\":\"x\",\"strict\":true,\"schema\":{\"type\":"
+                           "\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}},"
+                           "\"required\":[\"a\"],\"additionalProperties\":false}}}}",
+                           &g);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    const json *gr = json_get(p, "grammar");
+    CHECK(gr && gr->type == JSON_STRING && strstr(gr->str, "root ::= ") &&
+          strstr(gr->str, "\"\\\"a\\\"\""));
+    CHECK(json_get(p, "grammar_trigger") == NULL && json_get(p, "json") == NULL);
+    CHECK(!g.tools);
+    buf_free(&g.payload);
+    /* no schema: any JSON object */
+    p = ok_req(GEN_CHAT, "{" M "," MSGS ",\"response_format\":{\"type\":\"json_schema\","
+                         "\"json_schema\":{\"name\":\"x\"}}}", &g);
+    CHECK(p && json_get(p, "json") && json_get(p, "grammar") == NULL);
+    if (p)
+        buf_free(&g.payload);
+    /* a keyword the grammar cannot enforce is refused, naming where */
+    CHAT_ERR("{" M "," MSGS ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":"
+             "{\"name\":\"x\",\"schema\":{\"type\":\"object\",\"properties\":{\"z\":"
+             "{\"type\":\"string\",\"pattern\":\"^a\"}}}}}}",
+             "response_format.json_schema.schema", "invalid_schema");
+    gen_error e;
+    const char *b = "{" M "," MSGS ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":"
+                    "{\"schema\":{\"properties\":{\"z\":{\"pattern\":\"^a\"}}}}}}";
+    CHECK(genreq_parse(GEN_CHAT, b, strlen(b), &g, &e) < 0 &&
+          strstr(e.message, "schema.properties.z") && strstr(e.message, "pattern"));
+}
+
+TEST(tools_auto_required_named_none)
+{
+    gen_request g;
+    /* auto (the default): a lazy grammar, the tools described in a new system message */
+    const json *p = ok_req(GEN_CHAT, "{" M "," MSGS ",\"tools\":[" TOOL_W "," TOOL_A "]}", &g);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    CHECK(g.tools);
+    const json *gr = json_get(p, "grammar"), *tr = json_get(p, "grammar_trigger");
+    CHECK(gr && strstr(gr->str, "root ::= call+") && strstr(gr->str, "\"\\\"get_weather\\\"\"") &&
+          strstr(gr->str, "\"\\\"add\\\"\""));
+    CHECK(tr && !strcmp(tr->str, "[\\s\\S]*?(<tool_call>[\\s\\S]*)"));
+    const json *ms = json_get(p, "messages");
+    CHECK(ms && ms->len == 2 && str_is(json_get(ms->child, "role"), "system"));
+    const json *sys = json_get(ms->child, "content");
+    CHECK(sys && strstr(sys->str, "<tools>") && strstr(sys->str, "\"get_weather\"") &&
+          strstr(sys->str, "<tool_call>"));
+    buf_free(&g.payload);
+    /* required, one call at a time: not lazy */
+    p = ok_req(GEN_CHAT, "{" M "," MSGS ",\"tools\":[" TOOL_W "],\"tool_choice\":\"required\","
+                         "\"parallel_tool_calls\":false}", &g);
+    CHECK(p && g.tools && json_get(p, "grammar_trigger") == NULL &&
+          strstr(json_get(p, "grammar")->str, "root ::= call\n"));
+    if (p)
+        buf_free(&g.payload);
+    /* a named function: only it */
+    p = ok_req(GEN_CHAT, "{" M "," MSGS ",\"tools\":[" TOOL_W "," TOOL_A "],\"tool_choice\":"
+                         "{\"type\":\"function\",\"function\":{\"name\":\"add\"}}}", &g);
+    CHECK(p && g.tools && !strstr(json_get(p, "grammar")->str, "get_weather") &&
+          strstr(json_get(p, "grammar")->str, "\"\\\"add\\\"\""));
+    if (p)
+        buf_free(&g.payload);
+    /* none: described, never called */
+    p = ok_req(GEN_CHAT, "{" M ",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+                         "{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[" TOOL_W "],"
+                         "\"tool_choice\":\"none\"}", &g);
+    CHECK(p && !g.tools && json_get(p, "grammar") == NULL);
+    if (p) {
+        const json *m0 = json_get(p, "messages")->child;
+        const json *c0 = json_get(m0, "content");
+        /* the tools open the existing system message, its text after a blank line */
+        CHECK(str_is(json_get(m0, "role"), "system") && strstr(c0->str, "<tools>") &&
+              c0->len > 11 && !strcmp(c0->str + c0->len - 11, "\n\nBe brief."));
+        buf_free(&g.payload);
+    }
+}
+
+TEST(tool_messages_rendered)
+{
+    gen_request g;
+    const json *p = ok_req(
+        GEN_CHAT,
+        "{" M ",\"tools\":[" TOOL_W "],\"messages\":[{\"role\":\"user\",\"content\":\"w?\"},"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":"
+        "\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":"
+        "\"{\\\"city\\\": \\\"Oslo\\\"}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"-3 C\"}]}",
+        &g);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    const json *ms = json_get(p, "messages");
+    CHECK(ms && ms->len == 4);
+    if (ms && ms->len == 4) {
+        const json *as = ms->child->next->next, *tl = as->next;
+        CHECK(str_is(json_get(as, "content"),
+                     "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\":\"Oslo\"}}\n"
+                     "</tool_call>"));
+        CHECK(str_is(json_get(tl, "role"), "user"));
+        CHECK(str_is(json_get(tl, "content"), "<tool_response>\n-3 C\n</tool_response>"));
+    }
+    buf_free(&g.payload);
+}
+
+TEST(tools_errors)
+{
+    CHAT_ERR("{" M "," MSGS ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"a b\"}}]}",
+             "tools[0]", "invalid_value");
+    CHAT_ERR("{" M "," MSGS ",\"tools\":[" TOOL_A "," TOOL_A "]}", "tools[1]", "invalid_value");
+    CHAT_ERR("{" M "," MSGS ",\"tools\":[" TOOL_A "],\"tool_choice\":\"always\"}", "tool_choice",
+             "invalid_value");
+    CHAT_ERR("{" M "," MSGS ",\"tools\":[" TOOL_A "],\"tool_choice\":{\"type\":\"function\","
+             "\"function\":{\"name\":\"sub\"}}}", "tool_choice", "invalid_value");
+    CHAT_ERR("{" M "," MSGS ",\"tool_choice\":\"required\"}", "tool_choice", "invalid_value");
+    CHAT_ERR("{" M "," MSGS ",\"tools\":[" TOOL_A "],\"parallel_tool_calls\":1}",
+             "parallel_tool_calls", "invalid_type");
+    CHAT_ERR("{" M "," MSGS ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\","
+             "\"parameters\":{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\","
+             "\"minimum\":3}}}}}]}", "tools[0].function.parameters", "invalid_schema");
+    CHAT_ERR("{" M "," MSGS ",\"tools\":[" TOOL_A "],\"response_format\":{\"type\":\"json_object\"}}",
+             "response_format", "unsupported_parameter");
+    CHAT_ERR("{" M ",\"messages\":[{\"role\":\"user\",\"content\":\"x\",\"tool_calls\":[]}]}",
+             "messages[0].tool_calls", "invalid_value");
+    CHAT_ERR("{" M ",\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"function\":1}]}]}",
+             "messages[0].tool_calls", "invalid_type");
+    COMP_ERR("{" M ",\"prompt\":\"x\",\"tools\":[" TOOL_A "]}", "tools", "unsupported_parameter");
+    /* too many tools */
+    buf b = buf_make(0);
+    buf_puts(&b, "{" M "," MSGS ",\"tools\":[");
+    for (int i = 0; i <= TOOLS_MAX; i++)
+        buf_printf(&b, "%s{\"type\":\"function\",\"function\":{\"name\":\"f%d\"}}", i ? "," : "", i);
+    buf_puts(&b, "]}");
+    CHECK(err_req(GEN_CHAT, b.data, "tools", "invalid_value"));
+    buf_free(&b);
+}
+
 int main(void)
 {
     RUN(full_chat_request);
@@ -661,6 +816,10 @@ int main(void)
     RUN(errors_prompt);
     RUN(errors_numbers);
     RUN(errors_unsupported);
+    RUN(json_schema_grammar_in_payload);
+    RUN(tools_auto_required_named_none);
+    RUN(tool_messages_rendered);
+    RUN(tools_errors);
     RUN(errors_stream);
     RUN(errors_stop);
     RUN(error_order);
