@@ -424,6 +424,178 @@ static void t_json_mode(void)
     free(b);
 }
 
+/* response_format json_schema on the real model: the answer is JSON valid
+ * against the schema (greedy, so stream and whole agree), and a schema
+ * keyword a grammar cannot enforce is a 400 naming it. */
+#define CAT_SCHEMA "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":12}," \
+                   "\"age\":{\"type\":\"integer\"},\"color\":{\"enum\":[\"black\",\"white\",\"orange\"]}," \
+                   "\"friends\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"maxLength\":8}," \
+                   "\"maxItems\":3}},\"required\":[\"name\",\"age\",\"color\",\"friends\"]," \
+                   "\"additionalProperties\":false}"
+
+static void t_structured_outputs(void)
+{
+    const char *extra = "\"max_tokens\":400,\"temperature\":0,\"response_format\":{\"type\":"
+                        "\"json_schema\",\"json_schema\":{\"name\":\"cat\",\"strict\":true,"
+                        "\"schema\":" CAT_SCHEMA "}}";
+    char *b = chat_body("stories", "Tell me about a cat.", extra);
+    struct resp r = post(&A, "/v1/chat/completions", b);
+    char fin[16];
+    char *t = content_of(&r, true, fin, sizeof fin);
+    CHECK(r.status == 200 && t && !strcmp(fin, "stop"));
+    arena *a = arena_new(0);
+    char e[64];
+    const json *v = t ? json_parse(a, t, strlen(t), e, sizeof e) : NULL;
+    CHECK(v && v->type == JSON_OBJECT && v->len == 4);
+    const json *name = json_get(v, "name"), *age = json_get(v, "age");
+    const json *color = json_get(v, "color"), *fr = json_get(v, "friends");
+    CHECK(name && name->type == JSON_STRING && utf8_valid(name->str, name->len));
+    CHECK(age && age->type == JSON_NUMBER && age->is_int);
+    CHECK(color && (json_str_is(color, "black") || json_str_is(color, "white") ||
+                    json_str_is(color, "orange")));
+    CHECK(fr && fr->type == JSON_ARRAY && fr->len <= 3);
+    for (const json *f = fr ? fr->child : NULL; f; f = f->next)
+        CHECK(f->type == JSON_STRING);
+    resp_free(&r);
+    free(b);
+    /* streamed: the same text */
+    char sx[1024];
+    snprintf(sx, sizeof sx, "%s,\"stream\":true", extra);
+    b = chat_body("stories", "Tell me about a cat.", sx);
+    r = post(&A, "/v1/chat/completions", b);
+    struct sse_result sr = parse_sse(&r.body, true);
+    CHECK(r.status == 200 && sr.all_json && sr.done_last && !strcmp(sr.finish, "stop"));
+    CHECK(t && sr.content.data && !strcmp(sr.content.data, t));
+    buf_free(&sr.content);
+    resp_free(&r);
+    free(b);
+    free(t);
+    arena_free(a);
+    /* refused: what a grammar cannot hold the model to */
+    b = chat_body("stories", "x", "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":"
+                                  "{\"name\":\"n\",\"schema\":{\"type\":\"object\",\"properties\":"
+                                  "{\"zip\":{\"type\":\"string\",\"pattern\":\"^[0-9]{5}$\"}}}}}");
+    r = post(&A, "/v1/chat/completions", b);
+    CHECK(r.status == 400 && r.body.data && strstr(r.body.data, "\"code\":\"invalid_schema\"") &&
+          strstr(r.body.data, "properties.zip") && strstr(r.body.data, "pattern") &&
+          strstr(r.body.data, "\"param\":\"response_format.json_schema.schema\""));
+    resp_free(&r);
+    free(b);
+}
+
+#define WEATHER_TOOLS "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"," \
+    "\"description\":\"The weather in a city\",\"parameters\":{\"type\":\"object\",\"properties\":" \
+    "{\"city\":{\"type\":\"string\",\"maxLength\":16},\"unit\":{\"enum\":[\"c\",\"f\"]}}," \
+    "\"required\":[\"city\"]}}},{\"type\":\"function\",\"function\":{\"name\":\"now\"}}]"
+
+/* The one call in an answer: its name and arguments (parsed), from a whole
+ * response or from the streamed chunks. */
+static bool one_call(arena *a, const json *calls, char *name, size_t nl, const json **args,
+                     char *id, size_t il)
+{
+    const json *c = calls && calls->type == JSON_ARRAY && calls->len == 1 ? calls->child : NULL;
+    const char *n = str_at(c, "function.name"), *ar = str_at(c, "function.arguments");
+    const char *ty = str_at(c, "type"), *cid = str_at(c, "id");
+    if (!n || !ar || !ty || strcmp(ty, "function") || !cid)
+        return false;
+    snprintf(name, nl, "%s", n);
+    snprintf(id, il, "%s", cid);
+    char e[64];
+    *args = json_parse(a, ar, strlen(ar), e, sizeof e);
+    return *args && (*args)->type == JSON_OBJECT;
+}
+
+static void t_tool_calls(void)
+{
+    arena *a = arena_new(0);
+    /* required, one call: a call held to the tool's parameters */
+    const char *extra = "\"max_tokens\":200,\"temperature\":0," WEATHER_TOOLS
+                        ",\"tool_choice\":\"required\",\"parallel_tool_calls\":false";
+    char *b = chat_body("stories", "What is the weather in Oslo?", extra);
+    struct resp r = post(&A, "/v1/chat/completions", b);
+    const json *j = parse(a, &r.body);
+    CHECK(r.status == 200 && str_at(j, "choices.0.finish_reason") &&
+          !strcmp(str_at(j, "choices.0.finish_reason"), "tool_calls"));
+    const json *msg = json_get(json_get(j, "choices")->child, "message");
+    const json *content = json_get(msg, "content");
+    CHECK(content && content->type == JSON_NULL);
+    char name[64] = "", id[96] = "";
+    const json *args = NULL;
+    CHECK(one_call(a, json_get(msg, "tool_calls"), name, sizeof name, &args, id, sizeof id));
+    CHECK(!strcmp(name, "get_weather") || !strcmp(name, "now"));
+    if (!strcmp(name, "get_weather")) {
+        const json *city = json_get(args, "city"), *unit = json_get(args, "unit");
+        CHECK(city && city->type == JSON_STRING);
+        CHECK(!unit || json_str_is(unit, "c") || json_str_is(unit, "f"));
+    }
+    CHECK(!strncmp(id, "call_", 5));
+    resp_free(&r);
+    free(b);
+    /* streamed: role, then one chunk with the call, then the finish reason */
+    char sx[2048];
+    snprintf(sx, sizeof sx, "%s,\"stream\":true", extra);
+    b = chat_body("stories", "What is the weather in Oslo?", sx);
+    r = post(&A, "/v1/chat/completions", b);
+    struct sse_result sr = parse_sse(&r.body, true);
+    CHECK(r.status == 200 && sr.all_json && sr.done_last && !strcmp(sr.finish, "tool_calls"));
+    CHECK(sr.content.len == 0);         /* no text besides the call */
+    const char *tc = r.body.data ? strstr(r.body.data, "\"tool_calls\":") : NULL;
+    const char *line = tc ? tc : NULL;
+    while (line && line > r.body.data && line[-1] != '\n')
+        line--;
+    const char *eol = line ? strchr(line, '\n') : NULL;
+    const json *chunk = line && eol ? json_parse(a, line + 6, (size_t)(eol - line - 6), (char[64]){0}, 64)
+                                    : NULL;
+    const json *delta = json_get(json_get(chunk, "choices")->child, "delta");
+    char sname[64] = "", sid[96] = "";
+    const json *sargs = NULL;
+    CHECK(one_call(a, json_get(delta, "tool_calls"), sname, sizeof sname, &sargs, sid, sizeof sid));
+    CHECK(num_at(json_get(delta, "tool_calls")->child, "index") == 0);
+    CHECK(!strcmp(sname, name));        /* greedy: the same call */
+    buf w1 = buf_make(0), w2 = buf_make(0);
+    jw_value(&w1, args);
+    jw_value(&w2, sargs);
+    CHECK(w1.data && w2.data && !strcmp(w1.data, w2.data));
+    buf_free(&w1);
+    buf_free(&w2);
+    buf_free(&sr.content);
+    resp_free(&r);
+    free(b);
+    /* the conversation goes on with the result; its start is reused */
+    buf conv = buf_make(0);
+    buf_printf(&conv, "{\"model\":\"stories\",\"max_tokens\":8,\"temperature\":0," WEATHER_TOOLS ","
+                      "\"messages\":[{\"role\":\"user\",\"content\":\"What is the weather in Oslo?\"},"
+                      "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"%s\",\"type\":"
+                      "\"function\",\"function\":{\"name\":\"%s\",\"arguments\":\"{}\"}}]},"
+                      "{\"role\":\"tool\",\"tool_call_id\":\"%s\",\"content\":\"-3 C and snow\"}]}",
+               id, name, id);
+    r = post(&A, "/v1/chat/completions", conv.data);
+    j = parse(a, &r.body);
+    CHECK(r.status == 200 && str_at(j, "choices.0.message.content"));
+    CHECK(num_at(j, "usage.prompt_tokens_details.cached_tokens") > 50);
+    resp_free(&r);
+    buf_free(&conv);
+    /* auto: stories260K answers in text; nothing is taken for a call */
+    b = chat_body("stories", "What is the weather in Oslo?",
+                  "\"max_tokens\":24,\"temperature\":0," WEATHER_TOOLS);
+    r = post(&A, "/v1/chat/completions", b);
+    j = parse(a, &r.body);
+    const char *fin = str_at(j, "choices.0.finish_reason");
+    CHECK(r.status == 200 && str_at(j, "choices.0.message.content") && fin &&
+          strcmp(fin, "tool_calls") && !json_get(json_get(json_get(j, "choices")->child, "message"),
+                                                  "tool_calls"));
+    resp_free(&r);
+    free(b);
+    /* refused */
+    b = chat_body("stories", "x", WEATHER_TOOLS ",\"tool_choice\":{\"type\":\"function\","
+                                  "\"function\":{\"name\":\"get_time\"}}");
+    r = post(&A, "/v1/chat/completions", b);
+    CHECK(r.status == 400 && strstr(r.body.data, "\"param\":\"tool_choice\""));
+    resp_free(&r);
+    free(b);
+    arena_free(a);
+}
+
 /* Send a streaming request, read until the first content chunk, hang up. */
 static bool stream_and_hang_up(struct daemon *d, const char *body)
 {
@@ -1192,6 +1364,8 @@ int main(void)
     run("special_tokens_are_text", t_special_tokens_are_text);
     run("prefix_reuse", t_prefix_reuse);
     run("json_mode", t_json_mode);
+    run("structured_outputs", t_structured_outputs);
+    run("tool_calls", t_tool_calls);
     run("disconnect_frees_slot", t_disconnect_frees_slot);
     run("queue_full_503", t_queue_full_503);
     run("openai_node_client", t_openai_node_client);
