@@ -944,7 +944,7 @@ int main(void)
                                           3 / 2 + (256ull << 20)));
             char *eargs[] = { "--model", m1, "--model", m2, "--parallel", "4", "--ctx-size", "2048",
                               "--threads", "2", "--memory-budget", budget, "--log-level", "warn",
-                              NULL };
+                              "--index-vector-memory", "0", NULL };
             struct daemon E = { 0 };
             double ev[16], pe[16];
             if (start_daemon(&E, "bench-evict", eargs) == 0) {

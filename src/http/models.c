@@ -166,10 +166,11 @@ int http_status(http_req *r)
     buf b = buf_make(0);
     buf_printf(&b,
                "{\"version\":\"" HEARTH_VERSION "\",\"memory\":{\"budget_bytes\":%llu,"
-               "\"reserved_bytes\":%llu,\"workers_rss_bytes\":%llu,\"workers_rss_peak_bytes\":%llu},"
-               "\"models\":[",
+               "\"reserved_bytes\":%llu,\"index_vectors_bytes\":%llu,\"workers_rss_bytes\":%llu,"
+               "\"workers_rss_peak_bytes\":%llu},\"models\":[",
                (unsigned long long)t.budget, (unsigned long long)t.reserved,
-               (unsigned long long)t.rss, (unsigned long long)t.rss_peak);
+               (unsigned long long)t.index_vectors, (unsigned long long)t.rss,
+               (unsigned long long)t.rss_peak);
     each_model(r, &b, status_object);
     buf_puts(&b, "],\"jobs\":");
     http_jobs_counts(r, &b, false);
@@ -213,9 +214,9 @@ int http_metrics(http_req *r)
     buf_printf(&b,
                "# HELP hearth_build_info hearthd's version.\n# TYPE hearth_build_info gauge\n"
                "hearth_build_info{version=\"" HEARTH_VERSION "\"} 1\n"
-               "# HELP hearth_memory_budget_bytes Memory for all model workers together.\n"
+               "# HELP hearth_memory_budget_bytes Memory for the model workers and the index's vectors together.\n"
                "# TYPE hearth_memory_budget_bytes gauge\nhearth_memory_budget_bytes %llu\n"
-               "# HELP hearth_memory_reserved_bytes Budget held by loaded or loading models.\n"
+               "# HELP hearth_memory_reserved_bytes Budget held by loaded or loading models and the index's vectors.\n"
                "# TYPE hearth_memory_reserved_bytes gauge\nhearth_memory_reserved_bytes %llu\n"
                "# HELP hearth_workers_rss_bytes Resident memory of all workers, measured.\n"
                "# TYPE hearth_workers_rss_bytes gauge\nhearth_workers_rss_bytes %llu\n",

@@ -76,6 +76,7 @@ struct sched {
     size_t nzombies;
     int stopping;
     uint64_t budget, rss_peak, rss_now;
+    uint64_t fixed;             /* held for the index's vectors (hearthd's own memory) */
     pthread_t governor;
     bool governor_running;
 };
@@ -113,7 +114,7 @@ static int inspect_locked(struct model *m)
     if (stat(m->path, &st) == 0) {
         if (m->est && (int64_t)st.st_mtime == m->checked_mtime &&
             (int64_t)st.st_size == m->checked_size)
-            return m->est <= m->s->budget ? 0 : -1;   /* unchanged since checked */
+            return m->est + m->s->fixed <= m->s->budget ? 0 : -1;   /* unchanged since checked */
         m->created = (int64_t)st.st_mtime;
         m->checked_mtime = (int64_t)st.st_mtime;
         m->checked_size = (int64_t)st.st_size;
@@ -147,12 +148,14 @@ static int inspect_locked(struct model *m)
         m->kind = gguf_arch_is_embedding(gi.arch) ? MODEL_KIND_EMBEDDING : MODEL_KIND_CHAT;
         m->est = budget_estimate(&gi, m->s->cfg);
     }
-    if (m->est > m->s->budget) {
-        char need[32], have[32];
+    if (m->est + m->s->fixed > m->s->budget) {
+        char need[32], have[32], held[32];
         budget_human(m->est, need, sizeof need);
         budget_human(m->s->budget, have, sizeof have);
+        budget_human(m->s->fixed, held, sizeof held);
         snprintf(m->last_error, sizeof m->last_error,
-                 "needs an estimated %s, more than the whole memory budget of %s", need, have);
+                 "needs an estimated %s, more than the whole memory budget of %s (%s of it held "
+                 "for the index's vectors, --index-vector-memory)", need, have, held);
         return -1;
     }
     return 0;
@@ -186,6 +189,22 @@ static void add_model_locked(sched *s, const model_entry *e)
     }
 }
 
+/* The one budget: --memory-budget (default 70% of RAM) holds the workers
+ * and, first, the index's vectors kept in hearthd (--index-vector-memory, at
+ * most that much), so models are scheduled around them. */
+static void set_budget(sched *s, const config *cfg)
+{
+    s->budget = cfg->memory_budget ? cfg->memory_budget : budget_physical_ram() / 10 * 7;
+    s->fixed = cfg->index_vector_memory;
+    char b[32], f[32];
+    budget_human(s->budget, b, sizeof b);
+    budget_human(s->fixed, f, sizeof f);
+    log_info("memory budget: %s, of which %s held for the index's vectors", b, f);
+    if (s->fixed > s->budget / 2)
+        log_warn("--index-vector-memory (%s) takes more than half the memory budget (%s): "
+                 "little is left for models", f, b);
+}
+
 sched *sched_new(const config *cfg, const char *exe, char *err, size_t el)
 {
     sched *s = calloc(1, sizeof *s);
@@ -195,10 +214,7 @@ sched *sched_new(const config *cfg, const char *exe, char *err, size_t el)
     snprintf(s->exe, sizeof s->exe, "%s", exe);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->changed, NULL);
-    s->budget = cfg->memory_budget ? cfg->memory_budget : budget_physical_ram() / 10 * 7;
-    char b[32];
-    budget_human(s->budget, b, sizeof b);
-    log_info("memory budget for model workers: %s", b);
+    set_budget(s, cfg);
     /* room for every model a reload may add: entries never move */
     s->models = calloc(CONFIG_MAX_MODELS, sizeof *s->models);
     if (!s->models)
@@ -287,7 +303,7 @@ static void fail_queue_locked(struct model *m, struct fails *f, int status, cons
 
 static uint64_t reserved_locked(sched *s)
 {
-    uint64_t r = 0;
+    uint64_t r = s->fixed;
     for (size_t i = 0; i < s->nmodels; i++) {
         model_state st = s->models[i].state;
         if (st == MODEL_LOADING || st == MODEL_READY || st == MODEL_STOPPING)
@@ -958,7 +974,7 @@ void sched_reload(sched *s, const config *cfg)
     pthread_mutex_lock(&s->mu);
     const config *old = s->cfg;
     s->cfg = cfg;
-    s->budget = cfg->memory_budget ? cfg->memory_budget : budget_physical_ram() / 10 * 7;
+    set_budget(s, cfg);
     bool settings = old->parallel != cfg->parallel || old->ctx_size != cfg->ctx_size ||
                     old->batch_size != cfg->batch_size || old->threads != cfg->threads;
     for (size_t i = 0; i < s->nmodels; i++) {
@@ -1045,6 +1061,7 @@ void sched_get_totals(sched *s, sched_totals *out)
     pthread_mutex_lock(&s->mu);
     out->budget = s->budget;
     out->reserved = reserved_locked(s);
+    out->index_vectors = s->fixed;
     out->rss = s->rss_now;
     out->rss_peak = s->rss_peak;
     out->draining = s->stopping;

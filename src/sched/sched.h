@@ -62,8 +62,9 @@ typedef struct model_info {
 } model_info;
 
 typedef struct sched_totals {
-    uint64_t budget;            /* bytes */
-    uint64_t reserved;          /* estimates of loading/loaded models */
+    uint64_t budget;            /* bytes: workers and the index's vectors together */
+    uint64_t reserved;          /* estimates of loading/loaded models, and index_vectors */
+    uint64_t index_vectors;     /* held for the index's vectors (--index-vector-memory) */
     uint64_t rss;               /* sum of worker RSS now */
     uint64_t rss_peak;          /* highest sum of worker RSS seen */
     int draining;

@@ -109,6 +109,9 @@ static void t_status_and_ps(void)
     const json *j = parse(a, &r.body);
     CHECK(r.status == 200);
     CHECK(num_at(j, "memory.budget_bytes") > 0);
+    /* the index's vectors (--index-vector-memory, 256M by default) are held from the budget */
+    CHECK(num_at(j, "memory.index_vectors_bytes") == 256 << 20);
+    CHECK(num_at(j, "memory.reserved_bytes") >= 256 << 20);
     const json *m = model_status(a, &C, "slow");
     CHECK(m && str_at(m, "state") && !strcmp(str_at(m, "state"), "unloaded"));
     CHECK(m && num_at(m, "memory_estimated_bytes") > 100e6);
@@ -195,6 +198,7 @@ static void t_keep_alive_zero_and_load_unload(void)
 
 static struct daemon D;
 static uint64_t g_budget;
+static uint64_t g_est_tiny;
 
 static void t_budget_evicts_idle(void)
 {
@@ -642,6 +646,43 @@ static void t_model_over_budget(void)
     CHECK(stop_daemon(&G) == 0);
 }
 
+/* The index's vectors are held from the same budget: a model that fits the
+ * budget alone does not fit beside them, and fits beside less of them. */
+static void t_index_vectors_in_budget(void)
+{
+    char model[700], budget[32];
+    snprintf(model, sizeof model, "tiny=%s", g_tiny);
+    snprintf(budget, sizeof budget, "%llu", (unsigned long long)(g_est_tiny + (8ull << 20)));
+    for (int k = 0; k < 2; k++) {
+        struct daemon G = { 0 };
+        const char *vec = k == 0 ? "16M" : "4M";
+        char *args[] = { "--model", model, "--parallel", "2", "--ctx-size", "4096",
+                         "--memory-budget", budget, "--index-vector-memory", (char *)vec, NULL };
+        CHECK(start_daemon(&G, k == 0 ? "daemonV1" : "daemonV2", args) == 0);
+        struct resp r = http(&G, "GET", "/v1/status", NULL, 0);
+        arena *a = arena_new(0);
+        const json *j = parse(a, &r.body);
+        double held = k == 0 ? 16 << 20 : 4 << 20;
+        CHECK(num_at(j, "memory.index_vectors_bytes") == held);
+        CHECK(num_at(j, "memory.reserved_bytes") == held);    /* nothing loaded yet */
+        resp_free(&r);
+        char *b = chat_body("tiny", "hi", "\"max_tokens\":2");
+        r = post(&G, "/v1/chat/completions", b);
+        j = parse(a, &r.body);
+        if (k == 0) {
+            const char *msg = str_at(j, "error.message");
+            CHECK(r.status == 500 || r.status == 503);
+            CHECK(msg && strstr(msg, "index's vectors"));
+        } else {
+            CHECK(r.status == 200);
+        }
+        arena_free(a);
+        resp_free(&r);
+        free(b);
+        CHECK(stop_daemon(&G) == 0);
+    }
+}
+
 int main(void)
 {
     g_build = getenv("HEARTH_BUILD");
@@ -665,7 +706,7 @@ int main(void)
         printf("0 passed, 1 failed\n");
         return 1;
     }
-    /* D's budget: room for the slow model, not for both */
+    /* D's budget: room for the slow model, not for both, and the index's vectors */
     uint64_t est_tiny = 0, est_slow = 0;
     {
         arena *a = arena_new(0);
@@ -677,11 +718,13 @@ int main(void)
             est_slow = (uint64_t)num_at(m, "memory_estimated_bytes");
         arena_free(a);
     }
-    g_budget = est_slow + est_tiny / 2;
+    g_est_tiny = est_tiny;
+    g_budget = est_slow + est_tiny / 2 + (16ull << 20);
     char budget[32];
     snprintf(budget, sizeof budget, "%llu", (unsigned long long)g_budget);
     char *argsD[] = { "--model", mt, "--model", ms, "--parallel", "2", "--ctx-size", "4096",
-                      "--threads", "2", "--memory-budget", budget, "--load-timeout", "2", NULL };
+                      "--threads", "2", "--memory-budget", budget, "--load-timeout", "2",
+                      "--index-vector-memory", "16M", NULL };
     if (start_daemon(&D, "daemonD", argsD) < 0) {
         printf("0 passed, 1 failed\n");
         return 1;
@@ -698,6 +741,7 @@ int main(void)
     run("hostile_model_files", t_hostile_model_files);
     run("truncated_while_loaded", t_truncated_while_loaded);
     run("model_over_budget", t_model_over_budget);
+    run("index_vectors_in_budget", t_index_vectors_in_budget);
     run("sighup_reload", t_sighup_reload);
     stop_daemon(&C);
     stop_daemon(&D);
