@@ -53,6 +53,8 @@ struct slot {
     bool greedy;            /* smpl is plain greedy: take the argmax directly */
     textstream ts;
     buf held;               /* text decoded but not yet sent (stream_interval_ms) */
+    int top_logprobs;       /* -1: no logprobs; else how many alternatives (0-20) */
+    buf lp;                 /* logprobs entries of the tokens not yet sent */
     double t_accept, t_first, t_sent;
     uint64_t used;          /* LRU tick */
 };
@@ -182,10 +184,83 @@ static void slot_release(struct slot *s)
     s->smpl = NULL;
     ts_free(&s->ts);
     buf_free(&s->held);
+    buf_free(&s->lp);
     tokvec_free(&s->prompt);
     s->active = s->cancelled = false;
     s->feed_last = false;
     s->i_batch = -1;
+}
+
+/* Sends the held text, after the logprobs of its tokens. */
+static void send_held(llm *m, struct slot *s)
+{
+    if (s->lp.len && m->sink.logprobs) {
+        buf a = buf_make(0);
+        buf_putc(&a, '[');
+        buf_append(&a, s->lp.data, s->lp.len);
+        buf_putc(&a, ']');
+        m->sink.logprobs(m->sink.ud, s->req, a.data, a.len);
+        buf_free(&a);
+        buf_reset(&s->lp);
+    }
+    if (s->held.len)
+        m->sink.delta(m->sink.ud, s->req, s->held.data, s->held.len);
+    buf_reset(&s->held);
+}
+
+/* One token as OpenAI's logprobs give it: "token" (its text), "bytes". */
+static void token_fields(llm *m, llama_token t, buf *b)
+{
+    char piece[256];
+    int n = llama_token_to_piece(m->vocab, t, piece, sizeof piece, 0, false);
+    n = n < 0 ? 0 : n;
+    buf_puts(b, "\"token\":");
+    jw_str(b, piece, (size_t)n);
+    buf_puts(b, ",\"bytes\":[");
+    for (int i = 0; i < n; i++)
+        buf_printf(b, "%s%u", i ? "," : "", (unsigned char)piece[i]);
+    buf_putc(b, ']');
+}
+
+/* Appends the logprobs entry of token t, sampled from the scores lg: log
+ * softmax of the model's raw scores (before temperature and the other
+ * samplers), with the top_logprobs most likely tokens. */
+static void add_logprobs(llm *m, struct slot *s, const float *lg, llama_token t)
+{
+    int nv = llama_vocab_n_tokens(m->vocab), k = s->top_logprobs;
+    float mx = lg[argmax_f32(lg, nv)];
+    double sum = 0;
+    for (int i = 0; i < nv; i++)
+        sum += exp((double)(lg[i] - mx));
+    double lse = (double)mx + log(sum);
+    int top[20];
+    int nt = 0;
+    for (int i = 0; i < nv && k > 0; i++) {       /* the k best, kept sorted */
+        if (nt == k && lg[i] <= lg[top[nt - 1]])
+            continue;
+        int at = nt < k ? nt++ : nt - 1;
+        while (at > 0 && lg[top[at - 1]] < lg[i]) {
+            top[at] = top[at - 1];
+            at--;
+        }
+        top[at] = i;
+    }
+    buf *b = &s->lp;
+    if (b->len)
+        buf_putc(b, ',');
+    buf_putc(b, '{');
+    token_fields(m, t, b);
+    buf_puts(b, ",\"logprob\":");
+    jw_number(b, (double)lg[t] - lse);
+    buf_puts(b, ",\"top_logprobs\":[");
+    for (int i = 0; i < nt; i++) {
+        buf_puts(b, i ? ",{" : "{");
+        token_fields(m, top[i], b);
+        buf_puts(b, ",\"logprob\":");
+        jw_number(b, (double)lg[top[i]] - lse);
+        buf_putc(b, '}');
+    }
+    buf_puts(b, "]}");
 }
 
 /* Ends a slot's request with a 500: the text it held back goes out first,
@@ -194,8 +269,7 @@ static void fail_slot(llm *m, struct slot *s, const char *code, const char *msg)
 {
     llama_memory_seq_rm(llama_get_memory(m->ctx), s->seq, -1, -1);
     s->cache.n = 0;
-    if (s->held.len)
-        m->sink.delta(m->sink.ud, s->req, s->held.data, s->held.len);
+    send_held(m, s);
     m->sink.error(m->sink.ud, s->req, 500, code, msg);
     slot_release(s);
 }
@@ -430,6 +504,13 @@ int llm_submit(llm *m, uint32_t id, const json *req)
     s->t_first = 0;
     s->t_sent = 0;
     s->held = buf_make(0);
+    s->lp = buf_make(0);
+    const json *lpj = json_get(req, "logprobs"), *tlp = json_get(req, "top_logprobs");
+    s->top_logprobs = lpj && lpj->type == JSON_BOOL && lpj->boolean
+                          ? (tlp && tlp->type == JSON_NUMBER ? (int)tlp->number : 0)
+                          : -1;
+    if (s->top_logprobs > 20)
+        s->top_logprobs = 20;
     m->sink.start(m->sink.ud, id, s->prompt.n, keep);
     return 0;
 }
@@ -440,10 +521,10 @@ static void finish(llm *m, struct slot *s, const char *reason)
         buf_reset(&m->out);
         ts_flush(&s->ts, &m->out);
         buf_append(&s->held, m->out.data, m->out.len);
-        if (s->held.len)
-            m->sink.delta(m->sink.ud, s->req, s->held.data, s->held.len);
+        send_held(m, s);
     }
     buf_reset(&s->held);
+    buf_reset(&s->lp);
     double t = now_ms();
     llm_usage u = {
         .prompt_tokens = s->prompt.n,
@@ -502,8 +583,7 @@ static void on_token(llm *m, struct slot *s, llama_token tok)
      * send wakes the daemon and the client */
     double now = now_ms();
     if (s->held.len && (!s->t_sent || now - s->t_sent >= m->stream_interval_ms)) {
-        m->sink.delta(m->sink.ud, s->req, s->held.data, s->held.len);
-        buf_reset(&s->held);
+        send_held(m, s);
         s->t_sent = now;
     }
     if (stopped) {
@@ -591,6 +671,8 @@ int llm_step(llm *m)
             }
             llama_token t = s->greedy && lg ? argmax_f32(lg, nv)
                                             : llama_sampler_sample(s->smpl, m->ctx, s->i_batch);
+            if (s->top_logprobs >= 0 && lg && !llama_vocab_is_eog(m->vocab, t))
+                add_logprobs(m, s, lg, t);
             on_token(m, s, t);
         }
     }

@@ -53,6 +53,9 @@ typedef struct llm_sink {
     /* finish: "stop", "length" or "cancelled" */
     void (*done)(void *ud, uint32_t id, const char *finish, const llm_usage *u);
     void (*error)(void *ud, uint32_t id, int status, const char *code, const char *msg);
+    /* the logprobs of the tokens whose text the next delta (or done) carries:
+     * a JSON array of OpenAI's entries; only for requests that ask */
+    void (*logprobs)(void *ud, uint32_t id, const char *json_array, size_t n);
 } llm_sink;
 
 /* Loads the model; NULL with err on failure. */

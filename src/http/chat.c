@@ -42,6 +42,7 @@ struct stream {
     char rid[40];
     char *extra;          /* members for the first chunk (malloc'd), NULL when none */
     bool tools;           /* the text may hold tool calls: split it with tcs */
+    bool logprobs;        /* chunks carry their tokens' logprobs */
     toolcall_stream tcs;
 };
 
@@ -67,10 +68,22 @@ static void chunk_tail(struct stream *st, buf *b)
     buf_puts(b, "}\n\n");
 }
 
+/* The "logprobs" member's value: null, or {"content":[entries],"refusal":null}. */
+static void logprobs_json(buf *b, const buf *lp)
+{
+    if (!lp) {
+        buf_puts(b, "null");
+        return;
+    }
+    buf_puts(b, "{\"content\":[");
+    buf_append(b, lp->data ? lp->data : "", lp->len);
+    buf_puts(b, "],\"refusal\":null}");
+}
+
 /* One chunk with content (text may be NULL), tool calls (a JSON array, or
  * NULL) and an optional finish reason. */
 static void emit_chunk_calls(struct stream *st, const char *text, size_t n, const char *calls,
-                             const char *finish, bool role)
+                             const buf *lp, const char *finish, bool role)
 {
     buf *b = &st->out;
     chunk_head(st, b);
@@ -85,7 +98,9 @@ static void emit_chunk_calls(struct stream *st, const char *text, size_t n, cons
             buf_puts(b, "\"tool_calls\":");
             buf_puts(b, calls);
         }
-        buf_puts(b, "},\"logprobs\":null,\"finish_reason\":");
+        buf_puts(b, "},\"logprobs\":");
+        logprobs_json(b, lp);
+        buf_puts(b, ",\"finish_reason\":");
     } else {
         buf_puts(b, "{\"index\":0,\"text\":");
         jw_str(b, text ? text : "", text ? n : 0);
@@ -99,7 +114,7 @@ static void emit_chunk_calls(struct stream *st, const char *text, size_t n, cons
 static void emit_chunk(struct stream *st, const char *text, size_t n, const char *finish,
                        bool role)
 {
-    emit_chunk_calls(st, text, n, NULL, finish, role);
+    emit_chunk_calls(st, text, n, NULL, NULL, finish, role);
 }
 
 /* The finish reason of an answer with tool calls: "tool_calls", unless it
@@ -109,11 +124,12 @@ static const char *tool_finish(const char *finish)
     return strcmp(finish, "stop") == 0 ? "tool_calls" : finish;
 }
 
-/* Generated text: content at once, unless it may be (part of) a tool call. */
-static void emit_text(struct stream *st, const char *text, size_t n)
+/* Generated text: content at once, unless it may be (part of) a tool call;
+ * lp holds its tokens' logprobs when they were asked for. */
+static void emit_text(struct stream *st, const char *text, size_t n, const buf *lp)
 {
     if (!st->tools) {
-        emit_chunk(st, text, n, NULL, false);
+        emit_chunk_calls(st, text, n, NULL, lp, NULL, false);
         return;
     }
     buf c = buf_make(0);
@@ -157,7 +173,7 @@ static void emit_end(struct stream *st, const job_status *s)
     if (st->tools) {
         buf c = buf_make(0), calls = buf_make(0);
         if (tcs_end(&st->tcs, st->rid, true, &c, &calls) > 0) {
-            emit_chunk_calls(st, NULL, 0, calls.data, NULL, false);
+            emit_chunk_calls(st, NULL, 0, calls.data, NULL, NULL, false);
             finish = tool_finish(finish);
         }
         if (c.len)
@@ -183,7 +199,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *dst, size_t max)
     struct stream *st = cls;
     (void)pos;
     log_set_rid(st->rid);
-    buf text = buf_make(0);
+    buf text = buf_make(0), lp = buf_make(0);
     for (;;) {
         if (st->out_pos < st->out.len) {
             size_t n = st->out.len - st->out_pos;
@@ -196,18 +212,21 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *dst, size_t max)
                 st->out_pos = 0;
             }
             buf_free(&text);
+            buf_free(&lp);
             return (ssize_t)n;
         }
         if (st->finished) {
             buf_free(&text);
+            buf_free(&lp);
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
         bool changed = job_wait(st->job, &st->seen, WAIT_TICK_MS);
         job_status s;
         buf_reset(&text);
-        job_take(st->job, &text, &s);
+        buf_reset(&lp);
+        job_take_logprobs(st->job, &text, st->logprobs ? &lp : NULL, &s);
         if (text.len)
-            emit_text(st, text.data, text.len);
+            emit_text(st, text.data, text.len, st->logprobs ? &lp : NULL);
         if (s.phase == JOB_DONE || s.phase == JOB_FAILED) {
             emit_end(st, &s);
             if (s.phase == JOB_DONE)
@@ -219,6 +238,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *dst, size_t max)
             log_info("client disconnected; cancelling generation");
             sched_cancel(st->sched, st->job);
             buf_free(&text);
+            buf_free(&lp);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
     }
@@ -245,11 +265,16 @@ static void stream_free(void *cls)
  * left first (the job is then cancelled). */
 bool http_job_wait(http_req *r, job *j, bool until_done, buf *text, job_status *s)
 {
+    return http_job_wait_lp(r, j, until_done, text, NULL, s);
+}
+
+bool http_job_wait_lp(http_req *r, job *j, bool until_done, buf *text, buf *lp, job_status *s)
+{
     int fd = http_conn_fd(r);
     uint64_t seen = 0;
     for (;;) {
         bool changed = job_wait(j, &seen, WAIT_TICK_MS);
-        job_take(j, text, s);
+        job_take_logprobs(j, text, lp, s);
         if (s->phase == JOB_DONE || s->phase == JOB_FAILED)
             return true;
         if (!until_done && s->started)
@@ -319,7 +344,7 @@ int http_reply_job_failed(http_req *r, const job_status *s)
 
 static int reply_whole(http_req *r, gen_kind kind, const char *id, const char *model,
                        long long created, const buf *text, const job_status *s, const char *extra,
-                       bool tools)
+                       bool tools, const buf *lp)
 {
     buf b = buf_make(0);
     buf content = buf_make(0), calls = buf_make(0);
@@ -353,7 +378,9 @@ static int reply_whole(http_req *r, gen_kind kind, const char *id, const char *m
         jw_str(&b, text->data ? text->data : "", text->len);
         buf_putc(&b, ',');
     }
-    buf_puts(&b, "\"logprobs\":null,\"finish_reason\":");
+    buf_puts(&b, "\"logprobs\":");
+    logprobs_json(&b, lp);
+    buf_puts(&b, ",\"finish_reason\":");
     jw_cstr(&b, finish);
     buf_free(&content);
     buf_free(&calls);
@@ -386,9 +413,9 @@ int http_generate(http_req *r, job *j, const gen_request *g, int kind_value, con
     char id[64];
     snprintf(id, sizeof id, "%s%s", kind == GEN_CHAT ? "chatcmpl-" : "cmpl-", r->rid);
     long long created = (long long)time(NULL);
-    buf text = buf_make(0);
+    buf text = buf_make(0), lp = buf_make(0);
     job_status s;
-    if (!http_job_wait(r, j, !g->stream, &text, &s)) {
+    if (!http_job_wait_lp(r, j, !g->stream, &text, g->logprobs ? &lp : NULL, &s)) {
         ret = MHD_NO;               /* client gone: close without a response */
         goto out;
     }
@@ -397,7 +424,8 @@ int http_generate(http_req *r, job *j, const gen_request *g, int kind_value, con
         goto out;
     }
     if (!g->stream) {
-        ret = reply_whole(r, kind, id, g->model, created, &text, &s, extra, g->tools);
+        ret = reply_whole(r, kind, id, g->model, created, &text, &s, extra, g->tools,
+                          g->logprobs ? &lp : NULL);
         goto out;
     }
     struct stream *st = calloc(1, sizeof *st);
@@ -419,12 +447,13 @@ int http_generate(http_req *r, job *j, const gen_request *g, int kind_value, con
     st->created = created;
     st->out = buf_make(0);
     st->tools = g->tools;
+    st->logprobs = g->logprobs;
     if (st->tools)
         tcs_init(&st->tcs);
     if (kind == GEN_CHAT)
         emit_chunk(st, NULL, 0, NULL, true);
     if (text.len)
-        emit_text(st, text.data, text.len);
+        emit_text(st, text.data, text.len, st->logprobs ? &lp : NULL);
     if (s.phase == JOB_DONE)
         emit_end(st, &s);
     struct MHD_Response *resp =
@@ -442,6 +471,7 @@ int http_generate(http_req *r, job *j, const gen_request *g, int kind_value, con
     MHD_destroy_response(resp);
 out:
     buf_free(&text);
+    buf_free(&lp);
     job_unref(j);
     return ret;
 }

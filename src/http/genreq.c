@@ -480,7 +480,7 @@ static int tools_field(const json *o, gen_kind kind, buf *prompt, buf *out, bool
     return rc;
 }
 
-static int unsupported(const json *o, gen_error *e)
+static int unsupported(const json *o, gen_kind kind, gen_error *e)
 {
     const json *n = opt(o, "n");
     if (n && (n->type != JSON_NUMBER || !n->is_int))
@@ -488,8 +488,10 @@ static int unsupported(const json *o, gen_error *e)
     if (n && n->integer != 1)
         return bad(e, "n", "invalid_value", "only n=1 is supported");
     const json *lp = opt(o, "logprobs");
-    if (lp && ((lp->type == JSON_BOOL && lp->boolean) || lp->type == JSON_NUMBER))
-        return bad(e, "logprobs", "unsupported_parameter", "logprobs are not supported yet");
+    if (kind == GEN_COMPLETION && lp && ((lp->type == JSON_BOOL && lp->boolean) ||
+                                         lp->type == JSON_NUMBER))
+        return bad(e, "logprobs", "unsupported_parameter",
+                   "logprobs are supported in chat completions, not in completions");
     if (opt(o, "functions") || opt(o, "function_call"))
         return bad(e, opt(o, "functions") ? "functions" : "function_call", "unsupported_parameter",
                    "'functions' and 'function_call' are deprecated; use 'tools' and 'tool_choice'");
@@ -504,6 +506,25 @@ static int unsupported(const json *o, gen_error *e)
     if (echo && echo->type == JSON_BOOL && echo->boolean)
         return bad(e, "echo", "unsupported_parameter", "echo is not supported");
     return 0;
+}
+
+/* logprobs (a boolean) and top_logprobs (0-20, only with logprobs). */
+static int logprobs_field(const json *o, gen_request *g, buf *out, gen_error *e)
+{
+    bool on = false;
+    if (bool_field(o, "logprobs", &on, e) < 0)
+        return -1;
+    const json *top = opt(o, "top_logprobs");
+    if (top && !on)
+        return bad(e, "top_logprobs", "invalid_value", "'top_logprobs' needs 'logprobs': true");
+    if (!on)
+        return 0;
+    if (g->tools)
+        return bad(e, "logprobs", "unsupported_parameter",
+                   "logprobs together with tools the model may call are not supported");
+    g->logprobs = true;
+    buf_puts(out, ",\"logprobs\":true");
+    return num_field(o, "top_logprobs", 0, 20, true, out, e);
 }
 
 int genreq_parse_keep_alive(const char *s, size_t len, int *out)
@@ -587,7 +608,7 @@ int genreq_parse(gen_kind kind, const char *body, size_t len, gen_request *g, ge
     snprintf(g->model, sizeof g->model, "%s", m->str);
     buf *p = &g->payload;
     buf_puts(p, kind == GEN_CHAT ? "{\"kind\":\"chat\"" : "{\"kind\":\"completion\"");
-    if (unsupported(o, e) < 0 || keep_alive_field(o, &g->keep_alive, e) < 0)
+    if (unsupported(o, kind, e) < 0 || keep_alive_field(o, &g->keep_alive, e) < 0)
         goto out;
     buf tprompt = buf_make(0);
     if (tools_field(o, kind, &tprompt, p, &g->tools, e) < 0 ||
@@ -648,6 +669,8 @@ int genreq_parse(gen_kind kind, const char *body, size_t len, gen_request *g, ge
         goto out;
     if (ignore_eos)
         buf_puts(p, ",\"ignore_eos\":true");
+    if (kind == GEN_CHAT && logprobs_field(o, g, p, e) < 0)
+        goto out;
     if (buf_putc(p, '}') < 0) {
         bad(e, NULL, "request_too_large", "the request is too large");
         goto out;

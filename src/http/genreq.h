@@ -7,7 +7,7 @@
  *   {"kind":"chat"|"completion", "messages":[{"role","content"}] | "prompt",
  *    "max_tokens", "temperature", "top_p", "top_k", "min_p", "seed",
  *    "stop":[...], "presence_penalty", "frequency_penalty", "json", "ignore_eos",
- *    "grammar", "grammar_trigger"}
+ *    "grammar", "grammar_trigger", "logprobs", "top_logprobs"}
  *
  * "grammar" is GBNF text built here: from response_format's json_schema
  * (core/jsonschema.h), or from the tools' parameters, so that every tool
@@ -19,7 +19,7 @@
  *
  * Absent (or null) fields are left out so the engine's defaults apply. Unknown
  * fields are ignored, as OpenAI clients send many; fields hearth cannot honour
- * (n > 1, logprobs, a schema keyword a grammar cannot enforce) are refused
+ * (n > 1, logprobs in completions, a schema keyword a grammar cannot enforce) are refused
  * with 400 rather than silently dropped.
  */
 #ifndef HEARTH_GENREQ_H
@@ -47,6 +47,7 @@ typedef struct gen_request {
     bool include_usage;
     int keep_alive;        /* seconds; -1 forever; GEN_KEEP_ALIVE_DEFAULT if absent */
     bool tools;            /* the answer may hold tool calls (http/toolcall.h) */
+    bool logprobs;         /* the answer carries the tokens' logprobs (chat) */
     buf payload;           /* the internal request JSON (owned) */
 } gen_request;
 

@@ -111,6 +111,9 @@ void http_add_common_headers(http_req *r, struct MHD_Response *resp);
 struct job;
 struct job_status;
 bool http_job_wait(http_req *r, struct job *j, bool until_done, buf *text, struct job_status *s);
+/* The same, also taking the logprobs entries (job.h) into lp unless NULL. */
+bool http_job_wait_lp(http_req *r, struct job *j, bool until_done, buf *text, buf *lp,
+                      struct job_status *s);
 /* The error response for a failed job. */
 int  http_reply_job_failed(http_req *r, const struct job_status *s);
 /* The error response for a refused sched_submit (its status, message, Retry-After). */

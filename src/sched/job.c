@@ -28,6 +28,7 @@ job *job_new(const char *rid, const char *model, char *payload, size_t len)
     j->payload_len = len;
     j->refs = 1;
     j->text = buf_make(JOB_TEXT_CAP);
+    j->logprobs = buf_make(JOB_TEXT_CAP);
     j->slot = -1;
     j->keep_alive = JOB_KEEP_ALIVE_DEFAULT;
     j->want_kind = -1;
@@ -57,6 +58,7 @@ void job_unref(job *j)
     if (left > 0)
         return;
     buf_free(&j->text);
+    buf_free(&j->logprobs);
     free(j->payload);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
@@ -96,6 +98,19 @@ void job_append(job *j, const char *text, size_t n)
     pthread_mutex_lock(&j->mu);
     if (j->st.phase < JOB_DONE) {
         if (buf_append(&j->text, text, n) < 0)
+            fail_locked(j, 500, "output_too_large", "the response exceeded the output cap");
+        else
+            changed(j);
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
+void job_append_logprobs(job *j, const char *entries, size_t n)
+{
+    pthread_mutex_lock(&j->mu);
+    if (j->st.phase < JOB_DONE && n) {
+        if ((j->logprobs.len && buf_putc(&j->logprobs, ',') < 0) ||
+            buf_append(&j->logprobs, entries, n) < 0)
             fail_locked(j, 500, "output_too_large", "the response exceeded the output cap");
         else
             changed(j);
@@ -163,15 +178,26 @@ void job_peek(job *j, job_status *st)
     pthread_mutex_unlock(&j->mu);
 }
 
-void job_take(job *j, buf *out, job_status *st)
+void job_take_logprobs(job *j, buf *out, buf *lp, job_status *st)
 {
     pthread_mutex_lock(&j->mu);
     if (j->text.len) {
         buf_append(out, j->text.data, j->text.len);
         buf_reset(&j->text);
     }
+    if (lp && j->logprobs.len) {
+        if (lp->len)
+            buf_putc(lp, ',');
+        buf_append(lp, j->logprobs.data, j->logprobs.len);
+        buf_reset(&j->logprobs);
+    }
     *st = j->st;
     pthread_mutex_unlock(&j->mu);
+}
+
+void job_take(job *j, buf *out, job_status *st)
+{
+    job_take_logprobs(j, out, NULL, st);
 }
 
 int job_payload(buf *out, const char *fields, const char *path)

@@ -54,6 +54,7 @@ struct job {
     int refs;
     uint64_t version;          /* bumps on every change */
     buf text;                  /* produced, not yet taken */
+    buf logprobs;              /* entries of a JSON array (comma-separated), not yet taken */
     job_status st;
 
     /* owned by the scheduler, under its lock */
@@ -74,6 +75,8 @@ void job_unref(job *j);      /* accepts NULL */
 /* Producer side. */
 void job_started(job *j, int prompt_tokens, int cached_tokens);
 void job_append(job *j, const char *text, size_t n);
+/* Appends entries (the inside of a JSON array) to the pending logprobs. */
+void job_append_logprobs(job *j, const char *entries, size_t n);
 void job_finish(job *j, const char *finish, int prompt_tokens, int completion_tokens,
                 int cached_tokens, double prompt_ms, double gen_ms);
 void job_fail(job *j, int status, const char *code, const char *msg);
@@ -89,6 +92,9 @@ void job_mark_cancelled(job *j);
 bool job_wait(job *j, uint64_t *seen, int timeout_ms);
 /* Moves pending text into out (appending) and copies the status. */
 void job_take(job *j, buf *out, job_status *st);
+/* The same, and the pending logprobs entries into lp (comma-separated),
+ * taken together with the text they belong to. */
+void job_take_logprobs(job *j, buf *out, buf *lp, job_status *st);
 /* Copies the status alone (the text stays). */
 void job_peek(job *j, job_status *st);
 

@@ -625,7 +625,9 @@ static void on_worker_frame(void *ud, worker *w, const wire_hdr *h, const char *
     if (h->type != WIRE_DELTA) {
         a = arena_new(1u << 20);
         js = a ? json_parse(a, payload, h->len, perr, sizeof perr) : NULL;
-        if (!js || js->type != JSON_OBJECT) {
+        if (!js || js->type != (h->type == WIRE_LOGPROBS ? JSON_ARRAY : JSON_OBJECT) ||
+            (h->type == WIRE_LOGPROBS && (h->len < 2 || payload[0] != '[' ||
+                                          payload[h->len - 1] != ']'))) {
             log_error("model %s: unparsable %s frame from worker; killing it", m->name,
                       wire_type_name(h->type));
             arena_free(a);
@@ -668,6 +670,7 @@ static void on_worker_frame(void *ud, worker *w, const wire_hdr *h, const char *
         break;      /* the exit that follows fails the queue */
     case WIRE_START:
     case WIRE_DELTA:
+    case WIRE_LOGPROBS:
     case WIRE_PROGRESS: {
         pthread_mutex_lock(&s->mu);
         job *j = find_inflight_locked(m, h->id, false);
@@ -678,6 +681,8 @@ static void on_worker_frame(void *ud, worker *w, const wire_hdr *h, const char *
             job_started(j, (int)NUM("prompt_tokens"), (int)NUM("cached_tokens"));
         else if (h->type == WIRE_PROGRESS)
             job_progress(j, NUM("progress"));
+        else if (h->type == WIRE_LOGPROBS)     /* checked JSON: "[...]", its inside kept */
+            job_append_logprobs(j, payload + 1, h->len - 2);
         else
             job_append(j, payload, h->len);
         job_unref(j);

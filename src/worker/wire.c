@@ -14,7 +14,7 @@ const char *wire_type_name(unsigned t)
 {
     static const char *names[] = { "?", "HELLO", "LOAD_FAILED", "REQUEST", "CANCEL",
                                    "SHUTDOWN", "START", "DELTA", "DONE", "ERROR",
-                                   "PROGRESS" };
+                                   "PROGRESS", "LOGPROBS" };
     return t < WIRE_TYPE_MAX ? names[t] : "?";
 }
 

@@ -40,6 +40,7 @@ enum wire_type {
     WIRE_DONE,
     WIRE_ERROR,
     WIRE_PROGRESS,
+    WIRE_LOGPROBS,      /* a JSON array of the logprobs of the tokens of the next DELTA */
     WIRE_TYPE_MAX
 };
 

@@ -124,6 +124,12 @@ static void on_delta(void *ud, uint32_t id, const char *text, size_t n)
     send_or_die(WIRE_DELTA, id, text, n);
 }
 
+static void on_logprobs(void *ud, uint32_t id, const char *json_array, size_t n)
+{
+    (void)ud;
+    send_or_die(WIRE_LOGPROBS, id, json_array, n);
+}
+
 static void on_done(void *ud, uint32_t id, const char *finish, const llm_usage *u)
 {
     (void)ud;
@@ -471,7 +477,7 @@ int main(int argc, char **argv)
     (void)kernels;
 #endif
 
-    llm_sink sink = { NULL, on_start, on_delta, on_done, on_error };
+    llm_sink sink = { NULL, on_start, on_delta, on_done, on_error, on_logprobs };
     (void)sink;
     char err[256];
     struct engine en = { .name = name };

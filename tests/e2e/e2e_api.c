@@ -5,6 +5,7 @@
 #include "harness.h"
 
 #include <ifaddrs.h>
+#include <math.h>
 #include <net/if.h>
 
 static struct daemon A, B;
@@ -591,6 +592,93 @@ static void t_tool_calls(void)
                                   "\"function\":{\"name\":\"get_time\"}}");
     r = post(&A, "/v1/chat/completions", b);
     CHECK(r.status == 400 && strstr(r.body.data, "\"param\":\"tool_choice\""));
+    resp_free(&r);
+    free(b);
+    arena_free(a);
+}
+
+/* logprobs: one entry a generated token, whose texts make the content, each
+ * with its top alternatives (greedy: the chosen token is the first); the
+ * streamed chunks carry the same entries as the whole answer. */
+static void check_entries(const json *content, const char *text, int n_tokens, int top)
+{
+    CHECK(content && content->type == JSON_ARRAY && (int)content->len == n_tokens);
+    buf joined = buf_make(0);
+    for (const json *e = content ? content->child : NULL; e; e = e->next) {
+        const char *tok = str_at(e, "token");
+        const json *lp = json_get(e, "logprob"), *tops = json_get(e, "top_logprobs");
+        const json *bytes = json_get(e, "bytes");
+        CHECK(tok && lp && lp->type == JSON_NUMBER && lp->number <= 0 && isfinite(lp->number));
+        CHECK(bytes && bytes->type == JSON_ARRAY && bytes->len == strlen(tok ? tok : ""));
+        CHECK(tops && (int)tops->len == top);
+        double prev = 0, mass = 0;
+        for (const json *t = tops ? tops->child : NULL; t; t = t->next) {
+            double v = num_at(t, "logprob");
+            CHECK(v <= prev + 1e-12);       /* most likely first */
+            prev = v;
+            mass += exp(v);
+        }
+        CHECK(mass <= 1.0 + 1e-9);
+        if (top > 0 && tops && tops->child) {
+            CHECK(str_at(tops->child, "token") && tok && !strcmp(str_at(tops->child, "token"), tok));
+            CHECK(fabs(num_at(tops->child, "logprob") - lp->number) < 1e-12);
+        }
+        if (tok)
+            buf_puts(&joined, tok);
+    }
+    CHECK(joined.data && text && !strcmp(joined.data, text));
+    buf_free(&joined);
+}
+
+static void t_logprobs(void)
+{
+    arena *a = arena_new(0);
+    char *b = chat_body("stories", "Once upon a time",
+                        "\"max_tokens\":12,\"temperature\":0,\"logprobs\":true,\"top_logprobs\":3");
+    struct resp r = post(&A, "/v1/chat/completions", b);
+    const json *j = parse(a, &r.body);
+    const char *text = str_at(j, "choices.0.message.content");
+    CHECK(r.status == 200 && text && num_at(j, "usage.completion_tokens") == 12);
+    const json *ch = json_get(j, "choices") ? json_get(j, "choices")->child : NULL;
+    const json *whole = json_get(json_get(ch, "logprobs"), "content");
+    check_entries(whole, text, 12, 3);
+    resp_free(&r);
+    free(b);
+    /* streamed: each content chunk with its tokens' entries; together the same
+     * (the same tokens; the numbers agree closely, not to the bit: the second
+     * request reuses the first's cached prompt, computed in another batch) */
+    b = chat_body("stories", "Once upon a time",
+                  "\"max_tokens\":12,\"temperature\":0,\"logprobs\":true,\"top_logprobs\":3,"
+                  "\"stream\":true");
+    r = post(&A, "/v1/chat/completions", b);
+    int with = 0, k = 0;
+    const json *we = whole ? whole->child : NULL;
+    for (const char *p = r.body.data; p && (p = strstr(p, "data: {")); p++) {
+        const char *eol = strchr(p, '\n');
+        const json *c = eol ? json_parse(a, p + 6, (size_t)(eol - p - 6), (char[64]){0}, 64) : NULL;
+        const json *c0 = json_get(c, "choices") ? json_get(c, "choices")->child : NULL;
+        const json *lc = json_get(json_get(c0, "logprobs"), "content");
+        const char *piece = str_at(c0, "delta.content");
+        if (!lc || !lc->len)
+            continue;
+        with++;
+        CHECK(piece && *piece);             /* entries come with their text */
+        for (const json *e = lc->child; e; e = e->next, k++) {
+            CHECK(we && str_at(e, "token") && str_at(we, "token") &&
+                  !strcmp(str_at(e, "token"), str_at(we, "token")));
+            CHECK(we && fabs(num_at(e, "logprob") - num_at(we, "logprob")) < 1e-3);
+            we = we ? we->next : NULL;
+        }
+    }
+    CHECK(with >= 1 && k == 12);
+    resp_free(&r);
+    free(b);
+    /* without logprobs: null */
+    b = chat_body("stories", "Once upon a time", "\"max_tokens\":2,\"temperature\":0");
+    r = post(&A, "/v1/chat/completions", b);
+    j = parse(a, &r.body);
+    ch = json_get(j, "choices") ? json_get(j, "choices")->child : NULL;
+    CHECK(r.status == 200 && json_get(ch, "logprobs") && json_get(ch, "logprobs")->type == JSON_NULL);
     resp_free(&r);
     free(b);
     arena_free(a);
@@ -1366,6 +1454,7 @@ int main(void)
     run("json_mode", t_json_mode);
     run("structured_outputs", t_structured_outputs);
     run("tool_calls", t_tool_calls);
+    run("logprobs", t_logprobs);
     run("disconnect_frees_slot", t_disconnect_frees_slot);
     run("queue_full_503", t_queue_full_503);
     run("openai_node_client", t_openai_node_client);

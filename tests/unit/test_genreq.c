@@ -471,7 +471,7 @@ TEST(errors_unsupported)
     CHAT_ERR("{" M "," MSGS ",\"tools\":{}}", "tools", "invalid_type");
     CHAT_ERR("{" M "," MSGS ",\"functions\":[{\"name\":\"f\"}]}", "functions",
              "unsupported_parameter");
-    CHAT_ERR("{" M "," MSGS ",\"logprobs\":true}", "logprobs", "unsupported_parameter");
+    CHAT_ERR("{" M "," MSGS ",\"logprobs\":3}", "logprobs", "invalid_type");
     COMP_ERR("{" M ",\"prompt\":\"x\",\"logprobs\":3}", "logprobs", "unsupported_parameter");
     COMP_ERR("{" M ",\"prompt\":\"x\",\"best_of\":2}", "best_of", "unsupported_parameter");
     COMP_ERR("{" M ",\"prompt\":\"x\",\"echo\":true}", "echo", "unsupported_parameter");
@@ -798,6 +798,29 @@ TEST(tools_errors)
     buf_free(&b);
 }
 
+
+TEST(logprobs_fields)
+{
+    gen_request g;
+    const json *p = ok_req(GEN_CHAT, "{" M "," MSGS ",\"logprobs\":true,\"top_logprobs\":5}", &g);
+    CHECK(p && g.logprobs && json_get(p, "logprobs") && json_get(p, "logprobs")->boolean &&
+          num_is(json_get(p, "top_logprobs"), 5));
+    if (p)
+        buf_free(&g.payload);
+    p = ok_req(GEN_CHAT, "{" M "," MSGS ",\"logprobs\":false}", &g);
+    CHECK(p && !g.logprobs && json_get(p, "logprobs") == NULL);
+    if (p)
+        buf_free(&g.payload);
+    CHAT_ERR("{" M "," MSGS ",\"top_logprobs\":2}", "top_logprobs", "invalid_value");
+    CHAT_ERR("{" M "," MSGS ",\"logprobs\":true,\"top_logprobs\":21}", "top_logprobs",
+             "invalid_value");
+    CHAT_ERR("{" M "," MSGS ",\"logprobs\":true,\"top_logprobs\":1.5}", "top_logprobs",
+             "invalid_type");
+    CHAT_ERR("{" M "," MSGS ",\"logprobs\":true,\"tools\":[" TOOL_A "]}", "logprobs",
+             "unsupported_parameter");
+    COMP_ERR("{" M ",\"prompt\":\"x\",\"logprobs\":true}", "logprobs", "unsupported_parameter");
+}
+
 int main(void)
 {
     RUN(full_chat_request);
@@ -820,6 +843,7 @@ int main(void)
     RUN(tools_auto_required_named_none);
     RUN(tool_messages_rendered);
     RUN(tools_errors);
+    RUN(logprobs_fields);
     RUN(errors_stream);
     RUN(errors_stop);
     RUN(error_order);

@@ -48,6 +48,16 @@ try {
   check(e instanceof OpenAI.APIError && e.status === 404, `404 APIError (got ${e.status})`);
 }
 
+// logprobs, as the SDK types them
+const lpr = await client.chat.completions.create({
+  model, messages, max_tokens: 8, temperature: 0, logprobs: true, top_logprobs: 2,
+});
+const lpc = lpr.choices[0].logprobs?.content ?? [];
+check(lpc.length === lpr.usage.completion_tokens, `one logprobs entry a token (${lpc.length})`);
+check(lpc.map((e) => e.token).join("") === lpr.choices[0].message.content, "the tokens make the content");
+check(lpc.every((e) => e.logprob <= 0 && e.top_logprobs.length === 2 && e.top_logprobs[0].token === e.token),
+  "greedy: each token the most likely");
+
 // structured outputs through the SDK's own parse helper (it refuses a cut answer)
 const cat = {
   type: "object", additionalProperties: false, required: ["name", "lives", "color"],
