@@ -38,6 +38,9 @@ OCR_CFLAGS := $(shell pkg-config --cflags tesseract lept poppler-glib cairo 2>/d
 OCR_LIBS   := $(shell pkg-config --libs tesseract lept poppler-glib cairo 2>/dev/null)
 
 CFLAGS = $(CFLAGS_BASE) $(SAN) $(LLAMA_CFLAGS) $(MHD_CFLAGS) $(CURL_CFLAGS) $(OCR_CFLAGS)
+# the one C++ file: catching llama.cpp's exceptions (src/engine/sample_safe.h)
+CXX     ?= c++
+CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc $(OPT) $(SAN) $(LLAMA_CFLAGS)
 LDFLAGS_ALL = $(SAN) -pthread -lm
 
 # core/sql.c is for hearthd's stores alone: the workers and the CLI do not link SQLite
@@ -56,7 +59,8 @@ WORKER_COMMON = $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/wire.c $(CORE_SRC))
 WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main.o $(WORKER_COMMON) \
              $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/accel.c src/engine/llm.c src/engine/embed.c src/engine/prompt.c \
                                              src/engine/kernels.c src/engine/kquant.c src/engine/kfloat.c src/engine/q8k.c src/engine/attn.c src/engine/attnp.c src/engine/mulmat.c src/engine/kgemm.c \
-                                             src/engine/pace.c src/engine/cpuexec.c)
+                                             src/engine/pace.c src/engine/cpuexec.c) \
+             $(BUILD)/obj/src/engine/sample_safe.o
 ASR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-asr.o $(WORKER_COMMON) \
              $(patsubst %.c,$(BUILD)/obj/%.o,src/worker/accel.c src/engine/asr.c src/engine/audio.c)
 OCR_WORKER_OBJ = $(BUILD)/obj/src/worker/worker_main-ocr.o $(WORKER_COMMON) \
@@ -91,13 +95,18 @@ $(BUILD)/obj/%.o: %.c
 	@$(if $(V),,echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -MMD -MP -c $< -o $@
 
+$(BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  CXX     $<")
+	$(Q)$(CXX) $(CXXFLAGS) -MMD -MP -c $< -o $@
+
 $(BUILD)/hearthd: $(DAEMON_OBJ)
 	@$(if $(V),,echo "  LINK    $@")
 	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(MHD_LIBS) -lsqlite3
 
 $(BUILD)/hearth-worker: $(WORKER_OBJ)
 	@$(if $(V),,echo "  LINK    $@")
-	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(KERNEL_EXPORTS) $(LLAMA_LIBS) -ldl
+	$(Q)$(CC) -o $@ $^ $(LDFLAGS_ALL) $(KERNEL_EXPORTS) $(LLAMA_LIBS) -ldl -lstdc++
 
 $(BUILD)/obj/src/worker/worker_main-%.o: src/worker/worker_main.c
 	@mkdir -p $(dir $@)
@@ -123,10 +132,11 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(patsubst %.c,$(BUILD)/obj/%.o,$(COR
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL)
 
 # the grammar test runs llama.cpp's grammar sampler on stories260K's vocabulary
-$(BUILD)/tests/test_grammar: tests/unit/test_grammar.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC))
+$(BUILD)/tests/test_grammar: tests/unit/test_grammar.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC)) \
+                            $(BUILD)/obj/src/engine/sample_safe.o
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  TEST    $@")
-	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) $(LLAMA_LIBS) -ldl
+	$(Q)$(CC) $(CFLAGS) $(BACKENDS_DEF) -o $@ $< $(filter %.o,$^) $(LDFLAGS_ALL) $(LLAMA_LIBS) -ldl -lstdc++
 
 # the kernels' test loads ggml's CPU backend to check them against its own
 $(BUILD)/tests/test_kernels: tests/unit/test_kernels.c $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) src/engine/kernels.c)

@@ -8,6 +8,7 @@
  */
 #include "core/jsonschema.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,11 +18,15 @@
 #define MAX_DEPTH 48
 #define MAX_REFS  256
 #define MAX_ENUM  1024
+#define MAX_PROPS 512       /* properties (and required names) of one object */
+#define MAX_REPEATS_TOTAL 8192  /* llama.cpp spells x{0,n} out as n rules */
 
 struct ref {
     const json *doc;
     char *ref;
     char name[16];
+    bool open;              /* its body is being written */
+    int consumed;           /* ctx.consumed when it was entered */
 };
 
 struct jsg {
@@ -29,13 +34,14 @@ struct jsg {
     int n;                  /* rules written, and the next sN */
     struct ref refs[MAX_REFS];
     int nrefs;
+    long repeats;           /* the bounded repetitions spelled out so far */
 };
 
 /* The shared rules. Blanks are bounded (a weak model must not loop on them
  * forever); so are a number's digits. */
 static const char SHARED[] =
     "ws ::= (\" \" | \"\\n\" [ \\t]{0,20})?\n"
-    "char ::= [^\"\\\\\\x7F\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4})\n"
+    "char ::= [^\"\\\\\\x7F\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" ([0-9a-cA-CefEF] hex{3} | [dD] [0-7] hex{2}))\n"
     "string ::= \"\\\"\" char* \"\\\"\" ws\n"
     "int ::= \"-\"? (\"0\" | [1-9] [0-9]{0,15})\n"
     "integer ::= int ws\n"
@@ -114,6 +120,7 @@ int jsg_finish(jsg *g, buf *out)
 struct ctx {
     jsg *g;
     const json *doc;
+    int consumed;           /* constructs on the path here that read a character first */
     char *err;
     size_t el;
     char path[256];
@@ -191,6 +198,58 @@ static int check_keywords(struct ctx *c, const json *s)
     return 0;
 }
 
+/* $ref, allOf, anyOf, oneOf, const and enum say all that is valid by
+ * themselves; a keyword beside them that would narrow it further (maxLength
+ * beside an anyOf, say) cannot be written into the grammar, so it is refused.
+ * Allowed beside them: annotations, $defs, nullable, and for const and enum
+ * a type, which their values must have. */
+static int check_siblings(struct ctx *c, const json *s)
+{
+    static const char *const whole[] = { "$ref", "allOf", "anyOf", "oneOf", "const", "enum" };
+    static const char *const narrow[] = { "type", "properties", "required",
+                                          "additionalProperties", "items", "prefixItems",
+                                          "minItems", "maxItems", "minLength", "maxLength",
+                                          "format", "$ref", "allOf", "anyOf", "oneOf", "const",
+                                          "enum" };
+    for (size_t i = 0; i < sizeof whole / sizeof *whole; i++) {
+        if (!json_get(s, whole[i]))
+            continue;
+        for (size_t k = 0; k < sizeof narrow / sizeof *narrow; k++) {
+            if (!strcmp(narrow[k], whole[i]) || !json_get(s, narrow[k]))
+                continue;
+            bool typed = !strcmp(narrow[k], "type") &&
+                         (!strcmp(whole[i], "const") || !strcmp(whole[i], "enum"));
+            if (!typed)
+                return fail(c, "'%s' beside '%s' is not supported", narrow[k], whole[i]);
+        }
+    }
+    return 0;
+}
+
+/* Whether a value has one of the types `type` names (a string or a list). */
+static bool has_type(const json *v, const json *type)
+{
+    if (!type)
+        return true;
+    if (type->type == JSON_ARRAY) {
+        for (const json *t = type->child; t; t = t->next)
+            if (has_type(v, t))
+                return true;
+        return false;
+    }
+    const char *t = type->type == JSON_STRING ? type->str : "";
+    switch (v->type) {
+    case JSON_NULL: return !strcmp(t, "null");
+    case JSON_BOOL: return !strcmp(t, "boolean");
+    case JSON_STRING: return !strcmp(t, "string");
+    case JSON_ARRAY: return !strcmp(t, "array");
+    case JSON_OBJECT: return !strcmp(t, "object");
+    case JSON_NUMBER:
+        return !strcmp(t, "number") || (!strcmp(t, "integer") && v->number == floor(v->number));
+    }
+    return false;
+}
+
 /* A non-negative integer keyword, or def when absent. */
 static int count_kw(struct ctx *c, const json *s, const char *k, long def, long *out)
 {
@@ -204,18 +263,26 @@ static int count_kw(struct ctx *c, const json *s, const char *k, long def, long 
     return 0;
 }
 
-/* "{m,n}" (or "*" / "+" / "{m,}") after an item; n < 0: unbounded. */
-static void repeat(buf *b, long m, long n)
+/* "{m,n}" (or "*" / "+" / "{m,}") after an item; n < 0: unbounded. The
+ * bounds of a whole grammar add up to at most MAX_REPEATS_TOTAL: llama.cpp
+ * turns each into that many rules, in every sequence that uses it. */
+static int repeat(struct ctx *c, buf *b, long m, long n)
 {
+    c->g->repeats += n < 0 ? m : n;
+    if (c->g->repeats > MAX_REPEATS_TOTAL)
+        return fail(c, "the schema's length limits add up to more than %d", MAX_REPEATS_TOTAL);
     if (n < 0)
         buf_printf(b, m == 0 ? "*" : m == 1 ? "+" : "{%ld,}", m);
     else if (!(m == 1 && n == 1))
         buf_printf(b, "{%ld,%ld}", m, n);
+    return 0;
 }
 
 /* A literal for a JSON value: its compact text, then blanks. */
 static int literal_of(struct ctx *c, const json *v, buf *b)
 {
+    if (v->type == JSON_NUMBER && !v->is_int && fabs(v->number) >= 9007199254740992.0)
+        return fail(c, "numbers beyond 2^53 in 'enum' or 'const' are not supported");
     buf t = buf_make(JSG_MAX_BYTES);
     int rc = jw_value(&t, v);
     if (rc == 0)
@@ -274,6 +341,11 @@ static int gen_ref(struct ctx *c, const json *r, int depth, char *name, size_t n
     jsg *g = c->g;
     for (int i = 0; i < g->nrefs; i++)
         if (g->refs[i].doc == c->doc && !strcmp(g->refs[i].ref, r->str)) {
+            /* back into a schema being written, with no character read on
+             * the way: a rule that starts with itself, which no parser takes */
+            if (g->refs[i].open && g->refs[i].consumed == c->consumed)
+                return fail(c, "'$ref' \"%.100s\" refers back to itself before any value starts",
+                            r->str);
             snprintf(name, nl, "%s", g->refs[i].name);
             return 0;
         }
@@ -292,9 +364,14 @@ static int gen_ref(struct ctx *c, const json *r, int depth, char *name, size_t n
         return -1;
     }
     g->nrefs++;
+    e->open = true;
+    e->consumed = c->consumed;
     char inner[16];
+    int at = (int)(e - g->refs);
     if (gen_at(c, t, depth, "$ref", -1, inner, sizeof inner) < 0)
         return -1;
+    e = &g->refs[at];
+    e->open = false;
     buf b = buf_make(0);
     buf_puts(&b, inner);
     int rc = put_rule(c, e->name, &b);
@@ -354,7 +431,8 @@ static int gen_string(struct ctx *c, const json *s, buf *body)
         return 0;
     }
     buf_puts(body, "\"\\\"\" char");
-    repeat(body, mn, mx);
+    if (repeat(c, body, mn, mx) < 0)
+        return -1;
     buf_puts(body, " \"\\\"\" ws");
     return 0;
 }
@@ -382,7 +460,10 @@ static int gen_array(struct ctx *c, const json *s, int depth, buf *body)
             char sub[16];
             size_t at = strlen(c->path);
             snprintf(c->path + at, sizeof c->path - at, ".prefixItems");
-            if (gen_at(c, it, depth, NULL, i, sub, sizeof sub) < 0)
+            c->consumed++;          /* after "[" */
+            int rc = gen_at(c, it, depth, NULL, i, sub, sizeof sub);
+            c->consumed--;
+            if (rc < 0)
                 return -1;
             c->path[at] = '\0';
             buf_printf(body, "%s%s", i ? "\",\" ws " : "", sub);
@@ -393,7 +474,10 @@ static int gen_array(struct ctx *c, const json *s, int depth, buf *body)
     }
     const json *items = json_get(s, "items");
     char sub[16] = "value";
-    if (items && gen_at(c, items, depth, "items", -1, sub, sizeof sub) < 0)
+    c->consumed++;
+    int rc = items ? gen_at(c, items, depth, "items", -1, sub, sizeof sub) : 0;
+    c->consumed--;
+    if (rc < 0)
         return -1;
     if (mx == 0) {
         buf_puts(body, "\"[\" ws \"]\" ws");
@@ -404,7 +488,8 @@ static int gen_array(struct ctx *c, const json *s, int depth, buf *body)
     buf_printf(body, "\"[\" ws %s%s", mn == 0 ? "(" : "", sub);
     if (more_max != 0) {
         buf_printf(body, " (\",\" ws %s)", sub);
-        repeat(body, more_min, more_max);
+        if (repeat(c, body, more_min, more_max) < 0)
+            return -1;
     }
     buf_printf(body, "%s \"]\" ws", mn == 0 ? ")?" : "");
     return 0;
@@ -421,6 +506,12 @@ static int gen_object(struct ctx *c, const json *s, int depth, buf *body)
         return fail(c, "'properties' must be an object");
     if (req && req->type != JSON_ARRAY)
         return fail(c, "'required' must be an array of property names");
+    if ((props && props->len > MAX_PROPS) || (req && req->len > MAX_PROPS))
+        return fail(c, "at most %d properties (and required names) an object", MAX_PROPS);
+    for (const json *p = props ? props->child : NULL; p; p = p->next)
+        for (const json *q = p->next; q; q = q->next)
+            if (p->keylen == q->keylen && !memcmp(p->key, q->key, p->keylen))
+                return fail(c, "the property '%.64s' is declared twice", p->key);
     for (const json *r = req ? req->child : NULL; r; r = r->next) {
         if (r->type != JSON_STRING)
             return fail(c, "'required' must be an array of property names");
@@ -437,8 +528,12 @@ static int gen_object(struct ctx *c, const json *s, int depth, buf *body)
             return 0;
         }
         char sub[16] = "value";
-        if (add && add->type != JSON_BOOL &&
-            gen_at(c, add, depth, "additionalProperties", -1, sub, sizeof sub) < 0)
+        c->consumed++;
+        int rc = add && add->type != JSON_BOOL
+                     ? gen_at(c, add, depth, "additionalProperties", -1, sub, sizeof sub)
+                     : 0;
+        c->consumed--;
+        if (rc < 0)
             return -1;
         if (!strcmp(sub, "value")) {
             buf_puts(body, "object");
@@ -464,7 +559,10 @@ static int gen_object(struct ctx *c, const json *s, int depth, buf *body)
         char sub[16];
         char key[72];
         snprintf(key, sizeof key, "properties.%.*s", (int)(p->keylen > 48 ? 48 : p->keylen), p->key);
-        if (gen_at(c, p, depth, key, -1, sub, sizeof sub) < 0)
+        c->consumed++;          /* after "{" and the key */
+        rc = gen_at(c, p, depth, key, -1, sub, sizeof sub);
+        c->consumed--;
+        if (rc < 0)
             goto out;
         /* kv_i ::= "\"key\"" ws ":" ws value */
         buf line = buf_make(0), k = buf_make(0);
@@ -538,6 +636,8 @@ static int gen(struct ctx *c, const json *s, int depth, char *name, size_t nl)
         return fail(c, "a schema must be an object or a boolean, not %s", json_type_name(s->type));
     if (check_keywords(c, s) < 0)
         return -1;
+    if (check_siblings(c, s) < 0)
+        return -1;
     const json *ref = json_get(s, "$ref");
     if (ref)
         return gen_ref(c, ref, depth, name, nl);
@@ -547,21 +647,27 @@ static int gen(struct ctx *c, const json *s, int depth, char *name, size_t nl)
             return fail(c, "'allOf' is supported with exactly one schema");
         return gen_at(c, all->child, depth, "allOf[0]", -1, name, nl);
     }
-    buf body = buf_make(JSG_MAX_BYTES);
+    buf body = buf_make(0);     /* bounded by the schema; the rules' buffer has the cap */
     int rc = 0;
     const json *cst = json_get(s, "const"), *en = json_get(s, "enum");
     const json *any = json_get(s, "anyOf"), *one = json_get(s, "oneOf");
     const json *ty = json_get(s, "type");
     if (cst) {
-        rc = literal_of(c, cst, &body);
+        rc = has_type(cst, ty) ? literal_of(c, cst, &body)
+                               : fail(c, "the 'const' value does not have the schema's 'type'");
     } else if (en) {
         if (en->type != JSON_ARRAY || en->len == 0 || en->len > MAX_ENUM)
             rc = fail(c, "'enum' must be an array of 1 to %d values", MAX_ENUM);
+        int kept = 0;
         for (const json *v = en->child; rc == 0 && v; v = v->next) {
-            if (v != en->child)
+            if (!has_type(v, ty))
+                continue;       /* a value of another type is not valid here */
+            if (kept++)
                 buf_puts(&body, " | ");
             rc = literal_of(c, v, &body);
         }
+        if (rc == 0 && kept == 0)
+            rc = fail(c, "no 'enum' value has the schema's 'type'");
     } else if (any || one) {
         rc = gen_alts(c, any ? any : one, any ? "anyOf" : "oneOf", depth, &body);
     } else if (ty && ty->type == JSON_ARRAY) {
@@ -591,7 +697,7 @@ static int gen(struct ctx *c, const json *s, int depth, char *name, size_t nl)
     }
     const json *nb = json_get(s, "nullable");
     if (rc == 0 && nb && nb->type == JSON_BOOL && nb->boolean) {
-        buf t = buf_make(JSG_MAX_BYTES);
+        buf t = buf_make(0);
         buf_printf(&t, "(%s) | null", body.data);
         buf_free(&body);
         body = t;

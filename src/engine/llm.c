@@ -24,6 +24,7 @@
 #include "engine/kquant.h"
 #include "core/textstream.h"
 #include "engine/prompt.h"
+#include "engine/sample_safe.h"
 #include "engine/tokvec.h"
 
 /* JSON grammar for response_format json_object: an object at the root,
@@ -669,8 +670,17 @@ int llm_step(llm *m)
                           "the model produced NaN or infinite scores; its weights may be damaged");
                 continue;
             }
-            llama_token t = s->greedy && lg ? argmax_f32(lg, nv)
-                                            : llama_sampler_sample(s->smpl, m->ctx, s->i_batch);
+            llama_token t;
+            char why[200];
+            if (s->greedy && lg) {
+                t = argmax_f32(lg, nv);
+            } else if (sample_safe(s->smpl, m->ctx, s->i_batch, &t, why, sizeof why) < 0) {
+                /* a lazy grammar met text it cannot continue (sample_safe.h) */
+                log_warn("sampling failed: %s", why);
+                fail_slot(m, s, "grammar_failed",
+                          "the model's text could not continue the tool call's grammar");
+                continue;
+            }
             if (s->top_logprobs >= 0 && lg && !llama_vocab_is_eog(m->vocab, t))
                 add_logprobs(m, s, lg, t);
             on_token(m, s, t);

@@ -11,7 +11,9 @@
  * up cancels its job at once, which frees its slot in the worker.
  */
 #include <microhttpd.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -43,6 +45,7 @@ struct stream {
     char *extra;          /* members for the first chunk (malloc'd), NULL when none */
     bool tools;           /* the text may hold tool calls: split it with tcs */
     bool logprobs;        /* chunks carry their tokens' logprobs */
+    buf lp;               /* logprobs entries taken, for the next chunk with text */
     toolcall_stream tcs;
 };
 
@@ -117,6 +120,24 @@ static void emit_chunk(struct stream *st, const char *text, size_t n, const char
     emit_chunk_calls(st, text, n, NULL, NULL, finish, role);
 }
 
+/* Ids for one answer's tool calls: random, so that no two turns of a
+ * conversation share one (the request id may come from the client). */
+static void call_ids(char *out, size_t n)
+{
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        r = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)out << 16);
+    snprintf(out, n, "%016llx", (unsigned long long)r);
+}
+
+static bool blank(const buf *b)
+{
+    for (size_t i = 0; i < b->len; i++)
+        if (!strchr(" \t\r\n", b->data[i]))
+            return false;
+    return true;
+}
+
 /* The finish reason of an answer with tool calls: "tool_calls", unless it
  * was cut (by max_tokens: the last call may be incomplete). */
 static const char *tool_finish(const char *finish)
@@ -126,10 +147,12 @@ static const char *tool_finish(const char *finish)
 
 /* Generated text: content at once, unless it may be (part of) a tool call;
  * lp holds its tokens' logprobs when they were asked for. */
-static void emit_text(struct stream *st, const char *text, size_t n, const buf *lp)
+static void emit_text(struct stream *st, const char *text, size_t n, buf *lp)
 {
     if (!st->tools) {
         emit_chunk_calls(st, text, n, NULL, lp, NULL, false);
+        if (lp)
+            buf_reset(lp);
         return;
     }
     buf c = buf_make(0);
@@ -172,16 +195,20 @@ static void emit_end(struct stream *st, const job_status *s)
     const char *finish = s->finish;
     if (st->tools) {
         buf c = buf_make(0), calls = buf_make(0);
-        if (tcs_end(&st->tcs, st->rid, true, &c, &calls) > 0) {
+        char ids[24];
+        call_ids(ids, sizeof ids);
+        int nc = tcs_end(&st->tcs, ids, true, &c, &calls);
+        if (nc > 0) {
             emit_chunk_calls(st, NULL, 0, calls.data, NULL, NULL, false);
             finish = tool_finish(finish);
         }
-        if (c.len)
+        if (c.len && !(nc > 0 && blank(&c)))
             emit_chunk(st, c.data, c.len, NULL, false);
         buf_free(&c);
         buf_free(&calls);
     }
-    emit_chunk(st, NULL, 0, finish, false);
+    /* entries whose text never came (held stop text) ride on the last chunk */
+    emit_chunk_calls(st, NULL, 0, NULL, st->logprobs && st->lp.len ? &st->lp : NULL, finish, false);
     if (st->include_usage) {
         chunk_head(st, b);
         buf_puts(b, "],\"usage\":");
@@ -199,7 +226,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *dst, size_t max)
     struct stream *st = cls;
     (void)pos;
     log_set_rid(st->rid);
-    buf text = buf_make(0), lp = buf_make(0);
+    buf text = buf_make(0);
     for (;;) {
         if (st->out_pos < st->out.len) {
             size_t n = st->out.len - st->out_pos;
@@ -212,21 +239,19 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *dst, size_t max)
                 st->out_pos = 0;
             }
             buf_free(&text);
-            buf_free(&lp);
             return (ssize_t)n;
         }
         if (st->finished) {
             buf_free(&text);
-            buf_free(&lp);
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
         bool changed = job_wait(st->job, &st->seen, WAIT_TICK_MS);
         job_status s;
         buf_reset(&text);
-        buf_reset(&lp);
-        job_take_logprobs(st->job, &text, st->logprobs ? &lp : NULL, &s);
+        /* entries may come a moment before their text: kept until it does */
+        job_take_logprobs(st->job, &text, st->logprobs ? &st->lp : NULL, &s);
         if (text.len)
-            emit_text(st, text.data, text.len, st->logprobs ? &lp : NULL);
+            emit_text(st, text.data, text.len, st->logprobs ? &st->lp : NULL);
         if (s.phase == JOB_DONE || s.phase == JOB_FAILED) {
             emit_end(st, &s);
             if (s.phase == JOB_DONE)
@@ -238,7 +263,6 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *dst, size_t max)
             log_info("client disconnected; cancelling generation");
             sched_cancel(st->sched, st->job);
             buf_free(&text);
-            buf_free(&lp);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
     }
@@ -256,6 +280,7 @@ static void stream_free(void *cls)
     job_unref(st->job);
     buf_free(&st->out);
     free(st->extra);
+    buf_free(&st->lp);
     if (st->tools)
         tcs_free(&st->tcs);
     free(st);
@@ -353,7 +378,9 @@ static int reply_whole(http_req *r, gen_kind kind, const char *id, const char *m
         toolcall_stream t;
         tcs_init(&t);
         tcs_feed(&t, text->data ? text->data : "", text->len, &content);
-        if (tcs_end(&t, r->rid, false, &content, &calls) > 0)
+        char ids[24];
+        call_ids(ids, sizeof ids);
+        if (tcs_end(&t, ids, false, &content, &calls) > 0)
             finish = tool_finish(finish);
         tcs_free(&t);
         text = &content;
@@ -364,7 +391,7 @@ static int reply_whole(http_req *r, gen_kind kind, const char *id, const char *m
     buf_puts(&b, ",\"system_fingerprint\":\"hearth-" HEARTH_VERSION "\",\"choices\":[{\"index\":0,");
     if (kind == GEN_CHAT) {
         buf_puts(&b, "\"message\":{\"role\":\"assistant\",\"content\":");
-        if (calls.len && text->len == 0)
+        if (calls.len && blank(text))       /* only blanks around the calls */
             buf_puts(&b, "null");
         else
             jw_str(&b, text->data ? text->data : "", text->len);
@@ -448,12 +475,14 @@ int http_generate(http_req *r, job *j, const gen_request *g, int kind_value, con
     st->out = buf_make(0);
     st->tools = g->tools;
     st->logprobs = g->logprobs;
+    st->lp = lp;                /* what came with the first text, if not sent below */
+    lp = buf_make(0);
     if (st->tools)
         tcs_init(&st->tcs);
     if (kind == GEN_CHAT)
         emit_chunk(st, NULL, 0, NULL, true);
     if (text.len)
-        emit_text(st, text.data, text.len, st->logprobs ? &lp : NULL);
+        emit_text(st, text.data, text.len, st->logprobs ? &st->lp : NULL);
     if (s.phase == JOB_DONE)
         emit_end(st, &s);
     struct MHD_Response *resp =

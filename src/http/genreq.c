@@ -161,11 +161,10 @@ static int messages_field(const json *o, const char *tool_prompt, buf *out, gen_
     const json *first_role = json_get(m->child, "role");
     bool sys_first = first_role && (json_str_is(first_role, "system") ||
                                     json_str_is(first_role, "developer"));
-    if (tool_prompt && !sys_first) {
-        buf_puts(out, "{\"role\":\"system\",\"content\":");
-        jw_cstr(out, tool_prompt);
-        buf_puts(out, "},");
-    }
+    if (tool_prompt && !sys_first &&
+        (buf_puts(out, "{\"role\":\"system\",\"content\":") < 0 || jw_cstr(out, tool_prompt) < 0 ||
+         buf_puts(out, "},") < 0))
+        return -1;          /* over the payload's cap: request_too_large */
     size_t i = 0;
     for (const json *c = m->child; c; c = c->next, i++) {
         char param[48];
@@ -424,6 +423,13 @@ static int tools_field(const json *o, gen_kind kind, buf *prompt, buf *out, bool
         }
         if (rc == 0 && d && d->type != JSON_STRING)
             rc = bad(e, param, "invalid_type", "'%s.function.description' must be a string", param);
+        /* arguments are an object: the schema must say so (or be empty) */
+        const json *pt = json_get(ps, "type");
+        if (rc == 0 && ps && !(ps->type == JSON_OBJECT && (json_str_is(pt, "object") ||
+                                                          (!pt && (ps->len == 0 ||
+                                                                   json_get(ps, "properties"))))))
+            rc = bad(e, param, "invalid_schema",
+                     "'%s.function.parameters' must be a JSON Schema of type \"object\"", param);
         if (rc < 0)
             break;
         if (only && !(n->len == only_len && !memcmp(n->str, only, only_len)))
@@ -431,7 +437,7 @@ static int tools_field(const json *o, gen_kind kind, buf *prompt, buf *out, bool
         found = true;
         /* "\"NAME\"" ws "," ws "\"arguments\"" ws ":" ws ARGS */
         char args[16] = "object", err[200];
-        if (ps && jsg_add(g, ps, ps, args, sizeof args, err, sizeof err) < 0) {
+        if (ps && ps->len && jsg_add(g, ps, ps, args, sizeof args, err, sizeof err) < 0) {
             snprintf(param, sizeof param, "tools[%zu].function.parameters", i);
             rc = bad(e, param, "invalid_schema", "%s", err);
             break;
@@ -448,29 +454,30 @@ static int tools_field(const json *o, gen_kind kind, buf *prompt, buf *out, bool
     if (rc == 0 && !found)
         rc = bad(e, "tool_choice", "invalid_value", "'tool_choice' names a function not in 'tools'");
     bool none = choice && json_str_is(choice, "none");
-    if (rc == 0) {
+    /* "none": the model is neither told of the tools nor held to calls */
+    if (rc == 0 && !none) {
         tool_prompt_of(tools, prompt);
-        if (!none) {
-            buf_puts(&rule, "\"" TOOLCALL_OPEN "\" ws \"{\" ws \"\\\"name\\\"\" ws \":\" ws (");
-            buf_append(&rule, alts.data, alts.len);
-            buf_puts(&rule, ") \"}\" ws \"" TOOLCALL_CLOSE "\" ws");
-            bool many = !only && !(par && !par->boolean);
-            if (jsg_rule(g, "call", rule.data) < 0 ||
-                jsg_rule(g, "root", many ? "call+" : "call") < 0)
-                rc = bad(e, "tools", "invalid_value", "the tools' schemas are too large");
-        }
+        /* after the tag, any few blanks: with "auto" the rest of the token that
+         * opened the call is taken unchecked (engine/sample_safe.h) */
+        buf_puts(&rule, "\"" TOOLCALL_OPEN "\" [ \\t\\n]{0,8} \"{\" ws \"\\\"name\\\"\" ws \":\" ws (");
+        buf_append(&rule, alts.data, alts.len);
+        buf_puts(&rule, ") \"}\" ws \"" TOOLCALL_CLOSE "\" ws");
+        bool many = !only && !(par && !par->boolean);
+        if (jsg_rule(g, "call", rule.data) < 0 || jsg_rule(g, "root", many ? "call+" : "call") < 0)
+            rc = bad(e, "tools", "invalid_value", "the tools' schemas are too large");
     }
     if (rc == 0 && !none) {
         buf gram = buf_make(JSG_MAX_BYTES + 65536);
         if (jsg_finish(g, &gram) < 0) {
             rc = bad(e, "tools", "invalid_value", "the tools' schemas are too large");
         } else {
-            buf_puts(out, ",\"grammar\":");
-            jw_str(out, gram.data, gram.len);
-            if (!required)      /* free text until the model opens a call */
-                buf_puts(out, ",\"grammar_trigger\":\"[\\\\s\\\\S]*?(" TOOLCALL_OPEN
-                              "[\\\\s\\\\S]*)\"");
-            *calls = true;
+            if (buf_puts(out, ",\"grammar\":") < 0 || jw_str(out, gram.data, gram.len) < 0)
+                rc = -1;        /* over the payload's cap: request_too_large */
+            /* free text until the model opens a call: llama.cpp searches its
+             * text for the tag after every token, so the pattern is the bare tag */
+            if (!required && buf_puts(out, ",\"grammar_trigger\":\"" TOOLCALL_OPEN "\"") < 0)
+                rc = -1;
+            *calls = rc == 0;
         }
         buf_free(&gram);
     }
@@ -578,8 +585,9 @@ int genreq_parse(gen_kind kind, const char *body, size_t len, gen_request *g, ge
     memset(g, 0, sizeof *g);
     memset(e, 0, sizeof *e);
     g->kind = kind;
-    /* escaping can turn one byte into six (\\u007f) */
-    g->payload = buf_make(len * 6 + 65536);
+    /* escaping can turn one byte into six (\\u007f); a grammar adds up to
+     * JSG_MAX_BYTES, escaped (x2), and its shared rules */
+    g->payload = buf_make(len * 6 + 2 * JSG_MAX_BYTES + 65536);
     /* a parsed node is ~96 bytes; the smallest useful JSON element ~6 */
     arena *a = arena_new(len * 16 + (1u << 20));
     char perr[96];

@@ -70,11 +70,6 @@ static int parse_calls(const char *t, size_t n, const char *id_prefix, bool inde
 {
     const char *p = t, *end = t + n;
     size_t ol = strlen(TOOLCALL_OPEN), cl = strlen(TOOLCALL_CLOSE);
-    arena *a = arena_new(n * 16 + 4096);
-    if (!a) {
-        buf_append(rest, t, n);
-        return 0;
-    }
     buf arr = buf_make(0);
     int count = 0;
     buf_putc(&arr, '[');
@@ -83,14 +78,26 @@ static int parse_calls(const char *t, size_t n, const char *id_prefix, bool inde
         if (p == end)
             break;
         const char *start = p;
-        const char *close = (size_t)(end - p) >= ol && memcmp(p, TOOLCALL_OPEN, ol) == 0
-                                ? memmem(p + ol, (size_t)(end - p - ol), TOOLCALL_CLOSE, cl)
-                                : NULL;
-        char err[8];
-        const json *c = close ? json_parse(a, p + ol, (size_t)(close - p - ol), err, sizeof err)
-                              : NULL;
+        bool opened = (size_t)(end - p) >= ol && memcmp(p, TOOLCALL_OPEN, ol) == 0;
+        /* the first closing tag after which the call parses (an argument may
+         * hold the closing tag's text itself; a few tries at most) */
+        const char *close = NULL;
+        const json *c = NULL;
+        arena *a = NULL;
+        int tries = 0;
+        for (const char *q = opened ? p + ol : end; q < end && !c && tries < 8; tries++) {
+            close = memmem(q, (size_t)(end - q), TOOLCALL_CLOSE, cl);
+            if (!close)
+                break;
+            arena_free(a);
+            a = arena_new((size_t)(close - p) * 16 + 4096);
+            char err[8];
+            c = a ? json_parse(a, p + ol, (size_t)(close - p - ol), err, sizeof err) : NULL;
+            q = close + 1;
+        }
         const json *nm = json_get(c, "name"), *args = json_get(c, "arguments");
         if (!c || c->type != JSON_OBJECT || !nm || nm->type != JSON_STRING || nm->len == 0) {
+            arena_free(a);
             buf_append(rest, start, (size_t)(end - start));
             break;
         }
@@ -104,18 +111,15 @@ static int parse_calls(const char *t, size_t n, const char *id_prefix, bool inde
         jw_str(&arr, nm->str, nm->len);
         buf_puts(&arr, ",\"arguments\":");
         /* OpenAI gives the arguments as JSON text in a string */
-        if (args && args->type == JSON_STRING) {
-            jw_str(&arr, args->str, args->len);
-        } else {
-            buf v = buf_make(0);
-            if (args)
-                jw_value(&v, args);
-            else
-                buf_puts(&v, "{}");
-            jw_str(&arr, v.data, v.len);
-            buf_free(&v);
-        }
+        buf v = buf_make(0);
+        if (args)
+            jw_value(&v, args);
+        else
+            buf_puts(&v, "{}");
+        jw_str(&arr, v.data ? v.data : "{}", v.len);
+        buf_free(&v);
         buf_puts(&arr, "}}");
+        arena_free(a);
         count++;
         p = close + cl;
     }
@@ -123,7 +127,6 @@ static int parse_calls(const char *t, size_t n, const char *id_prefix, bool inde
     if (count)
         buf_append(out, arr.data, arr.len);
     buf_free(&arr);
-    arena_free(a);
     return count;
 }
 

@@ -19,6 +19,7 @@
 
 #include "check.h"
 #include "engine/backends.h"
+#include "engine/sample_safe.h"
 
 static const struct llama_vocab *V;
 static int NV;
@@ -526,6 +527,20 @@ TEST(unsupported_schemas_named)
         { "{\"allOf\":[{},{}]}", "exactly one" },
         { "[1]", "must be an object or a boolean" },
         { "{\"anyOf\":[{\"type\":\"integer\"},{\"not\":{}}]}", "schema.anyOf[1]: the keyword 'not'" },
+        /* keywords beside one that says it all would be dropped: refused */
+        { "{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"null\"}],\"maxLength\":3}",
+          "'maxLength' beside 'anyOf'" },
+        { "{\"$defs\":{\"s\":{\"type\":\"string\"}},\"$ref\":\"#/$defs/s\",\"maxLength\":2}",
+          "'maxLength' beside '$ref'" },
+        { "{\"enum\":[\"a\",\"bb\"],\"maxLength\":1}", "'maxLength' beside 'enum'" },
+        { "{\"type\":\"integer\",\"const\":\"x\"}", "does not have the schema's 'type'" },
+        { "{\"type\":\"boolean\",\"enum\":[1,\"a\"]}", "no 'enum' value" },
+        /* rules that start with themselves */
+        { "{\"$ref\":\"#\"}", "refers back to itself" },
+        { "{\"$defs\":{\"a\":{\"anyOf\":[{\"$ref\":\"#/$defs/a\"},{\"type\":\"null\"}]}},"
+          "\"$ref\":\"#/$defs/a\"}", "refers back to itself" },
+        { "{\"type\":\"object\",\"properties\":{\"a\":{},\"a\":{}}}", "declared twice" },
+        { "{\"const\":12345678901234567890}", "beyond 2^53" },
     };
     arena *a = arena_new(0);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -555,6 +570,69 @@ TEST(unsupported_schemas_named)
     CHECK(s && rc == -1 && strstr(err, "too deeply"));
     buf_free(&g);
     buf_free(&deep);
+    arena_free(a);
+}
+
+/* A lazy grammar replays the rest of the token that triggered it without
+ * checking; a rest that does not fit makes llama.cpp throw. Caught, it is an
+ * error for that request, not the end of the worker. */
+TEST(lazy_trigger_rest_caught)
+{
+    /* a token of two or more letters (or a blank and letters): the trigger is
+     * its first character, and the grammar wants another second one */
+    int tok = -1;
+    for (int t = 0; t < NV && tok < 0; t++)
+        if (PLEN[t] >= 2 && strspn(PIECE[t], " abcdefghijklmnopqrstuvwxyz") == PLEN[t])
+            tok = t;
+    CHECK(tok >= 0);
+    if (tok < 0)
+        return;
+    char pat[2] = { PIECE[tok][0], 0 }, g[32];
+    snprintf(g, sizeof g, "root ::= \"%c%c\"", PIECE[tok][0], PIECE[tok][1] == 'q' ? 'z' : 'q');
+    const char *pp = pat;
+    struct llama_sampler *s = llama_sampler_init_grammar_lazy_patterns(V, g, "root", &pp, 1, NULL, 0);
+    CHECK(s != NULL);
+    char err[200] = "";
+    CHECK(accept_safe(s, tok, err, sizeof err) == -1 && err[0]);
+    llama_sampler_free(s);
+    /* a token that fits goes through */
+    s = llama_sampler_init_grammar(V, "root ::= [a-z ]+", "root");
+    int ok = -1;
+    for (int t = 0; t < NV && ok < 0; t++)
+        if (PLEN[t] >= 2 && strspn(PIECE[t], "abcdefghijklmnopqrstuvwxyz ") == PLEN[t])
+            ok = t;
+    CHECK(ok >= 0 && accept_safe(s, ok, err, sizeof err) == 0);
+    llama_sampler_free(s);
+}
+
+TEST(schema_edges)
+{
+    /* an enum is held to the schema's type */
+    char *g = grammar_for("{\"type\":\"string\",\"enum\":[\"a\",1,\"b\"]}");
+    CHECK(g && accepts(g, NULL, "\"a\"") == 1 && accepts(g, NULL, "1") == 0);
+    free(g);
+    /* recursion through an object is fine */
+    g = grammar_for("{\"type\":\"object\",\"properties\":{\"next\":{\"anyOf\":[{\"$ref\":\"#\"},"
+                    "{\"type\":\"null\"}]}},\"required\":[\"next\"]}");
+    CHECK(g && accepts(g, NULL, "{\"next\": {\"next\": null}}") == 1);
+    free(g);
+    /* \u escapes: not a lone surrogate */
+    g = grammar_for("{\"type\":\"string\"}");
+    CHECK(g && accepts(g, NULL, "\"\\u00e9\"") == 1 && accepts(g, NULL, "\"\\ud800\"") == 0);
+    free(g);
+    /* the length limits of a whole grammar have a budget (llama.cpp spells them out) */
+    buf b = buf_make(0);
+    buf_puts(&b, "{\"type\":\"object\",\"properties\":{");
+    for (int i = 0; i < 12; i++)
+        buf_printf(&b, "%s\"p%d\":{\"type\":\"string\",\"maxLength\":1000}", i ? "," : "", i);
+    buf_puts(&b, "}}");
+    arena *a = arena_new(0);
+    char err[200] = "";
+    const json *s = json_parse(a, b.data, b.len, err, sizeof err);
+    buf out = buf_make(0);
+    CHECK(s && json_schema_grammar(s, &out, err, sizeof err) == -1 && strstr(err, "add up"));
+    buf_free(&out);
+    buf_free(&b);
     arena_free(a);
 }
 
@@ -594,5 +672,7 @@ int main(void)
     RUN(random_walks_are_valid);
     RUN(tool_call_grammars);
     RUN(unsupported_schemas_named);
+    RUN(lazy_trigger_rest_caught);
+    RUN(schema_edges);
     return check_summary();
 }

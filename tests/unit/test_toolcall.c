@@ -109,7 +109,7 @@ TEST(malformed_calls)
         buf_free(&calls);
         tcs_free(&s);
     }
-    /* a call without arguments gets {} ; string arguments are kept as given */
+    /* a call without arguments gets {}; arguments are always JSON text */
     toolcall_stream s;
     tcs_init(&s);
     buf c = buf_make(0), calls = buf_make(0);
@@ -118,7 +118,23 @@ TEST(malformed_calls)
     tcs_feed(&s, t, strlen(t), &c);
     CHECK_EQ_INT(tcs_end(&s, "r", false, &c, &calls), 2);
     CHECK(strstr(calls.data, "\"arguments\":\"{}\"") &&
-          strstr(calls.data, "\"arguments\":\"{\\\"x\\\": 1}\""));
+          strstr(calls.data, "\"arguments\":\"\\\"{\\\\\\\"x\\\\\\\": 1}\\\"\""));
+    buf_free(&c);
+    buf_free(&calls);
+    tcs_free(&s);
+}
+
+TEST(closing_tag_inside_an_argument)
+{
+    toolcall_stream s;
+    tcs_init(&s);
+    buf c = buf_make(0), calls = buf_make(0);
+    const char *t = "<tool_call>{\"name\":\"say\",\"arguments\":{\"text\":\"a </tool_call> b\"}}"
+                    "</tool_call>";
+    tcs_feed(&s, t, strlen(t), &c);
+    CHECK_EQ_INT(tcs_end(&s, "r", false, &c, &calls), 1);
+    CHECK_EQ_INT(c.len, 0);
+    CHECK(calls.data && strstr(calls.data, "a </tool_call> b"));
     buf_free(&c);
     buf_free(&calls);
     tcs_free(&s);
@@ -148,6 +164,7 @@ int main(void)
     RUN(calls_split_from_content);
     RUN(cut_call_given_back_as_content);
     RUN(malformed_calls);
+    RUN(closing_tag_inside_an_argument);
     RUN(text_cap);
     return check_summary();
 }
