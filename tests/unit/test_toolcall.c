@@ -61,8 +61,9 @@ TEST(cut_call_given_back_as_content)
     toolcall_stream s;
     tcs_init(&s);
     buf c = buf_make(0), calls = buf_make(0);
-    tcs_feed(&s, "<tool_call>{\"name\":\"a\",\"arguments\":{}}</tool_call>"
-                 "<tool_call>{\"name\":\"b\",\"argu", 80, &c);
+    const char *t = "<tool_call>{\"name\":\"a\",\"arguments\":{}}</tool_call>"
+                    "<tool_call>{\"name\":\"b\",\"argu";
+    tcs_feed(&s, t, strlen(t), &c);
     CHECK_EQ_INT(c.len, 0);
     CHECK_EQ_INT(tcs_end(&s, "r", false, &c, &calls), 1);
     CHECK_STR(c.data, "<tool_call>{\"name\":\"b\",\"argu");
