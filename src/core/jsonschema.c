@@ -399,15 +399,25 @@ static int gen_alts(struct ctx *c, const json *list, const char *kw, int depth, 
     return 0;
 }
 
+/* A pair of length bounds (minLength/maxLength, minItems/maxItems): *mn
+ * (0 when absent) and *mx (-1 when absent), checked and capped. */
+static int bounds(struct ctx *c, const json *s, const char *lo, const char *hi, const char *what,
+                  long *mn, long *mx)
+{
+    if (count_kw(c, s, lo, 0, mn) < 0 || count_kw(c, s, hi, -1, mx) < 0)
+        return -1;
+    if (*mx >= 0 && *mn > *mx)
+        return fail(c, "'%s' is larger than '%s'", lo, hi);
+    if (*mn > JSG_MAX_REPEAT || *mx > JSG_MAX_REPEAT)
+        return fail(c, "%s above %d are not supported", what, JSG_MAX_REPEAT);
+    return 0;
+}
+
 static int gen_string(struct ctx *c, const json *s, buf *body)
 {
     long mn, mx;
-    if (count_kw(c, s, "minLength", 0, &mn) < 0 || count_kw(c, s, "maxLength", -1, &mx) < 0)
+    if (bounds(c, s, "minLength", "maxLength", "string lengths", &mn, &mx) < 0)
         return -1;
-    if (mx >= 0 && mn > mx)
-        return fail(c, "'minLength' is larger than 'maxLength'");
-    if (mn > JSG_MAX_REPEAT || mx > JSG_MAX_REPEAT)
-        return fail(c, "string lengths above %d are not supported", JSG_MAX_REPEAT);
     const json *f = json_get(s, "format");
     if (f) {
         if (f->type != JSON_STRING)
@@ -440,12 +450,8 @@ static int gen_string(struct ctx *c, const json *s, buf *body)
 static int gen_array(struct ctx *c, const json *s, int depth, buf *body)
 {
     long mn, mx;
-    if (count_kw(c, s, "minItems", 0, &mn) < 0 || count_kw(c, s, "maxItems", -1, &mx) < 0)
+    if (bounds(c, s, "minItems", "maxItems", "array lengths", &mn, &mx) < 0)
         return -1;
-    if (mx >= 0 && mn > mx)
-        return fail(c, "'minItems' is larger than 'maxItems'");
-    if (mn > JSG_MAX_REPEAT || mx > JSG_MAX_REPEAT)
-        return fail(c, "array lengths above %d are not supported", JSG_MAX_REPEAT);
     const json *pre = json_get(s, "prefixItems");
     if (pre) {
         /* a tuple: exactly its items (valid whatever 'items' says of more) */

@@ -6,11 +6,11 @@
 #include <cstdio>
 #include <exception>
 
-extern "C" int sample_safe(struct llama_sampler *smpl, struct llama_context *ctx, int idx,
-                           llama_token *out, char *err, size_t errlen)
+/* Runs f; an exception becomes -1 and its message in err. */
+template <class F> static int guarded(F f, char *err, size_t errlen)
 {
     try {
-        *out = llama_sampler_sample(smpl, ctx, idx);
+        f();
         return 0;
     } catch (const std::exception &e) {
         std::snprintf(err, errlen, "%s", e.what());
@@ -20,16 +20,14 @@ extern "C" int sample_safe(struct llama_sampler *smpl, struct llama_context *ctx
     return -1;
 }
 
+extern "C" int sample_safe(struct llama_sampler *smpl, struct llama_context *ctx, int idx,
+                           llama_token *out, char *err, size_t errlen)
+{
+    return guarded([&] { *out = llama_sampler_sample(smpl, ctx, idx); }, err, errlen);
+}
+
 extern "C" int accept_safe(struct llama_sampler *smpl, llama_token token, char *err,
                            size_t errlen)
 {
-    try {
-        llama_sampler_accept(smpl, token);
-        return 0;
-    } catch (const std::exception &e) {
-        std::snprintf(err, errlen, "%s", e.what());
-    } catch (...) {
-        std::snprintf(err, errlen, "unknown exception");
-    }
-    return -1;
+    return guarded([&] { llama_sampler_accept(smpl, token); }, err, errlen);
 }
