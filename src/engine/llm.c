@@ -27,18 +27,6 @@
 #include "engine/sample_safe.h"
 #include "engine/tokvec.h"
 
-/* JSON grammar for response_format json_object: an object at the root,
- * bounded whitespace so a weak model cannot loop on blanks forever. */
-static const char JSON_GRAMMAR[] =
-    "root   ::= object\n"
-    "value  ::= object | array | string | number | (\"true\" | \"false\" | \"null\") ws\n"
-    "object ::= \"{\" ws ( string \":\" ws value (\",\" ws string \":\" ws value)* )? \"}\" ws\n"
-    "array  ::= \"[\" ws ( value (\",\" ws value)* )? \"]\" ws\n"
-    "string ::= \"\\\"\" ( [^\"\\\\\\x7F\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" "
-    "[0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F]) )* \"\\\"\" ws\n"
-    "number ::= \"-\"? ([0-9] | [1-9] [0-9]*) (\".\" [0-9]+)? ([eE] [-+]? [0-9]+)? ws\n"
-    "ws     ::= ([ \\t\\n] ([ \\t\\n] ([ \\t\\n] [ \\t\\n]?)?)?)?\n";
-
 struct slot {
     int seq;
     bool active, cancelled, ignore_eos;
@@ -332,10 +320,9 @@ static struct llama_sampler *build_sampler(llm *m, const json *req, bool *greedy
     struct llama_sampler_chain_params sp = llama_sampler_chain_default_params();
     sp.no_perf = true;
     struct llama_sampler *c = llama_sampler_chain_init(sp);
-    const json *jf = json_get(req, "json"), *gr = json_get(req, "grammar");
-    const json *trig = json_get(req, "grammar_trigger");
-    const char *gtext = gr && gr->type == JSON_STRING ? gr->str
-                        : jf && jf->type == JSON_BOOL && jf->boolean ? JSON_GRAMMAR : NULL;
+    /* JSON mode, a schema, or tools: GBNF the daemon built (core/jsonschema.h) */
+    const json *gr = json_get(req, "grammar"), *trig = json_get(req, "grammar_trigger");
+    const char *gtext = gr && gr->type == JSON_STRING ? gr->str : NULL;
     if (gtext) {
         /* a lazy grammar (tools the model may call) holds from its trigger on */
         struct llama_sampler *g;
@@ -490,8 +477,7 @@ int llm_submit(llm *m, uint32_t id, const json *req)
     s->max_gen = max > 0 ? max : m->n_ctx_slot;
     const json *ie = json_get(req, "ignore_eos");
     /* a grammar ends with the end of its text: past it only EOS is allowed */
-    s->ignore_eos = ie && ie->type == JSON_BOOL && ie->boolean && !json_get(req, "grammar") &&
-                    !json_get(req, "json");
+    s->ignore_eos = ie && ie->type == JSON_BOOL && ie->boolean && !json_get(req, "grammar");
     s->prompt = pr.tokens;
     s->cached = keep;
     s->n_gen = 0;

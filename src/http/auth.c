@@ -47,10 +47,12 @@ static const char *offered(const char *authorization, const char *x_api_key, siz
 }
 
 bool auth_allows(const config *c, const char *authorization, const char *x_api_key,
-                 const char **name, unsigned *scopes)
+                 const char **name, unsigned *scopes, int *key)
 {
     *name = NULL;
     *scopes = SCOPE_ADMIN;
+    if (key)
+        *key = -1;
     if (c->napi_keys == 0)
         return true;
     *scopes = 0;
@@ -68,6 +70,8 @@ bool auth_allows(const config *c, const char *authorization, const char *x_api_k
         return false;
     *name = c->api_key_names[hit];
     *scopes = c->api_key_scopes[hit];
+    if (key)
+        *key = hit;
     return true;
 }
 

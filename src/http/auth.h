@@ -30,10 +30,11 @@
 
 /* Whether a request whose headers are `authorization` and `x_api_key`
  * (either may be NULL) may proceed. On success *name is the key's name
- * (for the audit log), or NULL when no keys are configured, and *scopes
- * what it may do (SCOPE_*; SCOPE_ADMIN without keys). */
+ * (for the audit log), or NULL when no keys are configured, *scopes what
+ * it may do (SCOPE_*; SCOPE_ADMIN without keys) and, unless key is NULL,
+ * *key its index in c's api_key_* arrays (-1 without keys). */
 bool auth_allows(const config *c, const char *authorization, const char *x_api_key,
-                 const char **name, unsigned *scopes);
+                 const char **name, unsigned *scopes, int *key);
 
 #define AUTH_MAX_FAILURES 10
 #define AUTH_WINDOW_S     60

@@ -288,6 +288,17 @@ static int schema_grammar(const json *schema, const char *param, buf *out, gen_e
     return rc;
 }
 
+/* JSON mode: a grammar for any JSON object. */
+static int any_object(buf *out, gen_error *e)
+{
+    arena *a = arena_new(4096);
+    char err[64];
+    const json *s = a ? json_parse(a, "{\"type\":\"object\"}", 17, err, sizeof err) : NULL;
+    int rc = s ? schema_grammar(s, "response_format", out, e) : -1;
+    arena_free(a);
+    return rc;
+}
+
 static int response_format_field(const json *o, buf *out, gen_error *e)
 {
     const json *rf = opt(o, "response_format");
@@ -298,7 +309,7 @@ static int response_format_field(const json *o, buf *out, gen_error *e)
         return bad(e, "response_format", "invalid_type",
                    "'response_format' must be an object with a 'type'");
     if (json_str_is(t, "json_object"))
-        return buf_puts(out, ",\"json\":true");
+        return any_object(out, e);
     if (json_str_is(t, "text"))
         return 0;
     if (json_str_is(t, "json_schema")) {
@@ -312,7 +323,7 @@ static int response_format_field(const json *o, buf *out, gen_error *e)
                        "'response_format.json_schema.name' must be a string");
         const json *sc = opt(js, "schema");
         if (!sc)
-            return buf_puts(out, ",\"json\":true");   /* no schema: any JSON object */
+            return any_object(out, e);             /* no schema: any JSON object */
         return schema_grammar(sc, "response_format.json_schema.schema", out, e);
     }
     return bad(e, "response_format.type", "invalid_value",

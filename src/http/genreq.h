@@ -6,11 +6,11 @@
  *
  *   {"kind":"chat"|"completion", "messages":[{"role","content"}] | "prompt",
  *    "max_tokens", "temperature", "top_p", "top_k", "min_p", "seed",
- *    "stop":[...], "presence_penalty", "frequency_penalty", "json", "ignore_eos",
+ *    "stop":[...], "presence_penalty", "frequency_penalty", "ignore_eos",
  *    "grammar", "grammar_trigger", "logprobs", "top_logprobs"}
  *
- * "grammar" is GBNF text built here: from response_format's json_schema
- * (core/jsonschema.h), or from the tools' parameters, so that every tool
+ * "grammar" is GBNF text built here: from response_format (json_object: any
+ * object; json_schema: core/jsonschema.h), or from the tools' parameters, so that every tool
  * call is valid JSON for its function. With tool_choice "auto" the grammar
  * is lazy: "grammar_trigger" is the pattern after which it holds (the model
  * opening a call). Tools are described to the model in the system message;

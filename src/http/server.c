@@ -271,15 +271,6 @@ static int route_of(const char *method, const char *url, bool *path_known, int *
     return R_NONE;
 }
 
-/* The configured key named name (its index), or -1. */
-static int key_index(const config *c, const char *name)
-{
-    for (size_t i = 0; i < c->napi_keys; i++)
-        if (strcmp(c->api_key_names[i], name) == 0)
-            return (int)i;
-    return -1;
-}
-
 static const char *rate_period_name(double s)
 {
     return s >= 3600 ? "hour" : s >= 60 ? "minute" : "second";
@@ -507,6 +498,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         bool known;
         r->route = route_of(method, url, &known, &r->route_label, r->allow, sizeof r->allow);
         /* with API keys, nothing but the health check without one */
+        int hit = -1;           /* the key's index in the config */
         if (r->cfg->napi_keys && !(strcmp(method, "GET") == 0 && strcmp(url, "/health") == 0)) {
             const char *az = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                          MHD_HTTP_HEADER_AUTHORIZATION);
@@ -518,7 +510,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                     r, 429, NULL, NULL, "too_many_failed_attempts",
                     "Too many requests with a wrong API key from this address; try again later",
                     wait);
-            if (!auth_allows(r->cfg, az, xk, &r->key_name, &r->key_scopes)) {
+            if (!auth_allows(r->cfg, az, xk, &r->key_name, &r->key_scopes, &hit)) {
                 auth_failed(r->client, (long long)now);
                 if (refusal_may_log())
                     log_warn("refused %s %s from %s: %s API key", method, url, r->client,
@@ -542,7 +534,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                                      "insufficient_permissions", msg, 0);
         }
         /* a key's rate: refused requests do not count */
-        int hit = r->key_name ? key_index(r->cfg, r->key_name) : -1;
         r->key_folders = hit >= 0 ? r->cfg->api_key_folders[hit] : NULL;
         if (hit >= 0 && r->cfg->api_key_rate_n[hit] > 0) {
             double now = clock_mono_s();

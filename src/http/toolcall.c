@@ -37,7 +37,10 @@ void tcs_feed(toolcall_stream *s, const char *t, size_t n, buf *content)
         buf_append(&s->calls, t, n);
         return;
     }
-    buf_append(&s->held, t, n);
+    if (buf_append(&s->held, t, n) < 0 || !s->held.data) {
+        buf_append(content, t, n);      /* out of memory: pass the text on */
+        return;
+    }
     const char *h = s->held.data;
     size_t hl = s->held.len;
     const char *tag = hl ? memmem(h, hl, TOOLCALL_OPEN, strlen(TOOLCALL_OPEN)) : NULL;

@@ -623,7 +623,9 @@ static void on_worker_frame(void *ud, worker *w, const wire_hdr *h, const char *
     const json *js = NULL;
     char perr[64];
     if (h->type != WIRE_DELTA) {
-        a = arena_new(1u << 20);
+        /* a parsed node is ~96 bytes, the smallest JSON element ~2 (a
+         * LOGPROBS frame may hold many entries) */
+        a = arena_new((size_t)h->len * 48 + (1u << 20));
         js = a ? json_parse(a, payload, h->len, perr, sizeof perr) : NULL;
         if (!js || js->type != (h->type == WIRE_LOGPROBS ? JSON_ARRAY : JSON_OBJECT) ||
             (h->type == WIRE_LOGPROBS && (h->len < 2 || payload[0] != '[' ||

@@ -23,9 +23,9 @@ TEST(no_keys_allows_all)
     config c;
     config_defaults(&c);
     const char *name = "x";
-    CHECK(auth_allows(&c, NULL, NULL, &name, &sc));
+    CHECK(auth_allows(&c, NULL, NULL, &name, &sc, NULL));
     CHECK(name == NULL);
-    CHECK(auth_allows(&c, "Bearer anything", NULL, &name, &sc));
+    CHECK(auth_allows(&c, "Bearer anything", NULL, &name, &sc, NULL));
     config_free(&c);
 }
 
@@ -34,11 +34,11 @@ TEST(bearer_and_x_api_key)
     config c;
     with_keys(&c);
     const char *name = NULL;
-    CHECK(auth_allows(&c, "Bearer sk-first-key-123", NULL, &name, &sc));
+    CHECK(auth_allows(&c, "Bearer sk-first-key-123", NULL, &name, &sc, NULL));
     CHECK_STR(name, "key-1");
-    CHECK(auth_allows(&c, "bearer   second-key-4567  ", NULL, &name, &sc));
+    CHECK(auth_allows(&c, "bearer   second-key-4567  ", NULL, &name, &sc, NULL));
     CHECK_STR(name, "key-2");
-    CHECK(auth_allows(&c, NULL, "second-key-4567", &name, &sc));
+    CHECK(auth_allows(&c, NULL, "second-key-4567", &name, &sc, NULL));
     CHECK_STR(name, "key-2");
     config_free(&c);
 }
@@ -52,18 +52,18 @@ TEST(refusals)
                           "Basic c2stZmlyc3Qta2V5LTEyMw==", "sk-first-key-123",
                           "Bearer SK-FIRST-KEY-123", "Bearer sk-first-key-123\x01" };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        CHECK(!auth_allows(&c, bad[i], NULL, &name, &sc));
+        CHECK(!auth_allows(&c, bad[i], NULL, &name, &sc, NULL));
         CHECK(name == NULL);
     }
-    CHECK(!auth_allows(&c, NULL, NULL, &name, &sc));
-    CHECK(!auth_allows(&c, NULL, "", &name, &sc));
+    CHECK(!auth_allows(&c, NULL, NULL, &name, &sc, NULL));
+    CHECK(!auth_allows(&c, NULL, "", &name, &sc, NULL));
     char huge[600];
     memset(huge, 'a', sizeof huge - 1);
     huge[sizeof huge - 1] = '\0';
     memcpy(huge, "Bearer ", 7);
-    CHECK(!auth_allows(&c, huge, NULL, &name, &sc));
+    CHECK(!auth_allows(&c, huge, NULL, &name, &sc, NULL));
     /* a wrong Authorization is not rescued by a right X-Api-Key: one credential */
-    CHECK(!auth_allows(&c, "Bearer nope-nope-nope", "sk-first-key-123", &name, &sc));
+    CHECK(!auth_allows(&c, "Bearer nope-nope-nope", "sk-first-key-123", &name, &sc, NULL));
     config_free(&c);
 }
 
@@ -114,19 +114,19 @@ TEST(key_file)
                                      "  bob-key-00000002   # no name\nscanner scanner-key-03\n"), 0);
     CHECK_EQ_INT(c.napi_keys, 3);
     const char *name = NULL;
-    CHECK(auth_allows(&c, "Bearer alice-key-0001", NULL, &name, &sc));
+    CHECK(auth_allows(&c, "Bearer alice-key-0001", NULL, &name, &sc, NULL));
     CHECK_STR(name, "alice");
-    CHECK(auth_allows(&c, "Bearer bob-key-00000002", NULL, &name, &sc));
+    CHECK(auth_allows(&c, "Bearer bob-key-00000002", NULL, &name, &sc, NULL));
     CHECK_STR(name, "key-2");
-    CHECK(auth_allows(&c, NULL, "scanner-key-03", &name, &sc));
+    CHECK(auth_allows(&c, NULL, "scanner-key-03", &name, &sc, NULL));
     CHECK_STR(name, "scanner");
-    CHECK(!auth_allows(&c, "Bearer alice", NULL, &name, &sc));
+    CHECK(!auth_allows(&c, "Bearer alice", NULL, &name, &sc, NULL));
     config_free(&c);
     /* '#' inside a key is part of it; a comment starts at a blank */
     CHECK_EQ_INT(keys_from(&c, path, "#comment\nhash Jd8s!kq2#Xy77 # trailing comment\n"), 0);
     CHECK_EQ_INT(c.napi_keys, 1);
-    CHECK(auth_allows(&c, "Bearer Jd8s!kq2#Xy77", NULL, &name, &sc));
-    CHECK(!auth_allows(&c, "Bearer Jd8s!kq2", NULL, &name, &sc));
+    CHECK(auth_allows(&c, "Bearer Jd8s!kq2#Xy77", NULL, &name, &sc, NULL));
+    CHECK(!auth_allows(&c, "Bearer Jd8s!kq2", NULL, &name, &sc, NULL));
     config_free(&c);
     /* the same in the config file */
     char conf[160];
@@ -136,7 +136,7 @@ TEST(key_file)
     fclose(f);
     config_defaults(&c);
     CHECK_EQ_INT(config_load_file(&c, conf, err, sizeof err), 0);
-    CHECK(auth_allows(&c, "Bearer Jd8s!kq2#Xy77", NULL, &name, &sc));
+    CHECK(auth_allows(&c, "Bearer Jd8s!kq2#Xy77", NULL, &name, &sc, NULL));
     config_free(&c);
     unlink(conf);
     /* two keys of one name would make the audit log ambiguous */
@@ -172,25 +172,25 @@ TEST(key_scopes)
                                      "both   both-key-000007  search,infer,search\n"), 0);
     CHECK_EQ_INT(c.napi_keys, 7);
     const char *name;
-    CHECK(auth_allows(&c, "Bearer owner-key-0001", NULL, &name, &sc));
+    CHECK(auth_allows(&c, "Bearer owner-key-0001", NULL, &name, &sc, NULL));
     CHECK_EQ_INT(sc, SCOPE_ADMIN);               /* no scopes written: everything */
-    CHECK(auth_allows(&c, "Bearer kid-key-000002", NULL, &name, &sc));
+    CHECK(auth_allows(&c, "Bearer kid-key-000002", NULL, &name, &sc, NULL));
     CHECK_EQ_INT(sc, SCOPE_INFER);
-    CHECK(auth_allows(&c, NULL, "tablet-key-0003", &name, &sc));
+    CHECK(auth_allows(&c, NULL, "tablet-key-0003", &name, &sc, NULL));
     CHECK_STR(name, "tablet");
     CHECK_EQ_INT(sc, SCOPE_INFER | SCOPE_SEARCH);
-    CHECK(auth_allows(&c, "Bearer scanner-key-004", NULL, &name, &sc));
+    CHECK(auth_allows(&c, "Bearer scanner-key-004", NULL, &name, &sc, NULL));
     CHECK_EQ_INT(sc, SCOPE_JOBS);
-    CHECK(auth_allows(&c, "Bearer prom-key-000005", NULL, &name, &sc));
+    CHECK(auth_allows(&c, "Bearer prom-key-000005", NULL, &name, &sc, NULL));
     CHECK_EQ_INT(sc, SCOPE_MONITOR);
-    CHECK(auth_allows(&c, "Bearer boss-key-000006", NULL, &name, &sc));
+    CHECK(auth_allows(&c, "Bearer boss-key-000006", NULL, &name, &sc, NULL));
     CHECK_EQ_INT(sc, SCOPE_ADMIN);
     CHECK(sc & SCOPE_ADMIN_ONLY);
-    CHECK(auth_allows(&c, "Bearer both-key-000007", NULL, &name, &sc));
+    CHECK(auth_allows(&c, "Bearer both-key-000007", NULL, &name, &sc, NULL));
     CHECK_EQ_INT(sc, SCOPE_INFER | SCOPE_SEARCH);
     /* a refused key has no scopes */
     sc = 99;
-    CHECK(!auth_allows(&c, "Bearer nobody-key-0000", NULL, &name, &sc));
+    CHECK(!auth_allows(&c, "Bearer nobody-key-0000", NULL, &name, &sc, NULL));
     CHECK_EQ_INT(sc, 0);
     config_free(&c);
     /* names of scopes back */

@@ -118,8 +118,10 @@ TEST(full_chat_request)
     CHECK(stop && stop->type == JSON_ARRAY && stop->len == 1);
     if (stop && stop->len == 1)
         CHECK(str_is(stop->child, "END"));
-    const json *js = json_get(p, "json");
-    CHECK(js && js->type == JSON_BOOL && js->boolean);
+    /* JSON mode: the grammar of any JSON object */
+    const json *js = json_get(p, "grammar");
+    CHECK(js && js->type == JSON_STRING && strstr(js->str, "s0 ::= object\n") &&
+          strstr(js->str, "root ::= s0\n"));
     const json *ie = json_get(p, "ignore_eos");
     CHECK(ie && ie->type == JSON_BOOL && ie->boolean);
     /* nothing from the client beyond the known fields */
@@ -143,7 +145,7 @@ TEST(minimal_chat_request)
     CHECK_EQ_INT(p->len, 2);                         /* kind, messages only */
     CHECK(str_is(json_get(p, "kind"), "chat"));
     CHECK(json_get(p, "max_tokens") == NULL);        /* chat: engine default */
-    CHECK(json_get(p, "json") == NULL);
+    CHECK(json_get(p, "grammar") == NULL);
     CHECK(json_get(p, "stop") == NULL);
     buf_free(&g.payload);
 }
@@ -293,7 +295,7 @@ TEST(response_format_text)
                            "{" M ",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
                            "\"response_format\":{\"type\":\"text\"}}",
                            &g);
-    CHECK(p && json_get(p, "json") == NULL);
+    CHECK(p && json_get(p, "grammar") == NULL);
     if (p)
         buf_free(&g.payload);
 }
@@ -670,13 +672,13 @@ TEST(json_schema_grammar_in_payload)
     const json *gr = json_get(p, "grammar");
     CHECK(gr && gr->type == JSON_STRING && strstr(gr->str, "root ::= ") &&
           strstr(gr->str, "\"\\\"a\\\"\""));
-    CHECK(json_get(p, "grammar_trigger") == NULL && json_get(p, "json") == NULL);
+    CHECK(json_get(p, "grammar_trigger") == NULL && !strstr(gr->str, "s0 ::= object"));
     CHECK(!g.tools);
     buf_free(&g.payload);
     /* no schema: any JSON object */
     p = ok_req(GEN_CHAT, "{" M "," MSGS ",\"response_format\":{\"type\":\"json_schema\","
                          "\"json_schema\":{\"name\":\"x\"}}}", &g);
-    CHECK(p && json_get(p, "json") && json_get(p, "grammar") == NULL);
+    CHECK(p && json_get(p, "grammar") && strstr(json_get(p, "grammar")->str, "s0 ::= object"));
     if (p)
         buf_free(&g.payload);
     /* a keyword the grammar cannot enforce is refused, naming where */
